@@ -1,0 +1,26 @@
+//! Arbiter's vocabulary and plugin contracts.
+//!
+//! Everything another crate needs to talk about an image, a verdict or a decision lives here:
+//! typed ids, the guide's verdict and model-result shapes, the facts a policy reads, the decision a
+//! policy returns, the API error codes, and the three plugin traits ([`Detector`], [`Flow`],
+//! [`ActionSink`]). This crate does no I/O.
+#![forbid(unsafe_code)]
+
+pub mod analysis;
+pub mod decision;
+pub mod error;
+pub mod facts;
+pub mod id;
+pub mod plugin;
+pub mod verdict;
+
+pub use analysis::{
+    Analysis, AnalysisResponse, AnalyzeOptions, ImageFormat, ImageInfo, MediaInput, MetadataFacts,
+    MetadataResult, ModelKind, ModelLabel, ModelResult, ModelResults,
+};
+pub use decision::{ActionRequest, ActionSpec, Decision, PolicyRef, ShadowHit};
+pub use error::ErrorCode;
+pub use facts::Facts;
+pub use id::{BatchId, EndpointId, KeyId, MessageId, RequestId, ReviewId};
+pub use plugin::{ActionSink, DetectError, Detector, Flow, FlowError, SinkError};
+pub use verdict::{RiskLevel, Verdict, VerdictLabel};

@@ -1,0 +1,130 @@
+//! The plugin contracts: detectors analyse images, flows turn analyses into domain facts, and
+//! action sinks carry decisions to the systems that act on them.
+
+use crate::{
+    ActionRequest, ActionSpec, Analysis, AnalyzeOptions, Decision, ErrorCode, Facts, MediaInput,
+    ModelKind,
+};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// Why a detector could not analyse an image.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The image itself is unacceptable (too small, unsupported, corrupt, ...).
+    #[error("{message}")]
+    Input {
+        /// The API error code.
+        code: ErrorCode,
+        /// What is wrong, in plain language.
+        message: String,
+    },
+    /// The detector failed (a vendor is down, a model crashed).
+    #[error("detector {detector} failed: {message}")]
+    Failed {
+        /// The detector's name.
+        detector: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl DetectError {
+    /// An error about the input image.
+    pub fn input(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Input { code, message: message.into() }
+    }
+
+    /// The API error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DetectError::Input { code, .. } => *code,
+            DetectError::Failed { .. } => ErrorCode::ServiceUnavailable,
+        }
+    }
+}
+
+/// Analyses one image. Local models, vendors and ensembles all implement this.
+#[async_trait]
+pub trait Detector: Send + Sync {
+    /// The detector's name as recorded in analyses and audit entries (`local`).
+    fn name(&self) -> &str;
+
+    /// The models this detector can run.
+    fn models(&self) -> &[ModelKind];
+
+    /// Analyses an image that passed intake.
+    async fn analyze(
+        &self,
+        input: &MediaInput,
+        options: &AnalyzeOptions,
+    ) -> Result<Analysis, DetectError>;
+
+    /// Whether the detector can take work now.
+    async fn health(&self) -> Result<(), DetectError>;
+}
+
+/// Why a flow rejected its domain input.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FlowError {
+    /// The dotted path of the offending field (`claim.amount`), or `input` for the whole.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A domain adapter: insurance claims, UGC moderation, KYC.
+pub trait Flow: Send + Sync {
+    /// The flow's name, as in policies' `metadata.flow` (`insurance`).
+    fn name(&self) -> &'static str;
+
+    /// The JSON Schema of the flow's domain input (the facts besides the analysis).
+    fn fact_schema(&self) -> &Value;
+
+    /// The flow's action vocabulary with severities.
+    fn actions(&self) -> &[ActionSpec];
+
+    /// Validates the domain input against [`Flow::fact_schema`], naming the first bad field.
+    fn validate(&self, input: &Value) -> Result<(), FlowError>;
+
+    /// The facts a policy sees: the analysis's facts plus the validated domain input, and any
+    /// facts the flow derives from both.
+    fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
+        self.validate(input)?;
+        let mut facts = Facts::from_analysis(analysis);
+        if let Value::Object(map) = input {
+            facts.merge(map);
+        }
+        Ok(facts)
+    }
+
+    /// How several images' decisions roll up into one case decision (a claim, a KYC session):
+    /// by default the strictest action wins.
+    fn roll_up<'a>(&self, decisions: &'a [Decision]) -> Option<&'a Decision> {
+        decisions.iter().max_by_key(|d| d.severity)
+    }
+
+    /// The webhook event a decision's action emits, if any.
+    fn event_for(&self, action: &str) -> Option<&'static str>;
+}
+
+/// Why an action could not be delivered.
+#[derive(Debug, thiserror::Error)]
+#[error("action sink {sink} failed: {message}")]
+pub struct SinkError {
+    /// The sink's name.
+    pub sink: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Where an action goes: a signed webhook, a review queue, a log.
+#[async_trait]
+pub trait ActionSink: Send + Sync {
+    /// The sink's name (`webhook`, `review_queue`, `log`).
+    fn name(&self) -> &str;
+
+    /// Carries out one action.
+    async fn send(&self, action: &ActionRequest) -> Result<(), SinkError>;
+}
