@@ -176,7 +176,11 @@ pub struct ModelResult {
 impl ModelResult {
     /// A model that did not run, and why.
     pub fn not_run(reason: impl Into<String>) -> Self {
-        Self { score: None, label: ModelLabel::NotRun, detail: Some(reason.into()) }
+        Self {
+            score: None,
+            label: ModelLabel::NotRun,
+            detail: Some(reason.into()),
+        }
     }
 }
 
@@ -254,7 +258,9 @@ impl ModelResults {
 
     /// The models present, with their results, in the guide's order.
     pub fn iter(&self) -> impl Iterator<Item = (ModelKind, &ModelResult)> {
-        ModelKind::ALL.into_iter().filter_map(|m| self.get(m).map(|r| (m, r)))
+        ModelKind::ALL
+            .into_iter()
+            .filter_map(|m| self.get(m).map(|r| (m, r)))
     }
 }
 
@@ -306,7 +312,11 @@ fn default_true() -> bool {
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        Self { models: Vec::new(), metadata_analysis: true, return_heatmap: false }
+        Self {
+            models: Vec::new(),
+            metadata_analysis: true,
+            return_heatmap: false,
+        }
     }
 }
 
@@ -406,7 +416,8 @@ mod tests {
         let options: AnalyzeOptions = serde_json::from_str("{}").unwrap();
         assert!(ModelKind::ALL.iter().all(|m| options.wants(*m)));
         let options: AnalyzeOptions =
-            serde_json::from_str(r#"{"models":["gan","metadata"],"metadata_analysis":false}"#).unwrap();
+            serde_json::from_str(r#"{"models":["gan","metadata"],"metadata_analysis":false}"#)
+                .unwrap();
         assert!(options.wants(ModelKind::Gan));
         assert!(!options.wants(ModelKind::Metadata));
         assert!(!options.wants(ModelKind::Noise));
@@ -416,7 +427,10 @@ mod tests {
     #[test]
     fn a_model_that_did_not_run_has_a_null_score_and_a_reason() {
         let mut results = ModelResults::default();
-        results.set(ModelKind::Gan, ModelResult::not_run("no trained model is installed"));
+        results.set(
+            ModelKind::Gan,
+            ModelResult::not_run("no trained model is installed"),
+        );
         let json = serde_json::to_value(&results).unwrap();
         assert_eq!(
             json,

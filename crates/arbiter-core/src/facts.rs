@@ -69,7 +69,9 @@ impl Facts {
                 node.insert(part.to_owned(), value);
                 return;
             }
-            let child = node.entry(part.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            let child = node
+                .entry(part.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !child.is_object() {
                 *child = Value::Object(Map::new());
             }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod facts;
 pub mod id;
 pub mod plugin;
+pub mod schema;
 pub mod verdict;
 
 pub use analysis::{
@@ -23,4 +24,5 @@ pub use error::ErrorCode;
 pub use facts::Facts;
 pub use id::{BatchId, EndpointId, KeyId, MessageId, RequestId, ReviewId};
 pub use plugin::{ActionSink, DetectError, Detector, Flow, FlowError, SinkError};
+pub use schema::FactSchema;
 pub use verdict::{RiskLevel, Verdict, VerdictLabel};

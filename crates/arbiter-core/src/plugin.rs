@@ -2,8 +2,8 @@
 //! action sinks carry decisions to the systems that act on them.
 
 use crate::{
-    ActionRequest, ActionSpec, Analysis, AnalyzeOptions, Decision, ErrorCode, Facts, MediaInput,
-    ModelKind,
+    ActionRequest, ActionSpec, Analysis, AnalyzeOptions, Decision, ErrorCode, FactSchema, Facts,
+    MediaInput, ModelKind,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -32,7 +32,10 @@ pub enum DetectError {
 impl DetectError {
     /// An error about the input image.
     pub fn input(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Input { code, message: message.into() }
+        Self::Input {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The API error code for this error.
@@ -80,18 +83,15 @@ pub trait Flow: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// The JSON Schema of the flow's domain input (the facts besides the analysis).
-    fn fact_schema(&self) -> &Value;
+    fn schema(&self) -> &FactSchema;
 
     /// The flow's action vocabulary with severities.
     fn actions(&self) -> &[ActionSpec];
 
-    /// Validates the domain input against [`Flow::fact_schema`], naming the first bad field.
-    fn validate(&self, input: &Value) -> Result<(), FlowError>;
-
     /// The facts a policy sees: the analysis's facts plus the validated domain input, and any
     /// facts the flow derives from both.
     fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
-        self.validate(input)?;
+        self.schema().validate(input)?;
         let mut facts = Facts::from_analysis(analysis);
         if let Value::Object(map) = input {
             facts.merge(map);

@@ -108,7 +108,11 @@ impl Verdict {
             }
             VerdictLabel::Authentic | VerdictLabel::Inconclusive => RiskLevel::Low,
         };
-        Self { label, confidence, risk_level }
+        Self {
+            label,
+            confidence,
+            risk_level,
+        }
     }
 
     /// An INCONCLUSIVE verdict: no evidence either way.
@@ -147,7 +151,10 @@ mod tests {
 
     #[test]
     fn confidence_is_clamped_and_converted_to_basis_points() {
-        assert_eq!(Verdict::new(VerdictLabel::AiGenerated, 0.94).confidence_bp(), 9400);
+        assert_eq!(
+            Verdict::new(VerdictLabel::AiGenerated, 0.94).confidence_bp(),
+            9400
+        );
         assert_eq!(Verdict::new(VerdictLabel::AiGenerated, 1.7).confidence, 1.0);
         assert_eq!(to_basis_points(0.12345), 1235);
         assert_eq!(to_basis_points(-3.0), 0);
@@ -156,7 +163,10 @@ mod tests {
     #[test]
     fn labels_serialize_as_the_guide_writes_them() {
         let json = serde_json::to_string(&VerdictLabel::ALL).unwrap();
-        assert_eq!(json, r#"["AUTHENTIC","AI_GENERATED","MANIPULATED","INCONCLUSIVE"]"#);
+        assert_eq!(
+            json,
+            r#"["AUTHENTIC","AI_GENERATED","MANIPULATED","INCONCLUSIVE"]"#
+        );
         for label in VerdictLabel::ALL {
             assert_eq!(serde_json::to_value(label).unwrap(), label.as_str());
         }

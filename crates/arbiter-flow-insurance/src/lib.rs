@@ -1,1 +1,162 @@
+//! Insurance first-notice-of-loss (FNOL) intake: claim photos in, SIU escalation, adjuster
+//! review or proceed out.
 #![forbid(unsafe_code)]
+
+use arbiter_core::{ActionSpec, Analysis, FactSchema, Facts, Flow, FlowError};
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+
+/// The flow's action vocabulary, strictest first.
+pub const ACTIONS: [ActionSpec; 3] = [
+    ActionSpec {
+        name: "siu_escalation",
+        severity: 3,
+        description: "Flag the claim for the special investigations unit",
+    },
+    ActionSpec {
+        name: "adjuster_review",
+        severity: 2,
+        description: "Show the adjuster a review warning",
+    },
+    ActionSpec {
+        name: "proceed",
+        severity: 0,
+        description: "Process the claim normally",
+    },
+];
+
+/// The insurance flow (`type: insurance`).
+#[derive(Debug)]
+pub struct InsuranceFlow {
+    schema: FactSchema,
+}
+
+impl InsuranceFlow {
+    /// The flow with its fact schema compiled.
+    pub fn new() -> Result<Self, String> {
+        let schema =
+            serde_json::from_str(include_str!("schema.json")).map_err(|e| e.to_string())?;
+        Ok(Self {
+            schema: FactSchema::new(schema)?,
+        })
+    }
+}
+
+impl Flow for InsuranceFlow {
+    fn name(&self) -> &'static str {
+        "insurance"
+    }
+
+    fn schema(&self) -> &FactSchema {
+        &self.schema
+    }
+
+    fn actions(&self) -> &[ActionSpec] {
+        &ACTIONS
+    }
+
+    /// Adds `claim.capture_days_before_incident` when both the EXIF capture time and the claimed
+    /// incident date are known: the guide's "file creation timestamp inconsistent with claimed
+    /// incident date" check, left to the policy to judge.
+    fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
+        self.schema.validate(input)?;
+        let mut facts = Facts::from_analysis(analysis);
+        if let Value::Object(map) = input {
+            facts.merge(map);
+        }
+        let incident = facts
+            .get("claim.incident_date")
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        let captured = analysis
+            .metadata
+            .capture_time
+            .as_deref()
+            .and_then(exif_date);
+        if let (Some(incident), Some(captured)) = (incident, captured) {
+            facts.set_path(
+                "claim.capture_days_before_incident",
+                json!((incident - captured).num_days()),
+            );
+        }
+        Ok(facts)
+    }
+
+    fn event_for(&self, action: &str) -> Option<&'static str> {
+        match action {
+            "siu_escalation" => Some("claim.siu_escalation"),
+            "adjuster_review" => Some("claim.review_warning"),
+            "proceed" => Some("claim.cleared"),
+            _ => None,
+        }
+    }
+}
+
+/// The date of an EXIF `DateTimeOriginal` (`2008:10:22 16:28:39`).
+fn exif_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.get(..10)?, "%Y:%m:%d").ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_core::{ImageFormat, ImageInfo, MetadataFacts, ModelResults, Verdict};
+
+    fn analysis(capture_time: Option<&str>) -> Analysis {
+        Analysis {
+            verdict: Verdict::inconclusive(),
+            model_results: ModelResults::default(),
+            image_info: ImageInfo {
+                width: 640,
+                height: 480,
+                format: ImageFormat::Jpeg,
+                file_size_bytes: 1000,
+                sha256: "ab".repeat(32),
+            },
+            metadata: MetadataFacts {
+                capture_time: capture_time.map(str::to_owned),
+                ..MetadataFacts::default()
+            },
+            detector: "local".to_owned(),
+            processing_time_ms: 1,
+        }
+    }
+
+    #[test]
+    fn claim_facts_join_the_analysis_and_the_capture_gap_is_derived() {
+        let flow = InsuranceFlow::new().unwrap();
+        let input = json!({"claim": {"id": "CLM-1", "amount": 12000, "currency": "EUR", "incident_date": "2008-10-25"}, "photo": {"role": "damage"}});
+        let facts = flow
+            .facts(&analysis(Some("2008:10:22 16:28:39")), &input)
+            .unwrap();
+        assert_eq!(facts.get("claim.amount"), Some(&json!(12000)));
+        assert_eq!(facts.get("verdict.label"), Some(&json!("INCONCLUSIVE")));
+        assert_eq!(
+            facts.get("claim.capture_days_before_incident"),
+            Some(&json!(3))
+        );
+        let facts = flow.facts(&analysis(None), &input).unwrap();
+        assert_eq!(facts.get("claim.capture_days_before_incident"), None);
+    }
+
+    #[test]
+    fn bad_claim_input_names_the_field() {
+        let flow = InsuranceFlow::new().unwrap();
+        let err = flow
+            .facts(&analysis(None), &json!({"claim": {"amount": "lots"}}))
+            .unwrap_err();
+        assert_eq!(err.field, "claim.amount");
+        let err = flow
+            .facts(&analysis(None), &json!({"photo": {"role": "selfie"}}))
+            .unwrap_err();
+        assert_eq!(err.field, "photo.role");
+    }
+
+    #[test]
+    fn every_action_has_an_event() {
+        let flow = InsuranceFlow::new().unwrap();
+        for action in flow.actions() {
+            assert!(flow.event_for(action.name).is_some(), "{}", action.name);
+        }
+    }
+}
