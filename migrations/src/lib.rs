@@ -1,1 +1,16 @@
+//! Arbiter's schema migrations. The same migrations run on SQLite and PostgreSQL.
 #![forbid(unsafe_code)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_initial;
+
+/// Applies Arbiter's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_initial::Migration)]
+    }
+}

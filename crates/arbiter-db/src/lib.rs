@@ -1,1 +1,199 @@
+//! Arbiter's storage: one database (an embedded SQLite file, or PostgreSQL) holding decisions
+//! and the audit log; migrations run on connect.
 #![forbid(unsafe_code)]
+
+pub mod decisions;
+pub mod entity;
+pub mod testing;
+
+use arbiter_migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use sea_orm;
+
+/// The file name of the embedded database inside the data directory.
+pub const SQLITE_FILE: &str = "arbiter.db";
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The URL names a database Arbiter does not support.
+    #[error("unsupported database URL (expected postgres://... or sqlite://...): {0}")]
+    UnsupportedUrl(String),
+    /// A query or connection failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    /// The embedded SQLite file in a data directory, created on first use.
+    DataDir(PathBuf),
+    /// A database URL (`postgres://...` or `sqlite://...`).
+    Url(String),
+}
+
+impl DbTarget {
+    /// The URL if one is given, else the embedded file in `data_dir`.
+    pub fn new(database_url: Option<String>, data_dir: &Path) -> Self {
+        match database_url {
+            Some(url) if !url.trim().is_empty() => DbTarget::Url(url),
+            _ => DbTarget::DataDir(data_dir.to_path_buf()),
+        }
+    }
+}
+
+/// A handle to Arbiter's database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects (creating the SQLite file and directory if needed) and runs pending migrations.
+    pub async fn connect(target: &DbTarget) -> Result<Self, DbError> {
+        let url = match target {
+            DbTarget::DataDir(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                format!("sqlite://{}?mode=rwc", dir.join(SQLITE_FILE).display())
+            }
+            DbTarget::Url(url) => url.clone(),
+        };
+        let mut options = ConnectOptions::new(url.clone());
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            options.map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+            });
+        } else if !url.starts_with("postgres:") && !url.starts_with("postgresql:") {
+            return Err(DbError::UnsupportedUrl(url));
+        }
+        let conn = Database::connect(options).await?;
+        Migrator::up(&conn, None).await?;
+        Ok(Self { conn })
+    }
+
+    /// The connection pool.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so concurrent writers queue instead of failing on lock upgrade.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.conn.begin_with_options(options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::audit_entry;
+    use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+
+    async fn each_database(check: impl AsyncFn(&'static str, Db)) {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            check(label, db.clone()).await;
+            db.conn().clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_database_is_created_on_first_use_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("nested/.arbiter");
+        let target = DbTarget::new(None, &data_dir);
+        Db::connect(&target).await.unwrap();
+        assert!(data_dir.join(SQLITE_FILE).exists());
+        // A second start finds the schema in place.
+        Db::connect(&target).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn audit_entries_refuse_update_and_delete() {
+        each_database(async |label, db| {
+            let row = audit_entry::ActiveModel {
+                tenant: Set("acme".into()),
+                seq: Set(0),
+                event: Set("decision.recorded".into()),
+                ts: Set("2026-01-15T10:00:00.000Z".into()),
+                request_id: Set(None),
+                reference_id: Set(None),
+                image_sha256: Set(None),
+                prev_hash: Set("0".repeat(64)),
+                entry_hash: Set("1".repeat(64)),
+                canonical: Set("{}".into()),
+            };
+            audit_entry::Entity::insert(row)
+                .exec_without_returning(db.conn())
+                .await
+                .unwrap();
+            for sql in [
+                "UPDATE audit_entries SET event = 'x'",
+                "DELETE FROM audit_entries",
+            ] {
+                let err = db.conn().execute_unprepared(sql).await.unwrap_err();
+                assert!(
+                    err.to_string().contains("append-only"),
+                    "{label}: {sql}: {err}"
+                );
+            }
+            let count = audit_entry::Entity::find()
+                .all(db.conn())
+                .await
+                .unwrap()
+                .len();
+            assert_eq!(count, 1, "{label}");
+        })
+        .await;
+    }
+
+    #[test]
+    fn a_url_overrides_the_data_dir() {
+        let dir = Path::new("/tmp/x");
+        assert_eq!(DbTarget::new(None, dir), DbTarget::DataDir(dir.into()));
+        assert_eq!(
+            DbTarget::new(Some(" ".into()), dir),
+            DbTarget::DataDir(dir.into())
+        );
+        let url = "postgres://postgres@127.0.0.1/test".to_owned();
+        assert_eq!(DbTarget::new(Some(url.clone()), dir), DbTarget::Url(url));
+    }
+}

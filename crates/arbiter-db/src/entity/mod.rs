@@ -1,0 +1,5 @@
+//! sea-orm entities, one module per table.
+
+pub mod audit_entry;
+pub mod audit_head;
+pub mod decision;
