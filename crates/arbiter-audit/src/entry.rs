@@ -1,0 +1,372 @@
+//! Audit entries in the format of the audit reference (v1): canonical JSON (RFC 8785), no
+//! floats, optional fields omitted, chained by `prev_hash`.
+
+use arbiter_core::{Analysis, Decision, PolicyRef, RequestId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// `prev_hash` of the first entry of a chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The entry format version.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// A verdict without floats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictBp {
+    /// `AI_GENERATED`, ...
+    pub label: String,
+    /// Confidence in basis points.
+    pub confidence_bp: i64,
+    /// `HIGH`, ...
+    pub risk_level: String,
+}
+
+/// The analysis fields shared by `analysis.recorded` and `decision.recorded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalysisFields {
+    /// The request.
+    pub request_id: String,
+    /// The caller's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_id: Option<String>,
+    /// SHA-256 of the image's exact bytes.
+    pub image_sha256: String,
+    /// The detector.
+    pub detector: String,
+    /// The verdict.
+    pub verdict: VerdictBp,
+    /// Each model's score in basis points, by short name; models that did not run are absent.
+    pub scores: BTreeMap<String, i64>,
+}
+
+impl AnalysisFields {
+    /// The fields of an analysis.
+    pub fn new(request_id: &RequestId, reference_id: Option<&str>, analysis: &Analysis) -> Self {
+        let scores = analysis
+            .model_results
+            .iter()
+            .filter_map(|(model, result)| {
+                Some((
+                    model.short_name().to_owned(),
+                    arbiter_core::verdict::to_basis_points(result.score?),
+                ))
+            })
+            .collect();
+        Self {
+            request_id: request_id.to_string(),
+            reference_id: reference_id.map(str::to_owned),
+            image_sha256: analysis.image_info.sha256.clone(),
+            detector: analysis.detector.clone(),
+            verdict: VerdictBp {
+                label: analysis.verdict.label.as_str().to_owned(),
+                confidence_bp: analysis.verdict.confidence_bp(),
+                risk_level: analysis.verdict.risk_level.as_str().to_owned(),
+            },
+            scores,
+        }
+    }
+}
+
+/// What an entry records. New events may be added; verifiers check the chain whatever the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event")]
+pub enum Event {
+    /// A policy decision about one image.
+    #[serde(rename = "decision.recorded")]
+    DecisionRecorded {
+        /// The analysis.
+        #[serde(flatten)]
+        analysis: AnalysisFields,
+        /// The flow.
+        flow: String,
+        /// The deciding policy.
+        policy: PolicyRef,
+        /// Fired rule ids, in order.
+        rules: Vec<String>,
+        /// Actions, in execution order.
+        actions: Vec<String>,
+    },
+    /// A plain analysis, with no policy.
+    #[serde(rename = "analysis.recorded")]
+    AnalysisRecorded {
+        /// The analysis.
+        #[serde(flatten)]
+        analysis: AnalysisFields,
+    },
+    /// A webhook delivery that exhausted its retries.
+    #[serde(rename = "webhook.abandoned")]
+    WebhookAbandoned {
+        /// The request the delivery was about.
+        request_id: String,
+        /// The caller's reference.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_id: Option<String>,
+        /// The endpoint's name or id.
+        endpoint: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why it was abandoned.
+        detail: String,
+    },
+}
+
+impl Event {
+    /// A `decision.recorded` event.
+    pub fn decision(
+        request_id: &RequestId,
+        reference_id: Option<&str>,
+        flow: &str,
+        analysis: &Analysis,
+        decision: &Decision,
+    ) -> Self {
+        Event::DecisionRecorded {
+            analysis: AnalysisFields::new(request_id, reference_id, analysis),
+            flow: flow.to_owned(),
+            policy: decision.policy.clone(),
+            rules: decision.fired.clone(),
+            actions: vec![decision.action.clone()],
+        }
+    }
+
+    /// The event's name (`decision.recorded`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::DecisionRecorded { .. } => "decision.recorded",
+            Event::AnalysisRecorded { .. } => "analysis.recorded",
+            Event::WebhookAbandoned { .. } => "webhook.abandoned",
+        }
+    }
+
+    /// The request the event is about.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Event::DecisionRecorded { analysis, .. } | Event::AnalysisRecorded { analysis } => {
+                Some(&analysis.request_id)
+            }
+            Event::WebhookAbandoned { request_id, .. } => Some(request_id),
+        }
+    }
+
+    /// The caller's reference the event is about.
+    pub fn reference_id(&self) -> Option<&str> {
+        match self {
+            Event::DecisionRecorded { analysis, .. } | Event::AnalysisRecorded { analysis } => {
+                analysis.reference_id.as_deref()
+            }
+            Event::WebhookAbandoned { reference_id, .. } => reference_id.as_deref(),
+        }
+    }
+
+    /// The image the event is about.
+    pub fn image_sha256(&self) -> Option<&str> {
+        match self {
+            Event::DecisionRecorded { analysis, .. } | Event::AnalysisRecorded { analysis } => {
+                Some(&analysis.image_sha256)
+            }
+            Event::WebhookAbandoned { .. } => None,
+        }
+    }
+}
+
+/// One entry of a tenant's chain, without its `entry_hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Format version (1).
+    pub v: u8,
+    /// Position in the chain, gapless from 0.
+    pub seq: u64,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// UTC, exactly milliseconds, `Z`.
+    pub ts: String,
+    /// The tenant.
+    pub tenant: String,
+    /// What is recorded.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Why an entry could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode an audit entry: {0}")]
+pub struct EncodeError(#[from] serde_json::Error);
+
+impl Entry {
+    /// The RFC 8785 canonical JSON of the entry (without `entry_hash`): the bytes that are hashed.
+    pub fn canonical(&self) -> Result<String, EncodeError> {
+        Ok(serde_jcs::to_string(self)?)
+    }
+
+    /// The canonical JSON with `entry_hash` added, as one export line.
+    pub fn canonical_with_hash(&self, entry_hash: &str) -> Result<String, EncodeError> {
+        let mut value = serde_json::to_value(self)?;
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("entry_hash".to_owned(), entry_hash.into());
+        }
+        Ok(serde_jcs::to_string(&value)?)
+    }
+}
+
+/// Lowercase hex SHA-256 of canonical bytes.
+pub fn entry_hash(canonical: &str) -> String {
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// A timestamp as entries write it: UTC, exactly milliseconds, `Z`.
+pub fn format_ts(ts: DateTime<Utc>) -> String {
+    ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(text: &str) -> String {
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    fn decision_entry(
+        seq: u64,
+        prev: &str,
+        ts: &str,
+        photo: &str,
+        verdict: VerdictBp,
+        scores: &[(&str, i64)],
+        rules: &[&str],
+        action: &str,
+    ) -> Entry {
+        Entry {
+            v: 1,
+            seq,
+            prev_hash: prev.to_owned(),
+            ts: ts.to_owned(),
+            tenant: "acme".to_owned(),
+            event: Event::DecisionRecorded {
+                analysis: AnalysisFields {
+                    request_id: format!("req_01JH000000000000000000000{}", seq + 1),
+                    reference_id: Some(format!("claim-1001-{photo}")),
+                    image_sha256: sha(photo),
+                    detector: "local".to_owned(),
+                    verdict,
+                    scores: scores.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                },
+                flow: "insurance".to_owned(),
+                policy: PolicyRef {
+                    id: "insurance.fnol".to_owned(),
+                    version: 3,
+                    sha256: sha("policy-v3"),
+                },
+                rules: rules.iter().map(|r| (*r).to_owned()).collect(),
+                actions: vec![action.to_owned()],
+            },
+        }
+    }
+
+    /// The normative vectors of the audit reference, byte for byte.
+    #[test]
+    fn reproduces_the_reference_test_vectors() {
+        let first = decision_entry(
+            0,
+            GENESIS_HASH,
+            "2026-01-15T10:00:00.000Z",
+            "photo-a",
+            VerdictBp {
+                label: "AI_GENERATED".into(),
+                confidence_bp: 9400,
+                risk_level: "HIGH".into(),
+            },
+            &[("frequency", 8800), ("metadata", 9500)],
+            &["siu-high-risk"],
+            "siu_escalation",
+        );
+        let canonical = first.canonical().unwrap();
+        assert_eq!(
+            canonical,
+            r#"{"actions":["siu_escalation"],"detector":"local","event":"decision.recorded","flow":"insurance","image_sha256":"f5b3ba83db432e3605e941c0587b0b1c12ce90c5392567e6eccdd4a558181931","policy":{"id":"insurance.fnol","sha256":"91ef1697b95bbfd4ceb80325d2525c10b913b6e7b13f584b332080c2b4b052ee","version":3},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","reference_id":"claim-1001-photo-a","request_id":"req_01JH0000000000000000000001","rules":["siu-high-risk"],"scores":{"frequency":8800,"metadata":9500},"seq":0,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1,"verdict":{"confidence_bp":9400,"label":"AI_GENERATED","risk_level":"HIGH"}}"#
+        );
+        let first_hash = entry_hash(&canonical);
+        assert_eq!(
+            first_hash,
+            "0e11e83ebc803fb47278815bfcb30949c322a22f3fd4cf258617999383edc789"
+        );
+
+        let second = decision_entry(
+            1,
+            &first_hash,
+            "2026-01-15T10:00:01.250Z",
+            "photo-b",
+            VerdictBp {
+                label: "AUTHENTIC".into(),
+                confidence_bp: 1200,
+                risk_level: "LOW".into(),
+            },
+            &[("metadata", 500)],
+            &[],
+            "proceed",
+        );
+        let second_hash = entry_hash(&second.canonical().unwrap());
+        assert_eq!(
+            second_hash,
+            "8c8cad635651db27f77afef657348198ff77924bfa2a7c980623981c9e896aea"
+        );
+
+        let third = Entry {
+            v: 1,
+            seq: 2,
+            prev_hash: second_hash,
+            ts: "2026-01-15T10:05:00.000Z".into(),
+            tenant: "acme".into(),
+            event: Event::WebhookAbandoned {
+                request_id: "req_01JH0000000000000000000001".into(),
+                reference_id: Some("claim-1001-photo-a".into()),
+                endpoint: "claims-system".into(),
+                attempts: 6,
+                detail: "ünreachable after 6 attempts".into(),
+            },
+        };
+        let third_hash = entry_hash(&third.canonical().unwrap());
+        assert_eq!(
+            third_hash,
+            "0f2c05a183824bd99a22446d78a5e5be79a4e5f96f160183501d0132b5d6c7f4"
+        );
+        assert_eq!(
+            third.canonical_with_hash(&third_hash).unwrap(),
+            r#"{"attempts":6,"detail":"ünreachable after 6 attempts","endpoint":"claims-system","entry_hash":"0f2c05a183824bd99a22446d78a5e5be79a4e5f96f160183501d0132b5d6c7f4","event":"webhook.abandoned","prev_hash":"8c8cad635651db27f77afef657348198ff77924bfa2a7c980623981c9e896aea","reference_id":"claim-1001-photo-a","request_id":"req_01JH0000000000000000000001","seq":2,"tenant":"acme","ts":"2026-01-15T10:05:00.000Z","v":1}"#
+        );
+    }
+
+    #[test]
+    fn canonical_entries_parse_back_to_the_same_entry() {
+        let entry = decision_entry(
+            0,
+            GENESIS_HASH,
+            "2026-01-15T10:00:00.000Z",
+            "photo-a",
+            VerdictBp {
+                label: "INCONCLUSIVE".into(),
+                confidence_bp: 0,
+                risk_level: "LOW".into(),
+            },
+            &[],
+            &[],
+            "adjuster_review",
+        );
+        let parsed: Entry = serde_json::from_str(&entry.canonical().unwrap()).unwrap();
+        assert_eq!(parsed, entry);
+    }
+
+    #[test]
+    fn timestamps_have_exactly_milliseconds() {
+        let ts = DateTime::parse_from_rfc3339("2026-01-15T10:00:01.25+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_ts(ts), "2026-01-15T10:00:01.250Z");
+        let ts = DateTime::parse_from_rfc3339("2026-01-15T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_ts(ts), "2026-01-15T10:00:00.000Z");
+    }
+}
