@@ -127,7 +127,11 @@ impl MigrationTrait for Migration {
                     .col(string_len(AuditEntries::PrevHash, 64))
                     .col(string_len(AuditEntries::EntryHash, 64))
                     .col(text(AuditEntries::Canonical))
-                    .primary_key(Index::create().col(AuditEntries::Tenant).col(AuditEntries::Seq))
+                    .primary_key(
+                        Index::create()
+                            .col(AuditEntries::Tenant)
+                            .col(AuditEntries::Seq),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -180,7 +184,9 @@ impl MigrationTrait for Migration {
             AuditEntries::Table.into_iden(),
             AuditHeads::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

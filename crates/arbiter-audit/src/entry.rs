@@ -228,6 +228,7 @@ mod tests {
         hex::encode(Sha256::digest(text.as_bytes()))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decision_entry(
         seq: u64,
         prev: &str,

@@ -1,0 +1,696 @@
+//! Compiled conditions and their evaluation.
+//!
+//! Everything that can be decided once is decided when the policy is compiled: fact paths are
+//! split into segments, comparison values are typed, dates are parsed. Evaluating a condition
+//! allocates nothing unless it fails.
+
+use crate::MissingFact;
+use arbiter_core::Facts;
+use chrono::{DateTime, NaiveDate};
+use serde_json::{Number, Value};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// A dotted fact path (`verdict.risk_level`), split once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FactPath {
+    text: Box<str>,
+    segments: Box<[Box<str>]>,
+}
+
+impl FactPath {
+    /// Splits a path; `None` when a segment is empty (`a..b`, `.a`, ``).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let segments: Box<[Box<str>]> = text.split('.').map(Box::from).collect();
+        if segments
+            .iter()
+            .any(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+        {
+            return None;
+        }
+        Some(Self {
+            text: text.into(),
+            segments,
+        })
+    }
+
+    /// The path as written.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The fact's value; `None` when missing or null.
+    pub(crate) fn lookup<'f>(&self, facts: &'f Facts) -> Option<&'f Value> {
+        facts.get_segments(self.segments.iter().map(|s| &**s))
+    }
+}
+
+/// A number as written in a policy: integers stay exact, everything else is a float.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+impl Num {
+    pub(crate) fn from_json(number: &Number) -> Option<Self> {
+        match number.as_i64() {
+            Some(i) => Some(Num::Int(i)),
+            None => number.as_f64().filter(|f| f.is_finite()).map(Num::Float),
+        }
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "int/float comparisons are approximate"
+    )]
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+
+    /// Numeric order; int and float compare alike. `None` only for NaN, which compiling rules out.
+    fn compare(self, other: Num) -> Option<Ordering> {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+        }
+    }
+}
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Num::Int(i) => write!(f, "{i}"),
+            Num::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+/// A value `eq`, `ne`, `in` and `not_in` compare with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar {
+    Num(Num),
+    Str(Box<str>),
+    Bool(bool),
+}
+
+impl Scalar {
+    /// A YAML scalar as a comparison value; `None` for null, lists and mappings.
+    pub(crate) fn from_json(value: &Value) -> Option<Self> {
+        match value {
+            Value::Number(n) => Num::from_json(n).map(Scalar::Num),
+            Value::String(s) => Some(Scalar::Str(s.as_str().into())),
+            Value::Bool(b) => Some(Scalar::Bool(*b)),
+            Value::Null | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+
+    /// Equality with a fact: numbers numerically, strings and booleans exactly; different
+    /// types are never equal.
+    fn matches(&self, fact: &Value) -> bool {
+        match (self, fact) {
+            (Scalar::Num(a), Value::Number(b)) => {
+                Num::from_json(b).is_some_and(|b| a.compare(b) == Some(Ordering::Equal))
+            }
+            (Scalar::Str(a), Value::String(b)) => **a == **b,
+            (Scalar::Bool(a), Value::Bool(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A point in time: seconds and nanoseconds since the Unix epoch, UTC.
+pub(crate) type Instant = (i64, u32);
+
+/// Parses an RFC 3339 date-time (`2024-05-01T10:00:00Z`) or full date (`2024-05-01`, taken as
+/// midnight UTC).
+pub(crate) fn parse_instant(text: &str) -> Option<Instant> {
+    if let Ok(datetime) = DateTime::parse_from_rfc3339(text) {
+        return Some((datetime.timestamp(), datetime.timestamp_subsec_nanos()));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let midnight = date.and_hms_opt(0, 0, 0)?.and_utc();
+    Some((midnight.timestamp(), 0))
+}
+
+/// The value an ordering operator compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bound {
+    Num(Num),
+    /// A date as written, and the instant it stands for.
+    Date(Box<str>, Instant),
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::Num(n) => write!(f, "{n}"),
+            Bound::Date(text, _) => f.write_str(text),
+        }
+    }
+}
+
+/// `gt`, `gte`, `lt`, `lte`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CmpOp {
+    fn holds(self, ordering: Ordering) -> bool {
+        match self {
+            CmpOp::Gt => ordering == Ordering::Greater,
+            CmpOp::Gte => ordering != Ordering::Less,
+            CmpOp::Lt => ordering == Ordering::Less,
+            CmpOp::Lte => ordering != Ordering::Greater,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CmpOp::Gt => "gt",
+            CmpOp::Gte => "gte",
+            CmpOp::Lt => "lt",
+            CmpOp::Lte => "lte",
+        }
+    }
+}
+
+/// A leaf's operator and its compiled operand.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Op {
+    Eq(Scalar),
+    Ne(Scalar),
+    In(Box<[Scalar]>),
+    NotIn(Box<[Scalar]>),
+    Cmp(CmpOp, Bound),
+    /// Inclusive numeric range.
+    Between(Num, Num),
+    Exists(bool),
+}
+
+impl Op {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Eq(_) => "eq",
+            Op::Ne(_) => "ne",
+            Op::In(_) => "in",
+            Op::NotIn(_) => "not_in",
+            Op::Cmp(op, _) => op.name(),
+            Op::Between(..) => "between",
+            Op::Exists(_) => "exists",
+        }
+    }
+}
+
+/// `{fact: path, <op>: value}`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Leaf {
+    pub fact: FactPath,
+    pub op: Op,
+}
+
+/// A compiled `when:` node.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Condition {
+    All(Box<[Condition]>),
+    Any(Box<[Condition]>),
+    Not(Box<Condition>),
+    Leaf(Leaf),
+}
+
+/// Why a condition could not be evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum EvalError<'p> {
+    /// The fact is missing and the policy says `on_missing_fact: error`.
+    Missing { fact: &'p FactPath },
+    /// The fact's value does not fit an ordering operator (`gt` on a string that is not a date,
+    /// a date compared with a number, ...).
+    NotComparable { leaf: &'p Leaf, found: &'static str },
+}
+
+impl fmt::Display for EvalError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalError::Missing { fact } => {
+                write!(
+                    f,
+                    "fact `{}` is missing (on_missing_fact: error)",
+                    fact.as_str()
+                )
+            }
+            EvalError::NotComparable { leaf, found } => {
+                let wanted = match &leaf.op {
+                    Op::Cmp(_, Bound::Date(..)) => "an RFC 3339 date",
+                    _ => "a number",
+                };
+                write!(
+                    f,
+                    "`{}` needs {wanted} for fact `{}`, found {found}",
+                    leaf.op.name(),
+                    leaf.fact.as_str()
+                )
+            }
+        }
+    }
+}
+
+/// A value's JSON type, for messages (`a string`).
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+impl Condition {
+    /// Evaluates the condition. `all` and `any` stop at the first operand that settles the
+    /// result, so an error in a later operand is not reached.
+    pub(crate) fn eval<'p>(
+        &'p self,
+        facts: &Facts,
+        on_missing: MissingFact,
+    ) -> Result<bool, EvalError<'p>> {
+        match self {
+            Condition::All(nodes) => {
+                for node in nodes.iter() {
+                    if !node.eval(facts, on_missing)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Condition::Any(nodes) => {
+                for node in nodes.iter() {
+                    if node.eval(facts, on_missing)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Condition::Not(node) => Ok(!node.eval(facts, on_missing)?),
+            Condition::Leaf(leaf) => leaf.eval(facts, on_missing),
+        }
+    }
+}
+
+impl Leaf {
+    fn eval<'p>(&'p self, facts: &Facts, on_missing: MissingFact) -> Result<bool, EvalError<'p>> {
+        let Some(value) = self.fact.lookup(facts) else {
+            return match (&self.op, on_missing) {
+                (Op::Exists(expected), _) => Ok(!expected),
+                // A missing fact satisfies no comparison, `ne` and `not_in` included.
+                (_, MissingFact::NoMatch) => Ok(false),
+                (_, MissingFact::Error) => Err(EvalError::Missing { fact: &self.fact }),
+            };
+        };
+        let not_comparable = || EvalError::NotComparable {
+            leaf: self,
+            found: kind_of(value),
+        };
+        Ok(match &self.op {
+            Op::Exists(expected) => *expected,
+            Op::Eq(scalar) => scalar.matches(value),
+            Op::Ne(scalar) => !scalar.matches(value),
+            Op::In(list) => list.iter().any(|s| s.matches(value)),
+            Op::NotIn(list) => !list.iter().any(|s| s.matches(value)),
+            Op::Cmp(op, bound) => {
+                let ordering = match (bound, value) {
+                    (Bound::Num(bound), Value::Number(n)) => {
+                        Num::from_json(n).and_then(|n| n.compare(*bound))
+                    }
+                    (Bound::Date(_, bound), Value::String(s)) => {
+                        parse_instant(s).map(|instant| instant.cmp(bound))
+                    }
+                    _ => None,
+                };
+                op.holds(ordering.ok_or_else(not_comparable)?)
+            }
+            Op::Between(lo, hi) => {
+                let Value::Number(n) = value else {
+                    return Err(not_comparable());
+                };
+                let n = Num::from_json(n).ok_or_else(not_comparable)?;
+                n.compare(*lo).is_some_and(|o| o != Ordering::Less)
+                    && n.compare(*hi).is_some_and(|o| o != Ordering::Greater)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn facts(value: Value) -> Facts {
+        Facts::from_map(value.as_object().unwrap().clone())
+    }
+
+    fn leaf(path: &str, op: Op) -> Condition {
+        Condition::Leaf(Leaf {
+            fact: FactPath::parse(path).unwrap(),
+            op,
+        })
+    }
+
+    fn s(text: &str) -> Scalar {
+        Scalar::Str(text.into())
+    }
+
+    fn date(text: &str) -> Bound {
+        Bound::Date(text.into(), parse_instant(text).unwrap())
+    }
+
+    fn eval(condition: &Condition, facts: &Facts, on_missing: MissingFact) -> Result<bool, String> {
+        condition.eval(facts, on_missing).map_err(|e| e.to_string())
+    }
+
+    fn sample() -> Facts {
+        facts(json!({
+            "verdict": { "label": "AI_GENERATED", "confidence": 0.94, "risk_level": "HIGH" },
+            "claim": { "amount": 12000, "incident_date": "2024-05-01", "note": "n/a" },
+            "liveness": { "passed": false, "score": null },
+            "reported_at": "2024-05-01T10:30:00+02:00",
+        }))
+    }
+
+    #[test]
+    fn fact_paths_reject_empty_segments() {
+        assert!(FactPath::parse("a.b").is_some());
+        for bad in ["", ".a", "a.", "a..b", "a b"] {
+            assert!(FactPath::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn eq_and_ne_compare_numbers_numerically_and_other_types_exactly() {
+        let f = sample();
+        let m = MissingFact::NoMatch;
+        assert_eq!(
+            eval(&leaf("verdict.risk_level", Op::Eq(s("HIGH"))), &f, m),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&leaf("verdict.risk_level", Op::Eq(s("high"))), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(
+                &leaf("claim.amount", Op::Eq(Scalar::Num(Num::Float(12000.0)))),
+                &f,
+                m
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(
+                &leaf("claim.amount", Op::Eq(Scalar::Num(Num::Int(12000)))),
+                &f,
+                m
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(
+                &leaf("verdict.confidence", Op::Eq(Scalar::Num(Num::Float(0.94)))),
+                &f,
+                m
+            ),
+            Ok(true)
+        );
+        // A number never equals a string, even one that spells it.
+        assert_eq!(
+            eval(&leaf("claim.amount", Op::Eq(s("12000"))), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(&leaf("liveness.passed", Op::Eq(Scalar::Bool(false))), &f, m),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&leaf("liveness.passed", Op::Ne(Scalar::Bool(true))), &f, m),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&leaf("verdict.label", Op::Ne(s("AI_GENERATED"))), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(&leaf("verdict.label", Op::Ne(s("AUTHENTIC"))), &f, m),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn in_and_not_in_test_membership() {
+        let f = sample();
+        let m = MissingFact::NoMatch;
+        let labels: Box<[Scalar]> = Box::new([s("AI_GENERATED"), s("MANIPULATED")]);
+        assert_eq!(
+            eval(&leaf("verdict.label", Op::In(labels.clone())), &f, m),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&leaf("verdict.label", Op::NotIn(labels.clone())), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(&leaf("verdict.risk_level", Op::In(labels.clone())), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(&leaf("verdict.risk_level", Op::NotIn(labels)), &f, m),
+            Ok(true)
+        );
+        let amounts: Box<[Scalar]> = Box::new([Scalar::Num(Num::Float(12000.0)), s("x")]);
+        assert_eq!(
+            eval(&leaf("claim.amount", Op::In(amounts)), &f, m),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn ordering_operators_compare_numbers_and_dates() {
+        let f = sample();
+        let m = MissingFact::NoMatch;
+        let num = |n: i64| Bound::Num(Num::Int(n));
+        assert_eq!(
+            eval(&leaf("claim.amount", Op::Cmp(CmpOp::Gt, num(11999))), &f, m),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&leaf("claim.amount", Op::Cmp(CmpOp::Gt, num(12000))), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(
+                &leaf("claim.amount", Op::Cmp(CmpOp::Gte, num(12000))),
+                &f,
+                m
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&leaf("claim.amount", Op::Cmp(CmpOp::Lt, num(12000))), &f, m),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(
+                &leaf("claim.amount", Op::Cmp(CmpOp::Lte, num(12000))),
+                &f,
+                m
+            ),
+            Ok(true)
+        );
+        let float = Bound::Num(Num::Float(0.85));
+        assert_eq!(
+            eval(
+                &leaf("verdict.confidence", Op::Cmp(CmpOp::Gt, float)),
+                &f,
+                m
+            ),
+            Ok(true)
+        );
+        // Dates compare in time order; a bare date is midnight UTC.
+        let d = |op, text| leaf("claim.incident_date", Op::Cmp(op, date(text)));
+        assert_eq!(eval(&d(CmpOp::Gte, "2024-05-01"), &f, m), Ok(true));
+        assert_eq!(eval(&d(CmpOp::Gt, "2024-05-01"), &f, m), Ok(false));
+        assert_eq!(eval(&d(CmpOp::Lt, "2024-05-01T00:00:01Z"), &f, m), Ok(true));
+        // 10:30+02:00 is 08:30Z: before 09:00Z although it sorts after it as text.
+        let r = |op, text| leaf("reported_at", Op::Cmp(op, date(text)));
+        assert_eq!(eval(&r(CmpOp::Lt, "2024-05-01T09:00:00Z"), &f, m), Ok(true));
+    }
+
+    #[test]
+    fn ordering_a_fact_of_the_wrong_type_is_an_evaluation_error() {
+        let f = sample();
+        for on_missing in [MissingFact::NoMatch, MissingFact::Error] {
+            let cmp = leaf("verdict.label", Op::Cmp(CmpOp::Gt, Bound::Num(Num::Int(1))));
+            assert_eq!(
+                eval(&cmp, &f, on_missing),
+                Err("`gt` needs a number for fact `verdict.label`, found a string".into())
+            );
+            let cmp = leaf("claim.note", Op::Cmp(CmpOp::Lt, date("2024-01-01")));
+            assert_eq!(
+                eval(&cmp, &f, on_missing),
+                Err("`lt` needs an RFC 3339 date for fact `claim.note`, found a string".into())
+            );
+            let cmp = leaf("claim.amount", Op::Cmp(CmpOp::Lt, date("2024-01-01")));
+            assert!(eval(&cmp, &f, on_missing).is_err());
+            let between = leaf("liveness.passed", Op::Between(Num::Int(0), Num::Int(1)));
+            assert_eq!(
+                eval(&between, &f, on_missing),
+                Err("`between` needs a number for fact `liveness.passed`, found a boolean".into())
+            );
+        }
+    }
+
+    #[test]
+    fn between_is_inclusive() {
+        let f = sample();
+        let m = MissingFact::NoMatch;
+        let b = |lo, hi| leaf("claim.amount", Op::Between(lo, hi));
+        assert_eq!(eval(&b(Num::Int(12000), Num::Int(20000)), &f, m), Ok(true));
+        assert_eq!(eval(&b(Num::Int(0), Num::Float(12000.0)), &f, m), Ok(true));
+        assert_eq!(eval(&b(Num::Int(12001), Num::Int(20000)), &f, m), Ok(false));
+        assert_eq!(
+            eval(&b(Num::Float(0.5), Num::Float(11999.5)), &f, m),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn exists_tests_presence_and_null_counts_as_missing() {
+        let f = sample();
+        for on_missing in [MissingFact::NoMatch, MissingFact::Error] {
+            assert_eq!(
+                eval(&leaf("liveness.passed", Op::Exists(true)), &f, on_missing),
+                Ok(true)
+            );
+            assert_eq!(
+                eval(&leaf("liveness.passed", Op::Exists(false)), &f, on_missing),
+                Ok(false)
+            );
+            assert_eq!(
+                eval(&leaf("liveness.score", Op::Exists(true)), &f, on_missing),
+                Ok(false)
+            );
+            assert_eq!(
+                eval(&leaf("liveness.score", Op::Exists(false)), &f, on_missing),
+                Ok(true)
+            );
+            assert_eq!(
+                eval(&leaf("nope.nothing", Op::Exists(false)), &f, on_missing),
+                Ok(true)
+            );
+        }
+    }
+
+    #[test]
+    fn missing_facts_match_nothing_under_no_match() {
+        let f = sample();
+        let m = MissingFact::NoMatch;
+        let ops = [
+            Op::Eq(s("x")),
+            Op::Ne(s("x")),
+            Op::In(Box::new([s("x")])),
+            Op::NotIn(Box::new([s("x")])),
+            Op::Cmp(CmpOp::Gt, Bound::Num(Num::Int(0))),
+            Op::Cmp(CmpOp::Gte, Bound::Num(Num::Int(0))),
+            Op::Cmp(CmpOp::Lt, Bound::Num(Num::Int(0))),
+            Op::Cmp(CmpOp::Lte, date("2024-01-01")),
+            Op::Between(Num::Int(0), Num::Int(1)),
+        ];
+        for op in ops {
+            let name = op.name();
+            // `liveness.score` is null, `claim.missing` absent: both are missing.
+            for path in ["liveness.score", "claim.missing", "claim.amount.deeper"] {
+                assert_eq!(
+                    eval(&leaf(path, op.clone()), &f, m),
+                    Ok(false),
+                    "{name} {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn missing_facts_are_errors_under_error() {
+        let f = sample();
+        let cond = leaf("claim.missing", Op::Ne(s("x")));
+        assert_eq!(
+            eval(&cond, &f, MissingFact::Error),
+            Err("fact `claim.missing` is missing (on_missing_fact: error)".into())
+        );
+        let cond = leaf(
+            "liveness.score",
+            Op::Cmp(CmpOp::Gte, Bound::Num(Num::Int(0))),
+        );
+        assert!(eval(&cond, &f, MissingFact::Error).is_err());
+    }
+
+    #[test]
+    fn combinators_short_circuit_in_order() {
+        let f = sample();
+        let e = MissingFact::Error;
+        let yes = || leaf("verdict.risk_level", Op::Eq(s("HIGH")));
+        let no = || leaf("verdict.risk_level", Op::Eq(s("LOW")));
+        let broken = || leaf("claim.missing", Op::Eq(s("x")));
+        assert_eq!(
+            eval(&Condition::All(Box::new([yes(), yes()])), &f, e),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&Condition::All(Box::new([yes(), no()])), &f, e),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(&Condition::All(Box::new([no(), broken()])), &f, e),
+            Ok(false)
+        );
+        assert!(eval(&Condition::All(Box::new([yes(), broken()])), &f, e).is_err());
+        assert_eq!(
+            eval(&Condition::Any(Box::new([no(), yes()])), &f, e),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(&Condition::Any(Box::new([no(), no()])), &f, e),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(&Condition::Any(Box::new([yes(), broken()])), &f, e),
+            Ok(true)
+        );
+        assert!(eval(&Condition::Any(Box::new([no(), broken()])), &f, e).is_err());
+        assert_eq!(eval(&Condition::Not(Box::new(no())), &f, e), Ok(true));
+        assert_eq!(eval(&Condition::Not(Box::new(yes())), &f, e), Ok(false));
+        assert!(eval(&Condition::Not(Box::new(broken())), &f, e).is_err());
+        // Under no_match a missing fact makes the leaf false, so `not` of it is true.
+        let m = MissingFact::NoMatch;
+        assert_eq!(eval(&Condition::Not(Box::new(broken())), &f, m), Ok(true));
+    }
+
+    #[test]
+    fn dates_parse_as_rfc3339_or_full_date() {
+        assert_eq!(parse_instant("1970-01-02"), Some((86_400, 0)));
+        assert_eq!(
+            parse_instant("1970-01-01T00:00:01.5Z"),
+            Some((1, 500_000_000))
+        );
+        assert_eq!(parse_instant("1970-01-01T01:00:00+01:00"), Some((0, 0)));
+        for bad in ["", "yesterday", "2024-13-01", "2024-05-01 10:00", "12000"] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
+    }
+}

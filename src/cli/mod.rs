@@ -1,0 +1,70 @@
+//! Command-line arguments and dispatch.
+
+mod audit;
+mod scan;
+
+use anyhow::Context;
+use arbiter_db::{Db, DbTarget};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arbiter: image-authenticity detection wired into claims, moderation and KYC workflows.
+#[derive(Debug, Parser)]
+#[command(name = "arbiter", version, about)]
+pub struct Cli {
+    /// Where the embedded database lives.
+    #[arg(
+        long,
+        global = true,
+        env = "ARBITER_DATA_DIR",
+        default_value = ".arbiter"
+    )]
+    data_dir: PathBuf,
+
+    /// A PostgreSQL URL (postgres://...) to use instead of the embedded SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "ARBITER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse image files, decide what to do with each under a flow's policy, and record the
+    /// decisions in the audit log.
+    Scan(scan::ScanArgs),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+impl Cli {
+    async fn connect(&self) -> anyhow::Result<Db> {
+        let target = DbTarget::new(self.database_url.clone(), &self.data_dir);
+        let shown = match &target {
+            DbTarget::DataDir(dir) => format!("the embedded database in {}", dir.display()),
+            DbTarget::Url(_) => "the database at ARBITER_DATABASE_URL".to_owned(),
+        };
+        Db::connect(&target)
+            .await
+            .with_context(|| format!("while opening {shown}"))
+    }
+}
+
+/// Runs a parsed command line; the exit code says whether everything succeeded.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let db = cli.connect().await?;
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(db.clone(), args).await,
+        Command::Audit(command) => audit::run(&db, command).await,
+    };
+    db.conn().clone().close().await.ok();
+    result
+}

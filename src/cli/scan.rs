@@ -1,0 +1,206 @@
+//! `arbiter scan`: intake → local detector → flow facts → policy → decision and audit entry.
+
+use anyhow::{Context, bail};
+use arbiter_core::AnalyzeOptions;
+use arbiter_db::Db;
+use arbiter_detect::{IntakeLimits, LocalDetector};
+use arbiter_policy::Policy;
+use arbiter_server::{
+    DecideRequest, FlowRegistry, LogSink, Outcome, Pipeline, PolicyStore, SinkSet,
+};
+use clap::Args;
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Image files to analyse.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+
+    /// The flow whose facts and policy apply.
+    #[arg(long, default_value = "insurance")]
+    flow: String,
+
+    /// A domain fact, as a dotted path and a value (`claim.amount=12000`); repeatable.
+    #[arg(long = "fact", value_name = "KEY=VALUE")]
+    facts: Vec<String>,
+
+    /// A policy file to use for the flow instead of the live one.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+
+    /// The directory of live policies (default: ./policies if present, else the shipped ones).
+    #[arg(long, env = "ARBITER_POLICIES_DIR")]
+    policies_dir: Option<PathBuf>,
+
+    /// The tenant the decisions are recorded for.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+
+    /// One JSON object per file per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn load_policies(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<PolicyStore> {
+    let default_dir = Path::new("policies");
+    let mut store = match &args.policies_dir {
+        Some(dir) => PolicyStore::from_dir(dir, flows)?,
+        None if default_dir.is_dir() => PolicyStore::from_dir(default_dir, flows)?,
+        None => PolicyStore::embedded(flows)?,
+    };
+    if let Some(path) = &args.policy {
+        let policy = Policy::load(path)?;
+        if policy.flow() != args.flow {
+            bail!(
+                "{}: the policy is for flow `{}`, not `{}`",
+                path.display(),
+                policy.flow(),
+                args.flow
+            );
+        }
+        store.replace(policy, flows)?;
+    }
+    Ok(store)
+}
+
+/// The domain input from `--fact` assignments, each typed as the flow's schema declares it.
+fn domain_input(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<Value> {
+    let flow = flows.get(&args.flow).with_context(|| {
+        format!(
+            "unknown flow `{}` (this build has: {})",
+            args.flow,
+            flows.names().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let mut facts = arbiter_core::Facts::new();
+    for assignment in &args.facts {
+        let Some((path, raw)) = assignment.split_once('=') else {
+            bail!("--fact {assignment:?}: expected KEY=VALUE, such as claim.amount=12000");
+        };
+        if path.is_empty() || path.split('.').any(str::is_empty) {
+            bail!("--fact {assignment:?}: {path:?} is not a dotted fact path");
+        }
+        facts.set_path(path, flow.schema().typed_value(path, raw));
+    }
+    let input = Value::Object(facts.as_map().clone());
+    flow.schema()
+        .validate(&input)
+        .map_err(|err| anyhow::anyhow!("--fact {}: {}", err.field, err.message))?;
+    Ok(input)
+}
+
+pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let flows = FlowRegistry::builtin()
+        .map_err(anyhow::Error::msg)
+        .context("while building the flows")?;
+    let input = domain_input(&args, &flows)?;
+    let policies = load_policies(&args, &flows)?;
+    let sinks = SinkSet::new(vec![Arc::new(LogSink)]);
+    let pipeline = Pipeline::new(
+        db,
+        Arc::new(LocalDetector),
+        flows,
+        policies,
+        sinks,
+        IntakeLimits::default(),
+    );
+    let options = AnalyzeOptions::default();
+
+    if !args.json {
+        println!(
+            "{:<32} {:<14} {:<22} {:<6} {:<22} FIRED",
+            "FILE", "SHA-256", "VERDICT", "RISK", "ACTION"
+        );
+    }
+    let mut failed = 0usize;
+    for path in &args.files {
+        let reference_id = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        let request = DecideRequest {
+            tenant: &args.tenant,
+            flow: &args.flow,
+            input: &input,
+            reference_id: reference_id.as_deref(),
+            options: &options,
+        };
+        match pipeline.decide_file(path, &request).await {
+            Ok(outcome) if args.json => println!("{}", outcome_json(path, &outcome)),
+            Ok(outcome) => print_row(path, &outcome),
+            Err(err) => {
+                failed += 1;
+                if args.json {
+                    println!(
+                        "{}",
+                        json!({"file": path, "error": {"code": err.code(), "message": err.to_string()}})
+                    );
+                } else {
+                    eprintln!("{}: {} ({})", path.display(), err, err.code());
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} files failed", args.files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn outcome_json(path: &Path, outcome: &Outcome) -> Value {
+    let analysis = &outcome.analysis;
+    let mut decision = Map::new();
+    decision.insert("action".into(), json!(outcome.decision.action));
+    decision.insert("reason".into(), json!(outcome.decision.reason));
+    decision.insert("fired".into(), json!(outcome.decision.fired));
+    decision.insert("policy".into(), json!(outcome.decision.policy));
+    if let Some(description) = &outcome.decision.description {
+        decision.insert("description".into(), json!(description));
+    }
+    json!({
+        "file": path,
+        "request_id": outcome.request_id,
+        "reference_id": outcome.reference_id,
+        "image_info": analysis.image_info,
+        "verdict": analysis.verdict,
+        "model_results": analysis.model_results,
+        "processing_time_ms": analysis.processing_time_ms,
+        "decision": decision,
+        "audit": {"tenant": outcome.audit.entry.tenant, "seq": outcome.audit.entry.seq, "entry_hash": outcome.audit.entry_hash},
+    })
+}
+
+fn print_row(path: &Path, outcome: &Outcome) {
+    let verdict = &outcome.analysis.verdict;
+    let name = path.display().to_string();
+    let name = if name.chars().count() > 32 {
+        let tail: String = name
+            .chars()
+            .rev()
+            .take(31)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    } else {
+        name
+    };
+    println!(
+        "{:<32} {:<14} {:<22} {:<6} {:<22} {}",
+        name,
+        &outcome.analysis.image_info.sha256[..12],
+        format!("{} {:.2}", verdict.label, verdict.confidence),
+        verdict.risk_level.as_str(),
+        outcome.decision.action,
+        if outcome.decision.fired.is_empty() {
+            "(default)".to_owned()
+        } else {
+            outcome.decision.fired.join(",")
+        },
+    );
+}
