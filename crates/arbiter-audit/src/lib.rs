@@ -1,9 +1,17 @@
 //! Arbiter's tamper-evident audit log: one hash chain per tenant over RFC 8785 canonical JSON
-//! entries, appended in the same transaction as the change each entry records.
+//! entries, appended in the same transaction as the change each entry records, with
+//! Ed25519-signed checkpoints (C2SP signed notes).
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod checkpoint;
 pub mod entry;
+pub mod keys;
 
 pub use chain::{AuditError, EntryFilter, StoredEntry, append, entries};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointPolicy, StoredCheckpoint, checkpoint_due, checkpoints,
+    write_checkpoints, write_due_checkpoints,
+};
 pub use entry::{Entry, Event, GENESIS_HASH, entry_hash};
+pub use keys::{KeyError, Signer, SigningKey, VerifierKey};

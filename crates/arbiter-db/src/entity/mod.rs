@@ -1,5 +1,6 @@
 //! sea-orm entities, one module per table.
 
+pub mod audit_checkpoint;
 pub mod audit_entry;
 pub mod audit_head;
 pub mod decision;
