@@ -5,14 +5,18 @@
 
 use crate::MAX_POLICY_BYTES;
 use crate::condition::{
-    Bound, CmpOp, Condition, FactPath, Leaf, Num, Op, Scalar, kind_of, parse_instant,
+    Bound, CmpOp, Condition, FactPath, Leaf, ModelField, Num, Op, Quantifier, Scalar, Span,
+    kind_of, parse_instant,
 };
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, PolicyError, Position};
 use crate::policy::{ChangelogEntry, Outcome, Policy, PolicyAction, Rule, RuleMode, too_large};
-use crate::syntax::{RawCondition, RawExpect, RawHeader, RawOutcome, RawPolicy, RawRule, RawTest};
+use crate::suggest::did_you_mean;
+use crate::syntax::{
+    RawCondition, RawExpect, RawHeader, RawModels, RawOutcome, RawPolicy, RawRule, RawTest,
+};
 use crate::template::Template;
 use crate::testing::{Expect, PolicyTest};
-use arbiter_core::{Facts, PolicyRef};
+use arbiter_core::{Facts, ModelKind, PolicyRef};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_saphyr::{Location, MessageFormatter, Spanned};
@@ -384,25 +388,12 @@ impl Compiler<'_> {
             ("all", raw.all.is_some()),
             ("any", raw.any.is_some()),
             ("not", raw.not.is_some()),
+            ("models", raw.models.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
         .collect();
-        let ops: Vec<(&str, &Spanned<Value>)> = [
-            ("eq", &raw.eq),
-            ("ne", &raw.ne),
-            ("in", &raw.in_),
-            ("not_in", &raw.not_in),
-            ("gt", &raw.gt),
-            ("gte", &raw.gte),
-            ("lt", &raw.lt),
-            ("lte", &raw.lte),
-            ("between", &raw.between),
-            ("exists", &raw.exists),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
-        .collect();
+        let ops = raw.operators();
 
         let condition_error = |this: &mut Self, message: String| {
             this.error(at, DiagnosticKind::Condition, message);
@@ -411,7 +402,8 @@ impl Compiler<'_> {
         match (combinators.as_slice(), &raw.fact) {
             ([], None) if ops.is_empty() => condition_error(
                 self,
-                "empty condition: use `all`, `any`, `not`, or `fact` with one operator".into(),
+                "empty condition: use `all`, `any`, `not`, `models`, or `fact` with one operator"
+                    .into(),
             ),
             ([], None) => condition_error(
                 self,
@@ -423,6 +415,7 @@ impl Compiler<'_> {
                     let inner = raw.not.as_deref()?;
                     Some(Condition::Not(Box::new(self.condition(inner)?)))
                 }
+                "models" => self.models(raw.models.as_ref()?),
                 name => {
                     let list = if name == "all" {
                         raw.all.as_ref()
@@ -465,7 +458,7 @@ impl Compiler<'_> {
             (several, _) => condition_error(
                 self,
                 format!(
-                    "a condition node holds one of `all`, `any` or `not`, found {}; nest them instead",
+                    "a condition node holds one of `all`, `any`, `not` or `models`, found {}; nest them instead",
                     several
                         .iter()
                         .map(|c| format!("`{c}`"))
@@ -522,7 +515,125 @@ impl Compiler<'_> {
         Some(Condition::Leaf(Leaf {
             fact: path?,
             op: op?,
+            fact_at: Span(Position::from_location(fact.referenced)),
+            value_at: Span(Position::from_location(value.referenced)),
         }))
+    }
+
+    /// `models: { where: ..., among: ..., at_least: N, at_most: N }`.
+    fn models(&mut self, raw: &Spanned<RawModels>) -> Option<Condition> {
+        let q = &raw.value;
+        let mut ok = true;
+        let mut tests = Vec::new();
+        let fields = [
+            (ModelField::Score, q.where_.value.score.as_ref()),
+            (ModelField::Label, q.where_.value.label.as_ref()),
+        ];
+        for (field, ops) in fields {
+            let Some(ops) = ops else { continue };
+            let op = match ops.value.operators().as_slice() {
+                [] => {
+                    self.error(
+                        ops.referenced,
+                        DiagnosticKind::Condition,
+                        format!("`{}` needs one operator: {OPERATORS}", field.name()),
+                    );
+                    None
+                }
+                [(name, value)] => self.operator(name, value),
+                several => {
+                    let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
+                    self.error(
+                        ops.referenced,
+                        DiagnosticKind::Condition,
+                        format!(
+                            "`{}` has several operators ({}); a model field takes one",
+                            field.name(),
+                            names.join(", ")
+                        ),
+                    );
+                    None
+                }
+            };
+            match op {
+                Some(op) => tests.push((field, op)),
+                None => ok = false,
+            }
+        }
+        if q.where_.value.score.is_none() && q.where_.value.label.is_none() {
+            self.error(
+                q.where_.referenced,
+                DiagnosticKind::Condition,
+                "`where` needs `score`, `label` or both, like { score: { gte: 0.9 } }",
+            );
+            ok = false;
+        }
+        let among = q.among.as_ref().map(|names| {
+            for name in names {
+                if ModelKind::from_short_name(&name.value).is_none() {
+                    let known: Vec<&str> = ModelKind::ALL.iter().map(|m| m.short_name()).collect();
+                    self.error(
+                        name.referenced,
+                        DiagnosticKind::Condition,
+                        format!(
+                            "unknown model `{}`{}; the models are {}",
+                            name.value,
+                            did_you_mean(&name.value, known.iter().copied()),
+                            known.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            names
+                .iter()
+                .map(|n| Box::from(n.value.as_str()))
+                .collect::<Box<[Box<str>]>>()
+        });
+        let at_most = q.at_most.as_ref().map(|n| n.value);
+        // `at_least` defaults to 1, or to 0 when only `at_most` is given.
+        let at_least = q
+            .at_least
+            .as_ref()
+            .map_or(u32::from(at_most.is_none()), |n| n.value);
+        if let (Some(most), Some(least)) = (&q.at_most, &q.at_least)
+            && most.value < least.value
+        {
+            self.error(
+                most.referenced,
+                DiagnosticKind::Condition,
+                format!(
+                    "`at_most: {}` is below `at_least: {}`: no count satisfies both",
+                    most.value, least.value
+                ),
+            );
+            ok = false;
+        }
+        let available = among
+            .as_ref()
+            .map_or(ModelKind::ALL.len(), |names| names.len());
+        if let Some(least) = &q.at_least
+            && usize::try_from(least.value).unwrap_or(usize::MAX) > available
+        {
+            self.error(
+                least.referenced,
+                DiagnosticKind::Condition,
+                format!(
+                    "`at_least: {}` can never hold: only {available} models are counted",
+                    least.value
+                ),
+            );
+            ok = false;
+        }
+        ok.then(|| {
+            Condition::Models(Box::new(Quantifier {
+                among,
+                tests: tests.into_boxed_slice(),
+                at_least,
+                at_most,
+                at: Span(Position::from_location(raw.referenced)),
+            }))
+        })
     }
 
     fn operator(&mut self, name: &str, value: &Spanned<Value>) -> Option<Op> {
@@ -1084,7 +1195,7 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
         let cases = [
             (
                 "{}",
-                "11:11: empty condition: use `all`, `any`, `not`, or `fact` with one operator",
+                "11:11: empty condition: use `all`, `any`, `not`, `models`, or `fact` with one operator",
             ),
             (
                 "{ eq: 1 }",
@@ -1096,7 +1207,7 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
             ),
             (
                 "{ all: [ { fact: c, eq: 2 } ], any: [ { fact: c, eq: 2 } ] }",
-                "11:11: a condition node holds one of `all`, `any` or `not`, found `all` and `any`; nest them instead",
+                "11:11: a condition node holds one of `all`, `any`, `not` or `models`, found `all` and `any`; nest them instead",
             ),
             ("{ any: [] }", "11:18: `any` needs at least one condition"),
             (

@@ -5,6 +5,7 @@
 //! allocates nothing unless it fails.
 
 use crate::MissingFact;
+use crate::diagnostic::Position;
 use arbiter_core::Facts;
 use chrono::{DateTime, NaiveDate};
 use serde_json::{Number, Value};
@@ -71,8 +72,15 @@ impl Num {
         }
     }
 
+    pub(crate) fn to_json(self) -> Value {
+        match self {
+            Num::Int(i) => Value::from(i),
+            Num::Float(x) => Number::from_f64(x).map_or(Value::Null, Value::Number),
+        }
+    }
+
     /// Numeric order; int and float compare alike. `None` only for NaN, which compiling rules out.
-    fn compare(self, other: Num) -> Option<Ordering> {
+    pub(crate) fn compare(self, other: Num) -> Option<Ordering> {
         match (self, other) {
             (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
             (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
@@ -108,9 +116,17 @@ impl Scalar {
         }
     }
 
+    pub(crate) fn to_json(&self) -> Value {
+        match self {
+            Scalar::Num(n) => n.to_json(),
+            Scalar::Str(s) => Value::String(s.to_string()),
+            Scalar::Bool(b) => Value::Bool(*b),
+        }
+    }
+
     /// Equality with a fact: numbers numerically, strings and booleans exactly; different
     /// types are never equal.
-    fn matches(&self, fact: &Value) -> bool {
+    pub(crate) fn matches(&self, fact: &Value) -> bool {
         match (self, fact) {
             (Scalar::Num(a), Value::Number(b)) => {
                 Num::from_json(b).is_some_and(|b| a.compare(b) == Some(Ordering::Equal))
@@ -163,7 +179,7 @@ pub(crate) enum CmpOp {
 }
 
 impl CmpOp {
-    fn holds(self, ordering: Ordering) -> bool {
+    pub(crate) fn holds(self, ordering: Ordering) -> bool {
         match self {
             CmpOp::Gt => ordering == Ordering::Greater,
             CmpOp::Gte => ordering != Ordering::Less,
@@ -209,11 +225,99 @@ impl Op {
     }
 }
 
+/// Where a compiled node came from in the policy file. Two spans always compare equal, so
+/// moving a rule does not make it "changed".
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Span(pub Option<Position>);
+
+impl PartialEq for Span {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// `{fact: path, <op>: value}`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Leaf {
     pub fact: FactPath,
     pub op: Op,
+    /// The `fact:` value's position.
+    pub fact_at: Span,
+    /// The operator value's position.
+    pub value_at: Span,
+}
+
+/// A field of a model result a quantifier can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModelField {
+    Score,
+    Label,
+}
+
+impl ModelField {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ModelField::Score => "score",
+            ModelField::Label => "label",
+        }
+    }
+}
+
+/// `models: { where: { score: { gte: 0.9 } }, at_least: 2 }`: how many model results
+/// (`models.<name>`) satisfy every test of `where`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Quantifier {
+    /// Only these models count (`among: [gan, diffusion]`); all of them when `None`.
+    pub among: Option<Box<[Box<str>]>>,
+    /// The tests each model result must pass, all of them.
+    pub tests: Box<[(ModelField, Op)]>,
+    pub at_least: u32,
+    pub at_most: Option<u32>,
+    pub at: Span,
+}
+
+impl Quantifier {
+    /// Whether model `name` is one the quantifier looks at.
+    pub(crate) fn considers(&self, name: &str) -> bool {
+        self.among
+            .as_ref()
+            .is_none_or(|among| among.iter().any(|m| &**m == name))
+    }
+
+    /// Whether one model result passes every test. A field that is missing or null (a model
+    /// that did not run has no score) fails its test.
+    pub(crate) fn matches(&self, name: &str, result: &Value) -> Result<bool, EvalError> {
+        for (field, op) in self.tests.iter() {
+            let value = result.get(field.name()).filter(|v| !v.is_null());
+            let passed = match value {
+                None => false,
+                Some(value) => op.test(value).map_err(|found| EvalError::NotComparable {
+                    fact: format!("models.{name}.{}", field.name()),
+                    op: op.name(),
+                    wanted: op.wanted(),
+                    found,
+                })?,
+            };
+            if !passed {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `count` matching models satisfies the bounds.
+    pub(crate) fn holds(&self, count: u32) -> bool {
+        count >= self.at_least && self.at_most.is_none_or(|most| count <= most)
+    }
+
+    /// `where` as text (`score gte 0.9, label in [SYNTHETIC]`).
+    pub(crate) fn where_text(&self) -> String {
+        self.tests
+            .iter()
+            .map(|(field, op)| format!("{} {}", field.name(), OpText(op)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A compiled `when:` node.
@@ -223,40 +327,36 @@ pub(crate) enum Condition {
     Any(Box<[Condition]>),
     Not(Box<Condition>),
     Leaf(Leaf),
+    Models(Box<Quantifier>),
 }
 
-/// Why a condition could not be evaluated.
+/// Why a condition could not be evaluated. Built only on failure, so it may allocate.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum EvalError<'p> {
+pub(crate) enum EvalError {
     /// The fact is missing and the policy says `on_missing_fact: error`.
-    Missing { fact: &'p FactPath },
+    Missing { fact: String },
     /// The fact's value does not fit an ordering operator (`gt` on a string that is not a date,
     /// a date compared with a number, ...).
-    NotComparable { leaf: &'p Leaf, found: &'static str },
+    NotComparable {
+        fact: String,
+        op: &'static str,
+        wanted: &'static str,
+        found: &'static str,
+    },
 }
 
-impl fmt::Display for EvalError<'_> {
+impl fmt::Display for EvalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EvalError::Missing { fact } => {
-                write!(
-                    f,
-                    "fact `{}` is missing (on_missing_fact: error)",
-                    fact.as_str()
-                )
+                write!(f, "fact `{fact}` is missing (on_missing_fact: error)")
             }
-            EvalError::NotComparable { leaf, found } => {
-                let wanted = match &leaf.op {
-                    Op::Cmp(_, Bound::Date(..)) => "an RFC 3339 date",
-                    _ => "a number",
-                };
-                write!(
-                    f,
-                    "`{}` needs {wanted} for fact `{}`, found {found}",
-                    leaf.op.name(),
-                    leaf.fact.as_str()
-                )
-            }
+            EvalError::NotComparable {
+                fact,
+                op,
+                wanted,
+                found,
+            } => write!(f, "`{op}` needs {wanted} for fact `{fact}`, found {found}"),
         }
     }
 }
@@ -276,11 +376,7 @@ pub(crate) fn kind_of(value: &Value) -> &'static str {
 impl Condition {
     /// Evaluates the condition. `all` and `any` stop at the first operand that settles the
     /// result, so an error in a later operand is not reached.
-    pub(crate) fn eval<'p>(
-        &'p self,
-        facts: &Facts,
-        on_missing: MissingFact,
-    ) -> Result<bool, EvalError<'p>> {
+    pub(crate) fn eval(&self, facts: &Facts, on_missing: MissingFact) -> Result<bool, EvalError> {
         match self {
             Condition::All(nodes) => {
                 for node in nodes.iter() {
@@ -300,25 +396,61 @@ impl Condition {
             }
             Condition::Not(node) => Ok(!node.eval(facts, on_missing)?),
             Condition::Leaf(leaf) => leaf.eval(facts, on_missing),
+            Condition::Models(q) => {
+                let Some(Value::Object(models)) = facts.get_segments(std::iter::once("models"))
+                else {
+                    return match on_missing {
+                        MissingFact::NoMatch => Ok(false),
+                        MissingFact::Error => Err(EvalError::Missing {
+                            fact: "models".to_owned(),
+                        }),
+                    };
+                };
+                let mut count = 0u32;
+                for (name, result) in models {
+                    if q.considers(name) && q.matches(name, result)? {
+                        count += 1;
+                    }
+                }
+                Ok(q.holds(count))
+            }
         }
     }
 }
 
 impl Leaf {
-    fn eval<'p>(&'p self, facts: &Facts, on_missing: MissingFact) -> Result<bool, EvalError<'p>> {
+    pub(crate) fn eval(&self, facts: &Facts, on_missing: MissingFact) -> Result<bool, EvalError> {
         let Some(value) = self.fact.lookup(facts) else {
-            return match (&self.op, on_missing) {
-                (Op::Exists(expected), _) => Ok(!expected),
-                // A missing fact satisfies no comparison, `ne` and `not_in` included.
-                (_, MissingFact::NoMatch) => Ok(false),
-                (_, MissingFact::Error) => Err(EvalError::Missing { fact: &self.fact }),
-            };
+            return self.on_missing(on_missing);
         };
-        let not_comparable = || EvalError::NotComparable {
-            leaf: self,
-            found: kind_of(value),
-        };
-        Ok(match &self.op {
+        self.op
+            .test(value)
+            .map_err(|found| EvalError::NotComparable {
+                fact: self.fact.as_str().to_owned(),
+                op: self.op.name(),
+                wanted: self.op.wanted(),
+                found,
+            })
+    }
+
+    /// The result of the leaf when its fact is missing.
+    pub(crate) fn on_missing(&self, on_missing: MissingFact) -> Result<bool, EvalError> {
+        match (&self.op, on_missing) {
+            (Op::Exists(expected), _) => Ok(!expected),
+            // A missing fact satisfies no comparison, `ne` and `not_in` included.
+            (_, MissingFact::NoMatch) => Ok(false),
+            (_, MissingFact::Error) => Err(EvalError::Missing {
+                fact: self.fact.as_str().to_owned(),
+            }),
+        }
+    }
+}
+
+impl Op {
+    /// Tests a present (non-null) value; the error is the kind of value that does not fit an
+    /// ordering operator.
+    pub(crate) fn test(&self, value: &Value) -> Result<bool, &'static str> {
+        Ok(match self {
             Op::Exists(expected) => *expected,
             Op::Eq(scalar) => scalar.matches(value),
             Op::Ne(scalar) => !scalar.matches(value),
@@ -334,17 +466,101 @@ impl Leaf {
                     }
                     _ => None,
                 };
-                op.holds(ordering.ok_or_else(not_comparable)?)
+                op.holds(ordering.ok_or(kind_of(value))?)
             }
             Op::Between(lo, hi) => {
                 let Value::Number(n) = value else {
-                    return Err(not_comparable());
+                    return Err(kind_of(value));
                 };
-                let n = Num::from_json(n).ok_or_else(not_comparable)?;
+                let n = Num::from_json(n).ok_or(kind_of(value))?;
                 n.compare(*lo).is_some_and(|o| o != Ordering::Less)
                     && n.compare(*hi).is_some_and(|o| o != Ordering::Greater)
             }
         })
+    }
+
+    /// What an ordering operator needs, for messages.
+    fn wanted(&self) -> &'static str {
+        match self {
+            Op::Cmp(_, Bound::Date(..)) => "an RFC 3339 date",
+            _ => "a number",
+        }
+    }
+
+    /// The operand as JSON, as a policy writes it.
+    pub(crate) fn expected(&self) -> Value {
+        match self {
+            Op::Eq(s) | Op::Ne(s) => s.to_json(),
+            Op::In(list) | Op::NotIn(list) => list.iter().map(Scalar::to_json).collect(),
+            Op::Cmp(_, Bound::Num(n)) => n.to_json(),
+            Op::Cmp(_, Bound::Date(text, _)) => Value::String(text.to_string()),
+            Op::Between(lo, hi) => Value::Array(vec![lo.to_json(), hi.to_json()]),
+            Op::Exists(b) => Value::Bool(*b),
+        }
+    }
+}
+
+/// An operator and its operand as text: `in [AI_GENERATED, MANIPULATED]`, `gte 0.9`.
+pub(crate) struct OpText<'a>(pub &'a Op);
+
+impl fmt::Display for OpText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0.name(), ValueText(&self.0.expected()))
+    }
+}
+
+/// A JSON value as a policy author writes it in flow style: strings bare, lists in brackets.
+pub(crate) struct ValueText<'a>(pub &'a Value);
+
+impl fmt::Display for ValueText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::String(s) => f.write_str(s),
+            Value::Array(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", ValueText(item))?;
+                }
+                f.write_str("]")
+            }
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    /// A one-line rendering: `all(verdict.risk_level eq HIGH, not(claim.amount lt 100))`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, name: &str, nodes: &[Condition]| {
+            write!(f, "{name}(")?;
+            for (i, node) in nodes.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{node}")?;
+            }
+            f.write_str(")")
+        };
+        match self {
+            Condition::All(nodes) => list(f, "all", nodes),
+            Condition::Any(nodes) => list(f, "any", nodes),
+            Condition::Not(node) => write!(f, "not({node})"),
+            Condition::Leaf(leaf) => write!(f, "{} {}", leaf.fact.as_str(), OpText(&leaf.op)),
+            Condition::Models(q) => {
+                write!(f, "models(where {}", q.where_text())?;
+                if let Some(among) = &q.among {
+                    write!(f, ", among [{}]", among.join(", "))?;
+                }
+                write!(f, ", at_least {}", q.at_least)?;
+                if let Some(most) = q.at_most {
+                    write!(f, ", at_most {most}")?;
+                }
+                f.write_str(")")
+            }
+        }
     }
 }
 
@@ -361,6 +577,8 @@ mod tests {
         Condition::Leaf(Leaf {
             fact: FactPath::parse(path).unwrap(),
             op,
+            fact_at: Span::default(),
+            value_at: Span::default(),
         })
     }
 

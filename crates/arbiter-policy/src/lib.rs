@@ -36,6 +36,7 @@ mod compile;
 mod condition;
 mod diagnostic;
 mod policy;
+mod suggest;
 mod syntax;
 mod template;
 mod testing;

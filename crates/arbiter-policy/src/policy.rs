@@ -324,7 +324,7 @@ impl Policy {
         self.actions[outcome.action].severity
     }
 
-    fn error_decision(&self, rule: &Rule, error: &EvalError<'_>, facts: &Facts) -> Decision {
+    fn error_decision(&self, rule: &Rule, error: &EvalError, facts: &Facts) -> Decision {
         let action = self.on_error.unwrap_or(self.default.action);
         let description = format!("evaluation error in rule `{}`: {error}", rule.id);
         self.decision(
@@ -465,6 +465,97 @@ rules:
         facts(
             json!({"verdict": {"label": "AI_GENERATED", "confidence": 0.94, "risk_level": "HIGH"}}),
         )
+    }
+
+    #[test]
+    fn the_model_quantifier_counts_models_that_pass_every_test() {
+        let rules = "
+  - id: two-models-agree
+    when: { models: { where: { score: { gte: 0.9 } }, at_least: 2 } }
+    then: { action: siu_escalation, reason: MODELS_AGREE }
+  - id: one-generator-model
+    when:
+      models:
+        where: { score: { gt: 0.5 }, label: { in: [SYNTHETIC] } }
+        among: [gan, diffusion]
+    then: { action: adjuster_review, reason: ONE_MODEL }
+  - id: no-model-at-all
+    when: { models: { where: { label: { ne: NOT_RUN } }, at_most: 0 } }
+    then: { action: adjuster_review, reason: NO_MODEL_RAN }
+";
+        let p = policy("{ strategy: first_match }", rules);
+        let decide = |models: serde_json::Value| p.decide(&facts(json!({ "models": models })));
+        let d = decide(json!({
+            "gan": { "score": 0.95, "label": "SYNTHETIC" },
+            "noise": { "score": 0.9, "label": "SYNTHETIC" },
+            "splicing": { "score": 0.1, "label": "AUTHENTIC" },
+        }));
+        assert_eq!(d.fired, ["two-models-agree"]);
+        // One model at 0.9 is not two; `among` limits the second rule to gan and diffusion.
+        let d = decide(json!({
+            "noise": { "score": 0.95, "label": "SYNTHETIC" },
+            "diffusion": { "score": 0.6, "label": "SYNTHETIC" },
+        }));
+        assert_eq!(d.fired, ["one-generator-model"]);
+        let d = decide(json!({
+            "noise": { "score": 0.95, "label": "SYNTHETIC" },
+            "diffusion": { "score": 0.6, "label": "SUSPICIOUS" },
+        }));
+        assert_eq!(d.action, "proceed");
+        // A model that did not run has a null score: it never passes a score test.
+        let d = decide(json!({
+            "gan": { "score": null, "label": "NOT_RUN" },
+            "diffusion": { "score": null, "label": "NOT_RUN" },
+        }));
+        assert_eq!(d.fired, ["no-model-at-all"]);
+        // Without a `models` fact the quantifier is false under no_match.
+        assert_eq!(p.decide(&Facts::new()).action, "proceed");
+        // A score of the wrong type is an evaluation error naming the model.
+        let d = decide(json!({ "gan": { "score": "high", "label": "SYNTHETIC" } }));
+        assert_eq!(d.reason, EVALUATION_ERROR);
+        assert_eq!(
+            d.description.as_deref(),
+            Some(
+                "evaluation error in rule `two-models-agree`: `gte` needs a number for fact `models.gan.score`, found a string"
+            )
+        );
+    }
+
+    #[test]
+    fn quantifier_mistakes_are_reported() {
+        let source = |when: &str| {
+            format!(
+                "apiVersion: arbiter/v1\nkind: Policy\nmetadata: {{ id: t, flow: insurance, version: 1 }}\n\
+                 actions: {{ proceed: {{ severity: 0 }} }}\ndefault: {{ action: proceed, reason: X }}\n\
+                 rules:\n  - id: r\n    when: {when}\n    then: {{ action: proceed, reason: X }}\n"
+            )
+        };
+        let cases = [
+            (
+                "{ models: { where: { score: { gte: 0.9 } }, among: [gam] } }",
+                "t.yaml:8:63: unknown model `gam` (did you mean `gan`?); the models are gan, diffusion, noise, metadata, frequency, splicing",
+            ),
+            (
+                "{ models: { where: { score: { gte: 0.9 } }, at_least: 7 } }",
+                "t.yaml:8:65: `at_least: 7` can never hold: only 6 models are counted",
+            ),
+            (
+                "{ models: { where: { score: { gte: 0.9 } }, at_least: 3, at_most: 2 } }",
+                "t.yaml:8:77: `at_most: 2` is below `at_least: 3`: no count satisfies both",
+            ),
+            (
+                "{ models: { where: { score: { gte: 0.9, lt: 1 } } } }",
+                "t.yaml:8:39: `score` has several operators (gte, lt); a model field takes one",
+            ),
+            (
+                "{ models: { where: {} } }",
+                "t.yaml:8:30: `where` needs `score`, `label` or both, like { score: { gte: 0.9 } }",
+            ),
+        ];
+        for (when, expected) in cases {
+            let error = Policy::from_yaml(&source(when), "t.yaml").unwrap_err();
+            assert_eq!(error.to_string(), expected, "{when}");
+        }
     }
 
     #[test]

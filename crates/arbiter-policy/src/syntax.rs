@@ -142,6 +142,8 @@ pub(crate) struct RawCondition {
     #[serde(default)]
     pub not: Option<Box<Spanned<RawCondition>>>,
     #[serde(default)]
+    pub models: Option<Spanned<RawModels>>,
+    #[serde(default)]
     pub fact: Option<Spanned<String>>,
     #[serde(default, deserialize_with = "present")]
     pub eq: Option<Spanned<Value>>,
@@ -163,6 +165,100 @@ pub(crate) struct RawCondition {
     pub between: Option<Spanned<Value>>,
     #[serde(default, deserialize_with = "present")]
     pub exists: Option<Spanned<Value>>,
+}
+
+impl RawCondition {
+    /// The operators present, in a fixed order, with their values.
+    pub(crate) fn operators(&self) -> Vec<(&'static str, &Spanned<Value>)> {
+        operators([
+            ("eq", &self.eq),
+            ("ne", &self.ne),
+            ("in", &self.in_),
+            ("not_in", &self.not_in),
+            ("gt", &self.gt),
+            ("gte", &self.gte),
+            ("lt", &self.lt),
+            ("lte", &self.lte),
+            ("between", &self.between),
+            ("exists", &self.exists),
+        ])
+    }
+}
+
+fn operators<'a>(
+    all: [(&'static str, &'a Option<Spanned<Value>>); 10],
+) -> Vec<(&'static str, &'a Spanned<Value>)> {
+    all.into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+        .collect()
+}
+
+/// `models: { where: {...}, among: [...], at_least: N, at_most: N }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModels {
+    #[serde(rename = "where")]
+    pub where_: Spanned<RawModelWhere>,
+    #[serde(default)]
+    pub among: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub at_least: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub at_most: Option<Spanned<u32>>,
+}
+
+/// The tests each model result must pass.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModelWhere {
+    #[serde(default)]
+    pub score: Option<Spanned<RawOps>>,
+    #[serde(default)]
+    pub label: Option<Spanned<RawOps>>,
+}
+
+/// One operator and its value, as in a leaf without `fact`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOps {
+    #[serde(default, deserialize_with = "present")]
+    pub eq: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub ne: Option<Spanned<Value>>,
+    #[serde(default, rename = "in", deserialize_with = "present")]
+    pub in_: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub not_in: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub gt: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub gte: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub lt: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub lte: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub between: Option<Spanned<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    pub exists: Option<Spanned<Value>>,
+}
+
+impl RawOps {
+    /// The operators present, in a fixed order, with their values.
+    pub(crate) fn operators(&self) -> Vec<(&'static str, &Spanned<Value>)> {
+        operators([
+            ("eq", &self.eq),
+            ("ne", &self.ne),
+            ("in", &self.in_),
+            ("not_in", &self.not_in),
+            ("gt", &self.gt),
+            ("gte", &self.gte),
+            ("lt", &self.lt),
+            ("lte", &self.lte),
+            ("between", &self.between),
+            ("exists", &self.exists),
+        ])
+    }
 }
 
 /// An operator's value, `Some` even when it is `null` (plain `Option` would read `eq: null` as
