@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
+mod m20261124_000002_requests_and_keys;
 mod m20261124_000003_audit_checkpoints;
 
 /// Applies Arbiter's migrations in order.
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261124_000001_initial::Migration),
+            Box::new(m20261124_000002_requests_and_keys::Migration),
             Box::new(m20261124_000003_audit_checkpoints::Migration),
         ]
     }

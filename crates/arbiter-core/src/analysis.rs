@@ -10,6 +10,7 @@ use std::sync::Arc;
 /// An image format Arbiter accepts, recognised from its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ImageFormat {
     /// JPEG / JFIF / EXIF.
     Jpeg,
@@ -47,6 +48,7 @@ impl fmt::Display for ImageFormat {
 
 /// What intake learnt about an image before any detector ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
     /// Width in pixels, read from the file's header.
     pub width: u32,
@@ -72,6 +74,7 @@ pub struct MediaInput {
 /// The six models of the guide, by the short names used in `options.models` and in policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ModelKind {
     /// GAN-generated image detection.
     Gan,
@@ -131,6 +134,7 @@ impl ModelKind {
 /// One model's conclusion, in the guide's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ModelLabel {
     /// Nothing that points away from a real capture.
     Authentic,
@@ -163,6 +167,7 @@ impl ModelLabel {
 /// One model's output: a score (0..1, higher means more likely synthetic or altered), a label and
 /// a plain-language detail. A model that did not run has no score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelResult {
     /// 0..1, higher is more suspicious; `null` when the model did not run.
     pub score: Option<f64>,
@@ -186,6 +191,7 @@ impl ModelResult {
 
 /// The metadata model's output: a model result plus the EXIF facts the guide lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MetadataResult {
     /// Score, label and detail.
     #[serde(flatten)]
@@ -200,6 +206,7 @@ pub struct MetadataResult {
 
 /// `model_results` of the guide's response: one optional entry per model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelResults {
     /// `gan_detection`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -347,6 +354,7 @@ pub struct Analysis {
 
 /// The body of a completed analysis, field for field as the guide's `POST /v1/analyze` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnalysisResponse {
     /// Arbiter's id for this request.
     pub request_id: RequestId,

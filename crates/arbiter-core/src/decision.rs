@@ -17,6 +17,7 @@ pub struct ActionSpec {
 
 /// The policy that made a decision: its id, version and the SHA-256 of its file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyRef {
     /// `metadata.id`.
     pub id: String,
@@ -49,6 +50,7 @@ pub struct Decision {
 
 /// A shadow rule that matched, and the action it would have taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShadowHit {
     /// The rule's id.
     pub rule: String,

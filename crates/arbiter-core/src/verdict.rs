@@ -6,6 +6,7 @@ use std::fmt;
 /// What a detector concluded about an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VerdictLabel {
     /// Evidence that the image is an unaltered capture.
     Authentic,
@@ -46,6 +47,7 @@ impl fmt::Display for VerdictLabel {
 /// How much a verdict should worry the business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RiskLevel {
     /// Confidence below 0.6, or an AUTHENTIC / INCONCLUSIVE verdict.
     Low,
@@ -88,6 +90,7 @@ impl fmt::Display for RiskLevel {
 
 /// A label, the confidence in that label (0..1), and the resulting risk level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Verdict {
     /// The conclusion.
     pub label: VerdictLabel,

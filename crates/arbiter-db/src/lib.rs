@@ -2,8 +2,10 @@
 //! and the audit log; migrations run on connect.
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 pub mod decisions;
 pub mod entity;
+pub mod requests;
 pub mod testing;
 
 use arbiter_migrations::{Migrator, MigratorTrait};

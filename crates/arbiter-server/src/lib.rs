@@ -1,13 +1,29 @@
-//! Arbiter's services: the flows and policies in force, and the pipeline that takes an image
-//! from intake to a committed, audited decision. The HTTP API is built on these.
+//! Arbiter's server: configuration, the flows and policies in force, the decision pipeline,
+//! and the HTTP API of the integration guide on top of them.
 #![forbid(unsafe_code)]
 
+pub mod analyze;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fetch;
 pub mod flows;
+pub mod keys;
+pub mod metrics;
 pub mod pipeline;
 pub mod policies;
+pub mod ratelimit;
+pub mod routes;
+pub mod server;
 pub mod sinks;
+pub mod state;
 
+pub use config::Config;
+pub use error::ApiError;
 pub use flows::FlowRegistry;
 pub use pipeline::{DecideRequest, Outcome, Pipeline, PipelineError};
 pub use policies::{PolicyLoadError, PolicyStore};
+pub use server::{Server, StartError, build_state, load_policies};
 pub use sinks::{LogSink, SinkSet};
+pub use state::AppState;

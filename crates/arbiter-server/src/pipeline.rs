@@ -4,12 +4,13 @@
 use crate::flows::FlowRegistry;
 use crate::policies::PolicyStore;
 use crate::sinks::SinkSet;
+use arbiter_audit::entry::AnalysisFields;
 use arbiter_audit::{AuditError, Event, StoredEntry};
 use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
     FlowError, MediaInput, RequestId,
 };
-use arbiter_db::{Db, decisions};
+use arbiter_db::{Db, decisions, requests};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -135,101 +136,161 @@ impl Pipeline {
     }
 
     /// Reads a file through intake and decides about it.
-    pub async fn decide_file(
-        &self,
-        path: &Path,
-        request: &DecideRequest<'_>,
-    ) -> Result<Outcome, PipelineError> {
+    pub async fn decide_file(&self, path: &Path, request: &DecideRequest<'_>) -> Result<Outcome, PipelineError> {
         let media = arbiter_detect::intake_file(path, &self.limits).await?;
         self.decide(media, request).await
     }
 
-    /// Decides about an image that passed intake, commits the decision and its audit entry in one
-    /// transaction, then hands the action to the sinks.
-    #[tracing::instrument(skip_all, fields(request_id, flow = request.flow, tenant = request.tenant))]
-    pub async fn decide(
-        &self,
-        media: MediaInput,
-        request: &DecideRequest<'_>,
-    ) -> Result<Outcome, PipelineError> {
+    /// Analyses an image that passed intake, decides under the flow's policy, and records both.
+    pub async fn decide(&self, media: MediaInput, request: &DecideRequest<'_>) -> Result<Outcome, PipelineError> {
         let request_id = RequestId::new();
-        tracing::Span::current().record("request_id", request_id.as_str());
-        let flow = self
-            .flows
-            .get(request.flow)
-            .ok_or_else(|| PipelineError::UnknownFlow(request.flow.to_owned()))?;
-        let policy = self
-            .policies
-            .for_flow(request.flow)
-            .ok_or_else(|| PipelineError::NoPolicy(request.flow.to_owned()))?;
         // Check the domain input before spending detector time on it.
-        flow.schema()
-            .validate(request.input)
-            .map_err(|source| PipelineError::Flow {
-                flow: request.flow.to_owned(),
-                source,
-            })?;
-
-        let analysis = self.detector.analyze(&media, request.options).await?;
-        let facts = flow
-            .facts(&analysis, request.input)
-            .map_err(|source| PipelineError::Flow {
-                flow: request.flow.to_owned(),
-                source,
-            })?;
-        let decision = policy.decide(&facts);
-
-        let now = Utc::now();
-        let txn = self.db.begin_write().await?;
-        decisions::insert(
-            &txn,
-            &decisions::NewDecision {
-                tenant: request.tenant,
-                request_id: &request_id,
-                reference_id: request.reference_id,
-                flow: request.flow,
-                analysis: &analysis,
-                facts: &facts,
-                decision: &decision,
-                created_at: now,
-            },
-        )
-        .await?;
-        let event = Event::decision(
-            &request_id,
-            request.reference_id,
-            request.flow,
-            &analysis,
-            &decision,
-        );
-        let audit = arbiter_audit::append(&txn, request.tenant, now, event).await?;
-        txn.commit().await?;
-        tracing::info!(action = %decision.action, verdict = %analysis.verdict.label, seq = audit.entry.seq, "decision recorded");
-
-        let action = ActionRequest {
-            tenant: request.tenant.to_owned(),
-            request_id: request_id.clone(),
-            reference_id: request.reference_id.map(str::to_owned),
-            flow: request.flow.to_owned(),
-            action: decision.action.clone(),
-            reason: decision.reason.clone(),
-            payload: json!({
-                "event": flow.event_for(&decision.action),
-                "request_id": request_id,
-                "reference_id": request.reference_id,
-                "image_sha256": analysis.image_info.sha256,
-                "verdict": analysis.verdict,
-                "decision": { "action": decision.action, "reason": decision.reason, "fired": decision.fired, "policy": decision.policy },
-            }),
+        self.check_input(request.flow, request.input)?;
+        let analysis = self.analyze(&media, request.options).await?;
+        let decided = self.apply_policy(request.flow, request.input, &analysis)?;
+        let record = Record {
+            tenant: request.tenant,
+            request_id: &request_id,
+            reference_id: request.reference_id,
+            analysis: &analysis,
+            decided: Some(&decided),
+            request_row: None,
         };
-        self.sinks.send(&action).await;
+        let audit = self.record(&record).await?;
         Ok(Outcome {
             request_id,
             reference_id: request.reference_id.map(str::to_owned),
             analysis,
-            facts,
-            decision,
+            facts: decided.facts,
+            decision: decided.decision,
             audit,
         })
     }
+
+    /// Validates a flow's domain input, naming the bad field.
+    pub fn check_input(&self, flow: &str, input: &Value) -> Result<(), PipelineError> {
+        let flow_impl = self.flows.get(flow).ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
+        flow_impl.schema().validate(input).map_err(|source| PipelineError::Flow { flow: flow.to_owned(), source })
+    }
+
+    /// Runs the detector.
+    pub async fn analyze(&self, media: &MediaInput, options: &AnalyzeOptions) -> Result<Analysis, PipelineError> {
+        Ok(self.detector.analyze(media, options).await?)
+    }
+
+    /// The detector's name.
+    pub fn detector_name(&self) -> &str {
+        self.detector.name()
+    }
+
+    /// The intake limits.
+    pub fn limits(&self) -> &IntakeLimits {
+        &self.limits
+    }
+
+    /// The flow's facts and its live policy's decision about an analysis.
+    pub fn apply_policy(&self, flow: &str, input: &Value, analysis: &Analysis) -> Result<Decided, PipelineError> {
+        let flow_impl = self.flows.get(flow).ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
+        let policy = self.policies.for_flow(flow).ok_or_else(|| PipelineError::NoPolicy(flow.to_owned()))?;
+        let facts = flow_impl
+            .facts(analysis, input)
+            .map_err(|source| PipelineError::Flow { flow: flow.to_owned(), source })?;
+        let decision = policy.decide(&facts);
+        Ok(Decided { flow: flow.to_owned(), event: flow_impl.event_for(&decision.action), facts, decision })
+    }
+
+    /// Commits, in one transaction, the request row (if any), the decision row (if any) and the
+    /// audit entry; then hands the decision's action to the sinks.
+    #[tracing::instrument(skip_all, fields(request_id = %record.request_id, tenant = record.tenant))]
+    pub async fn record(&self, record: &Record<'_>) -> Result<StoredEntry, PipelineError> {
+        let now = record.request_row.as_ref().map_or_else(Utc::now, |row| row.created_at);
+        let txn = self.db.begin_write().await?;
+        if let Some(row) = &record.request_row {
+            requests::insert(&txn, row.clone()).await?;
+        }
+        let event = match record.decided {
+            Some(decided) => {
+                decisions::insert(
+                    &txn,
+                    &decisions::NewDecision {
+                        tenant: record.tenant,
+                        request_id: record.request_id,
+                        reference_id: record.reference_id,
+                        flow: &decided.flow,
+                        analysis: record.analysis,
+                        facts: &decided.facts,
+                        decision: &decided.decision,
+                        created_at: now,
+                    },
+                )
+                .await?;
+                Event::decision(record.request_id, record.reference_id, &decided.flow, record.analysis, &decided.decision)
+            }
+            None => Event::AnalysisRecorded {
+                analysis: AnalysisFields::new(record.request_id, record.reference_id, record.analysis),
+            },
+        };
+        let audit = arbiter_audit::append(&txn, record.tenant, now, event).await?;
+        txn.commit().await?;
+        tracing::info!(verdict = %record.analysis.verdict.label, seq = audit.entry.seq, "recorded");
+
+        if let Some(decided) = record.decided {
+            let action = ActionRequest {
+                tenant: record.tenant.to_owned(),
+                request_id: record.request_id.clone(),
+                reference_id: record.reference_id.map(str::to_owned),
+                flow: decided.flow.clone(),
+                action: decided.decision.action.clone(),
+                reason: decided.decision.reason.clone(),
+                payload: json!({
+                    "event": decided.event,
+                    "request_id": record.request_id,
+                    "reference_id": record.reference_id,
+                    "image_sha256": record.analysis.image_info.sha256,
+                    "verdict": record.analysis.verdict,
+                    "decision": decided.decision_summary(),
+                }),
+            };
+            self.sinks.send(&action).await;
+        }
+        Ok(audit)
+    }
+}
+
+/// A flow's facts and its policy's decision about one analysis.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The flow.
+    pub flow: String,
+    /// The webhook event the action emits.
+    pub event: Option<&'static str>,
+    /// The facts the policy saw.
+    pub facts: Facts,
+    /// The decision.
+    pub decision: Decision,
+}
+
+impl Decided {
+    /// The decision as API responses and events show it.
+    pub fn decision_summary(&self) -> Value {
+        let d = &self.decision;
+        json!({ "flow": self.flow, "action": d.action, "reason": d.reason, "fired": d.fired, "shadow": d.shadow, "description": d.description, "policy": d.policy })
+    }
+}
+
+/// What [`Pipeline::record`] commits.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The request.
+    pub request_id: &'a RequestId,
+    /// The caller's reference.
+    pub reference_id: Option<&'a str>,
+    /// The analysis.
+    pub analysis: &'a Analysis,
+    /// The decision, when a flow applied.
+    pub decided: Option<&'a Decided>,
+    /// The API request row, for requests made over HTTP.
+    pub request_row: Option<arbiter_db::entity::request::Model>,
 }

@@ -1,0 +1,235 @@
+//! The logic of `POST /v1/analyze`, apart from HTTP: fetch or decode the image, intake, the
+//! idempotent result cache (shared by concurrent identical requests), the detector, the optional
+//! flow decision, and the record.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::pipeline::{Decided, Record};
+use crate::state::AppState;
+use arbiter_core::{Analysis, AnalysisResponse, AnalyzeOptions, ErrorCode, RequestId};
+use arbiter_db::entity::request;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::OnceCell;
+
+/// Where the image comes from.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// Bytes in the request (decoded base64 or a multipart file).
+    Bytes(Vec<u8>),
+    /// A URL to fetch.
+    Url(String),
+}
+
+/// One analysis request, parsed.
+#[derive(Debug, Clone)]
+pub struct AnalyzeCall {
+    /// The image.
+    pub source: ImageSource,
+    /// Detector options.
+    pub options: AnalyzeOptions,
+    /// The caller's reference.
+    pub reference_id: Option<String>,
+    /// A flow and its domain input, for a decision.
+    pub flow: Option<(String, Value)>,
+}
+
+/// The response body: the guide's fields, whether the result came from the cache, and the
+/// decision when a flow was named.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AnalyzeReply {
+    /// The guide's response.
+    #[serde(flatten)]
+    pub result: AnalysisResponse,
+    /// Whether the detector result was reused from an earlier identical request.
+    pub cached: bool,
+    /// The request whose detector result was reused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<RequestId>,
+    /// The policy decision, when `?flow=` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<Value>,
+}
+
+/// A shared detector result: the analysis and the request that produced it.
+type Shared = Arc<OnceCell<Result<(Analysis, RequestId, bool), ApiError>>>;
+
+/// Analyses under way, by tenant and cache key.
+#[derive(Debug, Clone, Default)]
+pub struct Inflight(Arc<Mutex<HashMap<String, Shared>>>);
+
+impl Inflight {
+    /// The cell for a key, and whether this caller created it (and so must remove it).
+    fn join(&self, key: &str) -> (Shared, bool) {
+        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match map.get(key) {
+            Some(cell) => (cell.clone(), false),
+            None => {
+                let cell = Shared::default();
+                map.insert(key.to_owned(), cell.clone());
+                (cell, true)
+            }
+        }
+    }
+
+    fn leave(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+    }
+}
+
+/// SHA-256 over the image hash, the detector and the options: requests with the same key may
+/// share a detector result.
+pub fn cache_key(image_sha256: &str, detector: &str, options: &AnalyzeOptions) -> String {
+    let mut models = options.models.clone();
+    models.sort();
+    models.dedup();
+    let options = serde_json::json!({
+        "models": models,
+        "metadata_analysis": options.metadata_analysis,
+        "return_heatmap": options.return_heatmap,
+    });
+    hex::encode(Sha256::digest(format!("{image_sha256}\n{detector}\n{options}").as_bytes()))
+}
+
+/// Runs one analysis request for a caller.
+pub async fn analyze(state: &AppState, caller: &Caller, request_id: &RequestId, call: AnalyzeCall) -> Result<AnalyzeReply, ApiError> {
+    let pipeline = &state.pipeline;
+    let tenant = caller.key.tenant.as_str();
+    if let Some((flow, input)) = &call.flow {
+        pipeline.check_input(flow, input)?;
+    }
+    let max_bytes = pipeline.limits().max_bytes;
+    let bytes = match call.source {
+        ImageSource::Bytes(bytes) => bytes,
+        ImageSource::Url(url) => state.fetcher.fetch(&url, max_bytes).await.map_err(|err| ApiError::new(err.code(), err.to_string()))?,
+    };
+    let media = arbiter_detect::intake(bytes, pipeline.limits()).map_err(|err| ApiError::new(err.code(), err.to_string()))?;
+    let key = cache_key(&media.info.sha256, pipeline.detector_name(), &call.options);
+    let now = state.clock.now();
+
+    let (analysis, origin, cached) = if state.config.cache.ttl_secs == 0 {
+        (run_detector(state, &media, &call.options).await?, request_id.clone(), false)
+    } else {
+        let slot = format!("{tenant}\n{key}");
+        let (cell, leader) = state.inflight.join(&slot);
+        let shared = cell
+            .get_or_init(|| async {
+                let ttl = chrono::Duration::seconds(i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000));
+                if let Some(row) = arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, now - ttl).await? {
+                    let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
+                    let origin: RequestId = row.request_id.parse().map_err(|err| ApiError::internal(&err))?;
+                    return Ok((analysis, origin, true));
+                }
+                Ok((run_detector(state, &media, &call.options).await?, request_id.clone(), false))
+            })
+            .await
+            .clone();
+        let outcome = match shared {
+            Ok((analysis, origin, from_store)) => {
+                let cached = from_store || &origin != request_id;
+                state.metrics.cache(cached);
+                record(state, caller, request_id, &call.reference_id, call.flow.as_ref(), &analysis, &key, cached.then_some(&origin), now).await.map(|decided| (analysis, origin, cached, decided))
+            }
+            Err(err) => Err(err),
+        };
+        if leader {
+            state.inflight.leave(&slot);
+        }
+        let (analysis, origin, cached, decided) = outcome?;
+        return Ok(reply(request_id, call.reference_id, now, analysis, cached.then_some(origin), decided));
+    };
+    let decided = record(state, caller, request_id, &call.reference_id, call.flow.as_ref(), &analysis, &key, None, now).await?;
+    Ok(reply(request_id, call.reference_id, now, analysis, cached.then_some(origin), decided))
+}
+
+async fn run_detector(state: &AppState, media: &arbiter_core::MediaInput, options: &AnalyzeOptions) -> Result<Analysis, ApiError> {
+    let started = Instant::now();
+    let analysis = state.pipeline.analyze(media, options).await?;
+    state.metrics.detector(started.elapsed());
+    Ok(analysis)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    reference_id: &Option<String>,
+    flow: Option<&(String, Value)>,
+    analysis: &Analysis,
+    cache_key: &str,
+    cached_from: Option<&RequestId>,
+    now: DateTime<Utc>,
+) -> Result<Option<Decided>, ApiError> {
+    let decided = match flow {
+        Some((flow, input)) => Some(state.pipeline.apply_policy(flow, input, analysis)?),
+        None => None,
+    };
+    let row = request::Model {
+        request_id: request_id.to_string(),
+        tenant: caller.key.tenant.clone(),
+        reference_id: reference_id.clone(),
+        image_sha256: analysis.image_info.sha256.clone(),
+        cache_key: cache_key.to_owned(),
+        cached_from: cached_from.map(ToString::to_string),
+        status: "complete".to_owned(),
+        analysis: serde_json::to_string(analysis).map_err(|err| ApiError::internal(&err))?,
+        created_at: now,
+    };
+    let record = Record {
+        tenant: &caller.key.tenant,
+        request_id,
+        reference_id: reference_id.as_deref(),
+        analysis,
+        decided: decided.as_ref(),
+        request_row: Some(row),
+    };
+    state.pipeline.record(&record).await?;
+    Ok(decided)
+}
+
+/// The response body for a stored or fresh result.
+pub fn reply(
+    request_id: &RequestId,
+    reference_id: Option<String>,
+    processed_at: DateTime<Utc>,
+    analysis: Analysis,
+    cached_from: Option<RequestId>,
+    decided: Option<Decided>,
+) -> AnalyzeReply {
+    AnalyzeReply {
+        result: AnalysisResponse {
+            request_id: request_id.clone(),
+            reference_id,
+            status: "complete".to_owned(),
+            processed_at,
+            verdict: analysis.verdict,
+            model_results: analysis.model_results,
+            image_info: analysis.image_info,
+            processing_time_ms: analysis.processing_time_ms,
+        },
+        cached: cached_from.is_some(),
+        cached_from,
+        decision: decided.map(|d| d.decision_summary()),
+    }
+}
+
+/// Checks a caller's `reference_id`: at most `max_len` characters from `A-Z a-z 0-9 . _ - : / @ #`.
+pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), ApiError> {
+    if reference_id.is_empty() || reference_id.chars().count() > max_len {
+        return Err(ApiError::bad_request(format!("reference_id must be 1 to {max_len} characters")));
+    }
+    if let Some(bad) = reference_id.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-:/@#".contains(*c))) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("reference_id may hold only letters, digits and . _ - : / @ #; found {bad:?}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! Configuration: built-in defaults, then `arbiter.yaml`, then `ARBITER_*` environment variables.
+//!
+//! Every leaf key has an environment variable: its dotted path upper-cased with `_` for `.`
+//! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated). The
+//! committed `arbiter.yaml` documents every key.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration was refused. Each error names the key or the file position.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// An environment variable has a value of the wrong type.
+    #[error("{var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Arbiter's configuration.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Directory of the embedded SQLite database.
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL; empty means the embedded SQLite database.
+    pub database_url: String,
+    /// Directory of policy files; empty means `./policies` when present, else the built-in copies.
+    pub policies_dir: String,
+    /// The detector that analyses images.
+    pub detector: DetectorConfig,
+    /// Limits on accepted images and requests.
+    pub limits: LimitsConfig,
+    /// Outbound requests (`image_url` fetching).
+    pub outbound: OutboundConfig,
+    /// The idempotent result cache.
+    pub cache: CacheConfig,
+    /// Rate-limit plans.
+    pub rate_limits: RateLimitConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &if self.database_url.is_empty() { "" } else { "[REDACTED]" })
+            .field("policies_dir", &self.policies_dir)
+            .field("detector", &self.detector)
+            .field("limits", &self.limits)
+            .field("outbound", &self.outbound)
+            .field("cache", &self.cache)
+            .field("rate_limits", &self.rate_limits)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from(".arbiter"),
+            database_url: String::new(),
+            policies_dir: String::new(),
+            detector: DetectorConfig::Local,
+            limits: LimitsConfig::default(),
+            outbound: OutboundConfig::default(),
+            cache: CacheConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+        }
+    }
+}
+
+/// The detector, chosen by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DetectorConfig {
+    /// The offline local detector.
+    Local,
+}
+
+/// Limits on accepted images and requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The largest accepted image, in bytes.
+    pub max_image_bytes: u64,
+    /// The smallest accepted width and height, in pixels.
+    pub min_dimension: u32,
+    /// The longest accepted `reference_id`.
+    pub max_reference_id_len: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_image_bytes: 20 * 1024 * 1024, min_dimension: 100, max_reference_id_len: 128 }
+    }
+}
+
+/// Outbound requests made on a caller's behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Networks that may be reached even though they are loopback, private or link-local.
+    pub allow_cidrs: Vec<IpNet>,
+    /// Timeout of one fetch, in seconds.
+    pub timeout_secs: u64,
+    /// Redirects followed, each re-checked.
+    pub max_redirects: u8,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self { allow_cidrs: Vec::new(), timeout_secs: 10, max_redirects: 3 }
+    }
+}
+
+/// The idempotent result cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// How long a result is reused for the same tenant, image and options, in seconds; 0 disables.
+    pub ttl_secs: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { ttl_secs: 24 * 3600 }
+    }
+}
+
+/// One plan's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Requests per minute.
+    pub per_minute: u32,
+    /// Requests per UTC day.
+    pub per_day: u32,
+    /// Images per batch.
+    pub batch_size: u32,
+}
+
+/// Rate-limit plans, assigned per API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// The plan of a key created without one.
+    pub default_plan: String,
+    /// The plans by name.
+    pub plans: BTreeMap<String, Plan>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let plans = [
+            ("starter", Plan { per_minute: 60, per_day: 10_000, batch_size: 20 }),
+            ("growth", Plan { per_minute: 300, per_day: 100_000, batch_size: 100 }),
+            ("enterprise", Plan { per_minute: 3_000, per_day: 5_000_000, batch_size: 1_000 }),
+        ];
+        Self {
+            default_plan: "starter".to_owned(),
+            plans: plans.into_iter().map(|(name, plan)| (name.to_owned(), plan)).collect(),
+        }
+    }
+}
+
+/// The prefix of Arbiter's environment variables.
+pub const ENV_PREFIX: &str = "ARBITER_";
+
+impl Config {
+    /// Defaults, then `file` (or `./arbiter.yaml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_file = Path::new("arbiter.yaml");
+        let file = file.or_else(|| default_file.is_file().then_some(default_file));
+        let config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                Self::from_yaml(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })?
+            }
+            None => Self::default(),
+        };
+        let config = config.with_env(std::env::vars())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses YAML; a missing key takes its default.
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_saphyr::from_str(text).map_err(|err| err.to_string())
+    }
+
+    /// Applies `ARBITER_*` variables to the leaves they name; other variables are ignored.
+    pub fn with_env(self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut tree = serde_json::to_value(&self).map_err(|err| ConfigError::Invalid { key: "config", message: err.to_string() })?;
+        let mut applied = Vec::new();
+        for (var, raw) in vars {
+            let Some(name) = var.strip_prefix(ENV_PREFIX) else { continue };
+            if let Some(leaf) = find_leaf(&mut tree, &name.to_ascii_lowercase()) {
+                *leaf = env_value(leaf, &raw).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+                applied.push(var);
+            }
+        }
+        if applied.is_empty() {
+            return Ok(self);
+        }
+        serde_json::from_value(tree).map_err(|err| ConfigError::Env { var: applied.join(", "), message: err.to_string() })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid { key: "listen", message: format!("{:?} is not an address such as 127.0.0.1:8080", self.listen) });
+        }
+        if self.limits.max_image_bytes == 0 {
+            return Err(ConfigError::Invalid { key: "limits.max_image_bytes", message: "must be more than 0".to_owned() });
+        }
+        if self.outbound.timeout_secs == 0 {
+            return Err(ConfigError::Invalid { key: "outbound.timeout_secs", message: "must be more than 0".to_owned() });
+        }
+        if !self.rate_limits.plans.contains_key(&self.rate_limits.default_plan) {
+            return Err(ConfigError::Invalid {
+                key: "rate_limits.default_plan",
+                message: format!("{:?} is not one of the plans ({})", self.rate_limits.default_plan, self.plan_names()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The plan names, comma-separated.
+    pub fn plan_names(&self) -> String {
+        self.rate_limits.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The leaf whose path, joined with `_`, is `name`.
+fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
+    let Value::Object(map) = node else { return None };
+    let key = map.keys().find(|key| {
+        name == key.as_str() || (name.starts_with(key.as_str()) && name.as_bytes().get(key.len()) == Some(&b'_'))
+    })?;
+    let key = key.clone();
+    let child = map.get_mut(&key)?;
+    if name == key {
+        return (!child.is_object()).then_some(child);
+    }
+    find_leaf(child, &name[key.len() + 1..])
+}
+
+fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
+    match current {
+        Value::Array(_) => Ok(Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+        )),
+        Value::Number(_) => raw.trim().parse::<u64>().map(Value::from).map_err(|_| format!("{raw:?} is not a whole number")),
+        Value::Bool(_) => raw.trim().parse::<bool>().map(Value::Bool).map_err(|_| format!("{raw:?} is not true or false")),
+        _ => Ok(Value::String(raw.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_committed_default_file_is_exactly_the_defaults() {
+        let text = include_str!("../../../arbiter.yaml");
+        assert_eq!(Config::from_yaml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn environment_variables_override_the_leaves_they_name() {
+        let config = Config::default()
+            .with_env(env(&[
+                ("ARBITER_LISTEN", "127.0.0.1:9999"),
+                ("ARBITER_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8, ::1/128"),
+                ("ARBITER_CACHE_TTL_SECS", "60"),
+                ("ARBITER_RATE_LIMITS_PLANS_STARTER_PER_MINUTE", "5"),
+                ("ARBITER_TEST_POSTGRES_URL", "ignored"),
+                ("HOME", "/root"),
+            ]))
+            .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert_eq!(config.outbound.allow_cidrs.len(), 2);
+        assert_eq!(config.cache.ttl_secs, 60);
+        assert_eq!(config.rate_limits.plans["starter"].per_minute, 5);
+    }
+
+    #[test]
+    fn wrong_values_name_the_variable_or_key() {
+        let err = Config::default().with_env(env(&[("ARBITER_CACHE_TTL_SECS", "soon")])).unwrap_err();
+        assert_eq!(err.to_string(), "ARBITER_CACHE_TTL_SECS: \"soon\" is not a whole number");
+        let err = Config::default().with_env(env(&[("ARBITER_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")])).unwrap_err();
+        assert!(err.to_string().starts_with("ARBITER_OUTBOUND_ALLOW_CIDRS"), "{err}");
+        let err = Config::from_yaml("lisen: 127.0.0.1:1\n").unwrap_err();
+        assert!(err.contains("lisen") && err.contains("line 1"), "{err}");
+        let mut config = Config { listen: "localhost".into(), ..Config::default() };
+        assert!(config.validate().unwrap_err().to_string().starts_with("listen:"));
+        config.listen = "127.0.0.1:1".into();
+        config.rate_limits.default_plan = "gold".into();
+        assert!(config.validate().unwrap_err().to_string().starts_with("rate_limits.default_plan:"));
+    }
+
+    #[test]
+    fn the_database_url_is_redacted_in_debug() {
+        let config = Config { database_url: "postgres://u:secret@db/x".into(), ..Config::default() };
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,99 @@
+//! The API's error body: `{"error": {"code", "message", "request_id"}}`.
+
+use arbiter_core::{ErrorCode, RequestId};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to an API caller. A 5xx never carries internals: the full error is logged
+/// with the request id and the body says only that something failed.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What is wrong, for the caller.
+    pub message: String,
+    /// The request it answers.
+    pub request_id: Option<RequestId>,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// The error's details.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A stable code: INVALID_API_KEY, IMAGE_TOO_SMALL, UNSUPPORTED_FORMAT, URL_UNREACHABLE,
+    /// FILE_SIZE_EXCEEDED, RATE_LIMIT_EXCEEDED, QUOTA_EXCEEDED, INVALID_REQUEST, ...
+    code: String,
+    /// What is wrong.
+    message: String,
+    /// The request this answers.
+    request_id: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a code and a message for the caller.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), request_id: None, retry_after: None }
+    }
+
+    /// A 400 INVALID_REQUEST.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// A 404 NOT_FOUND.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    /// A 500 whose cause is logged, not shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::InternalError, "internal error; retry with exponential backoff")
+    }
+
+    /// The same error, answering a given request.
+    pub fn for_request(mut self, request_id: &RequestId) -> Self {
+        self.request_id = Some(request_id.clone());
+        self
+    }
+}
+
+impl From<arbiter_db::sea_orm::DbErr> for ApiError {
+    fn from(err: arbiter_db::sea_orm::DbErr) -> Self {
+        Self::internal(&err)
+    }
+}
+
+impl From<crate::pipeline::PipelineError> for ApiError {
+    fn from(err: crate::pipeline::PipelineError) -> Self {
+        match err.code() {
+            ErrorCode::InternalError => Self::internal(&err),
+            code => Self::new(code, err.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str().to_owned(),
+                message: self.message,
+                request_id: self.request_id.map(|id| id.to_string()),
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

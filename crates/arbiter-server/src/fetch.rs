@@ -1,0 +1,280 @@
+//! Fetching `image_url` safely: http(s) only; every resolved address (of the first request and
+//! of each redirect) must be public unless an allow-list permits it; a bounded number of
+//! redirects; a timeout; the body streamed and cut off at the size limit.
+
+use crate::config::OutboundConfig;
+use arbiter_core::ErrorCode;
+use futures_util::StreamExt;
+use ipnet::IpNet;
+use reqwest::Url;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// Why a URL could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The URL is not http(s), resolves to a refused address, redirects too often, times out,
+    /// or answers with an error.
+    #[error("image_url unreachable: {0}")]
+    Unreachable(String),
+    /// The body is larger than the limit.
+    #[error("the image at image_url is larger than the {0}-byte limit")]
+    TooLarge(u64),
+}
+
+impl FetchError {
+    /// The API error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FetchError::Unreachable(_) => ErrorCode::UrlUnreachable,
+            FetchError::TooLarge(_) => ErrorCode::FileSizeExceeded,
+        }
+    }
+}
+
+/// Decides which resolved addresses may be contacted.
+#[derive(Debug, Clone, Default)]
+pub struct AddressGuard {
+    allow: Vec<IpNet>,
+}
+
+impl AddressGuard {
+    /// A guard that also permits these networks.
+    pub fn new(allow: Vec<IpNet>) -> Self {
+        Self { allow }
+    }
+
+    /// `Ok` when the address may be contacted; else why not.
+    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        if self.allow.iter().any(|net| net.contains(&ip)) {
+            return Ok(());
+        }
+        match refused_kind(ip) {
+            Some(kind) => Err(format!("{ip} (a {kind} address)")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The kind of address that is refused by default, if `ip` is one.
+fn refused_kind(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => refused_v4(v4),
+        IpAddr::V6(v6) => refused_v6(v6),
+    }
+}
+
+fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
+        Some("cloud metadata")
+    } else if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_unspecified() || a == 0 {
+        Some("unspecified")
+    } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
+        Some("broadcast, multicast or reserved")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("shared (carrier-grade NAT)")
+    } else if (a == 192 && b == 0 && c == 0) || (a == 198 && (b == 18 || b == 19)) {
+        Some("special-purpose")
+    } else if ip.is_documentation() {
+        Some("documentation")
+    } else {
+        None
+    }
+}
+
+fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let first = ip.segments()[0];
+    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+        Some("cloud metadata")
+    } else if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_unspecified() {
+        Some("unspecified")
+    } else if first & 0xfe00 == 0xfc00 {
+        Some("unique local (private)")
+    } else if first & 0xffc0 == 0xfe80 {
+        Some("link-local")
+    } else if ip.is_multicast() {
+        Some("multicast")
+    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
+        Some("documentation")
+    } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
+        // NAT64 can reach any IPv4 address, private ones included.
+        Some("NAT64")
+    } else {
+        None
+    }
+}
+
+/// Fetches images from URLs under the outbound rules.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    guard: AddressGuard,
+    timeout: Duration,
+    max_redirects: u8,
+}
+
+impl Fetcher {
+    /// A fetcher following the outbound configuration.
+    pub fn new(config: &OutboundConfig) -> Self {
+        Self {
+            guard: AddressGuard::new(config.allow_cidrs.clone()),
+            timeout: Duration::from_secs(config.timeout_secs),
+            max_redirects: config.max_redirects,
+        }
+    }
+
+    /// Fetches `url`, reading at most `max_bytes`.
+    pub async fn fetch(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
+        match tokio::time::timeout(self.timeout, self.fetch_inner(url, max_bytes)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Unreachable(format!("no complete answer within {} s", self.timeout.as_secs()))),
+        }
+    }
+
+    async fn fetch_inner(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
+        let unreachable = |why: String| FetchError::Unreachable(why);
+        let mut url = Url::parse(url).map_err(|err| unreachable(format!("{url:?} is not a URL: {err}")))?;
+        for hop in 0..=self.max_redirects {
+            let addr = self.resolve(&url).await?;
+            let host = url.host_str().unwrap_or_default().to_owned();
+            // Connect only to the address that was checked.
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .resolve(&host, addr)
+                .no_proxy()
+                .timeout(self.timeout)
+                .build()
+                .map_err(|err| unreachable(format!("cannot build a client: {err}")))?;
+            let response = client.get(url.clone()).send().await.map_err(|err| unreachable(format!("{host}: {}", root_cause(&err))))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .ok_or_else(|| unreachable(format!("{status} without a Location")))?;
+                url = url.join(location).map_err(|err| unreachable(format!("bad redirect {location:?}: {err}")))?;
+                if hop == self.max_redirects {
+                    return Err(unreachable(format!("more than {} redirects", self.max_redirects)));
+                }
+                continue;
+            }
+            if !status.is_success() {
+                return Err(unreachable(format!("the server answered {status}")));
+            }
+            if response.content_length().is_some_and(|len| len > max_bytes) {
+                return Err(FetchError::TooLarge(max_bytes));
+            }
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|err| unreachable(format!("reading the body: {}", root_cause(&err))))?;
+                if body.len() as u64 + chunk.len() as u64 > max_bytes {
+                    return Err(FetchError::TooLarge(max_bytes));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            return Ok(body);
+        }
+        Err(unreachable(format!("more than {} redirects", self.max_redirects)))
+    }
+
+    /// Resolves the URL's host and checks every address; returns the one to connect to.
+    async fn resolve(&self, url: &Url) -> Result<SocketAddr, FetchError> {
+        let unreachable = |why: String| FetchError::Unreachable(why);
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(unreachable(format!("scheme {:?} is not http or https", url.scheme())));
+        }
+        let host = url.host_str().ok_or_else(|| unreachable("the URL has no host".to_owned()))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup, port))
+            .await
+            .map_err(|err| unreachable(format!("cannot resolve {host}: {err}")))?
+            .collect();
+        let first = *addrs.first().ok_or_else(|| unreachable(format!("{host} has no address")))?;
+        check_all(&self.guard, host, &addrs)?;
+        Ok(first)
+    }
+}
+
+/// Every address a host resolves to must pass, so that a name cannot hide a private address
+/// behind a public one.
+pub fn check_all(guard: &AddressGuard, host: &str, addrs: &[SocketAddr]) -> Result<(), FetchError> {
+    for addr in addrs {
+        guard
+            .check(addr.ip())
+            .map_err(|why| FetchError::Unreachable(format!("{host} resolves to {why}, which is not allowed")))?;
+    }
+    Ok(())
+}
+
+fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut cause = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(ip: &str) -> bool {
+        AddressGuard::default().check(ip.parse().unwrap()).is_err()
+    }
+
+    #[test]
+    fn private_loopback_link_local_and_metadata_addresses_are_refused() {
+        for ip in [
+            "127.0.0.1", "10.0.0.8", "172.16.5.4", "192.168.1.1", "169.254.169.254", "169.254.1.1", "0.0.0.0",
+            "100.64.0.1", "255.255.255.255", "224.0.0.1", "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254",
+            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
+        ] {
+            assert!(refused(ip), "{ip} should be refused");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(!refused(ip), "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn the_allow_list_opens_only_its_networks() {
+        let guard = AddressGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!(guard.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(guard.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(guard.check("10.0.0.1".parse().unwrap()).is_err());
+        assert!(guard.check("169.254.169.254".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn one_bad_address_among_good_ones_refuses_the_host() {
+        let guard = AddressGuard::default();
+        let addrs: Vec<SocketAddr> = vec!["93.184.216.34:443".parse().unwrap(), "10.0.0.5:443".parse().unwrap()];
+        let err = check_all(&guard, "images.example", &addrs).unwrap_err();
+        assert_eq!(err.to_string(), "image_url unreachable: images.example resolves to 10.0.0.5 (a private address), which is not allowed");
+        assert!(check_all(&guard, "images.example", &addrs[..1]).is_ok());
+    }
+
+    #[tokio::test]
+    async fn other_schemes_are_refused_before_any_lookup() {
+        let fetcher = Fetcher::new(&OutboundConfig::default());
+        for url in ["file:///etc/passwd", "ftp://example.com/a.jpg", "gopher://x/"] {
+            let err = fetcher.fetch(url, 10).await.unwrap_err();
+            assert_eq!(err.code(), ErrorCode::UrlUnreachable, "{url}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `POST /v1/analyze`.
+
+use crate::analyze::{self, AnalyzeCall, AnalyzeReply, ImageSource, check_reference_id};
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::keys::Scope;
+use crate::state::AppState;
+use arbiter_core::{AnalyzeOptions, ErrorCode, ModelKind, RequestId};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::http::header;
+use axum::routing::post;
+use axum::{Extension, Json, Router, middleware};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The route, behind the `analyze` scope, with the body limit at the edge.
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Base64 takes 4 bytes for 3, plus room for the rest of the JSON.
+    let max_image = state.config.limits.max_image_bytes;
+    let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/analyze", post(analyze_image))
+        .route_layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state((state.clone(), Scope::Analyze), auth::require))
+}
+
+/// `options` of an analysis request.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestOptions {
+    /// Models to run: `["all"]` (the default) or a subset of `gan`, `diffusion`, `noise`,
+    /// `metadata`, `frequency`, `splicing`.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Include EXIF and provenance analysis (default true).
+    #[serde(default)]
+    pub metadata_analysis: Option<bool>,
+    /// Include a manipulation heatmap (default false).
+    #[serde(default)]
+    pub return_heatmap: Option<bool>,
+    /// Deliver the result to this URL and answer 202 at once.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+/// A JSON analysis request: exactly one of `image_url` and `image_base64`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeRequest {
+    /// A URL Arbiter fetches the image from (http or https, public addresses only).
+    #[serde(default)]
+    pub image_url: Option<String>,
+    /// The image, base64-encoded.
+    #[serde(default)]
+    pub image_base64: Option<String>,
+    /// Options.
+    #[serde(default)]
+    pub options: Option<RequestOptions>,
+    /// Your own identifier, echoed in the response.
+    #[serde(default)]
+    pub reference_id: Option<String>,
+    /// Domain facts for the flow named by `?flow=` (`{"claim": {"amount": 12000}}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub facts: Option<Value>,
+}
+
+/// Query parameters of `POST /v1/analyze`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeQuery {
+    /// Also decide under this flow's live policy: `insurance`, `ugc` or `kyc`.
+    pub flow: Option<String>,
+}
+
+/// Analyse one image.
+///
+/// Send JSON with exactly one of `image_url` or `image_base64`, or a multipart form with a
+/// `file` part (and optional `options`, `facts` as JSON text and `reference_id`). The same image
+/// with the same options within the cache TTL reuses the stored detector result (`cached`).
+#[utoipa::path(
+    post,
+    path = "/v1/analyze",
+    tag = "analysis",
+    params(AnalyzeQuery),
+    request_body(content = AnalyzeRequest, description = "JSON, or multipart/form-data with a `file` part"),
+    responses(
+        (status = 200, description = "The analysis", body = AnalyzeReply),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the scope or network", body = ErrorBody),
+        (status = 413, description = "Image or body too large", body = ErrorBody),
+        (status = 422, description = "Unsupported, too small, corrupt or unreachable image", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+        (status = 500, description = "Server error", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn analyze_image(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Query(query): Query<AnalyzeQuery>,
+    request: Request,
+) -> Result<Json<AnalyzeReply>, ApiError> {
+    let result = async {
+        let (body, file) = read_body(&state, request).await?;
+        let call = parse_call(&state, body, file, query.flow)?;
+        analyze::analyze(&state, &caller, &request_id, call).await
+    }
+    .await;
+    result.map(Json).map_err(|err| err.for_request(&request_id))
+}
+
+/// The request body as JSON fields, whichever encoding it came in.
+/// A multipart `file` part comes back as bytes beside the fields.
+async fn read_body(state: &AppState, request: Request) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, state).await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+        return read_multipart(multipart).await;
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::bad_request("send application/json or multipart/form-data"));
+    }
+    let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+    let body = serde_json::from_slice(&bytes).map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
+    Ok((body, None))
+}
+
+fn body_error(text: &str, status: u16) -> ApiError {
+    if status == 413 {
+        ApiError::new(ErrorCode::FileSizeExceeded, "the request body is larger than the limit; send a smaller image or an image_url")
+    } else {
+        ApiError::bad_request(format!("cannot read the request body: {text}"))
+    }
+}
+
+async fn read_multipart(mut multipart: Multipart) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+    let mut body = AnalyzeRequest::default();
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field.bytes().await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+        let text = || String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text")));
+        match name.as_str() {
+            "file" | "image" => file = Some(bytes.to_vec()),
+            "options" => body.options = Some(serde_json::from_str(&text()?).map_err(|err| ApiError::bad_request(format!("options: {err}")))?),
+            "facts" => body.facts = Some(serde_json::from_str(&text()?).map_err(|err| ApiError::bad_request(format!("facts: {err}")))?),
+            "reference_id" => body.reference_id = Some(text()?),
+            other => return Err(ApiError::bad_request(format!("unknown multipart field {other:?}; expected file, options, facts or reference_id"))),
+        }
+    }
+    Ok((body, file))
+}
+
+/// Checks the request's fields and builds the call.
+fn parse_call(state: &AppState, body: AnalyzeRequest, file: Option<Vec<u8>>, flow: Option<String>) -> Result<AnalyzeCall, ApiError> {
+    let max_bytes = state.config.limits.max_image_bytes;
+    let source = match (body.image_url, body.image_base64, file) {
+        (Some(url), None, None) => ImageSource::Url(url),
+        (None, Some(encoded), None) => {
+            // Refuse by size before decoding.
+            if (encoded.len() as u64) / 4 * 3 > max_bytes + 3 {
+                return Err(ApiError::new(ErrorCode::FileSizeExceeded, format!("the image is larger than the {max_bytes}-byte limit")));
+            }
+            let encoded = encoded.trim();
+            let encoded = encoded.split_once(";base64,").map_or(encoded, |(_, data)| data);
+            ImageSource::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|err| ApiError::bad_request(format!("image_base64 is not valid base64: {err}")))?,
+            )
+        }
+        (None, None, Some(bytes)) => ImageSource::Bytes(bytes),
+        (None, None, None) => return Err(ApiError::bad_request("send one of image_url, image_base64 or a multipart file")),
+        _ => return Err(ApiError::bad_request("send only one of image_url, image_base64 or a multipart file, not several")),
+    };
+    let options = body.options.unwrap_or_default();
+    if options.webhook_url.is_some() {
+        return Err(ApiError::bad_request("options.webhook_url is not supported by this server yet; omit it to get the result in the response"));
+    }
+    let models = match options.models.as_deref() {
+        None => Vec::new(),
+        Some(names) if names.iter().any(|n| n == "all") => Vec::new(),
+        Some([]) => return Err(ApiError::bad_request("options.models is empty; use [\"all\"] or name models")),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                ModelKind::from_short_name(name).ok_or_else(|| {
+                    ApiError::bad_request(format!("options.models: unknown model {name:?}; use all, gan, diffusion, noise, metadata, frequency or splicing"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let options = AnalyzeOptions {
+        models,
+        metadata_analysis: options.metadata_analysis.unwrap_or(true),
+        return_heatmap: options.return_heatmap.unwrap_or(false),
+    };
+    if let Some(reference_id) = &body.reference_id {
+        check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
+    }
+    let flow = match (flow, body.facts) {
+        (Some(flow), facts) => Some((flow, facts.unwrap_or_else(|| Value::Object(Default::default())))),
+        (None, Some(_)) => return Err(ApiError::bad_request("facts need ?flow=insurance, ugc or kyc")),
+        (None, None) => None,
+    };
+    Ok(AnalyzeCall { source, options, reference_id: body.reference_id, flow })
+}

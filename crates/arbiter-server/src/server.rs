@@ -1,0 +1,103 @@
+//! Building the services from configuration and serving HTTP until shutdown.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, DetectorConfig};
+use crate::flows::FlowRegistry;
+use crate::pipeline::Pipeline;
+use crate::policies::{PolicyLoadError, PolicyStore};
+use crate::sinks::{LogSink, SinkSet};
+use crate::state::AppState;
+use arbiter_core::Detector;
+use arbiter_db::{Db, DbTarget};
+use arbiter_detect::{IntakeLimits, LocalDetector};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Db(#[from] arbiter_db::DbError),
+    /// A policy could not be activated.
+    #[error(transparent)]
+    Policy(#[from] PolicyLoadError),
+    /// The flows could not be built.
+    #[error("cannot build the flows: {0}")]
+    Flows(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// The live policies: the configured directory, else `./policies` when present, else the copies
+/// built into the binary.
+pub fn load_policies(policies_dir: &str, flows: &FlowRegistry) -> Result<PolicyStore, PolicyLoadError> {
+    let default_dir = Path::new("policies");
+    if !policies_dir.is_empty() {
+        PolicyStore::from_dir(Path::new(policies_dir), flows)
+    } else if default_dir.is_dir() {
+        PolicyStore::from_dir(default_dir, flows)
+    } else {
+        PolicyStore::embedded(flows)
+    }
+}
+
+/// The state for a configuration: database, detector, flows, policies.
+pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let target = DbTarget::new(Some(config.database_url.clone()), &config.data_dir);
+    let db = Db::connect(&target).await?;
+    let flows = FlowRegistry::builtin().map_err(StartError::Flows)?;
+    let policies = load_policies(&config.policies_dir, &flows)?;
+    let detector: Arc<dyn Detector> = match config.detector {
+        DetectorConfig::Local => Arc::new(LocalDetector),
+    };
+    let limits = IntakeLimits { max_bytes: config.limits.max_image_bytes, min_dimension: config.limits.min_dimension };
+    let pipeline = Pipeline::new(db, detector, flows, policies, SinkSet::new(vec![Arc::new(LogSink)]), limits);
+    Ok(AppState::new(pipeline, config, clock))
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Builds the state and binds the configured address.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen.clone();
+        let state = build_state(config, Arc::new(SystemClock)).await?;
+        Self::bind_state(state, &addr).await
+    }
+
+    /// Binds an address for an existing state.
+    pub async fn bind_state(state: AppState, addr: &str) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr: addr.to_owned(), source })?;
+        Ok(Self { listener, state })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let app = crate::routes::router(self.state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "listening");
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await?;
+        self.state.pipeline.db().conn().clone().close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+//! `AppState`: the handles every handler needs.
+
+use crate::analyze::Inflight;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::fetch::Fetcher;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::ratelimit::RateLimiter;
+use std::sync::Arc;
+
+/// The handles every handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Intake, detector, flows, policies, storage.
+    pub pipeline: Pipeline,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Outbound fetching of `image_url`.
+    pub fetcher: Fetcher,
+    /// Per-tenant rate limits.
+    pub limiter: RateLimiter,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Analyses under way, shared by identical concurrent requests.
+    pub inflight: Inflight,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// The state for a pipeline and configuration.
+    pub fn new(pipeline: Pipeline, config: Config, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            fetcher: Fetcher::new(&config.outbound),
+            limiter: RateLimiter::new(clock.clone()),
+            pipeline,
+            config: Arc::new(config),
+            clock,
+            inflight: Inflight::default(),
+            metrics: Metrics::default(),
+        }
+    }
+}
