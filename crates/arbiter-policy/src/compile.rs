@@ -10,6 +10,7 @@ use crate::condition::{
 };
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, PolicyError, Position};
 use crate::policy::{ChangelogEntry, Outcome, Policy, PolicyAction, Rule, RuleMode, too_large};
+use crate::shape::{self, Node};
 use crate::suggest::did_you_mean;
 use crate::syntax::{
     RawCondition, RawExpect, RawHeader, RawModels, RawOutcome, RawPolicy, RawRule, RawTest,
@@ -43,27 +44,76 @@ pub(crate) fn compile(source: &str, origin: &str) -> Result<Policy, PolicyError>
             message,
         )]));
     }
+    // Read the whole tree first: a hostile file (alias bomb, deep nesting) fails here, once.
+    let tree = parse::<Node>(source, origin)?;
     check_header(parse::<RawHeader>(source, origin)?, origin)?;
-    let raw = parse::<RawPolicy>(source, origin)?;
+    // Stage 1: shape, against the JSON Schema. Every problem is positioned; if the typed
+    // reading below fails too, these are the full story.
+    let shape = shape::check(&tree, origin);
+    let raw = match parse::<RawPolicy>(source, origin) {
+        Ok(raw) => raw,
+        Err(_) if !shape.is_empty() => {
+            return Err(PolicyError::invalid(
+                shape.into_iter().map(|(d, _)| d).collect(),
+            ));
+        }
+        Err(error) => return Err(error),
+    };
+    // Stage 2 (the part that needs no flow): meaning. Where both stages flag the same line,
+    // the compiler's message is the more precise one, and a condition of no known shape is
+    // always explained by the compiler.
     let mut compiler = Compiler {
         diags: Diagnostics::new(origin),
         actions: Vec::new(),
     };
     let policy = compiler.policy(raw, source, origin);
+    let mut diagnostics = compiler.diags.into_list();
+    let flagged_lines: Vec<u32> = diagnostics
+        .iter()
+        .filter_map(|d| d.position.map(|p| p.line))
+        .collect();
+    let compiler_found_any = !diagnostics.is_empty();
+    diagnostics.extend(
+        shape
+            .into_iter()
+            .filter(|(_, condition_shape)| !(*condition_shape && compiler_found_any))
+            .map(|(d, _)| d)
+            .filter(|d| d.position.is_none_or(|p| !flagged_lines.contains(&p.line))),
+    );
     match policy {
-        Some(policy) if compiler.diags.is_empty() => Ok(policy),
-        _ => Err(compiler.diags.into_error()),
+        Some(policy) if diagnostics.is_empty() => Ok(policy),
+        _ => Err(PolicyError::invalid(diagnostics)),
     }
 }
+
+/// The YAML reader's limits: generous for any real policy, small enough that a hostile file
+/// (an alias bomb, thousands of nested levels, millions of nodes) is refused in milliseconds.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: 200_000,
+            max_events: 500_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 50_000,
+            max_replay_stack_depth: 16,
+        },
+    }
+}
+
+/// How deeply YAML collections may nest in a policy file.
+pub const MAX_DEPTH: usize = 48;
 
 /// Parses YAML 1.2 style: only `true`/`false` are booleans (`no`, `on`, `y` stay strings), and
 /// numbers with leading zeros (`007`) stay strings.
 fn parse<T: DeserializeOwned>(source: &str, origin: &str) -> Result<T, PolicyError> {
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        leading_zero_numbers_as_strings: true,
-    };
-    serde_saphyr::from_str_with_options(source, options).map_err(|error| {
+    serde_saphyr::from_str_with_options(source, yaml_options()).map_err(|error| {
         let error = error.without_snippet();
         let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
         // The parser's hint is meant for Rust developers, not policy authors.
@@ -71,6 +121,11 @@ fn parse<T: DeserializeOwned>(source: &str, origin: &str) -> Result<T, PolicyErr
             .trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
             .escape_debug()
             .to_string();
+        let message = if message.contains("recursion limit exceeded") {
+            format!("the YAML nests deeper than {MAX_DEPTH} levels, the limit for a policy")
+        } else {
+            message
+        };
         let position = error.location().and_then(Position::from_location);
         PolicyError::invalid(vec![Diagnostic::new(
             origin,
@@ -922,7 +977,7 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
         );
         let d = only(&source);
         assert_eq!(d.kind, DiagnosticKind::Syntax);
-        insta::assert_snapshot!(d.to_string(), @"p.yaml:8:38: unknown field `on_mising_fact`, expected one of strategy, on_missing_fact, on_error");
+        insta::assert_snapshot!(d.to_string(), @"p.yaml:8:38: unknown key `on_mising_fact` (did you mean `on_missing_fact`?); expected one of on_error, on_missing_fact, strategy");
     }
 
     #[test]
@@ -931,7 +986,7 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
         assert_eq!(kind, DiagnosticKind::Syntax);
         assert!(message.starts_with("9:8: "), "{message}");
         let (message, _) = at(&HEAD.replace("version: 1", "version: -1"));
-        assert_eq!(message, "3:46: invalid u32");
+        assert_eq!(message, "3:46: `-1` is less than the minimum of 1");
         let (message, _) = at(&HEAD.replace(
             "proceed: { severity: 0 }",
             "proceed: { severity: 0 }\n  proceed: { severity: 1 }",
@@ -939,7 +994,8 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
         assert_eq!(message, "8:3: duplicate mapping key: proceed");
         let (message, _) = at(&format!("{HEAD}evaluation: {{ strategy: best_match }}\n"));
         assert!(
-            message.starts_with("9:25: unknown variant `best_match`"),
+            message
+                == "9:25: `best_match` is not one of first_match, collect_all (did you mean `first_match`?)",
             "{message}"
         );
     }
@@ -951,6 +1007,57 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
         let mut facts = Facts::new();
         facts.set_path("answer", Value::String("no".into()));
         assert_eq!(policy.decide(&facts).fired, ["r"]);
+    }
+
+    #[test]
+    fn hostile_input_gets_a_clear_error_quickly() {
+        // An alias bomb: each level references the previous one ten times.
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let d = only(&format!("{HEAD}{bomb}"));
+        assert_eq!(d.kind, DiagnosticKind::Syntax);
+        assert!(d.message.contains("alias"), "{d}");
+        // Deep nesting, block and flow style.
+        let deep = format!("{HEAD}rules: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+        let d = only(&deep);
+        assert_eq!(d.kind, DiagnosticKind::Syntax);
+        assert_eq!(
+            d.message,
+            format!("the YAML nests deeper than {MAX_DEPTH} levels, the limit for a policy")
+        );
+        let mut nested = String::from("x:\n");
+        for level in 1..200 {
+            nested.push_str(&format!("{}- \n", "  ".repeat(level)));
+        }
+        assert_eq!(
+            only(&format!("{HEAD}{nested}")).kind,
+            DiagnosticKind::Syntax
+        );
+        // A huge file.
+        let huge = format!("{HEAD}# {}\n", "x".repeat(crate::MAX_POLICY_BYTES));
+        let d = only(&huge);
+        assert_eq!(d.kind, DiagnosticKind::File);
+        assert!(d.message.contains("larger than"), "{d}");
+        // Fast, with a wide margin for slow machines: this is not a benchmark.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn files_that_are_not_utf8_are_named_at_the_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.yaml");
+        let mut bytes = HEAD.as_bytes().to_vec();
+        bytes.extend_from_slice(b"# caf\xe9\n");
+        std::fs::write(&path, bytes).unwrap();
+        let error = Policy::load(&path).unwrap_err();
+        let d = &error.diagnostics()[0];
+        assert_eq!(d.kind, DiagnosticKind::File);
+        assert_eq!(d.position, Some(Position { line: 9, column: 6 }));
+        assert!(d.message.contains("not UTF-8"), "{d}");
     }
 
     #[test]

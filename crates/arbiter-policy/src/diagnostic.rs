@@ -238,6 +238,10 @@ impl<'a> Diagnostics<'a> {
         self.list.is_empty()
     }
 
+    pub(crate) fn into_list(self) -> Vec<Diagnostic> {
+        self.list
+    }
+
     pub(crate) fn into_error(self) -> PolicyError {
         PolicyError::invalid(self.list)
     }

@@ -36,17 +36,19 @@ mod compile;
 mod condition;
 mod diagnostic;
 mod policy;
+mod shape;
 mod suggest;
 mod syntax;
 mod template;
 mod testing;
 
-pub use compile::{API_VERSION, KIND};
+pub use compile::{API_VERSION, KIND, MAX_DEPTH};
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position};
 pub use policy::{
     ChangelogEntry, EVALUATION_ERROR, MAX_POLICY_BYTES, MissingFact, Policy, PolicyAction,
     RuleInfo, RuleMode, Strategy, check_vocabulary,
 };
+pub use shape::POLICY_SCHEMA;
 pub use testing::{TestReport, TestResult};
 
 #[cfg(test)]
