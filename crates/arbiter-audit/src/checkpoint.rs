@@ -90,9 +90,9 @@ impl Checkpoint {
     /// Checks a note's signature by `vkey` and reads the checkpoint it states. Signatures by
     /// other keys are ignored, as in any C2SP note.
     pub fn open(note: &str, vkey: &VerifierKey) -> Result<Self, CheckpointError> {
-        let split = note
-            .find("\n\n")
-            .ok_or(CheckpointError::Malformed("no blank line before the signatures"))?;
+        let split = note.find("\n\n").ok_or(CheckpointError::Malformed(
+            "no blank line before the signatures",
+        ))?;
         let (body, signatures) = (&note[..=split], &note[split + 2..]);
         if signatures.is_empty() || !signatures.ends_with('\n') {
             return Err(CheckpointError::Malformed(
@@ -141,13 +141,15 @@ impl Checkpoint {
                 origin: origin.to_owned(),
                 log_name: log_name.to_owned(),
             })?;
-        let canonical_size = size.bytes().all(|b| b.is_ascii_digit())
-            && !(size.len() > 1 && size.starts_with('0'));
+        let canonical_size =
+            size.bytes().all(|b| b.is_ascii_digit()) && !(size.len() > 1 && size.starts_with('0'));
         let size: u64 = size
             .parse()
             .ok()
             .filter(|&n| canonical_size && n > 0)
-            .ok_or(CheckpointError::Malformed("the size is not a positive decimal"))?;
+            .ok_or(CheckpointError::Malformed(
+                "the size is not a positive decimal",
+            ))?;
         if root_hash.len() != 64
             || !root_hash
                 .bytes()
@@ -387,7 +389,10 @@ mod tests {
     #[test]
     fn opening_the_reference_checkpoint_with_the_reference_key() {
         let vkey = VerifierKey::parse(REFERENCE_VKEY).unwrap();
-        assert_eq!(Checkpoint::open(CP3, &vkey).unwrap(), reference_checkpoint());
+        assert_eq!(
+            Checkpoint::open(CP3, &vkey).unwrap(),
+            reference_checkpoint()
+        );
     }
 
     #[test]

@@ -138,8 +138,7 @@ fn key_id(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
 }
 
 fn check_log_name(name: &str) -> Result<(), KeyError> {
-    if name.is_empty() || name.contains(|c: char| c == '+' || c.is_whitespace() || c.is_control())
-    {
+    if name.is_empty() || name.contains(|c: char| c == '+' || c.is_whitespace() || c.is_control()) {
         return Err(KeyError::BadLogName(name.to_owned()));
     }
     Ok(())
@@ -332,7 +331,10 @@ pub(crate) mod tests {
         key.write_new(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(SigningKey::load(&path).unwrap().public_key(), key.public_key());
+        assert_eq!(
+            SigningKey::load(&path).unwrap().public_key(),
+            key.public_key()
+        );
         assert!(matches!(
             SigningKey::generate().unwrap().write_new(&path),
             Err(KeyError::Io { .. })

@@ -3,10 +3,13 @@
 //! Ed25519-signed checkpoints (C2SP signed notes).
 #![forbid(unsafe_code)]
 
+pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;
+pub mod export;
 pub mod keys;
+pub mod verify;
 
 pub use chain::{AuditError, EntryFilter, StoredEntry, append, entries};
 pub use checkpoint::{
@@ -14,4 +17,6 @@ pub use checkpoint::{
     write_checkpoints, write_due_checkpoints,
 };
 pub use entry::{Entry, Event, GENESIS_HASH, entry_hash};
+pub use export::{ExportError, ExportRange, ExportSummary, export};
 pub use keys::{KeyError, Signer, SigningKey, VerifierKey};
+pub use verify::{Problem, Report, VerifyError, verify_bundle, verify_database};
