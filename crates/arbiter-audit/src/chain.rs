@@ -110,13 +110,25 @@ pub async fn append(
     })
 }
 
-/// Which entries to read.
+/// Which entries to read. Every filter given must match.
 #[derive(Debug, Clone, Default)]
 pub struct EntryFilter {
     /// Only this tenant's chain.
     pub tenant: Option<String>,
     /// At most this many (the newest ones), returned oldest first.
     pub limit: Option<u64>,
+    /// Only entries about this request.
+    pub request_id: Option<String>,
+    /// Only entries with this caller's reference.
+    pub reference_id: Option<String>,
+    /// Only entries about this image (SHA-256 of its bytes).
+    pub image_sha256: Option<String>,
+    /// Only this event (`decision.recorded`, ...).
+    pub event: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries at or before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Entries, oldest first within each tenant.
@@ -125,8 +137,24 @@ pub async fn entries(
     filter: &EntryFilter,
 ) -> Result<Vec<StoredEntry>, AuditError> {
     let mut query = audit_entry::Entity::find();
-    if let Some(tenant) = &filter.tenant {
-        query = query.filter(audit_entry::Column::Tenant.eq(tenant.as_str()));
+    let columns = [
+        (audit_entry::Column::Tenant, &filter.tenant),
+        (audit_entry::Column::RequestId, &filter.request_id),
+        (audit_entry::Column::ReferenceId, &filter.reference_id),
+        (audit_entry::Column::ImageSha256, &filter.image_sha256),
+        (audit_entry::Column::Event, &filter.event),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            query = query.filter(column.eq(value.as_str()));
+        }
+    }
+    // `ts` is fixed-width UTC text, so it compares as time does.
+    if let Some(since) = filter.since {
+        query = query.filter(audit_entry::Column::Ts.gte(format_ts(since)));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_entry::Column::Ts.lte(format_ts(until)));
     }
     let mut rows = match filter.limit {
         Some(limit) => {
@@ -206,7 +234,7 @@ mod tests {
             for tenant in ["acme", "globex"] {
                 let filter = EntryFilter {
                     tenant: Some(tenant.to_owned()),
-                    limit: None,
+                    ..EntryFilter::default()
                 };
                 let chain = entries(db.conn(), &filter).await.unwrap();
                 assert_eq!(chain.len(), 12, "{label}");
@@ -226,6 +254,7 @@ mod tests {
                 &EntryFilter {
                     tenant: Some("acme".into()),
                     limit: Some(2),
+                    ..EntryFilter::default()
                 },
             )
             .await
@@ -235,6 +264,99 @@ mod tests {
                 vec![10, 11],
                 "{label}"
             );
+            db.conn().clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_select_by_request_reference_image_event_and_time() {
+        use crate::entry::{AnalysisFields, VerdictBp};
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = test_targets(dir.path()).await.unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-01-15T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let analysis = |n: u32| Event::AnalysisRecorded {
+            analysis: AnalysisFields {
+                request_id: format!("req_{n}"),
+                reference_id: Some(format!("claim-{}", n % 2)),
+                image_sha256: format!("{n:064}"),
+                detector: "local".into(),
+                verdict: VerdictBp {
+                    label: "AUTHENTIC".into(),
+                    confidence_bp: 100,
+                    risk_level: "LOW".into(),
+                },
+                scores: Default::default(),
+            },
+        };
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let txn = db.begin_write().await.unwrap();
+            for n in 0..6u32 {
+                let ts = t0 + chrono::Duration::minutes(i64::from(n));
+                let event = if n == 5 { abandoned(1) } else { analysis(n) };
+                append(&txn, "acme", ts, event).await.unwrap();
+            }
+            append(&txn, "globex", t0, analysis(1)).await.unwrap();
+            txn.commit().await.unwrap();
+            let seqs = async |filter: EntryFilter| {
+                entries(db.conn(), &filter)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e.entry.tenant.clone(), e.entry.seq))
+                    .collect::<Vec<_>>()
+            };
+            let acme = |seqs: &[u64]| {
+                seqs.iter()
+                    .map(|&s| ("acme".to_owned(), s))
+                    .collect::<Vec<_>>()
+            };
+            let by_request = EntryFilter {
+                request_id: Some("req_1".into()),
+                ..EntryFilter::default()
+            };
+            assert_eq!(
+                seqs(by_request.clone()).await,
+                [
+                    ("acme".to_owned(), 1),
+                    ("acme".to_owned(), 5),
+                    ("globex".to_owned(), 0)
+                ],
+                "{label}"
+            );
+            let filter = EntryFilter {
+                tenant: Some("acme".into()),
+                ..by_request
+            };
+            assert_eq!(seqs(filter).await, acme(&[1, 5]), "{label}");
+            let filter = EntryFilter {
+                tenant: Some("acme".into()),
+                reference_id: Some("claim-0".into()),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[0, 2, 4]), "{label}");
+            let filter = EntryFilter {
+                image_sha256: Some(format!("{:064}", 3)),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[3]), "{label}");
+            let filter = EntryFilter {
+                event: Some("webhook.abandoned".into()),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[5]), "{label}");
+            let filter = EntryFilter {
+                tenant: Some("acme".into()),
+                since: Some(t0 + chrono::Duration::minutes(2)),
+                until: Some(t0 + chrono::Duration::seconds(4 * 60)),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[2, 3, 4]), "{label}");
             db.conn().clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {

@@ -111,6 +111,50 @@ pub enum Event {
         /// Why it was abandoned.
         detail: String,
     },
+    /// A policy version was made live.
+    #[serde(rename = "policy.activated")]
+    PolicyActivated {
+        /// The policy now live.
+        policy: PolicyRef,
+        /// Who activated it (an API key id or an operator name, never an e-mail address).
+        actor: String,
+        /// The version it replaced; absent for a first activation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_version: Option<u32>,
+    },
+    /// A reviewer resolved a review-queue item.
+    #[serde(rename = "review.resolved")]
+    ReviewResolved {
+        /// The request under review.
+        request_id: String,
+        /// The caller's reference.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_id: Option<String>,
+        /// The review queue.
+        queue: String,
+        /// Who resolved it (a reviewer id, never a name).
+        actor: String,
+        /// The reviewer's label.
+        label: String,
+        /// The action taken.
+        action: String,
+    },
+    /// An API key was created.
+    #[serde(rename = "key.created")]
+    KeyCreated {
+        /// The key's public prefix, never the secret.
+        key_id: String,
+        /// Who created it.
+        actor: String,
+    },
+    /// An API key was revoked.
+    #[serde(rename = "key.revoked")]
+    KeyRevoked {
+        /// The key's public prefix, never the secret.
+        key_id: String,
+        /// Who revoked it.
+        actor: String,
+    },
 }
 
 impl Event {
@@ -137,6 +181,10 @@ impl Event {
             Event::DecisionRecorded { .. } => "decision.recorded",
             Event::AnalysisRecorded { .. } => "analysis.recorded",
             Event::WebhookAbandoned { .. } => "webhook.abandoned",
+            Event::PolicyActivated { .. } => "policy.activated",
+            Event::ReviewResolved { .. } => "review.resolved",
+            Event::KeyCreated { .. } => "key.created",
+            Event::KeyRevoked { .. } => "key.revoked",
         }
     }
 
@@ -146,7 +194,11 @@ impl Event {
             Event::DecisionRecorded { analysis, .. } | Event::AnalysisRecorded { analysis } => {
                 Some(&analysis.request_id)
             }
-            Event::WebhookAbandoned { request_id, .. } => Some(request_id),
+            Event::WebhookAbandoned { request_id, .. }
+            | Event::ReviewResolved { request_id, .. } => Some(request_id),
+            Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
+                None
+            }
         }
     }
 
@@ -156,7 +208,11 @@ impl Event {
             Event::DecisionRecorded { analysis, .. } | Event::AnalysisRecorded { analysis } => {
                 analysis.reference_id.as_deref()
             }
-            Event::WebhookAbandoned { reference_id, .. } => reference_id.as_deref(),
+            Event::WebhookAbandoned { reference_id, .. }
+            | Event::ReviewResolved { reference_id, .. } => reference_id.as_deref(),
+            Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
+                None
+            }
         }
     }
 
@@ -166,7 +222,7 @@ impl Event {
             Event::DecisionRecorded { analysis, .. } | Event::AnalysisRecorded { analysis } => {
                 Some(&analysis.image_sha256)
             }
-            Event::WebhookAbandoned { .. } => None,
+            _ => None,
         }
     }
 }
@@ -357,6 +413,95 @@ mod tests {
         );
         let parsed: Entry = serde_json::from_str(&entry.canonical().unwrap()).unwrap();
         assert_eq!(parsed, entry);
+    }
+
+    fn shape(event: Event) -> String {
+        Entry {
+            v: 1,
+            seq: 4,
+            prev_hash: GENESIS_HASH.to_owned(),
+            ts: "2026-01-15T10:00:00.000Z".into(),
+            tenant: "acme".into(),
+            event,
+        }
+        .canonical()
+        .unwrap()
+        .replace(
+            r#""prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","#,
+            "",
+        )
+    }
+
+    /// The later events of the reference's field table, in canonical form.
+    #[test]
+    fn policy_review_and_key_events_have_the_reference_fields() {
+        let policy = PolicyRef {
+            id: "insurance.fnol".into(),
+            version: 4,
+            sha256: sha("policy-v4"),
+        };
+        let cases = [
+            (
+                Event::PolicyActivated {
+                    policy: policy.clone(),
+                    actor: "key_01JH".into(),
+                    previous_version: Some(3),
+                },
+                format!(
+                    r#"{{"actor":"key_01JH","event":"policy.activated","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"previous_version":3,"seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::PolicyActivated {
+                    policy,
+                    actor: "cli".into(),
+                    previous_version: None,
+                },
+                format!(
+                    r#"{{"actor":"cli","event":"policy.activated","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::ReviewResolved {
+                    request_id: "req_1".into(),
+                    reference_id: Some("claim-1".into()),
+                    queue: "siu".into(),
+                    actor: "rev_7".into(),
+                    label: "MANIPULATED".into(),
+                    action: "siu_escalation".into(),
+                },
+                r#"{"action":"siu_escalation","actor":"rev_7","event":"review.resolved","label":"MANIPULATED","queue":"siu","reference_id":"claim-1","request_id":"req_1","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
+            ),
+            (
+                Event::KeyCreated {
+                    key_id: "key_01JH".into(),
+                    actor: "admin".into(),
+                },
+                r#"{"actor":"admin","event":"key.created","key_id":"key_01JH","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
+            ),
+            (
+                Event::KeyRevoked {
+                    key_id: "key_01JH".into(),
+                    actor: "admin".into(),
+                },
+                r#"{"actor":"admin","event":"key.revoked","key_id":"key_01JH","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
+            ),
+        ];
+        for (event, expected) in cases {
+            let name = event.name();
+            assert_eq!(shape(event.clone()), expected, "{name}");
+            let entry: Entry = serde_json::from_str(&expected).unwrap_or_else(|_| {
+                serde_json::from_str(&expected.replace(
+                    r#""seq":4"#,
+                    r#""prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","seq":4"#,
+                ))
+                .unwrap()
+            });
+            assert_eq!(entry.event, event, "{name}");
+            assert!(expected.contains(&format!(r#""event":"{name}""#)));
+        }
     }
 
     #[test]

@@ -586,6 +586,13 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
         }
     }
 
+    if expected.is_empty() {
+        report.problems.push(problem(
+            bundle::CHECKPOINTS,
+            "no checkpoint signed by the verifier key: nothing in this bundle is signed".into(),
+        ));
+    }
+
     // Entries.
     let mut walk = ChainWalk::new(tenant, bundle::ENTRIES, &expected);
     match std::str::from_utf8(&entries_bytes) {
