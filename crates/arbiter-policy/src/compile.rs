@@ -119,10 +119,17 @@ fn parse<T: DeserializeOwned>(source: &str, origin: &str) -> Result<T, PolicyErr
         // The parser's hint is meant for Rust developers, not policy authors.
         let message = message
             .trim_end_matches(", set DuplicateKeyPolicy in Options if acceptable")
-            .escape_debug()
-            .to_string();
-        let message = if message.contains("recursion limit exceeded") {
+            .replace('\n', " ");
+        let message = if message.contains("recursion limit exceeded")
+            || message.contains("budget breached: Depth")
+        {
             format!("the YAML nests deeper than {MAX_DEPTH} levels, the limit for a policy")
+        } else if message.contains("alias replay limit")
+            || message.contains("budget breached: Alias")
+        {
+            format!("the YAML expands aliases too often for a policy (an alias bomb?): {message}")
+        } else if message.contains("budget breached") {
+            format!("the YAML is too large or complex for a policy: {message}")
         } else {
             message
         };
@@ -433,6 +440,11 @@ impl Compiler<'_> {
             when: when?,
             then: then?,
             position: Position::from_location(raw.referenced),
+            description_at: Span(
+                rule.description
+                    .as_ref()
+                    .and_then(|d| Position::from_location(d.referenced)),
+            ),
         })
     }
 

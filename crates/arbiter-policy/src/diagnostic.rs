@@ -78,6 +78,17 @@ pub enum DiagnosticKind {
     Test,
     /// The policy declares an action the flow does not know.
     Vocabulary,
+    /// A fact the flow does not have, a value it can never hold, or an operator that does not
+    /// fit its type.
+    Fact,
+    /// (warning) A rule that can never fire: after a catch-all, or shadowed by an earlier rule.
+    Unreachable,
+    /// (warning) A condition that can never be true.
+    Impossible,
+    /// (warning) A rule no embedded test makes fire.
+    Untested,
+    /// (warning) An action nothing produces.
+    UnusedAction,
 }
 
 impl DiagnosticKind {
@@ -95,6 +106,11 @@ impl DiagnosticKind {
             DiagnosticKind::Template => "template",
             DiagnosticKind::Test => "test",
             DiagnosticKind::Vocabulary => "vocabulary",
+            DiagnosticKind::Fact => "fact",
+            DiagnosticKind::Unreachable => "unreachable",
+            DiagnosticKind::Impossible => "impossible",
+            DiagnosticKind::Untested => "untested",
+            DiagnosticKind::UnusedAction => "unused_action",
         }
     }
 }
@@ -105,8 +121,19 @@ impl fmt::Display for DiagnosticKind {
     }
 }
 
+/// Whether a diagnostic stops the policy from loading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The policy cannot be used.
+    #[default]
+    Error,
+    /// Legal, but probably a mistake (a lint).
+    Warning,
+}
+
 /// One problem in a policy file. Displays as `file:line:column: message`, or `file: message`
-/// when no position is known.
+/// when no position is known; a warning says `warning:` before its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The file the problem is in, as given to [`Policy::from_yaml`](crate::Policy::from_yaml)
@@ -118,6 +145,8 @@ pub struct Diagnostic {
     pub kind: DiagnosticKind,
     /// What is wrong, for a human.
     pub message: String,
+    /// Error or warning.
+    pub severity: Severity,
 }
 
 impl Diagnostic {
@@ -133,16 +162,39 @@ impl Diagnostic {
             position,
             kind,
             message: message.into(),
+            severity: Severity::Error,
         }
+    }
+
+    /// A warning (a lint) at an optional position.
+    pub fn warning(
+        file: impl Into<String>,
+        position: Option<Position>,
+        kind: DiagnosticKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::new(file, position, kind, message)
+        }
+    }
+
+    /// Whether this is a warning rather than an error.
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
-            Some(position) => write!(f, "{}:{position}: {}", self.file, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            Some(position) => write!(f, "{}:{position}: ", self.file)?,
+            None => write!(f, "{}: ", self.file)?,
         }
+        if self.is_warning() {
+            f.write_str("warning: ")?;
+        }
+        f.write_str(&self.message)
     }
 }
 

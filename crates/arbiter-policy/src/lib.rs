@@ -32,18 +32,22 @@
 //! The language is described in this crate's `README.md`.
 #![forbid(unsafe_code)]
 
+mod catalog;
 mod compile;
 mod condition;
 mod diagnostic;
+mod lint;
 mod policy;
 mod shape;
 mod suggest;
 mod syntax;
 mod template;
 mod testing;
+mod validate;
 
+pub use catalog::{FactCatalog, FactType};
 pub use compile::{API_VERSION, KIND, MAX_DEPTH};
-pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position};
+pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position, Severity};
 pub use policy::{
     ChangelogEntry, EVALUATION_ERROR, MAX_POLICY_BYTES, MissingFact, Policy, PolicyAction,
     RuleInfo, RuleMode, Strategy, check_vocabulary,

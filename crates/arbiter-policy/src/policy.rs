@@ -1,6 +1,6 @@
 //! A compiled policy and how it decides.
 
-use crate::condition::{Condition, EvalError};
+use crate::condition::{Condition, EvalError, Span};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position};
 use crate::template::Template;
 use crate::testing::PolicyTest;
@@ -108,8 +108,9 @@ pub(crate) struct Rule {
     pub mode: RuleMode,
     pub when: Condition,
     pub then: Outcome,
-    #[allow(dead_code, reason = "kept for explain and lints")]
     pub position: Option<Position>,
+    /// Where the description is.
+    pub description_at: Span,
 }
 
 /// A read-only view of one rule, for listings and explanations.

@@ -76,6 +76,14 @@ impl Template {
         })
     }
 
+    /// The fact paths the template names, in order.
+    pub(crate) fn facts(&self) -> impl Iterator<Item = &FactPath> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Fact(path) => Some(path),
+            Part::Text(_) => None,
+        })
+    }
+
     /// The text with every placeholder replaced by its fact's value.
     pub(crate) fn render(&self, facts: &Facts) -> String {
         let mut out = String::new();
