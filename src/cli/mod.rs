@@ -1,7 +1,9 @@
 //! Command-line arguments and dispatch.
 
 mod audit;
+mod keys;
 mod scan;
+mod serve;
 
 use anyhow::Context;
 use arbiter_db::{Db, DbTarget};
@@ -13,14 +15,9 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "arbiter", version, about)]
 pub struct Cli {
-    /// Where the embedded database lives.
-    #[arg(
-        long,
-        global = true,
-        env = "ARBITER_DATA_DIR",
-        default_value = ".arbiter"
-    )]
-    data_dir: PathBuf,
+    /// Where the embedded database lives [default: .arbiter].
+    #[arg(long, global = true, env = "ARBITER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 
     /// A PostgreSQL URL (postgres://...) to use instead of the embedded SQLite file.
     #[arg(
@@ -43,11 +40,20 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Serve the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 impl Cli {
     async fn connect(&self) -> anyhow::Result<Db> {
-        let target = DbTarget::new(self.database_url.clone(), &self.data_dir);
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".arbiter"));
+        let target = DbTarget::new(self.database_url.clone(), &data_dir);
         let shown = match &target {
             DbTarget::DataDir(dir) => format!("the embedded database in {}", dir.display()),
             DbTarget::Url(_) => "the database at ARBITER_DATABASE_URL".to_owned(),
@@ -60,10 +66,15 @@ impl Cli {
 
 /// Runs a parsed command line; the exit code says whether everything succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args, cli.data_dir, cli.database_url).await;
+    }
     let db = cli.connect().await?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(db.clone(), args).await,
         Command::Audit(command) => audit::run(&db, command).await,
+        Command::Keys(command) => keys::run(&db, command).await,
+        Command::Serve(_) => unreachable!("served above"),
     };
     db.conn().clone().close().await.ok();
     result

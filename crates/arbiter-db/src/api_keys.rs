@@ -19,7 +19,9 @@ pub async fn insert(conn: &impl ConnectionTrait, key: api_key::Model) -> Result<
         created_at: Set(key.created_at),
         revoked_at: Set(key.revoked_at),
     };
-    api_key::Entity::insert(row).exec_without_returning(conn).await?;
+    api_key::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -37,7 +39,10 @@ pub async fn list(
     if let Some(tenant) = tenant {
         query = query.filter(api_key::Column::Tenant.eq(tenant));
     }
-    query.order_by_asc(api_key::Column::CreatedAt).all(conn).await
+    query
+        .order_by_asc(api_key::Column::CreatedAt)
+        .all(conn)
+        .await
 }
 
 /// Marks a key revoked; `false` when there is no such live key.
@@ -47,7 +52,10 @@ pub async fn revoke(
     at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let result = api_key::Entity::update_many()
-        .col_expr(api_key::Column::RevokedAt, sea_orm::sea_query::Expr::value(Some(at)))
+        .col_expr(
+            api_key::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Some(at)),
+        )
         .filter(api_key::Column::Id.eq(id))
         .filter(api_key::Column::RevokedAt.is_null())
         .exec(conn)

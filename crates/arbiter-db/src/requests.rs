@@ -19,7 +19,9 @@ pub async fn insert(conn: &impl ConnectionTrait, row: request::Model) -> Result<
         analysis: Set(row.analysis),
         created_at: Set(row.created_at),
     };
-    request::Entity::insert(row).exec_without_returning(conn).await?;
+    request::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 

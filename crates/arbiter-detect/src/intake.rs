@@ -135,6 +135,8 @@ pub(crate) mod tests {
         b.extend(width.to_be_bytes());
         b.extend(height.to_be_bytes());
         b.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        // An empty IDAT chunk: intake needs the chunks up to the image data.
+        b.extend(b"\0\0\0\0IDAT\0\0\0\0");
         b
     }
 

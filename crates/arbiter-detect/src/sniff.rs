@@ -100,13 +100,28 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Dimensions from IHDR, once the chunks up to the first complete IDAT are all present.
 fn png_dimensions(b: &[u8]) -> Option<(u32, u32)> {
     (b.get(12..16)? == b"IHDR").then_some(())?;
-    Some((be_u32(b, 16)?, be_u32(b, 20)?))
+    let dims = (be_u32(b, 16)?, be_u32(b, 20)?);
+    let mut at = 8usize;
+    loop {
+        let length = be_u32(b, at)? as usize;
+        let kind = b.get(at + 4..at + 8)?;
+        // The chunk, its CRC included, must be in the file.
+        b.get(at + 8..at.checked_add(12)?.checked_add(length)?)?;
+        if kind == b"IDAT" {
+            return Some(dims);
+        }
+        at += 12 + length;
+    }
 }
 
+/// Dimensions from the frame header, once the segments up to the start of the scan are all
+/// present.
 fn jpeg_dimensions(b: &[u8]) -> Option<(u32, u32)> {
     let mut at = 2;
+    let mut dims = None;
     loop {
         // Skip fill bytes before a marker.
         while *b.get(at)? == 0xFF && *b.get(at + 1)? == 0xFF {
@@ -120,19 +135,23 @@ fn jpeg_dimensions(b: &[u8]) -> Option<(u32, u32)> {
         match marker {
             // Markers without a length.
             0x01 | 0xD0..=0xD7 => continue,
-            // End of image or start of scan before any frame header.
-            0xD9 | 0xDA => return None,
+            0xD9 => return None,
             _ => {}
         }
         let length = usize::from(be_u16(b, at)?);
-        if length < 2 {
+        // The whole segment must be in the file.
+        if length < 2 || b.len() < at + length {
             return None;
+        }
+        if marker == 0xDA {
+            // Start of scan: entropy-coded data follows, after a frame header.
+            return dims;
         }
         let is_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
         if is_frame {
             let height = be_u16(b, at + 3)?;
             let width = be_u16(b, at + 5)?;
-            return Some((u32::from(width), u32::from(height)));
+            dims = Some((u32::from(width), u32::from(height)));
         }
         at += length;
     }
@@ -247,7 +266,8 @@ mod tests {
         let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
         b.extend(w.to_be_bytes());
         b.extend(h.to_be_bytes());
-        b.extend([8, 2, 0, 0, 0]);
+        b.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        b.extend(b"\0\0\0\0IDAT\0\0\0\0");
         b
     }
 
@@ -298,10 +318,13 @@ mod tests {
 
     #[test]
     fn every_prefix_of_a_header_is_an_error_or_a_size_never_a_panic() {
-        let jpeg = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01,
-            0xE0, 0x02, 0x80, 0x03,
-        ];
+        // SOI, APP0, SOF0 (640x480, 3 components), SOS.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00];
+        jpeg.extend([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x01, 0xE0, 0x02, 0x80, 0x03]);
+        jpeg.extend([1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+        jpeg.extend([
+            0xFF, 0xDA, 0x00, 0x0C, 0x03, 1, 0, 2, 0x11, 3, 0x11, 0, 0x3F, 0,
+        ]);
         assert_eq!(dimensions(ImageFormat::Jpeg, &jpeg), Ok((640, 480)));
         for format in [
             ImageFormat::Jpeg,

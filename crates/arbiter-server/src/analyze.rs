@@ -8,7 +8,7 @@ use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
 use arbiter_core::{Analysis, AnalysisResponse, AnalyzeOptions, ErrorCode, RequestId};
 use arbiter_db::entity::request;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -67,7 +67,10 @@ pub struct Inflight(Arc<Mutex<HashMap<String, Shared>>>);
 impl Inflight {
     /// The cell for a key, and whether this caller created it (and so must remove it).
     fn join(&self, key: &str) -> (Shared, bool) {
-        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match map.get(key) {
             Some(cell) => (cell.clone(), false),
             None => {
@@ -79,7 +82,10 @@ impl Inflight {
     }
 
     fn leave(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
     }
 }
 
@@ -94,11 +100,18 @@ pub fn cache_key(image_sha256: &str, detector: &str, options: &AnalyzeOptions) -
         "metadata_analysis": options.metadata_analysis,
         "return_heatmap": options.return_heatmap,
     });
-    hex::encode(Sha256::digest(format!("{image_sha256}\n{detector}\n{options}").as_bytes()))
+    hex::encode(Sha256::digest(
+        format!("{image_sha256}\n{detector}\n{options}").as_bytes(),
+    ))
 }
 
 /// Runs one analysis request for a caller.
-pub async fn analyze(state: &AppState, caller: &Caller, request_id: &RequestId, call: AnalyzeCall) -> Result<AnalyzeReply, ApiError> {
+pub async fn analyze(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    call: AnalyzeCall,
+) -> Result<AnalyzeReply, ApiError> {
     let pipeline = &state.pipeline;
     let tenant = caller.key.tenant.as_str();
     if let Some((flow, input)) = &call.flow {
@@ -107,26 +120,48 @@ pub async fn analyze(state: &AppState, caller: &Caller, request_id: &RequestId, 
     let max_bytes = pipeline.limits().max_bytes;
     let bytes = match call.source {
         ImageSource::Bytes(bytes) => bytes,
-        ImageSource::Url(url) => state.fetcher.fetch(&url, max_bytes).await.map_err(|err| ApiError::new(err.code(), err.to_string()))?,
+        ImageSource::Url(url) => state
+            .fetcher
+            .fetch(&url, max_bytes)
+            .await
+            .map_err(|err| ApiError::new(err.code(), err.to_string()))?,
     };
-    let media = arbiter_detect::intake(bytes, pipeline.limits()).map_err(|err| ApiError::new(err.code(), err.to_string()))?;
+    let media = arbiter_detect::intake(bytes, pipeline.limits())
+        .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
     let key = cache_key(&media.info.sha256, pipeline.detector_name(), &call.options);
-    let now = state.clock.now();
+    let now = state.clock.now().trunc_subsecs(3);
 
     let (analysis, origin, cached) = if state.config.cache.ttl_secs == 0 {
-        (run_detector(state, &media, &call.options).await?, request_id.clone(), false)
+        (
+            run_detector(state, &media, &call.options).await?,
+            request_id.clone(),
+            false,
+        )
     } else {
         let slot = format!("{tenant}\n{key}");
         let (cell, leader) = state.inflight.join(&slot);
         let shared = cell
             .get_or_init(|| async {
-                let ttl = chrono::Duration::seconds(i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000));
-                if let Some(row) = arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, now - ttl).await? {
-                    let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
-                    let origin: RequestId = row.request_id.parse().map_err(|err| ApiError::internal(&err))?;
+                let ttl = chrono::Duration::seconds(
+                    i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000),
+                );
+                if let Some(row) =
+                    arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, now - ttl)
+                        .await?
+                {
+                    let analysis: Analysis = serde_json::from_str(&row.analysis)
+                        .map_err(|err| ApiError::internal(&err))?;
+                    let origin: RequestId = row
+                        .request_id
+                        .parse()
+                        .map_err(|err| ApiError::internal(&err))?;
                     return Ok((analysis, origin, true));
                 }
-                Ok((run_detector(state, &media, &call.options).await?, request_id.clone(), false))
+                Ok((
+                    run_detector(state, &media, &call.options).await?,
+                    request_id.clone(),
+                    false,
+                ))
             })
             .await
             .clone();
@@ -134,7 +169,19 @@ pub async fn analyze(state: &AppState, caller: &Caller, request_id: &RequestId, 
             Ok((analysis, origin, from_store)) => {
                 let cached = from_store || &origin != request_id;
                 state.metrics.cache(cached);
-                record(state, caller, request_id, &call.reference_id, call.flow.as_ref(), &analysis, &key, cached.then_some(&origin), now).await.map(|decided| (analysis, origin, cached, decided))
+                record(
+                    state,
+                    caller,
+                    request_id,
+                    &call.reference_id,
+                    call.flow.as_ref(),
+                    &analysis,
+                    &key,
+                    cached.then_some(&origin),
+                    now,
+                )
+                .await
+                .map(|decided| (analysis, origin, cached, decided))
             }
             Err(err) => Err(err),
         };
@@ -142,13 +189,42 @@ pub async fn analyze(state: &AppState, caller: &Caller, request_id: &RequestId, 
             state.inflight.leave(&slot);
         }
         let (analysis, origin, cached, decided) = outcome?;
-        return Ok(reply(request_id, call.reference_id, now, analysis, cached.then_some(origin), decided));
+        return Ok(reply(
+            request_id,
+            call.reference_id,
+            now,
+            analysis,
+            cached.then_some(origin),
+            decided,
+        ));
     };
-    let decided = record(state, caller, request_id, &call.reference_id, call.flow.as_ref(), &analysis, &key, None, now).await?;
-    Ok(reply(request_id, call.reference_id, now, analysis, cached.then_some(origin), decided))
+    let decided = record(
+        state,
+        caller,
+        request_id,
+        &call.reference_id,
+        call.flow.as_ref(),
+        &analysis,
+        &key,
+        None,
+        now,
+    )
+    .await?;
+    Ok(reply(
+        request_id,
+        call.reference_id,
+        now,
+        analysis,
+        cached.then_some(origin),
+        decided,
+    ))
 }
 
-async fn run_detector(state: &AppState, media: &arbiter_core::MediaInput, options: &AnalyzeOptions) -> Result<Analysis, ApiError> {
+async fn run_detector(
+    state: &AppState,
+    media: &arbiter_core::MediaInput,
+    options: &AnalyzeOptions,
+) -> Result<Analysis, ApiError> {
     let started = Instant::now();
     let analysis = state.pipeline.analyze(media, options).await?;
     state.metrics.detector(started.elapsed());
@@ -223,9 +299,14 @@ pub fn reply(
 /// Checks a caller's `reference_id`: at most `max_len` characters from `A-Z a-z 0-9 . _ - : / @ #`.
 pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), ApiError> {
     if reference_id.is_empty() || reference_id.chars().count() > max_len {
-        return Err(ApiError::bad_request(format!("reference_id must be 1 to {max_len} characters")));
+        return Err(ApiError::bad_request(format!(
+            "reference_id must be 1 to {max_len} characters"
+        )));
     }
-    if let Some(bad) = reference_id.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-:/@#".contains(*c))) {
+    if let Some(bad) = reference_id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-:/@#".contains(*c)))
+    {
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             format!("reference_id may hold only letters, digits and . _ - : / @ #; found {bad:?}"),

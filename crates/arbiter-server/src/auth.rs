@@ -28,9 +28,20 @@ pub struct Caller {
 
 /// The route layer: authenticates, checks `scope`, counts the request, and adds the rate-limit
 /// headers to whatever the handler answers.
-pub async fn require(State((state, scope)): State<(AppState, Scope)>, mut request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().cloned().unwrap_or_default();
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+pub async fn require(
+    State((state, scope)): State<(AppState, Scope)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_default();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
     let caller = match authorize(&state, request.headers(), peer, scope).await {
         Ok(caller) => caller,
         Err(err) => return err.for_request(&request_id).into_response(),
@@ -38,12 +49,24 @@ pub async fn require(State((state, scope)): State<(AppState, Scope)>, mut reques
     let (status, refusal) = state.limiter.check(&caller.key.tenant, &caller.plan);
     let mut response = match refusal {
         Some(Refusal::RateLimit { retry_after }) => {
-            let mut err = ApiError::new(ErrorCode::RateLimitExceeded, format!("more than {} requests this minute; retry after {retry_after} s", caller.plan.per_minute));
+            let mut err = ApiError::new(
+                ErrorCode::RateLimitExceeded,
+                format!(
+                    "more than {} requests this minute; retry after {retry_after} s",
+                    caller.plan.per_minute
+                ),
+            );
             err.retry_after = Some(retry_after);
             err.for_request(&request_id).into_response()
         }
         Some(Refusal::Quota { retry_after }) => {
-            let mut err = ApiError::new(ErrorCode::QuotaExceeded, format!("the daily quota of {} requests is spent; it renews at 00:00 UTC", caller.plan.per_day));
+            let mut err = ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "the daily quota of {} requests is spent; it renews at 00:00 UTC",
+                    caller.plan.per_day
+                ),
+            );
             err.retry_after = Some(retry_after);
             err.for_request(&request_id).into_response()
         }
@@ -63,22 +86,40 @@ fn add_rate_headers(headers: &mut HeaderMap, status: RateStatus) {
 }
 
 /// The caller behind a request's bearer key, if it may use `scope` from `peer`.
-pub async fn authorize(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>, scope: Scope) -> Result<Caller, ApiError> {
-    let invalid = || ApiError::new(ErrorCode::InvalidApiKey, "missing, unknown or revoked API key; send Authorization: Bearer <key>");
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    scope: Scope,
+) -> Result<Caller, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidApiKey,
+            "missing, unknown or revoked API key; send Authorization: Bearer <key>",
+        )
+    };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(invalid)?;
-    let key = keys::authenticate(state.pipeline.db().conn(), presented).await?.ok_or_else(invalid)?;
+    let key = keys::authenticate(state.pipeline.db().conn(), presented)
+        .await?
+        .ok_or_else(invalid)?;
     if !key.scopes.contains(&scope) {
-        return Err(ApiError::new(ErrorCode::Forbidden, format!("this API key lacks the {scope} scope")));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this API key lacks the {scope} scope"),
+        ));
     }
     if let Some(peer) = peer
         && !key.allows_ip(peer.ip())
     {
-        return Err(ApiError::new(ErrorCode::Forbidden, format!("this API key may not be used from {}", peer.ip())));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this API key may not be used from {}", peer.ip()),
+        ));
     }
     let plan = state
         .config
@@ -86,6 +127,8 @@ pub async fn authorize(state: &AppState, headers: &HeaderMap, peer: Option<Socke
         .plans
         .get(&key.plan)
         .copied()
-        .ok_or_else(|| ApiError::internal(&format!("key {} has unknown plan {}", key.id, key.plan)))?;
+        .ok_or_else(|| {
+            ApiError::internal(&format!("key {} has unknown plan {}", key.id, key.plan))
+        })?;
     Ok(Caller { key, plan })
 }

@@ -76,7 +76,14 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &if self.database_url.is_empty() { "" } else { "[REDACTED]" })
+            .field(
+                "database_url",
+                &if self.database_url.is_empty() {
+                    ""
+                } else {
+                    "[REDACTED]"
+                },
+            )
             .field("policies_dir", &self.policies_dir)
             .field("detector", &self.detector)
             .field("limits", &self.limits)
@@ -125,7 +132,11 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_image_bytes: 20 * 1024 * 1024, min_dimension: 100, max_reference_id_len: 128 }
+        Self {
+            max_image_bytes: 20 * 1024 * 1024,
+            min_dimension: 100,
+            max_reference_id_len: 128,
+        }
     }
 }
 
@@ -143,7 +154,11 @@ pub struct OutboundConfig {
 
 impl Default for OutboundConfig {
     fn default() -> Self {
-        Self { allow_cidrs: Vec::new(), timeout_secs: 10, max_redirects: 3 }
+        Self {
+            allow_cidrs: Vec::new(),
+            timeout_secs: 10,
+            max_redirects: 3,
+        }
     }
 }
 
@@ -157,7 +172,9 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { ttl_secs: 24 * 3600 }
+        Self {
+            ttl_secs: 24 * 3600,
+        }
     }
 }
 
@@ -186,13 +203,37 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> Self {
         let plans = [
-            ("starter", Plan { per_minute: 60, per_day: 10_000, batch_size: 20 }),
-            ("growth", Plan { per_minute: 300, per_day: 100_000, batch_size: 100 }),
-            ("enterprise", Plan { per_minute: 3_000, per_day: 5_000_000, batch_size: 1_000 }),
+            (
+                "starter",
+                Plan {
+                    per_minute: 60,
+                    per_day: 10_000,
+                    batch_size: 20,
+                },
+            ),
+            (
+                "growth",
+                Plan {
+                    per_minute: 300,
+                    per_day: 100_000,
+                    batch_size: 100,
+                },
+            ),
+            (
+                "enterprise",
+                Plan {
+                    per_minute: 3_000,
+                    per_day: 5_000_000,
+                    batch_size: 1_000,
+                },
+            ),
         ];
         Self {
             default_plan: "starter".to_owned(),
-            plans: plans.into_iter().map(|(name, plan)| (name.to_owned(), plan)).collect(),
+            plans: plans
+                .into_iter()
+                .map(|(name, plan)| (name.to_owned(), plan))
+                .collect(),
         }
     }
 }
@@ -207,9 +248,14 @@ impl Config {
         let file = file.or_else(|| default_file.is_file().then_some(default_file));
         let config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-                Self::from_yaml(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                })?
             }
             None => Self::default(),
         };
@@ -227,37 +273,68 @@ impl Config {
     }
 
     /// Applies `ARBITER_*` variables to the leaves they name; other variables are ignored.
-    pub fn with_env(self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut tree = serde_json::to_value(&self).map_err(|err| ConfigError::Invalid { key: "config", message: err.to_string() })?;
+    pub fn with_env(
+        self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = serde_json::to_value(&self).map_err(|err| ConfigError::Invalid {
+            key: "config",
+            message: err.to_string(),
+        })?;
         let mut applied = Vec::new();
         for (var, raw) in vars {
-            let Some(name) = var.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             if let Some(leaf) = find_leaf(&mut tree, &name.to_ascii_lowercase()) {
-                *leaf = env_value(leaf, &raw).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+                *leaf = env_value(leaf, &raw).map_err(|message| ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                })?;
                 applied.push(var);
             }
         }
         if applied.is_empty() {
             return Ok(self);
         }
-        serde_json::from_value(tree).map_err(|err| ConfigError::Env { var: applied.join(", "), message: err.to_string() })
+        serde_json::from_value(tree).map_err(|err| ConfigError::Env {
+            var: applied.join(", "),
+            message: err.to_string(),
+        })
     }
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid { key: "listen", message: format!("{:?} is not an address such as 127.0.0.1:8080", self.listen) });
+            return Err(ConfigError::Invalid {
+                key: "listen",
+                message: format!("{:?} is not an address such as 127.0.0.1:8080", self.listen),
+            });
         }
         if self.limits.max_image_bytes == 0 {
-            return Err(ConfigError::Invalid { key: "limits.max_image_bytes", message: "must be more than 0".to_owned() });
+            return Err(ConfigError::Invalid {
+                key: "limits.max_image_bytes",
+                message: "must be more than 0".to_owned(),
+            });
         }
         if self.outbound.timeout_secs == 0 {
-            return Err(ConfigError::Invalid { key: "outbound.timeout_secs", message: "must be more than 0".to_owned() });
+            return Err(ConfigError::Invalid {
+                key: "outbound.timeout_secs",
+                message: "must be more than 0".to_owned(),
+            });
         }
-        if !self.rate_limits.plans.contains_key(&self.rate_limits.default_plan) {
+        if !self
+            .rate_limits
+            .plans
+            .contains_key(&self.rate_limits.default_plan)
+        {
             return Err(ConfigError::Invalid {
                 key: "rate_limits.default_plan",
-                message: format!("{:?} is not one of the plans ({})", self.rate_limits.default_plan, self.plan_names()),
+                message: format!(
+                    "{:?} is not one of the plans ({})",
+                    self.rate_limits.default_plan,
+                    self.plan_names()
+                ),
             });
         }
         Ok(())
@@ -265,15 +342,23 @@ impl Config {
 
     /// The plan names, comma-separated.
     pub fn plan_names(&self) -> String {
-        self.rate_limits.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+        self.rate_limits
+            .plans
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 /// The leaf whose path, joined with `_`, is `name`.
 fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
-    let Value::Object(map) = node else { return None };
+    let Value::Object(map) = node else {
+        return None;
+    };
     let key = map.keys().find(|key| {
-        name == key.as_str() || (name.starts_with(key.as_str()) && name.as_bytes().get(key.len()) == Some(&b'_'))
+        name == key.as_str()
+            || (name.starts_with(key.as_str()) && name.as_bytes().get(key.len()) == Some(&b'_'))
     })?;
     let key = key.clone();
     let child = map.get_mut(&key)?;
@@ -286,10 +371,22 @@ fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
 fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
     match current {
         Value::Array(_) => Ok(Value::Array(
-            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
         )),
-        Value::Number(_) => raw.trim().parse::<u64>().map(Value::from).map_err(|_| format!("{raw:?} is not a whole number")),
-        Value::Bool(_) => raw.trim().parse::<bool>().map(Value::Bool).map_err(|_| format!("{raw:?} is not true or false")),
+        Value::Number(_) => raw
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .map_err(|_| format!("{raw:?} is not a whole number")),
+        Value::Bool(_) => raw
+            .trim()
+            .parse::<bool>()
+            .map(Value::Bool)
+            .map_err(|_| format!("{raw:?} is not true or false")),
         _ => Ok(Value::String(raw.to_owned())),
     }
 }
@@ -299,7 +396,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -328,22 +428,50 @@ mod tests {
 
     #[test]
     fn wrong_values_name_the_variable_or_key() {
-        let err = Config::default().with_env(env(&[("ARBITER_CACHE_TTL_SECS", "soon")])).unwrap_err();
-        assert_eq!(err.to_string(), "ARBITER_CACHE_TTL_SECS: \"soon\" is not a whole number");
-        let err = Config::default().with_env(env(&[("ARBITER_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")])).unwrap_err();
-        assert!(err.to_string().starts_with("ARBITER_OUTBOUND_ALLOW_CIDRS"), "{err}");
+        let err = Config::default()
+            .with_env(env(&[("ARBITER_CACHE_TTL_SECS", "soon")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ARBITER_CACHE_TTL_SECS: \"soon\" is not a whole number"
+        );
+        let err = Config::default()
+            .with_env(env(&[("ARBITER_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("ARBITER_OUTBOUND_ALLOW_CIDRS"),
+            "{err}"
+        );
         let err = Config::from_yaml("lisen: 127.0.0.1:1\n").unwrap_err();
         assert!(err.contains("lisen") && err.contains("line 1"), "{err}");
-        let mut config = Config { listen: "localhost".into(), ..Config::default() };
-        assert!(config.validate().unwrap_err().to_string().starts_with("listen:"));
+        let mut config = Config {
+            listen: "localhost".into(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("listen:")
+        );
         config.listen = "127.0.0.1:1".into();
         config.rate_limits.default_plan = "gold".into();
-        assert!(config.validate().unwrap_err().to_string().starts_with("rate_limits.default_plan:"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("rate_limits.default_plan:")
+        );
     }
 
     #[test]
     fn the_database_url_is_redacted_in_debug() {
-        let config = Config { database_url: "postgres://u:secret@db/x".into(), ..Config::default() };
+        let config = Config {
+            database_url: "postgres://u:secret@db/x".into(),
+            ..Config::default()
+        };
         assert!(!format!("{config:?}").contains("secret"));
     }
 }

@@ -39,7 +39,12 @@ pub(crate) struct ErrorDetail {
 impl ApiError {
     /// An error with a code and a message for the caller.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), request_id: None, retry_after: None }
+        Self {
+            code,
+            message: message.into(),
+            request_id: None,
+            retry_after: None,
+        }
     }
 
     /// A 400 INVALID_REQUEST.
@@ -55,7 +60,10 @@ impl ApiError {
     /// A 500 whose cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::InternalError, "internal error; retry with exponential backoff")
+        Self::new(
+            ErrorCode::InternalError,
+            "internal error; retry with exponential backoff",
+        )
     }
 
     /// The same error, answering a given request.
@@ -82,7 +90,8 @@ impl From<crate::pipeline::PipelineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().to_owned(),
@@ -92,7 +101,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

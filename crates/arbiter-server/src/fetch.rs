@@ -139,13 +139,17 @@ impl Fetcher {
     pub async fn fetch(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
         match tokio::time::timeout(self.timeout, self.fetch_inner(url, max_bytes)).await {
             Ok(result) => result,
-            Err(_) => Err(FetchError::Unreachable(format!("no complete answer within {} s", self.timeout.as_secs()))),
+            Err(_) => Err(FetchError::Unreachable(format!(
+                "no complete answer within {} s",
+                self.timeout.as_secs()
+            ))),
         }
     }
 
     async fn fetch_inner(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
         let unreachable = |why: String| FetchError::Unreachable(why);
-        let mut url = Url::parse(url).map_err(|err| unreachable(format!("{url:?} is not a URL: {err}")))?;
+        let mut url =
+            Url::parse(url).map_err(|err| unreachable(format!("{url:?} is not a URL: {err}")))?;
         for hop in 0..=self.max_redirects {
             let addr = self.resolve(&url).await?;
             let host = url.host_str().unwrap_or_default().to_owned();
@@ -157,7 +161,11 @@ impl Fetcher {
                 .timeout(self.timeout)
                 .build()
                 .map_err(|err| unreachable(format!("cannot build a client: {err}")))?;
-            let response = client.get(url.clone()).send().await.map_err(|err| unreachable(format!("{host}: {}", root_cause(&err))))?;
+            let response = client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|err| unreachable(format!("{host}: {}", root_cause(&err))))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
@@ -165,9 +173,14 @@ impl Fetcher {
                     .get(reqwest::header::LOCATION)
                     .and_then(|value| value.to_str().ok())
                     .ok_or_else(|| unreachable(format!("{status} without a Location")))?;
-                url = url.join(location).map_err(|err| unreachable(format!("bad redirect {location:?}: {err}")))?;
+                url = url
+                    .join(location)
+                    .map_err(|err| unreachable(format!("bad redirect {location:?}: {err}")))?;
                 if hop == self.max_redirects {
-                    return Err(unreachable(format!("more than {} redirects", self.max_redirects)));
+                    return Err(unreachable(format!(
+                        "more than {} redirects",
+                        self.max_redirects
+                    )));
                 }
                 continue;
             }
@@ -180,7 +193,9 @@ impl Fetcher {
             let mut body = Vec::new();
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|err| unreachable(format!("reading the body: {}", root_cause(&err))))?;
+                let chunk = chunk.map_err(|err| {
+                    unreachable(format!("reading the body: {}", root_cause(&err)))
+                })?;
                 if body.len() as u64 + chunk.len() as u64 > max_bytes {
                     return Err(FetchError::TooLarge(max_bytes));
                 }
@@ -188,23 +203,33 @@ impl Fetcher {
             }
             return Ok(body);
         }
-        Err(unreachable(format!("more than {} redirects", self.max_redirects)))
+        Err(unreachable(format!(
+            "more than {} redirects",
+            self.max_redirects
+        )))
     }
 
     /// Resolves the URL's host and checks every address; returns the one to connect to.
     async fn resolve(&self, url: &Url) -> Result<SocketAddr, FetchError> {
         let unreachable = |why: String| FetchError::Unreachable(why);
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(unreachable(format!("scheme {:?} is not http or https", url.scheme())));
+            return Err(unreachable(format!(
+                "scheme {:?} is not http or https",
+                url.scheme()
+            )));
         }
-        let host = url.host_str().ok_or_else(|| unreachable("the URL has no host".to_owned()))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| unreachable("the URL has no host".to_owned()))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup, port))
             .await
             .map_err(|err| unreachable(format!("cannot resolve {host}: {err}")))?
             .collect();
-        let first = *addrs.first().ok_or_else(|| unreachable(format!("{host} has no address")))?;
+        let first = *addrs
+            .first()
+            .ok_or_else(|| unreachable(format!("{host} has no address")))?;
         check_all(&self.guard, host, &addrs)?;
         Ok(first)
     }
@@ -214,9 +239,9 @@ impl Fetcher {
 /// behind a public one.
 pub fn check_all(guard: &AddressGuard, host: &str, addrs: &[SocketAddr]) -> Result<(), FetchError> {
     for addr in addrs {
-        guard
-            .check(addr.ip())
-            .map_err(|why| FetchError::Unreachable(format!("{host} resolves to {why}, which is not allowed")))?;
+        guard.check(addr.ip()).map_err(|why| {
+            FetchError::Unreachable(format!("{host} resolves to {why}, which is not allowed"))
+        })?;
     }
     Ok(())
 }
@@ -240,13 +265,33 @@ mod tests {
     #[test]
     fn private_loopback_link_local_and_metadata_addresses_are_refused() {
         for ip in [
-            "127.0.0.1", "10.0.0.8", "172.16.5.4", "192.168.1.1", "169.254.169.254", "169.254.1.1", "0.0.0.0",
-            "100.64.0.1", "255.255.255.255", "224.0.0.1", "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.0.0.8",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!refused(ip), "{ip} should be allowed");
         }
     }
@@ -263,16 +308,26 @@ mod tests {
     #[test]
     fn one_bad_address_among_good_ones_refuses_the_host() {
         let guard = AddressGuard::default();
-        let addrs: Vec<SocketAddr> = vec!["93.184.216.34:443".parse().unwrap(), "10.0.0.5:443".parse().unwrap()];
+        let addrs: Vec<SocketAddr> = vec![
+            "93.184.216.34:443".parse().unwrap(),
+            "10.0.0.5:443".parse().unwrap(),
+        ];
         let err = check_all(&guard, "images.example", &addrs).unwrap_err();
-        assert_eq!(err.to_string(), "image_url unreachable: images.example resolves to 10.0.0.5 (a private address), which is not allowed");
+        assert_eq!(
+            err.to_string(),
+            "image_url unreachable: images.example resolves to 10.0.0.5 (a private address), which is not allowed"
+        );
         assert!(check_all(&guard, "images.example", &addrs[..1]).is_ok());
     }
 
     #[tokio::test]
     async fn other_schemes_are_refused_before_any_lookup() {
         let fetcher = Fetcher::new(&OutboundConfig::default());
-        for url in ["file:///etc/passwd", "ftp://example.com/a.jpg", "gopher://x/"] {
+        for url in [
+            "file:///etc/passwd",
+            "ftp://example.com/a.jpg",
+            "gopher://x/",
+        ] {
             let err = fetcher.fetch(url, 10).await.unwrap_err();
             assert_eq!(err.code(), ErrorCode::UrlUnreachable, "{url}");
         }

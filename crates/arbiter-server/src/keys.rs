@@ -38,7 +38,13 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [Scope::Analyze, Scope::Batch, Scope::RequestsRead, Scope::AuditRead, Scope::PoliciesRead];
+    pub const ALL: [Scope; 5] = [
+        Scope::Analyze,
+        Scope::Batch,
+        Scope::RequestsRead,
+        Scope::AuditRead,
+        Scope::PoliciesRead,
+    ];
 
     /// The scopes of a key created without `--scope`.
     pub const DEFAULT: [Scope; 3] = [Scope::Analyze, Scope::Batch, Scope::RequestsRead];
@@ -65,10 +71,13 @@ impl FromStr for Scope {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
-            let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown scope {s:?} (known: {})", known.join(", "))
-        })
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown scope {s:?} (known: {})", known.join(", "))
+            })
     }
 }
 
@@ -122,7 +131,8 @@ impl TryFrom<api_key::Model> for KeyRecord {
         Ok(Self {
             id: row.id.parse().map_err(|e| corrupt(&row.id, "id", e))?,
             scopes: serde_json::from_str(&row.scopes).map_err(|e| corrupt(&row.id, "scopes", e))?,
-            allow_ips: serde_json::from_str(&row.allow_ips).map_err(|e| corrupt(&row.id, "allow_ips", e))?,
+            allow_ips: serde_json::from_str(&row.allow_ips)
+                .map_err(|e| corrupt(&row.id, "allow_ips", e))?,
             tenant: row.tenant,
             name: row.name,
             plan: row.plan,
@@ -173,12 +183,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Creates a key (inside the caller's transaction); the secret is returned once and never stored.
-pub async fn create(conn: &impl ConnectionTrait, new: NewKey, now: DateTime<Utc>) -> Result<(KeyRecord, SecretKey), DbErr> {
+pub async fn create(
+    conn: &impl ConnectionTrait,
+    new: NewKey,
+    now: DateTime<Utc>,
+) -> Result<(KeyRecord, SecretKey), DbErr> {
     let id = KeyId::new();
     let mut random = [0u8; 32];
-    getrandom::fill(&mut random).map_err(|err| DbErr::Custom(format!("no randomness for a new key: {err}")))?;
+    getrandom::fill(&mut random)
+        .map_err(|err| DbErr::Custom(format!("no randomness for a new key: {err}")))?;
     let ulid = &id.as_str()[KeyId::PREFIX.len() + 1..];
-    let secret = SecretKey(format!("{KEY_PREFIX}{ulid}_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)));
+    let secret = SecretKey(format!(
+        "{KEY_PREFIX}{ulid}_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    ));
     let row = api_key::Model {
         id: id.to_string(),
         tenant: new.tenant,
@@ -196,25 +214,48 @@ pub async fn create(conn: &impl ConnectionTrait, new: NewKey, now: DateTime<Utc>
 
 /// The live key a presented secret belongs to; `None` for a malformed, unknown, wrong or
 /// revoked key.
-pub async fn authenticate(conn: &impl ConnectionTrait, presented: &str) -> Result<Option<KeyRecord>, DbErr> {
-    let Some((ulid, _)) = presented.strip_prefix(KEY_PREFIX).and_then(|rest| rest.split_once('_')) else {
+pub async fn authenticate(
+    conn: &impl ConnectionTrait,
+    presented: &str,
+) -> Result<Option<KeyRecord>, DbErr> {
+    let Some((ulid, _)) = presented
+        .strip_prefix(KEY_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+    else {
         return Ok(None);
     };
-    let Ok(id) = format!("{}_{ulid}", KeyId::PREFIX).parse::<KeyId>() else { return Ok(None) };
-    let Some(row) = arbiter_db::api_keys::get(conn, id.as_str()).await? else { return Ok(None) };
-    if row.revoked_at.is_some() || !constant_time_eq(hash(presented).as_bytes(), row.secret_hash.as_bytes()) {
+    let Ok(id) = format!("{}_{ulid}", KeyId::PREFIX).parse::<KeyId>() else {
+        return Ok(None);
+    };
+    let Some(row) = arbiter_db::api_keys::get(conn, id.as_str()).await? else {
+        return Ok(None);
+    };
+    if row.revoked_at.is_some()
+        || !constant_time_eq(hash(presented).as_bytes(), row.secret_hash.as_bytes())
+    {
         return Ok(None);
     }
     KeyRecord::try_from(row).map(Some)
 }
 
 /// Every key, without secrets.
-pub async fn list(conn: &impl ConnectionTrait, tenant: Option<&str>) -> Result<Vec<KeyRecord>, DbErr> {
-    arbiter_db::api_keys::list(conn, tenant).await?.into_iter().map(KeyRecord::try_from).collect()
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant: Option<&str>,
+) -> Result<Vec<KeyRecord>, DbErr> {
+    arbiter_db::api_keys::list(conn, tenant)
+        .await?
+        .into_iter()
+        .map(KeyRecord::try_from)
+        .collect()
 }
 
 /// Revokes a key; `None` when there is no such live key.
-pub async fn revoke(conn: &impl ConnectionTrait, id: &KeyId, now: DateTime<Utc>) -> Result<Option<KeyRecord>, DbErr> {
+pub async fn revoke(
+    conn: &impl ConnectionTrait,
+    id: &KeyId,
+    now: DateTime<Utc>,
+) -> Result<Option<KeyRecord>, DbErr> {
     if !arbiter_db::api_keys::revoke(conn, id.as_str(), now).await? {
         return Ok(None);
     }
@@ -232,26 +273,60 @@ mod tests {
     #[tokio::test]
     async fn a_created_key_authenticates_until_revoked() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&DbTarget::DataDir(dir.path().into())).await.unwrap();
-        let new = NewKey { tenant: "acme".into(), name: "ci".into(), plan: "starter".into(), scopes: Scope::DEFAULT.to_vec(), allow_ips: vec![] };
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let new = NewKey {
+            tenant: "acme".into(),
+            name: "ci".into(),
+            plan: "starter".into(),
+            scopes: Scope::DEFAULT.to_vec(),
+            allow_ips: vec![],
+        };
         let (record, secret) = create(db.conn(), new, Utc::now()).await.unwrap();
         assert!(secret.expose().starts_with("arb_"));
         assert_eq!(format!("{secret:?}"), "[REDACTED]");
-        let found = authenticate(db.conn(), secret.expose()).await.unwrap().unwrap();
+        let found = authenticate(db.conn(), secret.expose())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found.id, record.id);
         // The stored row holds a hash, not the secret.
-        let row = arbiter_db::api_keys::get(db.conn(), record.id.as_str()).await.unwrap().unwrap();
+        let row = arbiter_db::api_keys::get(db.conn(), record.id.as_str())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!row.secret_hash.contains(&secret.expose()[30..]));
 
         let mut wrong = secret.expose().to_owned();
         wrong.pop();
         wrong.push('x');
         assert!(authenticate(db.conn(), &wrong).await.unwrap().is_none());
-        assert!(authenticate(db.conn(), "Bearer nonsense").await.unwrap().is_none());
+        assert!(
+            authenticate(db.conn(), "Bearer nonsense")
+                .await
+                .unwrap()
+                .is_none()
+        );
 
-        assert!(revoke(db.conn(), &record.id, Utc::now()).await.unwrap().is_some());
-        assert!(authenticate(db.conn(), secret.expose()).await.unwrap().is_none());
-        assert!(revoke(db.conn(), &record.id, Utc::now()).await.unwrap().is_none());
+        assert!(
+            revoke(db.conn(), &record.id, Utc::now())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            authenticate(db.conn(), secret.expose())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            revoke(db.conn(), &record.id, Utc::now())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -270,6 +345,11 @@ mod tests {
         assert!(record.allows_ip("::ffff:10.1.2.3".parse().unwrap()));
         assert!(!record.allows_ip("10.2.0.1".parse().unwrap()));
         assert_eq!("audit:read".parse::<Scope>(), Ok(Scope::AuditRead));
-        assert!("admin".parse::<Scope>().unwrap_err().contains("known: analyze"));
+        assert!(
+            "admin"
+                .parse::<Scope>()
+                .unwrap_err()
+                .contains("known: analyze")
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -31,8 +33,16 @@ impl Histogram {
         for (bucket, count) in BUCKETS.iter().zip(self.counts) {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bucket}\"}} {count}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
         let _ = writeln!(out, "{name}_count{braces} {}", self.count);
     }
@@ -53,14 +63,22 @@ pub struct Metrics(Arc<Mutex<Inner>>);
 
 impl Metrics {
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Counts one HTTP request.
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         self.with(|m| {
-            *m.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
-            m.latency.entry(route.to_owned()).or_default().observe(elapsed.as_secs_f64());
+            *m.requests
+                .entry((method.to_owned(), route.to_owned(), status))
+                .or_default() += 1;
+            m.latency
+                .entry(route.to_owned())
+                .or_default()
+                .observe(elapsed.as_secs_f64());
         });
     }
 
@@ -71,7 +89,13 @@ impl Metrics {
 
     /// Counts a cache lookup.
     pub fn cache(&self, hit: bool) {
-        self.with(|m| if hit { m.cache_hits += 1 } else { m.cache_misses += 1 });
+        self.with(|m| {
+            if hit {
+                m.cache_hits += 1
+            } else {
+                m.cache_misses += 1
+            }
+        });
     }
 
     /// The Prometheus text exposition.
@@ -107,9 +131,15 @@ mod tests {
         metrics.request("POST", "/v1/analyze", 200, Duration::from_millis(30));
         metrics.cache(true);
         let text = metrics.render();
-        assert!(text.contains("arbiter_http_requests_total{method=\"POST\",route=\"/v1/analyze\",status=\"200\"} 2"));
-        assert!(text.contains("arbiter_http_request_duration_seconds_bucket{route=\"/v1/analyze\",le=\"0.005\"} 1"));
-        assert!(text.contains("arbiter_http_request_duration_seconds_bucket{route=\"/v1/analyze\",le=\"0.05\"} 2"));
+        assert!(text.contains(
+            "arbiter_http_requests_total{method=\"POST\",route=\"/v1/analyze\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "arbiter_http_request_duration_seconds_bucket{route=\"/v1/analyze\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "arbiter_http_request_duration_seconds_bucket{route=\"/v1/analyze\",le=\"0.05\"} 2"
+        ));
         assert!(text.contains("arbiter_cache_lookups_total{result=\"hit\"} 1"));
     }
 }

@@ -136,13 +136,21 @@ impl Pipeline {
     }
 
     /// Reads a file through intake and decides about it.
-    pub async fn decide_file(&self, path: &Path, request: &DecideRequest<'_>) -> Result<Outcome, PipelineError> {
+    pub async fn decide_file(
+        &self,
+        path: &Path,
+        request: &DecideRequest<'_>,
+    ) -> Result<Outcome, PipelineError> {
         let media = arbiter_detect::intake_file(path, &self.limits).await?;
         self.decide(media, request).await
     }
 
     /// Analyses an image that passed intake, decides under the flow's policy, and records both.
-    pub async fn decide(&self, media: MediaInput, request: &DecideRequest<'_>) -> Result<Outcome, PipelineError> {
+    pub async fn decide(
+        &self,
+        media: MediaInput,
+        request: &DecideRequest<'_>,
+    ) -> Result<Outcome, PipelineError> {
         let request_id = RequestId::new();
         // Check the domain input before spending detector time on it.
         self.check_input(request.flow, request.input)?;
@@ -169,12 +177,25 @@ impl Pipeline {
 
     /// Validates a flow's domain input, naming the bad field.
     pub fn check_input(&self, flow: &str, input: &Value) -> Result<(), PipelineError> {
-        let flow_impl = self.flows.get(flow).ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
-        flow_impl.schema().validate(input).map_err(|source| PipelineError::Flow { flow: flow.to_owned(), source })
+        let flow_impl = self
+            .flows
+            .get(flow)
+            .ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
+        flow_impl
+            .schema()
+            .validate(input)
+            .map_err(|source| PipelineError::Flow {
+                flow: flow.to_owned(),
+                source,
+            })
     }
 
     /// Runs the detector.
-    pub async fn analyze(&self, media: &MediaInput, options: &AnalyzeOptions) -> Result<Analysis, PipelineError> {
+    pub async fn analyze(
+        &self,
+        media: &MediaInput,
+        options: &AnalyzeOptions,
+    ) -> Result<Analysis, PipelineError> {
         Ok(self.detector.analyze(media, options).await?)
     }
 
@@ -189,21 +210,43 @@ impl Pipeline {
     }
 
     /// The flow's facts and its live policy's decision about an analysis.
-    pub fn apply_policy(&self, flow: &str, input: &Value, analysis: &Analysis) -> Result<Decided, PipelineError> {
-        let flow_impl = self.flows.get(flow).ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
-        let policy = self.policies.for_flow(flow).ok_or_else(|| PipelineError::NoPolicy(flow.to_owned()))?;
+    pub fn apply_policy(
+        &self,
+        flow: &str,
+        input: &Value,
+        analysis: &Analysis,
+    ) -> Result<Decided, PipelineError> {
+        let flow_impl = self
+            .flows
+            .get(flow)
+            .ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
+        let policy = self
+            .policies
+            .for_flow(flow)
+            .ok_or_else(|| PipelineError::NoPolicy(flow.to_owned()))?;
         let facts = flow_impl
             .facts(analysis, input)
-            .map_err(|source| PipelineError::Flow { flow: flow.to_owned(), source })?;
+            .map_err(|source| PipelineError::Flow {
+                flow: flow.to_owned(),
+                source,
+            })?;
         let decision = policy.decide(&facts);
-        Ok(Decided { flow: flow.to_owned(), event: flow_impl.event_for(&decision.action), facts, decision })
+        Ok(Decided {
+            flow: flow.to_owned(),
+            event: flow_impl.event_for(&decision.action),
+            facts,
+            decision,
+        })
     }
 
     /// Commits, in one transaction, the request row (if any), the decision row (if any) and the
     /// audit entry; then hands the decision's action to the sinks.
     #[tracing::instrument(skip_all, fields(request_id = %record.request_id, tenant = record.tenant))]
     pub async fn record(&self, record: &Record<'_>) -> Result<StoredEntry, PipelineError> {
-        let now = record.request_row.as_ref().map_or_else(Utc::now, |row| row.created_at);
+        let now = record
+            .request_row
+            .as_ref()
+            .map_or_else(Utc::now, |row| row.created_at);
         let txn = self.db.begin_write().await?;
         if let Some(row) = &record.request_row {
             requests::insert(&txn, row.clone()).await?;
@@ -224,10 +267,20 @@ impl Pipeline {
                     },
                 )
                 .await?;
-                Event::decision(record.request_id, record.reference_id, &decided.flow, record.analysis, &decided.decision)
+                Event::decision(
+                    record.request_id,
+                    record.reference_id,
+                    &decided.flow,
+                    record.analysis,
+                    &decided.decision,
+                )
             }
             None => Event::AnalysisRecorded {
-                analysis: AnalysisFields::new(record.request_id, record.reference_id, record.analysis),
+                analysis: AnalysisFields::new(
+                    record.request_id,
+                    record.reference_id,
+                    record.analysis,
+                ),
             },
         };
         let audit = arbiter_audit::append(&txn, record.tenant, now, event).await?;

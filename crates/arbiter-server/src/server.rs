@@ -39,7 +39,10 @@ pub enum StartError {
 
 /// The live policies: the configured directory, else `./policies` when present, else the copies
 /// built into the binary.
-pub fn load_policies(policies_dir: &str, flows: &FlowRegistry) -> Result<PolicyStore, PolicyLoadError> {
+pub fn load_policies(
+    policies_dir: &str,
+    flows: &FlowRegistry,
+) -> Result<PolicyStore, PolicyLoadError> {
     let default_dir = Path::new("policies");
     if !policies_dir.is_empty() {
         PolicyStore::from_dir(Path::new(policies_dir), flows)
@@ -52,15 +55,34 @@ pub fn load_policies(policies_dir: &str, flows: &FlowRegistry) -> Result<PolicyS
 
 /// The state for a configuration: database, detector, flows, policies.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    let detector: Arc<dyn Detector> = match config.detector {
+        DetectorConfig::Local => Arc::new(LocalDetector),
+    };
+    build_state_with_detector(config, clock, detector).await
+}
+
+/// The state for a configuration, with a given detector.
+pub async fn build_state_with_detector(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    detector: Arc<dyn Detector>,
+) -> Result<AppState, StartError> {
     let target = DbTarget::new(Some(config.database_url.clone()), &config.data_dir);
     let db = Db::connect(&target).await?;
     let flows = FlowRegistry::builtin().map_err(StartError::Flows)?;
     let policies = load_policies(&config.policies_dir, &flows)?;
-    let detector: Arc<dyn Detector> = match config.detector {
-        DetectorConfig::Local => Arc::new(LocalDetector),
+    let limits = IntakeLimits {
+        max_bytes: config.limits.max_image_bytes,
+        min_dimension: config.limits.min_dimension,
     };
-    let limits = IntakeLimits { max_bytes: config.limits.max_image_bytes, min_dimension: config.limits.min_dimension };
-    let pipeline = Pipeline::new(db, detector, flows, policies, SinkSet::new(vec![Arc::new(LogSink)]), limits);
+    let pipeline = Pipeline::new(
+        db,
+        detector,
+        flows,
+        policies,
+        SinkSet::new(vec![Arc::new(LogSink)]),
+        limits,
+    );
     Ok(AppState::new(pipeline, config, clock))
 }
 
@@ -80,7 +102,12 @@ impl Server {
 
     /// Binds an address for an existing state.
     pub async fn bind_state(state: AppState, addr: &str) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr: addr.to_owned(), source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: addr.to_owned(),
+                source,
+            })?;
         Ok(Self { listener, state })
     }
 
@@ -93,9 +120,12 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let app = crate::routes::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await?;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
         self.state.pipeline.db().conn().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

@@ -22,7 +22,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/analyze", post(analyze_image))
         .route_layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state((state.clone(), Scope::Analyze), auth::require))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Analyze),
+            auth::require,
+        ))
 }
 
 /// `options` of an analysis request.
@@ -115,71 +118,138 @@ pub async fn analyze_image(
 
 /// The request body as JSON fields, whichever encoding it came in.
 /// A multipart `file` part comes back as bytes beside the fields.
-async fn read_body(state: &AppState, request: Request) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+async fn read_body(
+    state: &AppState,
+    request: Request,
+) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::from_request(request, state).await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+        let multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
         return read_multipart(multipart).await;
     }
     if !content_type.starts_with("application/json") {
-        return Err(ApiError::bad_request("send application/json or multipart/form-data"));
+        return Err(ApiError::bad_request(
+            "send application/json or multipart/form-data",
+        ));
     }
-    let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-    let body = serde_json::from_slice(&bytes).map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
+    let bytes = axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+    let body = serde_json::from_slice(&bytes)
+        .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
     Ok((body, None))
 }
 
 fn body_error(text: &str, status: u16) -> ApiError {
     if status == 413 {
-        ApiError::new(ErrorCode::FileSizeExceeded, "the request body is larger than the limit; send a smaller image or an image_url")
+        ApiError::new(
+            ErrorCode::FileSizeExceeded,
+            "the request body is larger than the limit; send a smaller image or an image_url",
+        )
     } else {
         ApiError::bad_request(format!("cannot read the request body: {text}"))
     }
 }
 
-async fn read_multipart(mut multipart: Multipart) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+async fn read_multipart(
+    mut multipart: Multipart,
+) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
     let mut body = AnalyzeRequest::default();
     let mut file = None;
-    while let Some(field) = multipart.next_field().await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?
+    {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field.bytes().await.map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-        let text = || String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text")));
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+        let text = || {
+            String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text"))
+            })
+        };
         match name.as_str() {
             "file" | "image" => file = Some(bytes.to_vec()),
-            "options" => body.options = Some(serde_json::from_str(&text()?).map_err(|err| ApiError::bad_request(format!("options: {err}")))?),
-            "facts" => body.facts = Some(serde_json::from_str(&text()?).map_err(|err| ApiError::bad_request(format!("facts: {err}")))?),
+            "options" => {
+                body.options = Some(
+                    serde_json::from_str(&text()?)
+                        .map_err(|err| ApiError::bad_request(format!("options: {err}")))?,
+                )
+            }
+            "facts" => {
+                body.facts = Some(
+                    serde_json::from_str(&text()?)
+                        .map_err(|err| ApiError::bad_request(format!("facts: {err}")))?,
+                )
+            }
             "reference_id" => body.reference_id = Some(text()?),
-            other => return Err(ApiError::bad_request(format!("unknown multipart field {other:?}; expected file, options, facts or reference_id"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown multipart field {other:?}; expected file, options, facts or reference_id"
+                )));
+            }
         }
     }
     Ok((body, file))
 }
 
 /// Checks the request's fields and builds the call.
-fn parse_call(state: &AppState, body: AnalyzeRequest, file: Option<Vec<u8>>, flow: Option<String>) -> Result<AnalyzeCall, ApiError> {
+fn parse_call(
+    state: &AppState,
+    body: AnalyzeRequest,
+    file: Option<Vec<u8>>,
+    flow: Option<String>,
+) -> Result<AnalyzeCall, ApiError> {
     let max_bytes = state.config.limits.max_image_bytes;
     let source = match (body.image_url, body.image_base64, file) {
         (Some(url), None, None) => ImageSource::Url(url),
         (None, Some(encoded), None) => {
             // Refuse by size before decoding.
             if (encoded.len() as u64) / 4 * 3 > max_bytes + 3 {
-                return Err(ApiError::new(ErrorCode::FileSizeExceeded, format!("the image is larger than the {max_bytes}-byte limit")));
+                return Err(ApiError::new(
+                    ErrorCode::FileSizeExceeded,
+                    format!("the image is larger than the {max_bytes}-byte limit"),
+                ));
             }
             let encoded = encoded.trim();
-            let encoded = encoded.split_once(";base64,").map_or(encoded, |(_, data)| data);
+            let encoded = encoded
+                .split_once(";base64,")
+                .map_or(encoded, |(_, data)| data);
             ImageSource::Bytes(
                 base64::engine::general_purpose::STANDARD
                     .decode(encoded)
-                    .map_err(|err| ApiError::bad_request(format!("image_base64 is not valid base64: {err}")))?,
+                    .map_err(|err| {
+                        ApiError::bad_request(format!("image_base64 is not valid base64: {err}"))
+                    })?,
             )
         }
         (None, None, Some(bytes)) => ImageSource::Bytes(bytes),
-        (None, None, None) => return Err(ApiError::bad_request("send one of image_url, image_base64 or a multipart file")),
-        _ => return Err(ApiError::bad_request("send only one of image_url, image_base64 or a multipart file, not several")),
+        (None, None, None) => {
+            return Err(ApiError::bad_request(
+                "send one of image_url, image_base64 or a multipart file",
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "send only one of image_url, image_base64 or a multipart file, not several",
+            ));
+        }
     };
     let options = body.options.unwrap_or_default();
     if options.webhook_url.is_some() {
-        return Err(ApiError::bad_request("options.webhook_url is not supported by this server yet; omit it to get the result in the response"));
+        return Err(ApiError::bad_request(
+            "options.webhook_url is not supported by this server yet; omit it to get the result in the response",
+        ));
     }
     let models = match options.models.as_deref() {
         None => Vec::new(),
@@ -203,9 +273,21 @@ fn parse_call(state: &AppState, body: AnalyzeRequest, file: Option<Vec<u8>>, flo
         check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
     }
     let flow = match (flow, body.facts) {
-        (Some(flow), facts) => Some((flow, facts.unwrap_or_else(|| Value::Object(Default::default())))),
-        (None, Some(_)) => return Err(ApiError::bad_request("facts need ?flow=insurance, ugc or kyc")),
+        (Some(flow), facts) => Some((
+            flow,
+            facts.unwrap_or_else(|| Value::Object(Default::default())),
+        )),
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "facts need ?flow=insurance, ugc or kyc",
+            ));
+        }
         (None, None) => None,
     };
-    Ok(AnalyzeCall { source, options, reference_id: body.reference_id, flow })
+    Ok(AnalyzeCall {
+        source,
+        options,
+        reference_id: body.reference_id,
+        flow,
+    })
 }

@@ -15,7 +15,10 @@ use axum::{Extension, Json, Router, middleware};
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/requests/{request_id}", get(get_request))
-        .route_layer(middleware::from_fn_with_state((state.clone(), Scope::RequestsRead), auth::require))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::RequestsRead),
+            auth::require,
+        ))
 }
 
 /// A stored result.
@@ -41,26 +44,46 @@ pub async fn get_request(
     Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
 ) -> Result<Json<AnalyzeReply>, ApiError> {
-    stored_result(&state, &caller.key.tenant, &request_id).await.map(Json).map_err(|err| err.for_request(&current))
+    stored_result(&state, &caller.key.tenant, &request_id)
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&current))
 }
 
 /// A tenant's stored result by id.
-pub async fn stored_result(state: &AppState, tenant: &str, request_id: &str) -> Result<AnalyzeReply, ApiError> {
+pub async fn stored_result(
+    state: &AppState,
+    tenant: &str,
+    request_id: &str,
+) -> Result<AnalyzeReply, ApiError> {
     let conn = state.pipeline.db().conn();
     let not_found = || ApiError::not_found(format!("no request {request_id} for this tenant"));
-    let row = arbiter_db::requests::get(conn, tenant, request_id).await?.ok_or_else(not_found)?;
-    let id: RequestId = row.request_id.parse().map_err(|err| ApiError::internal(&err))?;
-    let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
-    let cached_from = row.cached_from.as_deref().map(str::parse::<RequestId>).transpose().map_err(|err| ApiError::internal(&err))?;
+    let row = arbiter_db::requests::get(conn, tenant, request_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let id: RequestId = row
+        .request_id
+        .parse()
+        .map_err(|err| ApiError::internal(&err))?;
+    let analysis: Analysis =
+        serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
+    let cached_from = row
+        .cached_from
+        .as_deref()
+        .map(str::parse::<RequestId>)
+        .transpose()
+        .map_err(|err| ApiError::internal(&err))?;
     let decided = match arbiter_db::decisions::get(conn, tenant, request_id).await? {
         Some(stored) => Some(Decided {
             flow: stored.flow.clone(),
             event: None,
-            facts: serde_json::from_str::<Facts>(&stored.facts).map_err(|err| ApiError::internal(&err))?,
+            facts: serde_json::from_str::<Facts>(&stored.facts)
+                .map_err(|err| ApiError::internal(&err))?,
             decision: Decision {
                 action: stored.action,
                 reason: stored.reason,
-                fired: serde_json::from_str(&stored.fired).map_err(|err| ApiError::internal(&err))?,
+                fired: serde_json::from_str(&stored.fired)
+                    .map_err(|err| ApiError::internal(&err))?,
                 shadow: Vec::new(),
                 description: None,
                 severity: 0,
@@ -73,5 +96,12 @@ pub async fn stored_result(state: &AppState, tenant: &str, request_id: &str) -> 
         }),
         None => None,
     };
-    Ok(reply(&id, row.reference_id, row.created_at, analysis, cached_from, decided))
+    Ok(reply(
+        &id,
+        row.reference_id,
+        row.created_at,
+        analysis,
+        cached_from,
+        decided,
+    ))
 }

@@ -1,0 +1,152 @@
+//! `arbiter keys`: API keys.
+
+use anyhow::{Context, bail};
+use arbiter_core::KeyId;
+use arbiter_db::Db;
+use arbiter_db::sea_orm::TransactionTrait;
+use arbiter_server::Config;
+use arbiter_server::keys::{self, NewKey, Scope};
+use clap::Subcommand;
+use ipnet::IpNet;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once and stored only as a hash.
+    Create {
+        /// The tenant the key acts for.
+        #[arg(long)]
+        tenant: String,
+        /// A label for people.
+        #[arg(long)]
+        name: String,
+        /// The rate-limit plan [default: rate_limits.default_plan].
+        #[arg(long)]
+        plan: Option<String>,
+        /// Comma-separated scopes: analyze, batch, requests:read, audit:read, policies:read
+        /// [default: analyze,batch,requests:read].
+        #[arg(long, value_delimiter = ',')]
+        scope: Vec<Scope>,
+        /// A network (CIDR) the key may be used from; repeatable; none allows any.
+        #[arg(long = "allow-ip")]
+        allow_ip: Vec<IpNet>,
+        /// Print `{"id", "key", ...}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// One JSON object per key per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; it gets 401 at once.
+    Revoke {
+        /// The key's id (key_...).
+        id: KeyId,
+    },
+}
+
+pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    match command {
+        KeysCommand::Create {
+            tenant,
+            name,
+            plan,
+            scope,
+            allow_ip,
+            json,
+        } => {
+            let config =
+                Config::load(None).context("while loading the configuration for the plans")?;
+            let plan = plan.unwrap_or_else(|| config.rate_limits.default_plan.clone());
+            if !config.rate_limits.plans.contains_key(&plan) {
+                bail!(
+                    "--plan {plan:?} is not one of the plans ({})",
+                    config.plan_names()
+                );
+            }
+            if tenant.is_empty()
+                || tenant.len() > 64
+                || !tenant
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                bail!("--tenant {tenant:?}: use 1 to 64 letters, digits, '-', '_' or '.'");
+            }
+            let scopes = if scope.is_empty() {
+                Scope::DEFAULT.to_vec()
+            } else {
+                scope
+            };
+            let new = NewKey {
+                tenant,
+                name,
+                plan,
+                scopes,
+                allow_ips: allow_ip,
+            };
+            let txn = db.begin_write().await?;
+            let (record, secret) = keys::create(&txn, new, now).await?;
+            txn.commit().await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": record.id, "key": secret.expose(), "tenant": record.tenant, "name": record.name, "plan": record.plan, "scopes": record.scopes, "allow_ips": record.allow_ips})
+                );
+            } else {
+                println!(
+                    "created {} for tenant {} (plan {})",
+                    record.id, record.tenant, record.plan
+                );
+                println!("key: {}", secret.expose());
+                println!("Keep it now: it is shown once and stored only as a hash.");
+            }
+        }
+        KeysCommand::List { tenant, json } => {
+            let keys = keys::list(db.conn(), tenant.as_deref()).await?;
+            if !json {
+                println!(
+                    "{:<31} {:<12} {:<16} {:<10} {:<8} SCOPES",
+                    "ID", "TENANT", "NAME", "PLAN", "STATUS"
+                );
+            }
+            for key in keys {
+                if json {
+                    println!("{}", serde_json::to_string(&key)?);
+                } else {
+                    let scopes: Vec<_> = key.scopes.iter().map(|s| s.as_str()).collect();
+                    let status = if key.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<31} {:<12} {:<16} {:<10} {:<8} {}",
+                        key.id,
+                        key.tenant,
+                        key.name,
+                        key.plan,
+                        status,
+                        scopes.join(",")
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let txn = db.conn().begin().await?;
+            let revoked = keys::revoke(&txn, &id, now).await?;
+            txn.commit().await?;
+            match revoked {
+                Some(key) => println!("revoked {} (tenant {})", key.id, key.tenant),
+                None => bail!("no active key {id}"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,597 @@
+//! The HTTP API against a real server on 127.0.0.1:0 and a real database (SQLite, and PostgreSQL
+//! when `ARBITER_TEST_POSTGRES_URL` is set), with a loopback image host standing in for the
+//! customer's storage.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
+use arbiter_db::sea_orm::TransactionTrait;
+use arbiter_db::testing::PostgresTestDb;
+use arbiter_detect::LocalDetector;
+use arbiter_server::clock::{Clock, ManualClock, SystemClock};
+use arbiter_server::keys::{self, NewKey, Scope};
+use arbiter_server::{AppState, Config, Server, build_state_with_detector};
+use async_trait::async_trait;
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio_util::sync::CancellationToken;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo().join("samples").join(name)).unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Counts detector runs (the local detector underneath).
+#[derive(Debug, Default)]
+struct CountingDetector(AtomicUsize);
+
+#[async_trait]
+impl Detector for CountingDetector {
+    fn name(&self) -> &str {
+        "local"
+    }
+    fn models(&self) -> &[ModelKind] {
+        &ModelKind::ALL
+    }
+    async fn analyze(
+        &self,
+        input: &MediaInput,
+        options: &AnalyzeOptions,
+    ) -> Result<Analysis, DetectError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        // Slow enough that concurrent identical requests overlap.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        LocalDetector.analyze(input, options).await
+    }
+    async fn health(&self) -> Result<(), DetectError> {
+        Ok(())
+    }
+}
+
+struct TestServer {
+    base: String,
+    state: AppState,
+    client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    async fn key(
+        &self,
+        tenant: &str,
+        scopes: &[Scope],
+        allow_ips: &[&str],
+        plan: &str,
+    ) -> (String, String) {
+        let txn = self.state.pipeline.db().begin_write().await.unwrap();
+        let new = NewKey {
+            tenant: tenant.into(),
+            name: "test".into(),
+            plan: plan.into(),
+            scopes: scopes.to_vec(),
+            allow_ips: allow_ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+        };
+        let (record, secret) = keys::create(&txn, new, chrono::Utc::now()).await.unwrap();
+        txn.commit().await.unwrap();
+        (record.id.to_string(), secret.expose().to_owned())
+    }
+
+    async fn analyze(
+        &self,
+        key: &str,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.post(key, "/v1/analyze", body).await
+    }
+
+    async fn post(
+        &self,
+        key: &str,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+/// Starts a server per database with `configure` applied; runs `check` against each.
+async fn each_server<F>(
+    configure: impl Fn(&mut Config),
+    clock: Arc<dyn Clock>,
+    detector: Arc<dyn Detector>,
+    check: F,
+) where
+    F: AsyncFn(&'static str, &TestServer),
+{
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = PostgresTestDb::create().await.unwrap();
+    let mut urls = vec![("sqlite", String::new())];
+    if let Some(pg) = &postgres {
+        urls.push(("postgres", pg.url.clone()));
+    }
+    for (label, url) in urls {
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().join(label),
+            database_url: url,
+            policies_dir: repo().join("policies").display().to_string(),
+            ..Config::default()
+        };
+        config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+        configure(&mut config);
+        let state = build_state_with_detector(config, clock.clone(), detector.clone())
+            .await
+            .unwrap();
+        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move { server.run(token).await.unwrap() });
+        let test = TestServer {
+            base,
+            state,
+            client: reqwest::Client::new(),
+            shutdown,
+            task,
+        };
+        check(label, &test).await;
+        test.stop().await;
+    }
+    if let Some(pg) = postgres {
+        pg.drop_db().await.unwrap();
+    }
+}
+
+fn local() -> Arc<dyn Detector> {
+    Arc::new(LocalDetector)
+}
+
+fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// A loopback image host: `/img` serves a sample, `/big` a body over the limit without a length,
+/// `/hop/N` redirects N + 1 times, `/missing` is 404.
+async fn image_host() -> (String, CancellationToken) {
+    use axum::routing::get;
+    use axum::{Router, body::Body, extract::Path, response::Redirect};
+    let image = sample("plain-render.png");
+    let app = Router::new()
+        .route("/img", get(move || async move { image.clone() }))
+        .route(
+            "/big",
+            get(|| async {
+                let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![0u8; 64 * 1024]));
+                Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        )
+        .route(
+            "/hop/{n}",
+            get(|Path(n): Path<u32>| async move {
+                if n == 0 {
+                    Redirect::temporary("/img")
+                } else {
+                    Redirect::temporary(&format!("/hop/{}", n - 1))
+                }
+            }),
+        )
+        .route(
+            "/to-metadata",
+            get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+            .unwrap();
+    });
+    (base, stop)
+}
+
+#[tokio::test]
+async fn analyze_answers_the_guides_response_field_for_field() {
+    each_server(|_| {}, system_clock(), local(), async |label, server| {
+        let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
+        let (status, headers, body) = server
+            .analyze(&key, json!({"image_base64": b64(&sample("sd-generated-duck.png")), "reference_id": "claim-78234-photo-1", "options": {"models": ["all"], "metadata_analysis": true}}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {body}");
+        assert_eq!(headers["x-request-id"].to_str().unwrap(), body["request_id"].as_str().unwrap());
+        assert_eq!(headers["x-ratelimit-limit"], "60");
+        assert_eq!(headers["x-ratelimit-remaining"], "59");
+        assert!(headers.contains_key("x-ratelimit-reset"));
+        insta::assert_json_snapshot!("analyze_base64", body, {
+            ".request_id" => "[request_id]",
+            ".processed_at" => "[processed_at]",
+            ".processing_time_ms" => "[ms]",
+        });
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn multipart_uploads_urls_and_flows() {
+    let (host, stop_host) = image_host().await;
+    each_server(|config| config.limits.max_image_bytes = 1_000_000, system_clock(), local(), async |label, server| {
+        let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "growth").await;
+        // Multipart upload with a flow and its facts.
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(sample("sd-generated-duck.png")).file_name("duck.png"))
+            .text("facts", r#"{"claim": {"id": "CLM-7", "amount": 12000}}"#)
+            .text("reference_id", "CLM-7-photo-1");
+        let response = server.client.post(format!("{}/v1/analyze?flow=insurance", server.base)).bearer_auth(&key).multipart(form).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{label}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["verdict"]["label"], "AI_GENERATED");
+        assert_eq!(body["decision"]["action"], "siu_escalation", "{label}: {body}");
+        assert_eq!(body["reference_id"], "CLM-7-photo-1");
+
+        // A stored result reads back the same, decision included.
+        let (status, stored) = server.get(&key, &format!("/v1/requests/{}", body["request_id"].as_str().unwrap())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(stored["verdict"], body["verdict"]);
+        assert_eq!(stored["decision"]["action"], "siu_escalation");
+        assert_eq!(stored["image_info"], body["image_info"]);
+
+        // image_url through redirects, within the limit.
+        let (status, _, body) = server.analyze(&key, json!({"image_url": format!("{host}/hop/2")})).await;
+        assert_eq!(status, StatusCode::OK, "{label}: {body}");
+        assert_eq!(body["image_info"]["format"], "PNG");
+        let (status, _, body) = server.analyze(&key, json!({"image_url": format!("{host}/hop/3")})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("URL_UNREACHABLE")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("more than 3 redirects"));
+        // A redirect to the cloud metadata address is refused before connecting.
+        let (status, _, body) = server.analyze(&key, json!({"image_url": format!("{host}/to-metadata")})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["error"]["message"].as_str().unwrap().contains("cloud metadata"), "{body}");
+        let (status, _, body) = server.analyze(&key, json!({"image_url": format!("{host}/missing")})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("URL_UNREACHABLE")));
+        // A body over the limit is cut off while streaming.
+        let (status, _, body) = server.analyze(&key, json!({"image_url": format!("{host}/big")})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("FILE_SIZE_EXCEEDED")), "{body}");
+
+        // Bad domain input names the field and records nothing.
+        let (status, _, body) = server.post(&key, "/v1/analyze?flow=insurance", json!({"image_base64": b64(&sample("plain-render.png")), "facts": {"claim": {"amount": "lots"}}})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"]["message"].as_str().unwrap().contains("claim.amount"), "{body}");
+        let (status, _, body) = server.post(&key, "/v1/analyze?flow=mortgage", json!({"image_base64": b64(&sample("plain-render.png"))})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    })
+    .await;
+    stop_host.cancel();
+}
+
+#[tokio::test]
+async fn the_address_guard_refuses_loopback_unless_allowed() {
+    let (host, stop_host) = image_host().await;
+    each_server(
+        |config| config.outbound.allow_cidrs.clear(),
+        system_clock(),
+        local(),
+        async |_, server| {
+            let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
+            let (status, _, body) = server
+                .analyze(&key, json!({"image_url": format!("{host}/img")}))
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(body["error"]["code"], "URL_UNREACHABLE");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("loopback"),
+                "{body}"
+            );
+            let (status, _, _) = server
+                .analyze(&key, json!({"image_url": "file:///etc/passwd"}))
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        },
+    )
+    .await;
+    stop_host.cancel();
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_guides_error_codes() {
+    each_server(
+        |config| config.limits.max_image_bytes = 200_000,
+        system_clock(),
+        local(),
+        async |label, server| {
+            let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "growth").await;
+            let png = sample("plain-render.png");
+            let tiny =
+                std::fs::read(repo().join("tests/fixtures/genmeta/automatic1111_cropped.png"))
+                    .unwrap();
+            let cases = [
+                (json!({}), 400, "INVALID_REQUEST"),
+                (
+                    json!({"image_base64": b64(&png), "image_url": "http://127.0.0.1/x.png"}),
+                    400,
+                    "INVALID_REQUEST",
+                ),
+                (json!({"image_base64": "***"}), 400, "INVALID_REQUEST"),
+                (
+                    json!({"image_base64": b64(&png), "options": {"models": ["gann"]}}),
+                    400,
+                    "INVALID_REQUEST",
+                ),
+                (
+                    json!({"image_base64": b64(&png), "reference_id": "has spaces"}),
+                    400,
+                    "INVALID_REQUEST",
+                ),
+                (
+                    json!({"image_base64": b64(&png), "reference_id": "x".repeat(129)}),
+                    400,
+                    "INVALID_REQUEST",
+                ),
+                (
+                    json!({"image_base64": b64(&png), "colour": "red"}),
+                    400,
+                    "INVALID_REQUEST",
+                ),
+                (json!({"image_base64": b64(&tiny)}), 422, "IMAGE_TOO_SMALL"),
+                (
+                    json!({"image_base64": b64(b"plain text, not an image")}),
+                    422,
+                    "UNSUPPORTED_FORMAT",
+                ),
+                (
+                    json!({"image_base64": b64(&png[..30])}),
+                    422,
+                    "INVALID_IMAGE",
+                ),
+                (
+                    json!({"image_base64": b64(&vec![0u8; 250_000])}),
+                    413,
+                    "FILE_SIZE_EXCEEDED",
+                ),
+            ];
+            for (body, status, code) in cases {
+                let (got, headers, answer) = server.analyze(&key, body.clone()).await;
+                assert_eq!(
+                    (got.as_u16(), answer["error"]["code"].as_str()),
+                    (status, Some(code)),
+                    "{label}: {body:.80}: {answer}"
+                );
+                assert_eq!(
+                    answer["error"]["request_id"].as_str(),
+                    headers["x-request-id"].to_str().ok()
+                );
+            }
+            // A body far over the limit is refused at the edge.
+            let huge = "A".repeat(2_000_000);
+            let (status, _, answer) = server.analyze(&key, json!({"image_base64": huge})).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+            // Not JSON at all.
+            let response = server
+                .client
+                .post(format!("{}/v1/analyze", server.base))
+                .bearer_auth(&key)
+                .body("image=1")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keys_are_checked_scoped_and_tenants_see_only_their_own_requests() {
+    each_server(
+        |_| {},
+        system_clock(),
+        local(),
+        async |label, server| {
+            let (acme_id, acme) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
+            let (_, globex) = server.key("globex", &Scope::DEFAULT, &[], "starter").await;
+            let (_, auditor) = server
+                .key("acme", &[Scope::AuditRead], &[], "starter")
+                .await;
+            let (_, elsewhere) = server
+                .key("acme", &Scope::DEFAULT, &["10.0.0.0/8"], "starter")
+                .await;
+            let body = json!({"image_base64": b64(&sample("plain-render.png"))});
+
+            let response = server
+                .client
+                .post(format!("{}/v1/analyze", server.base))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{label}");
+            let (status, _, answer) = server.analyze("arb_nonsense", body.clone()).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("INVALID_API_KEY"))
+            );
+            let (status, _, answer) = server.analyze(&auditor, body.clone()).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::FORBIDDEN, Some("FORBIDDEN"))
+            );
+            let (status, _, answer) = server.analyze(&elsewhere, body.clone()).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+
+            let (status, _, answer) = server.analyze(&acme, body.clone()).await;
+            assert_eq!(status, StatusCode::OK);
+            let path = format!("/v1/requests/{}", answer["request_id"].as_str().unwrap());
+            assert_eq!(server.get(&acme, &path).await.0, StatusCode::OK);
+            let (status, answer) = server.get(&globex, &path).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
+                "{label}"
+            );
+            assert_eq!(
+                server
+                    .get(&acme, "/v1/requests/req_01JH0000000000000000000001")
+                    .await
+                    .0,
+                StatusCode::NOT_FOUND
+            );
+
+            // Revocation takes effect at once.
+            let txn = server.state.pipeline.db().conn().begin().await.unwrap();
+            keys::revoke(&txn, &acme_id.parse().unwrap(), chrono::Utc::now())
+                .await
+                .unwrap()
+                .unwrap();
+            txn.commit().await.unwrap();
+            let (status, _, _) = server.analyze(&acme, body.clone()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{label}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limits_and_quotas_follow_an_injected_clock() {
+    let clock = ManualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-03-16T14:23:10Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    );
+    let tick = clock.clone();
+    each_server(
+        |config| {
+            let plan = config.rate_limits.plans.get_mut("starter").unwrap();
+            plan.per_minute = 3;
+            plan.per_day = 5;
+        },
+        Arc::new(clock),
+        local(),
+        async |label, server| {
+            let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
+            let body = json!({"image_base64": b64(&sample("plain-render.png"))});
+            for remaining in ["2", "1", "0"] {
+                let (status, headers, _) = server.analyze(&key, body.clone()).await;
+                assert_eq!(status, StatusCode::OK, "{label}");
+                assert_eq!(headers["x-ratelimit-remaining"], remaining);
+            }
+            let (status, headers, answer) = server.analyze(&key, body.clone()).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMIT_EXCEEDED"))
+            );
+            assert_eq!(headers["retry-after"], "50");
+            assert_eq!(headers["x-ratelimit-remaining"], "0");
+            tick.advance(chrono::Duration::seconds(50));
+            for _ in 0..2 {
+                assert_eq!(server.analyze(&key, body.clone()).await.0, StatusCode::OK);
+            }
+            let (status, headers, answer) = server.analyze(&key, body.clone()).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::TOO_MANY_REQUESTS, Some("QUOTA_EXCEEDED"))
+            );
+            assert!(headers.contains_key("retry-after"));
+            // The next database starts a fresh day at the same time of day.
+            tick.advance(chrono::Duration::days(1) - chrono::Duration::seconds(50));
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn identical_requests_share_one_detector_run() {
+    let detector = Arc::new(CountingDetector::default());
+    let counter = detector.clone();
+    each_server(|_| {}, system_clock(), detector, async |label, server| {
+        counter.0.store(0, Ordering::SeqCst);
+        let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "enterprise").await;
+        let body = json!({"image_base64": b64(&sample("comfyui-render.png"))});
+        let requests = (0..50).map(|_| server.analyze(&key, body.clone()));
+        let answers = futures_util::future::join_all(requests).await;
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "{label}: 50 concurrent uploads, one detector call");
+        let originals: Vec<_> = answers.iter().filter(|(_, _, a)| a["cached"] == false).collect();
+        assert_eq!(originals.len(), 1, "{label}");
+        let original = originals[0].2["request_id"].clone();
+        for (status, _, answer) in &answers {
+            assert_eq!(*status, StatusCode::OK);
+            if answer["cached"] == true {
+                assert_eq!(answer["cached_from"], original);
+            }
+        }
+        // Later, from the store; other options or another tenant run the detector again.
+        let (_, _, answer) = server.analyze(&key, body.clone()).await;
+        assert_eq!((answer["cached"].as_bool(), &answer["cached_from"]), (Some(true), &original));
+        server.analyze(&key, json!({"image_base64": b64(&sample("comfyui-render.png")), "options": {"models": ["metadata"]}})).await;
+        let (_, other) = server.key("globex", &Scope::DEFAULT, &[], "starter").await;
+        let (_, _, answer) = server.analyze(&other, body.clone()).await;
+        assert_eq!(answer["cached"], false);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 3, "{label}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_the_openapi_document() {
+    each_server(|_| {}, system_clock(), local(), async |_, server| {
+        let get = |path: &str| server.client.get(format!("{}{path}", server.base)).send();
+        assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+        let doc: Value = get("/v1/openapi.json").await.unwrap().json().await.unwrap();
+        for path in ["/v1/analyze", "/v1/requests/{request_id}", "/healthz", "/readyz", "/metrics"] {
+            assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+        }
+        assert!(doc["components"]["schemas"]["AnalyzeReply"].is_object());
+        let text = get("/metrics").await.unwrap().text().await.unwrap();
+        assert!(text.contains("arbiter_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
+    })
+    .await;
+}
