@@ -36,6 +36,8 @@ mod catalog;
 mod compile;
 mod condition;
 mod diagnostic;
+mod diff;
+mod explain;
 mod lint;
 mod policy;
 mod shape;
@@ -48,12 +50,14 @@ mod validate;
 pub use catalog::{FactCatalog, FactType};
 pub use compile::{API_VERSION, KIND, MAX_DEPTH};
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position, Severity};
+pub use diff::{PolicyDiff, RuleChange};
+pub use explain::{ConditionTrace, Explanation, RuleTrace, TraceResult};
 pub use policy::{
     ChangelogEntry, EVALUATION_ERROR, MAX_POLICY_BYTES, MissingFact, Policy, PolicyAction,
     RuleInfo, RuleMode, Strategy, check_vocabulary,
 };
 pub use shape::POLICY_SCHEMA;
-pub use testing::{TestReport, TestResult};
+pub use testing::{RuleCoverage, TestReport, TestResult};
 
 #[cfg(test)]
 mod tests {

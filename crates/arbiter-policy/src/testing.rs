@@ -45,6 +45,17 @@ pub struct TestResult {
     pub decision: Decision,
 }
 
+/// How many embedded tests make one rule fire (or match, for a shadow rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCoverage {
+    /// The rule's id.
+    pub id: String,
+    /// Enforced or shadow.
+    pub mode: crate::RuleMode,
+    /// The number of tests whose decision lists the rule in `fired` (or `shadow`).
+    pub tests: usize,
+}
+
 /// The outcome of a policy's embedded tests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestReport {
@@ -52,6 +63,8 @@ pub struct TestReport {
     pub origin: String,
     /// One result per test, in file order.
     pub results: Vec<TestResult>,
+    /// One entry per rule, in file order.
+    pub coverage: Vec<RuleCoverage>,
 }
 
 impl TestReport {
@@ -68,6 +81,18 @@ impl TestReport {
     /// Whether every test passed (true for a policy without tests).
     pub fn all_passed(&self) -> bool {
         self.results.iter().all(|r| r.passed)
+    }
+
+    /// The share of rules at least one test covers, in percent (100 for a policy without
+    /// rules).
+    pub fn coverage_percent(&self) -> f64 {
+        if self.coverage.is_empty() {
+            return 100.0;
+        }
+        let covered = self.coverage.iter().filter(|c| c.tests > 0).count();
+        #[allow(clippy::cast_precision_loss, reason = "counts of rules are small")]
+        let percent = covered as f64 * 100.0 / self.coverage.len() as f64;
+        percent
     }
 
     /// The tests that failed.
@@ -99,10 +124,26 @@ impl fmt::Display for TestReport {
 impl Policy {
     /// Runs the embedded `tests:` against this policy.
     pub fn run_tests(&self) -> TestReport {
-        let results = self.tests.iter().map(|test| self.run_test(test)).collect();
+        let results: Vec<TestResult> = self.tests.iter().map(|test| self.run_test(test)).collect();
+        let coverage = self
+            .rules
+            .iter()
+            .map(|rule| RuleCoverage {
+                id: rule.id.clone(),
+                mode: rule.mode,
+                tests: results
+                    .iter()
+                    .filter(|r| {
+                        r.decision.fired.contains(&rule.id)
+                            || r.decision.shadow.iter().any(|hit| hit.rule == rule.id)
+                    })
+                    .count(),
+            })
+            .collect();
         TestReport {
             origin: self.origin.clone(),
             results,
+            coverage,
         }
     }
 
@@ -251,6 +292,15 @@ tests:
         assert_eq!((report.passed(), report.failed()), (1, 2));
         assert!(!report.all_passed());
         assert_eq!(report.failures().count(), 2);
+        assert_eq!(
+            report
+                .coverage
+                .iter()
+                .map(|c| (c.id.as_str(), c.tests))
+                .collect::<Vec<_>>(),
+            [("siu-high", 2), ("trial", 2)]
+        );
+        assert!((report.coverage_percent() - 100.0).abs() < f64::EPSILON);
         let first = &report.results[0];
         assert!(first.passed);
         assert_eq!(
