@@ -82,7 +82,9 @@ impl TestServer {
             scopes: scopes.to_vec(),
             allow_ips: allow_ips.iter().map(|ip| ip.parse().unwrap()).collect(),
         };
-        let (record, secret) = keys::create(&txn, new, chrono::Utc::now()).await.unwrap();
+        let (record, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
+            .await
+            .unwrap();
         txn.commit().await.unwrap();
         (record.id.to_string(), secret.expose().to_owned())
     }
@@ -487,7 +489,7 @@ async fn keys_are_checked_scoped_and_tenants_see_only_their_own_requests() {
 
             // Revocation takes effect at once.
             let txn = server.state.pipeline.db().conn().begin().await.unwrap();
-            keys::revoke(&txn, &acme_id.parse().unwrap(), chrono::Utc::now())
+            keys::revoke(&txn, &acme_id.parse().unwrap(), "test", chrono::Utc::now())
                 .await
                 .unwrap()
                 .unwrap();

@@ -92,7 +92,7 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
                 allow_ips: allow_ip,
             };
             let txn = db.begin_write().await?;
-            let (record, secret) = keys::create(&txn, new, now).await?;
+            let (record, secret) = keys::create(&txn, new, "cli", now).await?;
             txn.commit().await?;
             if json {
                 println!(
@@ -140,7 +140,7 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
         KeysCommand::Revoke { id } => {
             let txn = db.conn().begin().await?;
-            let revoked = keys::revoke(&txn, &id, now).await?;
+            let revoked = keys::revoke(&txn, &id, "cli", now).await?;
             txn.commit().await?;
             match revoked {
                 Some(key) => println!("revoked {} (tenant {})", key.id, key.tenant),

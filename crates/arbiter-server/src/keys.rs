@@ -2,6 +2,7 @@
 //! names the row (`key_<ULID>`), so a lookup is by primary key and the hash is compared in
 //! constant time.
 
+use arbiter_audit::{AuditError, Event};
 use arbiter_core::KeyId;
 use arbiter_db::entity::api_key;
 use arbiter_db::sea_orm::{ConnectionTrait, DbErr};
@@ -182,10 +183,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Creates a key (inside the caller's transaction); the secret is returned once and never stored.
+/// Creates a key and its `key.created` audit entry (inside the caller's transaction); the secret
+/// is returned once and never stored.
 pub async fn create(
     conn: &impl ConnectionTrait,
     new: NewKey,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(KeyRecord, SecretKey), DbErr> {
     let id = KeyId::new();
@@ -209,6 +212,11 @@ pub async fn create(
         revoked_at: None,
     };
     arbiter_db::api_keys::insert(conn, row.clone()).await?;
+    let event = Event::KeyCreated {
+        key_id: row.id.clone(),
+        actor: actor.to_owned(),
+    };
+    append(conn, &row.tenant, now, event).await?;
     Ok((KeyRecord::try_from(row)?, secret))
 }
 
@@ -250,18 +258,39 @@ pub async fn list(
         .collect()
 }
 
-/// Revokes a key; `None` when there is no such live key.
+/// Revokes a key and records `key.revoked` (inside the caller's transaction); `None` when there
+/// is no such live key.
 pub async fn revoke(
     conn: &impl ConnectionTrait,
     id: &KeyId,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<KeyRecord>, DbErr> {
     if !arbiter_db::api_keys::revoke(conn, id.as_str(), now).await? {
         return Ok(None);
     }
-    match arbiter_db::api_keys::get(conn, id.as_str()).await? {
-        Some(row) => KeyRecord::try_from(row).map(Some),
-        None => Ok(None),
+    let Some(row) = arbiter_db::api_keys::get(conn, id.as_str()).await? else {
+        return Ok(None);
+    };
+    let event = Event::KeyRevoked {
+        key_id: row.id.clone(),
+        actor: actor.to_owned(),
+    };
+    append(conn, &row.tenant, now, event).await?;
+    KeyRecord::try_from(row).map(Some)
+}
+
+/// Appends an audit entry, as a database error for the caller's transaction to roll back.
+async fn append(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    now: DateTime<Utc>,
+    event: Event,
+) -> Result<(), DbErr> {
+    match arbiter_audit::append(conn, tenant, now, event).await {
+        Ok(_) => Ok(()),
+        Err(AuditError::Db(err)) => Err(err),
+        Err(err) => Err(DbErr::Custom(err.to_string())),
     }
 }
 
@@ -283,7 +312,7 @@ mod tests {
             scopes: Scope::DEFAULT.to_vec(),
             allow_ips: vec![],
         };
-        let (record, secret) = create(db.conn(), new, Utc::now()).await.unwrap();
+        let (record, secret) = create(db.conn(), new, "test", Utc::now()).await.unwrap();
         assert!(secret.expose().starts_with("arb_"));
         assert_eq!(format!("{secret:?}"), "[REDACTED]");
         let found = authenticate(db.conn(), secret.expose())
@@ -310,7 +339,7 @@ mod tests {
         );
 
         assert!(
-            revoke(db.conn(), &record.id, Utc::now())
+            revoke(db.conn(), &record.id, "test", Utc::now())
                 .await
                 .unwrap()
                 .is_some()
@@ -322,11 +351,20 @@ mod tests {
                 .is_none()
         );
         assert!(
-            revoke(db.conn(), &record.id, Utc::now())
+            revoke(db.conn(), &record.id, "test", Utc::now())
                 .await
                 .unwrap()
                 .is_none()
         );
+        // Creation and revocation are audit events of the key's tenant.
+        let entries = arbiter_audit::entries(db.conn(), &Default::default())
+            .await
+            .unwrap();
+        let events: Vec<_> = entries
+            .iter()
+            .map(|e| (e.entry.tenant.as_str(), e.entry.event.name()))
+            .collect();
+        assert_eq!(events, [("acme", "key.created"), ("acme", "key.revoked")]);
     }
 
     #[test]
