@@ -2,6 +2,7 @@
 
 mod audit;
 mod keys;
+mod policy;
 mod scan;
 mod serve;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Check, test, explain, diff and backtest policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 impl Cli {
@@ -74,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(db.clone(), args).await,
         Command::Audit(command) => audit::run(&db, command).await,
         Command::Keys(command) => keys::run(&db, command).await,
+        Command::Policy(command) => policy::run(&db, command).await,
         Command::Serve(_) => unreachable!("served above"),
     };
     db.conn().clone().close().await.ok();

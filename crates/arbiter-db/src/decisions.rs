@@ -85,3 +85,24 @@ pub async fn list(
         .all(conn)
         .await
 }
+
+/// Decisions recorded from `since` (inclusive) until `until` (exclusive), oldest first: one
+/// tenant's, or every tenant's when `tenant` is `None`. For replaying stored facts (backtests).
+pub async fn list_between(
+    conn: &impl ConnectionTrait,
+    tenant: Option<&str>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<decision::Model>, DbErr> {
+    let mut query = decision::Entity::find()
+        .filter(decision::Column::CreatedAt.gte(since))
+        .filter(decision::Column::CreatedAt.lt(until));
+    if let Some(tenant) = tenant {
+        query = query.filter(decision::Column::Tenant.eq(tenant));
+    }
+    query
+        .order_by_asc(decision::Column::CreatedAt)
+        .order_by_asc(decision::Column::RequestId)
+        .all(conn)
+        .await
+}

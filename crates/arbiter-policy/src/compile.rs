@@ -86,6 +86,30 @@ pub(crate) fn compile(source: &str, origin: &str) -> Result<Policy, PolicyError>
     }
 }
 
+/// Reads a set of facts from YAML or JSON text (JSON is YAML): a mapping like
+/// `{ verdict: { label: AI_GENERATED }, claim: { amount: 12000 } }`. Read with the same limits
+/// and YAML 1.2 rules as policies.
+pub fn facts_from_text(source: &str, origin: &str) -> Result<Facts, PolicyError> {
+    if source.len() > MAX_POLICY_BYTES {
+        return Err(too_large(origin));
+    }
+    match parse::<Spanned<Value>>(source, origin)? {
+        Spanned {
+            value: Value::Object(map),
+            ..
+        } => Ok(Facts::from_map(map)),
+        other => Err(PolicyError::invalid(vec![Diagnostic::new(
+            origin,
+            Position::from_location(other.referenced),
+            DiagnosticKind::Syntax,
+            format!(
+                "facts must be a mapping like {{ verdict: {{ label: AUTHENTIC }} }}, found {}",
+                kind_of(&other.value)
+            ),
+        )])),
+    }
+}
+
 /// The YAML reader's limits: generous for any real policy, small enough that a hostile file
 /// (an alias bomb, thousands of nested levels, millions of nodes) is refused in milliseconds.
 fn yaml_options() -> serde_saphyr::Options {

@@ -48,7 +48,7 @@ mod testing;
 mod validate;
 
 pub use catalog::{FactCatalog, FactType};
-pub use compile::{API_VERSION, KIND, MAX_DEPTH};
+pub use compile::{API_VERSION, KIND, MAX_DEPTH, facts_from_text};
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position, Severity};
 pub use diff::{PolicyDiff, RuleChange};
 pub use explain::{ConditionTrace, Explanation, RuleTrace, TraceResult};

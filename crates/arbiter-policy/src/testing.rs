@@ -1,7 +1,7 @@
 //! A policy's embedded `tests:` and their report.
 
-use crate::Policy;
 use crate::diagnostic::Position;
+use crate::{Explanation, Policy};
 use arbiter_core::{Decision, Facts};
 use std::fmt;
 
@@ -43,6 +43,8 @@ pub struct TestResult {
     pub message: String,
     /// The decision the policy made on the test's input.
     pub decision: Decision,
+    /// For a failed test, why the policy decided as it did.
+    pub explanation: Option<Explanation>,
 }
 
 /// How many embedded tests make one rule fire (or match, for a shadow rule).
@@ -156,12 +158,14 @@ impl Policy {
         } else {
             failures.join("; ")
         };
+        let explanation = (!passed).then(|| self.explain(&test.input).1);
         TestResult {
             name: test.name.clone(),
             position: test.position,
             passed,
             message,
             decision,
+            explanation,
         }
     }
 }
