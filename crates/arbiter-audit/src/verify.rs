@@ -520,13 +520,13 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
                     continue;
                 };
                 listed.insert(name.to_owned());
-                let bytes = if name == bundle::ENTRIES {
-                    Ok(entries_bytes.clone())
+                let digest_of = if name == bundle::ENTRIES {
+                    Ok(Sha256::digest(&entries_bytes))
                 } else {
-                    read(name)
+                    read(name).map(|bytes| Sha256::digest(&bytes))
                 };
-                match bytes {
-                    Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == digest => {}
+                match digest_of {
+                    Ok(actual) if hex::encode(actual) == digest => {}
                     Ok(_) => report.problems.push(problem(
                         name,
                         "its SHA-256 differs from SHA256SUMS (the file was changed)".into(),
