@@ -176,6 +176,10 @@ pub struct ModelResult {
     /// What the model saw, in plain language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A manipulation heatmap, when the request asked for one (`options.return_heatmap`) and the
+    /// model makes one (the splicing model does, for JPEG files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<Heatmap>,
 }
 
 impl ModelResult {
@@ -185,8 +189,34 @@ impl ModelResult {
             score: None,
             label: ModelLabel::NotRun,
             detail: Some(reason.into()),
+            heatmap: None,
         }
     }
+
+    /// A model that ran: its score, label and detail, without a heatmap.
+    pub fn ran(score: f64, label: ModelLabel, detail: impl Into<String>) -> Self {
+        Self {
+            score: Some(score.clamp(0.0, 1.0)),
+            label,
+            detail: Some(detail.into()),
+            heatmap: None,
+        }
+    }
+}
+
+/// A per-region manipulation map: a small grayscale PNG in which each pixel is one region of the
+/// image (brighter is more inconsistent with the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Heatmap {
+    /// Width of the map in pixels (one pixel per region).
+    pub width: u32,
+    /// Height of the map in pixels.
+    pub height: u32,
+    /// Side of the square image region each map pixel covers, in image pixels.
+    pub region_px: u32,
+    /// The map as a grayscale PNG, base64 (standard alphabet, padded).
+    pub png_base64: String,
 }
 
 /// The metadata model's output: a model result plus the EXIF facts the guide lists.
@@ -296,6 +326,18 @@ pub struct MetadataFacts {
     pub c2pa_valid: bool,
     /// Metadata or provenance declares generative AI.
     pub ai_declared: bool,
+    /// The C2PA manifest validated and its signer is in the configured trust list.
+    #[serde(default)]
+    pub c2pa_trusted: bool,
+    /// Who signed the active C2PA manifest (the certificate's issuer organisation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c2pa_signer: Option<String>,
+    /// The `claim_generator` of the active C2PA manifest (the software that wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c2pa_claim_generator: Option<String>,
+    /// The generative tool the metadata or provenance names (`AUTOMATIC1111`, `ComfyUI`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
 }
 
 /// Options of an analysis request (`options` in the guide).

@@ -1,100 +1,427 @@
-//! The local, offline detector.
+//! The local, offline detector: provenance, generator metadata and three pixel statistics,
+//! combined by fixed, documented rules.
 //!
-//! This version reads what a file declares about itself (the metadata model). It sets a definite
-//! verdict only on declared evidence; the pixel models are reported as not run, with the reason,
-//! and the verdict is an honest INCONCLUSIVE when nothing is declared.
+//! Only declared evidence sets a definite verdict. The rules, first match wins; the verdict's
+//! confidence is the fixed reliability of the rule that decided (see the crate's README):
+//!
+//! | rule | evidence | verdict | confidence |
+//! |---|---|---|---|
+//! | `c2pa_ai_created` | valid C2PA manifest declares `trainedAlgorithmicMedia` creation (itself or a parent ingredient) | AI_GENERATED | [`C2PA_AI_CREATED`] |
+//! | `c2pa_ai_edited` | valid C2PA manifest declares an AI edit | MANIPULATED | [`C2PA_AI_EDITED`] |
+//! | `metadata_ai_generated` | generator metadata (PNG chunks, EXIF, XMP, credits, stealth alpha data) | AI_GENERATED | [`DECLARED_AI_CONFIDENCE`] |
+//! | `metadata_ai_edited` | XMP declares an AI composite | MANIPULATED | [`DECLARED_AI_EDIT_CONFIDENCE`] |
+//! | `c2pa_pixels_changed` | C2PA signature intact, hard binding does not match the pixels | MANIPULATED | [`C2PA_PIXELS_CHANGED`] |
+//! | `c2pa_trusted_capture` | trusted signer, camera capture, no generative step | AUTHENTIC | [`C2PA_TRUSTED_CAPTURE`] |
+//! | none | | INCONCLUSIVE | 0 |
+//!
+//! An INCONCLUSIVE verdict is LOW risk unless at least two pixel models flag the image
+//! (SUSPICIOUS), in which case it is MEDIUM: evidence pointing towards synthesis or alteration
+//! that is not strong enough to name.
 
-use crate::metadata::{Declaration, read_metadata};
+use crate::classifier::PixelClassifier;
+use crate::config::LocalDetectorConfig;
+use crate::decode::{DecodeError, Pixels, decode};
+use crate::metadata::{Declaration, MetadataReport, read_metadata};
+use crate::provenance::{ProvenanceError, ProvenanceFinding, ProvenanceReader, ProvenanceReport};
+use crate::{frequency, noise, splicing, stealth};
 use arbiter_core::{
-    Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, MetadataResult, ModelKind,
-    ModelLabel, ModelResult, ModelResults, Verdict, VerdictLabel,
+    Analysis, AnalyzeOptions, DetectError, Detector, ImageFormat, MediaInput, MetadataResult,
+    ModelKind, ModelLabel, ModelResult, ModelResults, RiskLevel, Verdict, VerdictLabel,
 };
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Confidence of a verdict set by a generator's own declaration of AI creation (documented in
-/// the crate's README): declarations are rarely forged to claim AI, but can be copied.
+/// Reliability of a valid C2PA manifest declaring AI creation: signed by the tool that made it.
+pub const C2PA_AI_CREATED: f64 = 0.97;
+/// Reliability of a valid C2PA manifest declaring an AI edit.
+pub const C2PA_AI_EDITED: f64 = 0.92;
+/// Reliability of generator metadata declaring AI creation: rarely forged to claim AI, but it
+/// can be copied onto another file.
 pub const DECLARED_AI_CONFIDENCE: f64 = 0.95;
-/// Confidence of a verdict set by a declared AI edit of a real image.
+/// Reliability of unsigned metadata declaring an AI edit.
 pub const DECLARED_AI_EDIT_CONFIDENCE: f64 = 0.90;
+/// Reliability of "pixels changed after signing": certain that something changed, not what (a
+/// benign re-save breaks the binding too), hence MEDIUM.
+pub const C2PA_PIXELS_CHANGED: f64 = 0.75;
+/// Reliability of a trusted capture manifest: as good as the trust list and the camera's key.
+pub const C2PA_TRUSTED_CAPTURE: f64 = 0.90;
 
-const NO_CLASSIFIER: &str = "not run: no trained classifier is installed in the local detector";
-const NOT_IN_THIS_VERSION: &str = "not run: this pixel model is not part of the local detector yet";
+const NO_CLASSIFIER: &str = "not run: no trained classifier is installed in the local detector (pixel statistics without a validated model have no known error rate)";
+
+/// Why the local detector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The C2PA trust configuration was refused.
+    #[error(transparent)]
+    Provenance(#[from] ProvenanceError),
+}
 
 /// The local detector (`type: local`).
-#[derive(Debug, Clone, Default)]
-pub struct LocalDetector;
+#[derive(Debug, Clone)]
+pub struct LocalDetector {
+    config: Option<Arc<Built>>,
+}
+
+#[derive(Debug)]
+struct Built {
+    config: LocalDetectorConfig,
+    provenance: ProvenanceReader,
+    gan: Option<Arc<dyn PixelClassifier>>,
+    diffusion: Option<Arc<dyn PixelClassifier>>,
+}
+
+/// The local detector with its default configuration (no trust anchors, default limits), usable
+/// as a value: `Arc::new(LocalDetector)`.
+#[allow(non_upper_case_globals)]
+pub const LocalDetector: LocalDetector = LocalDetector { config: None };
+
+impl Default for LocalDetector {
+    fn default() -> Self {
+        LocalDetector
+    }
+}
+
+static DEFAULT_BUILT: std::sync::OnceLock<Arc<Built>> = std::sync::OnceLock::new();
 
 impl LocalDetector {
     /// The detector's name in analyses and audit entries.
     pub const NAME: &'static str = "local";
 
+    /// Builds the detector from its configuration, reading the trust anchors file if one is
+    /// configured.
+    pub fn build(config: LocalDetectorConfig) -> Result<Self, BuildError> {
+        let pem = match &config.trust_anchors {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
+                ProvenanceError::TrustAnchors {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let provenance = ProvenanceReader::new(pem.as_deref())?;
+        Ok(Self {
+            config: Some(Arc::new(Built {
+                config,
+                provenance,
+                gan: None,
+                diffusion: None,
+            })),
+        })
+    }
+
+    /// Builds the detector with trust anchors given as PEM text (tests, embedded bundles).
+    pub fn with_trust_anchors_pem(
+        config: LocalDetectorConfig,
+        pem: &str,
+    ) -> Result<Self, BuildError> {
+        let provenance = ProvenanceReader::new(Some(pem))?;
+        Ok(Self {
+            config: Some(Arc::new(Built {
+                config,
+                provenance,
+                gan: None,
+                diffusion: None,
+            })),
+        })
+    }
+
+    /// The same detector with a trained classifier for the `gan` or `diffusion` model.
+    pub fn with_classifier(&self, model: ModelKind, classifier: Arc<dyn PixelClassifier>) -> Self {
+        let built = self.built();
+        let mut next = Built {
+            config: built.config.clone(),
+            provenance: built.provenance.clone(),
+            gan: built.gan.clone(),
+            diffusion: built.diffusion.clone(),
+        };
+        match model {
+            ModelKind::Gan => next.gan = Some(classifier),
+            ModelKind::Diffusion => next.diffusion = Some(classifier),
+            _ => {}
+        }
+        Self {
+            config: Some(Arc::new(next)),
+        }
+    }
+
+    fn built(&self) -> Arc<Built> {
+        match &self.config {
+            Some(built) => Arc::clone(built),
+            None => Arc::clone(DEFAULT_BUILT.get_or_init(|| {
+                Arc::new(Built {
+                    config: LocalDetectorConfig::default(),
+                    provenance: ProvenanceReader::untrusted(),
+                    gan: None,
+                    diffusion: None,
+                })
+            })),
+        }
+    }
+
     /// Analyses one image without I/O; [`Detector::analyze`] wraps this.
     pub fn analyze_sync(&self, input: &MediaInput, options: &AnalyzeOptions) -> Analysis {
         let started = Instant::now();
-        let report = read_metadata(input.info.format, &input.bytes);
-        let mut results = ModelResults::default();
-        for model in ModelKind::ALL.into_iter().filter(|m| options.wants(*m)) {
-            let reason = match model {
-                ModelKind::Gan | ModelKind::Diffusion => NO_CLASSIFIER,
-                ModelKind::Metadata => continue,
-                _ => NOT_IN_THIS_VERSION,
+        let built = self.built();
+        let format = input.info.format;
+        let mut report = read_metadata(format, &input.bytes);
+        let wants_metadata = options.wants(ModelKind::Metadata);
+        let provenance = if wants_metadata {
+            built.provenance.read(format, &input.bytes)
+        } else {
+            ProvenanceReport::default()
+        };
+        let pixel_models = [
+            ModelKind::Gan,
+            ModelKind::Diffusion,
+            ModelKind::Noise,
+            ModelKind::Frequency,
+            ModelKind::Splicing,
+        ];
+        let wants_pixels = pixel_models.iter().any(|m| options.wants(*m));
+        let wants_stealth = wants_metadata && report.has_alpha && format != ImageFormat::Heic;
+        let pixels = if wants_pixels || wants_stealth {
+            Some(decode(input, &built.config))
+        } else {
+            None
+        };
+        if wants_stealth
+            && let Some(Ok(pixels)) = &pixels
+            && let Some(info) = stealth::read_stealth(pixels)
+        {
+            let generator = if info.text.contains("\"uc\"") || info.text.contains("NovelAI") {
+                "NovelAI"
+            } else {
+                "AUTOMATIC1111"
             };
-            results.set(model, ModelResult::not_run(reason));
+            report.declare(
+                Declaration::AiGenerated,
+                generator,
+                format!(
+                    "the alpha channel hides generation parameters (`{}` stealth data)",
+                    info.signature
+                ),
+            );
         }
 
-        let verdict = match (options.wants(ModelKind::Metadata), report.declaration) {
-            (true, Some(Declaration::AiGenerated)) => {
-                Verdict::new(VerdictLabel::AiGenerated, DECLARED_AI_CONFIDENCE)
+        let mut results = ModelResults::default();
+        let mut flagged = 0usize;
+        for model in pixel_models.into_iter().filter(|m| options.wants(*m)) {
+            let result = match (&pixels, model) {
+                (_, ModelKind::Gan | ModelKind::Diffusion) => {
+                    let classifier = if model == ModelKind::Gan {
+                        &built.gan
+                    } else {
+                        &built.diffusion
+                    };
+                    run_classifier(classifier.as_deref(), pixels.as_ref())
+                }
+                (Some(Ok(pixels)), ModelKind::Noise) => noise::analyze(pixels),
+                (Some(Ok(pixels)), ModelKind::Frequency) => {
+                    frequency::analyze(pixels, format == ImageFormat::Jpeg)
+                }
+                (Some(Ok(pixels)), ModelKind::Splicing) => {
+                    if format == ImageFormat::Jpeg {
+                        splicing::analyze(&input.bytes, pixels, options.return_heatmap)
+                    } else {
+                        ModelResult::not_run(format!(
+                            "not run: the splicing model reads JPEG compression history, which a {format} file does not have"
+                        ))
+                    }
+                }
+                (Some(Err(err)), _) => ModelResult::not_run(format!("not run: {err}")),
+                _ => ModelResult::not_run("not run: the pixels were not decoded"),
+            };
+            if matches!(result.label, ModelLabel::Suspicious) {
+                flagged += 1;
             }
-            (true, Some(Declaration::AiEdited)) => {
-                Verdict::new(VerdictLabel::Manipulated, DECLARED_AI_EDIT_CONFIDENCE)
-            }
-            _ => Verdict::inconclusive(),
+            results.set(model, result);
+        }
+
+        let decision = if wants_metadata {
+            decide(&report, &provenance)
+        } else {
+            Decision::none()
         };
-        if options.wants(ModelKind::Metadata) {
-            let (score, label) = match report.declaration {
-                Some(Declaration::AiGenerated) => (DECLARED_AI_CONFIDENCE, ModelLabel::Synthetic),
-                Some(Declaration::AiEdited) => {
-                    (DECLARED_AI_EDIT_CONFIDENCE, ModelLabel::Manipulated)
-                }
-                None => (0.0, ModelLabel::Inconclusive),
-            };
-            let detail = if report.evidence.is_empty() {
-                "No EXIF, generator or provenance metadata declares how the image was made."
-                    .to_owned()
-            } else {
-                let mut detail = report.evidence.join("; ");
-                detail.push('.');
-                detail
-            };
-            let facts = &report.facts;
-            let device_fingerprint = match (&facts.camera_make, &facts.camera_model) {
-                (Some(make), Some(model)) if model.starts_with(make.as_str()) => {
-                    Some(model.clone())
-                }
-                (Some(make), Some(model)) => Some(format!("{make} {model}")),
-                (make, model) => make.clone().or_else(|| model.clone()),
-            };
-            results.metadata_analysis = Some(MetadataResult {
-                result: ModelResult {
-                    score: Some(score),
-                    label,
-                    detail: Some(detail),
-                },
-                exif_present: facts.exif_present,
-                gps_present: facts.gps_present,
-                device_fingerprint,
-            });
+        let verdict = match decision.label {
+            VerdictLabel::Inconclusive if flagged >= 2 => Verdict {
+                label: VerdictLabel::Inconclusive,
+                confidence: 0.0,
+                risk_level: RiskLevel::Medium,
+            },
+            label => Verdict::new(label, decision.confidence),
+        };
+
+        let mut facts = report.facts.clone();
+        facts.c2pa_present = provenance.present;
+        facts.c2pa_valid = provenance.valid;
+        facts.c2pa_trusted = provenance.trusted;
+        facts.c2pa_signer = provenance.signer.clone();
+        facts.c2pa_claim_generator = provenance.claim_generator.clone();
+        facts.ai_declared = facts.ai_declared || provenance.ai_declared;
+
+        if wants_metadata {
+            results.metadata_analysis = Some(metadata_result(
+                &report,
+                &provenance,
+                &decision,
+                &facts,
+            ));
         }
         Analysis {
             verdict,
             model_results: results,
             image_info: input.info.clone(),
-            metadata: report.facts,
+            metadata: facts,
             detector: Self::NAME.to_owned(),
             processing_time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
+    }
+}
+
+fn run_classifier(
+    classifier: Option<&dyn PixelClassifier>,
+    pixels: Option<&Result<Pixels, DecodeError>>,
+) -> ModelResult {
+    let Some(classifier) = classifier else {
+        return ModelResult::not_run(NO_CLASSIFIER);
+    };
+    match pixels {
+        Some(Ok(pixels)) => match classifier.classify(pixels) {
+            Ok(c) => ModelResult::ran(
+                c.score,
+                c.label,
+                format!("{} ({}); reported, it does not decide the verdict", c.detail, classifier.name()),
+            ),
+            Err(err) => ModelResult::not_run(format!("not run: {} failed: {err}", classifier.name())),
+        },
+        Some(Err(err)) => ModelResult::not_run(format!("not run: {err}")),
+        None => ModelResult::not_run("not run: the pixels were not decoded"),
+    }
+}
+
+/// The rule that decided the verdict.
+#[derive(Debug, Clone)]
+struct Decision {
+    rule: Option<&'static str>,
+    label: VerdictLabel,
+    confidence: f64,
+    model_label: ModelLabel,
+}
+
+impl Decision {
+    fn none() -> Self {
+        Self {
+            rule: None,
+            label: VerdictLabel::Inconclusive,
+            confidence: 0.0,
+            model_label: ModelLabel::Inconclusive,
+        }
+    }
+
+    fn rule(rule: &'static str, label: VerdictLabel, confidence: f64, model_label: ModelLabel) -> Self {
+        Self {
+            rule: Some(rule),
+            label,
+            confidence,
+            model_label,
+        }
+    }
+}
+
+/// The combination rules, first match wins (the table in the module documentation).
+fn decide(report: &MetadataReport, provenance: &ProvenanceReport) -> Decision {
+    use ModelLabel as M;
+    use VerdictLabel as V;
+    match (provenance.finding, report.declaration) {
+        (Some(ProvenanceFinding::AiCreated), _) => {
+            Decision::rule("c2pa_ai_created", V::AiGenerated, C2PA_AI_CREATED, M::Synthetic)
+        }
+        (Some(ProvenanceFinding::AiEdited), _) => {
+            Decision::rule("c2pa_ai_edited", V::Manipulated, C2PA_AI_EDITED, M::Manipulated)
+        }
+        (_, Some(Declaration::AiGenerated)) => Decision::rule(
+            "metadata_ai_generated",
+            V::AiGenerated,
+            DECLARED_AI_CONFIDENCE,
+            M::Synthetic,
+        ),
+        (_, Some(Declaration::AiEdited)) => Decision::rule(
+            "metadata_ai_edited",
+            V::Manipulated,
+            DECLARED_AI_EDIT_CONFIDENCE,
+            M::Manipulated,
+        ),
+        (Some(ProvenanceFinding::PixelsChangedAfterSigning), None) => Decision::rule(
+            "c2pa_pixels_changed",
+            V::Manipulated,
+            C2PA_PIXELS_CHANGED,
+            M::Manipulated,
+        ),
+        (Some(ProvenanceFinding::TrustedCapture), None) => Decision::rule(
+            "c2pa_trusted_capture",
+            V::Authentic,
+            C2PA_TRUSTED_CAPTURE,
+            M::Authentic,
+        ),
+        (None, None) => Decision::none(),
+    }
+}
+
+fn metadata_result(
+    report: &MetadataReport,
+    provenance: &ProvenanceReport,
+    decision: &Decision,
+    facts: &arbiter_core::MetadataFacts,
+) -> MetadataResult {
+    let mut sentences = Vec::new();
+    match decision.rule {
+        Some(rule) => sentences.push(format!(
+            "Decided by rule {rule} ({}, reliability {:.2})",
+            decision.label, decision.confidence
+        )),
+        None => sentences.push(
+            "No provenance or metadata declares how the image was made: INCONCLUSIVE".to_owned(),
+        ),
+    }
+    if provenance.present {
+        sentences.extend(provenance.notes.iter().map(|n| capitalise(n)));
+    } else if ProvenanceReader::available() {
+        sentences.push("No C2PA manifest".to_owned());
+    } else {
+        sentences.push("C2PA provenance not checked: support is not built in".to_owned());
+    }
+    sentences.extend(report.evidence.iter().map(|e| capitalise(e)));
+    sentences.extend(report.observations.iter().map(|o| capitalise(o)));
+    if !facts.exif_present {
+        sentences.push("No EXIF data present".to_owned());
+    }
+    let mut detail = sentences.join(". ");
+    detail.push('.');
+    let score = match decision.model_label {
+        ModelLabel::Authentic => 1.0 - decision.confidence,
+        ModelLabel::Inconclusive => 0.0,
+        _ => decision.confidence,
+    };
+    let device_fingerprint = match (&facts.camera_make, &facts.camera_model) {
+        (Some(make), Some(model)) if model.starts_with(make.as_str()) => Some(model.clone()),
+        (Some(make), Some(model)) => Some(format!("{make} {model}")),
+        (make, model) => make.clone().or_else(|| model.clone()),
+    };
+    MetadataResult {
+        result: ModelResult::ran(score, decision.model_label, detail),
+        exif_present: facts.exif_present,
+        gps_present: facts.gps_present,
+        device_fingerprint,
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -131,7 +458,6 @@ impl Detector for LocalDetector {
 mod tests {
     use super::*;
     use crate::intake::{IntakeLimits, intake, tests::png};
-    use arbiter_core::RiskLevel;
 
     #[test]
     fn no_evidence_is_inconclusive_and_low() {
@@ -143,6 +469,9 @@ mod tests {
         let gan = analysis.model_results.gan_detection.unwrap();
         assert_eq!(gan.label, ModelLabel::NotRun);
         assert_eq!(gan.score, None);
+        let noise = analysis.model_results.noise_analysis.unwrap();
+        assert_eq!(noise.label, ModelLabel::NotRun);
+        assert!(noise.detail.unwrap().contains("could not be decoded"));
         let metadata = analysis.model_results.metadata_analysis.unwrap();
         assert_eq!(metadata.result.label, ModelLabel::Inconclusive);
         assert!(!metadata.exif_present);
@@ -158,5 +487,28 @@ mod tests {
         let analysis = LocalDetector.analyze_sync(&input, &options);
         let present: Vec<_> = analysis.model_results.iter().map(|(m, _)| m).collect();
         assert_eq!(present, vec![ModelKind::Gan]);
+    }
+
+    #[test]
+    fn the_rules_rank_provenance_before_metadata_before_binding_before_capture() {
+        let mut report = MetadataReport::default();
+        let mut provenance = ProvenanceReport {
+            finding: Some(ProvenanceFinding::PixelsChangedAfterSigning),
+            ..ProvenanceReport::default()
+        };
+        assert_eq!(decide(&report, &provenance).rule, Some("c2pa_pixels_changed"));
+        report.declaration = Some(Declaration::AiGenerated);
+        assert_eq!(decide(&report, &provenance).rule, Some("metadata_ai_generated"));
+        provenance.finding = Some(ProvenanceFinding::AiEdited);
+        assert_eq!(decide(&report, &provenance).rule, Some("c2pa_ai_edited"));
+        let capture = ProvenanceReport {
+            finding: Some(ProvenanceFinding::TrustedCapture),
+            ..ProvenanceReport::default()
+        };
+        assert_eq!(decide(&report, &capture).label, VerdictLabel::AiGenerated);
+        assert_eq!(
+            decide(&MetadataReport::default(), &capture).label,
+            VerdictLabel::Authentic
+        );
     }
 }

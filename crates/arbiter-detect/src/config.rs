@@ -1,0 +1,79 @@
+//! The local detector's configuration (`detector: { type: local, ... }`).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Configuration of the local detector. Every key is optional; the defaults suit a 2-core host.
+///
+/// ```yaml
+/// type: local
+/// # PEM bundle of C2PA trust anchors; without it no signer is verified and no image is AUTHENTIC.
+/// trust_anchors: /etc/arbiter/c2pa-anchors.pem
+/// max_decode_pixels: 100000000
+/// max_decode_bytes: 1073741824
+/// working_pixels: 16000000
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalDetectorConfig {
+    /// A PEM file of trust anchors (root or intermediate certificates) for C2PA signers. Only a
+    /// manifest whose signing certificate chains to one of these can make an image AUTHENTIC.
+    /// Without it, signers are reported as not verified.
+    #[serde(default)]
+    pub trust_anchors: Option<PathBuf>,
+    /// The largest image, in pixels (width x height), whose pixels are decoded. Larger images are
+    /// refused before any allocation (a decompression bomb is a small file declaring huge
+    /// dimensions); the pixel models then report "not run".
+    #[serde(default = "default_max_decode_pixels")]
+    pub max_decode_pixels: u64,
+    /// The most memory the image decoder may allocate, in bytes.
+    #[serde(default = "default_max_decode_bytes")]
+    pub max_decode_bytes: u64,
+    /// The most pixels a model that works on a reduced copy analyses; larger images are sampled
+    /// down to this for those models (the frequency model always works at native resolution on a
+    /// bounded crop).
+    #[serde(default = "default_working_pixels")]
+    pub working_pixels: u64,
+}
+
+fn default_max_decode_pixels() -> u64 {
+    100_000_000
+}
+
+fn default_max_decode_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_working_pixels() -> u64 {
+    16_000_000
+}
+
+impl Default for LocalDetectorConfig {
+    fn default() -> Self {
+        Self {
+            trust_anchors: None,
+            max_decode_pixels: default_max_decode_pixels(),
+            max_decode_bytes: default_max_decode_bytes(),
+            working_pixels: default_working_pixels(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses_and_unknown_keys_are_refused() {
+        let example = r#"{"trust_anchors": "/etc/arbiter/c2pa-anchors.pem", "max_decode_pixels": 100000000,
+            "max_decode_bytes": 1073741824, "working_pixels": 16000000}"#;
+        let config: LocalDetectorConfig = serde_json::from_str(example).unwrap();
+        assert_eq!(
+            config.trust_anchors.as_deref(),
+            Some(std::path::Path::new("/etc/arbiter/c2pa-anchors.pem"))
+        );
+        let empty: LocalDetectorConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, LocalDetectorConfig::default());
+        assert!(serde_json::from_str::<LocalDetectorConfig>(r#"{"trust_anchor": "x"}"#).is_err());
+    }
+}
