@@ -3,8 +3,8 @@
 //! A generator that upsamples by 2x, 4x or 8x (or stitches 64-pixel tiles) leaves a periodic
 //! pattern in the high-pass residual of its output, which shows as a peak at that period in the
 //! power spectrum. The model takes the central crop (at most 512x512, native resolution: a
-//! resized copy would move the peaks), computes the residual `p - (left + right) / 2` along rows
-//! and columns, averages the Hann-windowed row and column power spectra, and measures each
+//! resized copy would move the peaks), computes the magnitude of the residual `|p - (left + right) / 2|` along rows
+//! and columns (interpolation makes the residual's variance periodic), averages the Hann-windowed row and column power spectra, and measures each
 //! candidate period's peak against the median of its neighbourhood. In a JPEG the 8x8 block grid
 //! produces peaks at periods 8, 4 and 2 by itself, so those periods are not counted for JPEG
 //! files (the detail says so).
@@ -50,9 +50,14 @@ pub fn analyze(pixels: &Pixels, is_jpeg: bool) -> ModelResult {
                     };
                     f32::from(pixels.at(xx, yy))
                 };
-                let residual = step(0) - 0.5 * (step(-1) + step(1));
-                re[i] = residual * window[i];
+                // The magnitude of the residual: interpolation makes its *variance* periodic
+                // (a signed residual of random content has a flat spectrum).
+                re[i] = (step(0) - 0.5 * (step(-1) + step(1))).abs();
                 im[i] = 0.0;
+            }
+            let mean = re.iter().sum::<f32>() / side as f32;
+            for (value, w) in re.iter_mut().zip(&window) {
+                *value = (*value - mean) * w;
             }
             fft(&mut re, &mut im);
             for (k, p) in power.iter_mut().enumerate() {

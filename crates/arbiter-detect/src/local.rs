@@ -14,9 +14,10 @@
 //! | `c2pa_trusted_capture` | trusted signer, camera capture, no generative step | AUTHENTIC | [`C2PA_TRUSTED_CAPTURE`] |
 //! | none | | INCONCLUSIVE | 0 |
 //!
-//! An INCONCLUSIVE verdict is LOW risk unless at least two pixel models flag the image
-//! (SUSPICIOUS), in which case it is MEDIUM: evidence pointing towards synthesis or alteration
-//! that is not strong enough to name.
+//! An INCONCLUSIVE verdict is LOW risk unless the frequency model finds periodic upsampling
+//! artefacts (SUSPICIOUS), in which case it is MEDIUM: evidence pointing towards synthesis that is
+//! not strong enough to name. Noise and splicing statistics point at alteration, not synthesis,
+//! and never raise the risk.
 
 use crate::classifier::PixelClassifier;
 use crate::config::LocalDetectorConfig;
@@ -206,7 +207,7 @@ impl LocalDetector {
         }
 
         let mut results = ModelResults::default();
-        let mut flagged = 0usize;
+        let mut towards_synthetic = false;
         for model in pixel_models.into_iter().filter(|m| options.wants(*m)) {
             let result = match (&pixels, model) {
                 (_, ModelKind::Gan | ModelKind::Diffusion) => {
@@ -233,8 +234,10 @@ impl LocalDetector {
                 (Some(Err(err)), _) => ModelResult::not_run(format!("not run: {err}")),
                 _ => ModelResult::not_run("not run: the pixels were not decoded"),
             };
-            if matches!(result.label, ModelLabel::Suspicious) {
-                flagged += 1;
+            let points_to_synthesis = model == ModelKind::Frequency
+                || (matches!(model, ModelKind::Gan | ModelKind::Diffusion) && result.score.is_some());
+            if points_to_synthesis && result.label == ModelLabel::Suspicious {
+                towards_synthetic = true;
             }
             results.set(model, result);
         }
@@ -245,7 +248,7 @@ impl LocalDetector {
             Decision::none()
         };
         let verdict = match decision.label {
-            VerdictLabel::Inconclusive if flagged >= 2 => Verdict {
+            VerdictLabel::Inconclusive if towards_synthetic => Verdict {
                 label: VerdictLabel::Inconclusive,
                 confidence: 0.0,
                 risk_level: RiskLevel::Medium,

@@ -6,6 +6,8 @@
 //! robust to edges by taking the median absolute response (sigma = median / (0.6745 * 6)).
 //! Blocks that are clipped (very dark or very bright) are left out. A block is an outlier when
 //! its log noise level is more than [`OUTLIER_Z`] robust deviations from the image's median.
+//! When most blocks have no measurable noise (rendered or flat content) nothing is compared.
+//! SUSPICIOUS needs outliers in 2% to 25% of the blocks (a region, not the whole image).
 //!
 //! Large images are analysed on at most [`MAX_BLOCKS`] blocks spread evenly over the image. The
 //! score is uncalibrated: it is reported, it never decides a verdict.
@@ -34,7 +36,6 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
         for bx in (0..bw).step_by(stride) {
             let (x0, y0) = (bx * BLOCK, by * BLOCK);
             responses.clear();
-            let mut sum = 0u64;
             let mut clipped = 0usize;
             for y in y0 + 1..y0 + BLOCK - 1 {
                 for x in x0 + 1..x0 + BLOCK - 1 {
@@ -42,7 +43,6 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
                         i32::from(pixels.at((x as isize + dx) as usize, (y as isize + dy) as usize))
                     };
                     let v = p(0, 0);
-                    sum += v as u64;
                     if !(4..=251).contains(&v) {
                         clipped += 1;
                     }
@@ -65,7 +65,6 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
                 x: x0,
                 y: y0,
                 sigma,
-                mean: sum as f64 / n as f64,
             });
         }
     }
@@ -112,18 +111,24 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
             blocks.len()
         )
     };
-    if noiseless * 2 > blocks.len() {
-        detail.push_str(&format!(
-            " {noiseless} regions have no measurable noise (rendered, heavily smoothed or flat content)."
-        ));
-    }
     detail.push_str(" An uncalibrated statistic: it does not decide the verdict.");
-    let label = if share >= 0.02 && outliers.len() >= 4 {
+    let mostly_noiseless = noiseless * 2 > blocks.len();
+    if mostly_noiseless {
+        // With no noise to compare, "differs from the rest" says nothing about a region.
+        return ModelResult::ran(
+            0.0,
+            ModelLabel::Inconclusive,
+            format!(
+                "{noiseless} of {} regions of {BLOCK}x{BLOCK} px have no measurable noise (rendered, heavily smoothed or flat content), so noise levels cannot be compared. No camera sensor noise pattern is visible; that alone does not show synthesis.",
+                blocks.len()
+            ),
+        );
+    }
+    let label = if share >= 0.02 && share <= 0.25 && outliers.len() >= 4 {
         ModelLabel::Suspicious
     } else {
         ModelLabel::Inconclusive
     };
-    let _ = blocks.iter().map(|b| b.mean).sum::<f64>();
     ModelResult::ran(score, label, detail)
 }
 
@@ -131,7 +136,6 @@ struct Block {
     x: usize,
     y: usize,
     sigma: f64,
-    mean: f64,
 }
 
 fn median_of(values: &[f64]) -> f64 {

@@ -165,7 +165,7 @@ pub fn analyze(bytes: &[u8], pixels: &Pixels, heatmap: bool) -> ModelResult {
                         n += 1.0;
                     }
                 }
-                if n > 0.0 { sum / n } else { 0.5 }
+                if n > 0.0 { sum / n } else { f64::NAN }
             })
             .collect()
     } else {
@@ -175,34 +175,46 @@ pub fn analyze(bytes: &[u8], pixels: &Pixels, heatmap: bool) -> ModelResult {
             .iter()
             .map(|b| match b.grid {
                 // A grid much weaker than the image's typical grid reads as inconsistent.
-                Some(g) if median > 1.05 => ((median - g) / (median - 1.0)).clamp(0.0, 1.0) * 0.5 + 0.5 * f64::from(u8::from(g < 1.0)),
-                _ => 0.5,
+                Some(g) if median > 1.05 => {
+                    (0.5 + 0.5 * (median - g) / (median - 1.0)).clamp(0.0, 1.0)
+                }
+                _ => f64::NAN,
             })
-            .map(|v| if v.is_nan() { 0.5 } else { v })
             .collect()
     };
     // Pool blocks into at most HEATMAP_SIDE regions per side.
     let pool = gw.max(gh).div_ceil(HEATMAP_SIDE).max(1);
     let (mw, mh) = (gw.div_ceil(pool), gh.div_ceil(pool));
     let mut cells = vec![(0.0f64, 0u32); mw * mh];
-    for (i, value) in map.iter().enumerate() {
+    for (i, value) in map.iter().enumerate().filter(|(_, v)| v.is_finite()) {
         let (gx, gy) = (i % gw, i / gw);
         if let Some(cell) = cells.get_mut((gy / pool) * mw + gx / pool) {
             cell.0 += value;
             cell.1 += 1;
         }
     }
+    // Regions without an informative block (flat content) are neutral and not counted.
+    let informative: Vec<f64> = cells
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| s / f64::from(*n))
+        .collect();
+    let cell_median = median_of(&informative);
+    let cell_mad = median_of(
+        &informative
+            .iter()
+            .map(|c| (c - cell_median).abs())
+            .collect::<Vec<_>>(),
+    );
+    let outlying = informative
+        .iter()
+        .filter(|c| **c > 0.7 && (**c - cell_median) / (1.4826 * cell_mad + 0.02) > 4.0)
+        .count();
+    let share = outlying as f64 / informative.len().max(1) as f64;
     let cells: Vec<f64> = cells
         .iter()
         .map(|(s, n)| if *n > 0 { s / f64::from(*n) } else { 0.5 })
         .collect();
-    let cell_median = median_of(&cells);
-    let cell_mad = median_of(&cells.iter().map(|c| (c - cell_median).abs()).collect::<Vec<_>>());
-    let outlying = cells
-        .iter()
-        .filter(|c| (**c - cell_median) / (1.4826 * cell_mad + 0.02) > 4.0)
-        .count();
-    let share = outlying as f64 / cells.len().max(1) as f64;
     let region_px = (8 * stride * pool) as u32;
     let compression = if dq >= DQ_THRESHOLD {
         format!(
@@ -216,10 +228,10 @@ pub fn analyze(bytes: &[u8], pixels: &Pixels, heatmap: bool) -> ModelResult {
     } else {
         format!(
             "{outlying} of {} regions of {region_px}x{region_px} px are inconsistent with the rest",
-            cells.len()
+            informative.len()
         )
     };
-    let label = if share >= 0.02 && outlying >= 3 {
+    let label = if (0.02..=0.25).contains(&share) && outlying >= 3 {
         ModelLabel::Suspicious
     } else {
         ModelLabel::Inconclusive
