@@ -106,7 +106,10 @@ fn check_accepts_the_shipped_policies_and_names_each_problem_at_file_line_column
     let garbage = write(dir.path(), "garbage.yaml", "rules: [\n");
     let (code, out) = offline(&["policy", "check", &garbage]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(&format!("{garbage}:2:1: ")), "{out}");
+    assert!(
+        out.contains(&format!("{garbage}:1:8: unclosed bracket")),
+        "{out}"
+    );
     let (code, out) = offline(&["policy", "check", "no/such/file.yaml"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot read the policy file"), "{out}");
@@ -294,6 +297,17 @@ async fn backtest_replays_stored_facts_on_sqlite_and_postgres() {
             "{label}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        // The draft changes exactly the decisions the inconclusive rule made; how many that is
+        // depends on the detector, so count them from what scan recorded.
+        let inconclusive = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|r| r["decision"]["reason"] == "INCONCLUSIVE_IMAGE")
+            .count();
+        assert!(
+            inconclusive >= 1,
+            "{label}: the samples include an inconclusive image"
+        );
 
         let output = arbiter(
             &db,
@@ -305,29 +319,36 @@ async fn backtest_replays_stored_facts_on_sqlite_and_postgres() {
             "{label}: {out}{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        #[allow(clippy::cast_precision_loss)]
+        let share = inconclusive as f64 * 100.0 / 3.0;
         assert!(
-            out.contains("replayed 3 decisions; 2 would change action (66.7%), 0 only the reason"),
+            out.contains(&format!(
+                "replayed 3 decisions; {inconclusive} would change action ({share:.1}%), 0 only the reason"
+            )),
+            "{label}: {out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "  adjuster_review          -> siu_escalation           {inconclusive:>8}  (changed)"
+            )),
+            "{label}: {out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "  review-inconclusive                      {inconclusive:>8} -> {inconclusive:>8}"
+            )),
+            "{label}: {out}"
+        );
+        assert!(
+            out.contains(&format!("changed decisions (first {inconclusive})")),
             "{label}: {out}"
         );
         assert!(
             out.contains(
-                "  adjuster_review          -> siu_escalation                  2  (changed)"
+                "adjuster_review (INCONCLUSIVE_IMAGE) [insurance.fnol v1] -> siu_escalation (INCONCLUSIVE_IMAGE)"
             ),
             "{label}: {out}"
         );
-        assert!(
-            out.contains("  siu_escalation           -> siu_escalation                  1\n"),
-            "{label}: {out}"
-        );
-        assert!(
-            out.contains("  review-inconclusive                             2 ->        2"),
-            "{label}: {out}"
-        );
-        assert!(
-            out.contains("changed decisions (first 2)"),
-            "{label}: {out}"
-        );
-        assert!(out.contains("adjuster_review (INCONCLUSIVE_IMAGE) [insurance.fnol v1] -> siu_escalation (INCONCLUSIVE_IMAGE)"), "{label}: {out}");
         assert!(
             out.contains("per-rule precision: not available"),
             "{label}: {out}"
