@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_initial;
 mod m20261124_000002_requests_and_keys;
 mod m20261124_000003_audit_checkpoints;
+mod m20261124_000004_batches_jobs_webhooks;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261124_000002_requests_and_keys::Migration),
             Box::new(m20261124_000003_audit_checkpoints::Migration),
+            Box::new(m20261124_000004_batches_jobs_webhooks::Migration),
         ]
     }
 }

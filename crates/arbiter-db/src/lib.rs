@@ -5,8 +5,10 @@
 pub mod api_keys;
 pub mod decisions;
 pub mod entity;
+pub mod jobs;
 pub mod requests;
 pub mod testing;
+pub mod webhooks;
 
 use arbiter_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -60,9 +62,13 @@ impl DbTarget {
 }
 
 /// A handle to Arbiter's database. Cheap to clone.
+///
+/// On SQLite, write transactions go through a pool of one connection: writers wait their turn in
+/// the pool's queue instead of sleeping in SQLite's busy handler. Reads use the main pool.
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
+    writer: DatabaseConnection,
 }
 
 impl Db {
@@ -78,23 +84,36 @@ impl Db {
             }
             DbTarget::Url(url) => url.clone(),
         };
-        let mut options = ConnectOptions::new(url.clone());
-        options
-            .sqlx_logging(false)
-            .acquire_timeout(Duration::from_secs(30));
-        if url.starts_with("sqlite:") {
-            options.map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true)
-            });
-        } else if !url.starts_with("postgres:") && !url.starts_with("postgresql:") {
+        let sqlite = url.starts_with("sqlite:");
+        if !sqlite && !url.starts_with("postgres:") && !url.starts_with("postgresql:") {
             return Err(DbError::UnsupportedUrl(url));
         }
-        let conn = Database::connect(options).await?;
+        let options = |max_connections: Option<u32>| {
+            let mut options = ConnectOptions::new(url.clone());
+            options
+                .sqlx_logging(false)
+                .acquire_timeout(Duration::from_secs(30));
+            if let Some(max) = max_connections {
+                options.max_connections(max).min_connections(max);
+            }
+            if sqlite {
+                options.map_sqlx_sqlite_opts(|opts| {
+                    opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(30))
+                        .foreign_keys(true)
+                });
+            }
+            options
+        };
+        let conn = Database::connect(options(None)).await?;
         Migrator::up(&conn, None).await?;
-        Ok(Self { conn })
+        let writer = if sqlite {
+            Database::connect(options(Some(1))).await?
+        } else {
+            conn.clone()
+        };
+        Ok(Self { conn, writer })
     }
 
     /// The connection pool.
@@ -107,14 +126,23 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so concurrent writers queue instead of failing on lock upgrade.
+    /// Starts a write transaction. On SQLite it runs on the single writer connection and takes
+    /// the write lock at once (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing
+    /// on lock upgrade.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        self.conn.begin_with_options(options).await
+        self.writer.begin_with_options(options).await
+    }
+
+    /// Closes both pools.
+    pub async fn close(self) -> Result<(), DbErr> {
+        if self.backend() == DbBackend::Sqlite {
+            self.writer.close().await?;
+        }
+        self.conn.close().await
     }
 }
 

@@ -1,0 +1,328 @@
+//! The durable job queue and batches.
+//!
+//! Workers claim queued jobs under a lease: on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
+//! replicas never take the same job; on SQLite in one statement under its single writer. A job's
+//! result is written only by the claim that still holds its lease ([`finish`]), inside the
+//! caller's transaction, so a worker that lost its lease writes nothing.
+
+use crate::entity::{batch, job};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
+
+/// A queued job.
+pub const QUEUED: &str = "queued";
+/// A job whose image was analysed.
+pub const COMPLETE: &str = "complete";
+/// A job whose image could not be analysed.
+pub const FAILED: &str = "failed";
+/// A batch with images still to finish.
+pub const BATCH_PROCESSING: &str = "PROCESSING";
+/// A batch whose every image finished.
+pub const BATCH_COMPLETE: &str = "COMPLETE";
+
+/// The SQL of a claim: `$n` placeholders for PostgreSQL, `?n` for SQLite; `FOR UPDATE SKIP
+/// LOCKED` only where it exists.
+pub(crate) fn claim_statement(
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => sql.replace("{lock}", "FOR UPDATE SKIP LOCKED"),
+        _ => sql.replace("{lock}", "").replace('$', "?"),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Inserts a batch row (inside the caller's transaction).
+pub async fn insert_batch(conn: &impl ConnectionTrait, row: batch::Model) -> Result<(), DbErr> {
+    batch::Entity::insert(batch::ActiveModel::from(row))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts jobs (inside the caller's transaction), in chunks the databases accept.
+pub async fn insert_jobs(conn: &impl ConnectionTrait, rows: Vec<job::Model>) -> Result<(), DbErr> {
+    let mut rows = rows.into_iter().map(job::ActiveModel::from).peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(100).collect();
+        job::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Claims up to `limit` queued jobs whose lease is free or expired, for `token` until
+/// `lease_until_ms`.
+pub async fn claim(
+    conn: &impl ConnectionTrait,
+    token: &str,
+    now_ms: i64,
+    lease_until_ms: i64,
+    limit: u32,
+) -> Result<Vec<job::Model>, DbErr> {
+    let sql = "UPDATE jobs SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1 \
+         WHERE request_id IN (SELECT request_id FROM jobs WHERE status = 'queued' \
+         AND lease_until_ms < $3 ORDER BY created_at, position LIMIT $4 {lock}) RETURNING *";
+    let statement = claim_statement(
+        conn.get_database_backend(),
+        sql,
+        vec![
+            token.into(),
+            lease_until_ms.into(),
+            now_ms.into(),
+            i64::from(limit).into(),
+        ],
+    );
+    job::Entity::find().from_raw_sql(statement).all(conn).await
+}
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub struct JobEnd {
+    /// [`COMPLETE`] or [`FAILED`].
+    pub status: &'static str,
+    /// The verdict's label, when complete.
+    pub verdict_label: Option<String>,
+    /// The result as batch status shows it, as JSON.
+    pub result: Option<String>,
+    /// The error code, when failed.
+    pub error_code: Option<String>,
+    /// The error message, when failed.
+    pub error_message: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Ends a job if the claim `token` still holds it; `false` (and nothing written) when it does
+/// not. Call first in the transaction that writes the job's results: on PostgreSQL it locks the
+/// row, so a concurrent claim waits for the outcome.
+pub async fn finish(
+    conn: &impl ConnectionTrait,
+    request_id: &str,
+    token: &str,
+    end: JobEnd,
+) -> Result<bool, DbErr> {
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(end.status))
+        .col_expr(job::Column::VerdictLabel, Expr::value(end.verdict_label))
+        .col_expr(job::Column::Result, Expr::value(end.result))
+        .col_expr(job::Column::ErrorCode, Expr::value(end.error_code))
+        .col_expr(job::Column::ErrorMessage, Expr::value(end.error_message))
+        .col_expr(job::Column::FinishedAt, Expr::value(Some(end.at)))
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(0i64))
+        .filter(job::Column::RequestId.eq(request_id))
+        .filter(job::Column::LeaseOwner.eq(token))
+        .filter(job::Column::Status.eq(QUEUED))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Counts one finished image of a batch and returns the batch as it now stands (inside the
+/// caller's transaction; on PostgreSQL the row stays locked until it ends).
+pub async fn count_in_batch(
+    conn: &impl ConnectionTrait,
+    batch_id: &str,
+    failed: bool,
+) -> Result<Option<batch::Model>, DbErr> {
+    let column = if failed {
+        batch::Column::Failed
+    } else {
+        batch::Column::Completed
+    };
+    batch::Entity::update_many()
+        .col_expr(column, Expr::col(column).add(1))
+        .filter(batch::Column::BatchId.eq(batch_id))
+        .exec(conn)
+        .await?;
+    batch::Entity::find_by_id(batch_id.to_owned())
+        .one(conn)
+        .await
+}
+
+/// Marks a batch complete; `false` when it already was.
+pub async fn complete_batch(
+    conn: &impl ConnectionTrait,
+    batch_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = batch::Entity::update_many()
+        .col_expr(batch::Column::Status, Expr::value(BATCH_COMPLETE))
+        .col_expr(batch::Column::CompletedAt, Expr::value(Some(at)))
+        .filter(batch::Column::BatchId.eq(batch_id))
+        .filter(batch::Column::Status.eq(BATCH_PROCESSING))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The verdict labels of a batch's completed images.
+pub async fn batch_labels(
+    conn: &impl ConnectionTrait,
+    batch_id: &str,
+) -> Result<Vec<Option<String>>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::VerdictLabel)
+        .filter(job::Column::BatchId.eq(batch_id))
+        .filter(job::Column::Status.eq(COMPLETE))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// A tenant's batch; another tenant's is not found.
+pub async fn get_batch(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    batch_id: &str,
+) -> Result<Option<batch::Model>, DbErr> {
+    batch::Entity::find_by_id(batch_id.to_owned())
+        .filter(batch::Column::Tenant.eq(tenant))
+        .one(conn)
+        .await
+}
+
+/// A batch's finished jobs, in submission order.
+pub async fn finished_in_batch(
+    conn: &impl ConnectionTrait,
+    batch_id: &str,
+) -> Result<Vec<job::Model>, DbErr> {
+    job::Entity::find()
+        .filter(job::Column::BatchId.eq(batch_id))
+        .filter(job::Column::Status.ne(QUEUED))
+        .order_by_asc(job::Column::Position)
+        .all(conn)
+        .await
+}
+
+/// A tenant's job by its request id.
+pub async fn get(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request_id: &str,
+) -> Result<Option<job::Model>, DbErr> {
+    job::Entity::find_by_id(request_id.to_owned())
+        .filter(job::Column::Tenant.eq(tenant))
+        .one(conn)
+        .await
+}
+
+/// How many jobs are still queued.
+pub async fn queued_count(conn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    job::Entity::find()
+        .filter(job::Column::Status.eq(QUEUED))
+        .count(conn)
+        .await
+}
+
+/// A job row as it is first written.
+pub fn new_job(
+    request_id: String,
+    tenant: String,
+    source: String,
+    options: String,
+    created_at: DateTime<Utc>,
+) -> job::Model {
+    job::Model {
+        request_id,
+        tenant,
+        batch_id: None,
+        position: 0,
+        reference_id: None,
+        source,
+        options,
+        flow: None,
+        facts: None,
+        webhook_url: None,
+        status: QUEUED.to_owned(),
+        attempts: 0,
+        lease_owner: None,
+        lease_until_ms: 0,
+        verdict_label: None,
+        result: None,
+        error_code: None,
+        error_message: None,
+        created_at,
+        finished_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Db, testing};
+
+    fn job(id: &str, at: DateTime<Utc>) -> job::Model {
+        new_job(id.into(), "acme".into(), "{}".into(), "{}".into(), at)
+    }
+
+    fn end(at: DateTime<Utc>) -> JobEnd {
+        JobEnd {
+            status: COMPLETE,
+            verdict_label: Some("AUTHENTIC".into()),
+            result: None,
+            error_code: None,
+            error_message: None,
+            at,
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_are_exclusive_until_the_lease_expires_and_only_the_holder_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let conn = db.conn();
+            let now = Utc::now();
+            insert_jobs(conn, vec![job("req_a", now), job("req_b", now)])
+                .await
+                .unwrap();
+            let first = claim(conn, "t1", 1_000, 2_000, 1).await.unwrap();
+            assert_eq!(first.len(), 1, "{label}");
+            assert_eq!(first[0].attempts, 1, "{label}");
+            let second = claim(conn, "t2", 1_000, 2_000, 5).await.unwrap();
+            assert_eq!(second.len(), 1, "{label}: the other job only");
+            assert_ne!(first[0].request_id, second[0].request_id, "{label}");
+            assert!(
+                claim(conn, "t3", 1_500, 2_500, 5).await.unwrap().is_empty(),
+                "{label}"
+            );
+            // t1's lease expires; t3 takes the job; t1 may no longer finish it.
+            let retaken = claim(conn, "t3", 2_001, 9_000, 5).await.unwrap();
+            assert_eq!(retaken.len(), 2, "{label}");
+            assert!(
+                !finish(conn, &first[0].request_id, "t1", end(now))
+                    .await
+                    .unwrap(),
+                "{label}"
+            );
+            assert!(
+                finish(conn, &first[0].request_id, "t3", end(now))
+                    .await
+                    .unwrap(),
+                "{label}"
+            );
+            assert!(
+                !finish(conn, &first[0].request_id, "t3", end(now))
+                    .await
+                    .unwrap(),
+                "{label}"
+            );
+            assert_eq!(queued_count(conn).await.unwrap(), 1, "{label}");
+            conn.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+}
