@@ -81,6 +81,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(&db, command).await,
         Command::Serve(_) => unreachable!("served above"),
     };
-    db.conn().clone().close().await.ok();
+    db.clone().close().await.ok();
     result
 }

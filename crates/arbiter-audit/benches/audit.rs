@@ -136,7 +136,7 @@ async fn bench_database(label: &str, target: &DbTarget, total: usize, writers: u
         "{label:<8} verify the live chain:                 {:>9.0} entries/s",
         rate(total, started.elapsed().as_secs_f64())
     );
-    db.conn().clone().close().await.unwrap();
+    db.clone().close().await.unwrap();
 }
 
 fn bench_verify(count: usize) {

@@ -1,16 +1,17 @@
 //! Appending to a tenant's chain inside the caller's transaction.
 //!
-//! The tenant's head row is locked (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions
-//! are started with `BEGIN IMMEDIATE`, one writer at a time), so appends to one chain are
+//! The tenant's head row is locked (a row lock taken by an upsert on PostgreSQL; SQLite write
+//! transactions are started with `BEGIN IMMEDIATE`, one writer at a time), so appends to one chain are
 //! serialized and `seq` is gapless. `seq` never comes from a database sequence.
 
 use crate::entry::{
     EncodeError, Entry, Event, FORMAT_VERSION, GENESIS_HASH, entry_hash, format_ts,
 };
-use arbiter_db::entity::{audit_entry, audit_head};
+use arbiter_db::entity::audit_entry;
+use arbiter_db::sea_orm::sea_query::{Expr, SimpleExpr};
 use arbiter_db::sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 use chrono::{DateTime, Utc};
 
@@ -51,63 +52,126 @@ impl StoredEntry {
     }
 }
 
+/// Locks the tenant's head row (creating it for a new chain) and reads it, in one statement:
+/// an upsert that leaves the row as it is. On PostgreSQL `ON CONFLICT DO UPDATE` holds the
+/// row's lock until the transaction ends; on SQLite the transaction already holds the write lock.
+const LOCK_HEAD: [&str; 2] = [
+    "INSERT INTO audit_heads (tenant, size, head_hash) VALUES (?, 0, ?) \
+     ON CONFLICT (tenant) DO UPDATE SET size = audit_heads.size RETURNING size, head_hash",
+    "INSERT INTO audit_heads (tenant, size, head_hash) VALUES ($1, 0, $2) \
+     ON CONFLICT (tenant) DO UPDATE SET size = audit_heads.size RETURNING size, head_hash",
+];
+
+/// The entry row.
+const INSERT_ENTRY: &str = "INSERT INTO audit_entries (tenant, seq, event, ts, request_id, \
+     reference_id, image_sha256, prev_hash, entry_hash, canonical) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The new head.
+const UPDATE_HEAD: &str = "UPDATE audit_heads SET size = ?, head_hash = ? WHERE tenant = ?";
+
+/// PostgreSQL: the entry row and the new head in one statement.
+const INSERT_ENTRY_UPDATE_HEAD_PG: &str = "WITH entry AS (INSERT INTO audit_entries (tenant, \
+     seq, event, ts, request_id, reference_id, image_sha256, prev_hash, entry_hash, canonical) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) \
+     UPDATE audit_heads SET size = $11, head_hash = $9 WHERE tenant = $1";
+
 /// Appends an event to the tenant's chain, inside the caller's transaction.
+///
+/// Two statements on PostgreSQL, three on SQLite: lock and read the head; insert the entry and
+/// move the head.
 pub async fn append(
     conn: &impl ConnectionTrait,
     tenant: &str,
     ts: DateTime<Utc>,
     event: Event,
 ) -> Result<StoredEntry, AuditError> {
-    let head = audit_head::ActiveModel {
-        tenant: Set(tenant.to_owned()),
-        size: Set(0),
-        head_hash: Set(GENESIS_HASH.to_owned()),
-    };
-    audit_head::Entity::insert(head)
-        .on_conflict_do_nothing_on([audit_head::Column::Tenant])
-        .exec_without_returning(conn)
-        .await?;
-    let head = audit_head::Entity::find_by_id(tenant.to_owned())
-        .lock_exclusive()
-        .one(conn)
+    let backend = conn.get_database_backend();
+    let postgres = backend == DbBackend::Postgres;
+    let lock = Statement::from_sql_and_values(
+        backend,
+        LOCK_HEAD[usize::from(postgres)],
+        [tenant.into(), GENESIS_HASH.into()],
+    );
+    let head = conn
+        .query_one_raw(lock)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("audit head of tenant {tenant}")))?;
+    let size: i64 = head.try_get_by_index(0)?;
+    let prev_hash: String = head.try_get_by_index(1)?;
 
     let entry = Entry {
         v: FORMAT_VERSION,
-        seq: u64::try_from(head.size).unwrap_or_default(),
-        prev_hash: head.head_hash,
+        seq: u64::try_from(size).unwrap_or_default(),
+        prev_hash,
         ts: format_ts(ts),
         tenant: tenant.to_owned(),
         event,
     };
     let canonical = entry.canonical()?;
     let hash = entry_hash(&canonical);
-    let row = audit_entry::ActiveModel {
-        tenant: Set(tenant.to_owned()),
-        seq: Set(head.size),
-        event: Set(entry.event.name().to_owned()),
-        ts: Set(entry.ts.clone()),
-        request_id: Set(entry.event.request_id().map(str::to_owned)),
-        reference_id: Set(entry.event.reference_id().map(str::to_owned)),
-        image_sha256: Set(entry.event.image_sha256().map(str::to_owned)),
-        prev_hash: Set(entry.prev_hash.clone()),
-        entry_hash: Set(hash.clone()),
-        canonical: Set(canonical),
-    };
-    audit_entry::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    let head = audit_head::ActiveModel {
-        tenant: Set(tenant.to_owned()),
-        size: Set(head.size + 1),
-        head_hash: Set(hash.clone()),
-    };
-    audit_head::Entity::update(head).exec(conn).await?;
+    let optional = |value: Option<&str>| Value::String(value.map(|v| Box::new(v.to_owned())));
+    let mut values: Vec<Value> = vec![
+        tenant.into(),
+        size.into(),
+        entry.event.name().into(),
+        entry.ts.as_str().into(),
+        optional(entry.event.request_id()),
+        optional(entry.event.reference_id()),
+        optional(entry.event.image_sha256()),
+        entry.prev_hash.as_str().into(),
+        hash.as_str().into(),
+        canonical.into(),
+    ];
+    if postgres {
+        values.push((size + 1).into());
+        let write = Statement::from_sql_and_values(backend, INSERT_ENTRY_UPDATE_HEAD_PG, values);
+        conn.execute_raw(write).await?;
+    } else {
+        conn.execute_raw(Statement::from_sql_and_values(backend, INSERT_ENTRY, values))
+            .await?;
+        let update = Statement::from_sql_and_values(
+            backend,
+            UPDATE_HEAD,
+            [(size + 1).into(), hash.as_str().into(), tenant.into()],
+        );
+        conn.execute_raw(update).await?;
+    }
     Ok(StoredEntry {
         entry,
         entry_hash: hash,
     })
+}
+
+/// The order entries are listed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Oldest first: by tenant, then seq ascending.
+    #[default]
+    Asc,
+    /// Newest first: by tenant descending, then seq descending.
+    Desc,
+}
+
+impl std::str::FromStr for Order {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "asc" => Ok(Order::Asc),
+            "desc" => Ok(Order::Desc),
+            other => Err(format!("unknown order {other:?} (asc or desc)")),
+        }
+    }
+}
+
+/// A position in the listing: the last entry already seen. The next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    /// The last entry's tenant.
+    pub tenant: String,
+    /// The last entry's seq.
+    pub seq: u64,
 }
 
 /// Which entries to read. Every filter given must match.
@@ -115,8 +179,12 @@ pub async fn append(
 pub struct EntryFilter {
     /// Only this tenant's chain.
     pub tenant: Option<String>,
-    /// At most this many (the newest ones), returned oldest first.
+    /// At most this many, the first ones in `order`.
     pub limit: Option<u64>,
+    /// Oldest or newest first.
+    pub order: Order,
+    /// Only entries after this position in `order` (cursor paging).
+    pub after: Option<Cursor>,
     /// Only entries about this request.
     pub request_id: Option<String>,
     /// Only entries with this caller's reference.
@@ -125,13 +193,57 @@ pub struct EntryFilter {
     pub image_sha256: Option<String>,
     /// Only this event (`decision.recorded`, ...).
     pub event: Option<String>,
+    /// Only decisions of this flow (`insurance`, ...).
+    pub flow: Option<String>,
+    /// Only entries naming this action: in a decision's `actions`, or a review's `action`.
+    pub action: Option<String>,
     /// Only entries at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only entries at or before this time.
     pub until: Option<DateTime<Utc>>,
 }
 
-/// Entries, oldest first within each tenant.
+/// One page of entries and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The entries, in the filter's order.
+    pub entries: Vec<StoredEntry>,
+    /// The position after the last entry, when more entries match.
+    pub next: Option<Cursor>,
+}
+
+/// The `flow` and `action` conditions read the entry's JSON: its top-level `flow`, its
+/// `actions` array and its `action`.
+fn json_conditions(backend: DbBackend, filter: &EntryFilter) -> Vec<SimpleExpr> {
+    let mut conditions = Vec::new();
+    let postgres = backend == DbBackend::Postgres;
+    if let Some(flow) = &filter.flow {
+        let sql = if postgres {
+            "(audit_entries.canonical::jsonb ->> 'flow') = $1"
+        } else {
+            "json_extract(audit_entries.canonical, '$.flow') = ?"
+        };
+        conditions.push(Expr::cust_with_values(sql, [flow.as_str()]));
+    }
+    if let Some(action) = &filter.action {
+        let sql = if postgres {
+            "((audit_entries.canonical::jsonb ->> 'action') = $1 \
+             OR (audit_entries.canonical::jsonb -> 'actions') @> jsonb_build_array($1::text))"
+        } else {
+            "(json_extract(audit_entries.canonical, '$.action') = ? OR EXISTS (SELECT 1 FROM \
+             json_each(audit_entries.canonical, '$.actions') AS a WHERE a.value = ?))"
+        };
+        let values: &[&str] = if postgres {
+            &[action.as_str()]
+        } else {
+            &[action.as_str(), action.as_str()]
+        };
+        conditions.push(Expr::cust_with_values(sql, values.iter().copied()));
+    }
+    conditions
+}
+
+/// Entries matching `filter`, in its order.
 pub async fn entries(
     conn: &impl ConnectionTrait,
     filter: &EntryFilter,
@@ -149,6 +261,9 @@ pub async fn entries(
             query = query.filter(column.eq(value.as_str()));
         }
     }
+    for condition in json_conditions(conn.get_database_backend(), filter) {
+        query = query.filter(condition);
+    }
     // `ts` is fixed-width UTC text, so it compares as time does.
     if let Some(since) = filter.since {
         query = query.filter(audit_entry::Column::Ts.gte(format_ts(since)));
@@ -156,21 +271,38 @@ pub async fn entries(
     if let Some(until) = filter.until {
         query = query.filter(audit_entry::Column::Ts.lte(format_ts(until)));
     }
-    let mut rows = match filter.limit {
-        Some(limit) => {
-            let mut rows = query
-                .order_by_desc(audit_entry::Column::Seq)
-                .order_by_desc(audit_entry::Column::Tenant)
-                .limit(limit)
-                .all(conn)
-                .await?;
-            rows.reverse();
-            rows
-        }
-        None => query.all(conn).await?,
+    if let Some(after) = &filter.after {
+        let seq = i64::try_from(after.seq).unwrap_or(i64::MAX);
+        let (tenant, same) = (audit_entry::Column::Tenant, audit_entry::Column::Tenant);
+        let condition = match filter.order {
+            Order::Asc => Condition::any().add(tenant.gt(after.tenant.as_str())).add(
+                Condition::all()
+                    .add(same.eq(after.tenant.as_str()))
+                    .add(audit_entry::Column::Seq.gt(seq)),
+            ),
+            Order::Desc => Condition::any().add(tenant.lt(after.tenant.as_str())).add(
+                Condition::all()
+                    .add(same.eq(after.tenant.as_str()))
+                    .add(audit_entry::Column::Seq.lt(seq)),
+            ),
+        };
+        query = query.filter(condition);
+    }
+    query = match filter.order {
+        Order::Asc => query
+            .order_by_asc(audit_entry::Column::Tenant)
+            .order_by_asc(audit_entry::Column::Seq),
+        Order::Desc => query
+            .order_by_desc(audit_entry::Column::Tenant)
+            .order_by_desc(audit_entry::Column::Seq),
     };
-    rows.sort_by(|a, b| (&a.tenant, a.seq).cmp(&(&b.tenant, b.seq)));
-    rows.into_iter()
+    if let Some(limit) = filter.limit {
+        query = query.limit(limit);
+    }
+    query
+        .all(conn)
+        .await?
+        .into_iter()
         .map(|row| {
             let entry =
                 serde_json::from_str(&row.canonical).map_err(|source| AuditError::Corrupt {
@@ -184,6 +316,31 @@ pub async fn entries(
             })
         })
         .collect()
+}
+
+/// One page of at most `limit` entries matching `filter` (whose own `limit` is ignored), and
+/// the cursor of the next page when there is more.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    filter: &EntryFilter,
+    limit: u64,
+) -> Result<Page, AuditError> {
+    let limit = limit.max(1);
+    let probe = EntryFilter {
+        limit: Some(limit + 1),
+        ..filter.clone()
+    };
+    let mut entries = entries(conn, &probe).await?;
+    let more = entries.len() as u64 > limit;
+    entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match entries.last() {
+        Some(last) if more => Some(Cursor {
+            tenant: last.entry.tenant.clone(),
+            seq: last.entry.seq,
+        }),
+        _ => None,
+    };
+    Ok(Page { entries, next })
 }
 
 #[cfg(test)]
@@ -264,7 +421,7 @@ mod tests {
                 vec![10, 11],
                 "{label}"
             );
-            db.conn().clone().close().await.unwrap();
+            db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
             pg.drop_db().await.unwrap();
@@ -357,7 +514,7 @@ mod tests {
                 ..EntryFilter::default()
             };
             assert_eq!(seqs(filter).await, acme(&[2, 3, 4]), "{label}");
-            db.conn().clone().close().await.unwrap();
+            db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
             pg.drop_db().await.unwrap();

@@ -517,7 +517,7 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(err.to_string().contains("append-only"), "{label}: {err}");
-            db.conn().clone().close().await.unwrap();
+            db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
             pg.drop_db().await.unwrap();

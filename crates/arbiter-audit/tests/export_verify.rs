@@ -308,7 +308,7 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
             found.starts_with("database (tenant acme, seq 3): the entry was altered"),
             "{label}: {found}"
         );
-        db.conn().clone().close().await.unwrap();
+        db.clone().close().await.unwrap();
     }
     if let Some(pg) = postgres {
         pg.drop_db().await.unwrap();

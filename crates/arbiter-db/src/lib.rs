@@ -158,7 +158,7 @@ mod tests {
         for (label, target) in targets {
             let db = Db::connect(&target).await.unwrap();
             check(label, db.clone()).await;
-            db.conn().clone().close().await.unwrap();
+            db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
             pg.drop_db().await.unwrap();

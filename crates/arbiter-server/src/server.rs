@@ -126,7 +126,7 @@ impl Server {
         )
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
-        self.state.pipeline.db().conn().clone().close().await.ok();
+        self.state.pipeline.db().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,0 +1,141 @@
+//! Load benchmark of `POST /v1/analyze` on loopback against a release build, next to the
+//! detector's own time per image measured in the same run.
+//!
+//! `cargo bench -p arbiter-server --bench api_load`. Bounded: a fixed number of requests per
+//! scenario. Reports requests per second and p50/p99 latency for a 1 MP and a 12 MP JPEG
+//! (detector on every request: cache off), the cache-hit path, and the HTTP overhead at p50
+//! (`(HTTP p50 − detector p50) / detector p50`, one request at a time).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arbiter_core::{AnalyzeOptions, Detector};
+use arbiter_detect::{IntakeLimits, LocalDetector, intake};
+use arbiter_server::clock::SystemClock;
+use arbiter_server::keys::{self, NewKey, Scope};
+use arbiter_server::{Config, Server, build_state};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut seed = 0x2545_f491_u32;
+    let pixels = image::RgbImage::from_fn(width, height, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let noise = (seed & 0x1f) as u8;
+        image::Rgb([(x % 256) as u8 ^ noise, (y % 256) as u8, ((x + y) % 256) as u8 ^ noise])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&pixels).unwrap();
+    out
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+struct Run {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn load(url: &str, key: &str, image: &[u8], requests: usize, concurrency: usize) -> Run {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, key, image, next) = (client.clone(), url.to_owned(), key.to_owned(), image.to_vec(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(image.clone()));
+                let sent = Instant::now();
+                let response = client.post(&url).bearer_auth(&key).multipart(form).send().await.unwrap();
+                assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+                response.bytes().await.unwrap();
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Run { rps: latencies.len() as f64 / elapsed.as_secs_f64(), p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99) }
+}
+
+async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, CancellationToken) {
+    let mut config = Config { listen: "127.0.0.1:0".into(), data_dir: dir.to_path_buf(), ..Config::default() };
+    config.cache.ttl_secs = cache_ttl_secs;
+    let plan = config.rate_limits.plans.get_mut("enterprise").unwrap();
+    plan.per_minute = u32::MAX;
+    plan.per_day = u32::MAX;
+    let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
+    let txn = arbiter_db::sea_orm::TransactionTrait::begin(state.pipeline.db().conn()).await.unwrap();
+    let new = NewKey { tenant: "bench".into(), name: "bench".into(), plan: "enterprise".into(), scopes: Scope::DEFAULT.to_vec(), allow_ips: vec![] };
+    let (_, secret) = keys::create(&txn, new, "bench", chrono::Utc::now()).await.unwrap();
+    txn.commit().await.unwrap();
+    let server = Server::bind_state(state, "127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/analyze", server.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move { server.run(token).await.unwrap() });
+    (url, secret.expose().to_owned(), stop)
+}
+
+/// The detector's own time per image: intake (hash, sniff) plus analysis, one at a time.
+async fn detector_p50(image: &[u8], runs: usize) -> Duration {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
+        LocalDetector.analyze(&media, &AnalyzeOptions::default()).await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let dir = tempfile::tempdir().unwrap();
+    println!("api_load: POST /v1/analyze (multipart) on loopback, client and server in one process on this machine");
+    for (name, width, height, requests) in [("1 MP JPEG", 1000, 1000, 300 / scale), ("12 MP JPEG", 4000, 3000, 60 / scale)] {
+        let image = jpeg(width, height);
+        let detector = detector_p50(&image, 20 / scale.min(4)).await;
+        let (url, key, stop) = serve(0, &dir.path().join(format!("uncached-{width}"))).await;
+        let serial = load(&url, &key, &image, requests / 2, 1).await;
+        let parallel = load(&url, &key, &image, requests, 4).await;
+        stop.cancel();
+        let overhead = (serial.p50.as_secs_f64() - detector.as_secs_f64()) / detector.as_secs_f64();
+        println!(
+            "{name} ({} KiB): detector p50 {} | HTTP one at a time p50 {} p99 {} ({:.1} req/s) | 4 concurrent p50 {} p99 {} ({:.1} req/s) | HTTP overhead at p50 {:.1}% of detector time",
+            image.len() / 1024,
+            ms(detector),
+            ms(serial.p50),
+            ms(serial.p99),
+            serial.rps,
+            ms(parallel.p50),
+            ms(parallel.p99),
+            parallel.rps,
+            overhead * 100.0
+        );
+    }
+    let image = jpeg(1000, 1000);
+    let (url, key, stop) = serve(86_400, &dir.path().join("cached")).await;
+    load(&url, &key, &image, 1, 1).await;
+    let hits = load(&url, &key, &image, 5_000 / scale, 16).await;
+    stop.cancel();
+    println!("cache-hit path (1 MP JPEG, 16 concurrent): {:.0} req/s, p50 {} p99 {}", hits.rps, ms(hits.p50), ms(hits.p99));
+}
