@@ -67,10 +67,8 @@ pub fn png_chunks(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
         if done || count >= MAX_ITEMS {
             return None;
         }
-        let length = usize::try_from(u32::from_be_bytes(
-            bytes.get(at..at + 4)?.try_into().ok()?,
-        ))
-        .ok()?;
+        let length =
+            usize::try_from(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?)).ok()?;
         let kind: [u8; 4] = bytes.get(at + 4..at + 8)?.try_into().ok()?;
         let Some(data) = bytes.get(at + 8..(at + 8).checked_add(length)?) else {
             done = true;
@@ -147,6 +145,9 @@ mod tests {
         assert_eq!(png_chunks(&png).count(), 1);
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x10, 1, 2];
         assert_eq!(jpeg_segments(&jpeg).count(), 0);
-        assert_eq!(riff_chunks(b"RIFF\0\0\0\0WEBPVP8 \xff\xff\xff\xff").count(), 0);
+        assert_eq!(
+            riff_chunks(b"RIFF\0\0\0\0WEBPVP8 \xff\xff\xff\xff").count(),
+            0
+        );
     }
 }

@@ -98,7 +98,12 @@ pub fn from_image(image: image::DynamicImage) -> Pixels {
     match image {
         image::DynamicImage::ImageLuma8(buffer) => luma = buffer.into_raw(),
         image::DynamicImage::ImageRgb8(buffer) => {
-            luma.extend(buffer.as_raw().chunks_exact(3).map(|p| luma_of(p[0], p[1], p[2])));
+            luma.extend(
+                buffer
+                    .as_raw()
+                    .chunks_exact(3)
+                    .map(|p| luma_of(p[0], p[1], p[2])),
+            );
         }
         image::DynamicImage::ImageRgba8(buffer) => {
             for p in buffer.as_raw().chunks_exact(4) {
@@ -153,7 +158,11 @@ mod tests {
 
     #[test]
     fn an_undecodable_body_is_an_error_not_a_panic() {
-        let input = intake(crate::intake::tests::png(640, 480), &IntakeLimits::default()).unwrap();
+        let input = intake(
+            crate::intake::tests::png(640, 480),
+            &IntakeLimits::default(),
+        )
+        .unwrap();
         let err = decode(&input, &LocalDetectorConfig::default()).unwrap_err();
         assert!(matches!(err, DecodeError::Corrupt(_)), "{err}");
     }

@@ -44,9 +44,15 @@ pub fn analyze(pixels: &Pixels, is_jpeg: bool) -> ModelResult {
                 };
                 let step = |d: isize| -> f32 {
                     let (xx, yy) = if direction == 0 {
-                        ((x as isize + d).clamp(0, pixels.width as isize - 1) as usize, y)
+                        (
+                            (x as isize + d).clamp(0, pixels.width as isize - 1) as usize,
+                            y,
+                        )
                     } else {
-                        (x, (y as isize + d).clamp(0, pixels.height as isize - 1) as usize)
+                        (
+                            x,
+                            (y as isize + d).clamp(0, pixels.height as isize - 1) as usize,
+                        )
                     };
                     f32::from(pixels.at(xx, yy))
                 };
@@ -196,7 +202,8 @@ mod tests {
 
     fn noise(x: usize, y: usize) -> u8 {
         // A deterministic hash: white-ish noise.
-        let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 29;
         h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         h ^= h >> 32;
@@ -205,10 +212,14 @@ mod tests {
 
     #[test]
     fn the_fft_finds_a_pure_tone() {
-        let mut re: Vec<f32> = (0..64).map(|i| (2.0 * std::f32::consts::PI * 8.0 * i as f32 / 64.0).cos()).collect();
+        let mut re: Vec<f32> = (0..64)
+            .map(|i| (2.0 * std::f32::consts::PI * 8.0 * i as f32 / 64.0).cos())
+            .collect();
         let mut im = vec![0.0; 64];
         fft(&mut re, &mut im);
-        let peak = (0..32).max_by(|a, b| re[*a].abs().total_cmp(&re[*b].abs())).unwrap();
+        let peak = (0..32)
+            .max_by(|a, b| re[*a].abs().total_cmp(&re[*b].abs()))
+            .unwrap();
         assert_eq!(peak, 8);
     }
 

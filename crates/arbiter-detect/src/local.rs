@@ -14,10 +14,10 @@
 //! | `c2pa_trusted_capture` | trusted signer, camera capture, no generative step | AUTHENTIC | [`C2PA_TRUSTED_CAPTURE`] |
 //! | none | | INCONCLUSIVE | 0 |
 //!
-//! An INCONCLUSIVE verdict is LOW risk unless the frequency model finds periodic upsampling
-//! artefacts (SUSPICIOUS), in which case it is MEDIUM: evidence pointing towards synthesis that is
-//! not strong enough to name. Noise and splicing statistics point at alteration, not synthesis,
-//! and never raise the risk.
+//! An INCONCLUSIVE verdict is LOW risk unless a broken C2PA manifest (whose claims are ignored)
+//! declared generative AI, in which case it is MEDIUM: evidence pointing towards synthesis that
+//! cannot be trusted enough to name. Uncalibrated pixel statistics never raise the risk (striped
+//! or tiled content makes periodic spectra too).
 
 use crate::classifier::PixelClassifier;
 use crate::config::LocalDetectorConfig;
@@ -207,7 +207,6 @@ impl LocalDetector {
         }
 
         let mut results = ModelResults::default();
-        let mut towards_synthetic = false;
         for model in pixel_models.into_iter().filter(|m| options.wants(*m)) {
             let result = match (&pixels, model) {
                 (_, ModelKind::Gan | ModelKind::Diffusion) => {
@@ -234,11 +233,6 @@ impl LocalDetector {
                 (Some(Err(err)), _) => ModelResult::not_run(format!("not run: {err}")),
                 _ => ModelResult::not_run("not run: the pixels were not decoded"),
             };
-            let points_to_synthesis = model == ModelKind::Frequency
-                || (matches!(model, ModelKind::Gan | ModelKind::Diffusion) && result.score.is_some());
-            if points_to_synthesis && result.label == ModelLabel::Suspicious {
-                towards_synthetic = true;
-            }
             results.set(model, result);
         }
 
@@ -248,7 +242,7 @@ impl LocalDetector {
             Decision::none()
         };
         let verdict = match decision.label {
-            VerdictLabel::Inconclusive if towards_synthetic => Verdict {
+            VerdictLabel::Inconclusive if provenance.ignored_ai_claim => Verdict {
                 label: VerdictLabel::Inconclusive,
                 confidence: 0.0,
                 risk_level: RiskLevel::Medium,
@@ -265,12 +259,8 @@ impl LocalDetector {
         facts.ai_declared = facts.ai_declared || provenance.ai_declared;
 
         if wants_metadata {
-            results.metadata_analysis = Some(metadata_result(
-                &report,
-                &provenance,
-                &decision,
-                &facts,
-            ));
+            results.metadata_analysis =
+                Some(metadata_result(&report, &provenance, &decision, &facts));
         }
         Analysis {
             verdict,
@@ -295,9 +285,15 @@ fn run_classifier(
             Ok(c) => ModelResult::ran(
                 c.score,
                 c.label,
-                format!("{} ({}); reported, it does not decide the verdict", c.detail, classifier.name()),
+                format!(
+                    "{} ({}); reported, it does not decide the verdict",
+                    c.detail,
+                    classifier.name()
+                ),
             ),
-            Err(err) => ModelResult::not_run(format!("not run: {} failed: {err}", classifier.name())),
+            Err(err) => {
+                ModelResult::not_run(format!("not run: {} failed: {err}", classifier.name()))
+            }
         },
         Some(Err(err)) => ModelResult::not_run(format!("not run: {err}")),
         None => ModelResult::not_run("not run: the pixels were not decoded"),
@@ -323,7 +319,12 @@ impl Decision {
         }
     }
 
-    fn rule(rule: &'static str, label: VerdictLabel, confidence: f64, model_label: ModelLabel) -> Self {
+    fn rule(
+        rule: &'static str,
+        label: VerdictLabel,
+        confidence: f64,
+        model_label: ModelLabel,
+    ) -> Self {
         Self {
             rule: Some(rule),
             label,
@@ -338,12 +339,18 @@ fn decide(report: &MetadataReport, provenance: &ProvenanceReport) -> Decision {
     use ModelLabel as M;
     use VerdictLabel as V;
     match (provenance.finding, report.declaration) {
-        (Some(ProvenanceFinding::AiCreated), _) => {
-            Decision::rule("c2pa_ai_created", V::AiGenerated, C2PA_AI_CREATED, M::Synthetic)
-        }
-        (Some(ProvenanceFinding::AiEdited), _) => {
-            Decision::rule("c2pa_ai_edited", V::Manipulated, C2PA_AI_EDITED, M::Manipulated)
-        }
+        (Some(ProvenanceFinding::AiCreated), _) => Decision::rule(
+            "c2pa_ai_created",
+            V::AiGenerated,
+            C2PA_AI_CREATED,
+            M::Synthetic,
+        ),
+        (Some(ProvenanceFinding::AiEdited), _) => Decision::rule(
+            "c2pa_ai_edited",
+            V::Manipulated,
+            C2PA_AI_EDITED,
+            M::Manipulated,
+        ),
         (_, Some(Declaration::AiGenerated)) => Decision::rule(
             "metadata_ai_generated",
             V::AiGenerated,
@@ -499,9 +506,15 @@ mod tests {
             finding: Some(ProvenanceFinding::PixelsChangedAfterSigning),
             ..ProvenanceReport::default()
         };
-        assert_eq!(decide(&report, &provenance).rule, Some("c2pa_pixels_changed"));
+        assert_eq!(
+            decide(&report, &provenance).rule,
+            Some("c2pa_pixels_changed")
+        );
         report.declaration = Some(Declaration::AiGenerated);
-        assert_eq!(decide(&report, &provenance).rule, Some("metadata_ai_generated"));
+        assert_eq!(
+            decide(&report, &provenance).rule,
+            Some("metadata_ai_generated")
+        );
         provenance.finding = Some(ProvenanceFinding::AiEdited);
         assert_eq!(decide(&report, &provenance).rule, Some("c2pa_ai_edited"));
         let capture = ProvenanceReport {

@@ -256,7 +256,8 @@ fn is_a1111_parameters(text: &str) -> bool {
 fn is_comfyui_graph(text: &str) -> bool {
     let t = text.trim_start();
     t.starts_with('{')
-        && (t.contains("\"class_type\"") || (t.contains("\"last_node_id\"") && t.contains("\"nodes\"")))
+        && (t.contains("\"class_type\"")
+            || (t.contains("\"last_node_id\"") && t.contains("\"nodes\"")))
 }
 
 /// A JSON object of generation settings (NovelAI, Fooocus, InvokeAI): at least three of the
@@ -308,7 +309,13 @@ fn read_png(bytes: &[u8], report: &mut MetadataReport) {
                 report.has_alpha = matches!(data.get(9), Some(4 | 6));
             }
             b"tEXt" | b"iTXt" | b"zTXt" => {
-                let compressed = kind == *b"zTXt" || (kind == *b"iTXt" && data.iter().position(|b| *b == 0).and_then(|n| data.get(n + 1)) == Some(&1));
+                let compressed = kind == *b"zTXt"
+                    || (kind == *b"iTXt"
+                        && data
+                            .iter()
+                            .position(|b| *b == 0)
+                            .and_then(|n| data.get(n + 1))
+                            == Some(&1));
                 if compressed {
                     if inflated >= MAX_COMPRESSED_CHUNKS {
                         continue;
@@ -380,7 +387,10 @@ pub(crate) fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn read_png_text(key: &str, text: &str, report: &mut MetadataReport) {
-    let place = format!("PNG text chunk `{}`", key.chars().take(40).collect::<String>());
+    let place = format!(
+        "PNG text chunk `{}`",
+        key.chars().take(40).collect::<String>()
+    );
     match key {
         "XML:com.adobe.xmp" => {
             report.read_xmp(text, "a PNG iTXt chunk");
@@ -409,8 +419,10 @@ fn read_png_text(key: &str, text: &str, report: &mut MetadataReport) {
             generator,
             format!("{place} carries {what}"),
         );
+        report.read_free_text(text, &place);
+    } else {
+        report.read_parameters(text, &place);
     }
-    report.read_parameters(text, &place);
 }
 
 fn read_jpeg(bytes: &[u8], report: &mut MetadataReport) {
@@ -421,7 +433,9 @@ fn read_jpeg(bytes: &[u8], report: &mut MetadataReport) {
                     read_exif(tiff, "EXIF", report);
                 } else if let Some(xmp) = segment.strip_prefix(b"http://ns.adobe.com/xap/1.0/\0") {
                     report.read_xmp(&String::from_utf8_lossy(xmp), "the JPEG APP1 segment");
-                } else if let Some(xmp) = segment.strip_prefix(b"http://ns.adobe.com/xmp/extension/\0") {
+                } else if let Some(xmp) =
+                    segment.strip_prefix(b"http://ns.adobe.com/xmp/extension/\0")
+                {
                     // GUID (32) + full length (4) + offset (4), then a piece of the packet.
                     if let Some(piece) = xmp.get(40..) {
                         report.read_xmp(&String::from_utf8_lossy(piece), "the JPEG extended XMP");
@@ -467,7 +481,10 @@ fn read_heif(bytes: &[u8], report: &mut MetadataReport) {
     }
     if let Some(start) = find(bytes, b"<x:xmpmeta") {
         let end = (start + 65_536).min(bytes.len());
-        report.read_xmp(&String::from_utf8_lossy(&bytes[start..end]), "the HEIF XMP item");
+        report.read_xmp(
+            &String::from_utf8_lossy(&bytes[start..end]),
+            "the HEIF XMP item",
+        );
     }
 }
 
@@ -485,7 +502,10 @@ fn heif_exif_item(bytes: &[u8]) -> Option<&[u8]> {
             continue;
         }
         let (id, type_at) = if *infe.first()? == 2 {
-            (u32::from(u16::from_be_bytes(infe.get(4..6)?.try_into().ok()?)), 8)
+            (
+                u32::from(u16::from_be_bytes(infe.get(4..6)?.try_into().ok()?)),
+                8,
+            )
         } else {
             (u32::from_be_bytes(infe.get(4..8)?.try_into().ok()?), 10)
         };
@@ -521,8 +541,16 @@ fn heif_exif_item(bytes: &[u8]) -> Option<&[u8]> {
         Some(value)
     };
     for _ in 0..count.min(4096) {
-        let id = if version < 2 { read(&mut at, 2)? } else { read(&mut at, 4)? };
-        let method = if version >= 1 { read(&mut at, 2)? & 15 } else { 0 };
+        let id = if version < 2 {
+            read(&mut at, 2)?
+        } else {
+            read(&mut at, 4)?
+        };
+        let method = if version >= 1 {
+            read(&mut at, 2)? & 15
+        } else {
+            0
+        };
         at += 2; // data reference index
         let base = read(&mut at, base_size)?;
         let extents = read(&mut at, 2)?;
@@ -561,8 +589,12 @@ fn read_exif(tiff: &[u8], place: &str, report: &mut MetadataReport) {
         visited.push(ifd);
         for (tag, ty, count, value_at) in reader.entries(ifd) {
             match (kind, tag) {
-                (Ifd::Primary, 0x010F) => read_make_model(&reader, ty, count, value_at, true, report),
-                (Ifd::Primary, 0x0110) => read_make_model(&reader, ty, count, value_at, false, report),
+                (Ifd::Primary, 0x010F) => {
+                    read_make_model(&reader, ty, count, value_at, true, report)
+                }
+                (Ifd::Primary, 0x0110) => {
+                    read_make_model(&reader, ty, count, value_at, false, report)
+                }
                 (Ifd::Primary, 0x0131) => {
                     if let Some(software) = reader.ascii(ty, count, value_at, 256) {
                         report.read_software(&software, &format!("{place} Software"));
@@ -644,7 +676,12 @@ fn user_comment(raw: &[u8]) -> Option<String> {
             // UTF-16 in either byte order: the order whose high bytes are mostly zero.
             let sample = &text[..text.len().min(256) & !1];
             let zero_even = sample.iter().step_by(2).filter(|b| **b == 0).count();
-            let zero_odd = sample.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+            let zero_odd = sample
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .filter(|b| **b == 0)
+                .count();
             let units = text.chunks_exact(2).map(|p| {
                 if zero_even >= zero_odd {
                     u16::from_be_bytes([p[0], p[1]])
@@ -774,7 +811,10 @@ mod tests {
     fn generator_text_chunks_declare_ai() {
         let report = read_metadata(
             ImageFormat::Png,
-            &png_with_text("parameters", "photo of a duck\nSteps: 15, Sampler: UniPC, Seed: 1"),
+            &png_with_text(
+                "parameters",
+                "photo of a duck\nSteps: 15, Sampler: UniPC, Seed: 1",
+            ),
         );
         assert_eq!(report.declaration, Some(Declaration::AiGenerated));
         assert!(report.facts.ai_declared);
@@ -806,7 +846,11 @@ mod tests {
             let bytes = fixture(path);
             let format = crate::sniff::sniff_format(&bytes).unwrap();
             let report = read_metadata(format, &bytes);
-            assert_eq!(report.declaration, Some(Declaration::AiGenerated), "{path}: {report:?}");
+            assert_eq!(
+                report.declaration,
+                Some(Declaration::AiGenerated),
+                "{path}: {report:?}"
+            );
             assert!(
                 report.facts.generator.is_some(),
                 "{path}: no generator named: {report:?}"
@@ -817,17 +861,17 @@ mod tests {
 
     #[test]
     fn the_utf16_user_comment_of_an_a1111_jpeg_is_decoded() {
-        let report = read_metadata(ImageFormat::Jpeg, &fixture("genmeta/automatic1111_cropped.jpg"));
+        let report = read_metadata(
+            ImageFormat::Jpeg,
+            &fixture("genmeta/automatic1111_cropped.jpg"),
+        );
         assert!(report.facts.exif_present);
         assert!(
             report.evidence[0].contains("UserComment"),
             "{:?}",
             report.evidence
         );
-        assert_eq!(
-            user_comment(b"UNICODE\0\0h\0i").as_deref(),
-            Some("hi"),
-        );
+        assert_eq!(user_comment(b"UNICODE\0\0h\0i").as_deref(), Some("hi"),);
         assert_eq!(user_comment(b"UNICODE\0h\0i\0").as_deref(), Some("hi"));
         assert_eq!(user_comment(b"ASCII\0\0\0hello").as_deref(), Some("hello"));
     }
@@ -838,10 +882,19 @@ mod tests {
         assert_eq!(report.declaration, None);
         assert!(report.facts.gps_present);
         assert_eq!(report.facts.camera_make.as_deref(), Some("NIKON"));
-        assert_eq!(report.facts.capture_time.as_deref(), Some("2008:10:22 16:28:39"));
+        assert_eq!(
+            report.facts.capture_time.as_deref(),
+            Some("2008:10:22 16:28:39")
+        );
         assert!(report.observations[0].contains("not proof"));
         let report = read_metadata(ImageFormat::Jpeg, &fixture("camera/canon-ixus.jpg"));
-        assert!(report.observations.iter().any(|o| o.contains("maker notes")), "{report:?}");
+        assert!(
+            report
+                .observations
+                .iter()
+                .any(|o| o.contains("maker notes")),
+            "{report:?}"
+        );
     }
 
     #[test]
@@ -874,7 +927,10 @@ mod tests {
     #[test]
     fn credits_descriptions_and_comfyui_exif_declare_ai() {
         let mut report = MetadataReport::default();
-        report.read_xmp("<photoshop:Credit>Made with Google AI</photoshop:Credit>", "test");
+        report.read_xmp(
+            "<photoshop:Credit>Made with Google AI</photoshop:Credit>",
+            "test",
+        );
         assert_eq!(report.facts.generator.as_deref(), Some("Google AI"));
         let mut report = MetadataReport::default();
         report.read_parameters(

@@ -29,7 +29,10 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
         return ModelResult::not_run("not run: the image has fewer than 16 blocks of 32x32 pixels");
     }
     // An even spread of at most MAX_BLOCKS blocks.
-    let stride = ((bw * bh) as f64 / MAX_BLOCKS as f64).sqrt().ceil().max(1.0) as usize;
+    let stride = ((bw * bh) as f64 / MAX_BLOCKS as f64)
+        .sqrt()
+        .ceil()
+        .max(1.0) as usize;
     let mut blocks = Vec::new();
     let mut responses = Vec::with_capacity(BLOCK * BLOCK);
     for by in (0..bh).step_by(stride) {
@@ -124,7 +127,7 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
             ),
         );
     }
-    let label = if share >= 0.02 && share <= 0.25 && outliers.len() >= 4 {
+    let label = if (0.02..=0.25).contains(&share) && outliers.len() >= 4 {
         ModelLabel::Suspicious
     } else {
         ModelLabel::Inconclusive
@@ -149,7 +152,8 @@ mod tests {
     use super::*;
 
     fn noise(x: usize, y: usize, amplitude: u64) -> u8 {
-        let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 29;
         h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         h ^= h >> 32;

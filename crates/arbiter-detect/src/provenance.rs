@@ -49,6 +49,9 @@ pub struct ProvenanceReport {
     pub notes: Vec<String>,
     /// Whether a trust list was configured (otherwise signers are "not verified").
     pub trust_configured: bool,
+    /// A broken manifest (whose claims are ignored) declared generative AI: evidence that points
+    /// towards synthesis without deciding.
+    pub ignored_ai_claim: bool,
 }
 
 /// Digital source types of generative AI (IPTC NewsCodes).
@@ -57,6 +60,7 @@ const AI_EDITS: [&str; 2] = ["compositeWithTrainedAlgorithmicMedia", "compositeS
 const CAPTURES: [&str; 2] = ["digitalCapture", "computationalCapture"];
 
 /// Failure codes that mean the pixels changed after signing (the claim itself is intact).
+#[cfg_attr(not(feature = "c2pa"), allow(dead_code))]
 const HARD_BINDING_MISMATCH: [&str; 4] = [
     "assertion.dataHash.mismatch",
     "assertion.bmffHash.mismatch",
@@ -66,6 +70,7 @@ const HARD_BINDING_MISMATCH: [&str; 4] = [
 
 /// Failure codes that do not break a manifest's claims: an untrusted signer (claims are still
 /// signed, just not by a known party) and timestamp issues (only the signing time is unverified).
+#[cfg_attr(not(feature = "c2pa"), allow(dead_code))]
 fn is_benign_failure(code: &str) -> bool {
     code == "signingCredential.untrusted"
         || code.starts_with("timeStamp.")
@@ -149,6 +154,7 @@ impl ProvenanceReader {
 
     /// Reads and validates the file's manifest store, if it has one. Never panics: a panic
     /// inside the C2PA library is caught and reported as an unreadable manifest.
+    #[cfg_attr(not(feature = "c2pa"), allow(unused_mut))]
     pub fn read(&self, format: ImageFormat, bytes: &[u8]) -> ProvenanceReport {
         let mut report = ProvenanceReport {
             trust_configured: self.trust_configured,
@@ -206,9 +212,9 @@ impl ProvenanceReader {
         let store: serde_json::Value =
             serde_json::from_str(&reader.json()).unwrap_or(serde_json::Value::Null);
         let Some(active_label) = reader.active_label().map(str::to_owned) else {
-            report
-                .notes
-                .push("the C2PA manifest store has no active manifest; nothing is claimed".to_owned());
+            report.notes.push(
+                "the C2PA manifest store has no active manifest; nothing is claimed".to_owned(),
+            );
             return;
         };
         let active = &store["manifests"][active_label.as_str()];
@@ -244,11 +250,21 @@ impl ProvenanceReader {
         let chain = Chain::walk(&store, &active_label);
         report.ai_declared = chain.ai_created.is_some() || chain.ai_edit.is_some();
         let signer = report.signer.as_deref().unwrap_or("an unnamed signer");
-        let generator = report.claim_generator.as_deref().unwrap_or("unnamed software");
+        let generator = report
+            .claim_generator
+            .as_deref()
+            .unwrap_or("unnamed software");
 
         if !broken.is_empty() {
+            report.ai_declared = false;
+            report.ignored_ai_claim = chain.ai_created.is_some() || chain.ai_edit.is_some();
+            let claimed = if report.ignored_ai_claim {
+                " (they included a generative-AI declaration)"
+            } else {
+                ""
+            };
             report.notes.push(format!(
-                "a C2PA manifest is present but broken ({}); its claims are ignored",
+                "a C2PA manifest is present but broken ({}); its claims are ignored{claimed}",
                 join_codes(&broken)
             ));
             return;
@@ -260,9 +276,13 @@ impl ProvenanceReader {
                 join_codes(&hard_binding)
             );
             if let Some(ai) = &chain.ai_created {
-                note.push_str(&format!("; the signed content was declared AI-generated ({ai})"));
+                note.push_str(&format!(
+                    "; the signed content was declared AI-generated ({ai})"
+                ));
             } else if let Some(ai) = &chain.ai_edit {
-                note.push_str(&format!("; the signed content was declared AI-edited ({ai})"));
+                note.push_str(&format!(
+                    "; the signed content was declared AI-edited ({ai})"
+                ));
             }
             report.notes.push(note);
             return;
@@ -286,9 +306,9 @@ impl ProvenanceReader {
         } else {
             format!("signed by {signer}, not verified: no C2PA trust list is configured")
         };
-        report
-            .notes
-            .push(format!("a valid C2PA manifest written by {generator}, {who}"));
+        report.notes.push(format!(
+            "a valid C2PA manifest written by {generator}, {who}"
+        ));
         if let Some(ai) = chain.ai_created {
             report.finding = Some(ProvenanceFinding::AiCreated);
             report
@@ -342,6 +362,7 @@ fn fallback_reader() -> ProvenanceReader {
     }
 }
 
+#[cfg_attr(not(feature = "c2pa"), allow(dead_code))]
 fn join_codes(codes: &[&String]) -> String {
     let mut codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
     codes.sort_unstable();
@@ -409,11 +430,15 @@ impl Chain {
             Relation::Active => "the active manifest".to_owned(),
             Relation::Parent => format!(
                 "parent ingredient by {}",
-                manifest["claim_generator"].as_str().unwrap_or("unnamed software")
+                manifest["claim_generator"]
+                    .as_str()
+                    .unwrap_or("unnamed software")
             ),
             Relation::Component => format!(
                 "component ingredient by {}",
-                manifest["claim_generator"].as_str().unwrap_or("unnamed software")
+                manifest["claim_generator"]
+                    .as_str()
+                    .unwrap_or("unnamed software")
             ),
         };
         for assertion in manifest["assertions"].as_array().unwrap_or(&empty) {
@@ -451,8 +476,7 @@ impl Chain {
                     self.ai_created.get_or_insert(said);
                 } else if source == AI_CREATED || AI_EDITS.contains(&source) {
                     self.ai_edit.get_or_insert(said);
-                } else if CAPTURES.contains(&source) && created && relation != Relation::Component
-                {
+                } else if CAPTURES.contains(&source) && created && relation != Relation::Component {
                     self.capture.get_or_insert(said);
                 } else {
                     self.other_source.get_or_insert(said);

@@ -128,7 +128,10 @@ pub fn analyze(bytes: &[u8], pixels: &Pixels, heatmap: bool) -> ModelResult {
             format!("The file uses {tables_said}; the image is too small for a block analysis."),
         );
     }
-    let stride = ((bw * bh) as f64 / MAX_BLOCKS as f64).sqrt().ceil().max(1.0) as usize;
+    let stride = ((bw * bh) as f64 / MAX_BLOCKS as f64)
+        .sqrt()
+        .ceil()
+        .max(1.0) as usize;
     let basis = dct_basis();
     // Per measured block: its quantised coefficients at FREQUENCIES, and its grid strength.
     let mut blocks = Vec::new();
@@ -152,7 +155,7 @@ pub fn analyze(bytes: &[u8], pixels: &Pixels, heatmap: bool) -> ModelResult {
 
     // Per-block inconsistency, 0..1 (0.5 is neutral).
     let map: Vec<f64> = if dq >= DQ_THRESHOLD {
-        let smooth: Vec<Vec<f64>> = histograms.iter().map(|h| smoothed(h)).collect();
+        let smooth: Vec<Vec<f64>> = histograms.iter().map(smoothed).collect();
         blocks
             .iter()
             .map(|b| {
@@ -402,8 +405,14 @@ mod tests {
     fn encode(luma: &[u8], width: u32, height: u32, quality: u8) -> Vec<u8> {
         let mut out = Vec::new();
         let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-        image::ImageEncoder::write_image(encoder, luma, width, height, image::ExtendedColorType::L8)
-            .unwrap();
+        image::ImageEncoder::write_image(
+            encoder,
+            luma,
+            width,
+            height,
+            image::ExtendedColorType::L8,
+        )
+        .unwrap();
         out
     }
 
@@ -411,7 +420,8 @@ mod tests {
         (0..height)
             .flat_map(|y| (0..width).map(move |x| (x, y)))
             .map(|(x, y)| {
-                let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+                let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
                 h ^= h >> 31;
                 let n = (h % 40) as f64;
                 (60.0 + 50.0 * ((x as f64 / 23.0).sin() + (y as f64 / 17.0).cos()) + n) as u8
@@ -440,7 +450,10 @@ mod tests {
         let pixels = crate::decode::from_image(image::load_from_memory(&second).unwrap());
         let result = analyze(&second, &pixels, true);
         let detail = result.detail.clone().unwrap();
-        assert!(detail.contains("aligned double compression, strength"), "{detail}");
+        assert!(
+            detail.contains("aligned double compression, strength"),
+            "{detail}"
+        );
         let map = result.heatmap.unwrap();
         let png = base64::engine::general_purpose::STANDARD
             .decode(&map.png_base64)
@@ -452,7 +465,12 @@ mod tests {
         let single = encode(&texture(512, 512), w, h, 90);
         let pixels = crate::decode::from_image(image::load_from_memory(&single).unwrap());
         let result = analyze(&single, &pixels, false);
-        assert!(result.detail.unwrap().contains("no sign of aligned double compression"));
+        assert!(
+            result
+                .detail
+                .unwrap()
+                .contains("no sign of aligned double compression")
+        );
         assert!(result.heatmap.is_none());
     }
 }

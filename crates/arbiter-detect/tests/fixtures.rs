@@ -1,5 +1,6 @@
 //! Every fixture in `tests/fixtures/` gets the verdict the rules give it (see the fixtures'
 //! README for what each file is).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use arbiter_core::{Analysis, AnalyzeOptions, ModelLabel, RiskLevel, VerdictLabel};
 use arbiter_detect::{IntakeLimits, LocalDetector, intake};
@@ -38,7 +39,10 @@ fn expect(path: &str, label: VerdictLabel, risk: RiskLevel, detail_has: &[&str])
     assert_eq!(analysis.verdict.label, label, "{path}: {detail}");
     assert_eq!(analysis.verdict.risk_level, risk, "{path}: {detail}");
     for needle in detail_has {
-        assert!(detail.contains(needle), "{path}: {needle:?} not in {detail}");
+        assert!(
+            detail.contains(needle),
+            "{path}: {needle:?} not in {detail}"
+        );
     }
     analysis
 }
@@ -52,26 +56,46 @@ fn c2pa_fixtures_follow_the_provenance_rules() {
         "c2pa/CA.jpg",
         V::Inconclusive,
         RiskLevel::Low,
-        &["not verified: no C2PA trust list is configured", "c2pa.color_adjustments"],
+        &[
+            "not verified: no C2PA trust list is configured",
+            "c2pa.color_adjustments",
+        ],
     );
     assert!(ca.metadata.c2pa_present && ca.metadata.c2pa_valid && !ca.metadata.c2pa_trusted);
-    assert_eq!(ca.metadata.c2pa_signer.as_deref(), Some("C2PA Test Signing Cert"));
+    assert_eq!(
+        ca.metadata.c2pa_signer.as_deref(),
+        Some("C2PA Test Signing Cert")
+    );
     assert!(!ca.metadata.ai_declared);
 
     let xca = expect(
         "c2pa/XCA.jpg",
         V::Manipulated,
         RiskLevel::Medium,
-        &["pixels changed after signing", "assertion.dataHash.mismatch"],
+        &[
+            "pixels changed after signing",
+            "assertion.dataHash.mismatch",
+        ],
     );
     assert!(xca.metadata.c2pa_present && !xca.metadata.c2pa_valid);
-    assert_eq!(xca.verdict.confidence, arbiter_detect::local::C2PA_PIXELS_CHANGED);
+    assert_eq!(
+        xca.verdict.confidence,
+        arbiter_detect::local::C2PA_PIXELS_CHANGED
+    );
 
     for (path, code) in [
         ("c2pa/E-sig-CA.jpg", "claimSignature.mismatch"),
-        ("c2pa/adobe-20220124-E-uri-CA.jpg", "assertion.hashedURI.mismatch"),
+        (
+            "c2pa/adobe-20220124-E-uri-CA.jpg",
+            "assertion.hashedURI.mismatch",
+        ),
     ] {
-        let broken = expect(path, V::Inconclusive, RiskLevel::Low, &[code, "claims are ignored"]);
+        let broken = expect(
+            path,
+            V::Inconclusive,
+            RiskLevel::Low,
+            &[code, "claims are ignored"],
+        );
         assert!(broken.metadata.c2pa_present && !broken.metadata.c2pa_valid);
     }
 
@@ -87,7 +111,11 @@ fn c2pa_fixtures_follow_the_provenance_rules() {
         "c2pa/ocsp.jpg",
         V::Manipulated,
         RiskLevel::High,
-        &["c2pa_ai_edited", "compositeWithTrainedAlgorithmicMedia", "Adobe Inc."],
+        &[
+            "c2pa_ai_edited",
+            "compositeWithTrainedAlgorithmicMedia",
+            "Adobe Inc.",
+        ],
     );
     assert!(firefly.metadata.ai_declared && firefly.metadata.c2pa_valid);
 }
@@ -116,7 +144,10 @@ fn camera_files_are_consistent_with_a_capture_and_never_authentic() {
     );
     assert!(nikon.metadata.gps_present && nikon.metadata.exif_present);
     let metadata = nikon.model_results.metadata_analysis.unwrap();
-    assert_eq!(metadata.device_fingerprint.as_deref(), Some("NIKON COOLPIX P6000"));
+    assert_eq!(
+        metadata.device_fingerprint.as_deref(),
+        Some("NIKON COOLPIX P6000")
+    );
     // The splicing model reads the camera's own quantisation tables.
     let splicing = nikon.model_results.splicing_detection.unwrap();
     assert!(splicing.score.is_some(), "{splicing:?}");
@@ -125,7 +156,10 @@ fn camera_files_are_consistent_with_a_capture_and_never_authentic() {
 #[test]
 fn heic_reads_metadata_and_container_dimensions_but_not_pixels() {
     let analysis = analyse("camera/IMG_5195.HEIC");
-    assert_eq!((analysis.image_info.width, analysis.image_info.height), (2566, 3313));
+    assert_eq!(
+        (analysis.image_info.width, analysis.image_info.height),
+        (2566, 3313)
+    );
     assert_eq!(analysis.metadata.camera_make.as_deref(), Some("Apple"));
     for model in [
         &analysis.model_results.noise_analysis,
@@ -134,7 +168,10 @@ fn heic_reads_metadata_and_container_dimensions_but_not_pixels() {
     ] {
         let model = model.as_ref().unwrap();
         assert_eq!(model.label, ModelLabel::NotRun);
-        assert!(model.detail.as_deref().unwrap().contains("no HEIC decoder"), "{model:?}");
+        assert!(
+            model.detail.as_deref().unwrap().contains("no HEIC decoder"),
+            "{model:?}"
+        );
     }
 }
 
@@ -162,7 +199,11 @@ fn every_generator_sample_is_ai_generated() {
             RiskLevel::High,
             &["metadata_ai_generated"],
         );
-        assert_eq!(analysis.metadata.generator.as_deref(), Some(generator), "{path}");
+        assert_eq!(
+            analysis.metadata.generator.as_deref(),
+            Some(generator),
+            "{path}"
+        );
         assert!(analysis.metadata.ai_declared, "{path}");
     }
     let stealth = analyse("genmeta/automatic1111_stealth.png");

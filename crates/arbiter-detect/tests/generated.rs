@@ -1,5 +1,6 @@
 //! Generated cases: manifests signed in the test with an ephemeral certificate, a camera-like
 //! JPEG, a PNG re-encoded without metadata, and hostile files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use arbiter_core::{AnalyzeOptions, ImageFormat, ModelKind, ModelLabel, RiskLevel, VerdictLabel};
 use arbiter_detect::{IntakeLimits, LocalDetector, LocalDetectorConfig, intake};
@@ -13,7 +14,8 @@ fn textured_jpeg(width: u32, height: u32, quality: u8) -> Vec<u8> {
             let mut h = u64::from(x).wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 ^ u64::from(y).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
             h ^= h >> 31;
-            (80.0 + 40.0 * ((f64::from(x) / 19.0).sin() + (f64::from(y) / 13.0).cos())
+            (80.0
+                + 40.0 * ((f64::from(x) / 19.0).sin() + (f64::from(y) / 13.0).cos())
                 + (h % 24) as f64) as u8
         })
         .collect();
@@ -29,6 +31,7 @@ fn analyse_with(detector: &LocalDetector, bytes: Vec<u8>) -> arbiter_core::Analy
     detector.analyze_sync(&input, &AnalyzeOptions::default())
 }
 
+#[cfg_attr(not(feature = "c2pa"), allow(dead_code))]
 fn detail(analysis: &arbiter_core::Analysis) -> String {
     analysis
         .model_results
@@ -84,10 +87,7 @@ mod signed {
     /// Flips bits in the middle of the entropy-coded scan: the pixels change, the manifest
     /// does not.
     fn alter_pixels(jpeg: &mut [u8]) {
-        let sos = jpeg
-            .windows(2)
-            .rposition(|w| w == [0xFF, 0xDA])
-            .unwrap();
+        let sos = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
         let at = sos + (jpeg.len() - sos) / 2;
         for b in &mut jpeg[at..at + 8] {
             if *b != 0xFF && *b != 0x00 {
@@ -100,8 +100,16 @@ mod signed {
     fn a_signed_ai_creation_is_ai_generated_even_from_an_untrusted_signer() {
         let (signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
         let analysis = analyse_with(&LocalDetector, signed);
-        assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{}", detail(&analysis));
-        assert_eq!(analysis.verdict.confidence, arbiter_detect::local::C2PA_AI_CREATED);
+        assert_eq!(
+            analysis.verdict.label,
+            VerdictLabel::AiGenerated,
+            "{}",
+            detail(&analysis)
+        );
+        assert_eq!(
+            analysis.verdict.confidence,
+            arbiter_detect::local::C2PA_AI_CREATED
+        );
         assert_eq!(analysis.verdict.risk_level, RiskLevel::High);
         assert!(detail(&analysis).contains("c2pa_ai_created"));
         assert!(analysis.metadata.c2pa_valid && analysis.metadata.ai_declared);
@@ -123,7 +131,12 @@ mod signed {
     fn a_capture_is_authentic_only_from_a_trusted_signer() {
         let (signed, ca_pem) = sign(&textured_jpeg(320, 240, 90), CAPTURE);
         let untrusted = analyse_with(&LocalDetector, signed.clone());
-        assert_eq!(untrusted.verdict.label, VerdictLabel::Inconclusive, "{}", detail(&untrusted));
+        assert_eq!(
+            untrusted.verdict.label,
+            VerdictLabel::Inconclusive,
+            "{}",
+            detail(&untrusted)
+        );
         assert!(detail(&untrusted).contains("counts only from a trusted signer"));
 
         let dir = tempfile::tempdir().unwrap();
@@ -143,8 +156,8 @@ mod signed {
 
         // The same trust list does not make an AI creation authentic.
         let (ai, ai_ca) = sign(&textured_jpeg(320, 240, 90), AI);
-        let trusting = LocalDetector::with_trust_anchors_pem(LocalDetectorConfig::default(), &ai_ca)
-            .unwrap();
+        let trusting =
+            LocalDetector::with_trust_anchors_pem(LocalDetectorConfig::default(), &ai_ca).unwrap();
         let analysis = analyse_with(&trusting, ai);
         assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated);
     }
@@ -157,7 +170,10 @@ fn a_missing_trust_anchors_file_is_a_build_error_naming_the_path() {
         ..LocalDetectorConfig::default()
     })
     .unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/anchors.pem"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/anchors.pem"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -199,7 +215,10 @@ fn a_generator_png_re_encoded_without_metadata_is_inconclusive_never_authentic()
     let image = image::load_from_memory(&sample).unwrap();
     let mut stripped = Vec::new();
     image
-        .write_to(&mut std::io::Cursor::new(&mut stripped), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut stripped),
+            image::ImageFormat::Png,
+        )
         .unwrap();
     let analysis = analyse_with(&LocalDetector, stripped);
     assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive);
@@ -213,13 +232,25 @@ fn a_generator_png_re_encoded_without_metadata_is_inconclusive_never_authentic()
 fn the_heatmap_comes_back_only_when_asked_for() {
     let input = intake(textured_jpeg(512, 384, 80), &IntakeLimits::default()).unwrap();
     let plain = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
-    assert!(plain.model_results.splicing_detection.unwrap().heatmap.is_none());
+    assert!(
+        plain
+            .model_results
+            .splicing_detection
+            .unwrap()
+            .heatmap
+            .is_none()
+    );
     let options = AnalyzeOptions {
         return_heatmap: true,
         ..AnalyzeOptions::default()
     };
     let with_map = LocalDetector.analyze_sync(&input, &options);
-    let map = with_map.model_results.splicing_detection.unwrap().heatmap.unwrap();
+    let map = with_map
+        .model_results
+        .splicing_detection
+        .unwrap()
+        .heatmap
+        .unwrap();
     assert_eq!((map.width, map.height, map.region_px), (64, 48, 8));
     let png = base64::engine::general_purpose::STANDARD
         .decode(map.png_base64)
@@ -290,7 +321,11 @@ mod hostile {
         ihdr.extend(20_000u32.to_be_bytes());
         ihdr.extend([8, 6, 0, 0, 0]);
         chunk(&mut png, b"IHDR", &ihdr);
-        chunk(&mut png, b"IDAT", &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(
+            &mut png,
+            b"IDAT",
+            &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
         chunk(&mut png, b"IEND", &[]);
         let input = intake(png, &IntakeLimits::default()).unwrap();
         let config = LocalDetectorConfig {
@@ -300,7 +335,10 @@ mod hostile {
         let detector = LocalDetector::build(config).unwrap();
         let analysis = detector.analyze_sync(&input, &AnalyzeOptions::default());
         let noise = analysis.model_results.noise_analysis.unwrap();
-        assert!(noise.detail.unwrap().contains("400 MP"), "refused by size before decoding");
+        assert!(
+            noise.detail.unwrap().contains("400 MP"),
+            "refused by size before decoding"
+        );
     }
 
     #[test]
@@ -332,7 +370,11 @@ mod hostile {
             tiff.extend([0; 4]);
         }
         chunk(&mut png, b"eXIf", &tiff);
-        chunk(&mut png, b"IDAT", &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(
+            &mut png,
+            b"IDAT",
+            &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
         chunk(&mut png, b"IEND", &[]);
         let started = std::time::Instant::now();
         let report = arbiter_detect::metadata::read_metadata(ImageFormat::Png, &png);

@@ -1,0 +1,146 @@
+//! A bounded, deterministic stand-in for the fuzz target in `fuzz/` that runs with the normal test
+//! suite: the metadata, container and provenance parsers over random bytes and over mutations of
+//! every fixture (bit flips, truncations, duplicated and deleted spans, length fields set to
+//! extremes). None may panic; each must finish quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arbiter_core::{AnalyzeOptions, ImageFormat};
+use arbiter_detect::provenance::ProvenanceReader;
+use arbiter_detect::{IntakeLimits, LocalDetector, container, intake, metadata, sniff, splicing};
+use std::time::{Duration, Instant};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn fixtures() -> Vec<Vec<u8>> {
+    let root = format!("{}/../../tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["c2pa", "camera", "genmeta"] {
+        let mut entries: Vec<_> = std::fs::read_dir(format!("{root}/{dir}"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let bytes = std::fs::read(&path).unwrap();
+            // Large files are cut so the suite stays fast; the head holds the metadata.
+            files.push(bytes[..bytes.len().min(300_000)].to_vec());
+        }
+    }
+    files
+}
+
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut bytes = input.to_vec();
+    for _ in 0..1 + rng.below(8) {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = rng.below(bytes.len());
+        match rng.below(6) {
+            0 => bytes[at] ^= 1 << rng.below(8),
+            1 => bytes.truncate(at),
+            2 => {
+                let end = (at + rng.below(64)).min(bytes.len());
+                let span = bytes[at..end].to_vec();
+                bytes.splice(at..at, span);
+            }
+            3 => {
+                let end = (at + rng.below(64)).min(bytes.len());
+                bytes.drain(at..end);
+            }
+            4 => {
+                // A length-like field set to an extreme.
+                let value = [0u8, 0xFF][rng.below(2)];
+                for b in bytes.iter_mut().skip(at).take(4) {
+                    *b = value;
+                }
+            }
+            _ => bytes[at] = rng.next() as u8,
+        }
+    }
+    bytes
+}
+
+fn parse_everything(bytes: &[u8], provenance: &ProvenanceReader) {
+    for format in [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Webp,
+        ImageFormat::Heic,
+        ImageFormat::Tiff,
+        ImageFormat::Bmp,
+    ] {
+        let _ = metadata::read_metadata(format, bytes);
+        let _ = sniff::dimensions(format, bytes);
+    }
+    let _ = container::jpeg_segments(bytes).count();
+    let _ = container::png_chunks(bytes).count();
+    let _ = container::riff_chunks(bytes).count();
+    let _ = container::bmff_boxes(bytes).count();
+    let _ = splicing::quantisation_tables(bytes);
+    if let Ok(format) = sniff::sniff_format(bytes) {
+        let _ = provenance.read(format, bytes);
+    }
+}
+
+#[test]
+fn parsers_survive_random_and_mutated_input() {
+    let provenance = ProvenanceReader::untrusted();
+    let seeds = fixtures();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut cases = 0;
+    for round in 0..1500 {
+        let bytes = if round % 5 == 0 {
+            let len = rng.below(4096);
+            (0..len).map(|_| rng.next() as u8).collect()
+        } else {
+            let seed = &seeds[rng.below(seeds.len())];
+            mutate(&mut rng, seed)
+        };
+        let one = Instant::now();
+        parse_everything(&bytes, &provenance);
+        slowest = slowest.max(one.elapsed());
+        cases += 1;
+    }
+    assert!(cases >= 1500);
+    assert!(
+        slowest < Duration::from_secs(5),
+        "one input took {slowest:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(240));
+}
+
+#[test]
+fn the_whole_detector_survives_mutated_small_images() {
+    let limits = IntakeLimits {
+        min_dimension: 1,
+        ..IntakeLimits::default()
+    };
+    let seeds: Vec<Vec<u8>> = fixtures()
+        .into_iter()
+        .filter(|f| f.len() < 10_000)
+        .collect();
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    for _ in 0..150 {
+        let seed = &seeds[rng.below(seeds.len())];
+        let bytes = mutate(&mut rng, seed);
+        if let Ok(input) = intake(bytes, &limits) {
+            let _ = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
+        }
+    }
+}
