@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use arbiter_audit::{
-    EntryFilter, ExportRange, Report, Signer, SigningKey, VerifierKey, verify_bundle,
+    EntryFilter, ExportRange, Order, Report, Signer, SigningKey, VerifierKey, verify_bundle,
     verify_database,
 };
 use arbiter_db::Db;
@@ -48,14 +48,17 @@ impl SigningArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// List audit entries, oldest first.
+    /// List audit entries, oldest first (or newest first with --order desc).
     Show {
         /// Only this tenant's chain.
         #[arg(long)]
         tenant: Option<String>,
-        /// Only the newest N entries.
+        /// Only the newest N entries (listed in --order).
         #[arg(long)]
         limit: Option<u64>,
+        /// `asc`: oldest first; `desc`: newest first.
+        #[arg(long, default_value = "asc")]
+        order: Order,
         /// Only entries about this request.
         #[arg(long)]
         request_id: Option<String>,
@@ -68,6 +71,12 @@ pub enum AuditCommand {
         /// Only this event (`decision.recorded`, `webhook.abandoned`, ...).
         #[arg(long)]
         event: Option<String>,
+        /// Only decisions of this flow (`insurance`, `ugc`, `kyc`).
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only entries naming this action (a decision's actions, a review's action).
+        #[arg(long)]
+        action: Option<String>,
         /// Only entries at or after this time (RFC 3339, or a date: that day's start, UTC).
         #[arg(long, value_parser = parse_time_start)]
         since: Option<DateTime<Utc>>,
@@ -198,27 +207,43 @@ pub async fn run(db: &Db, command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::Show {
             tenant,
             limit,
+            order,
             request_id,
             reference_id,
             image_sha256,
             event,
+            flow,
+            action,
             since,
             until,
             json,
         } => {
+            // `--limit` keeps the newest entries whatever the order they are listed in.
+            let newest_first = limit.is_some() || order == Order::Desc;
             let filter = EntryFilter {
                 tenant,
                 limit,
+                order: if newest_first {
+                    Order::Desc
+                } else {
+                    Order::Asc
+                },
+                after: None,
                 request_id,
                 reference_id,
                 image_sha256,
                 event,
+                flow,
+                action,
                 since,
                 until,
             };
-            let entries = arbiter_audit::entries(db.conn(), &filter)
+            let mut entries = arbiter_audit::entries(db.conn(), &filter)
                 .await
                 .context("while reading the audit log")?;
+            if newest_first && order == Order::Asc {
+                entries.reverse();
+            }
             if !json {
                 println!(
                     "{:<12} {:>5} {:<24} {:<20} {:<16} HASH",

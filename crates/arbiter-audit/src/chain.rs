@@ -8,7 +8,7 @@ use crate::entry::{
     EncodeError, Entry, Event, FORMAT_VERSION, GENESIS_HASH, entry_hash, format_ts,
 };
 use arbiter_db::entity::audit_entry;
-use arbiter_db::sea_orm::sea_query::{Expr, SimpleExpr};
+use arbiter_db::sea_orm::sea_query::Expr;
 use arbiter_db::sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, Value,
@@ -110,7 +110,7 @@ pub async fn append(
     };
     let canonical = entry.canonical()?;
     let hash = entry_hash(&canonical);
-    let optional = |value: Option<&str>| Value::String(value.map(|v| Box::new(v.to_owned())));
+    let optional = |value: Option<&str>| Value::String(value.map(str::to_owned));
     let mut values: Vec<Value> = vec![
         tenant.into(),
         size.into(),
@@ -128,8 +128,12 @@ pub async fn append(
         let write = Statement::from_sql_and_values(backend, INSERT_ENTRY_UPDATE_HEAD_PG, values);
         conn.execute_raw(write).await?;
     } else {
-        conn.execute_raw(Statement::from_sql_and_values(backend, INSERT_ENTRY, values))
-            .await?;
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            INSERT_ENTRY,
+            values,
+        ))
+        .await?;
         let update = Statement::from_sql_and_values(
             backend,
             UPDATE_HEAD,
@@ -214,7 +218,7 @@ pub struct Page {
 
 /// The `flow` and `action` conditions read the entry's JSON: its top-level `flow`, its
 /// `actions` array and its `action`.
-fn json_conditions(backend: DbBackend, filter: &EntryFilter) -> Vec<SimpleExpr> {
+fn json_conditions(backend: DbBackend, filter: &EntryFilter) -> Vec<Expr> {
     let mut conditions = Vec::new();
     let postgres = backend == DbBackend::Postgres;
     if let Some(flow) = &filter.flow {
@@ -318,6 +322,32 @@ pub async fn entries(
         .collect()
 }
 
+/// The entry at `seq` in `tenant`'s chain.
+pub async fn entry(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    seq: u64,
+) -> Result<Option<StoredEntry>, AuditError> {
+    let Ok(seq) = i64::try_from(seq) else {
+        return Ok(None);
+    };
+    let Some(row) = audit_entry::Entity::find_by_id((tenant.to_owned(), seq))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let entry = serde_json::from_str(&row.canonical).map_err(|source| AuditError::Corrupt {
+        tenant: row.tenant.clone(),
+        seq: row.seq,
+        source,
+    })?;
+    Ok(Some(StoredEntry {
+        entry,
+        entry_hash: row.entry_hash,
+    }))
+}
+
 /// One page of at most `limit` entries matching `filter` (whose own `limit` is ignored), and
 /// the cursor of the next page when there is more.
 pub async fn page(
@@ -411,6 +441,7 @@ mod tests {
                 &EntryFilter {
                     tenant: Some("acme".into()),
                     limit: Some(2),
+                    order: Order::Desc,
                     ..EntryFilter::default()
                 },
             )
@@ -418,9 +449,48 @@ mod tests {
             .unwrap();
             assert_eq!(
                 last_two.iter().map(|e| e.entry.seq).collect::<Vec<_>>(),
-                vec![10, 11],
+                vec![11, 10],
                 "{label}"
             );
+            // Cursor paging, both ways, across both chains.
+            for order in [Order::Asc, Order::Desc] {
+                let mut filter = EntryFilter {
+                    order,
+                    ..EntryFilter::default()
+                };
+                let mut seen = Vec::new();
+                loop {
+                    let page = page(db.conn(), &filter, 5).await.unwrap();
+                    assert!(page.entries.len() <= 5);
+                    seen.extend(
+                        page.entries
+                            .iter()
+                            .map(|e| (e.entry.tenant.clone(), e.entry.seq)),
+                    );
+                    match page.next {
+                        Some(next) => filter.after = Some(next),
+                        None => break,
+                    }
+                }
+                let mut expected: Vec<_> = ["acme", "globex"]
+                    .iter()
+                    .flat_map(|t| (0..12).map(|s| (t.to_string(), s)))
+                    .collect();
+                if order == Order::Desc {
+                    expected.reverse();
+                }
+                assert_eq!(seen, expected, "{label} {order:?}");
+            }
+            assert_eq!(
+                entry(db.conn(), "globex", 3)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .entry
+                    .seq,
+                3
+            );
+            assert!(entry(db.conn(), "globex", 12).await.unwrap().is_none());
             db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
@@ -429,7 +499,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn filters_select_by_request_reference_image_event_and_time() {
+    async fn filters_select_by_request_reference_image_event_flow_action_and_time() {
         use crate::entry::{AnalysisFields, VerdictBp};
         let dir = tempfile::tempdir().unwrap();
         let (targets, postgres) = test_targets(dir.path()).await.unwrap();
@@ -459,6 +529,45 @@ mod tests {
                 append(&txn, "acme", ts, event).await.unwrap();
             }
             append(&txn, "globex", t0, analysis(1)).await.unwrap();
+            let decided = |n: u32, flow: &str, actions: &[&str]| Event::DecisionRecorded {
+                analysis: match analysis(n) {
+                    Event::AnalysisRecorded { analysis } => analysis,
+                    _ => unreachable!(),
+                },
+                flow: flow.into(),
+                policy: arbiter_core::PolicyRef {
+                    id: format!("{flow}.policy"),
+                    version: 1,
+                    sha256: "0".repeat(64),
+                },
+                rules: vec!["a-rule".into()],
+                actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            };
+            let late = t0 + chrono::Duration::hours(1);
+            append(
+                &txn,
+                "acme",
+                late,
+                decided(6, "insurance", &["siu_escalation"]),
+            )
+            .await
+            .unwrap();
+            append(&txn, "acme", late, decided(7, "ugc", &["hold", "notify"]))
+                .await
+                .unwrap();
+            let review = Event::ReviewResolved {
+                request_id: "req_6".into(),
+                reference_id: None,
+                queue: "siu".into(),
+                actor: "rev_1".into(),
+                label: "AI_GENERATED".into(),
+                action: "notify".into(),
+            };
+            append(&txn, "acme", late, review).await.unwrap();
+            // The words appear elsewhere in the entry, but not as the flow or an action.
+            append(&txn, "acme", late, decided(9, "kyc", &["proceed"]))
+                .await
+                .unwrap();
             txn.commit().await.unwrap();
             let seqs = async |filter: EntryFilter| {
                 entries(db.conn(), &filter)
@@ -496,7 +605,7 @@ mod tests {
                 reference_id: Some("claim-0".into()),
                 ..EntryFilter::default()
             };
-            assert_eq!(seqs(filter).await, acme(&[0, 2, 4]), "{label}");
+            assert_eq!(seqs(filter).await, acme(&[0, 2, 4, 6]), "{label}");
             let filter = EntryFilter {
                 image_sha256: Some(format!("{:064}", 3)),
                 ..EntryFilter::default()
@@ -514,6 +623,41 @@ mod tests {
                 ..EntryFilter::default()
             };
             assert_eq!(seqs(filter).await, acme(&[2, 3, 4]), "{label}");
+            let filter = EntryFilter {
+                flow: Some("insurance".into()),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[6]), "{label}");
+            let filter = EntryFilter {
+                flow: Some("ugc".into()),
+                event: Some("decision.recorded".into()),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[7]), "{label}");
+            let filter = EntryFilter {
+                action: Some("notify".into()),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[7, 8]), "{label}");
+            let filter = EntryFilter {
+                action: Some("notify".into()),
+                order: Order::Desc,
+                limit: Some(1),
+                ..EntryFilter::default()
+            };
+            assert_eq!(seqs(filter).await, acme(&[8]), "{label}");
+            for absent in ["a-rule", "siu", "AI_GENERATED", "local", "kyc.policy"] {
+                let filter = EntryFilter {
+                    action: Some(absent.into()),
+                    ..EntryFilter::default()
+                };
+                assert_eq!(seqs(filter).await, [], "{label} {absent}");
+                let filter = EntryFilter {
+                    flow: Some(absent.into()),
+                    ..EntryFilter::default()
+                };
+                assert_eq!(seqs(filter).await, [], "{label} {absent}");
+            }
             db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {

@@ -11,7 +11,7 @@ pub mod export;
 pub mod keys;
 pub mod verify;
 
-pub use chain::{AuditError, EntryFilter, StoredEntry, append, entries};
+pub use chain::{AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, entries};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPolicy, StoredCheckpoint, checkpoint_due, checkpoints,
     write_checkpoints, write_due_checkpoints,
