@@ -11,6 +11,7 @@
 //! — <log name> <base64(4-byte key id || 64-byte signature)>
 //! ```
 
+use crate::chain::Order;
 use crate::keys::{Signer, VerifierKey};
 use arbiter_db::entity::{audit_checkpoint, audit_entry, audit_head};
 use arbiter_db::sea_orm::{
@@ -356,6 +357,47 @@ pub async fn checkpoints(
         .await
 }
 
+/// One page of a tenant's checkpoints and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointPage {
+    /// The checkpoints, in the requested order of size.
+    pub checkpoints: Vec<StoredCheckpoint>,
+    /// The size after which the next page starts, when there is more.
+    pub next: Option<u64>,
+}
+
+/// At most `limit` of `tenant`'s checkpoints after size `after` (in `order`), by size.
+pub async fn checkpoints_page(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    order: Order,
+    after: Option<u64>,
+    limit: u64,
+) -> Result<CheckpointPage, DbErr> {
+    let limit = limit.max(1);
+    let mut query =
+        audit_checkpoint::Entity::find().filter(audit_checkpoint::Column::Tenant.eq(tenant));
+    if let Some(after) = after {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        query = query.filter(match order {
+            Order::Asc => audit_checkpoint::Column::Size.gt(after),
+            Order::Desc => audit_checkpoint::Column::Size.lt(after),
+        });
+    }
+    query = match order {
+        Order::Asc => query.order_by_asc(audit_checkpoint::Column::Size),
+        Order::Desc => query.order_by_desc(audit_checkpoint::Column::Size),
+    };
+    let mut checkpoints = query.limit(limit + 1).all(conn).await?;
+    let more = checkpoints.len() as u64 > limit;
+    checkpoints.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = checkpoints
+        .last()
+        .filter(|_| more)
+        .and_then(|cp| u64::try_from(cp.size).ok());
+    Ok(CheckpointPage { checkpoints, next })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +552,22 @@ mod tests {
             let stored = checkpoints(conn, None).await.unwrap();
             let sizes: Vec<_> = stored.iter().map(|c| (c.tenant.as_str(), c.size)).collect();
             assert_eq!(sizes, [("acme", 3), ("acme", 4), ("globex", 1)], "{label}");
+            // Paged per tenant, both ways.
+            let page = checkpoints_page(conn, "acme", Order::Asc, None, 1)
+                .await
+                .unwrap();
+            assert_eq!(page.checkpoints[0].size, 3, "{label}");
+            assert_eq!(page.next, Some(3));
+            let page = checkpoints_page(conn, "acme", Order::Asc, Some(3), 1)
+                .await
+                .unwrap();
+            assert_eq!(page.checkpoints[0].size, 4, "{label}");
+            assert_eq!(page.next, None);
+            let page = checkpoints_page(conn, "acme", Order::Desc, None, 10)
+                .await
+                .unwrap();
+            let sizes: Vec<_> = page.checkpoints.iter().map(|c| c.size).collect();
+            assert_eq!((sizes, page.next), (vec![4, 3], None), "{label}");
             // Checkpoints are append-only too.
             use arbiter_db::sea_orm::ConnectionTrait as _;
             let err = conn

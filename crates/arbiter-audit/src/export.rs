@@ -278,3 +278,73 @@ pub async fn export(
         checkpoints: included,
     })
 }
+
+/// The bundle's files, in the order an archive holds them: `entries.jsonl`, the checkpoints by
+/// size, `vkey.txt`, `SHA256SUMS`.
+fn bundle_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut checkpoints: Vec<(u64, String)> = Vec::new();
+    let cp_dir = dir.join(bundle::CHECKPOINTS);
+    if cp_dir.is_dir() {
+        for item in std::fs::read_dir(&cp_dir)? {
+            let name = item?.file_name().to_string_lossy().into_owned();
+            let size = checkpoint_size(&name).unwrap_or(u64::MAX);
+            checkpoints.push((size, format!("{}/{name}", bundle::CHECKPOINTS)));
+        }
+    }
+    checkpoints.sort();
+    let mut files = vec![bundle::ENTRIES.to_owned()];
+    files.extend(checkpoints.into_iter().map(|(_, name)| name));
+    files.extend([bundle::VKEY.to_owned(), bundle::SHA256SUMS.to_owned()]);
+    Ok(files)
+}
+
+/// The size in a checkpoint file name `cp-<size>.txt`.
+fn checkpoint_size(name: &str) -> Option<u64> {
+    name.strip_prefix("cp-")?.strip_suffix(".txt")?.parse().ok()
+}
+
+/// Writes the bundle in `dir` (as [`export`] made it) to `out` as a tar archive whose members
+/// are the bundle's files at the top level: `tar -xf` into an empty directory gives the bundle.
+pub fn write_tar(dir: &Path, out: impl std::io::Write) -> std::io::Result<()> {
+    let mut archive = tar::Builder::new(out);
+    archive.mode(tar::HeaderMode::Deterministic);
+    archive.follow_symlinks(false);
+    archive.append_dir(bundle::CHECKPOINTS, dir.join(bundle::CHECKPOINTS))?;
+    for name in bundle_files(dir)? {
+        let path = dir.join(&name);
+        if path.is_file() {
+            archive.append_path_with_name(&path, &name)?;
+        }
+    }
+    archive.into_inner()?.flush()
+}
+
+/// Unpacks a bundle archive made by [`write_tar`] into `dir` (created if needed). Only the
+/// bundle's own file names are accepted: `entries.jsonl`, `vkey.txt`, `SHA256SUMS` and
+/// `checkpoints/cp-<size>.txt`; anything else (links, other paths) is refused.
+pub fn unpack_tar(input: impl std::io::Read, dir: &Path) -> std::io::Result<()> {
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    std::fs::create_dir_all(dir.join(bundle::CHECKPOINTS))?;
+    let mut archive = tar::Archive::new(input);
+    for member in archive.entries()? {
+        let mut member = member?;
+        let name = member.path()?.to_string_lossy().into_owned();
+        let name = name.trim_end_matches('/');
+        let kind = member.header().entry_type();
+        if kind.is_dir() && name == bundle::CHECKPOINTS {
+            continue;
+        }
+        let known = [bundle::ENTRIES, bundle::VKEY, bundle::SHA256SUMS].contains(&name)
+            || name
+                .strip_prefix("checkpoints/")
+                .and_then(checkpoint_size)
+                .is_some_and(|size| name == format!("checkpoints/cp-{size}.txt"));
+        if !kind.is_file() || !known {
+            return Err(invalid(format!("{name}: not a file of an audit bundle")));
+        }
+        let path = dir.join(name);
+        let mut file = std::fs::File::create_new(&path)?;
+        std::io::copy(&mut member, &mut file)?;
+    }
+    Ok(())
+}

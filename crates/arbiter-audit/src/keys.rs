@@ -121,6 +121,35 @@ impl SigningKey {
         file.sync_all().map_err(io)
     }
 
+    /// Reads the key file at `path`, or makes one there (mode 0600) when there is none; `true`
+    /// when it was made. Two processes starting at once end up with the same key: the file
+    /// appears complete or not at all.
+    pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyError> {
+        match Self::load(path) {
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            loaded => return loaded.map(|key| (key, false)),
+        }
+        let key = Self::generate()?;
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).map_err(|err| KeyError::Random(err.to_string()))?;
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(format!(".{}.tmp", hex::encode(suffix)));
+        let staged = std::path::PathBuf::from(staged);
+        key.write_new(&staged)?;
+        let linked = std::fs::hard_link(&staged, path);
+        std::fs::remove_file(&staged).ok();
+        match linked {
+            Ok(()) => Ok((key, true)),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load(path).map(|key| (key, false))
+            }
+            Err(source) => Err(KeyError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
     /// The public half.
     pub fn public_key(&self) -> [u8; 32] {
         self.0.verifying_key().to_bytes()
@@ -280,6 +309,30 @@ pub(crate) mod tests {
 
     pub(crate) const REFERENCE_VKEY: &str =
         "audit.example.com/arbiter+d496a7ba+AddamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea";
+
+    #[test]
+    fn load_or_create_makes_a_private_key_once_and_then_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        let (made, created) = SigningKey::load_or_create(&path).unwrap();
+        assert!(created);
+        let (read, created) = SigningKey::load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(made.public_key(), read.public_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // Only the key file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        std::fs::write(&path, "not a key\n").unwrap();
+        assert!(matches!(
+            SigningKey::load_or_create(&path),
+            Err(KeyError::BadKeyFile { .. })
+        ));
+    }
 
     #[test]
     fn reproduces_the_reference_verifier_key() {

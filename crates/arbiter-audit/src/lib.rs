@@ -13,8 +13,8 @@ pub mod verify;
 
 pub use chain::{AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, entries};
 pub use checkpoint::{
-    Checkpoint, CheckpointError, CheckpointPolicy, StoredCheckpoint, checkpoint_due, checkpoints,
-    write_checkpoints, write_due_checkpoints,
+    Checkpoint, CheckpointError, CheckpointPage, CheckpointPolicy, StoredCheckpoint,
+    checkpoint_due, checkpoints, checkpoints_page, write_checkpoints, write_due_checkpoints,
 };
 pub use entry::{Entry, Event, GENESIS_HASH, entry_hash};
 pub use export::{ExportError, ExportRange, ExportSummary, export};

@@ -96,6 +96,123 @@ struct Expected {
     file: String,
 }
 
+/// The part of checking an entry that needs no other entry: whether it is canonical, and the
+/// hash of its bytes without `entry_hash`. Computed in parallel for bundles.
+struct Scanned<'t> {
+    top: Result<TopLevel<'t>, canonical::NotCanonical>,
+    actual: [u8; 64],
+}
+
+fn scan_entry(text: &str) -> Scanned<'_> {
+    let mut actual = [0u8; 64];
+    let top = canonical::scan(text);
+    if let Ok(top) = &top {
+        let (head, tail) = top.without_entry_hash(text);
+        let mut hasher = Sha256::new();
+        hasher.update(head.as_bytes());
+        hasher.update(tail.as_bytes());
+        // 32 bytes always fit 64 hex digits.
+        hex::encode_to_slice(hasher.finalize(), &mut actual).ok();
+    }
+    Scanned { top, actual }
+}
+
+/// One line of `entries.jsonl`, scanned.
+enum ScannedLine<'t> {
+    /// The line is valid UTF-8.
+    Text(Scanned<'t>),
+    /// The line is not UTF-8; the offset of the first bad byte in the file.
+    NotUtf8(usize),
+}
+
+/// The lines of one slice of `entries.jsonl`, scanned.
+struct ScannedChunk<'t> {
+    lines: Vec<ScannedLine<'t>>,
+}
+
+/// Splits `bytes` (whole lines, each ending in `\n`) at line ends into about `parts` slices.
+fn split_at_lines(bytes: &[u8], parts: usize) -> Vec<(usize, &[u8])> {
+    let mut slices = Vec::with_capacity(parts);
+    let target = bytes.len().div_ceil(parts.max(1)).max(1);
+    let mut start = 0;
+    while start < bytes.len() {
+        let guess = (start + target).min(bytes.len());
+        let end = match bytes[guess..].iter().position(|&b| b == b'\n') {
+            Some(at) => guess + at + 1,
+            None => bytes.len(),
+        };
+        slices.push((start, &bytes[start..end]));
+        start = end;
+    }
+    slices
+}
+
+/// Scans every complete line of one slice (its lines end in `\n`; a last line without one is
+/// left out). `offset` is where the slice starts in the file.
+fn scan_chunk(offset: usize, bytes: &[u8]) -> ScannedChunk<'_> {
+    let bytes = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last) => &bytes[..last],
+        None => return ScannedChunk { lines: Vec::new() },
+    };
+    let mut lines = Vec::new();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            for line in text.split('\n') {
+                lines.push(ScannedLine::Text(scan_entry(line)));
+            }
+        }
+        Err(_) => {
+            let mut at = offset;
+            for line in bytes.split(|&b| b == b'\n') {
+                lines.push(match std::str::from_utf8(line) {
+                    Ok(text) => ScannedLine::Text(scan_entry(text)),
+                    Err(err) => ScannedLine::NotUtf8(at + err.valid_up_to()),
+                });
+                at += line.len() + 1;
+            }
+        }
+    }
+    ScannedChunk { lines }
+}
+
+/// Scans the complete lines of `bytes` on every available core, in order.
+fn scan_lines(bytes: &[u8]) -> Vec<ScannedChunk<'_>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    if workers == 1 || bytes.len() < (1 << 20) {
+        return vec![scan_chunk(0, bytes)];
+    }
+    // Several slices per worker, taken in turn, so that a slow worker delays nobody.
+    let slices = split_at_lines(bytes, workers * 8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, ScannedChunk<'_>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(offset, slice)) = slices.get(i) else {
+                            break;
+                        };
+                        mine.push((i, scan_chunk(offset, slice)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, chunk)| chunk).collect()
+}
+
 /// Walks one tenant's chain in order, entry by entry.
 struct ChainWalk<'c> {
     tenant: Option<String>,
@@ -135,8 +252,19 @@ impl<'c> ChainWalk<'c> {
     /// Checks one entry. `text` is the line (with `entry_hash`) or, when `stored_hash` is given,
     /// the stored canonical JSON without it.
     fn push(&mut self, line: Option<usize>, text: &str, stored_hash: Option<&str>) {
+        self.push_scanned(line, scan_entry(text), stored_hash);
+    }
+
+    /// Checks one entry already scanned by [`scan_entry`].
+    fn push_scanned(
+        &mut self,
+        line: Option<usize>,
+        scanned: Scanned<'_>,
+        stored_hash: Option<&str>,
+    ) {
         self.entries += 1;
-        let top = match canonical::scan(text) {
+        let Scanned { top, actual } = scanned;
+        let top = match top {
             Ok(top) => top,
             Err(err) => {
                 let seq = self.next_seq;
@@ -187,13 +315,6 @@ impl<'c> ChainWalk<'c> {
         }
 
         // The entry's own hash.
-        let (head, tail) = top.without_entry_hash(text);
-        let mut hasher = Sha256::new();
-        hasher.update(head.as_bytes());
-        hasher.update(tail.as_bytes());
-        let mut actual = [0u8; 64];
-        // 32 bytes always fit 64 hex digits.
-        hex::encode_to_slice(hasher.finalize(), &mut actual).ok();
         if actual != claimed.as_bytes() {
             let message = format!(
                 "the entry was altered: its content hashes to {}, not to its entry_hash {claimed}",
@@ -504,6 +625,15 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
     }
     files.sort();
     let entries_bytes = read(bundle::ENTRIES)?;
+    // The file's digest (for SHA256SUMS) and the entries' own checks, side by side.
+    let (entries_digest, chunks) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| Sha256::digest(&entries_bytes));
+        let chunks = scan_lines(&entries_bytes);
+        let digest = digest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (digest, chunks)
+    });
     match std::fs::read_to_string(dir.join(bundle::SHA256SUMS)) {
         Err(_) => report.problems.push(problem(
             bundle::SHA256SUMS,
@@ -521,7 +651,7 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
                 };
                 listed.insert(name.to_owned());
                 let digest_of = if name == bundle::ENTRIES {
-                    Ok(Sha256::digest(&entries_bytes))
+                    Ok(entries_digest)
                 } else {
                     read(name).map(|bytes| Sha256::digest(&bytes))
                 };
@@ -595,37 +725,39 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
 
     // Entries.
     let mut walk = ChainWalk::new(tenant, bundle::ENTRIES, &expected);
-    match std::str::from_utf8(&entries_bytes) {
-        Err(err) => walk.problem(
-            None,
-            None,
-            format!("not UTF-8 (byte {})", err.valid_up_to()),
-        ),
-        Ok(text) => {
-            let mut lines = text.split('\n');
-            let mut number = 0;
-            let mut last: Option<&str> = lines.next();
-            for next in lines {
-                if let Some(line) = last {
-                    number += 1;
-                    walk.push(Some(number), line, None);
-                }
-                last = Some(next);
-            }
-            if let Some(tail) = last.filter(|tail| !tail.is_empty()) {
-                walk.problem(
-                    Some(number + 1),
-                    None,
-                    format!(
-                        "the last line is not terminated by a newline (cut off?): {}",
-                        tail.chars().take(40).collect::<String>()
-                    ),
-                );
-            }
-            if number == 0 {
-                walk.problem(None, None, "no entries".into());
+    let mut number = 0;
+    for line in chunks.into_iter().flat_map(|chunk| chunk.lines) {
+        number += 1;
+        match line {
+            ScannedLine::Text(scanned) => walk.push_scanned(Some(number), scanned, None),
+            ScannedLine::NotUtf8(at) => {
+                walk.entries += 1;
+                let seq = walk.next_seq;
+                walk.problem(Some(number), seq, format!("not UTF-8 (byte {at})"));
+                walk.next_seq = seq.map(|s| s + 1);
             }
         }
+    }
+    let tail_start = entries_bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let tail = &entries_bytes[tail_start..];
+    if !tail.is_empty() {
+        walk.problem(
+            Some(number + 1),
+            None,
+            format!(
+                "the last line is not terminated by a newline (cut off?): {}",
+                String::from_utf8_lossy(tail)
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+            ),
+        );
+    }
+    if number == 0 {
+        walk.problem(None, None, "no entries".into());
     }
     walk.finish(&mut report);
     Ok(report)

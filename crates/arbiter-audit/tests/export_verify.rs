@@ -242,6 +242,43 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
         assert!(report.ok(), "{label}: {}", problems(&report));
         assert_eq!(report.entries, 10);
 
+        // As a tar archive (GET /v1/audit/export): the same files, unpacked intact.
+        let mut archive = Vec::new();
+        arbiter_audit::export::write_tar(&out("all"), &mut archive).unwrap();
+        arbiter_audit::export::unpack_tar(archive.as_slice(), &out("untarred")).unwrap();
+        for name in [
+            "entries.jsonl",
+            "vkey.txt",
+            "SHA256SUMS",
+            "checkpoints/cp-5.txt",
+            "checkpoints/cp-8.txt",
+        ] {
+            assert_eq!(
+                std::fs::read(out("all").join(name)).unwrap(),
+                std::fs::read(out("untarred").join(name)).unwrap(),
+                "{label}: {name}"
+            );
+        }
+        let report = verify_bundle(&out("untarred"), &vkey).unwrap();
+        assert!(report.ok(), "{label}: {}", problems(&report));
+        // An archive with any other member is refused before anything is written for it.
+        let mut hostile = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        hostile
+            .append_data(&mut header, "checkpoints/evil.txt", &b"x"[..])
+            .unwrap();
+        let hostile = hostile.into_inner().unwrap();
+        let err =
+            arbiter_audit::export::unpack_tar(hostile.as_slice(), &out("hostile")).unwrap_err();
+        assert!(
+            err.to_string().contains("not a file of an audit bundle"),
+            "{err}"
+        );
+        assert!(!out("hostile").join("checkpoints/evil.txt").exists());
+
         // --since 10:06 (seq 6) starts at the boundary 5 and includes cp-5 as its anchor.
         let range = ExportRange {
             since: Some(at(6 * 60)),

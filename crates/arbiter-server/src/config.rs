@@ -69,6 +69,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Rate-limit plans.
     pub rate_limits: RateLimitConfig,
+    /// Durable jobs: batches and asynchronous requests.
+    pub jobs: JobsConfig,
+    /// Outbound webhooks.
+    pub webhooks: WebhooksConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -90,6 +94,8 @@ impl std::fmt::Debug for Config {
             .field("outbound", &self.outbound)
             .field("cache", &self.cache)
             .field("rate_limits", &self.rate_limits)
+            .field("jobs", &self.jobs)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -106,6 +112,8 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             cache: CacheConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            jobs: JobsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -323,6 +331,18 @@ impl Config {
                 message: "must be more than 0".to_owned(),
             });
         }
+        if self.jobs.lease_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "jobs.lease_secs",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.webhooks.timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "webhooks.timeout_secs",
+                message: "must be more than 0".to_owned(),
+            });
+        }
         if !self
             .rate_limits
             .plans
@@ -370,11 +390,15 @@ fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
 
 fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
     match current {
-        Value::Array(_) => Ok(Value::Array(
+        Value::Array(items) => Ok(Value::Array(
             raw.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_owned()))
+                .map(|s| match s.parse::<u64>() {
+                    // A list of numbers (`webhooks.retry_schedule_secs`) stays numeric.
+                    Ok(n) if items.iter().all(Value::is_number) => Value::from(n),
+                    _ => Value::String(s.to_owned()),
+                })
                 .collect(),
         )),
         Value::Number(_) => raw
@@ -424,6 +448,14 @@ mod tests {
         assert_eq!(config.outbound.allow_cidrs.len(), 2);
         assert_eq!(config.cache.ttl_secs, 60);
         assert_eq!(config.rate_limits.plans["starter"].per_minute, 5);
+        let config = Config::default()
+            .with_env(env(&[
+                ("ARBITER_WEBHOOKS_RETRY_SCHEDULE_SECS", "1, 2,3"),
+                ("ARBITER_JOBS_LEASE_SECS", "3"),
+            ]))
+            .unwrap();
+        assert_eq!(config.webhooks.retry_schedule_secs, [1, 2, 3]);
+        assert_eq!(config.jobs.lease_secs, 3);
     }
 
     #[test]

@@ -35,16 +35,20 @@ pub enum Scope {
     /// Reading and simulating policies.
     #[serde(rename = "policies:read")]
     PoliciesRead,
+    /// Webhook endpoints and deliveries (`/v1/webhooks/...`).
+    #[serde(rename = "webhooks")]
+    Webhooks,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Analyze,
         Scope::Batch,
         Scope::RequestsRead,
         Scope::AuditRead,
         Scope::PoliciesRead,
+        Scope::Webhooks,
     ];
 
     /// The scopes of a key created without `--scope`.
@@ -58,6 +62,7 @@ impl Scope {
             Scope::RequestsRead => "requests:read",
             Scope::AuditRead => "audit:read",
             Scope::PoliciesRead => "policies:read",
+            Scope::Webhooks => "webhooks",
         }
     }
 }

@@ -10,6 +10,7 @@ use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
     FlowError, MediaInput, RequestId,
 };
+use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::{Db, decisions, requests};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
@@ -239,22 +240,36 @@ impl Pipeline {
         })
     }
 
-    /// Commits, in one transaction, the request row (if any), the decision row (if any) and the
-    /// audit entry; then hands the decision's action to the sinks.
+    /// Commits, in one transaction, the request row (if any), the decision row (if any), the
+    /// audit entry and the outbox rows of the tenant's webhook endpoints; then hands the
+    /// decision's action to the sinks.
     #[tracing::instrument(skip_all, fields(request_id = %record.request_id, tenant = record.tenant))]
     pub async fn record(&self, record: &Record<'_>) -> Result<StoredEntry, PipelineError> {
-        let now = record
-            .request_row
-            .as_ref()
-            .map_or_else(Utc::now, |row| row.created_at);
         let txn = self.db.begin_write().await?;
+        let audit = self.write(&txn, record).await?;
+        let queued =
+            crate::outbox::enqueue_analysis(&txn, record, None, None, record_time(record)).await?;
+        txn.commit().await?;
+        tracing::info!(verdict = %record.analysis.verdict.label, seq = audit.entry.seq, webhooks = queued, "recorded");
+        self.act(record).await;
+        Ok(audit)
+    }
+
+    /// Writes the request row (if any), the decision row (if any) and the audit entry inside the
+    /// caller's transaction.
+    pub async fn write(
+        &self,
+        txn: &impl ConnectionTrait,
+        record: &Record<'_>,
+    ) -> Result<StoredEntry, PipelineError> {
+        let now = record_time(record);
         if let Some(row) = &record.request_row {
-            requests::insert(&txn, row.clone()).await?;
+            requests::insert(txn, row.clone()).await?;
         }
         let event = match record.decided {
             Some(decided) => {
                 decisions::insert(
-                    &txn,
+                    txn,
                     &decisions::NewDecision {
                         tenant: record.tenant,
                         request_id: record.request_id,
@@ -283,10 +298,11 @@ impl Pipeline {
                 ),
             },
         };
-        let audit = arbiter_audit::append(&txn, record.tenant, now, event).await?;
-        txn.commit().await?;
-        tracing::info!(verdict = %record.analysis.verdict.label, seq = audit.entry.seq, "recorded");
+        Ok(arbiter_audit::append(txn, record.tenant, now, event).await?)
+    }
 
+    /// Hands a committed decision's action to the sinks.
+    pub async fn act(&self, record: &Record<'_>) {
         if let Some(decided) = record.decided {
             let action = ActionRequest {
                 tenant: record.tenant.to_owned(),
@@ -306,8 +322,15 @@ impl Pipeline {
             };
             self.sinks.send(&action).await;
         }
-        Ok(audit)
     }
+}
+
+/// When a record is committed: its request row's time, else now.
+fn record_time(record: &Record<'_>) -> chrono::DateTime<Utc> {
+    record
+        .request_row
+        .as_ref()
+        .map_or_else(Utc::now, |row| row.created_at)
 }
 
 /// A flow's facts and its policy's decision about one analysis.

@@ -27,6 +27,9 @@ pub enum StartError {
     /// The flows could not be built.
     #[error("cannot build the flows: {0}")]
     Flows(String),
+    /// The webhook secret key file could not be opened or created.
+    #[error(transparent)]
+    WebhookKey(#[from] arbiter_webhooks::CipherError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -83,7 +86,9 @@ pub async fn build_state_with_detector(
         SinkSet::new(vec![Arc::new(LogSink)]),
         limits,
     );
-    Ok(AppState::new(pipeline, config, clock))
+    let state = AppState::new(pipeline, config, clock);
+    crate::outbox::check_key_file(&state.webhooks).await?;
+    Ok(state)
 }
 
 /// A bound server, ready to run.
@@ -116,18 +121,37 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests.
+    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests;
+    /// the job workers and webhook delivery loops run alongside and finish the work under way.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let workers = spawn_workers(&self.state, &shutdown);
         let app = crate::routes::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        })
         .await?;
+        shutdown.cancel();
+        futures_util::future::join_all(workers).await;
         self.state.pipeline.db().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts `jobs.workers` job workers and `webhooks.workers` delivery loops.
+fn spawn_workers(
+    state: &AppState,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let jobs = (0..state.config.jobs.workers)
+        .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
+    let deliveries = (0..state.config.webhooks.workers)
+        .map(|_| tokio::spawn(crate::outbox::run_worker(state.clone(), shutdown.clone())));
+    jobs.chain(deliveries).collect()
 }

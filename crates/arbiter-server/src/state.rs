@@ -5,9 +5,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
+use crate::outbox::Webhooks;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// The handles every handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -26,11 +28,16 @@ pub struct AppState {
     pub inflight: Inflight,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Webhook secrets, sender and retry rules.
+    pub webhooks: Webhooks,
+    /// Rung when jobs are queued.
+    pub jobs_wake: Arc<Notify>,
 }
 
 impl AppState {
     /// The state for a pipeline and configuration.
     pub fn new(pipeline: Pipeline, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let webhooks = Webhooks::new(&config);
         Self {
             fetcher: Fetcher::new(&config.outbound),
             limiter: RateLimiter::new(clock.clone()),
@@ -39,6 +46,8 @@ impl AppState {
             clock,
             inflight: Inflight::default(),
             metrics: Metrics::default(),
+            webhooks,
+            jobs_wake: Arc::default(),
         }
     }
 }

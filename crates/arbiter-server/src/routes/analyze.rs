@@ -7,7 +7,8 @@ use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, ErrorCode, ModelKind, RequestId};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router, middleware};
 use base64::Engine;
@@ -82,6 +83,8 @@ pub struct AnalyzeQuery {
 /// Send JSON with exactly one of `image_url` or `image_base64`, or a multipart form with a
 /// `file` part (and optional `options`, `facts` as JSON text and `reference_id`). The same image
 /// with the same options within the cache TTL reuses the stored detector result (`cached`).
+/// With `options.webhook_url` the answer is 202 at once and the result is delivered to that URL
+/// (`analysis.complete`, signed with the tenant's webhook secret).
 #[utoipa::path(
     post,
     path = "/v1/analyze",
@@ -90,6 +93,7 @@ pub struct AnalyzeQuery {
     request_body(content = AnalyzeRequest, description = "JSON, or multipart/form-data with a `file` part"),
     responses(
         (status = 200, description = "The analysis", body = AnalyzeReply),
+        (status = 202, description = "Queued; the result goes to options.webhook_url", body = crate::jobs::AsyncAccepted),
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
         (status = 403, description = "The key lacks the scope or network", body = ErrorBody),
@@ -106,14 +110,30 @@ pub async fn analyze_image(
     Extension(request_id): Extension<RequestId>,
     Query(query): Query<AnalyzeQuery>,
     request: Request,
-) -> Result<Json<AnalyzeReply>, ApiError> {
+) -> Result<Response, ApiError> {
+    let base = super::batches::base_url(request.headers());
     let result = async {
         let (body, file) = read_body(&state, request).await?;
-        let call = parse_call(&state, body, file, query.flow)?;
-        analyze::analyze(&state, &caller, &request_id, call).await
+        let (call, webhook_url) = parse_call(&state, body, file, query.flow)?;
+        match webhook_url {
+            None => analyze::analyze(&state, &caller, &request_id, call)
+                .await
+                .map(|reply| Json(reply).into_response()),
+            Some(url) => {
+                state
+                    .webhooks
+                    .check_destination(&url)
+                    .await
+                    .map_err(|why| ApiError::bad_request(format!("options.webhook_url: {why}")))?;
+                let tenant = &caller.key.tenant;
+                crate::jobs::submit_single(&state, tenant, &request_id, call, url, &base)
+                    .await
+                    .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
+            }
+        }
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map_err(|err| err.for_request(&request_id))
 }
 
 /// The request body as JSON fields, whichever encoding it came in.
@@ -203,13 +223,13 @@ async fn read_multipart(
     Ok((body, file))
 }
 
-/// Checks the request's fields and builds the call.
+/// Checks the request's fields and builds the call, with `options.webhook_url` if given.
 fn parse_call(
     state: &AppState,
     body: AnalyzeRequest,
     file: Option<Vec<u8>>,
     flow: Option<String>,
-) -> Result<AnalyzeCall, ApiError> {
+) -> Result<(AnalyzeCall, Option<String>), ApiError> {
     let max_bytes = state.config.limits.max_image_bytes;
     let source = match (body.image_url, body.image_base64, file) {
         (Some(url), None, None) => ImageSource::Url(url),
@@ -245,30 +265,9 @@ fn parse_call(
             ));
         }
     };
-    let options = body.options.unwrap_or_default();
-    if options.webhook_url.is_some() {
-        return Err(ApiError::bad_request(
-            "options.webhook_url is not supported by this server yet; omit it to get the result in the response",
-        ));
-    }
-    let models = match options.models.as_deref() {
-        None => Vec::new(),
-        Some(names) if names.iter().any(|n| n == "all") => Vec::new(),
-        Some([]) => return Err(ApiError::bad_request("options.models is empty; use [\"all\"] or name models")),
-        Some(names) => names
-            .iter()
-            .map(|name| {
-                ModelKind::from_short_name(name).ok_or_else(|| {
-                    ApiError::bad_request(format!("options.models: unknown model {name:?}; use all, gan, diffusion, noise, metadata, frequency or splicing"))
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    let options = AnalyzeOptions {
-        models,
-        metadata_analysis: options.metadata_analysis.unwrap_or(true),
-        return_heatmap: options.return_heatmap.unwrap_or(false),
-    };
+    let mut options = body.options.unwrap_or_default();
+    let webhook_url = options.webhook_url.take();
+    let options = parse_options(options)?;
     if let Some(reference_id) = &body.reference_id {
         check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
     }
@@ -284,10 +283,33 @@ fn parse_call(
         }
         (None, None) => None,
     };
-    Ok(AnalyzeCall {
+    let call = AnalyzeCall {
         source,
         options,
         reference_id: body.reference_id,
         flow,
+    };
+    Ok((call, webhook_url))
+}
+
+/// Checks `options` (without `webhook_url`) and builds the detector options.
+pub fn parse_options(options: RequestOptions) -> Result<AnalyzeOptions, ApiError> {
+    let models = match options.models.as_deref() {
+        None => Vec::new(),
+        Some(names) if names.iter().any(|n| n == "all") => Vec::new(),
+        Some([]) => return Err(ApiError::bad_request("options.models is empty; use [\"all\"] or name models")),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                ModelKind::from_short_name(name).ok_or_else(|| {
+                    ApiError::bad_request(format!("options.models: unknown model {name:?}; use all, gan, diffusion, noise, metadata, frequency or splicing"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(AnalyzeOptions {
+        models,
+        metadata_analysis: options.metadata_analysis.unwrap_or(true),
+        return_heatmap: options.return_heatmap.unwrap_or(false),
     })
 }

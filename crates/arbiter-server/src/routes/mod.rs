@@ -1,9 +1,11 @@
 //! The HTTP API: one module per resource, merged here.
 
 pub mod analyze;
+pub mod batches;
 pub mod health;
 pub mod openapi;
 pub mod requests;
+pub mod webhooks;
 
 use crate::state::AppState;
 use arbiter_core::RequestId;
@@ -22,6 +24,8 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(analyze::router(&state))
         .merge(requests::router(&state))
+        .merge(batches::router(&state))
+        .merge(webhooks::router(&state))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

@@ -1,0 +1,574 @@
+//! Durable analysis jobs: the images of a batch and requests answered by webhook.
+//!
+//! Submitting writes the jobs (and the batch) in one transaction and answers 202. Workers claim
+//! jobs under a lease (`jobs.lease_secs`); a job's end — its request row, decision, audit entry,
+//! outbox rows and the batch's counts — is committed in one transaction that first checks the
+//! claim still holds the lease, so a worker that lost it writes nothing and each image is
+//! recorded exactly once. A failing image fails alone; when the last image of a batch ends, the
+//! same transaction marks the batch complete and queues `batch.complete`.
+
+use crate::analyze::{AnalyzeCall, ImageSource, cache_key};
+use crate::error::ApiError;
+use crate::outbox::{self, Message};
+use crate::pipeline::{Decided, Record};
+use crate::state::AppState;
+use arbiter_core::{Analysis, AnalyzeOptions, BatchId, ErrorCode, RequestId, VerdictLabel};
+use arbiter_db::entity::{batch, job, request};
+use arbiter_db::jobs as repo;
+use base64::Engine;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Where a job's image is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobSource {
+    /// Fetched by the worker, under the outbound rules.
+    Url(String),
+    /// The image, base64-encoded, as the caller sent it.
+    Base64(String),
+}
+
+impl From<ImageSource> for JobSource {
+    fn from(source: ImageSource) -> Self {
+        match source {
+            ImageSource::Url(url) => JobSource::Url(url),
+            ImageSource::Bytes(bytes) => {
+                JobSource::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+        }
+    }
+}
+
+/// One image of a batch.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// The image.
+    pub source: JobSource,
+    /// The caller's reference.
+    pub reference_id: Option<String>,
+}
+
+/// A checked batch.
+#[derive(Debug, Clone)]
+pub struct BatchSubmission {
+    /// The images, in order.
+    pub images: Vec<NewImage>,
+    /// Detector options for every image.
+    pub options: AnalyzeOptions,
+    /// Where `batch.complete` goes.
+    pub webhook_url: Option<String>,
+    /// The caller's reference for the batch.
+    pub batch_reference_id: Option<String>,
+}
+
+/// The answer to `POST /v1/analyze/batch` (202).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// The caller's reference for the batch.
+    pub batch_reference_id: Option<String>,
+    /// Images accepted.
+    pub image_count: usize,
+    /// A rough estimate: the images divided among the workers at about a second each.
+    pub estimated_completion_seconds: u64,
+    /// Where to poll for results.
+    pub status_url: String,
+}
+
+/// The answer to `POST /v1/analyze` with `options.webhook_url` (202).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AsyncAccepted {
+    /// The request; its result is at `status_url` once complete, and is delivered to the webhook.
+    pub request_id: RequestId,
+    /// The caller's reference.
+    pub reference_id: Option<String>,
+    /// `PROCESSING`.
+    pub status: String,
+    /// Where the result will be (404 until it is complete).
+    pub status_url: String,
+}
+
+/// `GET /v1/batches/{batch_id}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchStatus {
+    /// The batch.
+    pub batch_id: String,
+    /// The caller's reference for the batch.
+    pub batch_reference_id: Option<String>,
+    /// `PROCESSING` or `COMPLETE`.
+    pub status: String,
+    /// Images in the batch.
+    pub total: i32,
+    /// Images analysed.
+    pub completed: i32,
+    /// Images that failed.
+    pub failed: i32,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When its last image finished.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Each finished image, in submission order: `reference_id`, `request_id`, `status`
+    /// (`complete` or `failed`), and the `verdict` or the `error`.
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<Value>,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|err| ApiError::internal(&err))
+}
+
+fn estimate(images: usize, workers: u32) -> u64 {
+    let workers = u64::from(workers.max(1));
+    (images as u64).div_ceil(workers).max(1)
+}
+
+/// Queues a batch: the batch row and one job per image in one transaction.
+pub async fn submit_batch(
+    state: &AppState,
+    tenant: &str,
+    submission: BatchSubmission,
+    base_url: &str,
+) -> Result<BatchAccepted, ApiError> {
+    let batch_id = BatchId::new();
+    let now = state.clock.now().trunc_subsecs(3);
+    let options = to_json(&submission.options)?;
+    let count = submission.images.len();
+    let mut rows = Vec::with_capacity(count);
+    for (position, image) in submission.images.into_iter().enumerate() {
+        let mut row = repo::new_job(
+            RequestId::new().to_string(),
+            tenant.to_owned(),
+            to_json(&image.source)?,
+            options.clone(),
+            now,
+        );
+        row.batch_id = Some(batch_id.to_string());
+        row.position = i32::try_from(position).unwrap_or(i32::MAX);
+        row.reference_id = image.reference_id;
+        rows.push(row);
+    }
+    let batch_row = batch::Model {
+        batch_id: batch_id.to_string(),
+        tenant: tenant.to_owned(),
+        batch_reference_id: submission.batch_reference_id.clone(),
+        total: i32::try_from(count).unwrap_or(i32::MAX),
+        completed: 0,
+        failed: 0,
+        status: repo::BATCH_PROCESSING.to_owned(),
+        webhook_url: submission.webhook_url,
+        created_at: now,
+        completed_at: None,
+    };
+    let txn = state.pipeline.db().begin_write().await?;
+    repo::insert_batch(&txn, batch_row).await?;
+    repo::insert_jobs(&txn, rows).await?;
+    txn.commit().await?;
+    state.jobs_wake.notify_waiters();
+    tracing::info!(batch_id = %batch_id, tenant, images = count, "batch queued");
+    Ok(BatchAccepted {
+        status_url: format!("{base_url}/v1/batches/{batch_id}"),
+        batch_id,
+        batch_reference_id: submission.batch_reference_id,
+        image_count: count,
+        estimated_completion_seconds: estimate(count, state.config.jobs.workers),
+    })
+}
+
+/// Queues one analysis whose result goes to `webhook_url`.
+pub async fn submit_single(
+    state: &AppState,
+    tenant: &str,
+    request_id: &RequestId,
+    call: AnalyzeCall,
+    webhook_url: String,
+    base_url: &str,
+) -> Result<AsyncAccepted, ApiError> {
+    let now = state.clock.now().trunc_subsecs(3);
+    let mut row = repo::new_job(
+        request_id.to_string(),
+        tenant.to_owned(),
+        to_json(&JobSource::from(call.source))?,
+        to_json(&call.options)?,
+        now,
+    );
+    row.reference_id = call.reference_id.clone();
+    row.webhook_url = Some(webhook_url);
+    if let Some((flow, facts)) = &call.flow {
+        state.pipeline.check_input(flow, facts)?;
+        row.flow = Some(flow.clone());
+        row.facts = Some(to_json(facts)?);
+    }
+    let txn = state.pipeline.db().begin_write().await?;
+    repo::insert_jobs(&txn, vec![row]).await?;
+    txn.commit().await?;
+    state.jobs_wake.notify_waiters();
+    Ok(AsyncAccepted {
+        request_id: request_id.clone(),
+        reference_id: call.reference_id,
+        status: "PROCESSING".to_owned(),
+        status_url: format!("{base_url}/v1/requests/{request_id}"),
+    })
+}
+
+/// A tenant's batch with the results so far.
+pub async fn batch_status(
+    state: &AppState,
+    tenant: &str,
+    batch_id: &str,
+) -> Result<BatchStatus, ApiError> {
+    let conn = state.pipeline.db().conn();
+    let batch = repo::get_batch(conn, tenant, batch_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id} for this tenant")))?;
+    let results = repo::finished_in_batch(conn, batch_id)
+        .await?
+        .into_iter()
+        .map(|job| result_view(&job))
+        .collect();
+    Ok(BatchStatus {
+        batch_id: batch.batch_id,
+        batch_reference_id: batch.batch_reference_id,
+        status: batch.status,
+        total: batch.total,
+        completed: batch.completed,
+        failed: batch.failed,
+        created_at: batch.created_at,
+        completed_at: batch.completed_at,
+        results,
+    })
+}
+
+fn result_view(job: &job::Model) -> Value {
+    match job.result.as_deref().map(serde_json::from_str::<Value>) {
+        Some(Ok(value)) => value,
+        _ => json!({
+            "request_id": job.request_id,
+            "reference_id": job.reference_id,
+            "status": job.status,
+            "error": {"code": job.error_code, "message": job.error_message},
+        }),
+    }
+}
+
+/// What analysing a job's image gave.
+struct Analysed {
+    analysis: Analysis,
+    decided: Option<Decided>,
+    cache_key: String,
+    cached_from: Option<String>,
+}
+
+/// Fetches or decodes, takes in, and analyses (or reuses a cached result for) a job's image.
+async fn analyse(state: &AppState, job: &job::Model) -> Result<Analysed, ApiError> {
+    let pipeline = &state.pipeline;
+    let source: JobSource =
+        serde_json::from_str(&job.source).map_err(|err| ApiError::internal(&err))?;
+    let options: AnalyzeOptions =
+        serde_json::from_str(&job.options).map_err(|err| ApiError::internal(&err))?;
+    let bytes = match source {
+        JobSource::Url(url) => state
+            .fetcher
+            .fetch(&url, pipeline.limits().max_bytes)
+            .await
+            .map_err(|err| ApiError::new(err.code(), err.to_string()))?,
+        JobSource::Base64(encoded) => {
+            let encoded = encoded.trim();
+            let encoded = encoded
+                .split_once(";base64,")
+                .map_or(encoded, |(_, data)| data);
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|err| {
+                    ApiError::bad_request(format!("image_base64 is not valid base64: {err}"))
+                })?
+        }
+    };
+    let media = arbiter_detect::intake(bytes, pipeline.limits())
+        .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
+    let key = cache_key(&media.info.sha256, pipeline.detector_name(), &options);
+    let mut cached = None;
+    if state.config.cache.ttl_secs > 0 {
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000),
+        );
+        cached = arbiter_db::requests::find_cached(
+            pipeline.db().conn(),
+            &job.tenant,
+            &key,
+            state.clock.now() - ttl,
+        )
+        .await?;
+    }
+    let (analysis, cached_from) = match cached {
+        Some(row) => (
+            serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?,
+            Some(row.request_id),
+        ),
+        None => {
+            let started = Instant::now();
+            let analysis = pipeline.analyze(&media, &options).await?;
+            state.metrics.detector(started.elapsed());
+            (analysis, None)
+        }
+    };
+    let decided = match (&job.flow, &job.facts) {
+        (Some(flow), facts) => {
+            let facts: Value = match facts {
+                Some(text) => serde_json::from_str(text).map_err(|err| ApiError::internal(&err))?,
+                None => json!({}),
+            };
+            Some(pipeline.apply_policy(flow, &facts, &analysis)?)
+        }
+        (None, _) => None,
+    };
+    Ok(Analysed {
+        analysis,
+        decided,
+        cache_key: key,
+        cached_from,
+    })
+}
+
+/// Claims one queued job and works it. Returns whether there was one.
+pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
+    let now = state.clock.now();
+    let token = ulid::Ulid::new().to_string();
+    let lease_ms = i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let now_ms = now.timestamp_millis();
+    let mut claimed = repo::claim(
+        state.pipeline.db().conn(),
+        &token,
+        now_ms,
+        now_ms.saturating_add(lease_ms),
+        1,
+    )
+    .await?;
+    let Some(job) = claimed.pop() else {
+        return Ok(false);
+    };
+    process(state, &token, job).await?;
+    Ok(true)
+}
+
+/// Works one claimed job: analyse, then commit its end under the lease.
+#[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
+async fn process(state: &AppState, token: &str, job: job::Model) -> Result<(), ApiError> {
+    let max_attempts = i32::try_from(state.config.jobs.max_attempts.max(1)).unwrap_or(i32::MAX);
+    let outcome = if job.attempts > max_attempts {
+        Err(ApiError::new(
+            ErrorCode::InternalError,
+            format!("gave up after {} attempts", job.attempts - 1),
+        ))
+    } else {
+        match analyse(state, &job).await {
+            Err(err) if err.code == ErrorCode::InternalError => {
+                // A passing fault (the database, the detector): the lease expires and the job is
+                // tried again, up to `jobs.max_attempts` claims.
+                tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");
+                return Ok(());
+            }
+            other => other,
+        }
+    };
+    commit(state, token, &job, outcome).await
+}
+
+/// The job's end in one transaction, written only while `token` holds the lease.
+async fn commit(
+    state: &AppState,
+    token: &str,
+    job: &job::Model,
+    outcome: Result<Analysed, ApiError>,
+) -> Result<(), ApiError> {
+    let now = state.clock.now().trunc_subsecs(3);
+    let request_id: RequestId = job
+        .request_id
+        .parse()
+        .map_err(|err| ApiError::internal(&err))?;
+    let end = match &outcome {
+        Ok(done) => {
+            let mut result = json!({
+                "request_id": job.request_id,
+                "reference_id": job.reference_id,
+                "status": "complete",
+                "verdict": done.analysis.verdict,
+                "image_sha256": done.analysis.image_info.sha256,
+                "cached": done.cached_from.is_some(),
+            });
+            if let Some(decided) = &done.decided {
+                result["decision"] = decided.decision_summary();
+            }
+            repo::JobEnd {
+                status: repo::COMPLETE,
+                verdict_label: Some(done.analysis.verdict.label.as_str().to_owned()),
+                result: Some(result.to_string()),
+                error_code: None,
+                error_message: None,
+                at: now,
+            }
+        }
+        Err(err) => repo::JobEnd {
+            status: repo::FAILED,
+            verdict_label: None,
+            result: None,
+            error_code: Some(err.code.as_str().to_owned()),
+            error_message: Some(err.message.clone()),
+            at: now,
+        },
+    };
+    let db = state.pipeline.db();
+    let txn = db.begin_write().await?;
+    if !repo::finish(&txn, &job.request_id, token, end).await? {
+        txn.rollback().await?;
+        tracing::warn!("lease lost: another worker has this job; nothing written");
+        return Ok(());
+    }
+    let mut queued = 0;
+    let mut record = None;
+    match &outcome {
+        Ok(done) => {
+            let row = request::Model {
+                request_id: job.request_id.clone(),
+                tenant: job.tenant.clone(),
+                reference_id: job.reference_id.clone(),
+                image_sha256: done.analysis.image_info.sha256.clone(),
+                cache_key: done.cache_key.clone(),
+                cached_from: done.cached_from.clone(),
+                status: "complete".to_owned(),
+                analysis: to_json(&done.analysis)?,
+                created_at: now,
+            };
+            let rec = Record {
+                tenant: &job.tenant,
+                request_id: &request_id,
+                reference_id: job.reference_id.as_deref(),
+                analysis: &done.analysis,
+                decided: done.decided.as_ref(),
+                request_row: Some(row),
+            };
+            state.pipeline.write(&txn, &rec).await?;
+            queued += outbox::enqueue_analysis(
+                &txn,
+                &rec,
+                job.batch_id.as_deref(),
+                job.webhook_url.as_deref(),
+                now,
+            )
+            .await?;
+            record = Some(rec);
+        }
+        Err(err) if job.batch_id.is_none() => {
+            let payload = json!({
+                "event": "analysis.failed",
+                "type": "analysis.failed",
+                "timestamp": now,
+                "request_id": job.request_id,
+                "reference_id": job.reference_id,
+                "error": {"code": err.code.as_str(), "message": err.message},
+            });
+            let message = Message {
+                event: "analysis.failed",
+                payload,
+                request_id: Some(&job.request_id),
+                reference_id: job.reference_id.as_deref(),
+                batch_id: None,
+            };
+            queued += outbox::enqueue(&txn, &job.tenant, &message, job.webhook_url.as_deref(), now)
+                .await?;
+        }
+        Err(_) => {}
+    }
+    if let Some(batch_id) = &job.batch_id {
+        queued += count_in_batch(&txn, batch_id, outcome.is_err(), now).await?;
+    }
+    txn.commit().await?;
+    if queued > 0 {
+        state.webhooks.wake.notify_waiters();
+    }
+    match (&outcome, record) {
+        (Ok(_), Some(rec)) => {
+            tracing::info!(verdict = %rec.analysis.verdict.label, webhooks = queued, "job complete");
+            state.pipeline.act(&rec).await;
+        }
+        (Err(err), _) => tracing::info!(code = err.code.as_str(), error = %err.message, "job failed"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Counts a finished image; when it was the batch's last, marks the batch complete and queues
+/// `batch.complete` with the summary counts. Returns the deliveries queued.
+async fn count_in_batch(
+    txn: &arbiter_db::sea_orm::DatabaseTransaction,
+    batch_id: &str,
+    failed: bool,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let Some(batch) = repo::count_in_batch(txn, batch_id, failed).await? else {
+        return Ok(0);
+    };
+    if batch.completed + batch.failed < batch.total
+        || !repo::complete_batch(txn, batch_id, now).await?
+    {
+        return Ok(0);
+    }
+    let mut summary: BTreeMap<String, u64> = [
+        VerdictLabel::Authentic,
+        VerdictLabel::AiGenerated,
+        VerdictLabel::Manipulated,
+        VerdictLabel::Inconclusive,
+    ]
+    .into_iter()
+    .map(|label| (label.as_str().to_owned(), 0))
+    .collect();
+    for label in repo::batch_labels(txn, batch_id).await?.into_iter().flatten() {
+        *summary.entry(label).or_default() += 1;
+    }
+    let payload = json!({
+        "event": "batch.complete",
+        "type": "batch.complete",
+        "timestamp": now,
+        "batch_id": batch.batch_id,
+        "batch_reference_id": batch.batch_reference_id,
+        "total": batch.total,
+        "completed": batch.completed,
+        "failed": batch.failed,
+        "summary": summary,
+    });
+    let message = Message {
+        event: "batch.complete",
+        payload,
+        request_id: None,
+        reference_id: batch.batch_reference_id.as_deref(),
+        batch_id: Some(batch_id),
+    };
+    tracing::info!(batch_id, total = batch.total, failed = batch.failed, "batch complete");
+    Ok(outbox::enqueue(txn, &batch.tenant, &message, batch.webhook_url.as_deref(), now).await?)
+}
+
+/// A job worker: works queued jobs until `shutdown`, finishing the job under way.
+pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
+    let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let wake = state.jobs_wake.notified();
+        match work_once(&state).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err.message, "claiming a job failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = wake => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}

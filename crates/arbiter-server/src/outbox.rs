@@ -1,0 +1,605 @@
+//! The webhook outbox: events are written as delivery rows in the same transaction as what they
+//! announce (persist before acting), and delivery loops claim due rows under a lease, sign the
+//! stored body bytes, send them, store the attempt, and schedule the retry, abandon (with a
+//! `webhook.abandoned` audit entry) or disable the endpoint (410).
+
+use crate::config::{Config, WebhooksConfig};
+use crate::fetch::{AddressGuard, check_all};
+use crate::pipeline::Record;
+use crate::state::AppState;
+use arbiter_audit::Event;
+use arbiter_core::{EndpointId, MessageId};
+use arbiter_db::entity::{webhook_attempt, webhook_delivery, webhook_endpoint, webhook_secret};
+use arbiter_db::sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr};
+use arbiter_db::webhooks as repo;
+use arbiter_webhooks::{
+    AttemptClass, CipherError, RetryPolicy, SecretCipher, SecretError, Sender, SenderConfig,
+    WebhookSecret, classify, parse_retry_after, sign,
+};
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, OnceCell};
+use tokio_util::sync::CancellationToken;
+
+/// The events a registered endpoint can ask for (a flow's action events come on top).
+pub const EVENTS: [&str; 3] = ["analysis.complete", "analysis.failed", "batch.complete"];
+
+/// Why a webhook secret or delivery could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// A stored secret could not be opened, or the key file used.
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+    /// A stored secret is malformed, or no new one could be made.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(String),
+    /// The audit entry could not be appended.
+    #[error(transparent)]
+    Audit(#[from] arbiter_audit::AuditError),
+}
+
+/// The webhook services of a process: the secret cipher, the HTTP sender, the retry rules, and
+/// the bell that wakes delivery loops when rows are committed. Cheap to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    config: WebhooksConfig,
+    key_file: PathBuf,
+    guard: AddressGuard,
+    policy: RetryPolicy,
+    cipher: Arc<OnceCell<SecretCipher>>,
+    sender: Arc<OnceCell<Sender>>,
+    /// Rung when deliveries are committed.
+    pub wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Webhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhooks")
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+/// The retry rules of a configuration.
+pub fn retry_policy(config: &WebhooksConfig) -> RetryPolicy {
+    RetryPolicy {
+        schedule: config
+            .retry_schedule_secs
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
+        jitter_percent: config.jitter_percent,
+        max_retry_after: Duration::from_secs(config.max_retry_after_secs),
+    }
+}
+
+impl Webhooks {
+    /// The services for a configuration; the key file and client are opened on first use.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            config: config.webhooks.clone(),
+            key_file: config.webhooks.key_file(&config.data_dir),
+            guard: AddressGuard::new(config.outbound.allow_cidrs.clone()),
+            policy: retry_policy(&config.webhooks),
+            cipher: Arc::default(),
+            sender: Arc::default(),
+            wake: Arc::default(),
+        }
+    }
+
+    /// The retry rules.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The cipher of stored secrets (the key file is created 0600 on first use).
+    pub async fn cipher(&self) -> Result<&SecretCipher, CipherError> {
+        self.cipher
+            .get_or_try_init(|| async { SecretCipher::load_or_create(&self.key_file) })
+            .await
+    }
+
+    /// The HTTP sender.
+    pub async fn sender(&self) -> Result<&Sender, OutboxError> {
+        self.sender
+            .get_or_try_init(|| async {
+                let guard = self.guard.clone();
+                Sender::new(
+                    SenderConfig {
+                        timeout: Duration::from_secs(self.config.timeout_secs),
+                        max_response_body: self.config.max_response_body_bytes,
+                    },
+                    Arc::new(move |ip| guard.check(ip)),
+                )
+                .map_err(OutboxError::Client)
+            })
+            .await
+    }
+
+    /// Whether `url` may receive webhooks: http(s), and every address it resolves to passes the
+    /// outbound rules (`outbound.allow_cidrs`), as for `image_url`.
+    pub async fn check_destination(&self, url: &str) -> Result<(), String> {
+        let guard = self.guard.clone();
+        let parsed = arbiter_webhooks::check_url(url, &move |ip| guard.check(ip))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let addrs: Vec<_> = tokio::net::lookup_host((lookup.as_str(), port))
+            .await
+            .map_err(|err| format!("cannot resolve {host}: {err}"))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("{host} has no address"));
+        }
+        check_all(&self.guard, &host, &addrs).map_err(|err| err.to_string())
+    }
+}
+
+fn now_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// One event to announce.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    /// `analysis.complete`, `batch.complete`, ...
+    pub event: &'a str,
+    /// The body.
+    pub payload: Value,
+    /// The request it is about.
+    pub request_id: Option<&'a str>,
+    /// The caller's reference.
+    pub reference_id: Option<&'a str>,
+    /// The batch it is about.
+    pub batch_id: Option<&'a str>,
+}
+
+/// Whether an endpoint's filter takes an event (an empty filter takes every event).
+pub fn wants(events: &[String], event: &str) -> bool {
+    events.is_empty() || events.iter().any(|e| e == event)
+}
+
+/// Writes the deliveries of one event (inside the caller's transaction): to `url` when given
+/// (signed with the tenant's secret), and to each live endpoint of the tenant that takes the
+/// event. Returns how many rows were written.
+pub async fn enqueue(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    message: &Message<'_>,
+    url: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let endpoints = repo::list_endpoints(conn, tenant).await?;
+    let mut targets: Vec<(Option<String>, String)> = url
+        .map(|u| (None, u.to_owned()))
+        .into_iter()
+        .collect();
+    for endpoint in endpoints {
+        let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
+        if endpoint.disabled_at.is_none() && wants(&events, message.event) {
+            targets.push((Some(endpoint.endpoint_id), endpoint.url));
+        }
+    }
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let body = serde_json::to_string(&message.payload)
+        .map_err(|err| DbErr::Custom(format!("cannot serialise a webhook body: {err}")))?;
+    let rows: Vec<_> = targets
+        .into_iter()
+        .map(|(endpoint_id, url)| webhook_delivery::Model {
+            delivery_id: MessageId::new().to_string(),
+            tenant: tenant.to_owned(),
+            endpoint_id,
+            url,
+            event: message.event.to_owned(),
+            request_id: message.request_id.map(str::to_owned),
+            reference_id: message.reference_id.map(str::to_owned),
+            batch_id: message.batch_id.map(str::to_owned),
+            body: body.clone(),
+            status: repo::PENDING.to_owned(),
+            attempts: 0,
+            next_attempt_ms: now_ms(now),
+            lease_owner: None,
+            lease_until_ms: 0,
+            last_status: None,
+            last_error: None,
+            created_at: now,
+            finished_at: None,
+        })
+        .collect();
+    let count = rows.len();
+    repo::insert_deliveries(conn, rows).await?;
+    Ok(count)
+}
+
+/// The guide's `analysis.complete` body (plus the decision and the flow's own event when a
+/// policy decided), written for `url` and the tenant's endpoints inside the caller's transaction.
+pub async fn enqueue_analysis(
+    conn: &impl ConnectionTrait,
+    record: &Record<'_>,
+    batch_id: Option<&str>,
+    url: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    let now = now.trunc_subsecs(3);
+    let request_id = record.request_id.as_str();
+    let mut payload = json!({
+        "event": "analysis.complete",
+        "type": "analysis.complete",
+        "timestamp": now,
+        "request_id": request_id,
+        "reference_id": record.reference_id,
+        "image_sha256": record.analysis.image_info.sha256,
+        "verdict": record.analysis.verdict,
+        "webhook_delivered_at": now,
+    });
+    if let Some(batch_id) = batch_id {
+        payload["batch_id"] = json!(batch_id);
+    }
+    if let Some(decided) = record.decided {
+        payload["decision"] = decided.decision_summary();
+    }
+    let message = Message {
+        event: "analysis.complete",
+        payload: payload.clone(),
+        request_id: Some(request_id),
+        reference_id: record.reference_id,
+        batch_id,
+    };
+    let mut count = enqueue(conn, record.tenant, &message, url, now).await?;
+    if let Some((decided, event)) = record.decided.and_then(|d| d.event.map(|e| (d, e))) {
+        let payload = json!({
+            "event": event,
+            "type": event,
+            "timestamp": now,
+            "request_id": request_id,
+            "reference_id": record.reference_id,
+            "image_sha256": record.analysis.image_info.sha256,
+            "verdict": record.analysis.verdict,
+            "decision": decided.decision_summary(),
+        });
+        let message = Message {
+            event,
+            payload,
+            ..message
+        };
+        count += enqueue(conn, record.tenant, &message, None, now).await?;
+    }
+    Ok(count)
+}
+
+/// The tenant's current secret and, during a rotation's overlap, the previous one; the first
+/// secret is made on first use.
+pub async fn tenant_secrets(
+    conn: &impl ConnectionTrait,
+    cipher: &SecretCipher,
+    tenant: &str,
+    now: DateTime<Utc>,
+) -> Result<(WebhookSecret, Option<WebhookSecret>), OutboxError> {
+    let row = match repo::get_secret(conn, tenant).await? {
+        Some(row) => row,
+        None => {
+            let secret = WebhookSecret::generate()?;
+            repo::insert_secret_if_absent(
+                conn,
+                webhook_secret::Model {
+                    tenant: tenant.to_owned(),
+                    secret: cipher.seal(tenant, secret.expose())?,
+                    previous: None,
+                    previous_until_ms: None,
+                    rotated_at: now,
+                },
+            )
+            .await?;
+            repo::get_secret(conn, tenant)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound(format!("webhook secret of {tenant}")))?
+        }
+    };
+    let current: WebhookSecret = cipher.open(tenant, &row.secret)?.parse()?;
+    let previous = match (&row.previous, row.previous_until_ms) {
+        (Some(sealed), Some(until)) if until > now_ms(now) => {
+            Some(cipher.open(tenant, sealed)?.parse()?)
+        }
+        _ => None,
+    };
+    Ok((current, previous))
+}
+
+/// Rotates the tenant's secret: a new one signs from now on, and the old one signs as well until
+/// `overlap` has passed. Returns the new secret and the overlap's end.
+pub async fn rotate_tenant_secret(
+    conn: &impl ConnectionTrait,
+    cipher: &SecretCipher,
+    tenant: &str,
+    now: DateTime<Utc>,
+    overlap: Duration,
+) -> Result<(WebhookSecret, DateTime<Utc>), OutboxError> {
+    let (old, _) = tenant_secrets(conn, cipher, tenant, now).await?;
+    let new = WebhookSecret::generate()?;
+    let until = now + chrono::Duration::from_std(overlap).unwrap_or(chrono::Duration::zero());
+    repo::replace_secret(
+        conn,
+        webhook_secret::Model {
+            tenant: tenant.to_owned(),
+            secret: cipher.seal(tenant, new.expose())?,
+            previous: Some(cipher.seal(tenant, old.expose())?),
+            previous_until_ms: Some(now_ms(until)),
+            rotated_at: now,
+        },
+    )
+    .await?;
+    Ok((new, until))
+}
+
+/// Registers an endpoint with its own new secret, returned once.
+pub async fn create_endpoint(
+    conn: &impl ConnectionTrait,
+    cipher: &SecretCipher,
+    tenant: &str,
+    url: &str,
+    events: &[String],
+    description: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(webhook_endpoint::Model, WebhookSecret), OutboxError> {
+    let id = EndpointId::new().to_string();
+    let secret = WebhookSecret::generate()?;
+    let row = webhook_endpoint::Model {
+        endpoint_id: id.clone(),
+        tenant: tenant.to_owned(),
+        url: url.to_owned(),
+        events: serde_json::to_string(events).unwrap_or_else(|_| "[]".to_owned()),
+        description: description.map(str::to_owned),
+        secret: cipher.seal(&id, secret.expose())?,
+        disabled_at: None,
+        disabled_reason: None,
+        created_at: now.trunc_subsecs(3),
+    };
+    repo::insert_endpoint(conn, row.clone()).await?;
+    Ok((row, secret))
+}
+
+/// A sample in `[-1, 1]` for the retry jitter.
+fn jitter_sample() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.0;
+    }
+    let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+    unit * 2.0 - 1.0
+}
+
+/// Claims the due deliveries (up to `webhooks.concurrency`) and makes one attempt of each,
+/// concurrently. Returns how many were claimed.
+pub async fn deliver_due(state: &AppState) -> Result<usize, OutboxError> {
+    let webhooks = &state.webhooks;
+    let now = state.clock.now();
+    let token = ulid::Ulid::new().to_string();
+    let lease = webhooks.config.timeout_secs.saturating_mul(3).max(30);
+    let lease_until =
+        now_ms(now).saturating_add(i64::try_from(lease.saturating_mul(1000)).unwrap_or(i64::MAX));
+    let rows = repo::claim_deliveries(
+        state.pipeline.db().conn(),
+        &token,
+        now_ms(now),
+        lease_until,
+        webhooks.config.concurrency.max(1),
+    )
+    .await?;
+    let count = rows.len();
+    let attempts = rows.into_iter().map(|row| {
+        let token = token.as_str();
+        async move {
+            let id = row.delivery_id.clone();
+            if let Err(err) = attempt(state, token, row).await {
+                tracing::warn!(delivery_id = %id, error = %err, "webhook attempt not recorded; the lease will expire and it will be tried again");
+            }
+        }
+    });
+    futures_util::future::join_all(attempts).await;
+    Ok(count)
+}
+
+/// The secrets that sign a delivery, or why it cannot be sent.
+async fn secrets_for(
+    state: &AppState,
+    row: &webhook_delivery::Model,
+    now: DateTime<Utc>,
+) -> Result<Result<(WebhookSecret, Option<WebhookSecret>), String>, OutboxError> {
+    let conn = state.pipeline.db().conn();
+    let cipher = state.webhooks.cipher().await?;
+    let Some(endpoint_id) = &row.endpoint_id else {
+        return Ok(Ok(tenant_secrets(conn, cipher, &row.tenant, now).await?));
+    };
+    match repo::get_endpoint(conn, None, endpoint_id).await? {
+        None => Ok(Err(format!("endpoint {endpoint_id} was deleted"))),
+        Some(endpoint) if endpoint.disabled_at.is_some() => Ok(Err(format!(
+            "endpoint {endpoint_id} is disabled: {}",
+            endpoint.disabled_reason.unwrap_or_default()
+        ))),
+        Some(endpoint) => {
+            let secret = cipher.open(endpoint_id, &endpoint.secret)?.parse()?;
+            Ok(Ok((secret, None)))
+        }
+    }
+}
+
+/// One attempt of one claimed delivery, and its outcome committed under the lease.
+#[tracing::instrument(skip_all, fields(delivery_id = %row.delivery_id, event = %row.event, tenant = %row.tenant))]
+async fn attempt(
+    state: &AppState,
+    token: &str,
+    row: webhook_delivery::Model,
+) -> Result<(), OutboxError> {
+    let db = state.pipeline.db();
+    let started = state.clock.now();
+    let number = row.attempts.saturating_add(1);
+    let secrets = secrets_for(state, &row, started).await?;
+    let (result, class) = match &secrets {
+        Ok((current, previous)) => {
+            let headers = sign(
+                current,
+                previous.as_ref(),
+                &row.delivery_id,
+                started.timestamp(),
+                row.body.as_bytes(),
+            );
+            let sender = state.webhooks.sender().await?;
+            let result = sender
+                .send(&row.url, &headers, row.body.clone().into_bytes())
+                .await;
+            let class = classify(result.status);
+            (Some(result), class)
+        }
+        Err(_) => (None, AttemptClass::Gone),
+    };
+    let status = result.as_ref().and_then(|r| r.status);
+    let error = match (&secrets, &result) {
+        (Err(why), _) => Some(why.clone()),
+        (_, Some(r)) => r.error.clone(),
+        _ => None,
+    };
+    let policy = state.webhooks.policy();
+    let (new_status, next_ms, abandoned) = match class {
+        AttemptClass::Delivered => (repo::SUCCEEDED, 0, false),
+        AttemptClass::Gone => (repo::FAILED, 0, true),
+        AttemptClass::Failed => {
+            let asked = result
+                .as_ref()
+                .filter(|r| matches!(r.status, Some(429 | 503)))
+                .and_then(|r| r.retry_after.as_deref())
+                .and_then(|v| parse_retry_after(v, started));
+            match policy.next_delay(u32::try_from(number).unwrap_or(u32::MAX), jitter_sample(), asked) {
+                Some(delay) => (
+                    repo::PENDING,
+                    now_ms(started).saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                    false,
+                ),
+                None => (repo::FAILED, 0, true),
+            }
+        }
+    };
+    let duration_ms = result
+        .as_ref()
+        .map_or(0, |r| i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX));
+    let ended = (new_status != repo::PENDING).then_some(started);
+    let txn = db.begin_write().await?;
+    let held = repo::update_delivery(
+        &txn,
+        &row.delivery_id,
+        token,
+        repo::DeliveryUpdate {
+            status: new_status,
+            attempts: number,
+            next_attempt_ms: next_ms,
+            last_status: status.map(i32::from),
+            last_error: error.clone(),
+            finished_at: ended,
+        },
+    )
+    .await?;
+    if !held {
+        txn.rollback().await?;
+        tracing::warn!("lease lost before the attempt was recorded; nothing written");
+        return Ok(());
+    }
+    if let Some(result) = &result {
+        repo::insert_attempt(
+            &txn,
+            webhook_attempt::ActiveModel {
+                delivery_id: Set(row.delivery_id.clone()),
+                attempt: Set(number),
+                attempted_at: Set(started),
+                status_code: Set(status.map(i32::from)),
+                duration_ms: Set(duration_ms),
+                response_body: Set(result.body.clone()),
+                error: Set(result.error.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    if status == Some(410)
+        && let Some(endpoint_id) = &row.endpoint_id
+    {
+        repo::disable_endpoint(&txn, endpoint_id, started, "answered 410 Gone").await?;
+    }
+    if abandoned {
+        let detail = match (status, &error) {
+            (Some(410), _) => "the endpoint answered 410 Gone".to_owned(),
+            (_, Some(err)) => err.clone(),
+            (Some(code), None) => format!("the last attempt got {code}"),
+            (None, None) => "no answer".to_owned(),
+        };
+        let event = Event::WebhookAbandoned {
+            request_id: row
+                .request_id
+                .clone()
+                .or_else(|| row.batch_id.clone())
+                .unwrap_or_else(|| row.delivery_id.clone()),
+            reference_id: row.reference_id.clone(),
+            endpoint: row.endpoint_id.clone().unwrap_or_else(|| row.url.clone()),
+            attempts: u32::try_from(number).unwrap_or(0),
+            detail,
+        };
+        arbiter_audit::append(&txn, &row.tenant, started, event).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(
+        attempt = number,
+        status = status.map(i64::from).unwrap_or(-1),
+        duration_ms,
+        outcome = new_status,
+        next_attempt_ms = next_ms,
+        error = error.as_deref().unwrap_or(""),
+        "webhook attempt"
+    );
+    Ok(())
+}
+
+/// A delivery loop: sends due deliveries until `shutdown`, finishing the attempts under way.
+pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
+    let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let wake = state.webhooks.wake.notified();
+        match deliver_due(&state).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(err) => tracing::warn!(error = %err, "claiming webhook deliveries failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = wake => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Makes sure the key file can be opened (start-up check).
+pub async fn check_key_file(webhooks: &Webhooks) -> Result<(), CipherError> {
+    webhooks.cipher().await.map(|_| ())
+}
+
+/// Runs `f` in a write transaction and commits.
+pub async fn in_write<T, F>(state: &AppState, f: F) -> Result<T, OutboxError>
+where
+    F: AsyncFnOnce(&arbiter_db::sea_orm::DatabaseTransaction) -> Result<T, OutboxError>,
+{
+    let txn = state.pipeline.db().begin_write().await?;
+    let value = f(&txn).await?;
+    txn.commit().await?;
+    Ok(value)
+}

@@ -1,0 +1,201 @@
+//! `POST /v1/analyze/batch` and `GET /v1/batches/{batch_id}`.
+
+use crate::analyze::check_reference_id;
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
+use crate::keys::Scope;
+use crate::routes::analyze::{RequestOptions, parse_options};
+use crate::state::AppState;
+use arbiter_core::RequestId;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router, middleware};
+use serde::Deserialize;
+
+/// The routes, behind the `batch` scope.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let body_limit = usize::try_from(state.config.jobs.max_batch_body_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/analyze/batch", post(submit_batch))
+        .route("/v1/batches/{batch_id}", get(get_batch))
+        .route_layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Batch),
+            auth::require,
+        ))
+}
+
+/// One image of a batch: exactly one of `image_url` and `image_base64`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchImage {
+    /// A URL Arbiter fetches the image from.
+    #[serde(default)]
+    pub image_url: Option<String>,
+    /// The image, base64-encoded.
+    #[serde(default)]
+    pub image_base64: Option<String>,
+    /// Your identifier for this image, echoed in its result.
+    #[serde(default)]
+    pub reference_id: Option<String>,
+}
+
+/// A batch request, as in the integration guide.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The images, at most the key's plan batch size.
+    pub images: Vec<BatchImage>,
+    /// Options for every image (`webhook_url` is given at the top level).
+    #[serde(default)]
+    pub options: Option<RequestOptions>,
+    /// Where `batch.complete` goes, signed with the tenant's webhook secret.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Your identifier for the batch.
+    #[serde(default)]
+    pub batch_reference_id: Option<String>,
+}
+
+/// The base of URLs in answers: the `Host` the caller used.
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| format!("http://{host}"))
+        .unwrap_or_default()
+}
+
+/// Submit a batch of images for asynchronous analysis.
+///
+/// Answers 202 at once; poll `status_url`, or give `webhook_url` for `batch.complete` with the
+/// summary counts. More images than the key's plan allows is a 400 that names the limit. An
+/// image that cannot be analysed fails alone; the batch completes.
+#[utoipa::path(
+    post,
+    path = "/v1/analyze/batch",
+    tag = "batches",
+    request_body = BatchRequest,
+    responses(
+        (status = 202, description = "Queued", body = BatchAccepted),
+        (status = 400, description = "Malformed, empty, or over the plan's batch size", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the batch scope or network", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
+    let result = async {
+        let request: BatchRequest = serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
+        let submission = check_batch(&state, &caller, request).await?;
+        jobs::submit_batch(&state, &caller.key.tenant, submission, &base_url(&headers)).await
+    }
+    .await;
+    result
+        .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+        .map_err(|err| err.for_request(&request_id))
+}
+
+/// Checks a batch request against the plan and the request rules.
+pub async fn check_batch(
+    state: &AppState,
+    caller: &Caller,
+    request: BatchRequest,
+) -> Result<BatchSubmission, ApiError> {
+    let limit = caller.plan.batch_size as usize;
+    if request.images.is_empty() {
+        return Err(ApiError::bad_request("images is empty; send 1 or more images"));
+    }
+    if request.images.len() > limit {
+        return Err(ApiError::bad_request(format!(
+            "the batch has {} images; this key's plan ({}) allows at most {limit} per batch",
+            request.images.len(),
+            caller.key.plan
+        )));
+    }
+    let options = request.options.unwrap_or_default();
+    if options.webhook_url.is_some() {
+        return Err(ApiError::bad_request(
+            "give a batch's webhook_url at the top level, not in options",
+        ));
+    }
+    let options = parse_options(options)?;
+    let max_len = state.config.limits.max_reference_id_len;
+    if let Some(reference) = &request.batch_reference_id {
+        check_reference_id(reference, max_len)
+            .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {}", err.message)))?;
+    }
+    if let Some(url) = &request.webhook_url {
+        state
+            .webhooks
+            .check_destination(url)
+            .await
+            .map_err(|why| ApiError::bad_request(format!("webhook_url: {why}")))?;
+    }
+    let mut images = Vec::with_capacity(request.images.len());
+    for (index, image) in request.images.into_iter().enumerate() {
+        let source = match (image.image_url, image.image_base64) {
+            (Some(url), None) => JobSource::Url(url),
+            (None, Some(encoded)) => JobSource::Base64(encoded),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "images[{index}]: send exactly one of image_url and image_base64"
+                )));
+            }
+        };
+        if let Some(reference) = &image.reference_id {
+            check_reference_id(reference, max_len).map_err(|err| {
+                ApiError::bad_request(format!("images[{index}].reference_id: {}", err.message))
+            })?;
+        }
+        images.push(NewImage {
+            source,
+            reference_id: image.reference_id,
+        });
+    }
+    Ok(BatchSubmission {
+        images,
+        options,
+        webhook_url: request.webhook_url,
+        batch_reference_id: request.batch_reference_id,
+    })
+}
+
+/// A batch's status and the results of the images finished so far.
+///
+/// For the caller's tenant only: another tenant's batch is not found.
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{batch_id}",
+    tag = "batches",
+    params(("batch_id" = String, Path, description = "The batch's id (batch_...)")),
+    responses(
+        (status = 200, description = "The batch", body = BatchStatus),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "No such batch for this tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(batch_id): Path<String>,
+) -> Result<Json<BatchStatus>, ApiError> {
+    jobs::batch_status(&state, &caller.key.tenant, &batch_id)
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&request_id))
+}
