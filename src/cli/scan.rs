@@ -5,6 +5,7 @@ use arbiter_core::AnalyzeOptions;
 use arbiter_db::Db;
 use arbiter_detect::{IntakeLimits, LocalDetector};
 use arbiter_policy::Policy;
+use arbiter_server::policies::LivePolicies;
 use arbiter_server::{
     DecideRequest, FlowRegistry, LogSink, Outcome, Pipeline, PolicyStore, SinkSet,
 };
@@ -104,7 +105,7 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
         db,
         Arc::new(LocalDetector),
         flows,
-        policies,
+        LivePolicies::fixed(policies),
         sinks,
         IntakeLimits::default(),
     );

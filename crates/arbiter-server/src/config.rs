@@ -59,6 +59,8 @@ pub struct Config {
     pub database_url: String,
     /// Directory of policy files; empty means `./policies` when present, else the built-in copies.
     pub policies_dir: String,
+    /// Seconds between checks of the policy directory for changed files; 0 disables reloading.
+    pub policy_reload_secs: u64,
     /// The detector that analyses images.
     pub detector: DetectorConfig,
     /// Limits on accepted images and requests.
@@ -91,6 +93,7 @@ impl std::fmt::Debug for Config {
             .field("policies_dir", &self.policies_dir)
             .field("detector", &self.detector)
             .field("limits", &self.limits)
+            .field("policy_reload_secs", &self.policy_reload_secs)
             .field("outbound", &self.outbound)
             .field("cache", &self.cache)
             .field("rate_limits", &self.rate_limits)
@@ -110,6 +113,7 @@ impl Default for Config {
             detector: DetectorConfig::Local,
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
+            policy_reload_secs: 2,
             cache: CacheConfig::default(),
             rate_limits: RateLimitConfig::default(),
             jobs: JobsConfig::default(),

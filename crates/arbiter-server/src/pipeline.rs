@@ -2,7 +2,7 @@
 //! (decision row + audit entry) → actions.
 
 use crate::flows::FlowRegistry;
-use crate::policies::PolicyStore;
+use crate::policies::LivePolicies;
 use crate::sinks::SinkSet;
 use arbiter_audit::entry::AnalysisFields;
 use arbiter_audit::{AuditError, Event, StoredEntry};
@@ -101,7 +101,7 @@ pub struct Pipeline {
     db: Db,
     detector: Arc<dyn Detector>,
     flows: FlowRegistry,
-    policies: Arc<PolicyStore>,
+    policies: LivePolicies,
     sinks: SinkSet,
     limits: IntakeLimits,
 }
@@ -112,7 +112,7 @@ impl Pipeline {
         db: Db,
         detector: Arc<dyn Detector>,
         flows: FlowRegistry,
-        policies: PolicyStore,
+        policies: LivePolicies,
         sinks: SinkSet,
         limits: IntakeLimits,
     ) -> Self {
@@ -120,7 +120,7 @@ impl Pipeline {
             db,
             detector,
             flows,
-            policies: Arc::new(policies),
+            policies,
             sinks,
             limits,
         }
@@ -129,6 +129,11 @@ impl Pipeline {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The live policies.
+    pub fn policies(&self) -> &LivePolicies {
+        &self.policies
     }
 
     /// The flows.
@@ -223,7 +228,9 @@ impl Pipeline {
             .ok_or_else(|| PipelineError::UnknownFlow(flow.to_owned()))?;
         let policy = self
             .policies
+            .snapshot()
             .for_flow(flow)
+            .cloned()
             .ok_or_else(|| PipelineError::NoPolicy(flow.to_owned()))?;
         let facts = flow_impl
             .facts(analysis, input)

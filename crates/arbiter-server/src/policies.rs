@@ -4,9 +4,10 @@
 
 use crate::flows::FlowRegistry;
 use arbiter_policy::{Policy, PolicyError, check_vocabulary};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// The shipped policies, built into the binary so that Arbiter runs anywhere on its defaults.
 pub const EMBEDDED: [(&str, &str); 3] = [
@@ -55,6 +56,18 @@ pub enum PolicyLoadError {
         /// Each failure.
         details: String,
     },
+    /// A changed policy kept its version number.
+    #[error("{origin}: version {version} must be greater than the live version {live} of `{id}`")]
+    VersionNotIncreased {
+        /// The policy file.
+        origin: String,
+        /// The policy's id.
+        id: String,
+        /// The file's version.
+        version: u32,
+        /// The live version.
+        live: u32,
+    },
     /// Two files define a policy for the same flow.
     #[error("{first} and {second} both define the policy of flow `{flow}`")]
     DuplicateFlow {
@@ -85,24 +98,21 @@ impl PolicyStore {
 
     /// Every `*.yaml` / `*.yml` file of a directory.
     pub fn from_dir(dir: &Path, flows: &FlowRegistry) -> Result<Self, PolicyLoadError> {
-        let dir_error = |source| PolicyLoadError::Dir {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(dir_error)? {
-            let path = entry.map_err(dir_error)?.path();
-            let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-            if is_yaml && path.is_file() {
-                paths.push(path);
-            }
-        }
-        paths.sort();
         let mut store = Self::default();
-        for path in paths {
+        for path in policy_files(dir)? {
             store.activate(Policy::load(&path)?, flows)?;
         }
         Ok(store)
+    }
+
+    /// Every live policy, by flow.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Policy>> {
+        self.by_flow.values()
+    }
+
+    /// The live policy with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<Policy>> {
+        self.by_flow.values().find(|policy| policy.id() == id)
     }
 
     /// Checks a policy against its flow, runs its embedded tests, and makes it the live policy
@@ -120,6 +130,7 @@ impl PolicyStore {
                 known: flows.names().collect::<Vec<_>>().join(", "),
             })?;
         check_vocabulary(&policy, flow.actions())?;
+        policy.validate_against(flow.as_ref())?;
         let report = policy.run_tests();
         if !report.all_passed() {
             return Err(PolicyLoadError::TestsFail {
@@ -152,4 +163,247 @@ impl PolicyStore {
     pub fn for_flow(&self, flow: &str) -> Option<&Arc<Policy>> {
         self.by_flow.get(flow)
     }
+}
+
+/// The `*.yaml` / `*.yml` files of a directory, sorted.
+fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyLoadError> {
+    let dir_error = |source| PolicyLoadError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+        let path = entry.map_err(dir_error)?.path();
+        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if is_yaml && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// What the live set knows of one policy file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FileStatus {
+    /// The file.
+    pub file: String,
+    /// SHA-256 of the bytes last read.
+    pub sha256: String,
+    /// Why the last version read was not activated; the previous version stays live.
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Live {
+    store: Arc<PolicyStore>,
+    dir: Option<PathBuf>,
+    files: BTreeMap<PathBuf, FileStatus>,
+}
+
+/// The live policies, swapped atomically when a changed file passes validation and its tests.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LivePolicies(Arc<RwLock<Live>>);
+
+impl LivePolicies {
+    /// A set that never reloads (built-in policies, or a command-line run).
+    pub fn fixed(store: PolicyStore) -> Self {
+        Self(Arc::new(RwLock::new(Live {
+            store: Arc::new(store),
+            dir: None,
+            files: BTreeMap::new(),
+        })))
+    }
+
+    /// The policies of a directory, which [`LivePolicies::reload`] watches. Any bad file fails
+    /// the start.
+    pub fn from_dir(dir: &Path, flows: &FlowRegistry) -> Result<Self, PolicyLoadError> {
+        let store = PolicyStore::from_dir(dir, flows)?;
+        let files = file_hashes(dir)?
+            .into_iter()
+            .map(|(path, sha256)| {
+                let status = FileStatus {
+                    file: path.display().to_string(),
+                    sha256,
+                    error: None,
+                };
+                (path, status)
+            })
+            .collect();
+        Ok(Self(Arc::new(RwLock::new(Live {
+            store: Arc::new(store),
+            dir: Some(dir.to_path_buf()),
+            files,
+        }))))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The policies in force now.
+    pub fn snapshot(&self) -> Arc<PolicyStore> {
+        self.read().store.clone()
+    }
+
+    /// The status of each watched file.
+    pub fn files(&self) -> Vec<FileStatus> {
+        self.read().files.values().cloned().collect()
+    }
+
+    /// Re-reads the directory: each changed file is validated and its tests run before it
+    /// replaces the live version; a bad file leaves the previous version live and its error is
+    /// kept for `GET /v1/policies`. Returns the policies activated, with the version each replaced.
+    pub fn reload(&self, flows: &FlowRegistry) -> Vec<(Arc<Policy>, Option<u32>)> {
+        let Some(dir) = self.read().dir.clone() else {
+            return Vec::new();
+        };
+        let hashes = match file_hashes(&dir) {
+            Ok(hashes) => hashes,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the policy directory; the live policies stay");
+                return Vec::new();
+            }
+        };
+        let mut live = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut store = PolicyStore::clone(&live.store);
+        let mut activated = Vec::new();
+        for (path, sha256) in hashes.iter() {
+            if live
+                .files
+                .get(path)
+                .is_some_and(|status| &status.sha256 == sha256)
+            {
+                continue;
+            }
+            let file = path.display().to_string();
+            let error = match load_changed(path, &store, flows) {
+                Ok((policy, previous)) => {
+                    tracing::info!(policy = policy.id(), version = policy.version(), %file, "policy activated");
+                    store
+                        .by_flow
+                        .insert(policy.flow().to_owned(), policy.clone());
+                    activated.push((policy, previous));
+                    None
+                }
+                Err(err) => {
+                    tracing::warn!(%file, error = %err, "policy not activated; the previous version stays live");
+                    Some(err.to_string())
+                }
+            };
+            live.files.insert(
+                path.clone(),
+                FileStatus {
+                    file,
+                    sha256: sha256.clone(),
+                    error,
+                },
+            );
+        }
+        for (path, status) in live.files.iter_mut() {
+            if !hashes.contains_key(path) && status.error.is_none() {
+                status.error =
+                    Some("the file was removed; the previous version stays live".to_owned());
+            }
+        }
+        if !activated.is_empty() {
+            live.store = Arc::new(store);
+        }
+        activated
+    }
+}
+
+/// Loads a changed file and checks it against the live set: same checks as at start, and a
+/// changed policy must raise its version.
+fn load_changed(
+    path: &Path,
+    store: &PolicyStore,
+    flows: &FlowRegistry,
+) -> Result<(Arc<Policy>, Option<u32>), PolicyLoadError> {
+    let policy = Policy::load(path)?;
+    let flow = policy.flow().to_owned();
+    let live = store.for_flow(&flow).cloned();
+    let mut scratch = store.clone();
+    scratch.by_flow.remove(&flow);
+    scratch.activate(policy, flows)?;
+    let policy = scratch
+        .by_flow
+        .remove(&flow)
+        .ok_or_else(|| PolicyLoadError::UnknownFlow {
+            origin: path.display().to_string(),
+            flow: flow.clone(),
+            known: flows.names().collect::<Vec<_>>().join(", "),
+        })?;
+    if let Some(live) = &live
+        && live.id() == policy.id()
+        && policy.version() <= live.version()
+    {
+        return Err(PolicyLoadError::VersionNotIncreased {
+            origin: policy.origin().to_owned(),
+            id: policy.id().to_owned(),
+            version: policy.version(),
+            live: live.version(),
+        });
+    }
+    Ok((policy, live.map(|live| live.version())))
+}
+
+/// SHA-256 of each policy file's bytes.
+fn file_hashes(dir: &Path) -> Result<BTreeMap<PathBuf, String>, PolicyLoadError> {
+    let mut hashes = BTreeMap::new();
+    for path in policy_files(dir)? {
+        let bytes = std::fs::read(&path).map_err(|source| PolicyLoadError::Dir {
+            path: path.clone(),
+            source,
+        })?;
+        hashes.insert(path, hex::encode(Sha256::digest(&bytes)));
+    }
+    Ok(hashes)
+}
+
+/// The audit chain of events that concern every tenant, such as policy activations.
+pub const SYSTEM_TENANT: &str = "system";
+
+/// Records a `policy.activated` audit entry for each policy whose exact file is not the last one
+/// recorded as activated under its id (so a restart on unchanged files records nothing).
+pub async fn record_activations(
+    db: &arbiter_db::Db,
+    policies: &[Arc<Policy>],
+    actor: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, arbiter_audit::AuditError> {
+    let filter = arbiter_audit::EntryFilter {
+        tenant: Some(SYSTEM_TENANT.to_owned()),
+        event: Some("policy.activated".to_owned()),
+        ..Default::default()
+    };
+    let mut last: BTreeMap<String, arbiter_core::PolicyRef> = BTreeMap::new();
+    for stored in arbiter_audit::entries(db.conn(), &filter).await? {
+        if let arbiter_audit::Event::PolicyActivated { policy, .. } = stored.entry.event {
+            last.insert(policy.id.clone(), policy);
+        }
+    }
+    let mut recorded = 0;
+    for policy in policies {
+        let previous = last.get(policy.id());
+        if previous.is_some_and(|p| p.sha256 == policy.sha256()) {
+            continue;
+        }
+        let event = arbiter_audit::Event::PolicyActivated {
+            policy: policy.policy_ref(),
+            actor: actor.to_owned(),
+            previous_version: previous.map(|p| p.version),
+        };
+        let txn = db.begin_write().await?;
+        arbiter_audit::append(&txn, SYSTEM_TENANT, now, event).await?;
+        txn.commit().await?;
+        recorded += 1;
+    }
+    Ok(recorded)
 }

@@ -4,7 +4,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DetectorConfig};
 use crate::flows::FlowRegistry;
 use crate::pipeline::Pipeline;
-use crate::policies::{PolicyLoadError, PolicyStore};
+use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
 use crate::sinks::{LogSink, SinkSet};
 use crate::state::AppState;
 use arbiter_core::Detector;
@@ -40,19 +40,19 @@ pub enum StartError {
     },
 }
 
-/// The live policies: the configured directory, else `./policies` when present, else the copies
-/// built into the binary.
+/// The live policies: the configured directory, else `./policies` when present (both watched
+/// for changes), else the copies built into the binary.
 pub fn load_policies(
     policies_dir: &str,
     flows: &FlowRegistry,
-) -> Result<PolicyStore, PolicyLoadError> {
+) -> Result<LivePolicies, PolicyLoadError> {
     let default_dir = Path::new("policies");
     if !policies_dir.is_empty() {
-        PolicyStore::from_dir(Path::new(policies_dir), flows)
+        LivePolicies::from_dir(Path::new(policies_dir), flows)
     } else if default_dir.is_dir() {
-        PolicyStore::from_dir(default_dir, flows)
+        LivePolicies::from_dir(default_dir, flows)
     } else {
-        PolicyStore::embedded(flows)
+        PolicyStore::embedded(flows).map(LivePolicies::fixed)
     }
 }
 
@@ -153,5 +153,50 @@ fn spawn_workers(
         .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
     let deliveries = (0..state.config.webhooks.workers)
         .map(|_| tokio::spawn(crate::outbox::run_worker(state.clone(), shutdown.clone())));
-    jobs.chain(deliveries).collect()
+    jobs.chain(deliveries).chain([reload]).collect()
 }
+
+/// Records the activation of the policies live at start, then re-reads the policy directory
+/// every `policy_reload_secs` and records each activation.
+async fn watch_policies(state: AppState, shutdown: CancellationToken) {
+    let live = state.pipeline.policies().clone();
+    let db = state.pipeline.db().clone();
+    let started: Vec<_> = live.snapshot().all().cloned().collect();
+    if let Err(err) =
+        crate::policies::record_activations(&db, &started, "startup", state.clock.now()).await
+    {
+        tracing::error!(error = %err, "cannot record the policy activations");
+    }
+    let every = std::time::Duration::from_secs(state.config.policy_reload_secs);
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let flows = state.pipeline.flows().clone();
+        let activated = match tokio::task::spawn_blocking({
+            let live = live.clone();
+            move || live.reload(&flows)
+        })
+        .await
+        {
+            Ok(activated) => activated,
+            Err(err) => {
+                tracing::error!(error = %err, "policy reload failed");
+                continue;
+            }
+        };
+        let policies: Vec<_> = activated.into_iter().map(|(policy, _)| policy).collect();
+        if !policies.is_empty()
+            && let Err(err) =
+                crate::policies::record_activations(&db, &policies, "reload", state.clock.now())
+                    .await
+        {
+            tracing::error!(error = %err, "cannot record the policy activations");
+        }
+    }
+}
+    let reload = tokio::spawn(watch_policies(state.clone(), shutdown.clone()));

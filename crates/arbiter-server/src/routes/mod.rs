@@ -5,6 +5,7 @@ pub mod batches;
 pub mod health;
 pub mod openapi;
 pub mod requests;
+pub mod policies;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             request_context,
         ))
+        .merge(policies::router(&state))
         .with_state(state)
 }
 

@@ -27,6 +27,9 @@ use utoipa::{Modify, OpenApi};
     ),
     modifiers(&BearerAuth)
 )]
+        super::policies::list_policies,
+        super::policies::get_policy,
+        super::policies::simulate,
 pub struct ApiDoc;
 
 struct BearerAuth;

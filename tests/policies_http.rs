@@ -1,0 +1,252 @@
+//! Live policies over HTTP: what is live, simulation without side effects, and reloads that
+//! validate and test a changed file before swapping it in (a bad file leaves the previous
+//! version live), each activation an audit entry. SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arbiter_db::sea_orm::TransactionTrait;
+use arbiter_db::testing::PostgresTestDb;
+use arbiter_server::clock::SystemClock;
+use arbiter_server::keys::{self, NewKey, Scope};
+use arbiter_server::{Config, Server, build_state};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn activations(state: &arbiter_server::AppState) -> Vec<Value> {
+    let filter = arbiter_audit::EntryFilter {
+        tenant: Some("system".into()),
+        event: Some("policy.activated".into()),
+        ..Default::default()
+    };
+    let entries = arbiter_audit::entries(state.pipeline.db().conn(), &filter)
+        .await
+        .unwrap();
+    entries
+        .iter()
+        .map(|e| serde_json::from_str(&e.entry.canonical().unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn policies_are_listed_simulated_and_reloaded_safely() {
+    let postgres = PostgresTestDb::create().await.unwrap();
+    let mut urls = vec![("sqlite", String::new())];
+    if let Some(pg) = &postgres {
+        urls.push(("postgres", pg.url.clone()));
+    }
+    for (label, url) in urls {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        for name in ["insurance-fnol.yaml", "ugc-moderation.yaml", "kyc.yaml"] {
+            std::fs::copy(repo().join("policies").join(name), policies.join(name)).unwrap();
+        }
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            database_url: url,
+            policies_dir: policies.display().to_string(),
+            // Reloads are driven by the test.
+            policy_reload_secs: 0,
+            ..Config::default()
+        };
+        let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
+        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let new = NewKey {
+            tenant: "acme".into(),
+            name: "admin".into(),
+            plan: "growth".into(),
+            scopes: vec![Scope::PoliciesRead],
+            allow_ips: vec![],
+        };
+        let (_, key) = keys::create(&txn, new, "test", chrono::Utc::now())
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let key = key.expose().to_owned();
+        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move { server.run(stop).await.unwrap() }
+        });
+        let client = reqwest::Client::new();
+        let get = |path: String| client.get(format!("{base}{path}")).bearer_auth(&key).send();
+
+        // Start-up activations are recorded once.
+        for _ in 0..100 {
+            if activations(&state).await.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(activations(&state).await.len(), 3, "{label}");
+
+        let list: Value = get("/v1/policies".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut ids: Vec<_> = list["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        assert_eq!(ids.len(), 3, "{label}: {list}");
+        let insurance = list["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["flow"] == "insurance")
+            .unwrap()
+            .clone();
+        let id = insurance["id"].as_str().unwrap().to_owned();
+        let detail: Value = get(format!("/v1/policies/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!detail["rules"].as_array().unwrap().is_empty());
+        assert_eq!(
+            get("/v1/policies/nope".into()).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // Simulation explains and records nothing.
+        let facts = json!({"facts": {"verdict": {"label": "AI_GENERATED", "confidence": 0.94, "risk_level": "HIGH"}, "claim": {"amount": 12000}}});
+        let response = client
+            .post(format!("{base}/v1/policies/{id}/simulate"))
+            .bearer_auth(&key)
+            .json(&facts)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{label}");
+        let simulated: Value = response.json().await.unwrap();
+        assert_eq!(
+            simulated["decision"]["action"], "siu_escalation",
+            "{simulated}"
+        );
+        assert!(simulated["explanation"].is_object());
+        let all = arbiter_audit::entries(state.pipeline.db().conn(), &Default::default())
+            .await
+            .unwrap();
+        assert!(
+            all.iter()
+                .all(|e| e.entry.event.name() != "decision.recorded")
+        );
+
+        // A broken edit is refused; the live version stays and the error is reported.
+        let file = policies.join("insurance-fnol.yaml");
+        let original = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, original.replace("rules:", "rules:\n  - id: broken\n    when: { fact: verdict.risk_level, eq: HGH }\n    then: { action: proceed, reason: X }")).unwrap();
+        let flows = state.pipeline.flows().clone();
+        assert!(
+            state.pipeline.policies().reload(&flows).is_empty(),
+            "{label}"
+        );
+        let list: Value = get("/v1/policies".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let live = list["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["flow"] == "insurance")
+            .unwrap();
+        assert_eq!(
+            live["sha256"], insurance["sha256"],
+            "{label}: the previous version stays live"
+        );
+        let errors: Vec<_> = list["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["error"].is_string())
+            .collect();
+        assert_eq!(errors.len(), 1, "{label}: {list}");
+        assert!(
+            errors[0]["error"].as_str().unwrap().contains("HIGH"),
+            "{}",
+            errors[0]
+        );
+
+        // A changed file that keeps its version is refused too.
+        std::fs::write(&file, original.replace("title:", "# edited\n  title:")).unwrap();
+        assert!(
+            state.pipeline.policies().reload(&flows).is_empty(),
+            "{label}"
+        );
+
+        // A good edit with a new version goes live and is recorded.
+        let version = insurance["version"].as_u64().unwrap();
+        let bumped = original.replacen(
+            &format!("version: {version}"),
+            &format!("version: {}", version + 1),
+            1,
+        );
+        assert_ne!(
+            bumped, original,
+            "the policy file states its version as `version: N`"
+        );
+        std::fs::write(&file, bumped).unwrap();
+        let activated = state.pipeline.policies().reload(&flows);
+        assert_eq!(activated.len(), 1, "{label}");
+        let list: Value = get("/v1/policies".into())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let live = list["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["flow"] == "insurance")
+            .unwrap();
+        assert_eq!(live["version"], version + 1);
+        assert!(
+            list["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["error"].is_null()),
+            "{list}"
+        );
+        // The server's watcher records reload activations; here the test records them.
+        let policies: Vec<_> = activated.into_iter().map(|(p, _)| p).collect();
+        arbiter_server::policies::record_activations(
+            state.pipeline.db(),
+            &policies,
+            "reload",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        let recorded = activations(&state).await;
+        assert_eq!(recorded.len(), 4, "{label}");
+        assert_eq!(recorded[3]["previous_version"], version);
+
+        stop.cancel();
+        task.await.unwrap();
+    }
+    if let Some(pg) = postgres {
+        pg.drop_db().await.unwrap();
+    }
+}
