@@ -70,15 +70,20 @@ impl Cli {
 
 /// Runs a parsed command line; the exit code says whether everything succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Serve(args) = cli.command {
-        return serve::run(args, cli.data_dir, cli.database_url).await;
+    match cli.command {
+        Command::Serve(args) => return serve::run(args, cli.data_dir, cli.database_url).await,
+        // Checking, testing, explaining and diffing policy files needs no database.
+        Command::Policy(command) if !command.needs_database() => {
+            return policy::run(None, command).await;
+        }
+        _ => {}
     }
     let db = cli.connect().await?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(db.clone(), args).await,
         Command::Audit(command) => audit::run(&db, command).await,
         Command::Keys(command) => keys::run(&db, command).await,
-        Command::Policy(command) => policy::run(&db, command).await,
+        Command::Policy(command) => policy::run(Some(&db), command).await,
         Command::Serve(_) => unreachable!("served above"),
     };
     db.clone().close().await.ok();

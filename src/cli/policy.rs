@@ -68,7 +68,14 @@ pub enum PolicyCommand {
     },
 }
 
-pub async fn run(db: &Db, command: PolicyCommand) -> anyhow::Result<ExitCode> {
+impl PolicyCommand {
+    /// Only a backtest reads the database.
+    pub fn needs_database(&self) -> bool {
+        matches!(self, PolicyCommand::Backtest { .. })
+    }
+}
+
+pub async fn run(db: Option<&Db>, command: PolicyCommand) -> anyhow::Result<ExitCode> {
     let flows = FlowRegistry::builtin()
         .map_err(anyhow::Error::msg)
         .context("while building the flows")?;
@@ -92,6 +99,7 @@ pub async fn run(db: &Db, command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 Some(until) => parse_instant(&until).context("while reading --until")?,
                 None => Utc::now(),
             };
+            let db = db.context("a backtest needs the database")?;
             backtest(db, &file, since, until, tenant.as_deref(), samples, &flows).await
         }
     }
