@@ -31,43 +31,50 @@ pub fn analyze(pixels: &Pixels, is_jpeg: bool) -> ModelResult {
     let window: Vec<f32> = (0..side)
         .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / side as f32).cos())
         .collect();
+    let twiddles = Twiddles::new(side);
     let mut power = vec![0f64; side / 2 + 1];
     let mut re = vec![0f32; side];
     let mut im = vec![0f32; side];
+    let mut line = vec![0u8; side + 2];
+    // Lines are taken two at a time: one as the real part, one as the imaginary part of a single
+    // complex FFT, their spectra separated afterwards.
     for direction in 0..2 {
-        for line in 0..side {
-            for i in 0..side {
-                let (x, y) = if direction == 0 {
-                    (x0 + i, y0 + line)
-                } else {
-                    (x0 + line, y0 + i)
-                };
-                let step = |d: isize| -> f32 {
-                    let (xx, yy) = if direction == 0 {
-                        (
-                            (x as isize + d).clamp(0, pixels.width as isize - 1) as usize,
-                            y,
-                        )
+        for pair in (0..side).step_by(2) {
+            for (slot, offset) in [(0usize, 0usize), (1, 1)] {
+                let index = pair + offset;
+                // The line with one pixel of context on each side (clamped at the image edge).
+                for (i, value) in line.iter_mut().enumerate() {
+                    let along = (i as isize - 1).max(0) as usize;
+                    *value = if direction == 0 {
+                        let x = (x0 + along).min(pixels.width - 1);
+                        pixels.at(x, y0 + index)
                     } else {
-                        (
-                            x,
-                            (y as isize + d).clamp(0, pixels.height as isize - 1) as usize,
-                        )
+                        let y = (y0 + along).min(pixels.height - 1);
+                        pixels.at(x0 + index, y)
                     };
-                    f32::from(pixels.at(xx, yy))
-                };
+                }
+                let target = if slot == 0 { &mut re } else { &mut im };
                 // The magnitude of the residual: interpolation makes its *variance* periodic
                 // (a signed residual of random content has a flat spectrum).
-                re[i] = (step(0) - 0.5 * (step(-1) + step(1))).abs();
-                im[i] = 0.0;
+                let mut sum = 0f32;
+                for (i, t) in target.iter_mut().enumerate() {
+                    let (l, c, r) = (line[i], line[i + 1], line[i + 2]);
+                    *t = (f32::from(c) - 0.5 * (f32::from(l) + f32::from(r))).abs();
+                    sum += *t;
+                }
+                let mean = sum / side as f32;
+                for (t, w) in target.iter_mut().zip(&window) {
+                    *t = (*t - mean) * w;
+                }
             }
-            let mean = re.iter().sum::<f32>() / side as f32;
-            for (value, w) in re.iter_mut().zip(&window) {
-                *value = (*value - mean) * w;
-            }
-            fft(&mut re, &mut im);
+            fft(&mut re, &mut im, &twiddles);
             for (k, p) in power.iter_mut().enumerate() {
-                *p += f64::from(re[k] * re[k] + im[k] * im[k]);
+                let j = (side - k) % side;
+                let (zr, zi, cr, ci) = (re[k], im[k], re[j], -im[j]);
+                // A = (Z(k) + conj Z(N-k)) / 2, B = (Z(k) - conj Z(N-k)) / 2i.
+                let (ar, ai) = (0.5 * (zr + cr), 0.5 * (zi + ci));
+                let (br, bi) = (0.5 * (zi - ci), -0.5 * (zr - cr));
+                *p += f64::from(ar * ar + ai * ai + br * br + bi * bi);
             }
         }
     }
@@ -150,10 +157,26 @@ fn peak_ratio(power: &[f64], k: usize) -> f64 {
     peak / median.max(1e-9)
 }
 
-/// In-place iterative radix-2 FFT; `re.len()` is a power of two.
-pub(crate) fn fft(re: &mut [f32], im: &mut [f32]) {
+/// The twiddle factors of an `n`-point FFT.
+pub(crate) struct Twiddles {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Twiddles {
+    pub(crate) fn new(n: usize) -> Self {
+        let angle = |k: usize| -2.0 * std::f64::consts::PI * k as f64 / n as f64;
+        Self {
+            cos: (0..n / 2).map(|k| angle(k).cos() as f32).collect(),
+            sin: (0..n / 2).map(|k| angle(k).sin() as f32).collect(),
+        }
+    }
+}
+
+/// In-place iterative radix-2 FFT; `re.len()` is a power of two matching `twiddles`.
+pub(crate) fn fft(re: &mut [f32], im: &mut [f32], twiddles: &Twiddles) {
     let n = re.len();
-    if n < 2 || im.len() != n {
+    if n < 2 || im.len() != n || twiddles.cos.len() != n / 2 {
         return;
     }
     let bits = n.trailing_zeros();
@@ -166,11 +189,10 @@ pub(crate) fn fft(re: &mut [f32], im: &mut [f32]) {
     }
     let mut len = 2;
     while len <= n {
-        let angle = -2.0 * std::f64::consts::PI / len as f64;
+        let step = n / len;
         for start in (0..n).step_by(len) {
             for k in 0..len / 2 {
-                let (s, c) = (angle * k as f64).sin_cos();
-                let (c, s) = (c as f32, s as f32);
+                let (c, s) = (twiddles.cos[k * step], twiddles.sin[k * step]);
                 let (a, b) = (start + k, start + k + len / 2);
                 let (tr, ti) = (re[b] * c - im[b] * s, re[b] * s + im[b] * c);
                 re[b] = re[a] - tr;
@@ -216,7 +238,7 @@ mod tests {
             .map(|i| (2.0 * std::f32::consts::PI * 8.0 * i as f32 / 64.0).cos())
             .collect();
         let mut im = vec![0.0; 64];
-        fft(&mut re, &mut im);
+        fft(&mut re, &mut im, &Twiddles::new(64));
         let peak = (0..32)
             .max_by(|a, b| re[*a].abs().total_cmp(&re[*b].abs()))
             .unwrap();

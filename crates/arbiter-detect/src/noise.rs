@@ -41,19 +41,25 @@ pub fn analyze(pixels: &Pixels) -> ModelResult {
             responses.clear();
             let mut clipped = 0usize;
             for y in y0 + 1..y0 + BLOCK - 1 {
-                for x in x0 + 1..x0 + BLOCK - 1 {
-                    let p = |dx: isize, dy: isize| {
-                        i32::from(pixels.at((x as isize + dx) as usize, (y as isize + dy) as usize))
-                    };
-                    let v = p(0, 0);
+                let row = |dy: usize| {
+                    let start = (y + dy - 1) * pixels.width + x0;
+                    pixels.luma.get(start..start + BLOCK).unwrap_or(&[])
+                };
+                let (up, mid, down) = (row(0), row(1), row(2));
+                if up.len() < BLOCK || mid.len() < BLOCK || down.len() < BLOCK {
+                    continue;
+                }
+                for x in 1..BLOCK - 1 {
+                    let p = |r: &[u8], dx: usize| i32::from(r[x + dx - 1]);
+                    let v = p(mid, 1);
                     if !(4..=251).contains(&v) {
                         clipped += 1;
                     }
-                    let r = p(-1, -1) - 2 * p(0, -1) + p(1, -1) - 2 * p(-1, 0) + 4 * v
-                        - 2 * p(1, 0)
-                        + p(-1, 1)
-                        - 2 * p(0, 1)
-                        + p(1, 1);
+                    let r = p(up, 0) - 2 * p(up, 1) + p(up, 2) - 2 * p(mid, 0) + 4 * v
+                        - 2 * p(mid, 2)
+                        + p(down, 0)
+                        - 2 * p(down, 1)
+                        + p(down, 2);
                     responses.push(r.unsigned_abs());
                 }
             }

@@ -13,7 +13,7 @@
 //!    weaker or misaligned grid). Blocks are pooled into regions for a thumbnail-sized map,
 //!    returned as a PNG heatmap when asked for.
 //!
-//! At most [`MAX_BLOCKS`] blocks spread over the image are measured. The score is uncalibrated:
+//! At most [`MAX_BLOCKS`] blocks spread evenly over the image are measured. The score is uncalibrated:
 //! it is reported, it never decides a verdict.
 
 use crate::container::jpeg_segments;
@@ -23,7 +23,7 @@ use arbiter_core::{ModelLabel, ModelResult};
 use base64::Engine;
 
 /// The most 8x8 blocks measured.
-pub const MAX_BLOCKS: usize = 65_536;
+pub const MAX_BLOCKS: usize = 32_768;
 /// The longest side of the heatmap, in regions.
 pub const HEATMAP_SIDE: usize = 64;
 
@@ -288,20 +288,24 @@ fn measure_block(
 ) -> BlockMeasure {
     let mut block = [[0f32; 8]; 8];
     for (y, row) in block.iter_mut().enumerate() {
-        for (x, value) in row.iter_mut().enumerate() {
-            *value = f32::from(pixels.at(x0 + x, y0 + y)) - 128.0;
+        let start = (y0 + y) * pixels.width + x0;
+        if let Some(src) = pixels.luma.get(start..start + 8) {
+            for (value, p) in row.iter_mut().zip(src) {
+                *value = f32::from(*p) - 128.0;
+            }
+        }
+    }
+    // Separable: the row transforms for the three horizontal frequencies used, then columns.
+    let mut rows = [[0f32; 8]; 3];
+    for (v, out) in rows.iter_mut().enumerate() {
+        for (y, row) in block.iter().enumerate() {
+            out[y] = row.iter().zip(&basis[v]).map(|(a, b)| a * b).sum();
         }
     }
     let mut coefficients = [0i32; FREQUENCIES.len()];
     for (slot, (u, v)) in coefficients.iter_mut().zip(FREQUENCIES) {
         // Row frequency u (vertical), column frequency v (horizontal).
-        let mut sum = 0f32;
-        for (y, row) in block.iter().enumerate() {
-            let by = basis[u][y];
-            for (x, value) in row.iter().enumerate() {
-                sum += value * by * basis[v][x];
-            }
-        }
+        let sum: f32 = rows[v].iter().zip(&basis[u]).map(|(a, b)| a * b).sum();
         let q = f32::from(table[u * 8 + v].max(1));
         *slot = (sum / q).round() as i32;
     }
