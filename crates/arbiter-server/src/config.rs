@@ -75,6 +75,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Outbound webhooks.
     pub webhooks: WebhooksConfig,
+    /// The audit log's signed checkpoints.
+    pub audit: AuditConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -99,6 +101,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("jobs", &self.jobs)
             .field("webhooks", &self.webhooks)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -118,6 +121,7 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             jobs: JobsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -250,6 +254,60 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Whether Arbiter may sign audit checkpoints with a key it makes itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
+    #[default]
+    Development,
+    /// `audit.signing_key` is required; Arbiter refuses to start without it.
+    Production,
+}
+
+/// The audit log's signed checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// `development` or `production` (a signing key is required).
+    pub mode: AuditMode,
+    /// The checkpoint signing key file, made by `arbiter audit keygen`. Empty: none in
+    /// production; `<data_dir>/audit-signing.key` (made on first start) in development.
+    pub signing_key: String,
+    /// The log name checkpoints are signed under, e.g. `audit.example.com/arbiter`.
+    pub log_name: String,
+    /// Sign a chain once this many of its entries are not covered by a checkpoint.
+    pub checkpoint_every_entries: u64,
+    /// Sign a chain once its oldest entry not covered by a checkpoint is this many seconds old.
+    pub checkpoint_every_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuditMode::Development,
+            signing_key: String::new(),
+            log_name: "arbiter".to_owned(),
+            checkpoint_every_entries: 1000,
+            checkpoint_every_secs: 60,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The development key file made when no key is configured.
+    pub const DEVELOPMENT_KEY_FILE: &str = "audit-signing.key";
+
+    /// The configured key file, else (in development) the one in `data_dir`.
+    pub fn signing_key_path(&self, data_dir: &Path) -> Option<PathBuf> {
+        match (self.signing_key.is_empty(), self.mode) {
+            (false, _) => Some(PathBuf::from(&self.signing_key)),
+            (true, AuditMode::Development) => Some(data_dir.join(Self::DEVELOPMENT_KEY_FILE)),
+            (true, AuditMode::Production) => None,
+        }
+    }
+}
+
 /// The prefix of Arbiter's environment variables.
 pub const ENV_PREFIX: &str = "ARBITER_";
 
@@ -345,6 +403,27 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "webhooks.timeout_secs",
                 message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.audit.checkpoint_every_entries == 0 {
+            return Err(ConfigError::Invalid {
+                key: "audit.checkpoint_every_entries",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.audit.checkpoint_every_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "audit.checkpoint_every_secs",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.audit.mode == AuditMode::Production && self.audit.signing_key.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "audit.signing_key",
+                message: "production mode needs a checkpoint signing key: make one with \
+                          `arbiter audit keygen --out FILE` and set audit.signing_key (or \
+                          ARBITER_AUDIT_SIGNING_KEY) to it"
+                    .to_owned(),
             });
         }
         if !self
@@ -460,6 +539,40 @@ mod tests {
             .unwrap();
         assert_eq!(config.webhooks.retry_schedule_secs, [1, 2, 3]);
         assert_eq!(config.jobs.lease_secs, 3);
+        let config = Config::default()
+            .with_env(env(&[
+                ("ARBITER_AUDIT_MODE", "production"),
+                ("ARBITER_AUDIT_SIGNING_KEY", "/etc/arbiter/audit.key"),
+                ("ARBITER_AUDIT_LOG_NAME", "audit.example.com/arbiter"),
+                ("ARBITER_AUDIT_CHECKPOINT_EVERY_SECS", "5"),
+            ]))
+            .unwrap();
+        assert_eq!(config.audit.mode, AuditMode::Production);
+        assert_eq!(config.audit.log_name, "audit.example.com/arbiter");
+        assert_eq!(config.audit.checkpoint_every_secs, 5);
+        assert_eq!(
+            config.audit.signing_key_path(Path::new("/data")),
+            Some(PathBuf::from("/etc/arbiter/audit.key"))
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn production_mode_without_a_signing_key_is_refused_and_says_why() {
+        let mut config = Config::default();
+        config.audit.mode = AuditMode::Production;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("audit.signing_key: production mode needs") && err.contains("keygen"),
+            "{err}"
+        );
+        assert_eq!(config.audit.signing_key_path(Path::new("/data")), None);
+        config.audit.mode = AuditMode::Development;
+        config.validate().unwrap();
+        assert_eq!(
+            config.audit.signing_key_path(Path::new("/data")),
+            Some(PathBuf::from("/data/audit-signing.key"))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod auth;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod error;

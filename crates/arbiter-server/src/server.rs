@@ -1,5 +1,6 @@
 //! Building the services from configuration and serving HTTP until shutdown.
 
+use crate::checkpoints::AuditSigning;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DetectorConfig};
 use crate::flows::FlowRegistry;
@@ -30,6 +31,9 @@ pub enum StartError {
     /// The webhook secret key file could not be opened or created.
     #[error(transparent)]
     WebhookKey(#[from] arbiter_webhooks::CipherError),
+    /// The audit checkpoint signing key is missing or unusable.
+    #[error("cannot sign audit checkpoints: {0}")]
+    AuditKey(#[from] crate::checkpoints::SigningSetupError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -70,6 +74,7 @@ pub async fn build_state_with_detector(
     clock: Arc<dyn Clock>,
     detector: Arc<dyn Detector>,
 ) -> Result<AppState, StartError> {
+    let audit = AuditSigning::from_config(&config.audit, &config.data_dir)?;
     let target = DbTarget::new(Some(config.database_url.clone()), &config.data_dir);
     let db = Db::connect(&target).await?;
     let flows = FlowRegistry::builtin().map_err(StartError::Flows)?;
@@ -86,7 +91,7 @@ pub async fn build_state_with_detector(
         SinkSet::new(vec![Arc::new(LogSink)]),
         limits,
     );
-    let state = AppState::new(pipeline, config, clock);
+    let state = AppState::new(pipeline, config, clock, audit);
     crate::outbox::check_key_file(&state.webhooks).await?;
     Ok(state)
 }
@@ -125,6 +130,10 @@ impl Server {
     /// the job workers and webhook delivery loops run alongside and finish the work under way.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let workers = spawn_workers(&self.state, &shutdown);
+        let checkpoints = tokio::spawn(crate::checkpoints::run(
+            self.state.clone(),
+            shutdown.clone(),
+        ));
         let app = crate::routes::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         axum::serve(
@@ -138,6 +147,8 @@ impl Server {
         .await?;
         shutdown.cancel();
         futures_util::future::join_all(workers).await;
+        checkpoints.await.ok();
+        crate::checkpoints::sign_at_shutdown(&self.state).await;
         self.state.pipeline.db().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

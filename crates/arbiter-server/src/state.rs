@@ -1,6 +1,7 @@
 //! `AppState`: the handles every handler needs.
 
 use crate::analyze::Inflight;
+use crate::checkpoints::AuditSigning;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::fetch::Fetcher;
@@ -32,11 +33,18 @@ pub struct AppState {
     pub webhooks: Webhooks,
     /// Rung when jobs are queued.
     pub jobs_wake: Arc<Notify>,
+    /// The audit checkpoint signer and when it signs.
+    pub audit: AuditSigning,
 }
 
 impl AppState {
-    /// The state for a pipeline and configuration.
-    pub fn new(pipeline: Pipeline, config: Config, clock: Arc<dyn Clock>) -> Self {
+    /// The state for a pipeline, configuration and checkpoint signer.
+    pub fn new(
+        pipeline: Pipeline,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        audit: AuditSigning,
+    ) -> Self {
         let webhooks = Webhooks::new(&config);
         Self {
             fetcher: Fetcher::new(&config.outbound),
@@ -48,6 +56,7 @@ impl AppState {
             metrics: Metrics::default(),
             webhooks,
             jobs_wake: Arc::default(),
+            audit,
         }
     }
 }

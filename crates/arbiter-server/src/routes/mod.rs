@@ -1,10 +1,12 @@
 //! The HTTP API: one module per resource, merged here.
 
 pub mod analyze;
+pub mod audit;
 pub mod batches;
 pub mod health;
 pub mod openapi;
 pub mod requests;
+pub mod trail;
 pub mod policies;
 pub mod webhooks;
 
@@ -25,6 +27,8 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(analyze::router(&state))
         .merge(requests::router(&state))
+        .merge(audit::router(&state))
+        .merge(trail::router(&state))
         .merge(batches::router(&state))
         .merge(webhooks::router(&state))
         .layer(middleware::from_fn_with_state(

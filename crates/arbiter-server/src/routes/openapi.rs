@@ -13,6 +13,12 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::analyze::analyze_image,
         super::requests::get_request,
+        super::trail::get_trail,
+        super::audit::list_entries,
+        super::audit::get_entry,
+        super::audit::list_checkpoints,
+        super::audit::verifier_key,
+        super::audit::export_bundle,
         super::batches::submit_batch,
         super::batches::get_batch,
         super::webhooks::create_endpoint,

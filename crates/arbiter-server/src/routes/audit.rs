@@ -1,0 +1,536 @@
+//! `/v1/audit/...`: the caller's tenant's audit trail, its signed checkpoints, the verifier key
+//! and the export bundle, behind the `audit:read` scope. Another tenant's entries are never
+//! listed and read as not found.
+
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::keys::Scope;
+use crate::state::AppState;
+use arbiter_audit::{Cursor, EntryFilter, ExportError, ExportRange, Order, StoredEntry};
+use arbiter_core::RequestId;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router, middleware};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Entries or checkpoints per page when `limit` is not given.
+pub const DEFAULT_PAGE: u64 = 100;
+/// The largest `limit`.
+pub const MAX_PAGE: u64 = 1000;
+
+/// The routes, behind the `audit:read` scope.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/audit/entries", get(list_entries))
+        .route("/v1/audit/entries/{tenant}/{seq}", get(get_entry))
+        .route("/v1/audit/checkpoints", get(list_checkpoints))
+        .route("/v1/audit/vkey", get(verifier_key))
+        .route("/v1/audit/export", get(export_bundle))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::AuditRead),
+            auth::require,
+        ))
+}
+
+/// Query parameters of `GET /v1/audit/entries`. Every filter given must match.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesQuery {
+    /// Only entries with this caller reference.
+    pub reference_id: Option<String>,
+    /// Only entries about this request (`req_...`).
+    pub request_id: Option<String>,
+    /// Only entries about this image (SHA-256 of its bytes, lowercase hex).
+    pub image_sha256: Option<String>,
+    /// Only this event: `decision.recorded`, `analysis.recorded`, `webhook.abandoned`,
+    /// `policy.activated`, `review.resolved`, `key.created`, `key.revoked`.
+    pub event: Option<String>,
+    /// Only decisions of this flow (`insurance`, `ugc`, `kyc`).
+    pub flow: Option<String>,
+    /// Only entries naming this action (a decision's `actions`, a review's `action`).
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only entries at or before this time (RFC 3339).
+    pub until: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    pub order: Option<String>,
+    /// Entries per page (default 100, at most 1000).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page (with the same filters and order).
+    pub cursor: Option<String>,
+}
+
+/// One page of entries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntryPage {
+    /// The entries, each exactly as in an export line: the canonical entry with its `seq`,
+    /// `prev_hash` and `entry_hash`.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<Value>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query parameters of `GET /v1/audit/checkpoints`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsQuery {
+    /// `asc` (smallest size first, the default) or `desc` (newest first).
+    pub order: Option<String>,
+    /// Checkpoints per page (default 100, at most 1000).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A signed checkpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckpointView {
+    /// The tenant whose chain is signed.
+    pub tenant: String,
+    /// Entries covered (last seq + 1).
+    pub size: i64,
+    /// The `entry_hash` of entry `size - 1`.
+    pub root_hash: String,
+    /// When it was signed (RFC 3339, seconds, `Z`).
+    pub issued_at: String,
+    /// The C2SP signed note, exactly as signed (the file `checkpoints/cp-<size>.txt`).
+    pub note: String,
+}
+
+/// One page of checkpoints.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckpointPage {
+    /// The checkpoints.
+    pub checkpoints: Vec<CheckpointView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query parameters of `GET /v1/audit/export`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Start at this seq: 0 or the size of a checkpoint.
+    pub from_seq: Option<u64>,
+    /// Start at the checkpoint boundary before the first entry at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// End with the last entry at or before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+}
+
+fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name}: {text:?} is not an RFC 3339 time such as 2026-01-15T10:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn order(value: Option<&str>) -> Result<Order, ApiError> {
+    value.map_or(Ok(Order::Asc), |text| {
+        text.parse()
+            .map_err(|err: String| ApiError::bad_request(format!("order: {err}")))
+    })
+}
+
+fn limit(value: Option<u64>) -> Result<u64, ApiError> {
+    match value.unwrap_or(DEFAULT_PAGE) {
+        0 => Err(ApiError::bad_request("limit: must be at least 1")),
+        n if n > MAX_PAGE => Err(ApiError::bad_request(format!("limit: at most {MAX_PAGE}"))),
+        n => Ok(n),
+    }
+}
+
+fn cursor(value: Option<&str>) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                ApiError::bad_request("cursor: not a cursor this API returned (next_cursor)")
+            })
+        })
+        .transpose()
+}
+
+/// An entry as the API shows it: its export line as JSON.
+pub fn entry_json(stored: &StoredEntry) -> Result<Value, ApiError> {
+    let line = stored.to_line().map_err(|err| ApiError::internal(&err))?;
+    serde_json::from_str(&line).map_err(|err| ApiError::internal(&err))
+}
+
+/// The filter for a tenant's entries from the query.
+pub fn entry_filter(tenant: &str, query: &EntriesQuery) -> Result<EntryFilter, ApiError> {
+    let order = order(query.order.as_deref())?;
+    Ok(EntryFilter {
+        tenant: Some(tenant.to_owned()),
+        order,
+        after: cursor(query.cursor.as_deref())?.map(|seq| Cursor {
+            tenant: tenant.to_owned(),
+            seq,
+        }),
+        request_id: query.request_id.clone(),
+        reference_id: query.reference_id.clone(),
+        image_sha256: query.image_sha256.clone(),
+        event: query.event.clone(),
+        flow: query.flow.clone(),
+        action: query.action.clone(),
+        since: time("since", query.since.as_deref())?,
+        until: time("until", query.until.as_deref())?,
+        limit: None,
+    })
+}
+
+/// One page of a tenant's entries.
+pub async fn entries_page(
+    state: &AppState,
+    tenant: &str,
+    query: &EntriesQuery,
+) -> Result<EntryPage, ApiError> {
+    let filter = entry_filter(tenant, query)?;
+    let page = arbiter_audit::chain::page(state.pipeline.db().conn(), &filter, limit(query.limit)?)
+        .await
+        .map_err(|err| ApiError::internal(&err))?;
+    Ok(EntryPage {
+        entries: page
+            .entries
+            .iter()
+            .map(entry_json)
+            .collect::<Result<_, _>>()?,
+        next_cursor: page.next.map(|cursor| cursor.seq.to_string()),
+    })
+}
+
+/// List the audit trail.
+///
+/// The caller's tenant's entries, filtered, oldest or newest first, a page at a time: pass the
+/// `next_cursor` of one page as `cursor` to get the next.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/entries",
+    tag = "audit",
+    params(EntriesQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = EntryPage),
+        (status = 400, description = "A malformed filter, order, limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %request_id))]
+pub async fn list_entries(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    params: Result<Query<EntriesQuery>, QueryRejection>,
+) -> Result<Json<EntryPage>, ApiError> {
+    let result = async {
+        let params = query(params)?;
+        entries_page(&state, &caller.key.tenant, &params).await
+    }
+    .await;
+    result.map(Json).map_err(|err| err.for_request(&request_id))
+}
+
+/// Read one entry.
+///
+/// The entry at `seq` in the chain of `tenant`, which must be the caller's tenant: any other
+/// tenant's entry is not found.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/entries/{tenant}/{seq}",
+    tag = "audit",
+    params(
+        ("tenant" = String, Path, description = "The caller's tenant"),
+        ("seq" = u64, Path, description = "The entry's position in the chain, from 0"),
+    ),
+    responses(
+        (status = 200, description = "The entry as in an export line", body = Object),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
+        (status = 404, description = "No such entry for this tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %request_id))]
+pub async fn get_entry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path((tenant, seq)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let result = async {
+        let not_found = || ApiError::not_found(format!("no audit entry {tenant}/{seq}"));
+        let seq: u64 = seq.parse().map_err(|_| not_found())?;
+        if tenant != caller.key.tenant {
+            return Err(not_found());
+        }
+        let stored = arbiter_audit::chain::entry(state.pipeline.db().conn(), &tenant, seq)
+            .await
+            .map_err(|err| ApiError::internal(&err))?
+            .ok_or_else(not_found)?;
+        entry_json(&stored)
+    }
+    .await;
+    result.map(Json).map_err(|err| err.for_request(&request_id))
+}
+
+/// List signed checkpoints.
+///
+/// The caller's tenant's checkpoints: C2SP signed notes (Ed25519) of the chain's size and the
+/// hash of its last entry, checked with the key of `GET /v1/audit/vkey`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoints",
+    tag = "audit",
+    params(CheckpointsQuery),
+    responses(
+        (status = 200, description = "A page of checkpoints", body = CheckpointPage),
+        (status = 400, description = "A malformed order, limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %request_id))]
+pub async fn list_checkpoints(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    params: Result<Query<CheckpointsQuery>, QueryRejection>,
+) -> Result<Json<CheckpointPage>, ApiError> {
+    let result = async {
+        let params = query(params)?;
+        let limit = limit(params.limit)?;
+        let page: arbiter_audit::CheckpointPage = arbiter_audit::checkpoint::checkpoints_page(
+            state.pipeline.db().conn(),
+            &caller.key.tenant,
+            order(params.order.as_deref())?,
+            cursor(params.cursor.as_deref())?,
+            limit,
+        )
+        .await?;
+        Ok::<_, ApiError>(CheckpointPage {
+            next_cursor: page.next.map(|size| size.to_string()),
+            checkpoints: page
+                .checkpoints
+                .into_iter()
+                .map(|cp| CheckpointView {
+                    tenant: cp.tenant,
+                    size: cp.size,
+                    root_hash: cp.root_hash,
+                    issued_at: cp.issued_at,
+                    note: cp.note,
+                })
+                .collect(),
+        })
+    }
+    .await;
+    result.map(Json).map_err(|err| err.for_request(&request_id))
+}
+
+/// The verifier key.
+///
+/// `<log name>+<hex key id>+<base64 key>`, the key checkpoints are signed with. Auditors should
+/// also obtain it through a channel independent of this server.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/vkey",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The verifier key and a newline", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn verifier_key(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", state.audit.signer.verifier_key()),
+    )
+}
+
+/// Export the audit bundle.
+///
+/// The caller's tenant's chain as a tar archive of the bundle `arbiter audit export` writes:
+/// `entries.jsonl`, `checkpoints/cp-<size>.txt`, `vkey.txt` and `SHA256SUMS`. Unpack it and run
+/// `arbiter audit verify --export DIR --vkey FILE` or `tools/verify_audit.py DIR FILE`. A range
+/// starts at a checkpoint boundary.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "audit",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The bundle as a tar archive", content_type = "application/x-tar"),
+        (status = 400, description = "A start that is not a checkpoint boundary, or a malformed time", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
+        (status = 404, description = "No entries in the range", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %request_id))]
+pub async fn export_bundle(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    params: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let result = async {
+        let params = query(params)?;
+        let range = ExportRange {
+            from_seq: params.from_seq,
+            since: time("since", params.since.as_deref())?,
+            until: time("until", params.until.as_deref())?,
+        };
+        export_tar(&state, &caller.key.tenant, &range).await
+    }
+    .await;
+    result.map_err(|err| err.for_request(&request_id))
+}
+
+/// Writes the bundle into a private temporary directory, then streams it as a tar archive and
+/// removes the directory.
+async fn export_tar(
+    state: &AppState,
+    tenant: &str,
+    range: &ExportRange,
+) -> Result<Response, ApiError> {
+    let dir = ExportDir::new().map_err(|err| ApiError::internal(&err))?;
+    let vkey = state.audit.signer.verifier_key();
+    let written =
+        arbiter_audit::export(state.pipeline.db().conn(), tenant, range, &vkey, &dir.path).await;
+    match written {
+        Ok(_) => {}
+        Err(ExportError::Empty { .. }) => {
+            return Err(ApiError::not_found("no audit entries in the range"));
+        }
+        Err(err @ (ExportError::NotABoundary { .. } | ExportError::TwoStarts)) => {
+            return Err(ApiError::bad_request(err.to_string()));
+        }
+        Err(err) => return Err(ApiError::internal(&err)),
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx,
+            buffer: Vec::with_capacity(ChannelWriter::CHUNK),
+        };
+        let written = arbiter_audit::export::write_tar(&dir.path, &mut out)
+            .and_then(|()| std::io::Write::flush(&mut out));
+        if let Err(err) = written {
+            tracing::warn!(error = %err, "the audit export stream stopped");
+            out.tx.blocking_send(Err(err)).ok();
+        }
+        drop(dir);
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let filename = format!(
+        "attachment; filename=\"arbiter-audit-{}.tar\"",
+        tenant.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+            "_"
+        )
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (header::CONTENT_DISPOSITION, filename),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// A temporary directory, removed when dropped.
+struct ExportDir {
+    path: std::path::PathBuf,
+}
+
+impl ExportDir {
+    fn new() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("arbiter-export-{}", ulid::Ulid::new()));
+        std::fs::create_dir(&path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Self { path })
+    }
+}
+
+impl Drop for ExportDir {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %err, "cannot remove an export directory");
+        }
+    }
+}
+
+/// Sends what is written to a response body in chunks.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl ChannelWriter {
+    const CHUNK: usize = 64 * 1024;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(Self::CHUNK),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client stopped reading the export",
+            )
+        })
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}

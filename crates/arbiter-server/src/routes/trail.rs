@@ -1,0 +1,89 @@
+//! `GET /v1/requests/{request_id}/trail`: one request's whole story from the audit log.
+
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::keys::Scope;
+use crate::routes::audit::entry_json;
+use crate::state::AppState;
+use arbiter_audit::{EntryFilter, Order};
+use arbiter_core::RequestId;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Extension, Json, Router, middleware};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The route, behind the `audit:read` scope.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/requests/{request_id}/trail", get(get_trail))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::AuditRead),
+            auth::require,
+        ))
+}
+
+/// A request's audit trail.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Trail {
+    /// The request.
+    pub request_id: String,
+    /// Every entry about it, in chain order, each exactly as in an export line (with `seq` and
+    /// `entry_hash`).
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<Value>,
+}
+
+/// A request's audit trail.
+///
+/// Every audit entry about the request, in chain order: its analysis or decision, webhooks
+/// abandoned, review resolutions. Each carries its `seq` and `entry_hash`, so the trail can be
+/// checked against an export or a signed checkpoint.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{request_id}/trail",
+    tag = "audit",
+    params(("request_id" = String, Path, description = "The request's id (req_...)")),
+    responses(
+        (status = 200, description = "The request's entries, oldest first", body = Trail),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
+        (status = 404, description = "No audit entry about this request for this tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %current))]
+pub async fn get_trail(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(current): Extension<RequestId>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Trail>, ApiError> {
+    trail(&state, &caller.key.tenant, &request_id)
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&current))
+}
+
+/// Every entry of `tenant`'s chain about `request_id`, oldest first.
+pub async fn trail(state: &AppState, tenant: &str, request_id: &str) -> Result<Trail, ApiError> {
+    let filter = EntryFilter {
+        tenant: Some(tenant.to_owned()),
+        request_id: Some(request_id.to_owned()),
+        order: Order::Asc,
+        ..EntryFilter::default()
+    };
+    let entries = arbiter_audit::entries(state.pipeline.db().conn(), &filter)
+        .await
+        .map_err(|err| ApiError::internal(&err))?;
+    if entries.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no audit entry about request {request_id} for this tenant"
+        )));
+    }
+    Ok(Trail {
+        request_id: request_id.to_owned(),
+        entries: entries.iter().map(entry_json).collect::<Result<_, _>>()?,
+    })
+}
