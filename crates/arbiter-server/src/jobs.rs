@@ -339,7 +339,8 @@ async fn analyse(state: &AppState, job: &job::Model) -> Result<Analysed, ApiErro
 pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
     let now = state.clock.now();
     let token = ulid::Ulid::new().to_string();
-    let lease_ms = i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let lease_ms =
+        i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let now_ms = now.timestamp_millis();
     let mut claimed = repo::claim(
         state.pipeline.db().conn(),
@@ -496,7 +497,9 @@ async fn commit(
             tracing::info!(verdict = %rec.analysis.verdict.label, webhooks = queued, "job complete");
             state.pipeline.act(&rec).await;
         }
-        (Err(err), _) => tracing::info!(code = err.code.as_str(), error = %err.message, "job failed"),
+        (Err(err), _) => {
+            tracing::info!(code = err.code.as_str(), error = %err.message, "job failed")
+        }
         _ => {}
     }
     Ok(())
@@ -527,7 +530,11 @@ async fn count_in_batch(
     .into_iter()
     .map(|label| (label.as_str().to_owned(), 0))
     .collect();
-    for label in repo::batch_labels(txn, batch_id).await?.into_iter().flatten() {
+    for label in repo::batch_labels(txn, batch_id)
+        .await?
+        .into_iter()
+        .flatten()
+    {
         *summary.entry(label).or_default() += 1;
     }
     let payload = json!({
@@ -548,8 +555,20 @@ async fn count_in_batch(
         reference_id: batch.batch_reference_id.as_deref(),
         batch_id: Some(batch_id),
     };
-    tracing::info!(batch_id, total = batch.total, failed = batch.failed, "batch complete");
-    Ok(outbox::enqueue(txn, &batch.tenant, &message, batch.webhook_url.as_deref(), now).await?)
+    tracing::info!(
+        batch_id,
+        total = batch.total,
+        failed = batch.failed,
+        "batch complete"
+    );
+    Ok(outbox::enqueue(
+        txn,
+        &batch.tenant,
+        &message,
+        batch.webhook_url.as_deref(),
+        now,
+    )
+    .await?)
 }
 
 /// A job worker: works queued jobs until `shutdown`, finishing the job under way.

@@ -132,7 +132,10 @@ impl Webhooks {
         let parsed = arbiter_webhooks::check_url(url, &move |ip| guard.check(ip))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let port = parsed.port_or_known_default().unwrap_or(80);
-        let lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let lookup = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let addrs: Vec<_> = tokio::net::lookup_host((lookup.as_str(), port))
             .await
             .map_err(|err| format!("cannot resolve {host}: {err}"))?
@@ -179,10 +182,8 @@ pub async fn enqueue(
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
     let endpoints = repo::list_endpoints(conn, tenant).await?;
-    let mut targets: Vec<(Option<String>, String)> = url
-        .map(|u| (None, u.to_owned()))
-        .into_iter()
-        .collect();
+    let mut targets: Vec<(Option<String>, String)> =
+        url.map(|u| (None, u.to_owned())).into_iter().collect();
     for endpoint in endpoints {
         let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
         if endpoint.disabled_at.is_none() && wants(&events, message.event) {
@@ -479,19 +480,24 @@ async fn attempt(
                 .filter(|r| matches!(r.status, Some(429 | 503)))
                 .and_then(|r| r.retry_after.as_deref())
                 .and_then(|v| parse_retry_after(v, started));
-            match policy.next_delay(u32::try_from(number).unwrap_or(u32::MAX), jitter_sample(), asked) {
+            match policy.next_delay(
+                u32::try_from(number).unwrap_or(u32::MAX),
+                jitter_sample(),
+                asked,
+            ) {
                 Some(delay) => (
                     repo::PENDING,
-                    now_ms(started).saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                    now_ms(started)
+                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
                     false,
                 ),
                 None => (repo::FAILED, 0, true),
             }
         }
     };
-    let duration_ms = result
-        .as_ref()
-        .map_or(0, |r| i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX));
+    let duration_ms = result.as_ref().map_or(0, |r| {
+        i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX)
+    });
     let ended = (new_status != repo::PENDING).then_some(started);
     let txn = db.begin_write().await?;
     let held = repo::update_delivery(

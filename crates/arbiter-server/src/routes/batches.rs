@@ -115,7 +115,9 @@ pub async fn check_batch(
 ) -> Result<BatchSubmission, ApiError> {
     let limit = caller.plan.batch_size as usize;
     if request.images.is_empty() {
-        return Err(ApiError::bad_request("images is empty; send 1 or more images"));
+        return Err(ApiError::bad_request(
+            "images is empty; send 1 or more images",
+        ));
     }
     if request.images.len() > limit {
         return Err(ApiError::bad_request(format!(

@@ -226,13 +226,10 @@ pub async fn delete_endpoint(
     Extension(request_id): Extension<RequestId>,
     Path(endpoint_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = repo::delete_endpoint(
-        state.pipeline.db().conn(),
-        &caller.key.tenant,
-        &endpoint_id,
-    )
-    .await
-    .map_err(|err| ApiError::from(err).for_request(&request_id))?;
+    let deleted =
+        repo::delete_endpoint(state.pipeline.db().conn(), &caller.key.tenant, &endpoint_id)
+            .await
+            .map_err(|err| ApiError::from(err).for_request(&request_id))?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {

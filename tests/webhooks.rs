@@ -1,0 +1,441 @@
+//! The webhook outbox against a real database (SQLite, and PostgreSQL when
+//! `ARBITER_TEST_POSTGRES_URL` is set) and a loopback receiver, driven by an injected clock: the
+//! retry schedule, `Retry-After`, 410 Gone, abandonment with its audit entry, the failed list and
+//! replay of the same bytes. Delivery loops are off; the test makes each round itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use arbiter_db::testing::PostgresTestDb;
+use arbiter_detect::LocalDetector;
+use arbiter_server::clock::{Clock, ManualClock};
+use arbiter_server::keys::{self, NewKey, Scope};
+use arbiter_server::outbox::{self, Message};
+use arbiter_server::{AppState, Config, Server, build_state_with_detector};
+use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What the receiver got: headers and exact body.
+type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// A loopback receiver answering with a status set by the test (and `Retry-After: 42` on 429).
+async fn receiver(status: Arc<AtomicU16>) -> (String, Received) {
+    let received: Received = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(
+                |State((status, received)): State<(Arc<AtomicU16>, Received)>,
+                 headers: HeaderMap,
+                 body: String| async move {
+                    received.lock().unwrap().push((headers, body));
+                    let code = status.load(Ordering::SeqCst);
+                    let mut reply_headers = HeaderMap::new();
+                    if code == 429 {
+                        reply_headers.insert("retry-after", "42".parse().unwrap());
+                    }
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        reply_headers,
+                        "x".repeat(5000),
+                    )
+                },
+            ),
+        )
+        .with_state((status, received.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, received)
+}
+
+struct Running {
+    state: AppState,
+    clock: ManualClock,
+    base: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(label: &str, dir: &std::path::Path, url: String) -> Running {
+    let start: DateTime<Utc> = "2026-03-16T14:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(start);
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.join(label),
+        database_url: url,
+        policies_dir: repo().join("policies").display().to_string(),
+        ..Config::default()
+    };
+    config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+    config.jobs.workers = 0;
+    config.webhooks.workers = 0;
+    config.webhooks.max_response_body_bytes = 100;
+    let state = build_state_with_detector(config, Arc::new(clock.clone()), Arc::new(LocalDetector))
+        .await
+        .unwrap();
+    let server = Server::bind_state(state.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { server.run(token).await.unwrap() });
+    Running {
+        state,
+        clock,
+        base,
+        shutdown,
+        task,
+    }
+}
+
+async fn key(state: &AppState, tenant: &str) -> String {
+    let txn = state.pipeline.db().begin_write().await.unwrap();
+    let new = NewKey {
+        tenant: tenant.into(),
+        name: "test".into(),
+        plan: "growth".into(),
+        scopes: vec![Scope::Webhooks, Scope::Batch, Scope::Analyze],
+        allow_ips: vec![],
+    };
+    let (_, secret) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
+    txn.commit().await.unwrap();
+    secret.expose().to_owned()
+}
+
+async fn enqueue(state: &AppState, url: &str, now: DateTime<Utc>) {
+    let txn = state.pipeline.db().begin_write().await.unwrap();
+    let message = Message {
+        event: "analysis.complete",
+        payload: json!({"event": "analysis.complete", "request_id": "req_1", "verdict": {"label": "AUTHENTIC"}}),
+        request_id: Some("req_1"),
+        reference_id: Some("claim-1"),
+        batch_id: None,
+    };
+    assert_eq!(
+        outbox::enqueue(&txn, "acme", &message, Some(url), now)
+            .await
+            .unwrap(),
+        1
+    );
+    txn.commit().await.unwrap();
+}
+
+async fn deliveries(running: &Running, key: &str, status: &str) -> Vec<Value> {
+    let body: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/webhooks/deliveries?status={status}",
+            running.base
+        ))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["data"].as_array().unwrap().clone()
+}
+
+async fn each_database(check: impl AsyncFn(&'static str, Running)) {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = PostgresTestDb::create().await.unwrap();
+    let mut urls = vec![("sqlite", String::new())];
+    if let Some(pg) = &postgres {
+        urls.push(("postgres", pg.url.clone()));
+    }
+    for (label, url) in urls {
+        let running = start(label, dir.path(), url).await;
+        check(label, running).await;
+    }
+    if let Some(pg) = postgres {
+        pg.drop_db().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_replayed() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let status = Arc::new(AtomicU16::new(500));
+        let (base, received) = receiver(status.clone()).await;
+        let key = key(state, "acme").await;
+        let t0 = running.clock.now();
+        enqueue(state, &format!("{base}/hook"), t0).await;
+
+        // The guide's schedule, each delay within 10% jitter, tested by moving the clock.
+        let schedule = [5u64, 30, 120, 600, 3600];
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        for (n, delay) in schedule.iter().enumerate() {
+            let pending = deliveries(&running, &key, "pending").await;
+            assert_eq!(pending.len(), 1, "{label}");
+            assert_eq!(pending[0]["attempts"], n + 1, "{label}");
+            let due: DateTime<Utc> = pending[0]["next_attempt_at"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let wait = (due - running.clock.now()).num_milliseconds();
+            let (low, high) = (*delay as i64 * 900, *delay as i64 * 1100);
+            assert!(
+                (low..=high).contains(&wait),
+                "{label}: retry {n}: {wait} ms not within {low}..{high}"
+            );
+            // Not due a moment before.
+            running
+                .clock
+                .advance(chrono::Duration::milliseconds(wait - 200));
+            assert_eq!(
+                outbox::deliver_due(state).await.unwrap(),
+                0,
+                "{label}: retry {n} early"
+            );
+            running.clock.advance(chrono::Duration::milliseconds(200));
+            assert_eq!(
+                outbox::deliver_due(state).await.unwrap(),
+                1,
+                "{label}: retry {n} due"
+            );
+        }
+        // Six attempts (the first and five retries), then abandoned.
+        assert!(
+            deliveries(&running, &key, "pending").await.is_empty(),
+            "{label}"
+        );
+        let failed = deliveries(&running, &key, "failed").await;
+        assert_eq!(failed.len(), 1, "{label}");
+        assert_eq!(failed[0]["attempts"], 6, "{label}");
+        assert_eq!(failed[0]["last_status"], 500, "{label}");
+        let id = failed[0]["delivery_id"].as_str().unwrap().to_owned();
+        let one: Value = reqwest::Client::new()
+            .get(format!("{}/v1/webhooks/deliveries/{id}", running.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let log = one["attempt_log"].as_array().unwrap();
+        assert_eq!(log.len(), 6, "{label}");
+        assert!(
+            log.iter()
+                .all(|a| a["status_code"] == 500
+                    && a["response_body"].as_str().unwrap().len() == 100),
+            "{label}: {one}"
+        );
+        let entries = arbiter_audit::entries(state.pipeline.db().conn(), &Default::default())
+            .await
+            .unwrap();
+        let abandoned: Vec<_> = entries
+            .iter()
+            .filter(|e| e.entry.event.name() == "webhook.abandoned")
+            .collect();
+        assert_eq!(abandoned.len(), 1, "{label}");
+
+        // Every attempt carried the same id and body; each verifies with the tenant's secret.
+        let conn = state.pipeline.db().conn();
+        let cipher = state.webhooks.cipher().await.unwrap();
+        let (secret, _) = outbox::tenant_secrets(conn, cipher, "acme", running.clock.now())
+            .await
+            .unwrap();
+        let got = received.lock().unwrap().clone();
+        assert_eq!(got.len(), 6, "{label}");
+        for (headers, body) in &got {
+            assert_eq!(headers["webhook-id"].to_str().unwrap(), id, "{label}");
+            assert_eq!(body, &got[0].1, "{label}");
+            let ts: i64 = headers["webhook-timestamp"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            verify_standard(
+                &secret,
+                Some(&id),
+                Some(&ts.to_string()),
+                headers["webhook-signature"].to_str().ok(),
+                body.as_bytes(),
+                ts,
+            )
+            .unwrap();
+            verify_checkreal(
+                &secret,
+                body.as_bytes(),
+                headers["x-checkreal-signature"].to_str().ok(),
+            )
+            .unwrap();
+        }
+
+        // Replay: the same id and bytes, now accepted.
+        status.store(200, Ordering::SeqCst);
+        let replay = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/webhooks/deliveries/{id}/replay",
+                running.base
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), 202, "{label}");
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        let got = received.lock().unwrap().clone();
+        assert_eq!(got.len(), 7, "{label}");
+        assert_eq!(got[6].1, got[0].1, "{label}: replay sends the same bytes");
+        assert_eq!(got[6].0["webhook-id"], got[0].0["webhook-id"], "{label}");
+        assert_eq!(
+            deliveries(&running, &key, "succeeded").await.len(),
+            1,
+            "{label}"
+        );
+
+        // 429 with Retry-After: 42 s is honoured instead of the schedule's 5 s.
+        status.store(429, Ordering::SeqCst);
+        enqueue(state, &format!("{base}/hook"), running.clock.now()).await;
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        let pending = deliveries(&running, &key, "pending").await;
+        let due: DateTime<Utc> = pending[0]["next_attempt_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!((due - running.clock.now()).num_seconds(), 42, "{label}");
+
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn endpoints_have_their_own_secret_filter_events_and_are_disabled_by_410() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let status = Arc::new(AtomicU16::new(410));
+        let (base, received) = receiver(status.clone()).await;
+        let key = key(state, "acme").await;
+        let client = reqwest::Client::new();
+        let created: Value = client
+            .post(format!("{}/v1/webhooks/endpoints", running.base))
+            .bearer_auth(&key)
+            .json(&json!({"url": format!("{base}/hook"), "events": ["analysis.complete"], "description": "claims"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secret: WebhookSecret = created["secret"].as_str().unwrap().parse().unwrap();
+        let endpoint_id = created["endpoint_id"].as_str().unwrap().to_owned();
+        // Listing never shows the secret.
+        let listed = client
+            .get(format!("{}/v1/webhooks/endpoints", running.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(listed.contains(&endpoint_id) && !listed.contains("whsec_"), "{label}: {listed}");
+        // A refused address is not registered.
+        let refused = client
+            .post(format!("{}/v1/webhooks/endpoints", running.base))
+            .bearer_auth(&key)
+            .json(&json!({"url": "http://10.1.2.3/hook"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{label}");
+
+        // analysis.complete reaches the endpoint; batch.complete does not (filter).
+        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let now = running.clock.now();
+        for event in ["analysis.complete", "batch.complete"] {
+            let message = Message { event, payload: json!({"event": event}), request_id: None, reference_id: None, batch_id: None };
+            outbox::enqueue(&txn, "acme", &message, None, now).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        let got = received.lock().unwrap().clone();
+        let (headers, body) = &got[0];
+        let ts = headers["webhook-timestamp"].to_str().unwrap();
+        verify_standard(&secret, headers["webhook-id"].to_str().ok(), Some(ts), headers["webhook-signature"].to_str().ok(), body.as_bytes(), ts.parse().unwrap()).unwrap();
+        // 410: the endpoint is disabled and the delivery fails at once, audited.
+        let endpoints: Value = client
+            .get(format!("{}/v1/webhooks/endpoints", running.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(endpoints["data"][0]["disabled_at"].is_string(), "{label}: {endpoints}");
+        assert_eq!(deliveries(&running, &key, "failed").await.len(), 1, "{label}");
+        let delete = client
+            .delete(format!("{}/v1/webhooks/endpoints/{endpoint_id}", running.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(delete.status(), 204, "{label}");
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rotation_signs_with_both_secrets_during_the_overlap() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let conn = state.pipeline.db().conn();
+        let cipher = state.webhooks.cipher().await.unwrap();
+        let now = running.clock.now();
+        let (old, none) = outbox::tenant_secrets(conn, cipher, "acme", now)
+            .await
+            .unwrap();
+        assert!(none.is_none(), "{label}");
+        let (new, until) = outbox::rotate_tenant_secret(
+            conn,
+            cipher,
+            "acme",
+            now,
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        assert_eq!((until - now).num_seconds(), 3600, "{label}");
+        let (current, previous) = outbox::tenant_secrets(conn, cipher, "acme", now)
+            .await
+            .unwrap();
+        assert_eq!(current, new, "{label}");
+        assert_eq!(previous, Some(old), "{label}");
+        running.clock.advance(chrono::Duration::seconds(3601));
+        let (_, previous) = outbox::tenant_secrets(conn, cipher, "acme", running.clock.now())
+            .await
+            .unwrap();
+        assert!(previous.is_none(), "{label}: the overlap is over");
+        // Stored sealed: the secret's text is not in the database.
+        let row = arbiter_db::webhooks::get_secret(conn, "acme")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!row.secret.contains(new.expose()), "{label}");
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    })
+    .await;
+}
