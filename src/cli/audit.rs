@@ -11,7 +11,8 @@ use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The checkpoint signing key and log name (`audit.signing_key`, `audit.log_name`).
+/// The checkpoint signing key and log name: flags, else `ARBITER_AUDIT_*`, else the `audit:`
+/// section of `arbiter.yaml` (in development mode, `<data_dir>/audit-signing.key`).
 #[derive(Debug, Args)]
 pub struct SigningArgs {
     /// The checkpoint signing key file (`audit.signing_key`), made by `arbiter audit keygen`.
@@ -24,25 +25,43 @@ pub struct SigningArgs {
     signing_key: Option<PathBuf>,
 
     /// The log name checkpoints are signed under (`audit.log_name`), e.g. `audit.example.com/arbiter`.
-    #[arg(
-        long = "log-name",
-        env = "ARBITER_AUDIT_LOG_NAME",
-        default_value = "arbiter"
-    )]
-    log_name: String,
+    #[arg(long = "log-name", env = "ARBITER_AUDIT_LOG_NAME")]
+    log_name: Option<String>,
 }
 
 impl SigningArgs {
+    /// The `audit:` section of `./arbiter.yaml` (or `ARBITER_CONFIG`) with the environment.
+    fn config() -> anyhow::Result<arbiter_server::Config> {
+        let file = std::env::var_os("ARBITER_CONFIG").map(PathBuf::from);
+        arbiter_server::Config::load(file.as_deref())
+            .context("while loading the configuration for the audit signing key")
+    }
+
     fn signer(&self) -> anyhow::Result<Signer> {
-        let Some(path) = &self.signing_key else {
-            bail!(
-                "no checkpoint signing key: pass --signing-key FILE or set ARBITER_AUDIT_SIGNING_KEY \
-                 (make one with `arbiter audit keygen --out FILE`)"
-            );
+        let (path, log_name) = match (&self.signing_key, &self.log_name) {
+            (Some(path), Some(name)) => (path.clone(), name.clone()),
+            (path, name) => {
+                let config = Self::config()?;
+                let Some(path) = path
+                    .clone()
+                    .or_else(|| config.audit.signing_key_path(&config.data_dir))
+                else {
+                    bail!(
+                        "no checkpoint signing key: pass --signing-key FILE or set \
+                         audit.signing_key (ARBITER_AUDIT_SIGNING_KEY); make one with \
+                         `arbiter audit keygen --out FILE`"
+                    );
+                };
+                (path, name.clone().unwrap_or(config.audit.log_name))
+            }
         };
-        let key = SigningKey::load(path)
+        let key = SigningKey::load(&path)
             .with_context(|| format!("while reading the signing key {}", path.display()))?;
-        Signer::new(key, &self.log_name).context("while setting up the checkpoint signer")
+        Signer::new(key, &log_name).context("while setting up the checkpoint signer")
+    }
+
+    fn given(&self) -> bool {
+        self.signing_key.is_some()
     }
 }
 
@@ -343,10 +362,10 @@ pub async fn run(db: &Db, command: AuditCommand) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("while verifying the bundle {}", dir.display()))?;
                 return Ok(print_report(&report, &dir.display().to_string()));
             }
-            let vkey = match (&args.vkey, &args.signing.signing_key) {
-                (Some(path), _) => Some(read_vkey(path)?),
-                (None, Some(_)) => Some(args.signing.signer()?.verifier_key()),
-                (None, None) => None,
+            let vkey = match &args.vkey {
+                Some(path) => Some(read_vkey(path)?),
+                None if args.signing.given() => Some(args.signing.signer()?.verifier_key()),
+                None => None,
             };
             let report = verify_database(db.conn(), vkey.as_ref())
                 .await
