@@ -5,6 +5,7 @@ mod keys;
 mod policy;
 mod scan;
 mod serve;
+mod webhooks;
 
 use anyhow::Context;
 use arbiter_db::{Db, DbTarget};
@@ -49,6 +50,9 @@ enum Command {
     /// Check, test, explain, diff and backtest policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Webhook secrets and endpoints.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 impl Cli {
@@ -84,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => audit::run(&db, command).await,
         Command::Keys(command) => keys::run(&db, command).await,
         Command::Policy(command) => policy::run(Some(&db), command).await,
+        Command::Webhooks(command) => webhooks::run(&db, cli.data_dir.clone(), command).await,
         Command::Serve(_) => unreachable!("served above"),
     };
     db.clone().close().await.ok();
