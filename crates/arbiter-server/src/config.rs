@@ -265,6 +265,114 @@ pub enum AuditMode {
     Production,
 }
 
+/// Durable jobs: batch images and asynchronous requests, claimed by workers under a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Worker tasks per process; 0 runs none (another replica does the work).
+    pub workers: u32,
+    /// Seconds a claimed job is held; a crashed worker's job is taken again after this.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for work another replica queued, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Claims of one job before it fails as INTERNAL_ERROR.
+    pub max_attempts: u32,
+    /// The largest `POST /v1/analyze/batch` body, in bytes.
+    pub max_batch_body_bytes: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            lease_secs: 60,
+            poll_interval_ms: 500,
+            max_attempts: 5,
+            max_batch_body_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// Outbound webhooks: signing, retries and delivery.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Seconds before each retry of a failed delivery; after the last, it is abandoned.
+    pub retry_schedule_secs: Vec<u64>,
+    /// Each retry delay moves by up to this percentage either way.
+    pub jitter_percent: u8,
+    /// The longest `Retry-After` (429/503) honoured, in seconds.
+    pub max_retry_after_secs: u64,
+    /// An endpoint must answer within this many seconds.
+    pub timeout_secs: u64,
+    /// Bytes of each response body stored with its attempt.
+    pub max_response_body_bytes: usize,
+    /// Delivery loops per process; 0 runs none.
+    pub workers: u32,
+    /// Deliveries one loop sends at once.
+    pub concurrency: u32,
+    /// Seconds the previous tenant secret keeps signing after a rotation.
+    pub rotation_overlap_secs: u64,
+    /// The key file that encrypts webhook secrets at rest; empty: `<data_dir>/webhook-secrets.key`.
+    /// Replicas sharing a database must share this key.
+    pub secret_key_file: String,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            retry_schedule_secs: vec![5, 30, 120, 600, 3600],
+            jitter_percent: 10,
+            max_retry_after_secs: 3600,
+            timeout_secs: 10,
+            max_response_body_bytes: 1024,
+            workers: 1,
+            concurrency: 64,
+            rotation_overlap_secs: 24 * 3600,
+            secret_key_file: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhooksConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key file's path is shown; the words of a redacted value are not.
+        f.debug_struct("WebhooksConfig")
+            .field("retry_schedule_secs", &self.retry_schedule_secs)
+            .field("jitter_percent", &self.jitter_percent)
+            .field("max_retry_after_secs", &self.max_retry_after_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_response_body_bytes", &self.max_response_body_bytes)
+            .field("workers", &self.workers)
+            .field("concurrency", &self.concurrency)
+            .field("rotation_overlap_secs", &self.rotation_overlap_secs)
+            .field("key_file", &self.secret_key_file)
+            .finish()
+    }
+}
+
+impl WebhooksConfig {
+    /// The key file in force.
+    pub fn key_file(&self, data_dir: &Path) -> PathBuf {
+        if self.secret_key_file.is_empty() {
+            data_dir.join("webhook-secrets.key")
+        } else {
+            PathBuf::from(&self.secret_key_file)
+        }
+    }
+}
+
+/// Whether Arbiter may sign audit checkpoints with a key it makes itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
+    #[default]
+    Development,
+    /// `audit.signing_key` is required; Arbiter refuses to start without it.
+    Production,
+}
+
 /// The audit log's signed checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
