@@ -362,17 +362,6 @@ impl WebhooksConfig {
     }
 }
 
-/// Whether Arbiter may sign audit checkpoints with a key it makes itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditMode {
-    /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
-    #[default]
-    Development,
-    /// `audit.signing_key` is required; Arbiter refuses to start without it.
-    Production,
-}
-
 /// The audit log's signed checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -160,6 +160,7 @@ fn spawn_workers(
     state: &AppState,
     shutdown: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let reload = tokio::spawn(watch_policies(state.clone(), shutdown.clone()));
     let jobs = (0..state.config.jobs.workers)
         .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
     let deliveries = (0..state.config.webhooks.workers)
@@ -210,4 +211,3 @@ async fn watch_policies(state: AppState, shutdown: CancellationToken) {
         }
     }
 }
-    let reload = tokio::spawn(watch_policies(state.clone(), shutdown.clone()));

@@ -27,15 +27,15 @@ use utoipa::{Modify, OpenApi};
         super::webhooks::list_deliveries,
         super::webhooks::get_delivery,
         super::webhooks::replay_delivery,
+        super::policies::list_policies,
+        super::policies::get_policy,
+        super::policies::simulate,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
     ),
     modifiers(&BearerAuth)
 )]
-        super::policies::list_policies,
-        super::policies::get_policy,
-        super::policies::simulate,
 pub struct ApiDoc;
 
 struct BearerAuth;
