@@ -597,3 +597,37 @@ async fn health_metrics_and_the_openapi_document() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests() {
+    let detector = Arc::new(CountingDetector::default());
+    each_server(
+        |_| {},
+        system_clock(),
+        detector,
+        async |label, server| {
+            let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
+            let body = json!({"image_base64": b64(&sample("plain-render.png"))});
+            let in_flight = server.analyze(&key, body);
+            let stop = async {
+                // The detector takes 50 ms: stop while the request is under way.
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                server.shutdown.cancel();
+            };
+            let ((status, _, answer), ()) = tokio::join!(in_flight, stop);
+            assert_eq!(status, StatusCode::OK, "{label}: {answer}");
+            // New connections are refused once the server has stopped.
+            for _ in 0..100 {
+                if reqwest::get(format!("{}/healthz", server.base))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("{label}: the server still accepts connections after shutdown");
+        },
+    )
+    .await;
+}

@@ -23,10 +23,16 @@ fn jpeg(width: u32, height: u32) -> Vec<u8> {
         seed ^= seed >> 17;
         seed ^= seed << 5;
         let noise = (seed & 0x1f) as u8;
-        image::Rgb([(x % 256) as u8 ^ noise, (y % 256) as u8, ((x + y) % 256) as u8 ^ noise])
+        image::Rgb([
+            (x % 256) as u8 ^ noise,
+            (y % 256) as u8,
+            ((x + y) % 256) as u8 ^ noise,
+        ])
     });
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&pixels).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&pixels)
+        .unwrap();
     out
 }
 
@@ -50,13 +56,26 @@ async fn load(url: &str, key: &str, image: &[u8], requests: usize, concurrency: 
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, image, next) = (client.clone(), url.to_owned(), key.to_owned(), image.to_vec(), next.clone());
+        let (client, url, key, image, next) = (
+            client.clone(),
+            url.to_owned(),
+            key.to_owned(),
+            image.to_vec(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(image.clone()));
+                let form = reqwest::multipart::Form::new()
+                    .part("file", reqwest::multipart::Part::bytes(image.clone()));
                 let sent = Instant::now();
-                let response = client.post(&url).bearer_auth(&key).multipart(form).send().await.unwrap();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .multipart(form)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
                 response.bytes().await.unwrap();
                 latencies.push(sent.elapsed());
@@ -70,19 +89,37 @@ async fn load(url: &str, key: &str, image: &[u8], requests: usize, concurrency: 
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    Run { rps: latencies.len() as f64 / elapsed.as_secs_f64(), p50: percentile(&latencies, 0.5), p99: percentile(&latencies, 0.99) }
+    Run {
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    }
 }
 
 async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, CancellationToken) {
-    let mut config = Config { listen: "127.0.0.1:0".into(), data_dir: dir.to_path_buf(), ..Config::default() };
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
     config.cache.ttl_secs = cache_ttl_secs;
     let plan = config.rate_limits.plans.get_mut("enterprise").unwrap();
     plan.per_minute = u32::MAX;
     plan.per_day = u32::MAX;
     let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-    let txn = arbiter_db::sea_orm::TransactionTrait::begin(state.pipeline.db().conn()).await.unwrap();
-    let new = NewKey { tenant: "bench".into(), name: "bench".into(), plan: "enterprise".into(), scopes: Scope::DEFAULT.to_vec(), allow_ips: vec![] };
-    let (_, secret) = keys::create(&txn, new, "bench", chrono::Utc::now()).await.unwrap();
+    let txn = arbiter_db::sea_orm::TransactionTrait::begin(state.pipeline.db().conn())
+        .await
+        .unwrap();
+    let new = NewKey {
+        tenant: "bench".into(),
+        name: "bench".into(),
+        plan: "enterprise".into(),
+        scopes: Scope::DEFAULT.to_vec(),
+        allow_ips: vec![],
+    };
+    let (_, secret) = keys::create(&txn, new, "bench", chrono::Utc::now())
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
     let server = Server::bind_state(state, "127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/analyze", server.local_addr().unwrap());
@@ -94,11 +131,20 @@ async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, C
 
 /// The detector's own time per image: intake (hash, sniff) plus analysis, one at a time.
 async fn detector_p50(image: &[u8], runs: usize) -> Duration {
+    // One run to warm up.
+    let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
+    LocalDetector
+        .analyze(&media, &AnalyzeOptions::default())
+        .await
+        .unwrap();
     let mut times = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
         let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
-        LocalDetector.analyze(&media, &AnalyzeOptions::default()).await.unwrap();
+        LocalDetector
+            .analyze(&media, &AnalyzeOptions::default())
+            .await
+            .unwrap();
         times.push(started.elapsed());
     }
     times.sort();
@@ -110,10 +156,15 @@ async fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let scale = if quick { 10 } else { 1 };
     let dir = tempfile::tempdir().unwrap();
-    println!("api_load: POST /v1/analyze (multipart) on loopback, client and server in one process on this machine");
-    for (name, width, height, requests) in [("1 MP JPEG", 1000, 1000, 300 / scale), ("12 MP JPEG", 4000, 3000, 60 / scale)] {
+    println!(
+        "api_load: POST /v1/analyze (multipart) on loopback, client and server in one process on this machine"
+    );
+    for (name, width, height, requests) in [
+        ("1 MP JPEG", 1000, 1000, 300 / scale),
+        ("12 MP JPEG", 4000, 3000, 60 / scale),
+    ] {
         let image = jpeg(width, height);
-        let detector = detector_p50(&image, 20 / scale.min(4)).await;
+        let detector = detector_p50(&image, if quick { 9 } else { 30 }).await;
         let (url, key, stop) = serve(0, &dir.path().join(format!("uncached-{width}"))).await;
         let serial = load(&url, &key, &image, requests / 2, 1).await;
         let parallel = load(&url, &key, &image, requests, 4).await;
@@ -137,5 +188,10 @@ async fn main() {
     load(&url, &key, &image, 1, 1).await;
     let hits = load(&url, &key, &image, 5_000 / scale, 16).await;
     stop.cancel();
-    println!("cache-hit path (1 MP JPEG, 16 concurrent): {:.0} req/s, p50 {} p99 {}", hits.rps, ms(hits.p50), ms(hits.p99));
+    println!(
+        "cache-hit path (1 MP JPEG, 16 concurrent): {:.0} req/s, p50 {} p99 {}",
+        hits.rps,
+        ms(hits.p50),
+        ms(hits.p99)
+    );
 }

@@ -60,15 +60,50 @@ pub struct AnalyzeReply {
 /// A shared detector result: the analysis and the request that produced it.
 type Shared = Arc<OnceCell<Result<(Analysis, RequestId, bool), ApiError>>>;
 
-/// Analyses under way, by tenant and cache key.
+/// Analyses under way, and recent committed results, by tenant and cache key. The recent results
+/// spare the cache-hit path a database read; the database stays the source of truth.
 #[derive(Debug, Clone, Default)]
-pub struct Inflight(Arc<Mutex<HashMap<String, Shared>>>);
+pub struct Inflight {
+    running: Arc<Mutex<HashMap<String, Shared>>>,
+    recent: Arc<Mutex<HashMap<String, (Arc<Analysis>, RequestId, DateTime<Utc>)>>>,
+}
+
+/// How many recent results are kept in memory before the oldest half is dropped.
+const RECENT_RESULTS: usize = 4096;
 
 impl Inflight {
+    /// A recent committed result for a key, created at or after `since`.
+    fn recent(&self, key: &str, since: DateTime<Utc>) -> Option<(Analysis, RequestId)> {
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (analysis, origin, at) = recent.get(key)?;
+        (*at >= since).then(|| (Analysis::clone(analysis), origin.clone()))
+    }
+
+    /// Remembers a committed result.
+    fn remember(&self, key: &str, analysis: &Analysis, origin: &RequestId, at: DateTime<Utc>) {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.len() >= RECENT_RESULTS {
+            let mut times: Vec<_> = recent.values().map(|(_, _, at)| *at).collect();
+            times.sort();
+            let cutoff = times[times.len() / 2];
+            recent.retain(|_, (_, _, at)| *at > cutoff);
+        }
+        recent.insert(
+            key.to_owned(),
+            (Arc::new(analysis.clone()), origin.clone(), at),
+        );
+    }
+
     /// The cell for a key, and whether this caller created it (and so must remove it).
     fn join(&self, key: &str) -> (Shared, bool) {
         let mut map = self
-            .0
+            .running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match map.get(key) {
@@ -82,7 +117,7 @@ impl Inflight {
     }
 
     fn leave(&self, key: &str) {
-        self.0
+        self.running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(key);
@@ -145,6 +180,9 @@ pub async fn analyze(
                 let ttl = chrono::Duration::seconds(
                     i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000),
                 );
+                if let Some((analysis, origin)) = state.inflight.recent(&slot, now - ttl) {
+                    return Ok((analysis, origin, true));
+                }
                 if let Some(row) =
                     arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, now - ttl)
                         .await?
@@ -185,6 +223,10 @@ pub async fn analyze(
             }
             Err(err) => Err(err),
         };
+        if let Ok((analysis, origin, false, _)) = &outcome {
+            // Committed: later identical requests may reuse it without a database read.
+            state.inflight.remember(&slot, analysis, origin, now);
+        }
         if leader {
             state.inflight.leave(&slot);
         }
