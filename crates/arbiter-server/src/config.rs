@@ -93,9 +93,9 @@ impl std::fmt::Debug for Config {
                 },
             )
             .field("policies_dir", &self.policies_dir)
+            .field("policy_reload_secs", &self.policy_reload_secs)
             .field("detector", &self.detector)
             .field("limits", &self.limits)
-            .field("policy_reload_secs", &self.policy_reload_secs)
             .field("outbound", &self.outbound)
             .field("cache", &self.cache)
             .field("rate_limits", &self.rate_limits)
@@ -113,10 +113,10 @@ impl Default for Config {
             data_dir: PathBuf::from(".arbiter"),
             database_url: String::new(),
             policies_dir: String::new(),
+            policy_reload_secs: 2,
             detector: DetectorConfig::Local,
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
-            policy_reload_secs: 2,
             cache: CacheConfig::default(),
             rate_limits: RateLimitConfig::default(),
             jobs: JobsConfig::default(),
@@ -254,17 +254,6 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// Whether Arbiter may sign audit checkpoints with a key it makes itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditMode {
-    /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
-    #[default]
-    Development,
-    /// `audit.signing_key` is required; Arbiter refuses to start without it.
-    Production,
-}
-
 /// Durable jobs: batch images and asynchronous requests, claimed by workers under a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -360,6 +349,17 @@ impl WebhooksConfig {
             PathBuf::from(&self.secret_key_file)
         }
     }
+}
+
+/// Whether Arbiter may sign audit checkpoints with a key it makes itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
+    #[default]
+    Development,
+    /// `audit.signing_key` is required; Arbiter refuses to start without it.
+    Production,
 }
 
 /// The audit log's signed checkpoints.

@@ -5,9 +5,9 @@ pub mod audit;
 pub mod batches;
 pub mod health;
 pub mod openapi;
+pub mod policies;
 pub mod requests;
 pub mod trail;
-pub mod policies;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -31,11 +31,11 @@ pub fn router(state: AppState) -> Router {
         .merge(trail::router(&state))
         .merge(batches::router(&state))
         .merge(webhooks::router(&state))
+        .merge(policies::router(&state))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
-        .merge(policies::router(&state))
         .with_state(state)
 }
 
