@@ -383,3 +383,145 @@ mod hostile {
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
+
+/// The generator samples are 1x1 (64x64 for the stealth one); their metadata, copied into
+/// generated images of at least 100x100, passes intake and is AI_GENERATED end to end.
+mod copied_chunks {
+    use super::*;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../../tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn chunks(png: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+        arbiter_detect::container::png_chunks(png)
+            .map(|(kind, data)| (kind, data.to_vec()))
+            .collect()
+    }
+
+    fn with_chunks(base: &[u8], extra: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (i, (kind, data)) in chunks(base).into_iter().enumerate() {
+            let mut write = |kind: &[u8; 4], data: &[u8]| {
+                out.extend((data.len() as u32).to_be_bytes());
+                out.extend(kind);
+                out.extend(data);
+                let mut crc = flate2::Crc::new();
+                crc.update(kind);
+                crc.update(data);
+                out.extend(crc.sum().to_be_bytes());
+            };
+            write(&kind, &data);
+            if i == 0 {
+                for (kind, data) in extra {
+                    write(kind, data);
+                }
+            }
+        }
+        out
+    }
+
+    fn generated_png(width: u32, height: u32) -> Vec<u8> {
+        let image = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x * 2) as u8, (y * 2) as u8, ((x + y) % 251) as u8])
+        });
+        let mut out = Vec::new();
+        image
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn png_text_chunks_in_a_full_size_image() {
+        for (path, generator) in [
+            ("genmeta/automatic1111_cropped.png", "AUTOMATIC1111"),
+            ("genmeta/comfyui_img2img_cropped.png", "ComfyUI"),
+            ("genmeta/novelai1_cropped.png", "NovelAI"),
+            ("genmeta/invokeai_imeta1.png", "InvokeAI"),
+            ("genmeta/invokeai_sdmeta1.png", "InvokeAI"),
+            ("genmeta/fooocus1_cropped.png", "Fooocus"),
+        ] {
+            let text: Vec<_> = chunks(&fixture(path))
+                .into_iter()
+                .filter(|(kind, _)| matches!(kind, b"tEXt" | b"iTXt" | b"zTXt"))
+                .collect();
+            assert!(!text.is_empty(), "{path}");
+            let png = with_chunks(&generated_png(160, 120), &text);
+            let analysis = analyse_with(&LocalDetector, png);
+            assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{path}");
+            assert_eq!(analysis.verdict.risk_level, RiskLevel::High, "{path}");
+            assert_eq!(
+                analysis.metadata.generator.as_deref(),
+                Some(generator),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_a1111_jpeg_exif_in_a_full_size_jpeg() {
+        let sample = fixture("genmeta/automatic1111_cropped.jpg");
+        let (_, exif) = arbiter_detect::container::jpeg_segments(&sample)
+            .find(|(marker, payload)| *marker == 0xE1 && payload.starts_with(b"Exif"))
+            .unwrap();
+        let jpeg = textured_jpeg(200, 150, 85);
+        let mut file = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        file.extend(((exif.len() + 2) as u16).to_be_bytes());
+        file.extend(exif);
+        file.extend(&jpeg[2..]);
+        let analysis = analyse_with(&LocalDetector, file);
+        assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated);
+        assert_eq!(
+            analysis.metadata.generator.as_deref(),
+            Some("AUTOMATIC1111")
+        );
+    }
+
+    #[test]
+    fn stealth_alpha_data_in_a_full_size_image() {
+        // The sample's alpha LSBs, read column by column, written into a 128x128 RGBA image in
+        // the same order.
+        let sample = image::load_from_memory(&fixture("genmeta/automatic1111_stealth.png"))
+            .unwrap()
+            .into_rgba8();
+        let (w, h) = sample.dimensions();
+        let bits: Vec<u8> = (0..w * h)
+            .map(|i| sample.get_pixel(i / h, i % h)[3] & 1)
+            .collect();
+        let size = 128u32;
+        let mut image = image::RgbaImage::from_fn(size, size, |x, y| {
+            image::Rgba([(x * 2) as u8, (y * 2) as u8, 90, 255])
+        });
+        for (i, bit) in bits.iter().enumerate() {
+            let i = i as u32;
+            let pixel = image.get_pixel_mut(i / size, i % size);
+            pixel[3] = 254 | bit;
+        }
+        let mut png = Vec::new();
+        image
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let analysis = analyse_with(&LocalDetector, png);
+        assert_eq!(
+            analysis.verdict.label,
+            VerdictLabel::AiGenerated,
+            "{}",
+            detail_of(&analysis)
+        );
+        assert!(detail_of(&analysis).contains("stealth"));
+    }
+
+    fn detail_of(analysis: &arbiter_core::Analysis) -> String {
+        analysis
+            .model_results
+            .metadata_analysis
+            .as_ref()
+            .and_then(|m| m.result.detail.clone())
+            .unwrap_or_default()
+    }
+}
