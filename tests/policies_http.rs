@@ -3,7 +3,6 @@
 //! version live), each activation an audit entry. SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use arbiter_db::sea_orm::TransactionTrait;
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};

@@ -65,8 +65,11 @@ type Shared = Arc<OnceCell<Result<(Analysis, RequestId, bool), ApiError>>>;
 #[derive(Debug, Clone, Default)]
 pub struct Inflight {
     running: Arc<Mutex<HashMap<String, Shared>>>,
-    recent: Arc<Mutex<HashMap<String, (Arc<Analysis>, RequestId, DateTime<Utc>)>>>,
+    recent: Arc<Mutex<HashMap<String, Recent>>>,
 }
+
+/// A committed result: the analysis, the request that produced it, and when.
+type Recent = (Arc<Analysis>, RequestId, DateTime<Utc>);
 
 /// How many recent results are kept in memory before the oldest half is dropped.
 const RECENT_RESULTS: usize = 4096;
