@@ -24,8 +24,8 @@ pub enum KeysCommand {
         /// The rate-limit plan [default: rate_limits.default_plan].
         #[arg(long)]
         plan: Option<String>,
-        /// Comma-separated scopes: analyze, batch, requests:read, audit:read, policies:read
-        /// [default: analyze,batch,requests:read].
+        /// Comma-separated scopes: analyze, batch, requests:read, audit:read, policies:read,
+        /// webhooks [default: analyze,batch,requests:read].
         #[arg(long, value_delimiter = ',')]
         scope: Vec<Scope>,
         /// A network (CIDR) the key may be used from; repeatable; none allows any.
