@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Configuration of the local detector. Every key is optional; the defaults suit a 2-core host.
+/// The pixel models bound their own work whatever the image size (a fixed number of sampled
+/// blocks, a fixed-size crop at native resolution), so there is no working-resolution key.
 ///
 /// ```yaml
 /// type: local
@@ -11,7 +13,6 @@ use std::path::PathBuf;
 /// trust_anchors: /etc/arbiter/c2pa-anchors.pem
 /// max_decode_pixels: 100000000
 /// max_decode_bytes: 1073741824
-/// working_pixels: 16000000
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,11 +30,6 @@ pub struct LocalDetectorConfig {
     /// The most memory the image decoder may allocate, in bytes.
     #[serde(default = "default_max_decode_bytes")]
     pub max_decode_bytes: u64,
-    /// The most pixels a model that works on a reduced copy analyses; larger images are sampled
-    /// down to this for those models (the frequency model always works at native resolution on a
-    /// bounded crop).
-    #[serde(default = "default_working_pixels")]
-    pub working_pixels: u64,
 }
 
 fn default_max_decode_pixels() -> u64 {
@@ -44,17 +40,12 @@ fn default_max_decode_bytes() -> u64 {
     1 << 30
 }
 
-fn default_working_pixels() -> u64 {
-    16_000_000
-}
-
 impl Default for LocalDetectorConfig {
     fn default() -> Self {
         Self {
             trust_anchors: None,
             max_decode_pixels: default_max_decode_pixels(),
             max_decode_bytes: default_max_decode_bytes(),
-            working_pixels: default_working_pixels(),
         }
     }
 }
@@ -66,12 +57,18 @@ mod tests {
     #[test]
     fn the_documented_example_parses_and_unknown_keys_are_refused() {
         let example = r#"{"trust_anchors": "/etc/arbiter/c2pa-anchors.pem", "max_decode_pixels": 100000000,
-            "max_decode_bytes": 1073741824, "working_pixels": 16000000}"#;
+            "max_decode_bytes": 1073741824}"#;
         let config: LocalDetectorConfig = serde_json::from_str(example).unwrap();
         assert_eq!(
             config.trust_anchors.as_deref(),
             Some(std::path::Path::new("/etc/arbiter/c2pa-anchors.pem"))
         );
+        // It builds (the anchors file is the operator's; without it the rest builds the same).
+        let built = crate::LocalDetector::build(LocalDetectorConfig {
+            trust_anchors: None,
+            ..config
+        });
+        assert!(built.is_ok());
         let empty: LocalDetectorConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, LocalDetectorConfig::default());
         assert!(serde_json::from_str::<LocalDetectorConfig>(r#"{"trust_anchor": "x"}"#).is_err());
