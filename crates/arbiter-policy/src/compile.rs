@@ -1013,7 +1013,7 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
         );
         let d = only(&source);
         assert_eq!(d.kind, DiagnosticKind::Syntax);
-        insta::assert_snapshot!(d.to_string(), @"p.yaml:8:38: unknown key `on_mising_fact` (did you mean `on_missing_fact`?); expected one of on_error, on_missing_fact, strategy");
+        insta::assert_snapshot!(d.to_string(), @"p.yaml:8:38: unknown key `on_mising_fact` (did you mean `on_missing_fact`?); expected one of strategy, on_missing_fact, on_error");
     }
 
     #[test]

@@ -134,7 +134,7 @@ mod tests {
         );
         assert_eq!(
             render("{{literal}} {verdict}", facts.clone()),
-            r#"{literal} {"confidence":0.94,"label":"AI_GENERATED"}"#
+            r#"{literal} {"label":"AI_GENERATED","confidence":0.94}"#
         );
         assert_eq!(render("no placeholders", facts.clone()), "no placeholders");
         assert_eq!(render("é{verdict.label}é", facts), "éAI_GENERATEDé");
