@@ -60,6 +60,8 @@ async fn scan_decides_every_sample_and_records_a_gapless_audit_chain() {
             "comfyui-render.png",
             "plain-render.png",
             "c2pa-edited-photo.jpg",
+            "c2pa-ai-edited.jpg",
+            "c2pa-altered-after-signing.jpg",
         ];
         let mut args = vec![
             "scan",
@@ -87,6 +89,9 @@ async fn scan_decides_every_sample_and_records_a_gapless_audit_chain() {
             ("AI_GENERATED", "HIGH", "siu_escalation"),
             ("INCONCLUSIVE", "LOW", "adjuster_review"),
             ("INCONCLUSIVE", "LOW", "adjuster_review"),
+            // C2PA: a generative edit, then pixels changed after signing.
+            ("MANIPULATED", "HIGH", "siu_escalation"),
+            ("MANIPULATED", "MEDIUM", "adjuster_review"),
         ];
         for ((result, path), (label_, risk, action)) in results.iter().zip(&paths).zip(expected) {
             assert_eq!(result["file"], path.as_str());
