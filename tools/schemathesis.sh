@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=${ARBITER_BIN:-target/debug/arbiter}
+bin=${ARBITER_BIN:-${CARGO_TARGET_DIR:-target}/debug/arbiter}
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-40}
 data_dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
