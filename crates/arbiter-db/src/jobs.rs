@@ -117,6 +117,9 @@ pub async fn finish(
         .col_expr(job::Column::ErrorMessage, Expr::value(end.error_message))
         .col_expr(job::Column::FinishedAt, Expr::value(Some(end.at)))
         .col_expr(job::Column::LeaseUntilMs, Expr::value(0i64))
+        // The image is not needed once its result is recorded (the request row and the audit
+        // entry keep its SHA-256); dropping it keeps batch status reads and claims small.
+        .col_expr(job::Column::Source, Expr::value(""))
         .filter(job::Column::RequestId.eq(request_id))
         .filter(job::Column::LeaseOwner.eq(token))
         .filter(job::Column::Status.eq(QUEUED))
