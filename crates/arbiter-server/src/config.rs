@@ -4,6 +4,7 @@
 //! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated). The
 //! committed `arbiter.yaml` documents every key.
 
+use arbiter_detect::LocalDetectorConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,7 +115,7 @@ impl Default for Config {
             database_url: String::new(),
             policies_dir: String::new(),
             policy_reload_secs: 2,
-            detector: DetectorConfig::Local,
+            detector: DetectorConfig::Local(LocalDetectorConfig::default()),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
             cache: CacheConfig::default(),
@@ -131,7 +132,7 @@ impl Default for Config {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DetectorConfig {
     /// The offline local detector.
-    Local,
+    Local(LocalDetectorConfig),
 }
 
 /// Limits on accepted images and requests.
@@ -710,6 +711,23 @@ mod tests {
                 .to_string()
                 .starts_with("rate_limits.default_plan:")
         );
+    }
+
+    #[test]
+    fn the_detector_is_chosen_by_type_with_its_own_keys() {
+        let config = Config::from_yaml(
+            "detector:\n  type: local\n  trust_anchors: /etc/arbiter/anchors.pem\n",
+        )
+        .unwrap();
+        let DetectorConfig::Local(local) = config.detector;
+        assert_eq!(
+            local.trust_anchors.as_deref(),
+            Some(std::path::Path::new("/etc/arbiter/anchors.pem"))
+        );
+        let err = Config::from_yaml("detector:\n  type: local\n  trust_anchor: x\n").unwrap_err();
+        assert!(err.contains("trust_anchor"), "{err}");
+        let err = Config::from_yaml("detector:\n  type: remote\n").unwrap_err();
+        assert!(err.contains("remote"), "{err}");
     }
 
     #[test]

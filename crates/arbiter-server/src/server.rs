@@ -22,6 +22,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error("cannot open the database: {0}")]
     Db(#[from] arbiter_db::DbError),
+    /// The detector's configuration was refused.
+    #[error("cannot build the detector: {0}")]
+    Detector(#[from] arbiter_detect::local::BuildError),
     /// A policy could not be activated.
     #[error(transparent)]
     Policy(#[from] PolicyLoadError),
@@ -62,8 +65,8 @@ pub fn load_policies(
 
 /// The state for a configuration: database, detector, flows, policies.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
-    let detector: Arc<dyn Detector> = match config.detector {
-        DetectorConfig::Local => Arc::new(LocalDetector),
+    let detector: Arc<dyn Detector> = match &config.detector {
+        DetectorConfig::Local(local) => Arc::new(LocalDetector::build(local.clone())?),
     };
     build_state_with_detector(config, clock, detector).await
 }
