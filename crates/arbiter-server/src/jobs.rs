@@ -342,14 +342,11 @@ pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
     let lease_ms =
         i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let now_ms = now.timestamp_millis();
-    let mut claimed = repo::claim(
-        state.pipeline.db().conn(),
-        &token,
-        now_ms,
-        now_ms.saturating_add(lease_ms),
-        1,
-    )
-    .await?;
+    // A claim writes: on SQLite it goes through the writer connection, so it queues behind other
+    // writes instead of sleeping in SQLite's busy handler.
+    let txn = state.pipeline.db().begin_write().await?;
+    let mut claimed = repo::claim(&txn, &token, now_ms, now_ms.saturating_add(lease_ms), 1).await?;
+    txn.commit().await?;
     let Some(job) = claimed.pop() else {
         return Ok(false);
     };

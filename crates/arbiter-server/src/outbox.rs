@@ -389,14 +389,17 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, OutboxError> {
     let lease = webhooks.config.timeout_secs.saturating_mul(3).max(30);
     let lease_until =
         now_ms(now).saturating_add(i64::try_from(lease.saturating_mul(1000)).unwrap_or(i64::MAX));
+    // A claim writes: through the writer connection on SQLite (see `Db::begin_write`).
+    let txn = state.pipeline.db().begin_write().await?;
     let rows = repo::claim_deliveries(
-        state.pipeline.db().conn(),
+        &txn,
         &token,
         now_ms(now),
         lease_until,
         webhooks.config.concurrency.max(1),
     )
     .await?;
+    txn.commit().await?;
     let count = rows.len();
     let attempts = rows.into_iter().map(|row| {
         let token = token.as_str();
