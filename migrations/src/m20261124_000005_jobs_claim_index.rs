@@ -1,5 +1,6 @@
-//! An index in the order workers claim jobs, so a claim reads index entries instead of sorting
-//! every queued row (rows that carry their images).
+//! An index in the order workers claim jobs (with the lease in it), replacing the one on status
+//! and lease: with that one SQLite chose it and then sorted every queued row — rows that carry
+//! their images — on each claim.
 
 use sea_orm_migration::prelude::*;
 
@@ -17,11 +18,20 @@ enum Jobs {
     Status,
     CreatedAt,
     Position,
+    LeaseUntilMs,
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("jobs_status_lease")
+                    .table(Jobs::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -30,6 +40,7 @@ impl MigrationTrait for Migration {
                     .col(Jobs::Status)
                     .col(Jobs::CreatedAt)
                     .col(Jobs::Position)
+                    .col(Jobs::LeaseUntilMs)
                     .to_owned(),
             )
             .await
@@ -41,6 +52,16 @@ impl MigrationTrait for Migration {
                 Index::drop()
                     .name("jobs_claim_order")
                     .table(Jobs::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("jobs_status_lease")
+                    .table(Jobs::Table)
+                    .col(Jobs::Status)
+                    .col(Jobs::LeaseUntilMs)
                     .to_owned(),
             )
             .await
