@@ -58,7 +58,7 @@ pub struct AnalyzeReply {
 }
 
 /// A shared detector result: the analysis and the request that produced it.
-type Shared = Arc<OnceCell<Result<(Analysis, RequestId, bool), ApiError>>>;
+type Shared = Arc<OnceCell<Result<(Analysis, RequestId), ApiError>>>;
 
 /// Analyses under way, and recent committed results, by tenant and cache key. The recent results
 /// spare the cache-hit path a database read; the database stays the source of truth.
@@ -168,101 +168,82 @@ pub async fn analyze(
         .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
     let key = cache_key(&media.info.sha256, pipeline.detector_name(), &call.options);
     let now = state.clock.now().trunc_subsecs(3);
+    let ttl_secs = state.config.cache.ttl_secs;
 
-    let (analysis, origin, cached) = if state.config.cache.ttl_secs == 0 {
-        (
-            run_detector(state, &media, &call.options).await?,
-            request_id.clone(),
-            false,
-        )
+    // With the cache on, identical concurrent requests share one cell: the first runs the lookup
+    // (memory, then the database, then the detector) and the others wait for its result.
+    let slot = format!("{tenant}\n{key}");
+    let (cell, leader) = if ttl_secs > 0 {
+        state.inflight.join(&slot)
     } else {
-        let slot = format!("{tenant}\n{key}");
-        let (cell, leader) = state.inflight.join(&slot);
-        let shared = cell
+        (Shared::default(), false)
+    };
+    let outcome = async {
+        let (analysis, origin) = cell
             .get_or_init(|| async {
-                let ttl = chrono::Duration::seconds(
-                    i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000),
-                );
-                if let Some((analysis, origin)) = state.inflight.recent(&slot, now - ttl) {
-                    return Ok((analysis, origin, true));
-                }
-                if let Some(row) =
-                    arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, now - ttl)
-                        .await?
-                {
-                    let analysis: Analysis = serde_json::from_str(&row.analysis)
-                        .map_err(|err| ApiError::internal(&err))?;
-                    let origin: RequestId = row
-                        .request_id
-                        .parse()
-                        .map_err(|err| ApiError::internal(&err))?;
-                    return Ok((analysis, origin, true));
+                if ttl_secs > 0 {
+                    let since = now
+                        - chrono::Duration::seconds(
+                            i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
+                        );
+                    if let Some(found) = state.inflight.recent(&slot, since) {
+                        return Ok(found);
+                    }
+                    if let Some(row) =
+                        arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, since)
+                            .await?
+                    {
+                        let analysis: Analysis = serde_json::from_str(&row.analysis)
+                            .map_err(|err| ApiError::internal(&err))?;
+                        let origin: RequestId = row
+                            .request_id
+                            .parse()
+                            .map_err(|err| ApiError::internal(&err))?;
+                        return Ok((analysis, origin));
+                    }
                 }
                 Ok((
                     run_detector(state, &media, &call.options).await?,
                     request_id.clone(),
-                    false,
                 ))
             })
             .await
-            .clone();
-        let outcome = match shared {
-            Ok((analysis, origin, from_store)) => {
-                let cached = from_store || &origin != request_id;
-                state.metrics.cache(cached);
-                record(
-                    state,
-                    caller,
-                    request_id,
-                    &call.reference_id,
-                    call.flow.as_ref(),
-                    &analysis,
-                    &key,
-                    cached.then_some(&origin),
-                    now,
-                )
-                .await
-                .map(|decided| (analysis, origin, cached, decided))
-            }
-            Err(err) => Err(err),
-        };
-        if let Ok((analysis, origin, false, _)) = &outcome {
-            // Committed: later identical requests may reuse it without a database read.
-            state.inflight.remember(&slot, analysis, origin, now);
+            .clone()?;
+        let cached = &origin != request_id;
+        if ttl_secs > 0 {
+            state.metrics.cache(cached);
         }
-        if leader {
-            state.inflight.leave(&slot);
-        }
-        let (analysis, origin, cached, decided) = outcome?;
-        return Ok(reply(
+        let cached_from = cached.then_some(origin);
+        let decided = record(
+            state,
+            caller,
             request_id,
-            call.reference_id,
+            &call.reference_id,
+            call.flow.as_ref(),
+            &analysis,
+            &key,
+            cached_from.as_ref(),
+            now,
+        )
+        .await?;
+        if ttl_secs > 0 && !cached {
+            // Committed: later identical requests may reuse it without a database read.
+            state.inflight.remember(&slot, &analysis, request_id, now);
+        }
+        Ok(reply(
+            request_id,
+            call.reference_id.clone(),
             now,
             analysis,
-            cached.then_some(origin),
+            cached_from,
             decided,
-        ));
-    };
-    let decided = record(
-        state,
-        caller,
-        request_id,
-        &call.reference_id,
-        call.flow.as_ref(),
-        &analysis,
-        &key,
-        None,
-        now,
-    )
-    .await?;
-    Ok(reply(
-        request_id,
-        call.reference_id,
-        now,
-        analysis,
-        cached.then_some(origin),
-        decided,
-    ))
+        ))
+    }
+    .await;
+    if leader {
+        state.inflight.leave(&slot);
+    }
+    outcome
 }
 
 async fn run_detector(
