@@ -108,3 +108,33 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// A JSON request body whose rejection is the API's error body: 400 `INVALID_REQUEST` naming the
+/// problem (413 `FILE_SIZE_EXCEEDED` when it is over the body limit), never axum's plain-text 415
+/// or 422.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let request_id = request.extensions().get::<RequestId>().cloned();
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let code = match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::FileSizeExceeded,
+                    _ => ErrorCode::InvalidRequest,
+                };
+                let mut err = ApiError::new(code, rejection.body_text());
+                err.request_id = request_id;
+                Err(err)
+            }
+        }
+    }
+}

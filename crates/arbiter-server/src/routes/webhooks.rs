@@ -2,7 +2,7 @@
 //! the outbox with every attempt, failed deliveries and replay.
 
 use crate::auth::{self, Caller};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::outbox::{self, OutboxError};
 use crate::state::AppState;
@@ -149,7 +149,7 @@ pub async fn create_endpoint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
-    Json(new): Json<NewEndpoint>,
+    ApiJson(new): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let result = async {
         check_events(&new.events)?;
