@@ -1,7 +1,7 @@
 //! `GET /v1/policies`, `GET /v1/policies/{id}`, `POST /v1/policies/{id}/simulate`.
 
 use crate::auth;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::policies::FileStatus;
 use crate::state::AppState;
@@ -160,14 +160,11 @@ pub async fn simulate(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    ApiJson(request): ApiJson<SimulateRequest>,
 ) -> Result<Json<SimulateReply>, ApiError> {
     let store = state.pipeline.policies().snapshot();
     let policy = store.by_id(&id).ok_or_else(|| {
         ApiError::not_found(format!("no live policy {id}")).for_request(&request_id)
-    })?;
-    let request: SimulateRequest = serde_json::from_slice(&body).map_err(|err| {
-        ApiError::bad_request(format!("invalid JSON body: {err}")).for_request(&request_id)
     })?;
     let Value::Object(map) = request.facts else {
         return Err(ApiError::bad_request("facts must be a JSON object").for_request(&request_id));
