@@ -3,6 +3,10 @@
 //! customer's storage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{b64, repo, sample};
+
 use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
 use arbiter_db::sea_orm::TransactionTrait;
 use arbiter_db::testing::PostgresTestDb;
@@ -11,25 +15,11 @@ use arbiter_server::clock::{Clock, ManualClock, SystemClock};
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{AppState, Config, Server, build_state_with_detector};
 use async_trait::async_trait;
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::sync::CancellationToken;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(repo().join("samples").join(name)).unwrap()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 /// Counts detector runs (the local detector underneath).
 #[derive(Debug, Default)]

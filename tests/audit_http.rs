@@ -5,6 +5,10 @@
 //! verifies. A tenant never sees another tenant's entries, and an `audit:read` key cannot analyze.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::repo;
+
 use arbiter_audit::{Checkpoint, VerifierKey, verify_bundle, verify_database};
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_server::clock::SystemClock;
@@ -15,13 +19,8 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn image(name: &str) -> String {
     let bytes = std::fs::read(repo().join("samples").join(name)).unwrap();

@@ -8,33 +8,22 @@
 //! message, unless `ARBITER_REQUIRE_PYTHON=1` (set by CI), which makes that a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{DbArg, arbiter_command, repo};
+
 use arbiter_db::testing::PostgresTestDb;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-enum DbArg {
-    DataDir(PathBuf),
-    Url(String),
-}
-
 fn arbiter(db: &DbArg, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
-    command
-        .current_dir(repo())
-        .env_remove("ARBITER_DATABASE_URL")
-        .env_remove("ARBITER_DATA_DIR")
+    arbiter_command(db)
         .env_remove("ARBITER_AUDIT_SIGNING_KEY")
-        .env("ARBITER_AUDIT_LOG_NAME", "audit.test/arbiter");
-    match db {
-        DbArg::DataDir(dir) => command.arg("--data-dir").arg(dir),
-        DbArg::Url(url) => command.env("ARBITER_DATABASE_URL", url),
-    };
-    command.args(args).output().unwrap()
+        .env("ARBITER_AUDIT_LOG_NAME", "audit.test/arbiter")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(label: &str, output: Output) -> String {

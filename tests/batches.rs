@@ -8,6 +8,10 @@
 //! message, unless `ARBITER_REQUIRE_PYTHON=1` (set by CI), which makes that a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{b64, repo, sample};
+
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_db::{Db, DbTarget};
 use arbiter_detect::LocalDetector;
@@ -18,27 +22,14 @@ use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use base64::Engine;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(repo().join("samples").join(name)).unwrap()
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;

@@ -3,20 +3,19 @@
 //! version live), each activation an audit entry. SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::repo;
+
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{Config, Server, build_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 async fn activations(state: &arbiter_server::AppState) -> Vec<Value> {
     let filter = arbiter_audit::EntryFilter {

@@ -3,31 +3,12 @@
 //! `ARBITER_TEST_POSTGRES_URL` is set).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{DbArg, arbiter, repo};
+
 use arbiter_db::testing::PostgresTestDb;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-enum DbArg {
-    DataDir(PathBuf),
-    Url(String),
-}
-
-fn arbiter(db: &DbArg, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
-    command
-        .current_dir(repo())
-        .env_remove("ARBITER_DATABASE_URL")
-        .env_remove("ARBITER_DATA_DIR");
-    match db {
-        DbArg::DataDir(dir) => command.arg("--data-dir").arg(dir),
-        DbArg::Url(url) => command.env("ARBITER_DATABASE_URL", url),
-    };
-    command.args(args).output().unwrap()
-}
+use std::path::Path;
 
 /// Runs a command that needs no stored data, against a throwaway data dir.
 fn offline(args: &[&str]) -> (i32, String) {

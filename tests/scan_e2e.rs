@@ -2,34 +2,15 @@
 //! (when `ARBITER_TEST_POSTGRES_URL` is set), and the decisions and audit rows are checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{DbArg, arbiter, repo};
+
 use arbiter_db::testing::PostgresTestDb;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `arbiter` against a database: a data dir, or a PostgreSQL URL.
-fn arbiter(db: &DbArg, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
-    command
-        .current_dir(repo())
-        .env_remove("ARBITER_DATABASE_URL")
-        .env_remove("ARBITER_DATA_DIR");
-    match db {
-        DbArg::DataDir(dir) => command.arg("--data-dir").arg(dir),
-        DbArg::Url(url) => command.env("ARBITER_DATABASE_URL", url),
-    };
-    command.args(args).output().unwrap()
-}
-
-enum DbArg {
-    DataDir(PathBuf),
-    Url(String),
-}
+use std::path::Path;
+use std::process::Output;
 
 fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8(output.stdout.clone())

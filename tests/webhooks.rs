@@ -4,6 +4,10 @@
 //! replay of the same bytes. Delivery loops are off; the test makes each round itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::repo;
+
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_detect::LocalDetector;
 use arbiter_server::clock::{Clock, ManualClock};
@@ -16,14 +20,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// What the receiver got: headers and exact body.
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;

@@ -1,0 +1,49 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use base64::Engine;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of `samples/`.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo().join("samples").join(name)).unwrap()
+}
+
+/// Standard base64.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The database a run of the binary uses.
+pub enum DbArg {
+    /// The embedded SQLite file in a data directory.
+    DataDir(PathBuf),
+    /// A PostgreSQL URL.
+    Url(String),
+}
+
+/// The real `arbiter` binary, run from the repository root against a database, with the
+/// environment's Arbiter database settings cleared.
+pub fn arbiter_command(db: &DbArg) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
+    command
+        .current_dir(repo())
+        .env_remove("ARBITER_DATABASE_URL")
+        .env_remove("ARBITER_DATA_DIR");
+    match db {
+        DbArg::DataDir(dir) => command.arg("--data-dir").arg(dir),
+        DbArg::Url(url) => command.env("ARBITER_DATABASE_URL", url),
+    };
+    command
+}
+
+/// Runs `arbiter` with `args` and waits for it.
+pub fn arbiter(db: &DbArg, args: &[&str]) -> Output {
+    arbiter_command(db).args(args).output().unwrap()
+}
