@@ -8,6 +8,7 @@ mod m20261124_000002_requests_and_keys;
 mod m20261124_000003_audit_checkpoints;
 mod m20261124_000004_batches_jobs_webhooks;
 mod m20261124_000005_jobs_claim_index;
+mod m20261124_000006_cases_and_reviews;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_audit_checkpoints::Migration),
             Box::new(m20261124_000004_batches_jobs_webhooks::Migration),
             Box::new(m20261124_000005_jobs_claim_index::Migration),
+            Box::new(m20261124_000006_cases_and_reviews::Migration),
         ]
     }
 }

@@ -340,6 +340,47 @@ pub struct MetadataFacts {
     pub generator: Option<String>,
 }
 
+/// Image editors whose name in EXIF `Software` means the file was edited after capture.
+const EDITORS: [&str; 12] = [
+    "photoshop",
+    "lightroom",
+    "gimp",
+    "affinity",
+    "pixelmator",
+    "snapseed",
+    "picsart",
+    "canva",
+    "facetune",
+    "paint.net",
+    "luminar",
+    "capture one",
+];
+
+impl MetadataFacts {
+    /// The image editor named by EXIF `Software`, if it names one (`Adobe Photoshop 24.1`).
+    pub fn edited_with(&self) -> Option<&str> {
+        let software = self.software.as_deref()?;
+        let lower = software.to_ascii_lowercase();
+        EDITORS
+            .iter()
+            .any(|editor| lower.contains(editor))
+            .then_some(software)
+    }
+
+    /// How the file's metadata fits a capture by a phone or camera: `device` (EXIF names the
+    /// camera and no editor), `edited` (an editor wrote it), or `missing` (no EXIF, or no
+    /// camera in it).
+    pub fn capture_evidence(&self) -> &'static str {
+        if !self.exif_present || (self.camera_make.is_none() && self.camera_model.is_none()) {
+            "missing"
+        } else if self.edited_with().is_some() {
+            "edited"
+        } else {
+            "device"
+        }
+    }
+}
+
 /// Options of an analysis request (`options` in the guide).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

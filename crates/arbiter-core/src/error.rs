@@ -15,6 +15,9 @@ pub enum ErrorCode {
     Forbidden,
     /// No such resource for this tenant (404).
     NotFound,
+    /// The resource is not in a state that allows the change (409): a review item held by
+    /// another reviewer, or resolved already.
+    Conflict,
     /// The image is larger than the limit (413).
     FileSizeExceeded,
     /// The bytes are not one of the accepted formats (422).
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
             ErrorCode::FileSizeExceeded => 413,
             ErrorCode::UnsupportedFormat
             | ErrorCode::ImageTooSmall
@@ -61,6 +65,7 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => "INVALID_API_KEY",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
             ErrorCode::FileSizeExceeded => "FILE_SIZE_EXCEEDED",
             ErrorCode::UnsupportedFormat => "UNSUPPORTED_FORMAT",
             ErrorCode::ImageTooSmall => "IMAGE_TOO_SMALL",

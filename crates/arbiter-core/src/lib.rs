@@ -23,6 +23,6 @@ pub use decision::{ActionRequest, ActionSpec, Decision, PolicyRef, ShadowHit};
 pub use error::ErrorCode;
 pub use facts::Facts;
 pub use id::{BatchId, EndpointId, KeyId, MessageId, RequestId, ReviewId};
-pub use plugin::{ActionSink, DetectError, Detector, Flow, FlowError, SinkError};
+pub use plugin::{ActionSink, CaseSpec, DetectError, Detector, Flow, FlowError, SinkError};
 pub use schema::FactSchema;
 pub use verdict::{RiskLevel, Verdict, VerdictLabel};

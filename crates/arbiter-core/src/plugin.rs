@@ -77,6 +77,20 @@ pub struct FlowError {
     pub message: String,
 }
 
+/// How a flow groups images into a case (an insurance claim, a KYC session) with one decision
+/// over them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseSpec {
+    /// What a case is called in the API (`claim`, `session`).
+    pub kind: &'static str,
+    /// The evidence a case decision waits for before it is final: image roles and case-level
+    /// facts (`selfie`, `id_document`, `liveness`). Empty: every case decision is final.
+    pub requires: &'static [&'static str],
+    /// The webhook event announcing a final case decision, for flows that announce cases
+    /// rather than single images.
+    pub event: Option<&'static str>,
+}
+
 /// A domain adapter: insurance claims, UGC moderation, KYC.
 pub trait Flow: Send + Sync {
     /// The flow's name, as in policies' `metadata.flow` (`insurance`).
@@ -107,6 +121,11 @@ pub trait Flow: Send + Sync {
 
     /// The webhook event a decision's action emits, if any.
     fn event_for(&self, action: &str) -> Option<&'static str>;
+
+    /// How the flow groups images into cases, if it does.
+    fn case(&self) -> Option<&CaseSpec> {
+        None
+    }
 }
 
 /// Why an action could not be delivered.

@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
+pub mod cases;
 pub mod decisions;
 pub mod entity;
 pub mod jobs;
 pub mod requests;
+pub mod review;
 pub mod testing;
 pub mod webhooks;
 

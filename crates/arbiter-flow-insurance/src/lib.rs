@@ -2,7 +2,7 @@
 //! review or proceed out.
 #![forbid(unsafe_code)]
 
-use arbiter_core::{ActionSpec, Analysis, FactSchema, Facts, Flow, FlowError};
+use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow, FlowError};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
@@ -25,20 +25,35 @@ pub const ACTIONS: [ActionSpec; 3] = [
     },
 ];
 
+/// A claim groups its photos; each photo's action is announced on its own.
+const CLAIM: CaseSpec = CaseSpec {
+    kind: "claim",
+    requires: &[],
+    event: None,
+};
+
 /// The insurance flow (`type: insurance`).
 #[derive(Debug)]
 pub struct InsuranceFlow {
     schema: FactSchema,
+    announce_cleared: bool,
 }
 
 impl InsuranceFlow {
-    /// The flow with its fact schema compiled.
+    /// The flow with its fact schema compiled; `proceed` is not announced.
     pub fn new() -> Result<Self, String> {
         let schema =
             serde_json::from_str(include_str!("schema.json")).map_err(|e| e.to_string())?;
         Ok(Self {
             schema: FactSchema::new(schema)?,
+            announce_cleared: false,
         })
+    }
+
+    /// Whether `proceed` is announced as `claim.cleared`.
+    pub fn announcing_cleared(mut self, announce: bool) -> Self {
+        self.announce_cleared = announce;
+        self
     }
 }
 
@@ -57,7 +72,8 @@ impl Flow for InsuranceFlow {
 
     /// Adds `claim.capture_days_before_incident` when both the EXIF capture time and the claimed
     /// incident date are known: the guide's "file creation timestamp inconsistent with claimed
-    /// incident date" check, left to the policy to judge.
+    /// incident date" check, left to the policy to judge; and `photo.edited_with` when EXIF
+    /// names an image editor.
     fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
         self.schema.validate(input)?;
         let mut facts = Facts::from_analysis(analysis);
@@ -79,6 +95,9 @@ impl Flow for InsuranceFlow {
                 json!((incident - captured).num_days()),
             );
         }
+        if let Some(editor) = analysis.metadata.edited_with() {
+            facts.set_path("photo.edited_with", json!(editor));
+        }
         Ok(facts)
     }
 
@@ -86,9 +105,13 @@ impl Flow for InsuranceFlow {
         match action {
             "siu_escalation" => Some("claim.siu_escalation"),
             "adjuster_review" => Some("claim.review_warning"),
-            "proceed" => Some("claim.cleared"),
+            "proceed" if self.announce_cleared => Some("claim.cleared"),
             _ => None,
         }
+    }
+
+    fn case(&self) -> Option<&CaseSpec> {
+        Some(&CLAIM)
     }
 }
 
@@ -153,10 +176,30 @@ mod tests {
     }
 
     #[test]
-    fn every_action_has_an_event() {
+    fn every_action_has_an_event_and_cleared_claims_only_when_asked() {
         let flow = InsuranceFlow::new().unwrap();
+        assert_eq!(flow.event_for("siu_escalation"), Some("claim.siu_escalation"));
+        assert_eq!(flow.event_for("adjuster_review"), Some("claim.review_warning"));
+        assert_eq!(flow.event_for("proceed"), None);
+        let flow = flow.announcing_cleared(true);
         for action in flow.actions() {
             assert!(flow.event_for(action.name).is_some(), "{}", action.name);
         }
+    }
+
+    #[test]
+    fn an_editor_in_exif_software_is_a_fact() {
+        let flow = InsuranceFlow::new().unwrap();
+        let mut edited = analysis(None);
+        edited.metadata.software = Some("Adobe Photoshop 24.1 (Windows)".to_owned());
+        let facts = flow.facts(&edited, &json!({})).unwrap();
+        assert_eq!(
+            facts.get("photo.edited_with"),
+            Some(&json!("Adobe Photoshop 24.1 (Windows)"))
+        );
+        let mut firmware = analysis(None);
+        firmware.metadata.software = Some("HDR+ 1.0.641377693zd".to_owned());
+        let facts = flow.facts(&firmware, &json!({})).unwrap();
+        assert_eq!(facts.get("photo.edited_with"), None);
     }
 }

@@ -2,7 +2,8 @@
 //! step-up verification or approve out.
 #![forbid(unsafe_code)]
 
-use arbiter_core::{ActionSpec, FactSchema, Flow, ModelKind};
+use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow, FlowError, ModelKind};
+use serde_json::{Value, json};
 
 /// The flow's action vocabulary, strictest first.
 pub const ACTIONS: [ActionSpec; 3] = [
@@ -26,6 +27,14 @@ pub const ACTIONS: [ActionSpec; 3] = [
 /// The models the guide names for KYC selfies.
 pub const SELFIE_MODELS: [ModelKind; 3] =
     [ModelKind::Gan, ModelKind::Diffusion, ModelKind::Splicing];
+
+/// A session is decided once it has a selfie, an ID document and a liveness result, and only
+/// the session decision is announced.
+const SESSION: CaseSpec = CaseSpec {
+    kind: "session",
+    requires: &["selfie", "id_document", "liveness"],
+    event: Some("kyc.decision"),
+};
 
 /// The KYC flow (`type: kyc`).
 #[derive(Debug)]
@@ -57,15 +66,83 @@ impl Flow for KycFlow {
         &ACTIONS
     }
 
+    /// Adds `document.capture` for an ID document: whether its metadata fits a capture by a
+    /// phone or camera (`device`), names an image editor (`edited`) or is missing (`missing`).
+    fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
+        self.schema.validate(input)?;
+        let mut facts = Facts::from_analysis(analysis);
+        if let Value::Object(map) = input {
+            facts.merge(map);
+        }
+        if facts.get("image_role") == Some(&json!("id_document")) {
+            facts.set_path(
+                "document.capture",
+                json!(analysis.metadata.capture_evidence()),
+            );
+        }
+        Ok(facts)
+    }
+
+    /// Images are not announced one by one: the session decision is (`kyc.decision`).
     fn event_for(&self, _action: &str) -> Option<&'static str> {
-        Some("kyc.decision")
+        None
+    }
+
+    fn case(&self) -> Option<&CaseSpec> {
+        Some(&SESSION)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use arbiter_core::{ImageFormat, ImageInfo, MetadataFacts, ModelResults, Verdict};
+
+    fn analysis(metadata: MetadataFacts) -> Analysis {
+        Analysis {
+            verdict: Verdict::inconclusive(),
+            model_results: ModelResults::default(),
+            image_info: ImageInfo {
+                width: 640,
+                height: 480,
+                format: ImageFormat::Jpeg,
+                file_size_bytes: 1000,
+                sha256: "ab".repeat(32),
+            },
+            metadata,
+            detector: "local".to_owned(),
+            processing_time_ms: 1,
+        }
+    }
+
+    #[test]
+    fn an_id_documents_metadata_is_judged_as_a_capture() {
+        let flow = KycFlow::new().unwrap();
+        let document = json!({"image_role": "id_document"});
+        let phone = MetadataFacts {
+            exif_present: true,
+            camera_make: Some("Apple".to_owned()),
+            camera_model: Some("iPhone 15".to_owned()),
+            ..MetadataFacts::default()
+        };
+        let capture = |metadata: MetadataFacts, input: &Value| {
+            flow.facts(&analysis(metadata), input)
+                .unwrap()
+                .get("document.capture")
+                .cloned()
+        };
+        assert_eq!(capture(phone.clone(), &document), Some(json!("device")));
+        let edited = MetadataFacts {
+            software: Some("GIMP 2.10".to_owned()),
+            ..phone.clone()
+        };
+        assert_eq!(capture(edited, &document), Some(json!("edited")));
+        assert_eq!(
+            capture(MetadataFacts::default(), &document),
+            Some(json!("missing"))
+        );
+        assert_eq!(capture(phone, &json!({"image_role": "selfie"})), None);
+    }
 
     #[test]
     fn session_input_is_validated_field_by_field() {
