@@ -37,6 +37,7 @@ enum CaseImages {
     CaseId,
     N,
     Role,
+    Facts,
     CreatedAt,
 }
 
@@ -100,6 +101,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(CaseImages::CaseId, 128))
                     .col(integer(CaseImages::N))
                     .col(string_len_null(CaseImages::Role, 32))
+                    .col(text(CaseImages::Facts))
                     .col(timestamp_with_time_zone(CaseImages::CreatedAt))
                     .to_owned(),
             )

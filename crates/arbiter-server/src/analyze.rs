@@ -150,13 +150,86 @@ pub async fn analyze(
     request_id: &RequestId,
     call: AnalyzeCall,
 ) -> Result<AnalyzeReply, ApiError> {
-    let pipeline = &state.pipeline;
     let tenant = caller.key.tenant.as_str();
     if let Some((flow, input)) = &call.flow {
-        pipeline.check_input(flow, input)?;
+        state.pipeline.check_input(flow, input)?;
     }
+    let obtained = obtain(state, tenant, request_id, call.source, &call.options).await?;
+    let decided = record(
+        state,
+        caller,
+        request_id,
+        &call.reference_id,
+        call.flow.as_ref(),
+        &obtained,
+    )
+    .await?;
+    obtained.committed(state, request_id);
+    Ok(reply(
+        request_id,
+        call.reference_id.clone(),
+        obtained.at,
+        obtained.analysis.clone(),
+        obtained.cached_from.clone(),
+        decided,
+    ))
+}
+
+/// A detector result for one request: fresh, or reused from an earlier identical request.
+/// While it is held, identical requests wait for it; once the request's record is committed,
+/// [`Obtained::committed`] offers it to later ones.
+#[derive(Debug)]
+pub struct Obtained {
+    /// The analysis.
+    pub analysis: Analysis,
+    /// The request whose result was reused, if it was.
+    pub cached_from: Option<RequestId>,
+    /// The cache key of the image and options.
+    pub cache_key: String,
+    /// When the request was taken in (milliseconds).
+    pub at: DateTime<Utc>,
+    /// The tenant and cache key.
+    slot: String,
+    /// Set while this request leads the lookup identical requests wait for.
+    _lead: Lead,
+}
+
+impl Obtained {
+    /// Offers a fresh, committed result to later identical requests.
+    pub fn committed(&self, state: &AppState, request_id: &RequestId) {
+        if state.config.cache.ttl_secs > 0 && self.cached_from.is_none() {
+            state
+                .inflight
+                .remember(&self.slot, &self.analysis, request_id, self.at);
+        }
+    }
+}
+
+/// Frees a shared lookup slot when the request that leads it ends, however it ends.
+#[derive(Debug)]
+struct Lead(Option<(Inflight, String)>);
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if let Some((inflight, slot)) = &self.0 {
+            inflight.leave(slot);
+        }
+    }
+}
+
+/// Fetches or decodes the image, takes it in, and finds its detector result: in memory, in the
+/// database within the cache TTL, or from the detector. Identical concurrent requests share one
+/// lookup.
+pub async fn obtain(
+    state: &AppState,
+    tenant: &str,
+    request_id: &RequestId,
+    source: ImageSource,
+    options: &AnalyzeOptions,
+) -> Result<Obtained, ApiError> {
+    let pipeline = &state.pipeline;
     let max_bytes = pipeline.limits().max_bytes;
-    let bytes = match call.source {
+    let bytes = match source {
         ImageSource::Bytes(bytes) => bytes,
         ImageSource::Url(url) => state
             .fetcher
@@ -166,7 +239,7 @@ pub async fn analyze(
     };
     let media = arbiter_detect::intake(bytes, pipeline.limits())
         .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
-    let key = cache_key(&media.info.sha256, pipeline.detector_name(), &call.options);
+    let key = cache_key(&media.info.sha256, pipeline.detector_name(), options);
     let now = state.clock.now().trunc_subsecs(3);
     let ttl_secs = state.config.cache.ttl_secs;
 
@@ -178,72 +251,49 @@ pub async fn analyze(
     } else {
         (Shared::default(), false)
     };
-    let outcome = async {
-        let (analysis, origin) = cell
-            .get_or_init(|| async {
-                if ttl_secs > 0 {
-                    let since = now
-                        - chrono::Duration::seconds(
-                            i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
-                        );
-                    if let Some(found) = state.inflight.recent(&slot, since) {
-                        return Ok(found);
-                    }
-                    if let Some(row) =
-                        arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, since)
-                            .await?
-                    {
-                        let analysis: Analysis = serde_json::from_str(&row.analysis)
-                            .map_err(|err| ApiError::internal(&err))?;
-                        let origin: RequestId = row
-                            .request_id
-                            .parse()
-                            .map_err(|err| ApiError::internal(&err))?;
-                        return Ok((analysis, origin));
-                    }
+    let lead = Lead(leader.then(|| (state.inflight.clone(), slot.clone())));
+    let (analysis, origin) = cell
+        .get_or_init(|| async {
+            if ttl_secs > 0 {
+                let since = now
+                    - chrono::Duration::seconds(
+                        i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
+                    );
+                if let Some(found) = state.inflight.recent(&slot, since) {
+                    return Ok(found);
                 }
-                Ok((
-                    run_detector(state, &media, &call.options).await?,
-                    request_id.clone(),
-                ))
-            })
-            .await
-            .clone()?;
-        let cached = &origin != request_id;
-        if ttl_secs > 0 {
-            state.metrics.cache(cached);
-        }
-        let cached_from = cached.then_some(origin);
-        let decided = record(
-            state,
-            caller,
-            request_id,
-            &call.reference_id,
-            call.flow.as_ref(),
-            &analysis,
-            &key,
-            cached_from.as_ref(),
-            now,
-        )
-        .await?;
-        if ttl_secs > 0 && !cached {
-            // Committed: later identical requests may reuse it without a database read.
-            state.inflight.remember(&slot, &analysis, request_id, now);
-        }
-        Ok(reply(
-            request_id,
-            call.reference_id.clone(),
-            now,
-            analysis,
-            cached_from,
-            decided,
-        ))
+                if let Some(row) =
+                    arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, since)
+                        .await?
+                {
+                    let analysis: Analysis = serde_json::from_str(&row.analysis)
+                        .map_err(|err| ApiError::internal(&err))?;
+                    let origin: RequestId = row
+                        .request_id
+                        .parse()
+                        .map_err(|err| ApiError::internal(&err))?;
+                    return Ok((analysis, origin));
+                }
+            }
+            Ok((
+                run_detector(state, &media, options).await?,
+                request_id.clone(),
+            ))
+        })
+        .await
+        .clone()?;
+    let cached = &origin != request_id;
+    if ttl_secs > 0 {
+        state.metrics.cache(cached);
     }
-    .await;
-    if leader {
-        state.inflight.leave(&slot);
-    }
-    outcome
+    Ok(Obtained {
+        analysis,
+        cached_from: cached.then_some(origin),
+        cache_key: key,
+        at: now,
+        slot,
+        _lead: lead,
+    })
 }
 
 async fn run_detector(
@@ -257,32 +307,18 @@ async fn run_detector(
     Ok(analysis)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn record(
     state: &AppState,
     caller: &Caller,
     request_id: &RequestId,
     reference_id: &Option<String>,
     flow: Option<&(String, Value)>,
-    analysis: &Analysis,
-    cache_key: &str,
-    cached_from: Option<&RequestId>,
-    now: DateTime<Utc>,
+    obtained: &Obtained,
 ) -> Result<Option<Decided>, ApiError> {
+    let analysis = &obtained.analysis;
     let decided = match flow {
         Some((flow, input)) => Some(state.pipeline.apply_policy(flow, input, analysis)?),
         None => None,
-    };
-    let row = request::Model {
-        request_id: request_id.to_string(),
-        tenant: caller.key.tenant.clone(),
-        reference_id: reference_id.clone(),
-        image_sha256: analysis.image_info.sha256.clone(),
-        cache_key: cache_key.to_owned(),
-        cached_from: cached_from.map(ToString::to_string),
-        status: "complete".to_owned(),
-        analysis: serde_json::to_string(analysis).map_err(|err| ApiError::internal(&err))?,
-        created_at: now,
     };
     let record = Record {
         tenant: &caller.key.tenant,
@@ -290,10 +326,36 @@ async fn record(
         reference_id: reference_id.as_deref(),
         analysis,
         decided: decided.as_ref(),
-        request_row: Some(row),
+        request_row: Some(request_row(
+            &caller.key.tenant,
+            request_id,
+            reference_id.clone(),
+            obtained,
+        )?),
+        case: None,
     };
     state.pipeline.record(&record).await?;
     Ok(decided)
+}
+
+/// The request row of an obtained result.
+pub fn request_row(
+    tenant: &str,
+    request_id: &RequestId,
+    reference_id: Option<String>,
+    obtained: &Obtained,
+) -> Result<request::Model, ApiError> {
+    Ok(request::Model {
+        request_id: request_id.to_string(),
+        tenant: tenant.to_owned(),
+        reference_id,
+        image_sha256: obtained.analysis.image_info.sha256.clone(),
+        cache_key: obtained.cache_key.clone(),
+        cached_from: obtained.cached_from.as_ref().map(ToString::to_string),
+        status: "complete".to_owned(),
+        analysis: serde_json::to_string(&obtained.analysis).map_err(|err| ApiError::internal(&err))?,
+        created_at: obtained.at,
+    })
 }
 
 /// The response body for a stored or fresh result.

@@ -78,6 +78,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The audit log's signed checkpoints.
     pub audit: AuditConfig,
+    /// The domain flows.
+    pub flows: FlowsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("jobs", &self.jobs)
             .field("webhooks", &self.webhooks)
             .field("audit", &self.audit)
+            .field("flows", &self.flows)
             .finish()
     }
 }
@@ -123,6 +126,78 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             webhooks: WebhooksConfig::default(),
             audit: AuditConfig::default(),
+            flows: FlowsConfig::default(),
+        }
+    }
+}
+
+/// The domain flows compiled into this build, each switched on or off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Insurance claims intake (FNOL).
+    pub insurance: InsuranceConfig,
+    /// User-generated content moderation.
+    pub ugc: UgcConfig,
+    /// KYC verification.
+    pub kyc: KycConfig,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        Self {
+            insurance: InsuranceConfig {
+                enabled: true,
+                announce_cleared: false,
+            },
+            ugc: UgcConfig {
+                enabled: true,
+                batch_size: 50,
+                max_wait_secs: 5,
+            },
+            kyc: KycConfig { enabled: true },
+        }
+    }
+}
+
+/// The insurance flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsuranceConfig {
+    /// Whether its routes are served.
+    pub enabled: bool,
+    /// Announce `proceed` decisions as `claim.cleared` webhooks.
+    pub announce_cleared: bool,
+}
+
+/// The UGC flow and its upload collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UgcConfig {
+    /// Whether its routes are served.
+    pub enabled: bool,
+    /// Uploads submitted together as one batch once this many have arrived...
+    pub batch_size: u64,
+    /// ...or once the oldest has waited this many seconds.
+    pub max_wait_secs: u64,
+}
+
+/// The KYC flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KycConfig {
+    /// Whether its routes are served.
+    pub enabled: bool,
+}
+
+impl FlowsConfig {
+    /// Whether a flow is switched on (a flow this build does not know is off).
+    pub fn enabled(&self, flow: &str) -> bool {
+        match flow {
+            "insurance" => self.insurance.enabled,
+            "ugc" => self.ugc.enabled,
+            "kyc" => self.kyc.enabled,
+            _ => false,
         }
     }
 }
@@ -524,6 +599,18 @@ impl Config {
                     .to_owned(),
             });
         }
+        if self.flows.ugc.batch_size == 0 {
+            return Err(ConfigError::Invalid {
+                key: "flows.ugc.batch_size",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.flows.ugc.max_wait_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "flows.ugc.max_wait_secs",
+                message: "must be more than 0".to_owned(),
+            });
+        }
         if !self
             .rate_limits
             .plans
@@ -643,8 +730,12 @@ mod tests {
                 ("ARBITER_AUDIT_SIGNING_KEY", "/etc/arbiter/audit.key"),
                 ("ARBITER_AUDIT_LOG_NAME", "audit.example.com/arbiter"),
                 ("ARBITER_AUDIT_CHECKPOINT_EVERY_SECS", "5"),
+                ("ARBITER_FLOWS_UGC_MAX_WAIT_SECS", "1"),
+                ("ARBITER_FLOWS_KYC_ENABLED", "false"),
             ]))
             .unwrap();
+        assert_eq!(config.flows.ugc.max_wait_secs, 1);
+        assert!(!config.flows.enabled("kyc"));
         assert_eq!(config.audit.mode, AuditMode::Production);
         assert_eq!(config.audit.log_name, "audit.example.com/arbiter");
         assert_eq!(config.audit.checkpoint_every_secs, 5);

@@ -17,11 +17,23 @@ impl std::fmt::Debug for FlowRegistry {
 }
 
 impl FlowRegistry {
-    /// Every flow compiled in.
+    /// Every flow compiled in, with its default settings.
     pub fn builtin() -> Result<Self, String> {
+        Self::configured(&crate::config::FlowsConfig::default())
+    }
+
+    /// Every flow compiled in, with the configured settings. Flows switched off stay here, so
+    /// their policies still load and validate; they serve no routes.
+    pub fn configured(
+        #[cfg_attr(not(feature = "flow-insurance"), allow(unused_variables))]
+        config: &crate::config::FlowsConfig,
+    ) -> Result<Self, String> {
         let mut registry = Self::default();
         #[cfg(feature = "flow-insurance")]
-        registry.register(Arc::new(arbiter_flow_insurance::InsuranceFlow::new()?));
+        registry.register(Arc::new(
+            arbiter_flow_insurance::InsuranceFlow::new()?
+                .announcing_cleared(config.insurance.announce_cleared),
+        ));
         #[cfg(feature = "flow-ugc")]
         registry.register(Arc::new(arbiter_flow_ugc::UgcFlow::new()?));
         #[cfg(feature = "flow-kyc")]

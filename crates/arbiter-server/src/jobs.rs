@@ -449,6 +449,7 @@ async fn commit(
                 analysis: &done.analysis,
                 decided: done.decided.as_ref(),
                 request_row: Some(row),
+                case: None,
             };
             state.pipeline.write(&txn, &rec).await?;
             queued += outbox::enqueue_analysis(

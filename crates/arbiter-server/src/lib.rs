@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod auth;
+pub mod cases;
 pub mod checkpoints;
 pub mod clock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod policies;
 pub mod ratelimit;
+pub mod review;
 pub mod routes;
 pub mod server;
 pub mod sinks;

@@ -25,7 +25,12 @@ use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 /// The events a registered endpoint can ask for (a flow's action events come on top).
-pub const EVENTS: [&str; 3] = ["analysis.complete", "analysis.failed", "batch.complete"];
+pub const EVENTS: [&str; 4] = [
+    "analysis.complete",
+    "analysis.failed",
+    "batch.complete",
+    "review.resolved",
+];
 
 /// Why a webhook secret or delivery could not be handled.
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +264,7 @@ pub async fn enqueue_analysis(
     };
     let mut count = enqueue(conn, record.tenant, &message, url, now).await?;
     if let Some((decided, event)) = record.decided.and_then(|d| d.event.map(|e| (d, e))) {
-        let payload = json!({
+        let mut payload = json!({
             "event": event,
             "type": event,
             "timestamp": now,
@@ -269,6 +274,9 @@ pub async fn enqueue_analysis(
             "verdict": record.analysis.verdict,
             "decision": decided.decision_summary(),
         });
+        if let Some(case) = record.case {
+            payload[case.kind] = case.summary.clone();
+        }
         let message = Message {
             event,
             payload,

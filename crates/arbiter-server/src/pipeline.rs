@@ -8,10 +8,11 @@ use arbiter_audit::entry::AnalysisFields;
 use arbiter_audit::{AuditError, Event, StoredEntry};
 use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
-    FlowError, MediaInput, RequestId,
+    FlowError, MediaInput, RequestId, ReviewId,
 };
+use arbiter_db::entity::review_item;
 use arbiter_db::sea_orm::ConnectionTrait;
-use arbiter_db::{Db, decisions, requests};
+use arbiter_db::{Db, decisions, requests, review};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -169,6 +170,7 @@ impl Pipeline {
             analysis: &analysis,
             decided: Some(&decided),
             request_row: None,
+            case: None,
         };
         let audit = self.record(&record).await?;
         Ok(Outcome {
@@ -239,9 +241,15 @@ impl Pipeline {
                 source,
             })?;
         let decision = policy.decide(&facts);
+        let review_queue = policy
+            .action(&decision.action)
+            .and_then(|action| action.metadata().get("review_queue"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Ok(Decided {
             flow: flow.to_owned(),
             event: flow_impl.event_for(&decision.action),
+            review_queue,
             facts,
             decision,
         })
@@ -262,8 +270,8 @@ impl Pipeline {
         Ok(audit)
     }
 
-    /// Writes the request row (if any), the decision row (if any) and the audit entry inside the
-    /// caller's transaction.
+    /// Writes the request row (if any), the decision row (if any) with its review-queue item
+    /// (when its action names a queue), and the audit entry inside the caller's transaction.
     pub async fn write(
         &self,
         txn: &impl ConnectionTrait,
@@ -289,6 +297,9 @@ impl Pipeline {
                     },
                 )
                 .await?;
+                if let Some(queue) = &decided.review_queue {
+                    review::insert(txn, review_item(record, decided, queue, now)).await?;
+                }
                 Event::decision(
                     record.request_id,
                     record.reference_id,
@@ -332,6 +343,36 @@ impl Pipeline {
     }
 }
 
+/// The review-queue item a decision asks for.
+fn review_item(
+    record: &Record<'_>,
+    decided: &Decided,
+    queue: &str,
+    now: chrono::DateTime<Utc>,
+) -> review_item::Model {
+    review_item::Model {
+        item_id: ReviewId::new().to_string(),
+        tenant: record.tenant.to_owned(),
+        queue: queue.to_owned(),
+        flow: decided.flow.clone(),
+        case_id: record.case.map(|case| case.case_id.clone()),
+        request_id: record.request_id.to_string(),
+        reference_id: record.reference_id.map(str::to_owned),
+        image_sha256: record.analysis.image_info.sha256.clone(),
+        action: decided.decision.action.clone(),
+        reason: decided.decision.reason.clone(),
+        status: review::OPEN.to_owned(),
+        claimed_by: None,
+        claimed_at: None,
+        label: None,
+        note: None,
+        resolved_action: None,
+        resolved_by: None,
+        resolved_at: None,
+        created_at: now,
+    }
+}
+
 /// When a record is committed: its request row's time, else now.
 fn record_time(record: &Record<'_>) -> chrono::DateTime<Utc> {
     record
@@ -347,6 +388,8 @@ pub struct Decided {
     pub flow: String,
     /// The webhook event the action emits.
     pub event: Option<&'static str>,
+    /// The review queue the action puts the image in.
+    pub review_queue: Option<String>,
     /// The facts the policy saw.
     pub facts: Facts,
     /// The decision.
@@ -376,4 +419,17 @@ pub struct Record<'a> {
     pub decided: Option<&'a Decided>,
     /// The API request row, for requests made over HTTP.
     pub request_row: Option<arbiter_db::entity::request::Model>,
+    /// The case (claim, session) the image belongs to.
+    pub case: Option<&'a CaseContext>,
+}
+
+/// The case an image belongs to, as its events show it.
+#[derive(Debug, Clone)]
+pub struct CaseContext {
+    /// What the flow calls a case (`claim`, `session`); the events' key for `summary`.
+    pub kind: &'static str,
+    /// The caller's id of the case.
+    pub case_id: String,
+    /// The case as it stands with this image (its id, images and case-level decision).
+    pub summary: Value,
 }

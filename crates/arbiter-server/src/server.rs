@@ -80,7 +80,7 @@ pub async fn build_state_with_detector(
     let audit = AuditSigning::from_config(&config.audit, &config.data_dir)?;
     let target = DbTarget::new(Some(config.database_url.clone()), &config.data_dir);
     let db = Db::connect(&target).await?;
-    let flows = FlowRegistry::builtin().map_err(StartError::Flows)?;
+    let flows = FlowRegistry::configured(&config.flows).map_err(StartError::Flows)?;
     let policies = load_policies(&config.policies_dir, &flows)?;
     let limits = IntakeLimits {
         max_bytes: config.limits.max_image_bytes,

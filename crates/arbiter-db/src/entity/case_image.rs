@@ -19,6 +19,8 @@ pub struct Model {
     pub n: i32,
     /// The image's role (`damage`, `selfie`, ...), if given.
     pub role: Option<String>,
+    /// The image's own domain facts, as a JSON object (`{"photo": {"role": "damage"}}`).
+    pub facts: String,
     /// When it was attached.
     pub created_at: DateTimeUtc,
 }

@@ -77,6 +77,7 @@ pub async fn stored_result(
         Some(stored) => Some(Decided {
             flow: stored.flow.clone(),
             event: None,
+            review_queue: None,
             facts: serde_json::from_str::<Facts>(&stored.facts)
                 .map_err(|err| ApiError::internal(&err))?,
             decision: Decision {

@@ -1,0 +1,537 @@
+//! Cases: the images a flow groups (an insurance claim, a KYC session) and one decision over
+//! them.
+//!
+//! A case holds case-level facts (the claim's amount, the session's liveness result) and its
+//! images, each with its own facts (the photo's role, the image's role). The case decision is
+//! the flow's roll-up (the strictest action) of the live policy's decision on every image, each
+//! seen with the case's current facts; so it is recomputed whenever an image or a case fact
+//! arrives. It is final once the case holds the evidence the flow requires (a KYC session: a
+//! selfie, an ID document and a liveness result). Each change is committed in one transaction
+//! with the image's own decision, audit entry, review item and webhooks.
+
+use crate::analyze::{Obtained, request_row};
+use crate::error::ApiError;
+use crate::outbox::{self, Message};
+use crate::pipeline::{CaseContext, Decided, Record};
+use crate::state::AppState;
+use arbiter_core::{Analysis, CaseSpec, Decision, Flow, RequestId};
+use arbiter_db::entity::{case, case_image};
+use arbiter_db::sea_orm::ConnectionTrait;
+use arbiter_db::{cases as repo, decisions};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// One image for a case.
+#[derive(Debug, Clone)]
+pub struct NewCaseImage {
+    /// The case's id.
+    pub case_id: String,
+    /// Case-level facts this request brings (`{"claim": {...}}`), merged into the case's.
+    pub case_facts: Map<String, Value>,
+    /// The image's own facts (`{"photo": {"role": "damage"}}`, `{"image_role": "selfie"}`).
+    pub image_facts: Map<String, Value>,
+    /// The image's role, if the flow has roles.
+    pub role: Option<String>,
+    /// The caller's reference; by default `<case_id>-<stem>-<n>`.
+    pub reference_id: Option<String>,
+    /// The default reference's middle part (`photo`, or the image's role).
+    pub reference_stem: String,
+}
+
+/// What adding an image gave.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CaseImageReply {
+    /// The request that analysed the image.
+    #[schema(value_type = String)]
+    pub request_id: RequestId,
+    /// The image's reference.
+    pub reference_id: String,
+    /// The image's number in the case, from 1.
+    pub n: i32,
+    /// Whether the detector result was reused from an earlier identical image.
+    pub cached: bool,
+    /// The guide's verdict.
+    #[schema(value_type = Object)]
+    pub verdict: Value,
+    /// The guide's per-model results.
+    #[schema(value_type = Object)]
+    pub model_results: Value,
+    /// Width, height, format, size and SHA-256 of the image.
+    #[schema(value_type = Object)]
+    pub image_info: Value,
+    /// The metadata facts read from the file.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// The policy's decision about this image.
+    #[schema(value_type = Object)]
+    pub decision: Value,
+    /// The case as it now stands.
+    pub case: CaseView,
+}
+
+/// A case as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CaseView {
+    /// The caller's id of the case.
+    pub case_id: String,
+    /// The flow.
+    pub flow: String,
+    /// `claim` or `session`.
+    pub kind: String,
+    /// `decided` once the case holds every piece of evidence its flow requires, `pending` before.
+    pub status: String,
+    /// The evidence still missing (`liveness`, `id_document`, ...).
+    pub missing: Vec<String>,
+    /// The case-level facts.
+    #[schema(value_type = Object)]
+    pub facts: Value,
+    /// The case decision: the strictest of its images' decisions, with the image that decided.
+    /// Provisional while `status` is `pending`.
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<Value>,
+    /// Its images, in arrival order, each with its own decision.
+    #[schema(value_type = Vec<Object>)]
+    pub images: Vec<Value>,
+    /// When the case was opened.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The flow and its case rules, or a 404 when the build or configuration has no such flow.
+fn case_flow(state: &AppState, flow: &str) -> Result<(Arc<dyn Flow>, CaseSpec), ApiError> {
+    let flow_impl = state
+        .pipeline
+        .flows()
+        .get(flow)
+        .filter(|_| state.config.flows.enabled(flow))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("flow {flow} is not enabled")))?;
+    let spec = *flow_impl
+        .case()
+        .ok_or_else(|| ApiError::not_found(format!("flow {flow} has no cases")))?;
+    Ok((flow_impl, spec))
+}
+
+/// Checks a case id from a path: 1 to 100 of `A-Z a-z 0-9 . _ - :`, so that references made
+/// from it stay valid.
+pub fn check_case_id(kind: &str, case_id: &str) -> Result<(), ApiError> {
+    if case_id.is_empty()
+        || case_id.len() > 100
+        || !case_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{kind}_id must be 1 to 100 letters, digits and . _ - : (found {case_id:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the domain input an image brings (case facts and image facts together) before the
+/// detector runs, naming the bad field.
+pub fn check_image_input(
+    state: &AppState,
+    flow: &str,
+    image: &NewCaseImage,
+) -> Result<(), ApiError> {
+    case_flow(state, flow)?;
+    let mut input = image.case_facts.clone();
+    input.extend(image.image_facts.clone());
+    state.pipeline.check_input(flow, &Value::Object(input))?;
+    Ok(())
+}
+
+/// Attaches an analysed image to its case (opening the case if needed) and commits, in one
+/// transaction, its decision, audit entry, review item and webhooks, and the case's new state.
+pub async fn add_image(
+    state: &AppState,
+    tenant: &str,
+    flow: &str,
+    request_id: &RequestId,
+    image: NewCaseImage,
+    obtained: &Obtained,
+) -> Result<CaseImageReply, ApiError> {
+    let (flow_impl, spec) = case_flow(state, flow)?;
+    let now = obtained.at;
+    let txn = state.pipeline.db().begin_write().await?;
+    let mut row = repo::open(&txn, tenant, flow, &image.case_id, now).await?;
+    let facts = merged(&row.facts, &image.case_facts, false)?;
+    let n = row.images + 1;
+    let reference_id = image
+        .reference_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-{n}", image.case_id, image.reference_stem));
+    let decided = state.pipeline.apply_policy(
+        flow,
+        &with_image_facts(&facts, &image.image_facts),
+        &obtained.analysis,
+    )?;
+    let mut images = repo::images(&txn, tenant, flow, &image.case_id).await?;
+    images.push(case_image::Model {
+        request_id: request_id.to_string(),
+        tenant: tenant.to_owned(),
+        flow: flow.to_owned(),
+        case_id: image.case_id.clone(),
+        n,
+        role: image.role.clone(),
+        facts: to_json(&image.image_facts)?,
+        created_at: now,
+    });
+    let standing = Standing::assess(
+        state,
+        &txn,
+        flow_impl.as_ref(),
+        &spec,
+        &facts,
+        &images,
+        Some((request_id, &reference_id, &decided)),
+    )
+    .await?;
+    let previous = Previous::of(&row);
+    row.facts = to_json(&facts)?;
+    row.images = n;
+    standing.apply(&mut row, now)?;
+    let view = view(&row, &spec, &standing, image_views(&images, &standing));
+    let context = CaseContext {
+        kind: spec.kind,
+        case_id: image.case_id.clone(),
+        summary: json!(view),
+    };
+    let record = Record {
+        tenant,
+        request_id,
+        reference_id: Some(&reference_id),
+        analysis: &obtained.analysis,
+        decided: Some(&decided),
+        request_row: Some(request_row(
+            tenant,
+            request_id,
+            Some(reference_id.clone()),
+            obtained,
+        )?),
+        case: Some(&context),
+    };
+    state.pipeline.write(&txn, &record).await?;
+    let mut queued = outbox::enqueue_analysis(&txn, &record, None, None, now).await?;
+    queued += announce(&txn, tenant, &spec, &previous, &view, now).await?;
+    repo::add_image(&txn, images.pop().ok_or_else(|| ApiError::internal(&"no image"))?).await?;
+    repo::save(&txn, row).await?;
+    txn.commit().await?;
+    if queued > 0 {
+        state.webhooks.wake.notify_waiters();
+    }
+    obtained.committed(state, request_id);
+    state.pipeline.act(&record).await;
+    tracing::info!(flow, case_id = %image.case_id, n, action = %decided.decision.action, case_action = ?view.decision.as_ref().map(|d| d["action"].clone()), "case image recorded");
+    Ok(CaseImageReply {
+        request_id: request_id.clone(),
+        reference_id,
+        n,
+        cached: obtained.cached_from.is_some(),
+        verdict: json!(obtained.analysis.verdict),
+        model_results: json!(obtained.analysis.model_results),
+        image_info: json!(obtained.analysis.image_info),
+        metadata: json!(obtained.analysis.metadata),
+        decision: decided.decision_summary(),
+        case: view,
+    })
+}
+
+/// Replaces one case-level fact (a KYC session's `liveness`) of an existing case and
+/// recomputes its decision; 404 when there is no such case.
+pub async fn set_fact(
+    state: &AppState,
+    tenant: &str,
+    flow: &str,
+    case_id: &str,
+    key: &str,
+    value: Value,
+) -> Result<CaseView, ApiError> {
+    let (flow_impl, spec) = case_flow(state, flow)?;
+    let update: Map<String, Value> = [(key.to_owned(), value)].into_iter().collect();
+    state
+        .pipeline
+        .check_input(flow, &Value::Object(update.clone()))?;
+    let now = state.clock.now();
+    let txn = state.pipeline.db().begin_write().await?;
+    let mut row = repo::lock(&txn, tenant, flow, case_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind)))?;
+    let facts = merged(&row.facts, &update, true)?;
+    let images = repo::images(&txn, tenant, flow, case_id).await?;
+    let standing = Standing::assess(
+        state,
+        &txn,
+        flow_impl.as_ref(),
+        &spec,
+        &facts,
+        &images,
+        None,
+    )
+    .await?;
+    let previous = Previous::of(&row);
+    row.facts = to_json(&facts)?;
+    standing.apply(&mut row, now)?;
+    let view = view(&row, &spec, &standing, image_views(&images, &standing));
+    let queued = announce(&txn, tenant, &spec, &previous, &view, now).await?;
+    repo::save(&txn, row).await?;
+    txn.commit().await?;
+    if queued > 0 {
+        state.webhooks.wake.notify_waiters();
+    }
+    tracing::info!(flow, case_id, fact = key, status = %view.status, "case fact recorded");
+    Ok(view)
+}
+
+/// A case as it stands; 404 when there is no such case.
+pub async fn get(
+    state: &AppState,
+    tenant: &str,
+    flow: &str,
+    case_id: &str,
+) -> Result<CaseView, ApiError> {
+    let (flow_impl, spec) = case_flow(state, flow)?;
+    let conn = state.pipeline.db().conn();
+    let row = repo::get(conn, tenant, flow, case_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind)))?;
+    let facts: Map<String, Value> =
+        serde_json::from_str(&row.facts).map_err(|err| ApiError::internal(&err))?;
+    let images = repo::images(conn, tenant, flow, case_id).await?;
+    let standing = Standing::assess(
+        state,
+        conn,
+        flow_impl.as_ref(),
+        &spec,
+        &facts,
+        &images,
+        None,
+    )
+    .await?;
+    Ok(view(&row, &spec, &standing, image_views(&images, &standing)))
+}
+
+/// The case decision as it stood before a change.
+struct Previous {
+    action: Option<String>,
+    complete: bool,
+}
+
+impl Previous {
+    fn of(row: &case::Model) -> Self {
+        Self {
+            action: row.action.clone(),
+            complete: row.complete,
+        }
+    }
+}
+
+/// Each image's decision under the case's current facts, and the case decision over them.
+struct Standing {
+    /// Per image, in order: its request, reference and decision (as recorded for the image
+    /// being added; recomputed with the case's current facts for the others).
+    images: Vec<(String, Option<String>, Decided)>,
+    /// The index of the deciding image.
+    decider: Option<usize>,
+    /// Evidence still missing.
+    missing: Vec<String>,
+}
+
+impl Standing {
+    async fn assess(
+        state: &AppState,
+        conn: &impl ConnectionTrait,
+        flow: &dyn Flow,
+        spec: &CaseSpec,
+        facts: &Map<String, Value>,
+        images: &[case_image::Model],
+        new: Option<(&RequestId, &str, &Decided)>,
+    ) -> Result<Self, ApiError> {
+        let mut decided = Vec::with_capacity(images.len());
+        for image in images {
+            if let Some((request_id, reference_id, d)) = new
+                && image.request_id == request_id.as_str()
+            {
+                decided.push((
+                    image.request_id.clone(),
+                    Some(reference_id.to_owned()),
+                    d.clone(),
+                ));
+                continue;
+            }
+            let stored = decisions::get(conn, &image.tenant, &image.request_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(&format!("no decision for {}", image.request_id))
+                })?;
+            let analysis: Analysis =
+                serde_json::from_str(&stored.analysis).map_err(|err| ApiError::internal(&err))?;
+            let own: Map<String, Value> =
+                serde_json::from_str(&image.facts).map_err(|err| ApiError::internal(&err))?;
+            let d = state.pipeline.apply_policy(
+                flow.name(),
+                &with_image_facts(facts, &own),
+                &analysis,
+            )?;
+            decided.push((image.request_id.clone(), stored.reference_id, d));
+        }
+        let decisions: Vec<Decision> = decided.iter().map(|(_, _, d)| d.decision.clone()).collect();
+        let decider = flow
+            .roll_up(&decisions)
+            .and_then(|top| decisions.iter().position(|d| std::ptr::eq(d, top)));
+        let missing = spec
+            .requires
+            .iter()
+            .filter(|need| {
+                !facts.contains_key(**need)
+                    && !images.iter().any(|i| i.role.as_deref() == Some(**need))
+            })
+            .map(|need| (*need).to_owned())
+            .collect();
+        Ok(Self {
+            images: decided,
+            decider,
+            missing,
+        })
+    }
+
+    fn complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    /// The case decision, with the image that decided it.
+    fn decision(&self) -> Option<Value> {
+        let (request_id, reference_id, decided) = &self.images[self.decider?];
+        let mut summary = decided.decision_summary();
+        summary["severity"] = json!(decided.decision.severity);
+        summary["request_id"] = json!(request_id);
+        summary["reference_id"] = json!(reference_id);
+        Some(summary)
+    }
+
+    fn apply(&self, row: &mut case::Model, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let decision = self.decision();
+        row.action = decision
+            .as_ref()
+            .and_then(|d| d["action"].as_str())
+            .map(str::to_owned);
+        row.decision = decision.as_ref().map(to_json).transpose()?;
+        row.complete = self.complete();
+        row.updated_at = now;
+        Ok(())
+    }
+}
+
+fn image_views(images: &[case_image::Model], standing: &Standing) -> Vec<Value> {
+    images
+        .iter()
+        .zip(&standing.images)
+        .map(|(image, (request_id, reference_id, decided))| {
+            let own: Value = serde_json::from_str(&image.facts).unwrap_or_else(|_| json!({}));
+            json!({
+                "n": image.n,
+                "request_id": request_id,
+                "reference_id": reference_id,
+                "role": image.role,
+                "facts": own,
+                "image_sha256": decided.facts.get("image.sha256"),
+                "verdict": decided.facts.get("verdict"),
+                "decision": decided.decision_summary(),
+                "created_at": image.created_at,
+            })
+        })
+        .collect()
+}
+
+fn view(row: &case::Model, spec: &CaseSpec, standing: &Standing, images: Vec<Value>) -> CaseView {
+    CaseView {
+        case_id: row.case_id.clone(),
+        flow: row.flow.clone(),
+        kind: spec.kind.to_owned(),
+        status: if standing.complete() {
+            "decided"
+        } else {
+            "pending"
+        }
+        .to_owned(),
+        missing: standing.missing.clone(),
+        facts: serde_json::from_str(&row.facts).unwrap_or_else(|_| json!({})),
+        decision: standing.decision(),
+        images,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+/// Queues the flow's case event (`kyc.decision`) when a final case decision is new: the case
+/// just became complete, or its action changed while complete.
+async fn announce(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    spec: &CaseSpec,
+    previous: &Previous,
+    view: &CaseView,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let Some(event) = spec.event else {
+        return Ok(0);
+    };
+    let action = view
+        .decision
+        .as_ref()
+        .and_then(|d| d["action"].as_str())
+        .map(str::to_owned);
+    let complete = view.missing.is_empty();
+    if !complete || (previous.complete && previous.action == action) {
+        return Ok(0);
+    }
+    let decider = view.decision.as_ref().and_then(|d| d["request_id"].as_str());
+    let mut payload = json!({
+        "event": event,
+        "type": event,
+        "timestamp": now,
+        "decision": view.decision,
+    });
+    payload[format!("{}_id", spec.kind)] = json!(view.case_id);
+    payload[spec.kind] = json!(view);
+    let message = Message {
+        event,
+        payload,
+        request_id: decider,
+        reference_id: Some(&view.case_id),
+        batch_id: None,
+    };
+    Ok(outbox::enqueue(conn, tenant, &message, None, now).await?)
+}
+
+/// The case's stored facts with an update merged in: object by object, or (`replace`) each
+/// updated top-level fact replaced whole.
+fn merged(
+    stored: &str,
+    update: &Map<String, Value>,
+    replace: bool,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut facts: Map<String, Value> =
+        serde_json::from_str(stored).map_err(|err| ApiError::internal(&err))?;
+    if replace {
+        facts.extend(update.clone());
+        return Ok(facts);
+    }
+    let mut merged = arbiter_core::Facts::from_map(facts);
+    merged.merge(update);
+    Ok(merged.as_map().clone())
+}
+
+fn with_image_facts(case: &Map<String, Value>, image: &Map<String, Value>) -> Value {
+    let mut input = arbiter_core::Facts::from_map(case.clone());
+    input.merge(image);
+    Value::Object(input.as_map().clone())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|err| ApiError::internal(&err))
+}

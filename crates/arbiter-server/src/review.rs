@@ -1,0 +1,311 @@
+//! Human review: the queues policies' actions put images in (`siu`, `adjusters`, `moderation`,
+//! `kyc_review`), claimed by one reviewer at a time and resolved with a label.
+//!
+//! A resolution is committed in one transaction with its `review.resolved` audit entry and
+//! webhook. Labels stay with the decision (by request id), so a policy backtest can say how
+//! often each rule was right.
+
+use crate::error::ApiError;
+use crate::outbox::{self, Message};
+use crate::state::AppState;
+use arbiter_audit::Event;
+use arbiter_core::ErrorCode;
+use arbiter_db::entity::review_item;
+use arbiter_db::review::{self as repo, ItemFilter, Resolution};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The labels a reviewer gives, and whether each says the image is fake: `Some(true)` fake,
+/// `Some(false)` authentic, `None` undecided.
+pub const LABELS: [(&str, Option<bool>); 4] = [
+    ("confirmed_fake", Some(true)),
+    ("confirmed_authentic", Some(false)),
+    ("false_positive", Some(false)),
+    ("unclear", None),
+];
+
+/// The label names, comma-separated.
+pub fn label_names() -> String {
+    LABELS.map(|(name, _)| name).join(", ")
+}
+
+/// Whether a label says the image is fake; `None` for an undecided or unknown label.
+pub fn label_says_fake(label: &str) -> Option<bool> {
+    LABELS
+        .iter()
+        .find(|(name, _)| *name == label)
+        .and_then(|(_, fake)| *fake)
+}
+
+/// The item statuses, as `?status=` takes them.
+pub const STATUSES: [&str; 3] = [repo::OPEN, repo::CLAIMED, repo::RESOLVED];
+
+/// A review item as the API and the CLI show it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ItemView {
+    /// `rev_...`.
+    pub item_id: String,
+    /// The queue.
+    pub queue: String,
+    /// `open`, `claimed` or `resolved`.
+    pub status: String,
+    /// The flow that decided.
+    pub flow: String,
+    /// The claim or session, if the image belongs to one.
+    pub case_id: Option<String>,
+    /// The request under review (its analysis: `GET /v1/requests/{request_id}`).
+    pub request_id: String,
+    /// The caller's reference for the image.
+    pub reference_id: Option<String>,
+    /// SHA-256 of the image's bytes.
+    pub image_sha256: String,
+    /// The action the policy decided.
+    pub action: String,
+    /// The deciding rule's reason code.
+    pub reason: String,
+    /// The reviewer holding the item.
+    pub claimed_by: Option<String>,
+    /// When it was claimed.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The reviewer's label.
+    pub label: Option<String>,
+    /// The reviewer's note.
+    pub note: Option<String>,
+    /// The action the reviewer settled on.
+    pub resolved_action: Option<String>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// When it was resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<review_item::Model> for ItemView {
+    fn from(row: review_item::Model) -> Self {
+        Self {
+            item_id: row.item_id,
+            queue: row.queue,
+            status: row.status,
+            flow: row.flow,
+            case_id: row.case_id,
+            request_id: row.request_id,
+            reference_id: row.reference_id,
+            image_sha256: row.image_sha256,
+            action: row.action,
+            reason: row.reason,
+            claimed_by: row.claimed_by,
+            claimed_at: row.claimed_at,
+            label: row.label,
+            note: row.note,
+            resolved_action: row.resolved_action,
+            resolved_by: row.resolved_by,
+            resolved_at: row.resolved_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Checks a reviewer id: 1 to 64 of `A-Z a-z 0-9 . _ - : @`. An id, never a person's name:
+/// it goes into the audit log.
+pub fn check_reviewer(reviewer: &str) -> Result<(), ApiError> {
+    if reviewer.is_empty()
+        || reviewer.len() > 64
+        || !reviewer
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:@".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "reviewer must be an id of 1 to 64 letters, digits and . _ - : @ (found {reviewer:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// Lists a tenant's items, oldest first, at most `limit` after the cursor `after`.
+pub async fn list(
+    state: &AppState,
+    tenant: &str,
+    filter: &ItemFilter<'_>,
+    limit: u64,
+) -> Result<Vec<ItemView>, ApiError> {
+    if let Some(status) = filter.status
+        && !STATUSES.contains(&status)
+    {
+        return Err(ApiError::bad_request(format!(
+            "status must be one of {}; found {status:?}",
+            STATUSES.join(", ")
+        )));
+    }
+    let rows = repo::list(state.pipeline.db().conn(), tenant, filter, limit).await?;
+    Ok(rows.into_iter().map(ItemView::from).collect())
+}
+
+/// One of a tenant's items.
+pub async fn get(state: &AppState, tenant: &str, item_id: &str) -> Result<ItemView, ApiError> {
+    repo::get(state.pipeline.db().conn(), tenant, item_id)
+        .await?
+        .map(ItemView::from)
+        .ok_or_else(|| not_found(item_id))
+}
+
+fn not_found(item_id: &str) -> ApiError {
+    ApiError::not_found(format!("no review item {item_id} for this tenant"))
+}
+
+/// Why an item cannot be taken by `reviewer`: 404, or 409 naming who holds it.
+async fn refusal(state: &AppState, tenant: &str, item_id: &str) -> ApiError {
+    match repo::get(state.pipeline.db().conn(), tenant, item_id).await {
+        Ok(Some(item)) if item.status == repo::RESOLVED => ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "review item {item_id} was resolved already (by {}, label {})",
+                item.resolved_by.unwrap_or_default(),
+                item.label.unwrap_or_default()
+            ),
+        ),
+        Ok(Some(item)) => ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "review item {item_id} is claimed by {}",
+                item.claimed_by.unwrap_or_default()
+            ),
+        ),
+        Ok(None) => not_found(item_id),
+        Err(err) => err.into(),
+    }
+}
+
+/// Claims an item for a reviewer: 409 when someone else holds it or it is resolved.
+pub async fn claim(
+    state: &AppState,
+    tenant: &str,
+    item_id: &str,
+    reviewer: &str,
+) -> Result<ItemView, ApiError> {
+    check_reviewer(reviewer)?;
+    let txn = state.pipeline.db().begin_write().await?;
+    let claimed = repo::claim(&txn, tenant, item_id, reviewer, state.clock.now()).await?;
+    txn.commit().await?;
+    if !claimed {
+        return Err(refusal(state, tenant, item_id).await);
+    }
+    tracing::info!(item_id, reviewer, "review item claimed");
+    get(state, tenant, item_id).await
+}
+
+/// A reviewer's verdict on an item.
+#[derive(Debug, Clone)]
+pub struct Resolve<'a> {
+    /// Who resolves (an id).
+    pub reviewer: &'a str,
+    /// One of [`LABELS`].
+    pub label: &'a str,
+    /// Why, in the reviewer's words.
+    pub note: Option<&'a str>,
+    /// The action settled on; by default the policy's for a fake, the flow's mildest for an
+    /// authentic image.
+    pub action: Option<&'a str>,
+}
+
+/// The longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
+
+/// Resolves an item (open, or held by the reviewer) and commits its `review.resolved` audit
+/// entry and webhook with it.
+pub async fn resolve(
+    state: &AppState,
+    tenant: &str,
+    item_id: &str,
+    request: &Resolve<'_>,
+) -> Result<ItemView, ApiError> {
+    check_reviewer(request.reviewer)?;
+    let Some((_, fake)) = LABELS.iter().find(|(name, _)| *name == request.label) else {
+        return Err(ApiError::bad_request(format!(
+            "label must be one of {}; found {:?}",
+            label_names(),
+            request.label
+        )));
+    };
+    if request.note.is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
+        return Err(ApiError::bad_request(format!(
+            "note is longer than {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    let item = repo::get(state.pipeline.db().conn(), tenant, item_id)
+        .await?
+        .ok_or_else(|| not_found(item_id))?;
+    let vocabulary = state
+        .pipeline
+        .flows()
+        .get(&item.flow)
+        .map(|flow| flow.actions().to_vec())
+        .unwrap_or_default();
+    let action = match (request.action, fake) {
+        (Some(action), _) => {
+            if !vocabulary.iter().any(|a| a.name == action) {
+                return Err(ApiError::bad_request(format!(
+                    "action must be one of the {} flow's actions ({}); found {action:?}",
+                    item.flow,
+                    vocabulary.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            action.to_owned()
+        }
+        (None, Some(false)) => vocabulary
+            .iter()
+            .min_by_key(|a| a.severity)
+            .map_or_else(|| item.action.clone(), |a| a.name.to_owned()),
+        (None, _) => item.action.clone(),
+    };
+    let now = state.clock.now();
+    let txn = state.pipeline.db().begin_write().await?;
+    let resolution = Resolution {
+        reviewer: request.reviewer,
+        label: request.label,
+        note: request.note,
+        action: &action,
+        at: now,
+    };
+    if !repo::resolve(&txn, tenant, item_id, &resolution).await? {
+        txn.rollback().await?;
+        return Err(refusal(state, tenant, item_id).await);
+    }
+    let event = Event::ReviewResolved {
+        request_id: item.request_id.clone(),
+        reference_id: item.reference_id.clone(),
+        queue: item.queue.clone(),
+        actor: request.reviewer.to_owned(),
+        label: request.label.to_owned(),
+        action: action.clone(),
+    };
+    let audit = arbiter_audit::append(&txn, tenant, now, event)
+        .await
+        .map_err(|err| ApiError::internal(&err))?;
+    let resolved = repo::get(&txn, tenant, item_id)
+        .await?
+        .map(ItemView::from)
+        .ok_or_else(|| not_found(item_id))?;
+    let payload = json!({
+        "event": "review.resolved",
+        "type": "review.resolved",
+        "timestamp": now,
+        "item": resolved,
+        "audit": {"seq": audit.entry.seq, "entry_hash": audit.entry_hash},
+    });
+    let message = Message {
+        event: "review.resolved",
+        payload,
+        request_id: Some(&item.request_id),
+        reference_id: item.reference_id.as_deref(),
+        batch_id: None,
+    };
+    let queued = outbox::enqueue(&txn, tenant, &message, None, now).await?;
+    txn.commit().await?;
+    if queued > 0 {
+        state.webhooks.wake.notify_waiters();
+    }
+    tracing::info!(item_id, reviewer = request.reviewer, label = request.label, action = %action, seq = audit.entry.seq, "review item resolved");
+    Ok(resolved)
+}
