@@ -122,6 +122,11 @@ pub trait Flow: Send + Sync {
     /// The webhook event a decision's action emits, if any.
     fn event_for(&self, action: &str) -> Option<&'static str>;
 
+    /// The models to run on an image when the caller names none (empty: every model).
+    fn default_models(&self, _input: &Value) -> Vec<ModelKind> {
+        Vec::new()
+    }
+
     /// How the flow groups images into cases, if it does.
     fn case(&self) -> Option<&CaseSpec> {
         None

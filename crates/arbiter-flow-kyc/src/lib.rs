@@ -83,6 +83,15 @@ impl Flow for KycFlow {
         Ok(facts)
     }
 
+    /// A selfie is analysed with the models the guide names for KYC (gan, diffusion, splicing).
+    fn default_models(&self, input: &Value) -> Vec<ModelKind> {
+        if input.get("image_role") == Some(&json!("selfie")) {
+            SELFIE_MODELS.to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Images are not announced one by one: the session decision is (`kyc.decision`).
     fn event_for(&self, _action: &str) -> Option<&'static str> {
         None

@@ -353,7 +353,8 @@ pub fn request_row(
         cache_key: obtained.cache_key.clone(),
         cached_from: obtained.cached_from.as_ref().map(ToString::to_string),
         status: "complete".to_owned(),
-        analysis: serde_json::to_string(&obtained.analysis).map_err(|err| ApiError::internal(&err))?,
+        analysis: serde_json::to_string(&obtained.analysis)
+            .map_err(|err| ApiError::internal(&err))?,
         created_at: obtained.at,
     })
 }

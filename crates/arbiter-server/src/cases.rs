@@ -218,7 +218,13 @@ pub async fn add_image(
     state.pipeline.write(&txn, &record).await?;
     let mut queued = outbox::enqueue_analysis(&txn, &record, None, None, now).await?;
     queued += announce(&txn, tenant, &spec, &previous, &view, now).await?;
-    repo::add_image(&txn, images.pop().ok_or_else(|| ApiError::internal(&"no image"))?).await?;
+    repo::add_image(
+        &txn,
+        images
+            .pop()
+            .ok_or_else(|| ApiError::internal(&"no image"))?,
+    )
+    .await?;
     repo::save(&txn, row).await?;
     txn.commit().await?;
     if queued > 0 {
@@ -260,7 +266,9 @@ pub async fn set_fact(
     let txn = state.pipeline.db().begin_write().await?;
     let mut row = repo::lock(&txn, tenant, flow, case_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
+        })?;
     let facts = merged(&row.facts, &update, true)?;
     let images = repo::images(&txn, tenant, flow, case_id).await?;
     let standing = Standing::assess(
@@ -298,7 +306,9 @@ pub async fn get(
     let conn = state.pipeline.db().conn();
     let row = repo::get(conn, tenant, flow, case_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
+        })?;
     let facts: Map<String, Value> =
         serde_json::from_str(&row.facts).map_err(|err| ApiError::internal(&err))?;
     let images = repo::images(conn, tenant, flow, case_id).await?;
@@ -312,7 +322,12 @@ pub async fn get(
         None,
     )
     .await?;
-    Ok(view(&row, &spec, &standing, image_views(&images, &standing)))
+    Ok(view(
+        &row,
+        &spec,
+        &standing,
+        image_views(&images, &standing),
+    ))
 }
 
 /// The case decision as it stood before a change.
@@ -489,7 +504,10 @@ async fn announce(
     if !complete || (previous.complete && previous.action == action) {
         return Ok(0);
     }
-    let decider = view.decision.as_ref().and_then(|d| d["request_id"].as_str());
+    let decider = view
+        .decision
+        .as_ref()
+        .and_then(|d| d["request_id"].as_str());
     let mut payload = json!({
         "event": event,
         "type": event,

@@ -38,17 +38,21 @@ pub enum Scope {
     /// Webhook endpoints and deliveries (`/v1/webhooks/...`).
     #[serde(rename = "webhooks")]
     Webhooks,
+    /// Human-review queues: list, claim and resolve items (`/v1/review/...`).
+    #[serde(rename = "review")]
+    Review,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Analyze,
         Scope::Batch,
         Scope::RequestsRead,
         Scope::AuditRead,
         Scope::PoliciesRead,
         Scope::Webhooks,
+        Scope::Review,
     ];
 
     /// The scopes of a key created without `--scope`.
@@ -63,6 +67,7 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::PoliciesRead => "policies:read",
             Scope::Webhooks => "webhooks",
+            Scope::Review => "review",
         }
     }
 }

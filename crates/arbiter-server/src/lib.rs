@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cases;
 pub mod checkpoints;
 pub mod clock;
+pub mod collector;
 pub mod config;
 pub mod error;
 pub mod fetch;

@@ -228,7 +228,10 @@ pub async fn resolve(
             request.label
         )));
     };
-    if request.note.is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
+    if request
+        .note
+        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+    {
         return Err(ApiError::bad_request(format!(
             "note is longer than {MAX_NOTE_CHARS} characters"
         )));
@@ -248,7 +251,11 @@ pub async fn resolve(
                 return Err(ApiError::bad_request(format!(
                     "action must be one of the {} flow's actions ({}); found {action:?}",
                     item.flow,
-                    vocabulary.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+                    vocabulary
+                        .iter()
+                        .map(|a| a.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             action.to_owned()

@@ -168,7 +168,16 @@ fn spawn_workers(
         .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
     let deliveries = (0..state.config.webhooks.workers)
         .map(|_| tokio::spawn(crate::outbox::run_worker(state.clone(), shutdown.clone())));
-    jobs.chain(deliveries).chain([reload]).collect()
+    let collector = state
+        .config
+        .flows
+        .ugc
+        .enabled
+        .then(|| tokio::spawn(crate::collector::run(state.clone(), shutdown.clone())));
+    jobs.chain(deliveries)
+        .chain([reload])
+        .chain(collector)
+        .collect()
 }
 
 /// Records the activation of the policies live at start, then re-reads the policy directory

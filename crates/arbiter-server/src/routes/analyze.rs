@@ -138,7 +138,7 @@ pub async fn analyze_image(
 
 /// The request body as JSON fields, whichever encoding it came in.
 /// A multipart `file` part comes back as bytes beside the fields.
-async fn read_body(
+pub(crate) async fn read_body(
     state: &AppState,
     request: Request,
 ) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
@@ -167,7 +167,7 @@ async fn read_body(
     Ok((body, None))
 }
 
-fn body_error(text: &str, status: u16) -> ApiError {
+pub(crate) fn body_error(text: &str, status: u16) -> ApiError {
     if status == 413 {
         ApiError::new(
             ErrorCode::FileSizeExceeded,
@@ -223,18 +223,18 @@ async fn read_multipart(
     Ok((body, file))
 }
 
-/// Checks the request's fields and builds the call, with `options.webhook_url` if given.
-fn parse_call(
+/// The image of a request: exactly one of a URL, base64 text (refused by size before it is
+/// decoded) and a multipart file.
+pub fn image_source(
     state: &AppState,
-    body: AnalyzeRequest,
+    image_url: Option<String>,
+    image_base64: Option<String>,
     file: Option<Vec<u8>>,
-    flow: Option<String>,
-) -> Result<(AnalyzeCall, Option<String>), ApiError> {
+) -> Result<ImageSource, ApiError> {
     let max_bytes = state.config.limits.max_image_bytes;
-    let source = match (body.image_url, body.image_base64, file) {
-        (Some(url), None, None) => ImageSource::Url(url),
+    match (image_url, image_base64, file) {
+        (Some(url), None, None) => Ok(ImageSource::Url(url)),
         (None, Some(encoded), None) => {
-            // Refuse by size before decoding.
             if (encoded.len() as u64) / 4 * 3 > max_bytes + 3 {
                 return Err(ApiError::new(
                     ErrorCode::FileSizeExceeded,
@@ -245,26 +245,31 @@ fn parse_call(
             let encoded = encoded
                 .split_once(";base64,")
                 .map_or(encoded, |(_, data)| data);
-            ImageSource::Bytes(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|err| {
-                        ApiError::bad_request(format!("image_base64 is not valid base64: {err}"))
-                    })?,
-            )
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map(ImageSource::Bytes)
+                .map_err(|err| {
+                    ApiError::bad_request(format!("image_base64 is not valid base64: {err}"))
+                })
         }
-        (None, None, Some(bytes)) => ImageSource::Bytes(bytes),
-        (None, None, None) => {
-            return Err(ApiError::bad_request(
-                "send one of image_url, image_base64 or a multipart file",
-            ));
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "send only one of image_url, image_base64 or a multipart file, not several",
-            ));
-        }
-    };
+        (None, None, Some(bytes)) => Ok(ImageSource::Bytes(bytes)),
+        (None, None, None) => Err(ApiError::bad_request(
+            "send one of image_url, image_base64 or a multipart file",
+        )),
+        _ => Err(ApiError::bad_request(
+            "send only one of image_url, image_base64 or a multipart file, not several",
+        )),
+    }
+}
+
+/// Checks the request's fields and builds the call, with `options.webhook_url` if given.
+fn parse_call(
+    state: &AppState,
+    body: AnalyzeRequest,
+    file: Option<Vec<u8>>,
+    flow: Option<String>,
+) -> Result<(AnalyzeCall, Option<String>), ApiError> {
+    let source = image_source(state, body.image_url, body.image_base64, file)?;
     let mut options = body.options.unwrap_or_default();
     let webhook_url = options.webhook_url.take();
     let options = parse_options(options)?;

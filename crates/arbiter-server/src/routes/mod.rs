@@ -3,10 +3,12 @@
 pub mod analyze;
 pub mod audit;
 pub mod batches;
+pub mod flows;
 pub mod health;
 pub mod openapi;
 pub mod policies;
 pub mod requests;
+pub mod review;
 pub mod trail;
 pub mod webhooks;
 
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(batches::router(&state))
         .merge(webhooks::router(&state))
         .merge(policies::router(&state))
+        .merge(flows::router(&state))
+        .merge(review::router(&state))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

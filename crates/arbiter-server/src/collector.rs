@@ -1,0 +1,172 @@
+//! The upload collector of the UGC flow (the guide's pattern 2): each upload is written as a
+//! collected job and answered 202 at once; once `flows.ugc.batch_size` uploads of a tenant have
+//! arrived, or the oldest has waited `flows.ugc.max_wait_secs`, they are queued together as one
+//! batch. Workers analyse them like any batch, and each decision goes out as `content.decision`.
+//! Collected uploads are rows in the database: a restart loses none.
+
+use crate::analyze::ImageSource;
+use crate::error::ApiError;
+use crate::jobs::JobSource;
+use crate::state::AppState;
+use arbiter_core::{AnalyzeOptions, BatchId, RequestId};
+use arbiter_db::entity::batch;
+use arbiter_db::jobs as repo;
+use arbiter_db::sea_orm::DatabaseTransaction;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The flow whose uploads are collected.
+const FLOW: &str = "ugc";
+
+/// One upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The image.
+    pub source: ImageSource,
+    /// Detector options.
+    pub options: AnalyzeOptions,
+    /// The caller's reference (by default `upload.id`).
+    pub reference_id: Option<String>,
+    /// `upload` and `uploader` facts.
+    pub facts: Value,
+}
+
+/// The answer to `POST /v1/flows/ugc/uploads` (202).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UploadAccepted {
+    /// The request the upload becomes.
+    #[schema(value_type = String)]
+    pub request_id: RequestId,
+    /// The caller's reference.
+    pub reference_id: Option<String>,
+    /// `COLLECTED`, or `QUEUED` when this upload completed a batch.
+    pub status: String,
+    /// The batch, when this upload completed one.
+    pub batch_id: Option<String>,
+    /// Where the result will be once analysed (404 until then); it is also announced as
+    /// `content.decision`.
+    pub status_url: String,
+}
+
+/// Collects one upload; queues the tenant's collected uploads as a batch when this one makes
+/// `batch_size`.
+pub async fn collect(
+    state: &AppState,
+    tenant: &str,
+    request_id: &RequestId,
+    upload: Upload,
+    base_url: &str,
+) -> Result<UploadAccepted, ApiError> {
+    let now = state.clock.now().trunc_subsecs(3);
+    let mut row = repo::new_job(
+        request_id.to_string(),
+        tenant.to_owned(),
+        to_json(&JobSource::from(upload.source))?,
+        to_json(&upload.options)?,
+        now,
+    );
+    row.status = repo::COLLECTING.to_owned();
+    row.reference_id = upload.reference_id.clone();
+    row.flow = Some(FLOW.to_owned());
+    row.facts = Some(to_json(&upload.facts)?);
+    let batch_size = state.config.flows.ugc.batch_size;
+    let txn = state.pipeline.db().begin_write().await?;
+    repo::insert_jobs(&txn, vec![row]).await?;
+    let (collected, _) = repo::collecting(&txn, tenant, FLOW).await?;
+    let batch_id = if collected >= batch_size {
+        seal(&txn, tenant, batch_size, now).await?
+    } else {
+        None
+    };
+    txn.commit().await?;
+    if batch_id.is_some() {
+        state.jobs_wake.notify_waiters();
+    }
+    Ok(UploadAccepted {
+        request_id: request_id.clone(),
+        reference_id: upload.reference_id,
+        status: if batch_id.is_some() {
+            "QUEUED"
+        } else {
+            "COLLECTED"
+        }
+        .to_owned(),
+        batch_id: batch_id.map(|id| id.to_string()),
+        status_url: format!("{base_url}/v1/requests/{request_id}"),
+    })
+}
+
+/// Queues up to `batch_size` of a tenant's collected uploads, oldest first, as one batch.
+async fn seal(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    batch_size: u64,
+    now: DateTime<Utc>,
+) -> Result<Option<BatchId>, ApiError> {
+    let batch_id = BatchId::new();
+    let jobs = repo::seal(txn, tenant, FLOW, batch_id.as_str(), batch_size).await?;
+    if jobs.is_empty() {
+        return Ok(None);
+    }
+    repo::insert_batch(
+        txn,
+        batch::Model {
+            batch_id: batch_id.to_string(),
+            tenant: tenant.to_owned(),
+            batch_reference_id: None,
+            total: i32::try_from(jobs.len()).unwrap_or(i32::MAX),
+            completed: 0,
+            failed: 0,
+            status: repo::BATCH_PROCESSING.to_owned(),
+            webhook_url: None,
+            created_at: now,
+            completed_at: None,
+        },
+    )
+    .await?;
+    tracing::info!(batch_id = %batch_id, tenant, uploads = jobs.len(), "collected uploads queued");
+    Ok(Some(batch_id))
+}
+
+/// Queues every tenant's collected uploads whose oldest has waited `max_wait_secs`.
+pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
+    let config = &state.config.flows.ugc;
+    let now = state.clock.now().trunc_subsecs(3);
+    let wait =
+        chrono::Duration::seconds(i64::try_from(config.max_wait_secs).unwrap_or(i64::MAX / 2_000));
+    let tenants = repo::collecting_due(state.pipeline.db().conn(), FLOW, now - wait).await?;
+    let mut batches = 0;
+    for tenant in tenants {
+        let txn = state.pipeline.db().begin_write().await?;
+        while seal(&txn, &tenant, config.batch_size, now).await?.is_some() {
+            batches += 1;
+        }
+        txn.commit().await?;
+    }
+    if batches > 0 {
+        state.jobs_wake.notify_waiters();
+    }
+    Ok(batches)
+}
+
+/// Flushes due uploads until `shutdown`, checking a few times per `max_wait_secs`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let every =
+        Duration::from_millis((state.config.flows.ugc.max_wait_secs * 1000 / 4).clamp(100, 1000));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(err) = flush_due(&state).await {
+            tracing::warn!(error = %err.message, "flushing collected uploads failed");
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|err| ApiError::internal(&err))
+}

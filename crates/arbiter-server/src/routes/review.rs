@@ -1,0 +1,213 @@
+//! `/v1/review/items`: the human-review queues.
+
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::keys::Scope;
+use crate::review::{self, ItemView, Resolve};
+use crate::state::AppState;
+use arbiter_core::RequestId;
+use arbiter_db::review::ItemFilter;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router, middleware};
+use serde::{Deserialize, Serialize};
+
+/// The routes, behind the `review` scope.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/review/items", get(list_items))
+        .route("/v1/review/items/{item_id}", get(get_item))
+        .route("/v1/review/items/{item_id}/claim", post(claim_item))
+        .route("/v1/review/items/{item_id}/resolve", post(resolve_item))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Review),
+            auth::require,
+        ))
+}
+
+/// Query parameters of `GET /v1/review/items`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsQuery {
+    /// Only this queue (`siu`, `adjusters`, `moderation`, `kyc_review`).
+    pub queue: Option<String>,
+    /// Only this status: `open`, `claimed` or `resolved`.
+    pub status: Option<String>,
+    /// Only items of this request.
+    pub request_id: Option<String>,
+    /// The cursor: `next_cursor` of the previous page.
+    pub after: Option<String>,
+    /// Items per page, 1 to 500 (default 100).
+    pub limit: Option<u64>,
+}
+
+/// A page of items.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemPage {
+    /// The items, oldest first.
+    pub data: Vec<ItemView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List review items, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/review/items",
+    tag = "review",
+    params(ItemsQuery),
+    responses(
+        (status = 200, description = "A page of items", body = ItemPage),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_items(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    params: Result<Query<ItemsQuery>, QueryRejection>,
+) -> Result<Json<ItemPage>, ApiError> {
+    let result = async {
+        let params = params
+            .map(|Query(q)| q)
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        let limit = params.limit.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be 1 to 500"));
+        }
+        let filter = ItemFilter {
+            queue: params.queue.as_deref(),
+            status: params.status.as_deref(),
+            after: params.after.as_deref(),
+            request_id: params.request_id.as_deref(),
+        };
+        let data = review::list(&state, &caller.key.tenant, &filter, limit).await?;
+        let next_cursor = (data.len() as u64 == limit)
+            .then(|| data.last().map(|item| item.item_id.clone()))
+            .flatten();
+        Ok(ItemPage { data, next_cursor })
+    }
+    .await;
+    result.map(Json).map_err(|err| err.for_request(&request_id))
+}
+
+/// One review item.
+#[utoipa::path(
+    get,
+    path = "/v1/review/items/{item_id}",
+    tag = "review",
+    params(("item_id" = String, Path, description = "The item (`rev_...`)")),
+    responses(
+        (status = 200, description = "The item", body = ItemView),
+        (status = 404, description = "No such item for this tenant", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_item(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(item_id): Path<String>,
+) -> Result<Json<ItemView>, ApiError> {
+    review::get(&state, &caller.key.tenant, &item_id)
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&request_id))
+}
+
+/// Who claims an item.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The reviewer's id (never a name: it goes into the audit log). Default: the API key's id.
+    #[serde(default)]
+    pub reviewer: Option<String>,
+}
+
+/// Claim an item: it is yours until you resolve it.
+#[utoipa::path(
+    post,
+    path = "/v1/review/items/{item_id}/claim",
+    tag = "review",
+    params(("item_id" = String, Path, description = "The item (`rev_...`)")),
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "The claimed item", body = ItemView),
+        (status = 404, description = "No such item for this tenant", body = ErrorBody),
+        (status = 409, description = "Held by another reviewer, or resolved", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn claim_item(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(item_id): Path<String>,
+    ApiJson(body): ApiJson<ClaimRequest>,
+) -> Result<Json<ItemView>, ApiError> {
+    let reviewer = body.reviewer.unwrap_or_else(|| caller.key.id.to_string());
+    review::claim(&state, &caller.key.tenant, &item_id, &reviewer)
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&request_id))
+}
+
+/// A reviewer's resolution.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `confirmed_fake`, `confirmed_authentic`, `false_positive` or `unclear`.
+    pub label: String,
+    /// Why, in the reviewer's words (at most 4,000 characters; kept with the item, not in the
+    /// audit log).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The flow action settled on. Default: the policy's action for a fake, the flow's mildest
+    /// action (`proceed`, `publish`, `approve`) for an authentic image.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// The reviewer's id. Default: the API key's id.
+    #[serde(default)]
+    pub reviewer: Option<String>,
+}
+
+/// Resolve an item with a label; recorded in the audit log (`review.resolved`) and announced as
+/// a `review.resolved` webhook.
+#[utoipa::path(
+    post,
+    path = "/v1/review/items/{item_id}/resolve",
+    tag = "review",
+    params(("item_id" = String, Path, description = "The item (`rev_...`)")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "The resolved item", body = ItemView),
+        (status = 400, description = "Unknown label or action", body = ErrorBody),
+        (status = 404, description = "No such item for this tenant", body = ErrorBody),
+        (status = 409, description = "Held by another reviewer, or resolved already", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resolve_item(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(request_id): Extension<RequestId>,
+    Path(item_id): Path<String>,
+    ApiJson(body): ApiJson<ResolveRequest>,
+) -> Result<Json<ItemView>, ApiError> {
+    let reviewer = body
+        .reviewer
+        .clone()
+        .unwrap_or_else(|| caller.key.id.to_string());
+    let resolve = Resolve {
+        reviewer: &reviewer,
+        label: &body.label,
+        note: body.note.as_deref(),
+        action: body.action.as_deref(),
+    };
+    review::resolve(&state, &caller.key.tenant, &item_id, &resolve)
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&request_id))
+}
