@@ -3,6 +3,7 @@
 mod audit;
 mod keys;
 mod policy;
+mod review;
 mod scan;
 mod serve;
 mod webhooks;
@@ -53,6 +54,9 @@ enum Command {
     /// Webhook secrets and endpoints.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// List and resolve human-review queue items.
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
 }
 
 impl Cli {
@@ -89,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => keys::run(&db, command).await,
         Command::Policy(command) => policy::run(Some(&db), command).await,
         Command::Webhooks(command) => webhooks::run(&db, cli.data_dir.clone(), command).await,
+        Command::Review(command) => review::run(&db, command).await,
         Command::Serve(_) => unreachable!("served above"),
     };
     db.clone().close().await.ok();

@@ -6,11 +6,13 @@
 //! often each rule was right.
 
 use crate::error::ApiError;
+use crate::flows::FlowRegistry;
 use crate::outbox::{self, Message};
-use crate::state::AppState;
 use arbiter_audit::Event;
 use arbiter_core::ErrorCode;
+use arbiter_db::Db;
 use arbiter_db::entity::review_item;
+use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::review::{self as repo, ItemFilter, Resolution};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -125,7 +127,7 @@ pub fn check_reviewer(reviewer: &str) -> Result<(), ApiError> {
 
 /// Lists a tenant's items, oldest first, at most `limit` after the cursor `after`.
 pub async fn list(
-    state: &AppState,
+    conn: &impl ConnectionTrait,
     tenant: &str,
     filter: &ItemFilter<'_>,
     limit: u64,
@@ -138,13 +140,17 @@ pub async fn list(
             STATUSES.join(", ")
         )));
     }
-    let rows = repo::list(state.pipeline.db().conn(), tenant, filter, limit).await?;
+    let rows = repo::list(conn, tenant, filter, limit).await?;
     Ok(rows.into_iter().map(ItemView::from).collect())
 }
 
 /// One of a tenant's items.
-pub async fn get(state: &AppState, tenant: &str, item_id: &str) -> Result<ItemView, ApiError> {
-    repo::get(state.pipeline.db().conn(), tenant, item_id)
+pub async fn get(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    item_id: &str,
+) -> Result<ItemView, ApiError> {
+    repo::get(conn, tenant, item_id)
         .await?
         .map(ItemView::from)
         .ok_or_else(|| not_found(item_id))
@@ -155,8 +161,8 @@ fn not_found(item_id: &str) -> ApiError {
 }
 
 /// Why an item cannot be taken by `reviewer`: 404, or 409 naming who holds it.
-async fn refusal(state: &AppState, tenant: &str, item_id: &str) -> ApiError {
-    match repo::get(state.pipeline.db().conn(), tenant, item_id).await {
+async fn refusal(db: &Db, tenant: &str, item_id: &str) -> ApiError {
+    match repo::get(db.conn(), tenant, item_id).await {
         Ok(Some(item)) if item.status == repo::RESOLVED => ApiError::new(
             ErrorCode::Conflict,
             format!(
@@ -179,20 +185,21 @@ async fn refusal(state: &AppState, tenant: &str, item_id: &str) -> ApiError {
 
 /// Claims an item for a reviewer: 409 when someone else holds it or it is resolved.
 pub async fn claim(
-    state: &AppState,
+    db: &Db,
     tenant: &str,
     item_id: &str,
     reviewer: &str,
+    now: DateTime<Utc>,
 ) -> Result<ItemView, ApiError> {
     check_reviewer(reviewer)?;
-    let txn = state.pipeline.db().begin_write().await?;
-    let claimed = repo::claim(&txn, tenant, item_id, reviewer, state.clock.now()).await?;
+    let txn = db.begin_write().await?;
+    let claimed = repo::claim(&txn, tenant, item_id, reviewer, now).await?;
     txn.commit().await?;
     if !claimed {
-        return Err(refusal(state, tenant, item_id).await);
+        return Err(refusal(db, tenant, item_id).await);
     }
     tracing::info!(item_id, reviewer, "review item claimed");
-    get(state, tenant, item_id).await
+    get(db.conn(), tenant, item_id).await
 }
 
 /// A reviewer's verdict on an item.
@@ -213,13 +220,15 @@ pub struct Resolve<'a> {
 pub const MAX_NOTE_CHARS: usize = 4000;
 
 /// Resolves an item (open, or held by the reviewer) and commits its `review.resolved` audit
-/// entry and webhook with it.
+/// entry and webhook deliveries with it. Returns the item and how many deliveries were queued.
 pub async fn resolve(
-    state: &AppState,
+    db: &Db,
+    flows: &FlowRegistry,
     tenant: &str,
     item_id: &str,
     request: &Resolve<'_>,
-) -> Result<ItemView, ApiError> {
+    now: DateTime<Utc>,
+) -> Result<(ItemView, usize), ApiError> {
     check_reviewer(request.reviewer)?;
     let Some((_, fake)) = LABELS.iter().find(|(name, _)| *name == request.label) else {
         return Err(ApiError::bad_request(format!(
@@ -236,12 +245,10 @@ pub async fn resolve(
             "note is longer than {MAX_NOTE_CHARS} characters"
         )));
     }
-    let item = repo::get(state.pipeline.db().conn(), tenant, item_id)
+    let item = repo::get(db.conn(), tenant, item_id)
         .await?
         .ok_or_else(|| not_found(item_id))?;
-    let vocabulary = state
-        .pipeline
-        .flows()
+    let vocabulary = flows
         .get(&item.flow)
         .map(|flow| flow.actions().to_vec())
         .unwrap_or_default();
@@ -266,8 +273,7 @@ pub async fn resolve(
             .map_or_else(|| item.action.clone(), |a| a.name.to_owned()),
         (None, _) => item.action.clone(),
     };
-    let now = state.clock.now();
-    let txn = state.pipeline.db().begin_write().await?;
+    let txn = db.begin_write().await?;
     let resolution = Resolution {
         reviewer: request.reviewer,
         label: request.label,
@@ -277,7 +283,7 @@ pub async fn resolve(
     };
     if !repo::resolve(&txn, tenant, item_id, &resolution).await? {
         txn.rollback().await?;
-        return Err(refusal(state, tenant, item_id).await);
+        return Err(refusal(db, tenant, item_id).await);
     }
     let event = Event::ReviewResolved {
         request_id: item.request_id.clone(),
@@ -310,9 +316,6 @@ pub async fn resolve(
     };
     let queued = outbox::enqueue(&txn, tenant, &message, None, now).await?;
     txn.commit().await?;
-    if queued > 0 {
-        state.webhooks.wake.notify_waiters();
-    }
     tracing::info!(item_id, reviewer = request.reviewer, label = request.label, action = %action, seq = audit.entry.seq, "review item resolved");
-    Ok(resolved)
+    Ok((resolved, queued))
 }

@@ -83,7 +83,8 @@ pub async fn list_items(
             after: params.after.as_deref(),
             request_id: params.request_id.as_deref(),
         };
-        let data = review::list(&state, &caller.key.tenant, &filter, limit).await?;
+        let data =
+            review::list(state.pipeline.db().conn(), &caller.key.tenant, &filter, limit).await?;
         let next_cursor = (data.len() as u64 == limit)
             .then(|| data.last().map(|item| item.item_id.clone()))
             .flatten();
@@ -111,7 +112,7 @@ pub async fn get_item(
     Extension(request_id): Extension<RequestId>,
     Path(item_id): Path<String>,
 ) -> Result<Json<ItemView>, ApiError> {
-    review::get(&state, &caller.key.tenant, &item_id)
+    review::get(state.pipeline.db().conn(), &caller.key.tenant, &item_id)
         .await
         .map(Json)
         .map_err(|err| err.for_request(&request_id))
@@ -148,7 +149,8 @@ pub async fn claim_item(
     ApiJson(body): ApiJson<ClaimRequest>,
 ) -> Result<Json<ItemView>, ApiError> {
     let reviewer = body.reviewer.unwrap_or_else(|| caller.key.id.to_string());
-    review::claim(&state, &caller.key.tenant, &item_id, &reviewer)
+    let db = state.pipeline.db();
+    review::claim(db, &caller.key.tenant, &item_id, &reviewer, state.clock.now())
         .await
         .map(Json)
         .map_err(|err| err.for_request(&request_id))
@@ -206,8 +208,18 @@ pub async fn resolve_item(
         note: body.note.as_deref(),
         action: body.action.as_deref(),
     };
-    review::resolve(&state, &caller.key.tenant, &item_id, &resolve)
-        .await
-        .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+    let (item, queued) = review::resolve(
+        state.pipeline.db(),
+        state.pipeline.flows(),
+        &caller.key.tenant,
+        &item_id,
+        &resolve,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|err| err.for_request(&request_id))?;
+    if queued > 0 {
+        state.webhooks.wake.notify_waiters();
+    }
+    Ok(Json(item))
 }
