@@ -54,11 +54,34 @@ impl TopLevel<'_> {
 }
 
 /// Compares two strings as JCS sorts keys: by UTF-16 code units.
+///
+/// UTF-8 bytes sort as code points, and code points sort as UTF-16 units except when one is in
+/// U+E000..=U+FFFF and the other beyond U+FFFF (a surrogate pair sorts first). Both of those start
+/// with a byte of 0xEE or more, so the bytes decide unless both differing bytes are that high.
 pub fn utf16_cmp(a: &str, b: &str) -> Ordering {
-    if a.is_ascii() && b.is_ascii() {
-        return a.cmp(b);
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(at) if x[at] < 0xEE || y[at] < 0xEE => x[at].cmp(&y[at]),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
     }
-    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Eight bytes at a time: whether any of them is `"`, `\` or a control character, the bytes
+/// that end a run of plain string content.
+fn any_special(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    (quote | backslash | control) != 0
+}
+
+/// Whether a byte ends a run of plain string content.
+fn is_special(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
 }
 
 /// Checks that `text` is one canonical JSON object and reads its top-level fields.
@@ -252,6 +275,23 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Moves past string content that needs no check: anything but `"`, `\` and control
+    /// characters (the text is UTF-8 already).
+    fn skip_plain(&mut self) {
+        while let Some(word) = self.bytes.get(self.pos..self.pos + 8) {
+            let Ok(word) = <[u8; 8]>::try_from(word) else {
+                break;
+            };
+            if any_special(u64::from_le_bytes(word)) {
+                break;
+            }
+            self.pos += 8;
+        }
+        while self.peek().is_some_and(|byte| !is_special(byte)) {
+            self.pos += 1;
+        }
+    }
+
     /// A string exactly as JCS writes it: only `"`, `\` and control characters escaped, the
     /// short escapes where JSON has them, else `\u00xx` in lowercase hex.
     fn string(&mut self) -> Result<Cow<'a, str>, NotCanonical> {
@@ -259,6 +299,7 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
+            self.skip_plain();
             let Some(byte) = self.peek() else {
                 return Err(self.fail("unterminated string"));
             };
@@ -288,8 +329,7 @@ impl<'a> Scanner<'a> {
                         _ => return Err(self.fail("an escape JCS would not write")),
                     }
                 }
-                0..=0x1f => return Err(self.fail("a raw control character in a string")),
-                _ => self.pos += 1,
+                _ => return Err(self.fail("a raw control character in a string")),
             }
         }
         let raw = &self.text[start..self.pos];
@@ -387,6 +427,74 @@ mod tests {
         }
         // Keys sort by UTF-16 code units: U+10000 (D800 DC00) before U+E000.
         assert!(scan("{\"\u{10000}\":1,\"\u{e000}\":2}").is_ok());
+    }
+
+    #[test]
+    fn keys_compare_as_utf16_code_units() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "entry_hash",
+            "event",
+            "z",
+            "é",
+            "ü",
+            "\u{7ff}",
+            "\u{800}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "\u{efff}",
+            "\u{f000}",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{1f600}",
+            "\u{10ffff}",
+            "a\u{e000}",
+            "a\u{10000}",
+            "\u{e000}a",
+            "\u{10000}a",
+        ];
+        for a in words {
+            for b in words {
+                let expected = a.encode_utf16().cmp(b.encode_utf16());
+                assert_eq!(utf16_cmp(a, b), expected, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_string_content_is_skipped_up_to_the_first_special_byte() {
+        for len in 0..20 {
+            for special in ["\"", "\\", "\u{0}", "\u{1f}", "\n"] {
+                for filler in ["x", "é", " ", "\u{7f}", "~", "#", "[", "]", "\u{10000}"] {
+                    let plain = filler.repeat(len);
+                    let text = format!("{plain}{special}tail");
+                    let mut scanner = Scanner {
+                        text: &text,
+                        bytes: text.as_bytes(),
+                        pos: 0,
+                    };
+                    scanner.skip_plain();
+                    assert_eq!(scanner.pos, plain.len(), "{text:?}");
+                }
+            }
+            let plain = "ab".repeat(len);
+            let mut scanner = Scanner {
+                text: &plain,
+                bytes: plain.as_bytes(),
+                pos: 0,
+            };
+            scanner.skip_plain();
+            assert_eq!(scanner.pos, plain.len());
+        }
+        // A control character is refused wherever it falls in a word.
+        for at in 0..17 {
+            let text = format!("{{\"a\":\"{}\u{1}\"}}", "y".repeat(at));
+            let err = scan(&text).unwrap_err();
+            assert_eq!(err.offset, 6 + at, "{text:?}");
+        }
     }
 
     #[test]

@@ -15,9 +15,13 @@ use arbiter_db::sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
 
 /// Entries read from the database per query.
 const PAGE: u64 = 10_000;
@@ -117,100 +121,232 @@ fn scan_entry(text: &str) -> Scanned<'_> {
     Scanned { top, actual }
 }
 
-/// One line of `entries.jsonl`, scanned.
-enum ScannedLine<'t> {
+/// Bytes of `entries.jsonl` read at a time.
+const BLOCK: usize = 1 << 20;
+
+/// Whole lines of `entries.jsonl`, each ending in `\n`.
+struct Block {
+    /// Where the block starts in the file.
+    offset: usize,
+    /// The lines.
+    bytes: Vec<u8>,
+}
+
+/// Where a part of a line is in its block, so that what a worker found can travel with the block.
+type Span = Range<usize>;
+
+fn span(block: &[u8], part: &str) -> Span {
+    let start = (part.as_ptr() as usize).saturating_sub(block.as_ptr() as usize);
+    start..start + part.len()
+}
+
+fn text_at<'b>(block: &'b [u8], span: &Span) -> &'b str {
+    // Spans are cut from text already checked to be UTF-8.
+    block
+        .get(span.clone())
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .unwrap_or_default()
+}
+
+/// [`TopLevel`] as spans of the block.
+struct TopSpans {
+    v: Option<u64>,
+    seq: Option<u64>,
+    prev_hash: Option<Span>,
+    entry_hash: Option<Span>,
+    /// The span, or the decoded tenant when it has escapes.
+    tenant: Option<Result<Span, String>>,
+}
+
+/// One line of `entries.jsonl`, scanned by a worker.
+enum LineFacts {
     /// The line is valid UTF-8.
-    Text(Scanned<'t>),
+    Text {
+        top: Result<TopSpans, canonical::NotCanonical>,
+        actual: [u8; 64],
+    },
     /// The line is not UTF-8; the offset of the first bad byte in the file.
     NotUtf8(usize),
 }
 
-/// The lines of one slice of `entries.jsonl`, scanned.
-struct ScannedChunk<'t> {
-    lines: Vec<ScannedLine<'t>>,
+fn line_facts(block: &[u8], line: &str) -> LineFacts {
+    let Scanned { top, actual } = scan_entry(line);
+    let top = top.map(|top| TopSpans {
+        v: top.v,
+        seq: top.seq,
+        prev_hash: top.prev_hash.map(|hash| span(block, hash)),
+        entry_hash: top.entry_hash.map(|(hash, _)| span(block, hash)),
+        tenant: top.tenant.map(|tenant| match tenant {
+            Cow::Borrowed(tenant) => Ok(span(block, tenant)),
+            Cow::Owned(tenant) => Err(tenant),
+        }),
+    });
+    LineFacts::Text { top, actual }
 }
 
-/// Splits `bytes` (whole lines, each ending in `\n`) at line ends into about `parts` slices.
-fn split_at_lines(bytes: &[u8], parts: usize) -> Vec<(usize, &[u8])> {
-    let mut slices = Vec::with_capacity(parts);
-    let target = bytes.len().div_ceil(parts.max(1)).max(1);
-    let mut start = 0;
-    while start < bytes.len() {
-        let guess = (start + target).min(bytes.len());
-        let end = match bytes[guess..].iter().position(|&b| b == b'\n') {
-            Some(at) => guess + at + 1,
-            None => bytes.len(),
-        };
-        slices.push((start, &bytes[start..end]));
-        start = end;
-    }
-    slices
-}
-
-/// Scans every complete line of one slice (its lines end in `\n`; a last line without one is
-/// left out). `offset` is where the slice starts in the file.
-fn scan_chunk(offset: usize, bytes: &[u8]) -> ScannedChunk<'_> {
-    let bytes = match bytes.iter().rposition(|&b| b == b'\n') {
+/// Scans every line of a block.
+fn scan_block(block: &Block) -> Vec<LineFacts> {
+    let bytes = &block.bytes;
+    let lines = match bytes.iter().rposition(|&b| b == b'\n') {
         Some(last) => &bytes[..last],
-        None => return ScannedChunk { lines: Vec::new() },
+        None => return Vec::new(),
     };
-    let mut lines = Vec::new();
-    match std::str::from_utf8(bytes) {
-        Ok(text) => {
-            for line in text.split('\n') {
-                lines.push(ScannedLine::Text(scan_entry(line)));
-            }
-        }
+    let mut facts = Vec::with_capacity(lines.len() / 512 + 1);
+    match std::str::from_utf8(lines) {
+        Ok(text) => facts.extend(text.split('\n').map(|line| line_facts(bytes, line))),
         Err(_) => {
-            let mut at = offset;
-            for line in bytes.split(|&b| b == b'\n') {
-                lines.push(match std::str::from_utf8(line) {
-                    Ok(text) => ScannedLine::Text(scan_entry(text)),
-                    Err(err) => ScannedLine::NotUtf8(at + err.valid_up_to()),
+            let mut at = block.offset;
+            for line in lines.split(|&b| b == b'\n') {
+                facts.push(match std::str::from_utf8(line) {
+                    Ok(text) => line_facts(bytes, text),
+                    Err(err) => LineFacts::NotUtf8(at + err.valid_up_to()),
                 });
                 at += line.len() + 1;
             }
         }
     }
-    ScannedChunk { lines }
+    facts
 }
 
-/// Scans the complete lines of `bytes` on every available core, in order.
-fn scan_lines(bytes: &[u8]) -> Vec<ScannedChunk<'_>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
-    if workers == 1 || bytes.len() < (1 << 20) {
-        return vec![scan_chunk(0, bytes)];
+/// Rebuilds what [`scan_entry`] found from a worker's spans.
+fn scanned<'b>(block: &'b [u8], facts: LineFacts) -> Result<Scanned<'b>, usize> {
+    match facts {
+        LineFacts::NotUtf8(at) => Err(at),
+        LineFacts::Text { top, actual } => Ok(Scanned {
+            top: top.map(|top| TopLevel {
+                v: top.v,
+                seq: top.seq,
+                prev_hash: top.prev_hash.map(|span| text_at(block, &span)),
+                entry_hash: top.entry_hash.map(|span| (text_at(block, &span), span)),
+                tenant: top.tenant.map(|tenant| match tenant {
+                    Ok(span) => Cow::Borrowed(text_at(block, &span)),
+                    Err(tenant) => Cow::Owned(tenant),
+                }),
+                after_entry_hash_key: None,
+            }),
+            actual,
+        }),
     }
-    // Several slices per worker, taken in turn, so that a slow worker delays nobody.
-    let slices = split_at_lines(bytes, workers * 8);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, ScannedChunk<'_>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&(offset, slice)) = slices.get(i) else {
-                            break;
-                        };
-                        mine.push((i, scan_chunk(offset, slice)));
+}
+
+/// What streaming `entries.jsonl` leaves besides the walk.
+struct Streamed {
+    /// SHA-256 of the whole file.
+    digest: [u8; 32],
+    /// The bytes after the last `\n` (empty when the file ends with one).
+    tail: Vec<u8>,
+}
+
+/// Reads `entries.jsonl` a block at a time without holding the whole file: one thread reads,
+/// one hashes the file (for SHA256SUMS), the others scan the blocks' lines, and `walk` is given
+/// each block and its lines' facts in file order.
+fn stream_entries(
+    mut file: impl Read + Send,
+    path: &Path,
+    block_size: usize,
+    mut walk: impl FnMut(&[u8], Vec<LineFacts>),
+) -> Result<Streamed, VerifyError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Arc<Block>)>(workers * 2);
+    // Shared by the workers, and dropped with the last of them, so that the reader stops too.
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (digest_tx, digest_rx) = mpsc::sync_channel::<Arc<Block>>(workers * 4);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Arc<Block>, Vec<LineFacts>)>();
+    // Buffers come back to the reader once both the hash and the walk are done with them.
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let recycle = |block: Arc<Block>, spare: &mpsc::Sender<Vec<u8>>| {
+        if let Some(block) = Arc::into_inner(block) {
+            spare.send(block.bytes).ok();
+        }
+    };
+
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || -> std::io::Result<Vec<u8>> {
+            let mut offset = 0;
+            let mut index = 0;
+            let mut carry = Vec::new();
+            loop {
+                let mut bytes = std::mem::take(&mut carry);
+                let read = (&mut file)
+                    .take(block_size as u64)
+                    .read_to_end(&mut bytes)?;
+                if read == 0 {
+                    // The end: whatever follows the last newline.
+                    let tail = Block { offset, bytes };
+                    let bytes = tail.bytes.clone();
+                    digest_tx.send(Arc::new(tail)).ok();
+                    return Ok(bytes);
+                }
+                let Some(last) = bytes.iter().rposition(|&b| b == b'\n') else {
+                    carry = bytes; // a line longer than a block: read on
+                    continue;
+                };
+                carry = spare_rx.try_recv().unwrap_or_default();
+                carry.clear();
+                carry.extend_from_slice(&bytes[last + 1..]);
+                bytes.truncate(last + 1);
+                let len = bytes.len();
+                let block = Arc::new(Block { offset, bytes });
+                offset += len;
+                if digest_tx.send(Arc::clone(&block)).is_err()
+                    || work_tx.send((index, block)).is_err()
+                {
+                    return Ok(Vec::new());
+                }
+                index += 1;
+            }
+        });
+        let digest_spare = spare_tx.clone();
+        let digest = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for block in digest_rx {
+                hasher.update(&block.bytes);
+                recycle(block, &digest_spare);
+            }
+            <[u8; 32]>::from(hasher.finalize())
+        });
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let work_rx = Arc::clone(&work_rx);
+            scope.spawn(move || {
+                loop {
+                    let next = work_rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let Ok((index, block)) = next else { break };
+                    let facts = scan_block(&block);
+                    if done_tx.send((index, block, facts)).is_err() {
+                        break;
                     }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, chunk)| chunk).collect()
+                }
+            });
+        }
+        drop((done_tx, work_rx));
+
+        // The walk, in file order.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        for (index, block, facts) in done_rx {
+            waiting.insert(index, (block, facts));
+            while let Some((block, facts)) = waiting.remove(&next) {
+                walk(&block.bytes, facts);
+                recycle(block, &spare_tx);
+                next += 1;
+            }
+        }
+        let tail = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(|source| VerifyError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let digest = digest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok(Streamed { digest, tail })
+    })
 }
 
 /// Walks one tenant's chain in order, entry by entry.
@@ -249,13 +385,8 @@ impl<'c> ChainWalk<'c> {
         });
     }
 
-    /// Checks one entry. `text` is the line (with `entry_hash`) or, when `stored_hash` is given,
-    /// the stored canonical JSON without it.
-    fn push(&mut self, line: Option<usize>, text: &str, stored_hash: Option<&str>) {
-        self.push_scanned(line, scan_entry(text), stored_hash);
-    }
-
-    /// Checks one entry already scanned by [`scan_entry`].
+    /// Checks one entry already scanned by [`scan_entry`]: a line (with `entry_hash`) or, when
+    /// `stored_hash` is given, the stored canonical JSON without it.
     fn push_scanned(
         &mut self,
         line: Option<usize>,
@@ -515,22 +646,37 @@ pub async fn verify_database(
         let mut walk = ChainWalk::new(Some(tenant.clone()), "database", &expected);
         let mut from = 0i64;
         loop {
-            let rows = audit_entry::Entity::find()
+            // Only the columns the walk reads.
+            let rows: Vec<(i64, String, String, String)> = audit_entry::Entity::find()
+                .select_only()
+                .columns([
+                    audit_entry::Column::Seq,
+                    audit_entry::Column::PrevHash,
+                    audit_entry::Column::EntryHash,
+                    audit_entry::Column::Canonical,
+                ])
                 .filter(audit_entry::Column::Tenant.eq(tenant.as_str()))
                 .filter(audit_entry::Column::Seq.gte(from))
                 .order_by_asc(audit_entry::Column::Seq)
                 .limit(PAGE)
+                .into_tuple()
                 .all(conn)
                 .await?;
             let Some(last) = rows.last() else { break };
-            from = last.seq + 1;
-            for row in &rows {
+            from = last.0 + 1;
+            for (row_seq, row_prev_hash, row_entry_hash, canonical) in &rows {
                 let before = walk.problems.len();
-                walk.push(None, &row.canonical, Some(&row.entry_hash));
-                let seq = u64::try_from(row.seq).ok();
-                let inside = canonical::scan(&row.canonical).ok();
-                if inside.as_ref().and_then(|top| top.seq) != seq
-                    || inside.as_ref().and_then(|top| top.prev_hash) != Some(row.prev_hash.as_str())
+                let seq = u64::try_from(*row_seq).ok();
+                // One scan serves the entry's checks and the comparison with its columns.
+                let scanned = scan_entry(canonical);
+                let inside = scanned
+                    .top
+                    .as_ref()
+                    .ok()
+                    .map(|top| (top.seq, top.prev_hash));
+                walk.push_scanned(None, scanned, Some(row_entry_hash));
+                if inside.and_then(|(seq, _)| seq) != seq
+                    || inside.and_then(|(_, prev)| prev) != Some(row_prev_hash.as_str())
                 {
                     walk.problem(
                         None,
@@ -584,6 +730,9 @@ pub mod bundle {
 }
 
 /// Verifies an export bundle against a verifier key obtained independently of the bundle.
+///
+/// `entries.jsonl` is read a block at a time, never whole, and its lines are checked on every
+/// available core while it is read.
 pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyError> {
     let read = |name: &str| {
         std::fs::read(dir.join(name)).map_err(|source| VerifyError::Io {
@@ -624,16 +773,72 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
         }
     }
     files.sort();
-    let entries_bytes = read(bundle::ENTRIES)?;
-    // The file's digest (for SHA256SUMS) and the entries' own checks, side by side.
-    let (entries_digest, chunks) = std::thread::scope(|scope| {
-        let digest = scope.spawn(|| Sha256::digest(&entries_bytes));
-        let chunks = scan_lines(&entries_bytes);
-        let digest = digest
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (digest, chunks)
-    });
+
+    // Checkpoints first: the walk meets them on the way.
+    let mut cp_problems = Vec::new();
+    let mut expected = BTreeMap::new();
+    let mut tenant: Option<String> = None;
+    for file in files.iter().filter(|f| f.starts_with(bundle::CHECKPOINTS)) {
+        report.checkpoints += 1;
+        let note = String::from_utf8(read(file)?).unwrap_or_default();
+        match Checkpoint::open(&note, vkey) {
+            Err(err) => cp_problems.push(problem(file, err.to_string())),
+            Ok(cp) => {
+                if *file != format!("{}/cp-{}.txt", bundle::CHECKPOINTS, cp.size) {
+                    cp_problems.push(problem(
+                        file,
+                        format!("the file name does not match its size {}", cp.size),
+                    ));
+                }
+                if tenant.get_or_insert_with(|| cp.tenant.clone()) != &cp.tenant {
+                    cp_problems.push(problem(
+                        file,
+                        format!("a checkpoint of another tenant ({})", cp.tenant),
+                    ));
+                }
+                expected.insert(
+                    cp.size,
+                    Expected {
+                        root_hash: cp.root_hash,
+                        file: file.clone(),
+                    },
+                );
+            }
+        }
+    }
+    if expected.is_empty() {
+        cp_problems.push(problem(
+            bundle::CHECKPOINTS,
+            "no checkpoint signed by the verifier key: nothing in this bundle is signed".into(),
+        ));
+    }
+
+    // Entries, walked as they are read; the file's digest on the way.
+    let entries_path = dir.join(bundle::ENTRIES);
+    let entries_file = std::fs::File::open(&entries_path).map_err(|source| VerifyError::Io {
+        path: entries_path.display().to_string(),
+        source,
+    })?;
+    let mut walk = ChainWalk::new(tenant, bundle::ENTRIES, &expected);
+    let mut number = 0;
+    let Streamed {
+        digest: entries_digest,
+        tail,
+    } = stream_entries(entries_file, &entries_path, BLOCK, |block, facts| {
+        for facts in facts {
+            number += 1;
+            match scanned(block, facts) {
+                Ok(scanned) => walk.push_scanned(Some(number), scanned, None),
+                Err(at) => {
+                    walk.entries += 1;
+                    let seq = walk.next_seq;
+                    walk.problem(Some(number), seq, format!("not UTF-8 (byte {at})"));
+                    walk.next_seq = seq.map(|s| s + 1);
+                }
+            }
+        }
+    })?;
+
     match std::fs::read_to_string(dir.join(bundle::SHA256SUMS)) {
         Err(_) => report.problems.push(problem(
             bundle::SHA256SUMS,
@@ -653,7 +858,7 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
                 let digest_of = if name == bundle::ENTRIES {
                     Ok(entries_digest)
                 } else {
-                    read(name).map(|bytes| Sha256::digest(&bytes))
+                    read(name).map(|bytes| Sha256::digest(&bytes).into())
                 };
                 match digest_of {
                     Ok(actual) if hex::encode(actual) == digest => {}
@@ -683,73 +888,15 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
             format!("the bundle names another verifier key than the one given ({vkey})"),
         ));
     }
+    report.problems.append(&mut cp_problems);
 
-    // Checkpoints.
-    let mut expected = BTreeMap::new();
-    let mut tenant: Option<String> = None;
-    for file in files.iter().filter(|f| f.starts_with(bundle::CHECKPOINTS)) {
-        report.checkpoints += 1;
-        let note = String::from_utf8(read(file)?).unwrap_or_default();
-        match Checkpoint::open(&note, vkey) {
-            Err(err) => report.problems.push(problem(file, err.to_string())),
-            Ok(cp) => {
-                if *file != format!("{}/cp-{}.txt", bundle::CHECKPOINTS, cp.size) {
-                    report.problems.push(problem(
-                        file,
-                        format!("the file name does not match its size {}", cp.size),
-                    ));
-                }
-                if tenant.get_or_insert_with(|| cp.tenant.clone()) != &cp.tenant {
-                    report.problems.push(problem(
-                        file,
-                        format!("a checkpoint of another tenant ({})", cp.tenant),
-                    ));
-                }
-                expected.insert(
-                    cp.size,
-                    Expected {
-                        root_hash: cp.root_hash,
-                        file: file.clone(),
-                    },
-                );
-            }
-        }
-    }
-
-    if expected.is_empty() {
-        report.problems.push(problem(
-            bundle::CHECKPOINTS,
-            "no checkpoint signed by the verifier key: nothing in this bundle is signed".into(),
-        ));
-    }
-
-    // Entries.
-    let mut walk = ChainWalk::new(tenant, bundle::ENTRIES, &expected);
-    let mut number = 0;
-    for line in chunks.into_iter().flat_map(|chunk| chunk.lines) {
-        number += 1;
-        match line {
-            ScannedLine::Text(scanned) => walk.push_scanned(Some(number), scanned, None),
-            ScannedLine::NotUtf8(at) => {
-                walk.entries += 1;
-                let seq = walk.next_seq;
-                walk.problem(Some(number), seq, format!("not UTF-8 (byte {at})"));
-                walk.next_seq = seq.map(|s| s + 1);
-            }
-        }
-    }
-    let tail_start = entries_bytes
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
-    let tail = &entries_bytes[tail_start..];
     if !tail.is_empty() {
         walk.problem(
             Some(number + 1),
             None,
             format!(
                 "the last line is not terminated by a newline (cut off?): {}",
-                String::from_utf8_lossy(tail)
+                String::from_utf8_lossy(&tail)
                     .chars()
                     .take(40)
                     .collect::<String>()
@@ -766,6 +913,111 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a scan found, comparable across scans of different buffers.
+    fn describe(scanned: Result<Scanned<'_>, usize>) -> String {
+        match scanned {
+            Err(at) => format!("not UTF-8 at {at}"),
+            Ok(Scanned { top: Err(err), .. }) => format!("{err}"),
+            Ok(Scanned {
+                top: Ok(top),
+                actual,
+            }) => format!(
+                "{:?} {:?} {:?} {:?} {:?} {}",
+                top.v,
+                top.seq,
+                top.prev_hash,
+                top.entry_hash.map(|(hash, _)| hash),
+                top.tenant,
+                String::from_utf8_lossy(&actual)
+            ),
+        }
+    }
+
+    /// Streaming in blocks of any size finds what scanning each line on its own finds, in order,
+    /// with the file's digest and its unterminated tail.
+    #[test]
+    fn streamed_blocks_scan_like_single_lines() {
+        let hash = |n: u8| format!("{n:064}");
+        let mut file: Vec<u8> = Vec::new();
+        for n in 0..40u8 {
+            let line = match n % 8 {
+                // Escaped tenant: the worker hands over the decoded name.
+                3 => format!(
+                    r#"{{"entry_hash":"{}","prev_hash":"{}","seq":{n},"tenant":"t\n{n}","v":1}}"#,
+                    hash(n),
+                    hash(n + 1)
+                ),
+                5 => "not json".to_owned(),
+                6 => String::new(),
+                _ => format!(
+                    r#"{{"detail":"{}","entry_hash":"{}","prev_hash":"{}","seq":{n},"tenant":"acme","v":1}}"#,
+                    "ü".repeat(usize::from(n) * 7),
+                    hash(n),
+                    hash(n + 1)
+                ),
+            };
+            file.extend_from_slice(line.as_bytes());
+            if n == 17 {
+                file.extend_from_slice(b"\xff\xfe");
+            }
+            file.push(b'\n');
+        }
+        file.extend_from_slice(b"{\"cut\":");
+
+        let mut expected = Vec::new();
+        let mut at = 0;
+        let last = file.iter().rposition(|&b| b == b'\n').unwrap();
+        for line in file[..last].split(|&b| b == b'\n') {
+            expected.push(describe(match std::str::from_utf8(line) {
+                Ok(text) => Ok(scan_entry(text)),
+                Err(err) => Err(at + err.valid_up_to()),
+            }));
+            at += line.len() + 1;
+        }
+        assert!(expected.iter().any(|line| line.starts_with("not UTF-8 at")));
+        assert!(expected.iter().any(|line| line.contains(r#"Some("t\n3")"#)));
+
+        for block_size in [1, 7, 64, 500, 4096, BLOCK] {
+            let mut found = Vec::new();
+            let streamed = stream_entries(
+                std::io::Cursor::new(&file),
+                Path::new("entries.jsonl"),
+                block_size,
+                |block, facts| {
+                    for facts in facts {
+                        found.push(describe(scanned(block, facts)));
+                    }
+                },
+            )
+            .unwrap();
+            assert_eq!(found, expected, "block size {block_size}");
+            assert_eq!(streamed.digest, <[u8; 32]>::from(Sha256::digest(&file)));
+            assert_eq!(streamed.tail, b"{\"cut\":");
+        }
+    }
+
+    /// A read error stops the stream and is reported with the file.
+    #[test]
+    fn read_errors_are_reported() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk on fire"));
+                }
+                self.0 -= 1;
+                let line = b"{}\n";
+                let n = line.len().min(buf.len());
+                buf[..n].copy_from_slice(&line[..n]);
+                Ok(n)
+            }
+        }
+        let err = stream_entries(Failing(5), Path::new("x/entries.jsonl"), 4, |_, _| {})
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "x/entries.jsonl: disk on fire");
+    }
 
     #[test]
     fn problems_name_file_line_tenant_and_seq() {

@@ -351,3 +351,92 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
         pg.drop_db().await.unwrap();
     }
 }
+
+/// A bundle of several megabytes is read in blocks: problems deep in it keep their line, seq and
+/// byte offset, and a line cut across the file's end is still found.
+#[test]
+fn large_bundles_verify_and_name_problems_anywhere() {
+    let signer = Signer::new(SigningKey::from_seed([3; 32]), "audit.example.com/arbiter").unwrap();
+    let vkey = signer.verifier_key();
+    let mut lines = Vec::new();
+    let mut prev = arbiter_audit::GENESIS_HASH.to_owned();
+    for n in 0..6000u32 {
+        let entry = arbiter_audit::Entry {
+            v: 1,
+            seq: u64::from(n),
+            prev_hash: prev,
+            ts: "2026-01-15T10:00:00.000Z".into(),
+            tenant: "acme".into(),
+            event: Event::WebhookAbandoned {
+                request_id: format!("req_{n}"),
+                reference_id: None,
+                endpoint: "claims-system".into(),
+                attempts: n,
+                detail: format!("ünreachable {}", "x".repeat((n % 700) as usize)),
+            },
+        };
+        prev = arbiter_audit::entry_hash(&entry.canonical().unwrap());
+        lines.push(entry.canonical_with_hash(&prev).unwrap());
+    }
+    let note = arbiter_audit::Checkpoint {
+        log_name: "audit.example.com/arbiter".into(),
+        tenant: "acme".into(),
+        size: 6000,
+        root_hash: prev,
+        issued_at: "2026-01-15T11:00:00Z".into(),
+    }
+    .sign(&signer);
+    let root = tempfile::tempdir().unwrap();
+    let bundle = |name: &str, entries: &[u8]| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        std::fs::write(dir.join("entries.jsonl"), entries).unwrap();
+        std::fs::write(dir.join("checkpoints/cp-6000.txt"), &note).unwrap();
+        std::fs::write(dir.join("vkey.txt"), format!("{vkey}\n")).unwrap();
+        reseal(&dir);
+        verify_bundle(&dir, &vkey).unwrap()
+    };
+    let join = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let whole = join(&lines);
+    assert!(whole.len() > 3 << 20, "{}", whole.len());
+
+    let report = bundle("good", whole.as_bytes());
+    assert!(report.ok(), "{}", problems(&report));
+    assert_eq!(report.entries, 6000);
+
+    let mut edited = lines.clone();
+    edited[4999] = edited[4999].replace("\"attempts\":4999", "\"attempts\":5");
+    let found = problems(&bundle("edited", join(&edited).as_bytes()));
+    assert!(
+        found.contains("entries.jsonl:5000 (tenant acme, seq 4999): the entry was altered"),
+        "{found}"
+    );
+
+    let mut removed = lines.clone();
+    removed.remove(3999);
+    let found = problems(&bundle("removed", join(&removed).as_bytes()));
+    assert!(
+        found.contains(
+            "entries.jsonl:4000 (tenant acme, seq 4000): seq 4000 where 3999 was expected: 1 entry is missing"
+        ),
+        "{found}"
+    );
+
+    let mut bytes = whole.clone().into_bytes();
+    let line_4500 = join(&lines[..4499]).len();
+    bytes[line_4500 + 10] = 0xff;
+    let found = problems(&bundle("not-utf8", &bytes));
+    assert!(
+        found.contains(&format!(
+            "entries.jsonl:4500 (tenant acme, seq 4499): not UTF-8 (byte {})",
+            line_4500 + 10
+        )),
+        "{found}"
+    );
+
+    let found = problems(&bundle("cut", &whole.as_bytes()[..whole.len() - 100]));
+    assert!(
+        found.contains("entries.jsonl:6000 (tenant acme): the last line is not terminated"),
+        "{found}"
+    );
+}
