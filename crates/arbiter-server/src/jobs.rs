@@ -88,9 +88,9 @@ pub struct AsyncAccepted {
     pub request_id: RequestId,
     /// The caller's reference.
     pub reference_id: Option<String>,
-    /// `PROCESSING`.
+    /// `PROCESSING` (or `COLLECTED`: an upload waiting for its batch).
     pub status: String,
-    /// Where the result will be (404 until it is complete).
+    /// Where the result will be (202 with this status until it is complete).
     pub status_url: String,
 }
 

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::routes::analyze::{RequestOptions, body_error, image_source, parse_options};
 use crate::state::AppState;
-use arbiter_core::{AnalyzeOptions, RequestId};
+use arbiter_core::{AnalyzeOptions, ModelKind, RequestId};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
@@ -177,6 +177,14 @@ impl FlowBody {
         let mut options = parse_options(given)?;
         if !named && let Some(flow) = state.pipeline.flows().get(flow) {
             options.models = flow.default_models(input);
+            // A flow's choice of models keeps the metadata model unless metadata_analysis is
+            // off.
+            if options.metadata_analysis
+                && !options.models.is_empty()
+                && !options.models.contains(&ModelKind::Metadata)
+            {
+                options.models.push(ModelKind::Metadata);
+            }
         }
         Ok(options)
     }
@@ -299,7 +307,8 @@ const KYC_ROLES: [&str; 2] = ["id_document", "selfie"];
 ///
 /// JSON with `image_url` or `image_base64`, or multipart with a `file` part; `role`
 /// (`id_document` or `selfie`). A selfie is analysed with the gan, diffusion and splicing
-/// models unless `options.models` says otherwise. The session decision is recomputed; it is
+/// models (and the metadata model, unless `options.metadata_analysis` is false) unless
+/// `options.models` says otherwise. The session decision is recomputed; it is
 /// final (`status: decided`, webhook `kyc.decision`) once the session has a selfie, an ID
 /// document and a liveness result.
 #[utoipa::path(
