@@ -40,7 +40,7 @@ fn check_accepts_the_shipped_policies_and_names_each_problem_at_file_line_column
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(
-            "policies/kyc.yaml: ok (kyc.verification v1, flow kyc, 5 rules, 12 tests, 0 warnings)"
+            "policies/kyc.yaml: ok (kyc.verification v2, flow kyc, 6 rules, 14 tests, 0 warnings)"
         ),
         "{out}"
     );
@@ -61,13 +61,13 @@ fn check_accepts_the_shipped_policies_and_names_each_problem_at_file_line_column
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!(
-            "{bad}:60:43: `HGH` is not a value of `verdict.risk_level` (LOW, MEDIUM, HIGH); did you mean HIGH?"
+            "{bad}:65:43: `HGH` is not a value of `verdict.risk_level` (LOW, MEDIUM, HIGH); did you mean HIGH?"
         )),
         "{out}"
     );
     assert!(
         out.contains(&format!(
-            "{bad}:72:19: unknown fact `claim.amont` for the `insurance` flow (did you mean `claim.amount`?)"
+            "{bad}:77:19: unknown fact `claim.amont` for the `insurance` flow (did you mean `claim.amount`?)"
         )),
         "{out}"
     );
@@ -107,7 +107,7 @@ fn test_reports_coverage_explains_failures_and_enforces_min_coverage() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("11 passed, 0 failed; coverage 100% (6 of 6 rules)"),
+        out.contains("13 passed, 0 failed; coverage 100% (7 of 7 rules)"),
         "{out}"
     );
 
@@ -169,7 +169,7 @@ fn explain_shows_each_condition_as_text_and_json() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("decision: siu_escalation (MEDIUM_RISK_LARGE_CLAIM) by rule siu-medium-risk-large-claim; policy insurance.fnol v1"),
+        out.starts_with("decision: siu_escalation (MEDIUM_RISK_LARGE_CLAIM) by rule siu-medium-risk-large-claim; policy insurance.fnol v2"),
         "{out}"
     );
     assert!(
@@ -198,7 +198,7 @@ fn explain_shows_each_condition_as_text_and_json() {
     let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(value["decision"]["action"], "approve");
     assert_eq!(value["explanation"]["decided_by"], "approve-low-risk-live");
-    let approve = &value["explanation"]["rules"][4]["condition"]["items"][3];
+    let approve = &value["explanation"]["rules"][5]["condition"]["items"][3];
     assert_eq!(approve["fact"], "liveness.passed");
     assert_eq!(approve["actual"], true);
     assert_eq!(approve["result"], "true");
@@ -223,7 +223,7 @@ fn diff_lists_rules_added_removed_and_changed() {
     let dir = tempfile::tempdir().unwrap();
     let new = std::fs::read_to_string(repo().join("policies/insurance-fnol.yaml"))
         .unwrap()
-        .replace("version: 1\n", "version: 2\n")
+        .replace("version: 2\n", "version: 3\n")
         .replace(
             "{ fact: claim.amount, gte: 25000 }",
             "{ fact: claim.amount, gte: 10000 }",
@@ -235,7 +235,7 @@ fn diff_lists_rules_added_removed_and_changed() {
     let new = write(dir.path(), "new.yaml", &new);
     let (code, out) = offline(&["policy", "diff", "policies/insurance-fnol.yaml", &new]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("~ version: 1 -> 2"), "{out}");
+    assert!(out.contains("~ version: 2 -> 3"), "{out}");
     assert!(out.contains("~ rule siu-medium-risk-large-claim"), "{out}");
     assert!(
         out.contains("claim.amount gte 25000, ") || out.contains("claim.amount gte 25000)"),
@@ -254,7 +254,7 @@ async fn backtest_replays_stored_facts_on_sqlite_and_postgres() {
     // The draft sends inconclusive photos to SIU instead of the adjuster.
     let draft = std::fs::read_to_string(repo().join("policies/insurance-fnol.yaml"))
         .unwrap()
-        .replace("version: 1\n", "version: 2\n")
+        .replace("version: 2\n", "version: 3\n")
         .replace(
             "then: { action: adjuster_review, reason: INCONCLUSIVE_IMAGE }",
             "then: { action: siu_escalation, reason: INCONCLUSIVE_IMAGE }",
@@ -288,6 +288,81 @@ async fn backtest_replays_stored_facts_on_sqlite_and_postgres() {
         assert!(
             inconclusive >= 1,
             "{label}: the samples include an inconclusive image"
+        );
+
+        // Reviewers label two of the queued decisions from the command line.
+        let output = arbiter(&db, &["review", "list", "--tenant", "default", "--json"]);
+        assert!(output.status.success(), "{label}");
+        let items: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(items.len(), 3, "{label}: every decision here names a queue");
+        let item_of = |file: &str| {
+            items
+                .iter()
+                .find(|i| i["reference_id"] == file)
+                .map(|i| i["item_id"].as_str().unwrap().to_owned())
+                .unwrap()
+        };
+        let duck = item_of("sd-generated-duck.png");
+        let plain = item_of("plain-render.png");
+        let resolve = |item: &str, label: &str| {
+            arbiter(
+                &db,
+                &[
+                    "review",
+                    "resolve",
+                    item,
+                    "--tenant",
+                    "default",
+                    "--label",
+                    label,
+                    "--reviewer",
+                    "rv-17",
+                    "--note",
+                    "checked",
+                ],
+            )
+        };
+        let output = resolve(&duck, "confirmed_fake");
+        assert!(
+            output.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout)
+                .contains("confirmed_fake by rv-17 -> siu_escalation"),
+            "{label}"
+        );
+        assert!(
+            resolve(&plain, "false_positive").status.success(),
+            "{label}"
+        );
+        let again = resolve(&duck, "unclear");
+        assert_eq!(again.status.code(), Some(1), "{label}");
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("CONFLICT"),
+            "{label}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        let bad = resolve(&item_of("c2pa-edited-photo.jpg"), "fine");
+        assert_eq!(bad.status.code(), Some(1), "{label}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("label must be one of"),
+            "{label}"
+        );
+        let output = arbiter(
+            &db,
+            &[
+                "review", "list", "--tenant", "default", "--status", "resolved",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).lines().count(),
+            2,
+            "{label}"
         );
 
         let output = arbiter(
@@ -326,12 +401,22 @@ async fn backtest_replays_stored_facts_on_sqlite_and_postgres() {
         );
         assert!(
             out.contains(
-                "adjuster_review (INCONCLUSIVE_IMAGE) [insurance.fnol v1] -> siu_escalation (INCONCLUSIVE_IMAGE)"
+                "adjuster_review (INCONCLUSIVE_IMAGE) [insurance.fnol v2] -> siu_escalation (INCONCLUSIVE_IMAGE)"
             ),
             "{label}: {out}"
         );
+        // The draft escalates the inconclusive photo a reviewer called authentic: wrong; the
+        // AI-generated one it escalates was fake: right.
         assert!(
-            out.contains("per-rule precision: not available"),
+            out.contains("per-rule precision (2 decisions labelled by reviewers"),
+            "{label}: {out}"
+        );
+        assert!(
+            out.contains("  siu-high-risk                               1 of 1    right (100.0%)"),
+            "{label}: {out}"
+        );
+        assert!(
+            out.contains("  review-inconclusive                         0 of 1    right (0.0%)"),
             "{label}: {out}"
         );
 

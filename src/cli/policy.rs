@@ -5,6 +5,7 @@ use arbiter_core::Facts;
 use arbiter_db::Db;
 use arbiter_policy::{Diagnostic, Policy, PolicyError, RuleMode};
 use arbiter_server::FlowRegistry;
+use arbiter_server::review;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 use serde_json::json;
@@ -350,6 +351,15 @@ async fn backtest(
     let mut new_hits: BTreeMap<String, usize> = BTreeMap::new();
     let mut shadow_hits: BTreeMap<String, usize> = BTreeMap::new();
     let mut shown = Vec::new();
+    let labels: BTreeMap<String, String> = arbiter_db::review::labels(db.conn(), tenant)
+        .await
+        .context("while reading the reviewers' labels")?
+        .into_iter()
+        .collect();
+    // Per rule of this policy: labelled decisions it fired on, and how many of those the
+    // reviewers agreed with.
+    let mut judged: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut labelled = 0usize;
     for row in rows.iter().filter(|r| r.flow == policy.flow()) {
         let Ok(facts) = serde_json::from_str::<Facts>(&row.facts) else {
             unreadable += 1;
@@ -365,6 +375,23 @@ async fn backtest(
         }
         for hit in &decision.shadow {
             *shadow_hits.entry(hit.rule.clone()).or_default() += 1;
+        }
+        if let Some(fake) = labels
+            .get(&row.request_id)
+            .and_then(|label| review::label_says_fake(label))
+        {
+            labelled += 1;
+            let fired = decision
+                .fired
+                .iter()
+                .chain(decision.shadow.iter().map(|hit| &hit.rule));
+            for rule in fired {
+                let entry = judged.entry(rule.clone()).or_default();
+                entry.0 += 1;
+                if rule_flags(&policy, rule) == fake {
+                    entry.1 += 1;
+                }
+            }
         }
         *matrix
             .entry((row.action.clone(), decision.action.clone()))
@@ -450,8 +477,35 @@ async fn backtest(
         }
     }
     println!();
-    println!(
-        "per-rule precision: not available (Arbiter does not store reviewers' outcome labels yet)"
-    );
+    if labelled == 0 {
+        println!(
+            "per-rule precision: no replayed decision has a reviewer's label yet (arbiter review resolve)"
+        );
+    } else {
+        println!(
+            "per-rule precision ({labelled} decisions labelled by reviewers; a rule is right when it flags a fake or passes an authentic image)"
+        );
+        for rule in policy.rules() {
+            let Some((hits, right)) = judged.get(rule.id) else {
+                continue;
+            };
+            #[allow(clippy::cast_precision_loss, reason = "a percentage for display")]
+            let share = *right as f64 * 100.0 / *hits as f64;
+            println!(
+                "  {:<40} {right:>4} of {hits:<4} right ({share:.1}%)",
+                rule.id
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a rule's action flags the image (is stricter than the policy's mildest action).
+fn rule_flags(policy: &Policy, rule: &str) -> bool {
+    let mildest = policy.actions().map(|a| a.severity()).min().unwrap_or(0);
+    policy
+        .rules()
+        .find(|r| r.id == rule)
+        .and_then(|r| policy.action(r.action))
+        .is_some_and(|action| action.severity() > mildest)
 }
