@@ -62,24 +62,25 @@ const LOCK_HEAD: [&str; 2] = [
      ON CONFLICT (tenant) DO UPDATE SET size = audit_heads.size RETURNING size, head_hash",
 ];
 
-/// The entry row.
-const INSERT_ENTRY: &str = "INSERT INTO audit_entries (tenant, seq, event, ts, request_id, \
-     reference_id, image_sha256, prev_hash, entry_hash, canonical) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// The new head.
-const UPDATE_HEAD: &str = "UPDATE audit_heads SET size = ?, head_hash = ? WHERE tenant = ?";
-
-/// PostgreSQL: the entry row and the new head in one statement.
-const INSERT_ENTRY_UPDATE_HEAD_PG: &str = "WITH entry AS (INSERT INTO audit_entries (tenant, \
-     seq, event, ts, request_id, reference_id, image_sha256, prev_hash, entry_hash, canonical) \
+/// The entry row and the new head, in one round trip: one statement on PostgreSQL, two on
+/// SQLite (which allows no INSERT inside WITH). Parameters are numbered, so both statements of the
+/// SQLite text bind the same values.
+const INSERT_ENTRY_UPDATE_HEAD: [&str; 2] = [
+    "INSERT INTO audit_entries (tenant, seq, event, ts, request_id, reference_id, image_sha256, \
+     prev_hash, entry_hash, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10); \
+     UPDATE audit_heads SET size = $11, head_hash = $9 WHERE tenant = $1",
+    "WITH entry AS (INSERT INTO audit_entries (tenant, seq, event, ts, request_id, reference_id, \
+     image_sha256, prev_hash, entry_hash, canonical) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) \
-     UPDATE audit_heads SET size = $11, head_hash = $9 WHERE tenant = $1";
+     UPDATE audit_heads SET size = $11, head_hash = $9 WHERE tenant = $1",
+];
+
+/// Rows the write changes: the entry and the head on SQLite; PostgreSQL counts the head only.
+const WRITTEN_ROWS: [u64; 2] = [2, 1];
 
 /// Appends an event to the tenant's chain, inside the caller's transaction.
 ///
-/// Two statements on PostgreSQL, three on SQLite: lock and read the head; insert the entry and
-/// move the head.
+/// Two round trips: lock and read the head; insert the entry and move the head.
 pub async fn append(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -87,10 +88,11 @@ pub async fn append(
     event: Event,
 ) -> Result<StoredEntry, AuditError> {
     let backend = conn.get_database_backend();
-    let postgres = backend == DbBackend::Postgres;
+    // Index into the per-backend statements: SQLite, PostgreSQL.
+    let backend_index = usize::from(backend == DbBackend::Postgres);
     let lock = Statement::from_sql_and_values(
         backend,
-        LOCK_HEAD[usize::from(postgres)],
+        LOCK_HEAD[backend_index],
         [tenant.into(), GENESIS_HASH.into()],
     );
     let head = conn
@@ -111,7 +113,7 @@ pub async fn append(
     let canonical = entry.canonical()?;
     let hash = entry_hash(&canonical);
     let optional = |value: Option<&str>| Value::String(value.map(str::to_owned));
-    let mut values: Vec<Value> = vec![
+    let values: Vec<Value> = vec![
         tenant.into(),
         size.into(),
         entry.event.name().into(),
@@ -122,24 +124,17 @@ pub async fn append(
         entry.prev_hash.as_str().into(),
         hash.as_str().into(),
         canonical.into(),
+        (size + 1).into(),
     ];
-    if postgres {
-        values.push((size + 1).into());
-        let write = Statement::from_sql_and_values(backend, INSERT_ENTRY_UPDATE_HEAD_PG, values);
-        conn.execute_raw(write).await?;
-    } else {
-        conn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            INSERT_ENTRY,
-            values,
+    let write =
+        Statement::from_sql_and_values(backend, INSERT_ENTRY_UPDATE_HEAD[backend_index], values);
+    let written = conn.execute_raw(write).await?.rows_affected();
+    if written != WRITTEN_ROWS[backend_index] {
+        return Err(DbErr::Custom(format!(
+            "appending to tenant {tenant}'s audit chain changed {written} rows, not {}",
+            WRITTEN_ROWS[backend_index]
         ))
-        .await?;
-        let update = Statement::from_sql_and_values(
-            backend,
-            UPDATE_HEAD,
-            [(size + 1).into(), hash.as_str().into(), tenant.into()],
-        );
-        conn.execute_raw(update).await?;
+        .into());
     }
     Ok(StoredEntry {
         entry,
@@ -491,6 +486,52 @@ mod tests {
                 3
             );
             assert!(entry(db.conn(), "globex", 12).await.unwrap().is_none());
+            db.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    /// The entry and the head are written together: when the entry cannot be inserted, the
+    /// head does not move and the append fails.
+    #[tokio::test]
+    async fn a_failed_entry_insert_leaves_the_head_where_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let backend = db.backend();
+            let txn = db.begin_write().await.unwrap();
+            append(&txn, "acme", Utc::now(), abandoned(1))
+                .await
+                .unwrap();
+            // A row squatting on the next seq, as a second writer without the lock would leave.
+            let squat = Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO audit_entries (tenant, seq, event, ts, prev_hash, entry_hash, \
+                 canonical) VALUES ($1, 1, 'x', 'x', 'x', 'x', '{}')",
+                ["acme".into()],
+            );
+            txn.execute_raw(squat).await.unwrap();
+            let failed = append(&txn, "acme", Utc::now(), abandoned(2)).await;
+            assert!(
+                matches!(failed, Err(AuditError::Db(_))),
+                "{label}: {failed:?}"
+            );
+            if backend == DbBackend::Sqlite {
+                // PostgreSQL has aborted the transaction; SQLite can still be asked.
+                let head = txn
+                    .query_one_raw(Statement::from_string(
+                        backend,
+                        "SELECT size FROM audit_heads WHERE tenant = 'acme'",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(head.try_get_by_index::<i64>(0).unwrap(), 1, "{label}");
+            }
+            txn.rollback().await.unwrap();
             db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
