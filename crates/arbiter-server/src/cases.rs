@@ -553,3 +553,49 @@ fn with_image_facts(case: &Map<String, Value>, image: &Map<String, Value>) -> Va
 fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
     serde_json::to_string(value).map_err(|err| ApiError::internal(&err))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn claim_facts_merge_field_by_field_and_a_liveness_result_replaces_the_last() {
+        let stored = r#"{"claim": {"id": "C-1", "amount": 12000, "currency": "EUR"}, "liveness": {"passed": false, "score": 0.2}}"#;
+        let merged_claim =
+            merged(stored, &map(json!({"claim": {"amount": 13000}})), false).unwrap();
+        assert_eq!(
+            Value::Object(merged_claim)["claim"],
+            json!({"id": "C-1", "amount": 13000, "currency": "EUR"})
+        );
+        let replaced = merged(stored, &map(json!({"liveness": {"passed": true}})), true).unwrap();
+        assert_eq!(Value::Object(replaced)["liveness"], json!({"passed": true}));
+    }
+
+    #[test]
+    fn an_image_sees_the_case_facts_and_its_own() {
+        let input = with_image_facts(
+            &map(json!({"claim": {"id": "C-1"}})),
+            &map(json!({"photo": {"role": "damage"}})),
+        );
+        assert_eq!(
+            input,
+            json!({"claim": {"id": "C-1"}, "photo": {"role": "damage"}})
+        );
+    }
+
+    #[test]
+    fn case_ids_are_short_and_plain() {
+        assert!(check_case_id("claim", "CLM-2026:0001.a_b").is_ok());
+        for bad in ["", "a b", "x/y", &"c".repeat(101)] {
+            let err = check_case_id("claim", bad).unwrap_err();
+            assert!(err.message.starts_with("claim_id"), "{}", err.message);
+        }
+    }
+}

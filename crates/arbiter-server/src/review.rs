@@ -12,8 +12,8 @@ use arbiter_audit::Event;
 use arbiter_core::ErrorCode;
 use arbiter_db::Db;
 use arbiter_db::entity::review_item;
-use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::review::{self as repo, ItemFilter, Resolution};
+use arbiter_db::sea_orm::ConnectionTrait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -318,4 +318,31 @@ pub async fn resolve(
     txn.commit().await?;
     tracing::info!(item_id, reviewer = request.reviewer, label = request.label, action = %action, seq = audit.entry.seq, "review item resolved");
     Ok((resolved, queued))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_say_whether_the_image_is_fake() {
+        assert_eq!(label_says_fake("confirmed_fake"), Some(true));
+        assert_eq!(label_says_fake("confirmed_authentic"), Some(false));
+        assert_eq!(label_says_fake("false_positive"), Some(false));
+        assert_eq!(label_says_fake("unclear"), None);
+        assert_eq!(label_says_fake("nonsense"), None);
+        assert_eq!(
+            label_names(),
+            "confirmed_fake, confirmed_authentic, false_positive, unclear"
+        );
+    }
+
+    #[test]
+    fn reviewers_are_ids() {
+        assert!(check_reviewer("rv-17").is_ok());
+        assert!(check_reviewer("key_01JH0000000000000000000001").is_ok());
+        for bad in ["", "Jane Doe", &"r".repeat(65)] {
+            assert!(check_reviewer(bad).is_err(), "{bad}");
+        }
+    }
 }
