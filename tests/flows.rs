@@ -51,7 +51,7 @@ impl Detector for Scripted {
     ) -> Result<Analysis, DetectError> {
         let mut analysis = LocalDetector.analyze(input, options).await?;
         if let Some(verdict) = self.0.get(&analysis.image_info.sha256) {
-            analysis.verdict = verdict.clone();
+            analysis.verdict = *verdict;
         }
         Ok(analysis)
     }

@@ -100,16 +100,10 @@ pub async fn run(db: &Db, command: ReviewCommand) -> anyhow::Result<ExitCode> {
                 note: note.as_deref(),
                 action: action.as_deref(),
             };
-            let (item, _) = review::resolve(
-                db,
-                &flows,
-                &tenant,
-                &item_id,
-                &request,
-                chrono::Utc::now(),
-            )
-            .await
-            .map_err(|err| anyhow::anyhow!("{}: {}", err.code, err.message))?;
+            let (item, _) =
+                review::resolve(db, &flows, &tenant, &item_id, &request, chrono::Utc::now())
+                    .await
+                    .map_err(|err| anyhow::anyhow!("{}: {}", err.code, err.message))?;
             if json {
                 println!("{}", serde_json::to_string(&item)?);
             } else {

@@ -19,6 +19,8 @@ pub const QUEUED: &str = "queued";
 pub const COMPLETE: &str = "complete";
 /// A job whose image could not be analysed.
 pub const FAILED: &str = "failed";
+/// A job gathered by a collector, not yet part of a batch (not claimable).
+pub const COLLECTING: &str = "collecting";
 /// A batch with images still to finish.
 pub const BATCH_PROCESSING: &str = "PROCESSING";
 /// A batch whose every image finished.
@@ -259,6 +261,75 @@ pub fn new_job(
     }
 }
 
+/// How many jobs of a flow a tenant's collector holds, and when the oldest arrived.
+pub async fn collecting(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    flow: &str,
+) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
+    let row: Option<(i64, Option<DateTime<Utc>>)> = job::Entity::find()
+        .select_only()
+        .column_as(job::Column::RequestId.count(), "count")
+        .column_as(job::Column::CreatedAt.min(), "oldest")
+        .filter(job::Column::Tenant.eq(tenant))
+        .filter(job::Column::Flow.eq(flow))
+        .filter(job::Column::Status.eq(COLLECTING))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.map_or((0, None), |(count, oldest)| {
+        (u64::try_from(count).unwrap_or(0), oldest)
+    }))
+}
+
+/// The tenants whose collector for a flow holds a job that arrived before `before`.
+pub async fn collecting_due(
+    conn: &impl ConnectionTrait,
+    flow: &str,
+    before: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Tenant)
+        .distinct()
+        .filter(job::Column::Flow.eq(flow))
+        .filter(job::Column::Status.eq(COLLECTING))
+        .filter(job::Column::CreatedAt.lt(before))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Moves up to `limit` of a tenant's collected jobs of a flow, oldest first, into a batch and
+/// queues them. Returns their request ids; the caller writes the batch row.
+pub async fn seal(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    flow: &str,
+    batch_id: &str,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    let sql = "UPDATE jobs SET status = 'queued', batch_id = $1 \
+         WHERE request_id IN (SELECT request_id FROM jobs WHERE tenant = $2 AND flow = $3 \
+         AND status = 'collecting' ORDER BY created_at, request_id LIMIT $4 {lock}) RETURNING *";
+    let statement = claim_statement(
+        conn.get_database_backend(),
+        sql,
+        vec![
+            batch_id.into(),
+            tenant.into(),
+            flow.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    );
+    let mut jobs = job::Entity::find()
+        .from_raw_sql(statement)
+        .all(conn)
+        .await?;
+    jobs.sort_by(|a, b| (a.created_at, &a.request_id).cmp(&(b.created_at, &b.request_id)));
+    Ok(jobs.into_iter().map(|job| job.request_id).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,73 +399,4 @@ mod tests {
             pg.drop_db().await.unwrap();
         }
     }
-}
-
-/// A job gathered by a collector, not yet part of a batch (not claimable).
-pub const COLLECTING: &str = "collecting";
-
-/// How many jobs of a flow a tenant's collector holds, and when the oldest arrived.
-pub async fn collecting(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    flow: &str,
-) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
-    let row: Option<(i64, Option<DateTime<Utc>>)> = job::Entity::find()
-        .select_only()
-        .column_as(job::Column::RequestId.count(), "count")
-        .column_as(job::Column::CreatedAt.min(), "oldest")
-        .filter(job::Column::Tenant.eq(tenant))
-        .filter(job::Column::Flow.eq(flow))
-        .filter(job::Column::Status.eq(COLLECTING))
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(row.map_or((0, None), |(count, oldest)| {
-        (u64::try_from(count).unwrap_or(0), oldest)
-    }))
-}
-
-/// The tenants whose collector for a flow holds a job that arrived before `before`.
-pub async fn collecting_due(
-    conn: &impl ConnectionTrait,
-    flow: &str,
-    before: DateTime<Utc>,
-) -> Result<Vec<String>, DbErr> {
-    job::Entity::find()
-        .select_only()
-        .column(job::Column::Tenant)
-        .distinct()
-        .filter(job::Column::Flow.eq(flow))
-        .filter(job::Column::Status.eq(COLLECTING))
-        .filter(job::Column::CreatedAt.lt(before))
-        .into_tuple()
-        .all(conn)
-        .await
-}
-
-/// Moves up to `limit` of a tenant's collected jobs of a flow, oldest first, into a batch and
-/// queues them. Returns their request ids; the caller writes the batch row.
-pub async fn seal(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    flow: &str,
-    batch_id: &str,
-    limit: u64,
-) -> Result<Vec<String>, DbErr> {
-    let sql = "UPDATE jobs SET status = 'queued', batch_id = $1 \
-         WHERE request_id IN (SELECT request_id FROM jobs WHERE tenant = $2 AND flow = $3 \
-         AND status = 'collecting' ORDER BY created_at, request_id LIMIT $4 {lock}) RETURNING *";
-    let statement = claim_statement(
-        conn.get_database_backend(),
-        sql,
-        vec![
-            batch_id.into(),
-            tenant.into(),
-            flow.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-    );
-    let mut jobs = job::Entity::find().from_raw_sql(statement).all(conn).await?;
-    jobs.sort_by(|a, b| (a.created_at, &a.request_id).cmp(&(b.created_at, &b.request_id)));
-    Ok(jobs.into_iter().map(|job| job.request_id).collect())
 }

@@ -178,8 +178,14 @@ mod tests {
     #[test]
     fn every_action_has_an_event_and_cleared_claims_only_when_asked() {
         let flow = InsuranceFlow::new().unwrap();
-        assert_eq!(flow.event_for("siu_escalation"), Some("claim.siu_escalation"));
-        assert_eq!(flow.event_for("adjuster_review"), Some("claim.review_warning"));
+        assert_eq!(
+            flow.event_for("siu_escalation"),
+            Some("claim.siu_escalation")
+        );
+        assert_eq!(
+            flow.event_for("adjuster_review"),
+            Some("claim.review_warning")
+        );
         assert_eq!(flow.event_for("proceed"), None);
         let flow = flow.announcing_cleared(true);
         for action in flow.actions() {

@@ -86,9 +86,7 @@ async fn pending(
         "PROCESSING"
     };
     let accepted = crate::jobs::AsyncAccepted {
-        request_id: request_id
-            .parse()
-            .map_err(|err| ApiError::internal(&err))?,
+        request_id: request_id.parse().map_err(|err| ApiError::internal(&err))?,
         reference_id: job.reference_id,
         status: status.to_owned(),
         status_url: format!(

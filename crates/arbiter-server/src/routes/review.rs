@@ -83,8 +83,13 @@ pub async fn list_items(
             after: params.after.as_deref(),
             request_id: params.request_id.as_deref(),
         };
-        let data =
-            review::list(state.pipeline.db().conn(), &caller.key.tenant, &filter, limit).await?;
+        let data = review::list(
+            state.pipeline.db().conn(),
+            &caller.key.tenant,
+            &filter,
+            limit,
+        )
+        .await?;
         let next_cursor = (data.len() as u64 == limit)
             .then(|| data.last().map(|item| item.item_id.clone()))
             .flatten();
@@ -150,10 +155,16 @@ pub async fn claim_item(
 ) -> Result<Json<ItemView>, ApiError> {
     let reviewer = body.reviewer.unwrap_or_else(|| caller.key.id.to_string());
     let db = state.pipeline.db();
-    review::claim(db, &caller.key.tenant, &item_id, &reviewer, state.clock.now())
-        .await
-        .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+    review::claim(
+        db,
+        &caller.key.tenant,
+        &item_id,
+        &reviewer,
+        state.clock.now(),
+    )
+    .await
+    .map(Json)
+    .map_err(|err| err.for_request(&request_id))
 }
 
 /// A reviewer's resolution.
