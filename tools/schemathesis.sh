@@ -12,7 +12,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 log="$data_dir/serve.log"
 
 key=$("$bin" --data-dir "$data_dir" keys create --tenant schemathesis --name fuzz --plan enterprise \
-  --scope analyze,batch,requests:read,audit:read,policies:read,webhooks --json |
+  --scope analyze,batch,requests:read,audit:read,policies:read,webhooks,review --json |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 
 ARBITER_OUTBOUND_ALLOW_CIDRS="" "$bin" --data-dir "$data_dir" serve --listen "127.0.0.1:$port" >"$log" 2>&1 &

@@ -7,6 +7,7 @@ use crate::review::{self, ItemView, Resolve};
 use crate::state::AppState;
 use arbiter_core::RequestId;
 use arbiter_db::review::ItemFilter;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
@@ -132,7 +133,7 @@ pub struct ClaimRequest {
     pub reviewer: Option<String>,
 }
 
-/// Claim an item: it is yours until you resolve it.
+/// Claim an item: it is yours until you resolve it. The body may be left out.
 #[utoipa::path(
     post,
     path = "/v1/review/items/{item_id}/claim",
@@ -141,6 +142,7 @@ pub struct ClaimRequest {
     request_body = ClaimRequest,
     responses(
         (status = 200, description = "The claimed item", body = ItemView),
+        (status = 400, description = "Malformed body or reviewer id", body = ErrorBody),
         (status = 404, description = "No such item for this tenant", body = ErrorBody),
         (status = 409, description = "Held by another reviewer, or resolved", body = ErrorBody),
     ),
@@ -151,8 +153,15 @@ pub async fn claim_item(
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
     Path(item_id): Path<String>,
-    ApiJson(body): ApiJson<ClaimRequest>,
+    body: Bytes,
 ) -> Result<Json<ItemView>, ApiError> {
+    let body: ClaimRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ClaimRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::bad_request(format!("invalid JSON body: {err}")).for_request(&request_id)
+        })?
+    };
     let reviewer = body.reviewer.unwrap_or_else(|| caller.key.id.to_string());
     let db = state.pipeline.db();
     review::claim(
