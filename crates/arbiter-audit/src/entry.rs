@@ -139,6 +139,28 @@ pub enum Event {
         /// The action taken.
         action: String,
     },
+    /// A case's decision (an insurance claim, a KYC session) changed: its action, or whether
+    /// the case holds all the evidence its flow requires.
+    #[serde(rename = "case.decided")]
+    CaseDecided {
+        /// The flow.
+        flow: String,
+        /// The caller's id of the case (a claim id, a session id).
+        case_id: String,
+        /// The image whose decision decides the case.
+        request_id: String,
+        /// That image's reference.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_id: Option<String>,
+        /// The case's action.
+        action: String,
+        /// The policy that decided.
+        policy: PolicyRef,
+        /// The rules that fired on the deciding image, in order.
+        rules: Vec<String>,
+        /// Whether the case holds all the evidence its flow requires (the decision is final).
+        complete: bool,
+    },
     /// An API key was created.
     #[serde(rename = "key.created")]
     KeyCreated {
@@ -183,6 +205,7 @@ impl Event {
             Event::WebhookAbandoned { .. } => "webhook.abandoned",
             Event::PolicyActivated { .. } => "policy.activated",
             Event::ReviewResolved { .. } => "review.resolved",
+            Event::CaseDecided { .. } => "case.decided",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
         }
@@ -195,7 +218,8 @@ impl Event {
                 Some(&analysis.request_id)
             }
             Event::WebhookAbandoned { request_id, .. }
-            | Event::ReviewResolved { request_id, .. } => Some(request_id),
+            | Event::ReviewResolved { request_id, .. }
+            | Event::CaseDecided { request_id, .. } => Some(request_id),
             Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
                 None
             }
@@ -209,7 +233,8 @@ impl Event {
                 analysis.reference_id.as_deref()
             }
             Event::WebhookAbandoned { reference_id, .. }
-            | Event::ReviewResolved { reference_id, .. } => reference_id.as_deref(),
+            | Event::ReviewResolved { reference_id, .. }
+            | Event::CaseDecided { reference_id, .. } => reference_id.as_deref(),
             Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
                 None
             }
@@ -449,6 +474,22 @@ mod tests {
                 },
                 format!(
                     r#"{{"actor":"key_01JH","event":"policy.activated","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"previous_version":3,"seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::CaseDecided {
+                    flow: "kyc".into(),
+                    case_id: "kyc-1".into(),
+                    request_id: "req_2".into(),
+                    reference_id: None,
+                    action: "approve".into(),
+                    policy: policy.clone(),
+                    rules: vec!["approve-low-risk-live".into()],
+                    complete: true,
+                },
+                format!(
+                    r#"{{"action":"approve","case_id":"kyc-1","complete":true,"event":"case.decided","flow":"kyc","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"request_id":"req_2","rules":["approve-low-risk-live"],"seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
                     sha("policy-v4")
                 ),
             ),
