@@ -377,7 +377,7 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
         let request_id = second["request_id"].as_str().unwrap();
         assert_eq!(
             trail(&running, request_id).await,
-            ["decision.recorded", "review.resolved"],
+            ["decision.recorded", "case.decided", "review.resolved"],
             "{label}"
         );
         running.stop().await;
@@ -563,11 +563,19 @@ async fn a_kyc_session_is_decided_only_with_its_liveness_result() {
         let (_, queue) = running.get("/v1/review/items?queue=kyc_review").await;
         assert_eq!(queue["data"][0]["case_id"], "kyc-2", "{label}: {queue}");
         let request_id = fake["request_id"].as_str().unwrap();
+        // Its decision, then the session's: rejected while pending, then final.
         assert_eq!(
             trail(&running, request_id).await,
-            ["decision.recorded"],
+            ["decision.recorded", "case.decided", "case.decided"],
             "{label}"
         );
+        let (_, page) = running
+            .get("/v1/audit/entries?event=case.decided&order=desc&limit=1")
+            .await;
+        let last = &page["entries"][0];
+        assert_eq!(last["case_id"], "kyc-2", "{label}: {page}");
+        assert_eq!(last["action"], "reject", "{label}");
+        assert_eq!(last["complete"], true, "{label}");
         running.stop().await;
     })
     .await;

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::outbox::{self, Message};
 use crate::pipeline::{CaseContext, Decided, Record};
 use crate::state::AppState;
+use arbiter_audit::Event;
 use arbiter_core::{Analysis, CaseSpec, Decision, Flow, RequestId};
 use arbiter_db::entity::{case, case_image};
 use arbiter_db::sea_orm::ConnectionTrait;
@@ -216,6 +217,7 @@ pub async fn add_image(
         case: Some(&context),
     };
     state.pipeline.write(&txn, &record).await?;
+    audit_change(&txn, tenant, &image.case_id, &previous, &standing, now).await?;
     let mut queued = outbox::enqueue_analysis(&txn, &record, None, None, now).await?;
     queued += announce(&txn, tenant, &spec, &previous, &view, now).await?;
     repo::add_image(
@@ -285,6 +287,7 @@ pub async fn set_fact(
     row.facts = to_json(&facts)?;
     standing.apply(&mut row, now)?;
     let view = view(&row, &spec, &standing, image_views(&images, &standing));
+    audit_change(&txn, tenant, case_id, &previous, &standing, now).await?;
     let queued = announce(&txn, tenant, &spec, &previous, &view, now).await?;
     repo::save(&txn, row).await?;
     txn.commit().await?;
@@ -480,6 +483,42 @@ fn view(row: &case::Model, spec: &CaseSpec, standing: &Standing, images: Vec<Val
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
+}
+
+/// Records a change of the case decision (its action, or its completeness) in the audit log
+/// (`case.decided`).
+async fn audit_change(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    case_id: &str,
+    previous: &Previous,
+    standing: &Standing,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let Some((request_id, reference_id, decided)) = standing.decider.map(|i| &standing.images[i])
+    else {
+        return Ok(());
+    };
+    let decision = &decided.decision;
+    if previous.action.as_deref() == Some(decision.action.as_str())
+        && previous.complete == standing.complete()
+    {
+        return Ok(());
+    }
+    let event = Event::CaseDecided {
+        flow: decided.flow.clone(),
+        case_id: case_id.to_owned(),
+        request_id: request_id.clone(),
+        reference_id: reference_id.clone(),
+        action: decision.action.clone(),
+        policy: decision.policy.clone(),
+        rules: decision.fired.clone(),
+        complete: standing.complete(),
+    };
+    arbiter_audit::append(conn, tenant, now, event)
+        .await
+        .map_err(|err| ApiError::internal(&err))?;
+    Ok(())
 }
 
 /// Queues the flow's case event (`kyc.decision`) when a final case decision is new: the case
