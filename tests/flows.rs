@@ -592,7 +592,9 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
         })
         .await;
         let (hooks, received) = receiver().await;
-        let secret = running.subscribe(&hooks, &["content.decision"]).await;
+        let secret = running
+            .subscribe(&hooks, &["content.decision", "analysis.failed"])
+            .await;
         let upload = |id: &str, image: &[u8]| {
             json!({"image_base64": b64(image), "upload": {"id": id, "visibility": "public"}, "uploader": {"id": "p-9", "account_age_days": 400, "prior_strikes": 0}})
         };
@@ -648,6 +650,18 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
         let (status, done) = running.get(&status_url).await;
         assert_eq!(status, StatusCode::OK, "{label}: {done}");
         assert_eq!(done["decision"]["action"], "auto_reject", "{label}");
+
+        // An upload that is not an image is accepted, then announced as failed.
+        let (_, broken) = running
+            .post("/v1/flows/ugc/uploads", upload("up-5", b"not an image at all"))
+            .await;
+        let failures = delivered(&received, &secret, "analysis.failed", 1).await;
+        assert_eq!(failures[0]["reference_id"], "up-5", "{label}");
+        assert_eq!(failures[0]["error"]["code"], "UNSUPPORTED_FORMAT", "{label}");
+        let (status, _) = running
+            .get(&format!("/v1/requests/{}", broken["request_id"].as_str().unwrap()))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{label}");
 
         // The held upload waits in the moderation queue.
         let (_, queue) = running.get("/v1/review/items?queue=moderation").await;

@@ -462,7 +462,9 @@ async fn commit(
             .await?;
             record = Some(rec);
         }
-        Err(err) if job.batch_id.is_none() => {
+        // A single request's failure, or a flow's (a collected upload), is announced on its own;
+        // a plain batch image's shows in its batch.
+        Err(err) if job.batch_id.is_none() || job.flow.is_some() => {
             let payload = json!({
                 "event": "analysis.failed",
                 "type": "analysis.failed",

@@ -455,8 +455,9 @@ pub async fn get_session(
 /// JSON with `image_url` or `image_base64`, or multipart with a `file` part; `upload` (`id`,
 /// `visibility`) and `uploader` (`id`, `account_age_days`, `prior_strikes`). Answers 202 at
 /// once: uploads are collected and analysed together as one batch once `flows.ugc.batch_size`
-/// have arrived or the oldest has waited `flows.ugc.max_wait_secs`; each result is announced as
-/// a `content.decision` webhook. `reference_id` defaults to `upload.id`.
+/// have arrived or the oldest has waited `flows.ugc.max_wait_secs`; each decision is announced
+/// as a `content.decision` webhook, and an upload that cannot be analysed (not an image, too
+/// small, ...) as `analysis.failed`. `reference_id` defaults to `upload.id`.
 #[utoipa::path(
     post,
     path = "/v1/flows/ugc/uploads",
