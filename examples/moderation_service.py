@@ -66,14 +66,19 @@ class ContentTable:
         self.rows = {}
 
     def apply(self, event):
-        decision, upload_id = event["decision"], event["reference_id"]
+        upload_id = event["reference_id"]
         with self.lock:
             row = self.rows.get(upload_id)
             if row is None or row["state"] != "pending":
                 return  # not ours, or a repeated delivery
-            row["state"] = STATE_OF[decision["action"]]
-            print(f"{upload_id} ({row['file']}): {event['verdict']['label']} -> "
-                  f"{decision['action']} ({decision['reason']}): now {row['state']}")
+            if event["type"] == "analysis.failed":  # not an image, too small, ...
+                row["state"] = "failed"
+                print(f"{upload_id} ({row['file']}): {event['error']['code']}: now failed")
+            else:
+                decision = event["decision"]
+                row["state"] = STATE_OF[decision["action"]]
+                print(f"{upload_id} ({row['file']}): {event['verdict']['label']} -> "
+                      f"{decision['action']} ({decision['reason']}): now {row['state']}")
             self.lock.notify_all()
 
     def pending(self):
@@ -88,7 +93,7 @@ def receiver(table, port):
             event = table.webhook and verified(table.webhook, headers, body)
             self.send_response(204 if event else 401 if table.webhook else 503)
             self.end_headers()
-            if event and event["type"] == "content.decision":
+            if event and event["type"] in ("content.decision", "analysis.failed"):
                 table.apply(event)
 
         def log_message(self, *_):  # quiet: the service prints what it does
@@ -118,7 +123,7 @@ def main():
     server = receiver(table, args.port)
     url = f"http://127.0.0.1:{server.server_port}/arbiter"
     endpoint = call(args, "POST", "/v1/webhooks/endpoints",
-                    {"url": url, "events": ["content.decision"]})
+                    {"url": url, "events": ["content.decision", "analysis.failed"]})
     table.webhook = Webhook(endpoint["secret"])  # shown once: a real service stores it
     print(f"registered {endpoint['endpoint_id']} -> {url}")
     try:
