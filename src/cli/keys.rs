@@ -25,7 +25,7 @@ pub enum KeysCommand {
         #[arg(long)]
         plan: Option<String>,
         /// Comma-separated scopes: analyze, batch, requests:read, audit:read, policies:read,
-        /// webhooks [default: analyze,batch,requests:read].
+        /// webhooks, review [default: analyze,batch,requests:read].
         #[arg(long, value_delimiter = ',')]
         scope: Vec<Scope>,
         /// A network (CIDR) the key may be used from; repeatable; none allows any.
