@@ -335,7 +335,12 @@ async fn analyse(state: &AppState, job: &job::Model) -> Result<Analysed, ApiErro
     })
 }
 
-/// Claims one queued job and works it. Returns whether there was one.
+/// Jobs a worker claims at once. Their images are analysed one after the other and their ends
+/// committed together in one transaction, so the writer's per-transaction cost is paid once per
+/// group rather than once per image.
+const CLAIM_GROUP: u32 = 8;
+
+/// Claims up to [`CLAIM_GROUP`] queued jobs and works them. Returns whether there were any.
 pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
     let now = state.clock.now();
     let token = ulid::Ulid::new().to_string();
@@ -345,19 +350,44 @@ pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
     // A claim writes: on SQLite it goes through the writer connection, so it queues behind other
     // writes instead of sleeping in SQLite's busy handler.
     let txn = state.pipeline.db().begin_write().await?;
-    let mut claimed = repo::claim(&txn, &token, now_ms, now_ms.saturating_add(lease_ms), 1).await?;
+    let claimed = repo::claim(
+        &txn,
+        &token,
+        now_ms,
+        now_ms.saturating_add(lease_ms),
+        CLAIM_GROUP,
+    )
+    .await?;
     txn.commit().await?;
-    let Some(job) = claimed.pop() else {
+    if claimed.is_empty() {
         return Ok(false);
-    };
-    process(state, &token, job).await?;
+    }
+    let mut ends = Vec::with_capacity(claimed.len());
+    for job in claimed {
+        if let Some(end) = attempt(state, job).await? {
+            ends.push(end);
+        }
+    }
+    commit(state, &token, &ends).await?;
     Ok(true)
 }
 
-/// Works one claimed job: analyse, then commit its end under the lease.
+/// A worked job: its request id and what analysing it gave.
+struct End {
+    job: job::Model,
+    request_id: RequestId,
+    outcome: Result<Analysed, ApiError>,
+}
+
+/// Analyses one claimed job. `None` when a passing fault (the database, the detector) leaves it
+/// for a later attempt: its lease expires and it is claimed again, up to `jobs.max_attempts`.
 #[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
-async fn process(state: &AppState, token: &str, job: job::Model) -> Result<(), ApiError> {
+async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiError> {
     let max_attempts = i32::try_from(state.config.jobs.max_attempts.max(1)).unwrap_or(i32::MAX);
+    let request_id: RequestId = job
+        .request_id
+        .parse()
+        .map_err(|err| ApiError::internal(&err))?;
     let outcome = if job.attempts > max_attempts {
         Err(ApiError::new(
             ErrorCode::InternalError,
@@ -366,30 +396,54 @@ async fn process(state: &AppState, token: &str, job: job::Model) -> Result<(), A
     } else {
         match analyse(state, &job).await {
             Err(err) if err.code == ErrorCode::InternalError => {
-                // A passing fault (the database, the detector): the lease expires and the job is
-                // tried again, up to `jobs.max_attempts` claims.
                 tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");
-                return Ok(());
+                return Ok(None);
             }
             other => other,
         }
     };
-    commit(state, token, &job, outcome).await
+    Ok(Some(End {
+        job,
+        request_id,
+        outcome,
+    }))
 }
 
-/// The job's end in one transaction, written only while `token` holds the lease.
-async fn commit(
-    state: &AppState,
-    token: &str,
-    job: &job::Model,
-    outcome: Result<Analysed, ApiError>,
-) -> Result<(), ApiError> {
+/// The ends of a group of jobs in one transaction, each written only while `token` still holds
+/// its lease; then their actions.
+async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
-    let request_id: RequestId = job
-        .request_id
-        .parse()
-        .map_err(|err| ApiError::internal(&err))?;
-    let end = match &outcome {
+    let txn = state.pipeline.db().begin_write().await?;
+    let mut queued = 0;
+    let mut records = Vec::with_capacity(ends.len());
+    for end in ends {
+        if let Some(record) = write_end(state, &txn, token, end, now, &mut queued).await? {
+            records.push(record);
+        }
+    }
+    txn.commit().await?;
+    if queued > 0 {
+        state.webhooks.wake.notify_waiters();
+    }
+    for record in &records {
+        state.pipeline.act(record).await;
+    }
+    Ok(())
+}
+
+/// Writes one job's end inside the group's transaction: nothing when its lease was lost.
+/// Returns the record of a decided image, for its actions after the commit.
+#[tracing::instrument(skip_all, fields(request_id = %end.job.request_id, tenant = %end.job.tenant, batch_id = end.job.batch_id.as_deref().unwrap_or("")))]
+async fn write_end<'a>(
+    state: &AppState,
+    txn: &arbiter_db::sea_orm::DatabaseTransaction,
+    token: &str,
+    end: &'a End,
+    now: DateTime<Utc>,
+    queued: &mut usize,
+) -> Result<Option<Record<'a>>, ApiError> {
+    let job = &end.job;
+    let job_end = match &end.outcome {
         Ok(done) => {
             let mut result = json!({
                 "request_id": job.request_id,
@@ -420,16 +474,12 @@ async fn commit(
             at: now,
         },
     };
-    let db = state.pipeline.db();
-    let txn = db.begin_write().await?;
-    if !repo::finish(&txn, &job.request_id, token, end).await? {
-        txn.rollback().await?;
+    if !repo::finish(txn, &job.request_id, token, job_end).await? {
         tracing::warn!("lease lost: another worker has this job; nothing written");
-        return Ok(());
+        return Ok(None);
     }
-    let mut queued = 0;
     let mut record = None;
-    match &outcome {
+    match &end.outcome {
         Ok(done) => {
             let row = request::Model {
                 request_id: job.request_id.clone(),
@@ -444,22 +494,23 @@ async fn commit(
             };
             let rec = Record {
                 tenant: &job.tenant,
-                request_id: &request_id,
+                request_id: &end.request_id,
                 reference_id: job.reference_id.as_deref(),
                 analysis: &done.analysis,
                 decided: done.decided.as_ref(),
                 request_row: Some(row),
                 case: None,
             };
-            state.pipeline.write(&txn, &rec).await?;
-            queued += outbox::enqueue_analysis(
-                &txn,
+            state.pipeline.write(txn, &rec).await?;
+            *queued += outbox::enqueue_analysis(
+                txn,
                 &rec,
                 job.batch_id.as_deref(),
                 job.webhook_url.as_deref(),
                 now,
             )
             .await?;
+            tracing::info!(verdict = %rec.analysis.verdict.label, "job complete");
             record = Some(rec);
         }
         // A single request's failure, or a flow's (a collected upload), is announced on its own;
@@ -480,29 +531,18 @@ async fn commit(
                 reference_id: job.reference_id.as_deref(),
                 batch_id: None,
             };
-            queued += outbox::enqueue(&txn, &job.tenant, &message, job.webhook_url.as_deref(), now)
+            *queued += outbox::enqueue(txn, &job.tenant, &message, job.webhook_url.as_deref(), now)
                 .await?;
+            tracing::info!(code = err.code.as_str(), error = %err.message, "job failed");
         }
-        Err(_) => {}
+        Err(err) => {
+            tracing::info!(code = err.code.as_str(), error = %err.message, "job failed");
+        }
     }
     if let Some(batch_id) = &job.batch_id {
-        queued += count_in_batch(&txn, batch_id, outcome.is_err(), now).await?;
+        *queued += count_in_batch(txn, batch_id, end.outcome.is_err(), now).await?;
     }
-    txn.commit().await?;
-    if queued > 0 {
-        state.webhooks.wake.notify_waiters();
-    }
-    match (&outcome, record) {
-        (Ok(_), Some(rec)) => {
-            tracing::info!(verdict = %rec.analysis.verdict.label, webhooks = queued, "job complete");
-            state.pipeline.act(&rec).await;
-        }
-        (Err(err), _) => {
-            tracing::info!(code = err.code.as_str(), error = %err.message, "job failed")
-        }
-        _ => {}
-    }
-    Ok(())
+    Ok(record)
 }
 
 /// Counts a finished image; when it was the batch's last, marks the batch complete and queues
