@@ -591,6 +591,7 @@ async fn health_metrics_and_the_openapi_document() {
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
     let detector = Arc::new(CountingDetector::default());
+    let calls = detector.clone();
     each_server(
         |_| {},
         system_clock(),
@@ -598,10 +599,13 @@ async fn shutdown_finishes_in_flight_requests() {
         async |label, server| {
             let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
             let body = json!({"image_base64": b64(&sample("plain-render.png"))});
+            let before = calls.0.load(Ordering::SeqCst);
             let in_flight = server.analyze(&key, body);
             let stop = async {
-                // The detector takes 50 ms: stop while the request is under way.
-                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                // The detector takes 50 ms: stop once the request is under way in it.
+                while calls.0.load(Ordering::SeqCst) == before {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
                 server.shutdown.cancel();
             };
             let ((status, _, answer), ()) = tokio::join!(in_flight, stop);

@@ -53,11 +53,11 @@ pub struct NewImage {
     pub reference_id: Option<String>,
 }
 
-/// A checked batch.
+/// A checked batch, its images still to come.
 #[derive(Debug, Clone)]
 pub struct BatchSubmission {
-    /// The images, in order.
-    pub images: Vec<NewImage>,
+    /// How many images it has.
+    pub images: usize,
     /// Detector options for every image.
     pub options: AnalyzeOptions,
     /// Where `batch.complete` goes.
@@ -128,31 +128,19 @@ fn estimate(images: usize, workers: u32) -> u64 {
     (images as u64).div_ceil(workers).max(1)
 }
 
-/// Queues a batch: the batch row and one job per image in one transaction.
+/// Queues a batch: the batch row and one job per image in one transaction, the images written
+/// chunk by chunk as they arrive. An error in any chunk writes nothing.
 pub async fn submit_batch(
     state: &AppState,
     tenant: &str,
     submission: BatchSubmission,
+    mut images: crate::batch_body::Chunks,
     base_url: &str,
 ) -> Result<BatchAccepted, ApiError> {
     let batch_id = BatchId::new();
     let now = state.clock.now().trunc_subsecs(3);
     let options = to_json(&submission.options)?;
-    let count = submission.images.len();
-    let mut rows = Vec::with_capacity(count);
-    for (position, image) in submission.images.into_iter().enumerate() {
-        let mut row = repo::new_job(
-            RequestId::new().to_string(),
-            tenant.to_owned(),
-            to_json(&image.source)?,
-            options.clone(),
-            now,
-        );
-        row.batch_id = Some(batch_id.to_string());
-        row.position = i32::try_from(position).unwrap_or(i32::MAX);
-        row.reference_id = image.reference_id;
-        rows.push(row);
-    }
+    let count = submission.images;
     let batch_row = batch::Model {
         batch_id: batch_id.to_string(),
         tenant: tenant.to_owned(),
@@ -167,7 +155,38 @@ pub async fn submit_batch(
     };
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_batch(&txn, batch_row).await?;
-    repo::insert_jobs(&txn, rows).await?;
+    let mut position = 0usize;
+    while let Some(chunk) = images.recv().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                txn.rollback().await?;
+                return Err(err);
+            }
+        };
+        let mut rows = Vec::with_capacity(chunk.len());
+        for image in chunk {
+            let mut row = repo::new_job(
+                RequestId::new().to_string(),
+                tenant.to_owned(),
+                to_json(&image.source)?,
+                options.clone(),
+                now,
+            );
+            row.batch_id = Some(batch_id.to_string());
+            row.position = i32::try_from(position).unwrap_or(i32::MAX);
+            row.reference_id = image.reference_id;
+            rows.push(row);
+            position += 1;
+        }
+        repo::insert_jobs(&txn, rows).await?;
+    }
+    if position != count {
+        txn.rollback().await?;
+        return Err(ApiError::internal(&format!(
+            "the batch body changed between readings: {count} images, then {position}"
+        )));
+    }
     txn.commit().await?;
     state.jobs_wake.notify_waiters();
     tracing::info!(batch_id = %batch_id, tenant, images = count, "batch queued");

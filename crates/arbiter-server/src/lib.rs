@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod auth;
+pub mod batch_body;
 pub mod cases;
 pub mod checkpoints;
 pub mod clock;

@@ -2,6 +2,7 @@
 
 use crate::analyze::check_reference_id;
 use crate::auth::{self, Caller};
+use crate::batch_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
 use crate::keys::Scope;
@@ -93,13 +94,24 @@ pub async fn submit_batch(
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let result = async {
-        let request: BatchRequest = serde_json::from_slice(&body)
-            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
-        let submission = check_batch(&state, &caller, request).await?;
-        jobs::submit_batch(&state, &caller.key.tenant, submission, &base_url(&headers)).await
+        let spooled = batch_body::spool(body, state.config.jobs.max_batch_body_bytes).await?;
+        let header = batch_body::header(&spooled).await?;
+        let submission = check_batch(&state, &caller, header).await?;
+        let max_len = state.config.limits.max_reference_id_len;
+        let images = batch_body::images(&spooled, move |index, image| {
+            check_image(index, image, max_len)
+        })?;
+        jobs::submit_batch(
+            &state,
+            &caller.key.tenant,
+            submission,
+            images,
+            &base_url(&headers),
+        )
+        .await
     }
     .await;
     result
@@ -107,26 +119,25 @@ pub async fn submit_batch(
         .map_err(|err| err.for_request(&request_id))
 }
 
-/// Checks a batch request against the plan and the request rules.
+/// Checks a batch request's header against the plan and the request rules.
 pub async fn check_batch(
     state: &AppState,
     caller: &Caller,
-    request: BatchRequest,
+    header: batch_body::Header,
 ) -> Result<BatchSubmission, ApiError> {
     let limit = caller.plan.batch_size as usize;
-    if request.images.is_empty() {
+    if header.images == 0 {
         return Err(ApiError::bad_request(
             "images is empty; send 1 or more images",
         ));
     }
-    if request.images.len() > limit {
+    if header.images > limit {
         return Err(ApiError::bad_request(format!(
             "the batch has {} images; this key's plan ({}) allows at most {limit} per batch",
-            request.images.len(),
-            caller.key.plan
+            header.images, caller.key.plan
         )));
     }
-    let options = request.options.unwrap_or_default();
+    let options = header.options.unwrap_or_default();
     if options.webhook_url.is_some() {
         return Err(ApiError::bad_request(
             "give a batch's webhook_url at the top level, not in options",
@@ -134,43 +145,44 @@ pub async fn check_batch(
     }
     let options = parse_options(options)?;
     let max_len = state.config.limits.max_reference_id_len;
-    if let Some(reference) = &request.batch_reference_id {
+    if let Some(reference) = &header.batch_reference_id {
         check_reference_id(reference, max_len)
             .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {}", err.message)))?;
     }
-    if let Some(url) = &request.webhook_url {
+    if let Some(url) = &header.webhook_url {
         state
             .webhooks
             .check_destination(url)
             .await
             .map_err(|why| ApiError::bad_request(format!("webhook_url: {why}")))?;
     }
-    let mut images = Vec::with_capacity(request.images.len());
-    for (index, image) in request.images.into_iter().enumerate() {
-        let source = match (image.image_url, image.image_base64) {
-            (Some(url), None) => JobSource::Url(url),
-            (None, Some(encoded)) => JobSource::Base64(encoded),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "images[{index}]: send exactly one of image_url and image_base64"
-                )));
-            }
-        };
-        if let Some(reference) = &image.reference_id {
-            check_reference_id(reference, max_len).map_err(|err| {
-                ApiError::bad_request(format!("images[{index}].reference_id: {}", err.message))
-            })?;
-        }
-        images.push(NewImage {
-            source,
-            reference_id: image.reference_id,
-        });
-    }
     Ok(BatchSubmission {
-        images,
+        images: header.images,
         options,
-        webhook_url: request.webhook_url,
-        batch_reference_id: request.batch_reference_id,
+        webhook_url: header.webhook_url,
+        batch_reference_id: header.batch_reference_id,
+    })
+}
+
+/// Checks one image of a batch.
+fn check_image(index: usize, image: BatchImage, max_len: usize) -> Result<NewImage, ApiError> {
+    let source = match (image.image_url, image.image_base64) {
+        (Some(url), None) => JobSource::Url(url),
+        (None, Some(encoded)) => JobSource::Base64(encoded),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "images[{index}]: send exactly one of image_url and image_base64"
+            )));
+        }
+    };
+    if let Some(reference) = &image.reference_id {
+        check_reference_id(reference, max_len).map_err(|err| {
+            ApiError::bad_request(format!("images[{index}].reference_id: {}", err.message))
+        })?;
+    }
+    Ok(NewImage {
+        source,
+        reference_id: image.reference_id,
     })
 }
 
