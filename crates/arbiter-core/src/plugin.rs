@@ -103,15 +103,19 @@ pub trait Flow: Send + Sync {
     fn actions(&self) -> &[ActionSpec];
 
     /// The facts a policy sees: the analysis's facts plus the validated domain input, and any
-    /// facts the flow derives from both.
+    /// facts the flow derives from both ([`Flow::derive`]).
     fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
         self.schema().validate(input)?;
         let mut facts = Facts::from_analysis(analysis);
         if let Value::Object(map) = input {
             facts.merge(map);
         }
+        self.derive(analysis, &mut facts);
         Ok(facts)
     }
+
+    /// Adds the facts the flow derives from the analysis and the domain input.
+    fn derive(&self, _analysis: &Analysis, _facts: &mut Facts) {}
 
     /// How several images' decisions roll up into one case decision (a claim, a KYC session):
     /// by default the strictest action wins.

@@ -2,7 +2,7 @@
 //! review or proceed out.
 #![forbid(unsafe_code)]
 
-use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow, FlowError};
+use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 
@@ -74,12 +74,7 @@ impl Flow for InsuranceFlow {
     /// incident date are known: the guide's "file creation timestamp inconsistent with claimed
     /// incident date" check, left to the policy to judge; and `photo.edited_with` when EXIF
     /// names an image editor.
-    fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
-        self.schema.validate(input)?;
-        let mut facts = Facts::from_analysis(analysis);
-        if let Value::Object(map) = input {
-            facts.merge(map);
-        }
+    fn derive(&self, analysis: &Analysis, facts: &mut Facts) {
         let incident = facts
             .get("claim.incident_date")
             .and_then(Value::as_str)
@@ -98,7 +93,6 @@ impl Flow for InsuranceFlow {
         if let Some(editor) = analysis.metadata.edited_with() {
             facts.set_path("photo.edited_with", json!(editor));
         }
-        Ok(facts)
     }
 
     fn event_for(&self, action: &str) -> Option<&'static str> {

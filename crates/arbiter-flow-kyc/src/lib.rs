@@ -2,7 +2,7 @@
 //! step-up verification or approve out.
 #![forbid(unsafe_code)]
 
-use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow, FlowError, ModelKind};
+use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow, ModelKind};
 use serde_json::{Value, json};
 
 /// The flow's action vocabulary, strictest first.
@@ -68,19 +68,13 @@ impl Flow for KycFlow {
 
     /// Adds `document.capture` for an ID document: whether its metadata fits a capture by a
     /// phone or camera (`device`), names an image editor (`edited`) or is missing (`missing`).
-    fn facts(&self, analysis: &Analysis, input: &Value) -> Result<Facts, FlowError> {
-        self.schema.validate(input)?;
-        let mut facts = Facts::from_analysis(analysis);
-        if let Value::Object(map) = input {
-            facts.merge(map);
-        }
+    fn derive(&self, analysis: &Analysis, facts: &mut Facts) {
         if facts.get("image_role") == Some(&json!("id_document")) {
             facts.set_path(
                 "document.capture",
                 json!(analysis.metadata.capture_evidence()),
             );
         }
-        Ok(facts)
     }
 
     /// A selfie is analysed with the models the guide names for KYC (gan, diffusion, splicing).
