@@ -16,45 +16,21 @@ Exits 0 once every upload has its decision, 1 after --timeout seconds.
 """
 import argparse
 import base64
-import json
 import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import Webhook
+
+from arbiter_client import call, verified
 
 REPO = Path(__file__).resolve().parent.parent
 # What each of the UGC policy's actions does to an upload in the content table.
 STATE_OF = {"publish": "published", "hold_for_review": "held", "auto_reject": "rejected"}
-
-
-def call(args, method, path, body=None):
-    """One Arbiter API call: its JSON answer, or exit naming the error."""
-    request = urllib.request.Request(
-        args.arbiter.rstrip("/") + path, method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            text = response.read()
-            return json.loads(text) if text else None
-    except urllib.error.HTTPError as err:
-        sys.exit(f"{method} {path}: HTTP {err.code} {err.read().decode(errors='replace')}")
-
-
-def verified(webhook, headers, body):
-    """The delivery's JSON body if its signature verifies, else None (reported)."""
-    try:
-        return webhook.verify(body, headers)
-    except (WebhookVerificationError, ValueError) as err:
-        print(f"REJECTED delivery {headers.get('webhook-id')}: bad signature ({err})")
-        return None
 
 
 class ContentTable:
