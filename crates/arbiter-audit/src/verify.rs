@@ -281,7 +281,9 @@ fn stream_entries(
                     carry = bytes; // a line longer than a block: read on
                     continue;
                 };
-                carry = spare_rx.try_recv().unwrap_or_default();
+                carry = spare_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(block_size + block_size / 4));
                 carry.clear();
                 carry.extend_from_slice(&bytes[last + 1..]);
                 bytes.truncate(last + 1);
