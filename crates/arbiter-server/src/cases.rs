@@ -171,8 +171,7 @@ pub async fn add_image(
         &with_image_facts(&facts, &image.image_facts),
         &obtained.analysis,
     )?;
-    let mut images = repo::images(&txn, tenant, flow, &image.case_id).await?;
-    images.push(case_image::Model {
+    let attached = case_image::Model {
         request_id: request_id.to_string(),
         tenant: tenant.to_owned(),
         flow: flow.to_owned(),
@@ -181,7 +180,9 @@ pub async fn add_image(
         role: image.role.clone(),
         facts: to_json(&image.image_facts)?,
         created_at: now,
-    });
+    };
+    let mut images = repo::images(&txn, tenant, flow, &image.case_id).await?;
+    images.push(attached.clone());
     let standing = Standing::assess(
         state,
         &txn,
@@ -220,13 +221,7 @@ pub async fn add_image(
     audit_change(&txn, tenant, &image.case_id, &previous, &standing, now).await?;
     let mut queued = outbox::enqueue_analysis(&txn, &record, None, None, now).await?;
     queued += announce(&txn, tenant, &spec, &previous, &view, now).await?;
-    repo::add_image(
-        &txn,
-        images
-            .pop()
-            .ok_or_else(|| ApiError::internal(&"no image"))?,
-    )
-    .await?;
+    repo::add_image(&txn, attached).await?;
     repo::save(&txn, row).await?;
     txn.commit().await?;
     if queued > 0 {
