@@ -21,7 +21,7 @@ use std::io::{BufReader, Seek, SeekFrom, Write};
 use tokio::sync::mpsc;
 
 /// Images handed over at a time by the second pass.
-pub const CHUNK: usize = 100;
+pub const CHUNK: usize = 16;
 
 /// The top-level fields of a batch request, besides its images.
 const FIELDS: &[&str] = &["images", "options", "webhook_url", "batch_reference_id"];
@@ -310,7 +310,9 @@ mod tests {
             sizes.push(chunk.len());
             last = chunk.last().and_then(|i| i.reference_id.clone());
         }
-        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(sizes.iter().sum::<usize>(), 250);
+        assert!(sizes.iter().all(|&n| n <= CHUNK));
+        assert_eq!(sizes.len(), 250usize.div_ceil(CHUNK));
         assert_eq!(last.as_deref(), Some("r-249"));
     }
 
