@@ -361,17 +361,22 @@ async fn analyse(state: &AppState, job: &job::Model) -> Result<Analysed, ApiErro
 /// per-transaction cost is paid once per group.
 const CLAIM_GROUP: u32 = 32;
 
-/// Claims up to [`CLAIM_GROUP`] queued jobs and works them. Returns whether there were any.
-pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
-    let now = state.clock.now();
+/// A claimed group of jobs and the token that holds their leases.
+struct Group {
+    token: String,
+    jobs: Vec<job::Model>,
+}
+
+/// Claims up to [`CLAIM_GROUP`] queued jobs.
+async fn claim(state: &AppState) -> Result<Group, ApiError> {
+    let now_ms = state.clock.now().timestamp_millis();
     let token = ulid::Ulid::new().to_string();
     let lease_ms =
         i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let now_ms = now.timestamp_millis();
     // A claim writes: on SQLite it goes through the writer connection, so it queues behind other
     // writes instead of sleeping in SQLite's busy handler.
     let txn = state.pipeline.db().begin_write().await?;
-    let claimed = repo::claim(
+    let jobs = repo::claim(
         &txn,
         &token,
         now_ms,
@@ -380,11 +385,13 @@ pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
     )
     .await?;
     txn.commit().await?;
-    if claimed.is_empty() {
-        return Ok(false);
-    }
+    Ok(Group { token, jobs })
+}
+
+/// Analyses a group's images, as many at a time as there are cores.
+async fn analyse_group(state: &AppState, jobs: Vec<job::Model>) -> Result<Vec<End>, ApiError> {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let attempts: Vec<_> = futures_util::stream::iter(claimed)
+    let attempts: Vec<_> = futures_util::stream::iter(jobs)
         .map(|job| attempt(state, job))
         .buffered(cores)
         .collect()
@@ -393,8 +400,7 @@ pub async fn work_once(state: &AppState) -> Result<bool, ApiError> {
     for end in attempts {
         ends.extend(end?);
     }
-    commit(state, &token, &ends).await?;
-    Ok(true)
+    Ok(ends)
 }
 
 /// A worked job: its request id and what analysing it gave.
@@ -636,23 +642,63 @@ async fn count_in_batch(
     .await?)
 }
 
-/// A job worker: works queued jobs until `shutdown`, finishing the job under way.
+/// A job worker: works queued jobs until `shutdown`, finishing the group under way.
+///
+/// A group's end is committed in the background while the next group is analysed: the group
+/// after it is claimed first (while the writer is free), so the detector keeps working while the
+/// database writes. At most one commit per worker is under way.
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
+    let mut committing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut next: Option<Group> = None;
     loop {
-        if shutdown.is_cancelled() {
-            break;
-        }
         let wake = state.jobs_wake.notified();
-        match work_once(&state).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err.message, "claiming a job failed"),
+        let group = match next.take() {
+            Some(group) => Ok(group),
+            None if shutdown.is_cancelled() => break,
+            None => claim(&state).await,
+        };
+        match group {
+            Ok(group) if !group.jobs.is_empty() => {
+                let ends = match analyse_group(&state, group.jobs).await {
+                    Ok(ends) => ends,
+                    Err(err) => {
+                        tracing::warn!(error = %err.message, "working a group of jobs failed");
+                        continue;
+                    }
+                };
+                if let Some(previous) = committing.take() {
+                    previous.await.ok();
+                }
+                if !shutdown.is_cancelled() {
+                    next = claim(&state)
+                        .await
+                        .inspect_err(
+                            |err| tracing::warn!(error = %err.message, "claiming jobs failed"),
+                        )
+                        .ok();
+                }
+                let state = state.clone();
+                committing = Some(tokio::spawn(async move {
+                    if let Err(err) = commit(&state, &group.token, &ends).await {
+                        tracing::warn!(error = %err.message, "committing a group of jobs failed");
+                    }
+                }));
+                continue;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err.message, "claiming jobs failed"),
+        }
+        if let Some(previous) = committing.take() {
+            previous.await.ok();
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = wake => {}
             () = tokio::time::sleep(poll) => {}
         }
+    }
+    if let Some(previous) = committing.take() {
+        previous.await.ok();
     }
 }
