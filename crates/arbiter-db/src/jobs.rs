@@ -5,13 +5,15 @@
 //! result is written only by the claim that still holds its lease ([`finish`]), inside the
 //! caller's transaction, so a worker that lost its lease writes nothing.
 
-use crate::entity::{batch, job};
+use crate::entity::{batch, job, job_image};
 use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
 };
+use std::collections::HashMap;
 
 /// A queued job.
 pub const QUEUED: &str = "queued";
@@ -48,12 +50,23 @@ pub async fn insert_batch(conn: &impl ConnectionTrait, row: batch::Model) -> Res
     Ok(())
 }
 
-/// Inserts jobs (inside the caller's transaction), in chunks the databases accept.
+/// Inserts jobs and their images (inside the caller's transaction), in chunks the databases
+/// accept.
 pub async fn insert_jobs(conn: &impl ConnectionTrait, rows: Vec<job::Model>) -> Result<(), DbErr> {
-    let mut rows = rows.into_iter().map(job::ActiveModel::from).peekable();
+    let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(100).collect();
-        job::Entity::insert_many(chunk)
+        let images: Vec<_> = chunk
+            .iter()
+            .map(|row| job_image::ActiveModel {
+                request_id: Set(row.request_id.clone()),
+                source: Set(row.source.clone()),
+            })
+            .collect();
+        job::Entity::insert_many(chunk.into_iter().map(job::ActiveModel::from))
+            .exec_without_returning(conn)
+            .await?;
+        job_image::Entity::insert_many(images)
             .exec_without_returning(conn)
             .await?;
     }
@@ -82,7 +95,22 @@ pub async fn claim(
             i64::from(limit).into(),
         ],
     );
-    job::Entity::find().from_raw_sql(statement).all(conn).await
+    let mut jobs = job::Entity::find()
+        .from_raw_sql(statement)
+        .all(conn)
+        .await?;
+    let ids: Vec<_> = jobs.iter().map(|job| job.request_id.clone()).collect();
+    let mut sources: HashMap<String, String> = job_image::Entity::find()
+        .filter(job_image::Column::RequestId.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|image| (image.request_id, image.source))
+        .collect();
+    for job in &mut jobs {
+        job.source = sources.remove(&job.request_id).unwrap_or_default();
+    }
+    Ok(jobs)
 }
 
 /// How a job ended.
@@ -119,15 +147,20 @@ pub async fn finish(
         .col_expr(job::Column::ErrorMessage, Expr::value(end.error_message))
         .col_expr(job::Column::FinishedAt, Expr::value(Some(end.at)))
         .col_expr(job::Column::LeaseUntilMs, Expr::value(0i64))
-        // The image is not needed once its result is recorded (the request row and the audit
-        // entry keep its SHA-256); dropping it keeps batch status reads and claims small.
-        .col_expr(job::Column::Source, Expr::value(""))
         .filter(job::Column::RequestId.eq(request_id))
         .filter(job::Column::LeaseOwner.eq(token))
         .filter(job::Column::Status.eq(QUEUED))
         .exec(conn)
         .await?;
-    Ok(result.rows_affected == 1)
+    if result.rows_affected != 1 {
+        return Ok(false);
+    }
+    // The image is not needed once its result is recorded (the request row and the audit entry
+    // keep its SHA-256).
+    job_image::Entity::delete_by_id(request_id.to_owned())
+        .exec(conn)
+        .await?;
+    Ok(true)
 }
 
 /// Counts one finished image of a batch and returns the batch as it now stands (inside the

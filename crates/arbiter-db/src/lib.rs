@@ -152,7 +152,7 @@ impl Db {
 mod tests {
     use super::*;
     use crate::entity::audit_entry;
-    use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+    use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryOrder};
 
     async fn each_database(check: impl AsyncFn(&'static str, Db)) {
         let dir = tempfile::tempdir().unwrap();
@@ -227,5 +227,39 @@ mod tests {
         );
         let url = "postgres://postgres@127.0.0.1/test".to_owned();
         assert_eq!(DbTarget::new(Some(url.clone()), dir), DbTarget::Url(url));
+    }
+
+    #[tokio::test]
+    async fn queued_images_move_to_their_own_table_and_finished_ones_are_dropped() {
+        let conn = Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&conn, Some(6)).await.unwrap();
+        for (id, status) in [
+            ("req_1", "queued"),
+            ("req_2", "complete"),
+            ("req_3", "collecting"),
+        ] {
+            conn.execute_unprepared(&format!(
+                "INSERT INTO jobs (request_id, tenant, position, source, options, status, attempts, \
+                 lease_until_ms, created_at) VALUES ('{id}', 'acme', 0, '{{\"url\":\"{id}\"}}', '{{}}', \
+                 '{status}', 0, 0, '2026-11-24T00:00:00Z')"
+            ))
+            .await
+            .unwrap();
+        }
+        Migrator::up(&conn, None).await.unwrap();
+        let images = entity::job_image::Entity::find()
+            .order_by_asc(entity::job_image::Column::RequestId)
+            .all(&conn)
+            .await
+            .unwrap();
+        let ids: Vec<_> = images.iter().map(|i| i.request_id.as_str()).collect();
+        assert_eq!(ids, ["req_1", "req_3"]);
+        assert_eq!(images[0].source, r#"{"url":"req_1"}"#);
+        let job = entity::job::Entity::find_by_id("req_1".to_owned())
+            .one(&conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.status, "queued");
     }
 }

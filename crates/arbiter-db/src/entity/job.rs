@@ -17,7 +17,9 @@ pub struct Model {
     pub position: i32,
     /// The caller's reference.
     pub reference_id: Option<String>,
-    /// Where the image is: `{"url": ...}` or `{"base64": ...}`.
+    /// Where the image is: `{"url": ...}` or `{"base64": ...}`. Kept in `job_images` (written
+    /// by [`crate::jobs::insert_jobs`], read by [`crate::jobs::claim`]), not in this row.
+    #[sea_orm(ignore)]
     pub source: String,
     /// Detector options (`arbiter_core::AnalyzeOptions`), as JSON.
     pub options: String,

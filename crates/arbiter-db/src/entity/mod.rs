@@ -9,6 +9,7 @@ pub mod case;
 pub mod case_image;
 pub mod decision;
 pub mod job;
+pub mod job_image;
 pub mod request;
 pub mod review_item;
 pub mod webhook_attempt;

@@ -1,0 +1,20 @@
+//! `job_images`: the image of a job still to be analysed, apart from the job's small row.
+
+use sea_orm::entity::prelude::*;
+
+/// One job's image.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "job_images")]
+pub struct Model {
+    /// The job's request id.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub request_id: String,
+    /// Where the image is: `{"url": ...}` or `{"base64": ...}`.
+    pub source: String,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
