@@ -163,20 +163,23 @@ pub async fn finish(
     Ok(true)
 }
 
-/// Counts one finished image of a batch and returns the batch as it now stands (inside the
-/// caller's transaction; on PostgreSQL the row stays locked until it ends).
+/// Counts finished images of a batch (analysed and failed) and returns the batch as it now
+/// stands (inside the caller's transaction; on PostgreSQL the row stays locked until it ends).
 pub async fn count_in_batch(
     conn: &impl ConnectionTrait,
     batch_id: &str,
-    failed: bool,
+    completed: i32,
+    failed: i32,
 ) -> Result<Option<batch::Model>, DbErr> {
-    let column = if failed {
-        batch::Column::Failed
-    } else {
-        batch::Column::Completed
-    };
     batch::Entity::update_many()
-        .col_expr(column, Expr::col(column).add(1))
+        .col_expr(
+            batch::Column::Completed,
+            Expr::col(batch::Column::Completed).add(completed),
+        )
+        .col_expr(
+            batch::Column::Failed,
+            Expr::col(batch::Column::Failed).add(failed),
+        )
         .filter(batch::Column::BatchId.eq(batch_id))
         .exec(conn)
         .await?;

@@ -447,10 +447,24 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
     let txn = state.pipeline.db().begin_write().await?;
     let mut queued = 0;
     let mut records = Vec::with_capacity(ends.len());
+    // Per batch: images analysed and images failed in this group, counted once at the end.
+    let mut tallies: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
     for end in ends {
-        if let Some(record) = write_end(state, &txn, token, end, now, &mut queued).await? {
-            records.push(record);
+        let Some(record) = write_end(state, &txn, token, end, now, &mut queued).await? else {
+            continue;
+        };
+        if let Some(batch_id) = &end.job.batch_id {
+            let tally = tallies.entry(batch_id).or_default();
+            if end.outcome.is_ok() {
+                tally.0 += 1;
+            } else {
+                tally.1 += 1;
+            }
         }
+        records.extend(record);
+    }
+    for (batch_id, (completed, failed)) in tallies {
+        queued += count_in_batch(&txn, batch_id, completed, failed, now).await?;
     }
     txn.commit().await?;
     if queued > 0 {
@@ -462,8 +476,9 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Writes one job's end inside the group's transaction: nothing when its lease was lost.
-/// Returns the record of a decided image, for its actions after the commit.
+/// Writes one job's end inside the group's transaction: `None`, and nothing written, when its
+/// lease was lost; else the record of an analysed image (for its actions after the commit), if
+/// there is one.
 #[tracing::instrument(skip_all, fields(request_id = %end.job.request_id, tenant = %end.job.tenant, batch_id = end.job.batch_id.as_deref().unwrap_or("")))]
 async fn write_end<'a>(
     state: &AppState,
@@ -472,7 +487,7 @@ async fn write_end<'a>(
     end: &'a End,
     now: DateTime<Utc>,
     queued: &mut usize,
-) -> Result<Option<Record<'a>>, ApiError> {
+) -> Result<Option<Option<Record<'a>>>, ApiError> {
     let job = &end.job;
     let job_end = match &end.outcome {
         Ok(done) => {
@@ -570,21 +585,19 @@ async fn write_end<'a>(
             tracing::info!(code = err.code.as_str(), error = %err.message, "job failed");
         }
     }
-    if let Some(batch_id) = &job.batch_id {
-        *queued += count_in_batch(txn, batch_id, end.outcome.is_err(), now).await?;
-    }
-    Ok(record)
+    Ok(Some(record))
 }
 
-/// Counts a finished image; when it was the batch's last, marks the batch complete and queues
-/// `batch.complete` with the summary counts. Returns the deliveries queued.
+/// Counts finished images of a batch; when they were its last, marks the batch complete and
+/// queues `batch.complete` with the summary counts. Returns the deliveries queued.
 async fn count_in_batch(
     txn: &arbiter_db::sea_orm::DatabaseTransaction,
     batch_id: &str,
-    failed: bool,
+    completed: i32,
+    failed: i32,
     now: DateTime<Utc>,
 ) -> Result<usize, ApiError> {
-    let Some(batch) = repo::count_in_batch(txn, batch_id, failed).await? else {
+    let Some(batch) = repo::count_in_batch(txn, batch_id, completed, failed).await? else {
         return Ok(0);
     };
     if batch.completed + batch.failed < batch.total
