@@ -293,12 +293,14 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
         // AI-generated image goes to SIU, and the claim with it.
         let form = reqwest::multipart::Form::new()
             .part("file", reqwest::multipart::Part::bytes(sample("sd-generated-duck.png")).file_name("duck.png"))
-            .text("photo", r#"{"role": "vehicle"}"#);
+            .text("photo", r#"{"role": "vehicle"}"#)
+            .text("reference_id", "20260310");
         let (status, second) = running
             .send(running.client.post(format!("{}{photos}", running.api)).multipart(form))
             .await;
         assert_eq!(status, StatusCode::OK, "{label}: {second}");
         assert_eq!(second["n"], 2, "{label}");
+        assert_eq!(second["reference_id"], "20260310", "{label}: digits stay text");
         assert_eq!(second["decision"]["action"], "siu_escalation", "{label}");
         assert_eq!(
             second["decision"]["description"],

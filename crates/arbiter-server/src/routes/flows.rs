@@ -60,6 +60,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )))
 }
 
+/// The multipart parts taken as plain text.
+const TEXT_FIELDS: [&str; 4] = ["image_url", "image_base64", "reference_id", "role"];
+
 /// An image with domain fields, as JSON or multipart.
 struct FlowBody {
     source: ImageSource,
@@ -101,7 +104,13 @@ async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, 
             let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
                 ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text"))
             })?;
-            let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            // Text fields stay text (a reference id of digits is not a number); the others are
+            // JSON (`claim`, `photo`, `options`, ...), or text when they do not parse.
+            let value = if TEXT_FIELDS.contains(&name.as_str()) {
+                Value::String(text)
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
             fields.insert(name, value);
         }
         (fields, file)
