@@ -8,6 +8,7 @@ use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
 use arbiter_core::{Analysis, AnalysisResponse, AnalyzeOptions, ErrorCode, RequestId};
 use arbiter_db::entity::request;
+use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -125,6 +126,17 @@ impl Inflight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(key);
     }
+}
+
+/// Decodes `image_base64` (standard alphabet, an optional `data:...;base64,` prefix).
+pub fn decode_base64(encoded: &str) -> Result<Vec<u8>, ApiError> {
+    let encoded = encoded.trim();
+    let encoded = encoded
+        .split_once(";base64,")
+        .map_or(encoded, |(_, data)| data);
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|err| ApiError::bad_request(format!("image_base64 is not valid base64: {err}")))
 }
 
 /// SHA-256 over the image hash, the detector and the options: requests with the same key may

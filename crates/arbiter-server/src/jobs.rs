@@ -7,13 +7,13 @@
 //! recorded exactly once. A failing image fails alone; when the last image of a batch ends, the
 //! same transaction marks the batch complete and queues `batch.complete`.
 
-use crate::analyze::{AnalyzeCall, ImageSource, cache_key};
+use crate::analyze::{AnalyzeCall, ImageSource, Obtained, decode_base64, obtain, request_row};
 use crate::error::ApiError;
 use crate::outbox::{self, Message};
 use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
-use arbiter_core::{Analysis, AnalyzeOptions, BatchId, ErrorCode, RequestId, VerdictLabel};
-use arbiter_db::entity::{batch, job, request};
+use arbiter_core::{AnalyzeOptions, BatchId, ErrorCode, RequestId, VerdictLabel};
+use arbiter_db::entity::{batch, job};
 use arbiter_db::jobs as repo;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Where a job's image is.
@@ -276,83 +276,41 @@ fn result_view(job: &job::Model) -> Value {
     }
 }
 
-/// What analysing a job's image gave.
+/// What analysing a job's image gave: the detector result and the policy's decision.
 struct Analysed {
-    analysis: Analysis,
+    obtained: Obtained,
     decided: Option<Decided>,
-    cache_key: String,
-    cached_from: Option<String>,
 }
 
-/// Fetches or decodes, takes in, and analyses (or reuses a cached result for) a job's image.
-async fn analyse(state: &AppState, job: &job::Model) -> Result<Analysed, ApiError> {
-    let pipeline = &state.pipeline;
-    let source: JobSource =
-        serde_json::from_str(&job.source).map_err(|err| ApiError::internal(&err))?;
+/// Fetches or decodes the job's image and finds its detector result (the cache, or the
+/// detector) as a direct request would, then applies the job's flow.
+async fn analyse(
+    state: &AppState,
+    job: &job::Model,
+    request_id: &RequestId,
+) -> Result<Analysed, ApiError> {
+    let source = match serde_json::from_str(&job.source).map_err(|err| ApiError::internal(&err))? {
+        JobSource::Url(url) => ImageSource::Url(url),
+        JobSource::Base64(encoded) => ImageSource::Bytes(decode_base64(&encoded)?),
+    };
     let options: AnalyzeOptions =
         serde_json::from_str(&job.options).map_err(|err| ApiError::internal(&err))?;
-    let bytes = match source {
-        JobSource::Url(url) => state
-            .fetcher
-            .fetch(&url, pipeline.limits().max_bytes)
-            .await
-            .map_err(|err| ApiError::new(err.code(), err.to_string()))?,
-        JobSource::Base64(encoded) => {
-            let encoded = encoded.trim();
-            let encoded = encoded
-                .split_once(";base64,")
-                .map_or(encoded, |(_, data)| data);
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|err| {
-                    ApiError::bad_request(format!("image_base64 is not valid base64: {err}"))
-                })?
-        }
-    };
-    let media = arbiter_detect::intake(bytes, pipeline.limits())
-        .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
-    let key = cache_key(&media.info.sha256, pipeline.detector_name(), &options);
-    let mut cached = None;
-    if state.config.cache.ttl_secs > 0 {
-        let ttl = chrono::Duration::seconds(
-            i64::try_from(state.config.cache.ttl_secs).unwrap_or(i64::MAX / 2_000),
-        );
-        cached = arbiter_db::requests::find_cached(
-            pipeline.db().conn(),
-            &job.tenant,
-            &key,
-            state.clock.now() - ttl,
-        )
-        .await?;
-    }
-    let (analysis, cached_from) = match cached {
-        Some(row) => (
-            serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?,
-            Some(row.request_id),
-        ),
-        None => {
-            let started = Instant::now();
-            let analysis = pipeline.analyze(&media, &options).await?;
-            state.metrics.detector(started.elapsed());
-            (analysis, None)
-        }
-    };
-    let decided = match (&job.flow, &job.facts) {
-        (Some(flow), facts) => {
-            let facts: Value = match facts {
+    let obtained = obtain(state, &job.tenant, request_id, source, &options).await?;
+    let decided = match &job.flow {
+        Some(flow) => {
+            let facts: Value = match &job.facts {
                 Some(text) => serde_json::from_str(text).map_err(|err| ApiError::internal(&err))?,
                 None => json!({}),
             };
-            Some(pipeline.apply_policy(flow, &facts, &analysis)?)
+            Some(
+                state
+                    .pipeline
+                    .apply_policy(flow, &facts, &obtained.analysis)?,
+            )
         }
-        (None, _) => None,
+        None => None,
     };
-    Ok(Analysed {
-        analysis,
-        decided,
-        cache_key: key,
-        cached_from,
-    })
+    Ok(Analysed { obtained, decided })
 }
 
 /// Jobs a worker claims at once. Their images are analysed side by side (as many at a time as
@@ -425,7 +383,7 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
             format!("gave up after {} attempts", job.attempts - 1),
         ))
     } else {
-        match analyse(state, &job).await {
+        match analyse(state, &job, &request_id).await {
             Err(err) if err.code == ErrorCode::InternalError => {
                 tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");
                 return Ok(None);
@@ -449,6 +407,8 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
     let mut records = Vec::with_capacity(ends.len());
     // Per batch: images analysed and images failed in this group, counted once at the end.
     let mut tallies: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
+    // Results written, offered to later identical requests once committed.
+    let mut fresh = Vec::with_capacity(ends.len());
     for end in ends {
         let Some(record) = write_end(state, &txn, token, end, now, &mut queued).await? else {
             continue;
@@ -461,12 +421,18 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
                 tally.1 += 1;
             }
         }
+        if let Ok(done) = &end.outcome {
+            fresh.push((&done.obtained, &end.request_id));
+        }
         records.extend(record);
     }
     for (batch_id, (completed, failed)) in tallies {
         queued += count_in_batch(&txn, batch_id, completed, failed, now).await?;
     }
     txn.commit().await?;
+    for (obtained, request_id) in fresh {
+        obtained.committed(state, request_id);
+    }
     if queued > 0 {
         state.webhooks.wake.notify_waiters();
     }
@@ -495,16 +461,16 @@ async fn write_end<'a>(
                 "request_id": job.request_id,
                 "reference_id": job.reference_id,
                 "status": "complete",
-                "verdict": done.analysis.verdict,
-                "image_sha256": done.analysis.image_info.sha256,
-                "cached": done.cached_from.is_some(),
+                "verdict": done.obtained.analysis.verdict,
+                "image_sha256": done.obtained.analysis.image_info.sha256,
+                "cached": done.obtained.cached_from.is_some(),
             });
             if let Some(decided) = &done.decided {
                 result["decision"] = decided.decision_summary();
             }
             repo::JobEnd {
                 status: repo::COMPLETE,
-                verdict_label: Some(done.analysis.verdict.label.as_str().to_owned()),
+                verdict_label: Some(done.obtained.analysis.verdict.label.as_str().to_owned()),
                 result: Some(result.to_string()),
                 error_code: None,
                 error_message: None,
@@ -527,22 +493,18 @@ async fn write_end<'a>(
     let mut record = None;
     match &end.outcome {
         Ok(done) => {
-            let row = request::Model {
-                request_id: job.request_id.clone(),
-                tenant: job.tenant.clone(),
-                reference_id: job.reference_id.clone(),
-                image_sha256: done.analysis.image_info.sha256.clone(),
-                cache_key: done.cache_key.clone(),
-                cached_from: done.cached_from.clone(),
-                status: "complete".to_owned(),
-                analysis: to_json(&done.analysis)?,
-                created_at: now,
-            };
+            let mut row = request_row(
+                &job.tenant,
+                &end.request_id,
+                job.reference_id.clone(),
+                &done.obtained,
+            )?;
+            row.created_at = now;
             let rec = Record {
                 tenant: &job.tenant,
                 request_id: &end.request_id,
                 reference_id: job.reference_id.as_deref(),
-                analysis: &done.analysis,
+                analysis: &done.obtained.analysis,
                 decided: done.decided.as_ref(),
                 request_row: Some(row),
                 case: None,

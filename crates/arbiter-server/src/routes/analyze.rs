@@ -11,7 +11,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router, middleware};
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -241,16 +240,7 @@ pub fn image_source(
                     format!("the image is larger than the {max_bytes}-byte limit"),
                 ));
             }
-            let encoded = encoded.trim();
-            let encoded = encoded
-                .split_once(";base64,")
-                .map_or(encoded, |(_, data)| data);
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map(ImageSource::Bytes)
-                .map_err(|err| {
-                    ApiError::bad_request(format!("image_base64 is not valid base64: {err}"))
-                })
+            analyze::decode_base64(&encoded).map(ImageSource::Bytes)
         }
         (None, None, Some(bytes)) => Ok(ImageSource::Bytes(bytes)),
         (None, None, None) => Err(ApiError::bad_request(
