@@ -193,11 +193,8 @@ pub async fn add_image(
         Some((request_id, &reference_id, &decided)),
     )
     .await?;
-    let previous = Previous::of(&row);
-    row.facts = to_json(&facts)?;
     row.images = n;
-    standing.apply(&mut row, now)?;
-    let view = view(&row, &spec, &standing, image_views(&images, &standing));
+    let (previous, view) = restate(&mut row, &facts, &spec, &standing, &images, now)?;
     let context = CaseContext {
         kind: spec.kind,
         case_id: image.case_id.clone(),
@@ -218,9 +215,8 @@ pub async fn add_image(
         case: Some(&context),
     };
     state.pipeline.write(&txn, &record).await?;
-    audit_change(&txn, tenant, &image.case_id, &previous, &standing, now).await?;
     let mut queued = outbox::enqueue_analysis(&txn, &record, None, None, now).await?;
-    queued += announce(&txn, tenant, &spec, &previous, &view, now).await?;
+    queued += record_change(&txn, tenant, &spec, &previous, &standing, &view, now).await?;
     repo::add_image(&txn, attached).await?;
     repo::save(&txn, row).await?;
     txn.commit().await?;
@@ -278,12 +274,8 @@ pub async fn set_fact(
         None,
     )
     .await?;
-    let previous = Previous::of(&row);
-    row.facts = to_json(&facts)?;
-    standing.apply(&mut row, now)?;
-    let view = view(&row, &spec, &standing, image_views(&images, &standing));
-    audit_change(&txn, tenant, case_id, &previous, &standing, now).await?;
-    let queued = announce(&txn, tenant, &spec, &previous, &view, now).await?;
+    let (previous, view) = restate(&mut row, &facts, &spec, &standing, &images, now)?;
+    let queued = record_change(&txn, tenant, &spec, &previous, &standing, &view, now).await?;
     repo::save(&txn, row).await?;
     txn.commit().await?;
     if queued > 0 {
@@ -478,6 +470,38 @@ fn view(row: &case::Model, spec: &CaseSpec, standing: &Standing, images: Vec<Val
         created_at: row.created_at,
         updated_at: row.updated_at,
     }
+}
+
+/// Writes the case's new facts and decision into its row; returns the decision as it was and
+/// the case as it now stands.
+fn restate(
+    row: &mut case::Model,
+    facts: &Map<String, Value>,
+    spec: &CaseSpec,
+    standing: &Standing,
+    images: &[case_image::Model],
+    now: DateTime<Utc>,
+) -> Result<(Previous, CaseView), ApiError> {
+    let previous = Previous::of(row);
+    row.facts = to_json(facts)?;
+    standing.apply(row, now)?;
+    let view = view(row, spec, standing, image_views(images, standing));
+    Ok((previous, view))
+}
+
+/// Records a change of the case decision in the audit log and queues the flow's case event;
+/// returns the deliveries queued.
+async fn record_change(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    spec: &CaseSpec,
+    previous: &Previous,
+    standing: &Standing,
+    view: &CaseView,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    audit_change(conn, tenant, &view.case_id, previous, standing, now).await?;
+    announce(conn, tenant, spec, previous, view, now).await
 }
 
 /// Records a change of the case decision (its action, or its completeness) in the audit log
