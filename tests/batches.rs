@@ -24,7 +24,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -464,24 +464,9 @@ fn arbiter(dir: &Path, database_url: &str) -> Command {
 }
 
 fn serve(dir: &Path, database_url: &str) -> Process {
-    let mut child = arbiter(dir, database_url)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
-        if let Some(addr) = line.strip_prefix("arbiter listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let mut command = arbiter(dir, database_url);
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    let (child, base) = common::spawn_server(command);
     Process { child, base }
 }
 

@@ -85,24 +85,9 @@ impl Server {
         let created: Value = serde_json::from_slice(&created.stdout).unwrap();
         let key = created["key"].as_str().unwrap().to_owned();
 
-        let mut child = arbiter()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server exited before listening")
-                .unwrap();
-            if let Some(addr) = line.strip_prefix("arbiter listening on ") {
-                break addr.trim().to_owned();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let mut command = arbiter();
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let (child, base) = common::spawn_server(command);
         let server = Self {
             child,
             base,

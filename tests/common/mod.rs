@@ -2,8 +2,9 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use base64::Engine;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -46,4 +47,27 @@ pub fn arbiter_command(db: &DbArg) -> Command {
 /// Runs `arbiter` with `args` and waits for it.
 pub fn arbiter(db: &DbArg, args: &[&str]) -> Output {
     arbiter_command(db).args(args).output().unwrap()
+}
+
+/// Starts a `serve --listen 127.0.0.1:0` command and returns the child and its base URL, read
+/// from its "arbiter listening on" line; its stderr keeps being drained so the server never
+/// blocks on a full pipe.
+pub fn spawn_server(mut command: Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("arbiter listening on ") {
+            break addr.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
 }
