@@ -18,7 +18,7 @@ use arbiter_detect::LocalDetector;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{AppState, Config, Server, build_state_with_detector};
-use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
+use arbiter_webhooks::WebhookSecret;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -110,18 +110,7 @@ fn python_available() -> bool {
 
 /// Verifies one delivery in Rust and, when available, with the Python package.
 fn verify_both(secret: &WebhookSecret, headers: &HeaderMap, body: &str, python: bool) {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let ts: i64 = header("webhook-timestamp").unwrap().parse().unwrap();
-    verify_standard(
-        secret,
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-        body.as_bytes(),
-        ts,
-    )
-    .unwrap();
-    verify_checkreal(secret, body.as_bytes(), header("x-checkreal-signature")).unwrap();
+    common::verify_delivery(secret, headers, body);
     if python {
         let given = json!({
             "secret": secret.expose(),

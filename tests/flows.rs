@@ -19,7 +19,7 @@ use arbiter_detect::LocalDetector;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{Config, Server, build_state_with_detector};
-use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
+use arbiter_webhooks::WebhookSecret;
 use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -201,19 +201,7 @@ async fn delivered(
             return bodies
                 .into_iter()
                 .map(|(headers, body)| {
-                    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-                    let ts: i64 = header("webhook-timestamp").unwrap().parse().unwrap();
-                    verify_standard(
-                        secret,
-                        header("webhook-id"),
-                        header("webhook-timestamp"),
-                        header("webhook-signature"),
-                        body.as_bytes(),
-                        ts,
-                    )
-                    .unwrap();
-                    verify_checkreal(secret, body.as_bytes(), header("x-checkreal-signature"))
-                        .unwrap();
+                    common::verify_delivery(secret, &headers, &body);
                     serde_json::from_str(&body).unwrap()
                 })
                 .collect();

@@ -14,7 +14,7 @@ use arbiter_server::clock::{Clock, ManualClock};
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::outbox::{self, Message};
 use arbiter_server::{AppState, Config, Server, build_state_with_detector};
-use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
+use arbiter_webhooks::{WebhookSecret, verify_standard};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -254,26 +254,7 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
         for (headers, body) in &got {
             assert_eq!(headers["webhook-id"].to_str().unwrap(), id, "{label}");
             assert_eq!(body, &got[0].1, "{label}");
-            let ts: i64 = headers["webhook-timestamp"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            verify_standard(
-                &secret,
-                Some(&id),
-                Some(&ts.to_string()),
-                headers["webhook-signature"].to_str().ok(),
-                body.as_bytes(),
-                ts,
-            )
-            .unwrap();
-            verify_checkreal(
-                &secret,
-                body.as_bytes(),
-                headers["x-checkreal-signature"].to_str().ok(),
-            )
-            .unwrap();
+            common::verify_delivery(&secret, headers, body);
         }
 
         // Replay: the same id and bytes, now accepted.

@@ -71,3 +71,25 @@ pub fn spawn_server(mut command: Command) -> (Child, String) {
     std::thread::spawn(move || for _ in lines {});
     (child, base)
 }
+
+/// Verifies both signatures of a webhook delivery (Standard Webhooks and
+/// `X-CheckReal-Signature`) with `secret`, at the delivery's own timestamp.
+pub fn verify_delivery(
+    secret: &arbiter_webhooks::WebhookSecret,
+    headers: &axum::http::HeaderMap,
+    body: &str,
+) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ts: i64 = header("webhook-timestamp").unwrap().parse().unwrap();
+    arbiter_webhooks::verify_standard(
+        secret,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        body.as_bytes(),
+        ts,
+    )
+    .unwrap();
+    arbiter_webhooks::verify_checkreal(secret, body.as_bytes(), header("x-checkreal-signature"))
+        .unwrap();
+}
