@@ -297,25 +297,19 @@ pub fn new_job(
     }
 }
 
-/// How many jobs of a flow a tenant's collector holds, and when the oldest arrived.
+/// How many jobs of a flow a tenant's collector holds.
 pub async fn collecting(
     conn: &impl ConnectionTrait,
     tenant: &str,
     flow: &str,
-) -> Result<(u64, Option<DateTime<Utc>>), DbErr> {
-    let row: Option<(i64, Option<DateTime<Utc>>)> = job::Entity::find()
-        .select_only()
-        .column_as(job::Column::RequestId.count(), "count")
-        .column_as(job::Column::CreatedAt.min(), "oldest")
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    job::Entity::find()
         .filter(job::Column::Tenant.eq(tenant))
         .filter(job::Column::Flow.eq(flow))
         .filter(job::Column::Status.eq(COLLECTING))
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(row.map_or((0, None), |(count, oldest)| {
-        (u64::try_from(count).unwrap_or(0), oldest)
-    }))
+        .count(conn)
+        .await
 }
 
 /// The tenants whose collector for a flow holds a job that arrived before `before`.
@@ -337,17 +331,17 @@ pub async fn collecting_due(
 }
 
 /// Moves up to `limit` of a tenant's collected jobs of a flow, oldest first, into a batch and
-/// queues them. Returns their request ids; the caller writes the batch row.
+/// queues them. Returns how many moved; the caller writes the batch row.
 pub async fn seal(
     conn: &impl ConnectionTrait,
     tenant: &str,
     flow: &str,
     batch_id: &str,
     limit: u64,
-) -> Result<Vec<String>, DbErr> {
+) -> Result<u64, DbErr> {
     let sql = "UPDATE jobs SET status = 'queued', batch_id = $1 \
          WHERE request_id IN (SELECT request_id FROM jobs WHERE tenant = $2 AND flow = $3 \
-         AND status = 'collecting' ORDER BY created_at, request_id LIMIT $4 {lock}) RETURNING *";
+         AND status = 'collecting' ORDER BY created_at, request_id LIMIT $4 {lock})";
     let statement = claim_statement(
         conn.get_database_backend(),
         sql,
@@ -358,12 +352,7 @@ pub async fn seal(
             i64::try_from(limit).unwrap_or(i64::MAX).into(),
         ],
     );
-    let mut jobs = job::Entity::find()
-        .from_raw_sql(statement)
-        .all(conn)
-        .await?;
-    jobs.sort_by(|a, b| (a.created_at, &a.request_id).cmp(&(b.created_at, &b.request_id)));
-    Ok(jobs.into_iter().map(|job| job.request_id).collect())
+    Ok(conn.execute_raw(statement).await?.rows_affected())
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ pub async fn collect(
     let batch_size = state.config.flows.ugc.batch_size;
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_jobs(&txn, vec![row]).await?;
-    let (collected, _) = repo::collecting(&txn, tenant, FLOW).await?;
+    let collected = repo::collecting(&txn, tenant, FLOW).await?;
     let batch_id = if collected >= batch_size {
         seal(&txn, tenant, batch_size, now).await?
     } else {
@@ -107,8 +107,8 @@ async fn seal(
     now: DateTime<Utc>,
 ) -> Result<Option<BatchId>, ApiError> {
     let batch_id = BatchId::new();
-    let jobs = repo::seal(txn, tenant, FLOW, batch_id.as_str(), batch_size).await?;
-    if jobs.is_empty() {
+    let sealed = repo::seal(txn, tenant, FLOW, batch_id.as_str(), batch_size).await?;
+    if sealed == 0 {
         return Ok(None);
     }
     repo::insert_batch(
@@ -117,7 +117,7 @@ async fn seal(
             batch_id: batch_id.to_string(),
             tenant: tenant.to_owned(),
             batch_reference_id: None,
-            total: i32::try_from(jobs.len()).unwrap_or(i32::MAX),
+            total: i32::try_from(sealed).unwrap_or(i32::MAX),
             completed: 0,
             failed: 0,
             status: repo::BATCH_PROCESSING.to_owned(),
@@ -127,7 +127,7 @@ async fn seal(
         },
     )
     .await?;
-    tracing::info!(batch_id = %batch_id, tenant, uploads = jobs.len(), "collected uploads queued");
+    tracing::info!(batch_id = %batch_id, tenant, uploads = sealed, "collected uploads queued");
     Ok(Some(batch_id))
 }
 
