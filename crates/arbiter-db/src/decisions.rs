@@ -73,6 +73,22 @@ pub async fn get(
         .await
 }
 
+/// A tenant's decisions about these requests, by request id.
+pub async fn get_many(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request_ids: impl IntoIterator<Item = String>,
+) -> Result<std::collections::HashMap<String, decision::Model>, DbErr> {
+    Ok(decision::Entity::find()
+        .filter(decision::Column::Tenant.eq(tenant))
+        .filter(decision::Column::RequestId.is_in(request_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.request_id.clone(), row))
+        .collect())
+}
+
 /// A tenant's decisions, oldest first.
 pub async fn list(
     conn: &impl ConnectionTrait,

@@ -357,6 +357,18 @@ impl Standing {
         new: Option<(&RequestId, &str, &Decided)>,
     ) -> Result<Self, ApiError> {
         let mut decided = Vec::with_capacity(images.len());
+        // Every image but the one being added has a stored decision: read them at once.
+        let stored_ids: Vec<String> = images
+            .iter()
+            .filter(|image| new.is_none_or(|(id, _, _)| image.request_id != id.as_str()))
+            .map(|image| image.request_id.clone())
+            .collect();
+        let mut stored = match images.first() {
+            Some(first) if !stored_ids.is_empty() => {
+                decisions::get_many(conn, &first.tenant, stored_ids).await?
+            }
+            _ => Default::default(),
+        };
         for image in images {
             if let Some((request_id, reference_id, d)) = new
                 && image.request_id == request_id.as_str()
@@ -368,11 +380,9 @@ impl Standing {
                 ));
                 continue;
             }
-            let stored = decisions::get(conn, &image.tenant, &image.request_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::internal(&format!("no decision for {}", image.request_id))
-                })?;
+            let stored = stored.remove(&image.request_id).ok_or_else(|| {
+                ApiError::internal(&format!("no decision for {}", image.request_id))
+            })?;
             let analysis: Analysis =
                 serde_json::from_str(&stored.analysis).map_err(|err| ApiError::internal(&err))?;
             let own: Map<String, Value> =
