@@ -6,6 +6,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, ErrorCode, ModelKind, RequestId};
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -141,77 +142,32 @@ pub(crate) async fn read_body(
     state: &AppState,
     request: Request,
 ) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::from_request(request, state)
-            .await
-            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-        return read_multipart(multipart).await;
-    }
-    if !content_type.starts_with("application/json") {
-        return Err(ApiError::bad_request(
-            "send application/json or multipart/form-data",
-        ));
-    }
-    let bytes = axum::body::Bytes::from_request(request, state)
-        .await
-        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-    let body = serde_json::from_slice(&bytes)
-        .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
-    Ok((body, None))
-}
-
-pub(crate) fn body_error(text: &str, status: u16) -> ApiError {
-    if status == 413 {
-        ApiError::new(
-            ErrorCode::FileSizeExceeded,
-            "the request body is larger than the limit; send a smaller image or an image_url",
-        )
-    } else {
-        ApiError::bad_request(format!("cannot read the request body: {text}"))
-    }
-}
-
-async fn read_multipart(
-    mut multipart: Multipart,
-) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+    let parts = match raw_body(state, request).await? {
+        RawBody::Json(bytes) => {
+            let body = serde_json::from_slice(&bytes)
+                .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
+            return Ok((body, None));
+        }
+        RawBody::Parts(parts) => parts,
+    };
     let mut body = AnalyzeRequest::default();
     let mut file = None;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?
-    {
-        let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-        let text = || {
-            String::from_utf8(bytes.to_vec()).map_err(|_| {
-                ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text"))
-            })
-        };
+    for (name, bytes) in parts {
         match name.as_str() {
             "file" | "image" => file = Some(bytes.to_vec()),
             "options" => {
                 body.options = Some(
-                    serde_json::from_str(&text()?)
+                    serde_json::from_str(&part_text(&name, &bytes)?)
                         .map_err(|err| ApiError::bad_request(format!("options: {err}")))?,
                 )
             }
             "facts" => {
                 body.facts = Some(
-                    serde_json::from_str(&text()?)
+                    serde_json::from_str(&part_text(&name, &bytes)?)
                         .map_err(|err| ApiError::bad_request(format!("facts: {err}")))?,
                 )
             }
-            "reference_id" => body.reference_id = Some(text()?),
+            "reference_id" => body.reference_id = Some(part_text(&name, &bytes)?),
             other => {
                 return Err(ApiError::bad_request(format!(
                     "unknown multipart field {other:?}; expected file, options, facts or reference_id"
@@ -220,6 +176,70 @@ async fn read_multipart(
         }
     }
     Ok((body, file))
+}
+
+/// A request body as it came: JSON bytes, or multipart parts by name, in order.
+pub(crate) enum RawBody {
+    /// `application/json`.
+    Json(Bytes),
+    /// `multipart/form-data`.
+    Parts(Vec<(String, Bytes)>),
+}
+
+/// Reads a JSON or multipart body; any other content type is a 400, a body over the route's
+/// limit a 413.
+pub(crate) async fn raw_body(state: &AppState, request: Request) -> Result<RawBody, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, state)
+            .await
+            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+        let mut parts = Vec::new();
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
+            parts.push((name, bytes));
+        }
+        return Ok(RawBody::Parts(parts));
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::bad_request(
+            "send application/json or multipart/form-data",
+        ));
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map(RawBody::Json)
+        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))
+}
+
+/// A multipart part as UTF-8 text.
+pub(crate) fn part_text(name: &str, bytes: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text")))
+}
+
+fn body_error(text: &str, status: u16) -> ApiError {
+    if status == 413 {
+        ApiError::new(
+            ErrorCode::FileSizeExceeded,
+            "the request body is larger than the limit; send a smaller image or an image_url",
+        )
+    } else {
+        ApiError::bad_request(format!("cannot read the request body: {text}"))
+    }
 }
 
 /// The image of a request: exactly one of a URL, base64 text (refused by size before it is

@@ -7,11 +7,13 @@ use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
 use crate::collector::{self, UploadAccepted};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
-use crate::routes::analyze::{RequestOptions, body_error, image_source, parse_options};
+use crate::routes::analyze::{
+    RawBody, RequestOptions, image_source, parse_options, part_text, raw_body,
+};
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, ModelKind, RequestId};
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use serde::Deserialize;
@@ -75,59 +77,32 @@ struct FlowBody {
 /// Reads a JSON body, or a multipart form whose `file` part is the image and whose other parts
 /// are JSON (or plain text), and takes out the image, `options` and `reference_id`.
 async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let (mut fields, file) = if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(request, state)
-            .await
-            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-        let mut fields = Map::new();
-        let mut file = None;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?
-        {
-            let name = field.name().unwrap_or_default().to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-            if name == "file" || name == "image" {
-                file = Some(bytes.to_vec());
-                continue;
+    let (mut fields, file) = match raw_body(state, request).await? {
+        RawBody::Parts(parts) => {
+            let mut fields = Map::new();
+            let mut file = None;
+            for (name, bytes) in parts {
+                if name == "file" || name == "image" {
+                    file = Some(bytes.to_vec());
+                    continue;
+                }
+                let text = part_text(&name, &bytes)?;
+                // Text fields stay text (a reference id of digits is not a number); the others
+                // are JSON (`claim`, `photo`, `options`, ...), or text when they do not parse.
+                let value = if TEXT_FIELDS.contains(&name.as_str()) {
+                    Value::String(text)
+                } else {
+                    serde_json::from_str(&text).unwrap_or(Value::String(text))
+                };
+                fields.insert(name, value);
             }
-            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-                ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text"))
-            })?;
-            // Text fields stay text (a reference id of digits is not a number); the others are
-            // JSON (`claim`, `photo`, `options`, ...), or text when they do not parse.
-            let value = if TEXT_FIELDS.contains(&name.as_str()) {
-                Value::String(text)
-            } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
-            };
-            fields.insert(name, value);
+            (fields, file)
         }
-        (fields, file)
-    } else if content_type.starts_with("application/json") {
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-        let fields = match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(fields)) => fields,
+        RawBody::Json(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(fields)) => (fields, None),
             Ok(_) => return Err(ApiError::bad_request("the JSON body must be an object")),
             Err(err) => return Err(ApiError::bad_request(format!("invalid JSON body: {err}"))),
-        };
-        (fields, None)
-    } else {
-        return Err(ApiError::bad_request(
-            "send application/json or multipart/form-data",
-        ));
+        },
     };
     let text = |fields: &mut Map<String, Value>, name: &str| -> Result<Option<String>, ApiError> {
         match fields.remove(name) {
