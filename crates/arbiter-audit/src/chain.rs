@@ -55,28 +55,18 @@ impl StoredEntry {
 /// Locks the tenant's head row (creating it for a new chain) and reads it, in one statement:
 /// an upsert that leaves the row as it is. On PostgreSQL `ON CONFLICT DO UPDATE` holds the
 /// row's lock until the transaction ends; on SQLite the transaction already holds the write lock.
-const LOCK_HEAD: [&str; 2] = [
-    "INSERT INTO audit_heads (tenant, size, head_hash) VALUES (?, 0, ?) \
-     ON CONFLICT (tenant) DO UPDATE SET size = audit_heads.size RETURNING size, head_hash",
-    "INSERT INTO audit_heads (tenant, size, head_hash) VALUES ($1, 0, $2) \
-     ON CONFLICT (tenant) DO UPDATE SET size = audit_heads.size RETURNING size, head_hash",
-];
+const LOCK_HEAD: &str = "INSERT INTO audit_heads (tenant, size, head_hash) VALUES ($1, 0, $2) \
+     ON CONFLICT (tenant) DO UPDATE SET size = audit_heads.size RETURNING size, head_hash";
 
-/// The entry row and the new head, in one round trip: one statement on PostgreSQL, two on
-/// SQLite (which allows no INSERT inside WITH). Parameters are numbered, so both statements of the
-/// SQLite text bind the same values.
-const INSERT_ENTRY_UPDATE_HEAD: [&str; 2] = [
-    "INSERT INTO audit_entries (tenant, seq, event, ts, request_id, reference_id, image_sha256, \
-     prev_hash, entry_hash, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10); \
-     UPDATE audit_heads SET size = $11, head_hash = $9 WHERE tenant = $1",
-    "WITH entry AS (INSERT INTO audit_entries (tenant, seq, event, ts, request_id, reference_id, \
-     image_sha256, prev_hash, entry_hash, canonical) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) \
-     UPDATE audit_heads SET size = $11, head_hash = $9 WHERE tenant = $1",
-];
+/// The columns of an entry row, in the order [`append_many`] binds them.
+const ENTRY_COLUMNS: &str = "tenant, seq, event, ts, request_id, reference_id, image_sha256, \
+     prev_hash, entry_hash, canonical";
 
-/// Rows the write changes: the entry and the head on SQLite; PostgreSQL counts the head only.
-const WRITTEN_ROWS: [u64; 2] = [2, 1];
+/// Values bound per entry row.
+const ENTRY_VALUES: usize = 10;
+
+/// Entry rows written per statement: well inside both databases' limits on bound values.
+const ROWS_PER_STATEMENT: usize = 200;
 
 /// Appends an event to the tenant's chain, inside the caller's transaction.
 ///
@@ -87,59 +77,131 @@ pub async fn append(
     ts: DateTime<Utc>,
     event: Event,
 ) -> Result<StoredEntry, AuditError> {
+    let mut stored = append_many(conn, tenant, ts, vec![event]).await?;
+    stored
+        .pop()
+        .ok_or_else(|| DbErr::Custom("an append returned no entry".to_owned()).into())
+}
+
+/// Appends events, in order, to the tenant's chain inside the caller's transaction.
+///
+/// The head is locked and read once, the entries are inserted by the hundred and the head
+/// moves once: the same round trips for a run of entries as for one.
+pub async fn append_many(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ts: DateTime<Utc>,
+    events: Vec<Event>,
+) -> Result<Vec<StoredEntry>, AuditError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     let backend = conn.get_database_backend();
-    // Index into the per-backend statements: SQLite, PostgreSQL.
-    let backend_index = usize::from(backend == DbBackend::Postgres);
-    let lock = Statement::from_sql_and_values(
-        backend,
-        LOCK_HEAD[backend_index],
-        [tenant.into(), GENESIS_HASH.into()],
-    );
+    let lock =
+        Statement::from_sql_and_values(backend, LOCK_HEAD, [tenant.into(), GENESIS_HASH.into()]);
     let head = conn
         .query_one_raw(lock)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("audit head of tenant {tenant}")))?;
     let size: i64 = head.try_get_by_index(0)?;
-    let prev_hash: String = head.try_get_by_index(1)?;
+    let mut prev_hash: String = head.try_get_by_index(1)?;
 
-    let entry = Entry {
-        v: FORMAT_VERSION,
-        seq: u64::try_from(size).unwrap_or_default(),
-        prev_hash,
-        ts: format_ts(ts),
-        tenant: tenant.to_owned(),
-        event,
-    };
-    let canonical = entry.canonical()?;
-    let hash = entry_hash(&canonical);
-    let optional = |value: Option<&str>| Value::String(value.map(str::to_owned));
-    let values: Vec<Value> = vec![
-        tenant.into(),
-        size.into(),
-        entry.event.name().into(),
-        entry.ts.as_str().into(),
-        optional(entry.event.request_id()),
-        optional(entry.event.reference_id()),
-        optional(entry.event.image_sha256()),
-        entry.prev_hash.as_str().into(),
-        hash.as_str().into(),
-        canonical.into(),
-        (size + 1).into(),
-    ];
-    let write =
-        Statement::from_sql_and_values(backend, INSERT_ENTRY_UPDATE_HEAD[backend_index], values);
-    let written = conn.execute_raw(write).await?.rows_affected();
-    if written != WRITTEN_ROWS[backend_index] {
+    let ts = format_ts(ts);
+    let mut stored = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(events.len() * ENTRY_VALUES);
+    for (seq, event) in (size..).zip(events) {
+        let entry = Entry {
+            v: FORMAT_VERSION,
+            seq: u64::try_from(seq).unwrap_or_default(),
+            prev_hash,
+            ts: ts.clone(),
+            tenant: tenant.to_owned(),
+            event,
+        };
+        let canonical = entry.canonical()?;
+        let hash = entry_hash(&canonical);
+        let optional = |value: Option<&str>| Value::String(value.map(str::to_owned));
+        rows.extend([
+            tenant.into(),
+            seq.into(),
+            entry.event.name().into(),
+            entry.ts.as_str().into(),
+            optional(entry.event.request_id()),
+            optional(entry.event.reference_id()),
+            optional(entry.event.image_sha256()),
+            entry.prev_hash.as_str().into(),
+            hash.as_str().into(),
+            canonical.into(),
+        ]);
+        prev_hash = hash.clone();
+        stored.push(StoredEntry {
+            entry,
+            entry_hash: hash,
+        });
+    }
+
+    // All but the last chunk of rows alone; the last with the head's move, in one round trip.
+    let count = stored.len();
+    let new_size = size + i64::try_from(count).unwrap_or(i64::MAX);
+    let mut rows = rows.into_iter().peekable();
+    // Rows each statement should change: SQLite counts the entries and, in the last, the head;
+    // PostgreSQL counts the head only in the last (its entries are inside the WITH), and refuses
+    // the whole statement if any entry fails.
+    let (mut written, mut expected) = (0, 0);
+    while rows.peek().is_some() {
+        let mut values: Vec<Value> = rows
+            .by_ref()
+            .take(ROWS_PER_STATEMENT * ENTRY_VALUES)
+            .collect();
+        let placeholders = placeholders(values.len());
+        let mut sql = format!("INSERT INTO audit_entries ({ENTRY_COLUMNS}) VALUES {placeholders}");
+        let entries = (values.len() / ENTRY_VALUES) as u64;
+        if rows.peek().is_none() {
+            let (size_at, hash_at) = (values.len() + 1, values.len() + 2);
+            sql = match backend {
+                DbBackend::Postgres => format!(
+                    "WITH entry AS ({sql}) \
+                     UPDATE audit_heads SET size = ${size_at}, head_hash = ${hash_at} WHERE tenant = $1"
+                ),
+                _ => format!(
+                    "{sql}; UPDATE audit_heads SET size = ${size_at}, head_hash = ${hash_at} \
+                     WHERE tenant = $1"
+                ),
+            };
+            values.extend([new_size.into(), prev_hash.as_str().into()]);
+            expected += match backend {
+                DbBackend::Postgres => 1,
+                _ => entries + 1,
+            };
+        } else {
+            expected += entries;
+        }
+        written += conn
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+            .rows_affected();
+    }
+    if written != expected {
         return Err(DbErr::Custom(format!(
-            "appending to tenant {tenant}'s audit chain changed {written} rows, not {}",
-            WRITTEN_ROWS[backend_index]
+            "appending {count} entries to tenant {tenant}'s audit chain changed {written} rows"
         ))
         .into());
     }
-    Ok(StoredEntry {
-        entry,
-        entry_hash: hash,
-    })
+    Ok(stored)
+}
+
+/// `($1, $2, ...), ($11, ...)` for `values` bound values, [`ENTRY_VALUES`] to a row. Both
+/// databases read `$n` as the n-th value.
+fn placeholders(values: usize) -> String {
+    (0..values / ENTRY_VALUES)
+        .map(|row| {
+            let columns: Vec<String> = (1..=ENTRY_VALUES)
+                .map(|column| format!("${}", row * ENTRY_VALUES + column))
+                .collect();
+            format!("({})", columns.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The order entries are listed in.
@@ -486,6 +548,51 @@ mod tests {
                 3
             );
             assert!(entry(db.conn(), "globex", 12).await.unwrap().is_none());
+            db.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    /// A run of entries, longer than one statement holds, continues the chain as the same
+    /// entries appended one by one would: gapless, linked, and the head at its end.
+    #[tokio::test]
+    async fn a_run_of_appends_continues_the_chain_across_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let txn = db.begin_write().await.unwrap();
+            append(&txn, "acme", Utc::now(), abandoned(0))
+                .await
+                .unwrap();
+            let run = (1..=450).map(abandoned).collect();
+            let stored = append_many(&txn, "acme", Utc::now(), run).await.unwrap();
+            assert_eq!(stored.len(), 450, "{label}");
+            assert!(
+                append_many(&txn, "acme", Utc::now(), Vec::new())
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let next = append(&txn, "acme", Utc::now(), abandoned(451))
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+            assert_eq!(next.entry.seq, 451, "{label}");
+            assert_eq!(next.entry.prev_hash, stored[449].entry_hash, "{label}");
+            let chain = entries(db.conn(), &EntryFilter::default()).await.unwrap();
+            let mut prev = GENESIS_HASH.to_owned();
+            for (i, entry) in chain.iter().enumerate() {
+                assert_eq!(entry.entry.seq, i as u64, "{label}");
+                assert_eq!(entry.entry.prev_hash, prev, "{label}");
+                prev = entry.entry_hash.clone();
+            }
+            assert_eq!(chain.len(), 452, "{label}");
+            assert_eq!(chain[200].entry_hash, stored[199].entry_hash, "{label}");
+            let report = crate::verify_database(db.conn(), None).await.unwrap();
+            assert!(report.ok(), "{label}: {:?}", report.problems);
             db.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {
