@@ -32,10 +32,15 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
     serde_json::to_string(value).map_err(|err| DbErr::Custom(format!("cannot serialise: {err}")))
 }
 
-/// Inserts a decision row (inside the caller's transaction).
-pub async fn insert(conn: &impl ConnectionTrait, new: &NewDecision<'_>) -> Result<(), DbErr> {
+/// Inserts decision rows (inside the caller's transaction).
+pub async fn insert(conn: &impl ConnectionTrait, new: &[NewDecision<'_>]) -> Result<(), DbErr> {
+    let rows: Vec<_> = new.iter().map(row).collect::<Result<_, _>>()?;
+    crate::insert_rows(conn, rows).await
+}
+
+fn row(new: &NewDecision<'_>) -> Result<decision::ActiveModel, DbErr> {
     let verdict = &new.analysis.verdict;
-    let row = decision::ActiveModel {
+    Ok(decision::ActiveModel {
         request_id: Set(new.request_id.to_string()),
         tenant: Set(new.tenant.to_owned()),
         reference_id: Set(new.reference_id.map(str::to_owned)),
@@ -54,11 +59,7 @@ pub async fn insert(conn: &impl ConnectionTrait, new: &NewDecision<'_>) -> Resul
         facts: Set(to_json(new.facts)?),
         analysis: Set(to_json(new.analysis)?),
         created_at: Set(new.created_at),
-    };
-    decision::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    })
 }
 
 /// One stored decision.

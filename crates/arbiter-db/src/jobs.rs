@@ -8,12 +8,12 @@
 use crate::entity::{batch, job, job_image};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A queued job.
 pub const QUEUED: &str = "queued";
@@ -130,37 +130,68 @@ pub struct JobEnd {
     pub at: DateTime<Utc>,
 }
 
-/// Ends a job if the claim `token` still holds it; `false` (and nothing written) when it does
-/// not. Call first in the transaction that writes the job's results: on PostgreSQL it locks the
-/// row, so a concurrent claim waits for the outcome.
+/// Ends the jobs that the claim `token` still holds, in one statement, and deletes their images;
+/// returns the ids it ended. A job whose lease was lost is left as it is. Call first in the
+/// transaction that writes the jobs' results: on PostgreSQL it locks their rows, so a concurrent
+/// claim waits for the outcome.
 pub async fn finish(
     conn: &impl ConnectionTrait,
-    request_id: &str,
     token: &str,
-    end: JobEnd,
-) -> Result<bool, DbErr> {
-    let result = job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(end.status))
-        .col_expr(job::Column::VerdictLabel, Expr::value(end.verdict_label))
-        .col_expr(job::Column::Result, Expr::value(end.result))
-        .col_expr(job::Column::ErrorCode, Expr::value(end.error_code))
-        .col_expr(job::Column::ErrorMessage, Expr::value(end.error_message))
-        .col_expr(job::Column::FinishedAt, Expr::value(Some(end.at)))
+    ends: &[(&str, JobEnd)],
+) -> Result<HashSet<String>, DbErr> {
+    if ends.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // Each column takes its job's value: CASE request_id WHEN ... THEN ... END.
+    let per_job = |value: &dyn Fn(&JobEnd) -> sea_orm::Value| {
+        let mut case = CaseStatement::new();
+        for (id, end) in ends {
+            case = case.case(job::Column::RequestId.eq(*id), Expr::val(value(end)));
+        }
+        case
+    };
+    let ids = ends.iter().map(|(id, _)| *id);
+    let ended = job::Entity::update_many()
+        .col_expr(
+            job::Column::Status,
+            per_job(&|end| end.status.into()).into(),
+        )
+        .col_expr(
+            job::Column::VerdictLabel,
+            per_job(&|end| end.verdict_label.clone().into()).into(),
+        )
+        .col_expr(
+            job::Column::Result,
+            per_job(&|end| end.result.clone().into()).into(),
+        )
+        .col_expr(
+            job::Column::ErrorCode,
+            per_job(&|end| end.error_code.clone().into()).into(),
+        )
+        .col_expr(
+            job::Column::ErrorMessage,
+            per_job(&|end| end.error_message.clone().into()).into(),
+        )
+        .col_expr(
+            job::Column::FinishedAt,
+            per_job(&|end| Some(end.at).into()).into(),
+        )
         .col_expr(job::Column::LeaseUntilMs, Expr::value(0i64))
-        .filter(job::Column::RequestId.eq(request_id))
+        .filter(job::Column::RequestId.is_in(ids))
         .filter(job::Column::LeaseOwner.eq(token))
         .filter(job::Column::Status.eq(QUEUED))
-        .exec(conn)
+        .exec_with_returning(conn)
         .await?;
-    if result.rows_affected != 1 {
-        return Ok(false);
-    }
-    // The image is not needed once its result is recorded (the request row and the audit entry
+    let ended: HashSet<String> = ended.into_iter().map(|job| job.request_id).collect();
+    // An image is not needed once its result is recorded (the request row and the audit entry
     // keep its SHA-256).
-    job_image::Entity::delete_by_id(request_id.to_owned())
-        .exec(conn)
-        .await?;
-    Ok(true)
+    if !ended.is_empty() {
+        job_image::Entity::delete_many()
+            .filter(job_image::Column::RequestId.is_in(ended.iter().map(String::as_str)))
+            .exec(conn)
+            .await?;
+    }
+    Ok(ended)
 }
 
 /// Counts finished images of a batch (analysed and failed) and returns the batch as it now
@@ -399,25 +430,53 @@ mod tests {
             // t1's lease expires; t3 takes the job; t1 may no longer finish it.
             let retaken = claim(conn, "t3", 2_001, 9_000, 5).await.unwrap();
             assert_eq!(retaken.len(), 2, "{label}");
-            assert!(
-                !finish(conn, &first[0].request_id, "t1", end(now))
-                    .await
-                    .unwrap(),
+            let (a, b) = (first[0].request_id.as_str(), second[0].request_id.as_str());
+            let ended = finish(conn, "t1", &[(a, end(now))]).await.unwrap();
+            assert!(ended.is_empty(), "{label}");
+            // t3 ends both in one statement, each with its own outcome.
+            let failed = JobEnd {
+                status: FAILED,
+                verdict_label: None,
+                error_code: Some("URL_UNREACHABLE".into()),
+                error_message: Some("refused".into()),
+                ..end(now)
+            };
+            let ended = finish(conn, "t3", &[(a, end(now)), (b, failed)])
+                .await
+                .unwrap();
+            assert_eq!(
+                ended,
+                HashSet::from([a.to_owned(), b.to_owned()]),
                 "{label}"
             );
-            assert!(
-                finish(conn, &first[0].request_id, "t3", end(now))
-                    .await
-                    .unwrap(),
+            let ended = finish(conn, "t3", &[(a, end(now))]).await.unwrap();
+            assert!(ended.is_empty(), "{label}: already ended");
+            let row = |id: &str| job::Entity::find_by_id(id.to_owned()).one(conn);
+            let (a_row, b_row) = (
+                row(a).await.unwrap().unwrap(),
+                row(b).await.unwrap().unwrap(),
+            );
+            assert_eq!(
+                (
+                    a_row.status.as_str(),
+                    a_row.verdict_label.as_deref(),
+                    a_row.error_code
+                ),
+                (COMPLETE, Some("AUTHENTIC"), None),
                 "{label}"
             );
-            assert!(
-                !finish(conn, &first[0].request_id, "t3", end(now))
-                    .await
-                    .unwrap(),
+            assert_eq!(
+                (
+                    b_row.status.as_str(),
+                    b_row.verdict_label,
+                    b_row.error_message.as_deref()
+                ),
+                (FAILED, None, Some("refused")),
                 "{label}"
             );
-            assert_eq!(queued_count(conn).await.unwrap(), 1, "{label}");
+            assert_eq!(queued_count(conn).await.unwrap(), 0, "{label}");
+            let images = job_image::Entity::find().all(conn).await.unwrap();
+            assert!(images.is_empty(), "{label}: ended jobs' images are dropped");
             conn.clone().close().await.unwrap();
         }
         if let Some(pg) = postgres {

@@ -22,6 +22,27 @@ use std::time::Duration;
 
 pub use sea_orm;
 
+/// Rows written per multi-row INSERT: well inside both databases' limits on bound values.
+const ROWS_PER_INSERT: usize = 100;
+
+/// Inserts rows, [`ROWS_PER_INSERT`] to a statement (inside the caller's transaction).
+pub(crate) async fn insert_rows<A>(
+    conn: &impl sea_orm::ConnectionTrait,
+    rows: impl IntoIterator<Item = A>,
+) -> Result<(), DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        <A::Entity as sea_orm::EntityTrait>::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The file name of the embedded database inside the data directory.
 pub const SQLITE_FILE: &str = "arbiter.db";
 

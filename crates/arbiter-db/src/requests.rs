@@ -2,27 +2,14 @@
 
 use crate::entity::request;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-/// Inserts a completed request (inside the caller's transaction).
-pub async fn insert(conn: &impl ConnectionTrait, row: request::Model) -> Result<(), DbErr> {
-    let row = request::ActiveModel {
-        request_id: Set(row.request_id),
-        tenant: Set(row.tenant),
-        reference_id: Set(row.reference_id),
-        image_sha256: Set(row.image_sha256),
-        cache_key: Set(row.cache_key),
-        cached_from: Set(row.cached_from),
-        status: Set(row.status),
-        analysis: Set(row.analysis),
-        created_at: Set(row.created_at),
-    };
-    request::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+/// Inserts completed requests (inside the caller's transaction).
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    rows: impl IntoIterator<Item = request::Model>,
+) -> Result<(), DbErr> {
+    crate::insert_rows(conn, rows.into_iter().map(request::ActiveModel::from)).await
 }
 
 /// A tenant's request by id; another tenant's request is not found.

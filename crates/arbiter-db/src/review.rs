@@ -16,12 +16,12 @@ pub const CLAIMED: &str = "claimed";
 /// Labelled and closed.
 pub const RESOLVED: &str = "resolved";
 
-/// Queues an item (inside the caller's transaction).
-pub async fn insert(conn: &impl ConnectionTrait, row: review_item::Model) -> Result<(), DbErr> {
-    review_item::Entity::insert(review_item::ActiveModel::from(row))
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+/// Queues items (inside the caller's transaction).
+pub async fn insert(
+    conn: &impl ConnectionTrait,
+    rows: impl IntoIterator<Item = review_item::Model>,
+) -> Result<(), DbErr> {
+    crate::insert_rows(conn, rows.into_iter().map(review_item::ActiveModel::from)).await
 }
 
 /// Which items to list.

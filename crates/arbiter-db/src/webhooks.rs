@@ -130,17 +130,11 @@ pub async fn insert_deliveries(
     conn: &impl ConnectionTrait,
     rows: Vec<webhook_delivery::Model>,
 ) -> Result<(), DbErr> {
-    let mut rows = rows
-        .into_iter()
-        .map(webhook_delivery::ActiveModel::from)
-        .peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(100).collect();
-        webhook_delivery::Entity::insert_many(chunk)
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
+    crate::insert_rows(
+        conn,
+        rows.into_iter().map(webhook_delivery::ActiveModel::from),
+    )
+    .await
 }
 
 /// Claims up to `limit` pending deliveries that are due and not leased, for `token` until

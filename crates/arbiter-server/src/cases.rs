@@ -215,7 +215,11 @@ pub async fn add_image(
         case: Some(&context),
     };
     state.pipeline.write(&txn, &record).await?;
-    let mut queued = outbox::enqueue_analysis(&txn, &record, None, None, now).await?;
+    let mut deliveries = outbox::Deliveries::default();
+    deliveries
+        .add_analysis(&txn, &record, None, None, now)
+        .await?;
+    let mut queued = deliveries.write(&txn).await?;
     queued += record_change(&txn, tenant, &spec, &previous, &standing, &view, now).await?;
     repo::add_image(&txn, attached).await?;
     repo::save(&txn, row).await?;

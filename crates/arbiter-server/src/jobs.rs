@@ -9,7 +9,7 @@
 
 use crate::analyze::{AnalyzeCall, ImageSource, Obtained, decode_base64, obtain, request_row};
 use crate::error::ApiError;
-use crate::outbox::{self, Message};
+use crate::outbox::{Deliveries, Message};
 use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, BatchId, ErrorCode, RequestId, VerdictLabel};
@@ -399,21 +399,27 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
 }
 
 /// The ends of a group of jobs in one transaction, each written only while `token` still holds
-/// its lease; then their actions.
+/// its lease; then their actions. Each kind of row is written for the whole group at once, so
+/// the group costs the database about as many statements as one job.
 async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
     let txn = state.pipeline.db().begin_write().await?;
-    let mut queued = 0;
-    let mut records = Vec::with_capacity(ends.len());
+    let job_ends: Vec<_> = ends
+        .iter()
+        .map(|end| (end.job.request_id.as_str(), job_end(end, now)))
+        .collect();
+    let held = repo::finish(&txn, token, &job_ends).await?;
+    let mut records = Vec::with_capacity(held.len());
+    let mut deliveries = Deliveries::default();
     // Per batch: images analysed and images failed in this group, counted once at the end.
     let mut tallies: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
-    // Results written, offered to later identical requests once committed.
-    let mut fresh = Vec::with_capacity(ends.len());
     for end in ends {
-        let Some(record) = write_end(state, &txn, token, end, now, &mut queued).await? else {
+        let job = &end.job;
+        if !held.contains(&job.request_id) {
+            tracing::warn!(request_id = %job.request_id, "lease lost: another worker has this job; nothing written");
             continue;
-        };
-        if let Some(batch_id) = &end.job.batch_id {
+        }
+        if let Some(batch_id) = &job.batch_id {
             let tally = tallies.entry(batch_id).or_default();
             if end.outcome.is_ok() {
                 tally.0 += 1;
@@ -421,17 +427,70 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
                 tally.1 += 1;
             }
         }
-        if let Ok(done) = &end.outcome {
-            fresh.push((&done.obtained, &end.request_id));
+        match &end.outcome {
+            Ok(done) => {
+                let mut row = request_row(
+                    &job.tenant,
+                    &end.request_id,
+                    job.reference_id.clone(),
+                    &done.obtained,
+                )?;
+                row.created_at = now;
+                let record = Record {
+                    tenant: &job.tenant,
+                    request_id: &end.request_id,
+                    reference_id: job.reference_id.as_deref(),
+                    analysis: &done.obtained.analysis,
+                    decided: done.decided.as_ref(),
+                    request_row: Some(row),
+                    case: None,
+                };
+                let (batch_id, url) = (job.batch_id.as_deref(), job.webhook_url.as_deref());
+                deliveries
+                    .add_analysis(&txn, &record, batch_id, url, now)
+                    .await?;
+                tracing::info!(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or(""), verdict = %record.analysis.verdict.label, "job complete");
+                records.push(record);
+            }
+            // A single request's failure, or a flow's (a collected upload), is announced on its
+            // own; a plain batch image's shows in its batch.
+            Err(err) if job.batch_id.is_none() || job.flow.is_some() => {
+                let payload = json!({
+                    "event": "analysis.failed",
+                    "type": "analysis.failed",
+                    "timestamp": now,
+                    "request_id": job.request_id,
+                    "reference_id": job.reference_id,
+                    "error": {"code": err.code.as_str(), "message": err.message},
+                });
+                let message = Message {
+                    event: "analysis.failed",
+                    payload,
+                    request_id: Some(&job.request_id),
+                    reference_id: job.reference_id.as_deref(),
+                    batch_id: None,
+                };
+                deliveries
+                    .add(&txn, &job.tenant, &message, job.webhook_url.as_deref(), now)
+                    .await?;
+                tracing::info!(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or(""), code = err.code.as_str(), error = %err.message, "job failed");
+            }
+            Err(err) => {
+                tracing::info!(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or(""), code = err.code.as_str(), error = %err.message, "job failed");
+            }
         }
-        records.extend(record);
     }
+    state.pipeline.write_many(&txn, &records).await?;
     for (batch_id, (completed, failed)) in tallies {
-        queued += count_in_batch(&txn, batch_id, completed, failed, now).await?;
+        count_in_batch(&txn, &mut deliveries, batch_id, completed, failed, now).await?;
     }
+    let queued = deliveries.write(&txn).await?;
     txn.commit().await?;
-    for (obtained, request_id) in fresh {
-        obtained.committed(state, request_id);
+    // Results written are offered to later identical requests once committed.
+    for end in ends.iter().filter(|end| held.contains(&end.job.request_id)) {
+        if let Ok(done) = &end.outcome {
+            done.obtained.committed(state, &end.request_id);
+        }
     }
     if queued > 0 {
         state.webhooks.wake.notify_waiters();
@@ -442,20 +501,10 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
     Ok(())
 }
 
-/// Writes one job's end inside the group's transaction: `None`, and nothing written, when its
-/// lease was lost; else the record of an analysed image (for its actions after the commit), if
-/// there is one.
-#[tracing::instrument(skip_all, fields(request_id = %end.job.request_id, tenant = %end.job.tenant, batch_id = end.job.batch_id.as_deref().unwrap_or("")))]
-async fn write_end<'a>(
-    state: &AppState,
-    txn: &arbiter_db::sea_orm::DatabaseTransaction,
-    token: &str,
-    end: &'a End,
-    now: DateTime<Utc>,
-    queued: &mut usize,
-) -> Result<Option<Option<Record<'a>>>, ApiError> {
+/// How a job ended, as its row records it.
+fn job_end(end: &End, now: DateTime<Utc>) -> repo::JobEnd {
     let job = &end.job;
-    let job_end = match &end.outcome {
+    match &end.outcome {
         Ok(done) => {
             let mut result = json!({
                 "request_id": job.request_id,
@@ -485,87 +534,26 @@ async fn write_end<'a>(
             error_message: Some(err.message.clone()),
             at: now,
         },
-    };
-    if !repo::finish(txn, &job.request_id, token, job_end).await? {
-        tracing::warn!("lease lost: another worker has this job; nothing written");
-        return Ok(None);
     }
-    let mut record = None;
-    match &end.outcome {
-        Ok(done) => {
-            let mut row = request_row(
-                &job.tenant,
-                &end.request_id,
-                job.reference_id.clone(),
-                &done.obtained,
-            )?;
-            row.created_at = now;
-            let rec = Record {
-                tenant: &job.tenant,
-                request_id: &end.request_id,
-                reference_id: job.reference_id.as_deref(),
-                analysis: &done.obtained.analysis,
-                decided: done.decided.as_ref(),
-                request_row: Some(row),
-                case: None,
-            };
-            state.pipeline.write(txn, &rec).await?;
-            *queued += outbox::enqueue_analysis(
-                txn,
-                &rec,
-                job.batch_id.as_deref(),
-                job.webhook_url.as_deref(),
-                now,
-            )
-            .await?;
-            tracing::info!(verdict = %rec.analysis.verdict.label, "job complete");
-            record = Some(rec);
-        }
-        // A single request's failure, or a flow's (a collected upload), is announced on its own;
-        // a plain batch image's shows in its batch.
-        Err(err) if job.batch_id.is_none() || job.flow.is_some() => {
-            let payload = json!({
-                "event": "analysis.failed",
-                "type": "analysis.failed",
-                "timestamp": now,
-                "request_id": job.request_id,
-                "reference_id": job.reference_id,
-                "error": {"code": err.code.as_str(), "message": err.message},
-            });
-            let message = Message {
-                event: "analysis.failed",
-                payload,
-                request_id: Some(&job.request_id),
-                reference_id: job.reference_id.as_deref(),
-                batch_id: None,
-            };
-            *queued += outbox::enqueue(txn, &job.tenant, &message, job.webhook_url.as_deref(), now)
-                .await?;
-            tracing::info!(code = err.code.as_str(), error = %err.message, "job failed");
-        }
-        Err(err) => {
-            tracing::info!(code = err.code.as_str(), error = %err.message, "job failed");
-        }
-    }
-    Ok(Some(record))
 }
 
 /// Counts finished images of a batch; when they were its last, marks the batch complete and
-/// queues `batch.complete` with the summary counts. Returns the deliveries queued.
+/// adds `batch.complete` with the summary counts to `deliveries`.
 async fn count_in_batch(
     txn: &arbiter_db::sea_orm::DatabaseTransaction,
+    deliveries: &mut Deliveries,
     batch_id: &str,
     completed: i32,
     failed: i32,
     now: DateTime<Utc>,
-) -> Result<usize, ApiError> {
+) -> Result<(), ApiError> {
     let Some(batch) = repo::count_in_batch(txn, batch_id, completed, failed).await? else {
-        return Ok(0);
+        return Ok(());
     };
     if batch.completed + batch.failed < batch.total
         || !repo::complete_batch(txn, batch_id, now).await?
     {
-        return Ok(0);
+        return Ok(());
     }
     let mut summary: BTreeMap<String, u64> = [
         VerdictLabel::Authentic,
@@ -607,14 +595,16 @@ async fn count_in_batch(
         failed = batch.failed,
         "batch complete"
     );
-    Ok(outbox::enqueue(
-        txn,
-        &batch.tenant,
-        &message,
-        batch.webhook_url.as_deref(),
-        now,
-    )
-    .await?)
+    deliveries
+        .add(
+            txn,
+            &batch.tenant,
+            &message,
+            batch.webhook_url.as_deref(),
+            now,
+        )
+        .await?;
+    Ok(())
 }
 
 /// A job worker: works queued jobs until `shutdown`, finishing the group under way.

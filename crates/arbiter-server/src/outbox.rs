@@ -18,6 +18,7 @@ use arbiter_webhooks::{
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,105 +187,141 @@ pub async fn enqueue(
     url: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<usize, DbErr> {
-    let endpoints = repo::list_endpoints(conn, tenant).await?;
-    let mut targets: Vec<(Option<String>, String)> =
-        url.map(|u| (None, u.to_owned())).into_iter().collect();
-    for endpoint in endpoints {
-        let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
-        if endpoint.disabled_at.is_none() && wants(&events, message.event) {
-            targets.push((Some(endpoint.endpoint_id), endpoint.url));
-        }
-    }
-    if targets.is_empty() {
-        return Ok(0);
-    }
-    let body = serde_json::to_string(&message.payload)
-        .map_err(|err| DbErr::Custom(format!("cannot serialise a webhook body: {err}")))?;
-    let rows: Vec<_> = targets
-        .into_iter()
-        .map(|(endpoint_id, url)| webhook_delivery::Model {
-            delivery_id: MessageId::new().to_string(),
-            tenant: tenant.to_owned(),
-            endpoint_id,
-            url,
-            event: message.event.to_owned(),
-            request_id: message.request_id.map(str::to_owned),
-            reference_id: message.reference_id.map(str::to_owned),
-            batch_id: message.batch_id.map(str::to_owned),
-            body: body.clone(),
-            status: repo::PENDING.to_owned(),
-            attempts: 0,
-            next_attempt_ms: now_ms(now),
-            lease_owner: None,
-            lease_until_ms: 0,
-            last_status: None,
-            last_error: None,
-            created_at: now,
-            finished_at: None,
-        })
-        .collect();
-    let count = rows.len();
-    repo::insert_deliveries(conn, rows).await?;
-    Ok(count)
+    let mut deliveries = Deliveries::default();
+    deliveries.add(conn, tenant, message, url, now).await?;
+    deliveries.write(conn).await
 }
 
-/// The guide's `analysis.complete` body (plus the decision and the flow's own event when a
-/// policy decided), written for `url` and the tenant's endpoints inside the caller's transaction.
-pub async fn enqueue_analysis(
-    conn: &impl ConnectionTrait,
-    record: &Record<'_>,
-    batch_id: Option<&str>,
-    url: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<usize, DbErr> {
-    let now = now.trunc_subsecs(3);
-    let request_id = record.request_id.as_str();
-    let mut payload = json!({
-        "event": "analysis.complete",
-        "type": "analysis.complete",
-        "timestamp": now,
-        "request_id": request_id,
-        "reference_id": record.reference_id,
-        "image_sha256": record.analysis.image_info.sha256,
-        "verdict": record.analysis.verdict,
-        "webhook_delivered_at": now,
-    });
-    if let Some(batch_id) = batch_id {
-        payload["batch_id"] = json!(batch_id);
+/// Deliveries gathered inside a transaction and written together: each tenant's endpoints are
+/// read once, and the rows inserted a hundred to a statement.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    endpoints: HashMap<String, Vec<webhook_endpoint::Model>>,
+    rows: Vec<webhook_delivery::Model>,
+}
+
+impl Deliveries {
+    /// Adds the deliveries of one event: to `url` when given (signed with the tenant's secret),
+    /// and to each live endpoint of the tenant that takes the event.
+    pub async fn add(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        tenant: &str,
+        message: &Message<'_>,
+        url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        if !self.endpoints.contains_key(tenant) {
+            let endpoints = repo::list_endpoints(conn, tenant).await?;
+            self.endpoints.insert(tenant.to_owned(), endpoints);
+        }
+        let endpoints = self.endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
+        let mut targets: Vec<(Option<&str>, &str)> = url.map(|u| (None, u)).into_iter().collect();
+        for endpoint in endpoints {
+            let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
+            if endpoint.disabled_at.is_none() && wants(&events, message.event) {
+                targets.push((Some(&endpoint.endpoint_id), &endpoint.url));
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_string(&message.payload)
+            .map_err(|err| DbErr::Custom(format!("cannot serialise a webhook body: {err}")))?;
+        let rows = targets
+            .into_iter()
+            .map(|(endpoint_id, url)| webhook_delivery::Model {
+                delivery_id: MessageId::new().to_string(),
+                tenant: tenant.to_owned(),
+                endpoint_id: endpoint_id.map(str::to_owned),
+                url: url.to_owned(),
+                event: message.event.to_owned(),
+                request_id: message.request_id.map(str::to_owned),
+                reference_id: message.reference_id.map(str::to_owned),
+                batch_id: message.batch_id.map(str::to_owned),
+                body: body.clone(),
+                status: repo::PENDING.to_owned(),
+                attempts: 0,
+                next_attempt_ms: now_ms(now),
+                lease_owner: None,
+                lease_until_ms: 0,
+                last_status: None,
+                last_error: None,
+                created_at: now,
+                finished_at: None,
+            });
+        self.rows.extend(rows);
+        Ok(())
     }
-    if let Some(decided) = record.decided {
-        payload["decision"] = decided.decision_summary();
+
+    /// Writes the gathered rows; returns how many.
+    pub async fn write(self, conn: &impl ConnectionTrait) -> Result<usize, DbErr> {
+        let count = self.rows.len();
+        repo::insert_deliveries(conn, self.rows).await?;
+        Ok(count)
     }
-    let message = Message {
-        event: "analysis.complete",
-        payload: payload.clone(),
-        request_id: Some(request_id),
-        reference_id: record.reference_id,
-        batch_id,
-    };
-    let mut count = enqueue(conn, record.tenant, &message, url, now).await?;
-    if let Some((decided, event)) = record.decided.and_then(|d| d.event.map(|e| (d, e))) {
+}
+
+impl Deliveries {
+    /// Adds the guide's `analysis.complete` body (plus the decision and the flow's own event when a
+    /// policy decided), for `url` and the tenant's endpoints.
+    pub async fn add_analysis(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        record: &Record<'_>,
+        batch_id: Option<&str>,
+        url: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let now = now.trunc_subsecs(3);
+        let request_id = record.request_id.as_str();
         let mut payload = json!({
-            "event": event,
-            "type": event,
+            "event": "analysis.complete",
+            "type": "analysis.complete",
             "timestamp": now,
             "request_id": request_id,
             "reference_id": record.reference_id,
             "image_sha256": record.analysis.image_info.sha256,
             "verdict": record.analysis.verdict,
-            "decision": decided.decision_summary(),
+            "webhook_delivered_at": now,
         });
-        if let Some(case) = record.case {
-            payload[case.kind] = case.summary.clone();
+        if let Some(batch_id) = batch_id {
+            payload["batch_id"] = json!(batch_id);
+        }
+        if let Some(decided) = record.decided {
+            payload["decision"] = decided.decision_summary();
         }
         let message = Message {
-            event,
-            payload,
-            ..message
+            event: "analysis.complete",
+            payload: payload.clone(),
+            request_id: Some(request_id),
+            reference_id: record.reference_id,
+            batch_id,
         };
-        count += enqueue(conn, record.tenant, &message, None, now).await?;
+        self.add(conn, record.tenant, &message, url, now).await?;
+        if let Some((decided, event)) = record.decided.and_then(|d| d.event.map(|e| (d, e))) {
+            let mut payload = json!({
+                "event": event,
+                "type": event,
+                "timestamp": now,
+                "request_id": request_id,
+                "reference_id": record.reference_id,
+                "image_sha256": record.analysis.image_info.sha256,
+                "verdict": record.analysis.verdict,
+                "decision": decided.decision_summary(),
+            });
+            if let Some(case) = record.case {
+                payload[case.kind] = case.summary.clone();
+            }
+            let message = Message {
+                event,
+                payload,
+                ..message
+            };
+            self.add(conn, record.tenant, &message, None, now).await?;
+        }
+        Ok(())
     }
-    Ok(count)
 }
 
 /// The tenant's current secret and, during a rotation's overlap, the previous one; the first

@@ -2,6 +2,7 @@
 //! (decision row + audit entry) → actions.
 
 use crate::flows::FlowRegistry;
+use crate::outbox::Deliveries;
 use crate::policies::LivePolicies;
 use crate::sinks::SinkSet;
 use arbiter_audit::entry::AnalysisFields;
@@ -11,11 +12,12 @@ use arbiter_core::{
     FlowError, MediaInput, RequestId, ReviewId,
 };
 use arbiter_db::entity::review_item;
-use arbiter_db::sea_orm::ConnectionTrait;
+use arbiter_db::sea_orm::{ConnectionTrait, DbErr};
 use arbiter_db::{Db, decisions, requests, review};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -262,8 +264,11 @@ impl Pipeline {
     pub async fn record(&self, record: &Record<'_>) -> Result<StoredEntry, PipelineError> {
         let txn = self.db.begin_write().await?;
         let audit = self.write(&txn, record).await?;
-        let queued =
-            crate::outbox::enqueue_analysis(&txn, record, None, None, record_time(record)).await?;
+        let mut deliveries = Deliveries::default();
+        deliveries
+            .add_analysis(&txn, record, None, None, record_time(record))
+            .await?;
+        let queued = deliveries.write(&txn).await?;
         txn.commit().await?;
         tracing::info!(verdict = %record.analysis.verdict.label, seq = audit.entry.seq, webhooks = queued, "recorded");
         self.act(record).await;
@@ -277,46 +282,67 @@ impl Pipeline {
         txn: &impl ConnectionTrait,
         record: &Record<'_>,
     ) -> Result<StoredEntry, PipelineError> {
-        let now = record_time(record);
-        if let Some(row) = &record.request_row {
-            requests::insert(txn, row.clone()).await?;
+        let mut entries = self.write_many(txn, std::slice::from_ref(record)).await?;
+        entries
+            .pop()
+            .ok_or_else(|| PipelineError::Store(DbErr::Custom("no audit entry written".to_owned())))
+    }
+
+    /// [`Pipeline::write`] for many records at once: each kind of row in one statement, each
+    /// tenant's audit entries in one run. Returns the audit entries in the records' order.
+    pub async fn write_many(
+        &self,
+        txn: &impl ConnectionTrait,
+        records: &[Record<'_>],
+    ) -> Result<Vec<StoredEntry>, PipelineError> {
+        let rows: Vec<_> = records
+            .iter()
+            .filter_map(|r| r.request_row.clone())
+            .collect();
+        requests::insert(txn, rows).await?;
+        let decided: Vec<_> = records
+            .iter()
+            .filter_map(|record| record.decided.map(|decided| (record, decided)))
+            .collect();
+        let new_decisions: Vec<_> = decided
+            .iter()
+            .map(|(record, decided)| decisions::NewDecision {
+                tenant: record.tenant,
+                request_id: record.request_id,
+                reference_id: record.reference_id,
+                flow: &decided.flow,
+                analysis: record.analysis,
+                facts: &decided.facts,
+                decision: &decided.decision,
+                created_at: record_time(record),
+            })
+            .collect();
+        decisions::insert(txn, &new_decisions).await?;
+        let items: Vec<_> = decided
+            .iter()
+            .filter_map(|(record, decided)| {
+                let queue = decided.review_queue.as_deref()?;
+                Some(review_item(record, decided, queue, record_time(record)))
+            })
+            .collect();
+        review::insert(txn, items).await?;
+
+        // Each tenant's events in one run, in the records' order.
+        let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, record) in records.iter().enumerate() {
+            by_tenant.entry(record.tenant).or_default().push(index);
         }
-        let event = match record.decided {
-            Some(decided) => {
-                decisions::insert(
-                    txn,
-                    &decisions::NewDecision {
-                        tenant: record.tenant,
-                        request_id: record.request_id,
-                        reference_id: record.reference_id,
-                        flow: &decided.flow,
-                        analysis: record.analysis,
-                        facts: &decided.facts,
-                        decision: &decided.decision,
-                        created_at: now,
-                    },
-                )
-                .await?;
-                if let Some(queue) = &decided.review_queue {
-                    review::insert(txn, review_item(record, decided, queue, now)).await?;
-                }
-                Event::decision(
-                    record.request_id,
-                    record.reference_id,
-                    &decided.flow,
-                    record.analysis,
-                    &decided.decision,
-                )
+        let mut entries: Vec<Option<StoredEntry>> = vec![None; records.len()];
+        for (tenant, indexes) in by_tenant {
+            let events: Vec<_> = indexes.iter().map(|&i| event(&records[i])).collect();
+            // One time for the run: the first record's.
+            let now = record_time(&records[indexes[0]]);
+            let stored = arbiter_audit::append_many(txn, tenant, now, events).await?;
+            for (index, entry) in indexes.into_iter().zip(stored) {
+                entries[index] = Some(entry);
             }
-            None => Event::AnalysisRecorded {
-                analysis: AnalysisFields::new(
-                    record.request_id,
-                    record.reference_id,
-                    record.analysis,
-                ),
-            },
-        };
-        Ok(arbiter_audit::append(txn, record.tenant, now, event).await?)
+        }
+        Ok(entries.into_iter().flatten().collect())
     }
 
     /// Hands a committed decision's action to the sinks.
@@ -340,6 +366,22 @@ impl Pipeline {
             };
             self.sinks.send(&action).await;
         }
+    }
+}
+
+/// The audit event of a record: its decision, or its analysis when no flow decided.
+fn event(record: &Record<'_>) -> Event {
+    match record.decided {
+        Some(decided) => Event::decision(
+            record.request_id,
+            record.reference_id,
+            &decided.flow,
+            record.analysis,
+            &decided.decision,
+        ),
+        None => Event::AnalysisRecorded {
+            analysis: AnalysisFields::new(record.request_id, record.reference_id, record.analysis),
+        },
     }
 }
 
