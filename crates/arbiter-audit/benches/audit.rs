@@ -1,6 +1,7 @@
 //! Audit log speed: appends per second with many concurrent writers (SQLite, and PostgreSQL when
-//! `ARBITER_TEST_POSTGRES_URL` is set), and entries verified per second, each next to a baseline
-//! measured in the same run.
+//! `ARBITER_TEST_POSTGRES_URL` is set), one transaction per append and through group commit (as
+//! the server records concurrent requests), and entries verified per second, each next to a
+//! baseline measured in the same run.
 //!
 //! `cargo bench -p arbiter-audit --bench audit` (sizes: `ARBITER_BENCH_APPENDS`,
 //! `ARBITER_BENCH_WRITERS`, `ARBITER_BENCH_VERIFY`).
@@ -8,11 +9,12 @@
 
 use arbiter_audit::entry::{AnalysisFields, VerdictBp};
 use arbiter_audit::{
-    Checkpoint, Entry, Event, GENESIS_HASH, Signer, SigningKey, append, entry_hash, verify_bundle,
-    verify_database,
+    Checkpoint, Entry, Event, GENESIS_HASH, Signer, SigningKey, append, append_many, entry_hash,
+    verify_bundle, verify_database,
 };
 use arbiter_core::PolicyRef;
-use arbiter_db::sea_orm::{ConnectionTrait, DbBackend};
+use arbiter_db::group::{GroupCommit, GroupWrite};
+use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_db::{Db, DbTarget};
 use chrono::Utc;
@@ -98,7 +100,7 @@ async fn plain_inserts(db: &Db, total: usize, writers: usize) -> f64 {
                 for n in (w..total).step_by(writers) {
                     let body = serde_json::to_string(&decision(n)).unwrap();
                     let txn = db.begin_write().await.unwrap();
-                    let insert = arbiter_db::sea_orm::Statement::from_sql_and_values(
+                    let insert = Statement::from_sql_and_values(
                         txn.get_database_backend(),
                         match db.backend() {
                             DbBackend::Sqlite => {
@@ -120,12 +122,78 @@ async fn plain_inserts(db: &Db, total: usize, writers: usize) -> f64 {
     rate(total, started.elapsed().as_secs_f64())
 }
 
+/// Writes through group commit, as the server records concurrent requests: each writer waits
+/// for its own event's entry, and the events waiting together share a transaction.
+struct Grouped {
+    /// Append to the chain, or (the baseline) insert plain rows.
+    chained: bool,
+}
+
+impl GroupWrite for Grouped {
+    type Item = Event;
+    type Output = ();
+    type Error = DbErr;
+
+    async fn write(&self, txn: &DatabaseTransaction, items: &[Event]) -> Result<Vec<()>, DbErr> {
+        if self.chained {
+            append_many(txn, "acme", Utc::now(), items.to_vec())
+                .await
+                .map_err(|err| DbErr::Custom(err.to_string()))?;
+        } else {
+            let placeholders: Vec<_> = (0..items.len())
+                .map(|n| format!("(${}, ${})", 2 * n + 1, 2 * n + 2))
+                .collect();
+            let mut values = Vec::new();
+            for event in items {
+                values.push("acme".into());
+                values.push(serde_json::to_string(event).unwrap().into());
+            }
+            let insert = Statement::from_sql_and_values(
+                txn.get_database_backend(),
+                format!(
+                    "INSERT INTO bench_plain (tenant, body) VALUES {}",
+                    placeholders.join(", ")
+                ),
+                values,
+            );
+            txn.execute_raw(insert).await?;
+        }
+        Ok(vec![(); items.len()])
+    }
+}
+
+async fn grouped(db: &Db, total: usize, writers: usize, chained: bool) -> f64 {
+    let commit = GroupCommit::start(db.clone(), Grouped { chained }, 64);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let commit = commit.clone();
+            tokio::spawn(async move {
+                for n in (w..total).step_by(writers) {
+                    commit.submit(decision(n)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    rate(total, started.elapsed().as_secs_f64())
+}
+
 async fn bench_database(label: &str, target: &DbTarget, total: usize, writers: usize) {
     let db = Db::connect(target).await.unwrap();
     let plain = plain_inserts(&db, total, writers).await;
     let chained = appends(&db, total, writers).await;
     println!(
         "{label:<8} appends, {writers} writers, one transaction each: {chained:>9.0}/s   \
+         baseline plain INSERT: {plain:>9.0}/s   ratio {:.2}",
+        chained / plain
+    );
+    let plain = grouped(&db, total, writers, false).await;
+    let chained = grouped(&db, total, writers, true).await;
+    println!(
+        "{label:<8} appends, {writers} writers, group commit:         {chained:>9.0}/s   \
          baseline plain INSERT: {plain:>9.0}/s   ratio {:.2}",
         chained / plain
     );

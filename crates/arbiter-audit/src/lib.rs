@@ -11,7 +11,9 @@ pub mod export;
 pub mod keys;
 pub mod verify;
 
-pub use chain::{AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, append_many, entries};
+pub use chain::{
+    AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, append_many, entries,
+};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPage, CheckpointPolicy, StoredCheckpoint,
     checkpoint_due, checkpoints, checkpoints_page, write_checkpoints, write_due_checkpoints,

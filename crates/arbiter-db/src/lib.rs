@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod cases;
 pub mod decisions;
 pub mod entity;
+pub mod group;
 pub mod jobs;
 pub mod requests;
 pub mod review;

@@ -480,7 +480,7 @@ async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiEr
             }
         }
     }
-    state.pipeline.write_many(&txn, &records).await?;
+    crate::pipeline::write_many(&txn, &records).await?;
     for (batch_id, (completed, failed)) in tallies {
         count_in_batch(&txn, &mut deliveries, batch_id, completed, failed, now).await?;
     }

@@ -12,7 +12,8 @@ use arbiter_core::{
     FlowError, MediaInput, RequestId, ReviewId,
 };
 use arbiter_db::entity::review_item;
-use arbiter_db::sea_orm::{ConnectionTrait, DbErr};
+use arbiter_db::group::{GroupCommit, GroupWrite};
+use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use arbiter_db::{Db, decisions, requests, review};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
@@ -107,10 +108,11 @@ pub struct Pipeline {
     policies: LivePolicies,
     sinks: SinkSet,
     limits: IntakeLimits,
+    recorder: GroupCommit<Recorder>,
 }
 
 impl Pipeline {
-    /// A pipeline over these services.
+    /// A pipeline over these services. Starts its recorder on the current Tokio runtime.
     pub fn new(
         db: Db,
         detector: Arc<dyn Detector>,
@@ -120,6 +122,7 @@ impl Pipeline {
         limits: IntakeLimits,
     ) -> Self {
         Self {
+            recorder: GroupCommit::start(db.clone(), Recorder, RECORD_GROUP),
             db,
             detector,
             flows,
@@ -257,20 +260,14 @@ impl Pipeline {
         })
     }
 
-    /// Commits, in one transaction, the request row (if any), the decision row (if any), the
-    /// audit entry and the outbox rows of the tenant's webhook endpoints; then hands the
-    /// decision's action to the sinks.
+    /// Commits the request row (if any), the decision row (if any), the audit entry and the
+    /// outbox rows of the tenant's webhook endpoints, all in one transaction, then hands the
+    /// decision's action to the sinks. Records of concurrent requests share the transaction
+    /// (see [`GroupCommit`]).
     #[tracing::instrument(skip_all, fields(request_id = %record.request_id, tenant = record.tenant))]
     pub async fn record(&self, record: &Record<'_>) -> Result<StoredEntry, PipelineError> {
-        let txn = self.db.begin_write().await?;
-        let audit = self.write(&txn, record).await?;
-        let mut deliveries = Deliveries::default();
-        deliveries
-            .add_analysis(&txn, record, None, None, record_time(record))
-            .await?;
-        let queued = deliveries.write(&txn).await?;
-        txn.commit().await?;
-        tracing::info!(verdict = %record.analysis.verdict.label, seq = audit.entry.seq, webhooks = queued, "recorded");
+        let audit = self.recorder.submit(OwnedRecord::new(record)).await?;
+        tracing::info!(verdict = %record.analysis.verdict.label, seq = audit.entry.seq, "recorded");
         self.act(record).await;
         Ok(audit)
     }
@@ -282,67 +279,10 @@ impl Pipeline {
         txn: &impl ConnectionTrait,
         record: &Record<'_>,
     ) -> Result<StoredEntry, PipelineError> {
-        let mut entries = self.write_many(txn, std::slice::from_ref(record)).await?;
+        let mut entries = write_many(txn, std::slice::from_ref(record)).await?;
         entries
             .pop()
             .ok_or_else(|| PipelineError::Store(DbErr::Custom("no audit entry written".to_owned())))
-    }
-
-    /// [`Pipeline::write`] for many records at once: each kind of row in one statement, each
-    /// tenant's audit entries in one run. Returns the audit entries in the records' order.
-    pub async fn write_many(
-        &self,
-        txn: &impl ConnectionTrait,
-        records: &[Record<'_>],
-    ) -> Result<Vec<StoredEntry>, PipelineError> {
-        let rows: Vec<_> = records
-            .iter()
-            .filter_map(|r| r.request_row.clone())
-            .collect();
-        requests::insert(txn, rows).await?;
-        let decided: Vec<_> = records
-            .iter()
-            .filter_map(|record| record.decided.map(|decided| (record, decided)))
-            .collect();
-        let new_decisions: Vec<_> = decided
-            .iter()
-            .map(|(record, decided)| decisions::NewDecision {
-                tenant: record.tenant,
-                request_id: record.request_id,
-                reference_id: record.reference_id,
-                flow: &decided.flow,
-                analysis: record.analysis,
-                facts: &decided.facts,
-                decision: &decided.decision,
-                created_at: record_time(record),
-            })
-            .collect();
-        decisions::insert(txn, &new_decisions).await?;
-        let items: Vec<_> = decided
-            .iter()
-            .filter_map(|(record, decided)| {
-                let queue = decided.review_queue.as_deref()?;
-                Some(review_item(record, decided, queue, record_time(record)))
-            })
-            .collect();
-        review::insert(txn, items).await?;
-
-        // Each tenant's events in one run, in the records' order.
-        let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (index, record) in records.iter().enumerate() {
-            by_tenant.entry(record.tenant).or_default().push(index);
-        }
-        let mut entries: Vec<Option<StoredEntry>> = vec![None; records.len()];
-        for (tenant, indexes) in by_tenant {
-            let events: Vec<_> = indexes.iter().map(|&i| event(&records[i])).collect();
-            // One time for the run: the first record's.
-            let now = record_time(&records[indexes[0]]);
-            let stored = arbiter_audit::append_many(txn, tenant, now, events).await?;
-            for (index, entry) in indexes.into_iter().zip(stored) {
-                entries[index] = Some(entry);
-            }
-        }
-        Ok(entries.into_iter().flatten().collect())
     }
 
     /// Hands a committed decision's action to the sinks.
@@ -367,6 +307,62 @@ impl Pipeline {
             self.sinks.send(&action).await;
         }
     }
+}
+
+/// [`Pipeline::write`] for many records at once: each kind of row in one statement, each
+/// tenant's audit entries in one run. Returns the audit entries in the records' order.
+pub async fn write_many(
+    txn: &impl ConnectionTrait,
+    records: &[Record<'_>],
+) -> Result<Vec<StoredEntry>, PipelineError> {
+    let rows: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.request_row.clone())
+        .collect();
+    requests::insert(txn, rows).await?;
+    let decided: Vec<_> = records
+        .iter()
+        .filter_map(|record| record.decided.map(|decided| (record, decided)))
+        .collect();
+    let new_decisions: Vec<_> = decided
+        .iter()
+        .map(|(record, decided)| decisions::NewDecision {
+            tenant: record.tenant,
+            request_id: record.request_id,
+            reference_id: record.reference_id,
+            flow: &decided.flow,
+            analysis: record.analysis,
+            facts: &decided.facts,
+            decision: &decided.decision,
+            created_at: record_time(record),
+        })
+        .collect();
+    decisions::insert(txn, &new_decisions).await?;
+    let items: Vec<_> = decided
+        .iter()
+        .filter_map(|(record, decided)| {
+            let queue = decided.review_queue.as_deref()?;
+            Some(review_item(record, decided, queue, record_time(record)))
+        })
+        .collect();
+    review::insert(txn, items).await?;
+
+    // Each tenant's events in one run, in the records' order.
+    let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, record) in records.iter().enumerate() {
+        by_tenant.entry(record.tenant).or_default().push(index);
+    }
+    let mut entries: Vec<Option<StoredEntry>> = vec![None; records.len()];
+    for (tenant, indexes) in by_tenant {
+        let events: Vec<_> = indexes.iter().map(|&i| event(&records[i])).collect();
+        // One time for the run: the first record's.
+        let now = record_time(&records[indexes[0]]);
+        let stored = arbiter_audit::append_many(txn, tenant, now, events).await?;
+        for (index, entry) in indexes.into_iter().zip(stored) {
+            entries[index] = Some(entry);
+        }
+    }
+    Ok(entries.into_iter().flatten().collect())
 }
 
 /// The audit event of a record: its decision, or its analysis when no flow decided.
@@ -443,6 +439,74 @@ impl Decided {
     pub fn decision_summary(&self) -> Value {
         let d = &self.decision;
         json!({ "flow": self.flow, "action": d.action, "reason": d.reason, "fired": d.fired, "shadow": d.shadow, "description": d.description, "policy": d.policy })
+    }
+}
+
+/// A [`Record`] the recorder owns while it waits for its group.
+#[derive(Debug)]
+struct OwnedRecord {
+    tenant: String,
+    request_id: RequestId,
+    reference_id: Option<String>,
+    analysis: Analysis,
+    decided: Option<Decided>,
+    request_row: Option<arbiter_db::entity::request::Model>,
+    case: Option<CaseContext>,
+}
+
+impl OwnedRecord {
+    fn new(record: &Record<'_>) -> Self {
+        Self {
+            tenant: record.tenant.to_owned(),
+            request_id: record.request_id.clone(),
+            reference_id: record.reference_id.map(str::to_owned),
+            analysis: record.analysis.clone(),
+            decided: record.decided.cloned(),
+            request_row: record.request_row.clone(),
+            case: record.case.cloned(),
+        }
+    }
+
+    fn as_record(&self) -> Record<'_> {
+        Record {
+            tenant: &self.tenant,
+            request_id: &self.request_id,
+            reference_id: self.reference_id.as_deref(),
+            analysis: &self.analysis,
+            decided: self.decided.as_ref(),
+            request_row: self.request_row.clone(),
+            case: self.case.as_ref(),
+        }
+    }
+}
+
+/// Records of concurrent requests written in one transaction: their rows and audit entries
+/// ([`write_many`]) and their webhook deliveries.
+struct Recorder;
+
+/// Records the recorder writes to one transaction at most.
+const RECORD_GROUP: usize = 64;
+
+impl GroupWrite for Recorder {
+    type Item = OwnedRecord;
+    type Output = StoredEntry;
+    type Error = PipelineError;
+
+    async fn write(
+        &self,
+        txn: &DatabaseTransaction,
+        items: &[OwnedRecord],
+    ) -> Result<Vec<StoredEntry>, PipelineError> {
+        let records: Vec<_> = items.iter().map(OwnedRecord::as_record).collect();
+        let entries = write_many(txn, &records).await?;
+        let mut deliveries = Deliveries::default();
+        for record in &records {
+            deliveries
+                .add_analysis(txn, record, None, None, record_time(record))
+                .await?;
+        }
+        deliveries.write(txn).await?;
+        Ok(entries)
     }
 }
 
