@@ -83,6 +83,21 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap()
 }
 
+/// CPU time the process has used (user + system), from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): utime and stime are the 12th and
+    // 13th, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -237,6 +252,8 @@ struct BatchRun {
     server: Duration,
     /// Time to get the 202.
     accepted: Duration,
+    /// Server CPU time (user + system) from sending the POST to seeing COMPLETE.
+    cpu: Duration,
     /// Server peak RSS right after start-up (key made, nothing submitted), KiB.
     idle_hwm: u64,
     /// Server peak RSS right after the 202, KiB.
@@ -264,6 +281,7 @@ async fn batch_run(client: &reqwest::Client, images: &[Vec<u8>], poll: Duration)
         .collect();
     let body = serde_json::to_vec(&json!({"images": entries})).unwrap();
     let body_bytes = body.len();
+    let cpu_before = cpu_time(server.pid());
     let started = Instant::now();
     let response = client
         .post(format!("{}/v1/analyze/batch", server.base))
@@ -304,6 +322,7 @@ async fn batch_run(client: &reqwest::Client, images: &[Vec<u8>], poll: Duration)
         tokio::time::sleep(poll).await;
     };
     let wall = started.elapsed();
+    let cpu = cpu_time(server.pid()) - cpu_before;
     let hwm = status_kib(server.pid(), "VmHWM");
     assert_eq!(status["completed"], images.len(), "{}", status["failed"]);
     let at = |field: &str| -> chrono::DateTime<chrono::Utc> {
@@ -314,6 +333,7 @@ async fn batch_run(client: &reqwest::Client, images: &[Vec<u8>], poll: Duration)
     BatchRun {
         wall,
         server: server_time,
+        cpu,
         accepted,
         idle_hwm,
         accepted_hwm,
@@ -553,6 +573,14 @@ async fn run(quick: bool, scale: usize) {
             100.0 * wall_rate / baseline,
             run.server.as_secs_f64(),
             100.0 * server_rate / baseline,
+        );
+        println!(
+            "batch of {n}: server CPU time {:.2} s over {:.2} s of submission to completion \
+             = {:.2} cores busy on average; detector time in it at the baseline rate {:.2} s",
+            run.cpu.as_secs_f64(),
+            run.wall.as_secs_f64(),
+            run.cpu.as_secs_f64() / run.wall.as_secs_f64(),
+            n as f64 / baseline * JOB_WORKERS as f64,
         );
         println!(
             "batch of {n}: server peak RSS (VmHWM) {} (idle after start-up: {}; right after the \

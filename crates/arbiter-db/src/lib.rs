@@ -121,12 +121,18 @@ impl Db {
                 options.max_connections(max).min_connections(max);
             }
             if sqlite {
+                // A connection to a local file cannot go stale: no ping before each use (on
+                // SQLite a ping is a round trip to the connection's thread).
+                options.test_before_acquire(false);
                 options.map_sqlx_sqlite_opts(|opts| {
                     opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                         .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                         .busy_timeout(Duration::from_secs(30))
                         .foreign_keys(true)
                 });
+            } else {
+                // A busy pool's connections are known good; one idle this long is pinged first.
+                options.test_before_acquire_if_idle_for(Duration::from_secs(30));
             }
             options
         };
