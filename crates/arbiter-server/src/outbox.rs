@@ -211,10 +211,7 @@ impl Deliveries {
         url: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
-        if !self.endpoints.contains_key(tenant) {
-            let endpoints = repo::list_endpoints(conn, tenant).await?;
-            self.endpoints.insert(tenant.to_owned(), endpoints);
-        }
+        self.load_endpoints(conn, tenant).await?;
         let endpoints = self.endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
         let mut targets: Vec<(Option<&str>, &str)> = url.map(|u| (None, u)).into_iter().collect();
         for endpoint in endpoints {
@@ -254,6 +251,34 @@ impl Deliveries {
         Ok(())
     }
 
+    /// Reads the tenant's endpoints, once.
+    async fn load_endpoints(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        tenant: &str,
+    ) -> Result<(), DbErr> {
+        if !self.endpoints.contains_key(tenant) {
+            let endpoints = repo::list_endpoints(conn, tenant).await?;
+            self.endpoints.insert(tenant.to_owned(), endpoints);
+        }
+        Ok(())
+    }
+
+    /// Whether any endpoint of the tenant takes one of `events`.
+    async fn wanted(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        tenant: &str,
+        events: &[&str],
+    ) -> Result<bool, DbErr> {
+        self.load_endpoints(conn, tenant).await?;
+        let endpoints = self.endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
+        Ok(endpoints.iter().any(|endpoint| {
+            let filter: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
+            endpoint.disabled_at.is_none() && events.iter().any(|event| wants(&filter, event))
+        }))
+    }
+
     /// Writes the gathered rows; returns how many.
     pub async fn write(self, conn: &impl ConnectionTrait) -> Result<usize, DbErr> {
         let count = self.rows.len();
@@ -273,6 +298,15 @@ impl Deliveries {
         url: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
+        let flow_event = record.decided.and_then(|d| d.event);
+        let events: Vec<&str> = ["analysis.complete"]
+            .into_iter()
+            .chain(flow_event)
+            .collect();
+        // Most requests have no one to tell: build no bodies for them.
+        if url.is_none() && !self.wanted(conn, record.tenant, &events).await? {
+            return Ok(());
+        }
         let now = now.trunc_subsecs(3);
         let request_id = record.request_id.as_str();
         let mut payload = json!({
@@ -293,7 +327,7 @@ impl Deliveries {
         }
         let message = Message {
             event: "analysis.complete",
-            payload: payload.clone(),
+            payload,
             request_id: Some(request_id),
             reference_id: record.reference_id,
             batch_id,
