@@ -18,9 +18,10 @@ use arbiter_db::jobs as repo;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -313,20 +314,11 @@ async fn analyse(
     Ok(Analysed { obtained, decided })
 }
 
-/// Jobs a worker claims at once. Their images are analysed side by side (as many at a time as
-/// the machine has cores) and their ends committed together in one transaction: the detector
-/// keeps the cores busy while another worker's group waits on the database, and the writer's
-/// per-transaction cost is paid once per group.
+/// Jobs a worker claims at once, when fewer than it analyses at a time are left waiting.
 const CLAIM_GROUP: u32 = 32;
 
-/// A claimed group of jobs and the token that holds their leases.
-struct Group {
-    token: String,
-    jobs: Vec<job::Model>,
-}
-
-/// Claims up to [`CLAIM_GROUP`] queued jobs.
-async fn claim(state: &AppState) -> Result<Group, ApiError> {
+/// Claims up to [`CLAIM_GROUP`] queued jobs; each holds the claim's token as its `lease_owner`.
+async fn claim(state: &AppState) -> Result<Vec<job::Model>, ApiError> {
     let now_ms = state.clock.now().timestamp_millis();
     let token = ulid::Ulid::new().to_string();
     let lease_ms =
@@ -343,22 +335,7 @@ async fn claim(state: &AppState) -> Result<Group, ApiError> {
     )
     .await?;
     txn.commit().await?;
-    Ok(Group { token, jobs })
-}
-
-/// Analyses a group's images, as many at a time as there are cores.
-async fn analyse_group(state: &AppState, jobs: Vec<job::Model>) -> Result<Vec<End>, ApiError> {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let attempts: Vec<_> = futures_util::stream::iter(jobs)
-        .map(|job| attempt(state, job))
-        .buffered(cores)
-        .collect()
-        .await;
-    let mut ends = Vec::with_capacity(attempts.len());
-    for end in attempts {
-        ends.extend(end?);
-    }
-    Ok(ends)
+    Ok(jobs)
 }
 
 /// A worked job: its request id and what analysing it gave.
@@ -398,17 +375,22 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
     }))
 }
 
-/// The ends of a group of jobs in one transaction, each written only while `token` still holds
-/// its lease; then their actions. Each kind of row is written for the whole group at once, so
-/// the group costs the database about as many statements as one job.
-async fn commit(state: &AppState, token: &str, ends: &[End]) -> Result<(), ApiError> {
+/// The ends of a group of jobs in one transaction, each written only while the claim that took
+/// it still holds its lease; then their actions. Each kind of row is written for the whole group
+/// at once, so the group costs the database about as many statements as one job.
+async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
     let txn = state.pipeline.db().begin_write().await?;
-    let job_ends: Vec<_> = ends
-        .iter()
-        .map(|end| (end.job.request_id.as_str(), job_end(end, now)))
-        .collect();
-    let held = repo::finish(&txn, token, &job_ends).await?;
+    let mut by_claim: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+    for end in ends {
+        let token = end.job.lease_owner.as_deref().unwrap_or_default();
+        let job_end = (end.job.request_id.as_str(), job_end(end, now));
+        by_claim.entry(token).or_default().push(job_end);
+    }
+    let mut held = HashSet::new();
+    for (token, job_ends) in by_claim {
+        held.extend(repo::finish(&txn, token, &job_ends).await?);
+    }
     let mut records = Vec::with_capacity(held.len());
     let mut deliveries = Deliveries::default();
     // Per batch: images analysed and images failed in this group, counted once at the end.
@@ -607,60 +589,76 @@ async fn count_in_batch(
     Ok(())
 }
 
-/// A job worker: works queued jobs until `shutdown`, finishing the group under way.
+/// A job worker: works queued jobs until `shutdown`, then finishes the jobs it has claimed.
 ///
-/// A group's end is committed in the background while the next group is analysed: the group
-/// after it is claimed first (while the writer is free), so the detector keeps working while the
-/// database writes. At most one commit per worker is under way.
+/// It keeps as many images in analysis as the machine has cores, claims more jobs whenever fewer
+/// than that are left waiting, and commits finished jobs in the background: each commit takes
+/// everything that finished while the previous one ran, so the detector never waits for the
+/// database and the database sees a few large transactions.
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let mut waiting: VecDeque<job::Model> = VecDeque::new();
+    let mut running = FuturesUnordered::new();
+    let mut finished: Vec<End> = Vec::new();
     let mut committing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut next: Option<Group> = None;
+    // Whether the last claim found the queue empty: then claim again only when woken or polled.
+    let mut drained = false;
     loop {
         let wake = state.jobs_wake.notified();
-        let group = match next.take() {
-            Some(group) => Ok(group),
-            None if shutdown.is_cancelled() => break,
-            None => claim(&state).await,
-        };
-        match group {
-            Ok(group) if !group.jobs.is_empty() => {
-                let ends = match analyse_group(&state, group.jobs).await {
-                    Ok(ends) => ends,
-                    Err(err) => {
-                        tracing::warn!(error = %err.message, "working a group of jobs failed");
-                        continue;
-                    }
-                };
+        tokio::pin!(wake);
+        if waiting.len() < cores && !drained && !shutdown.is_cancelled() {
+            match claim(&state).await {
+                Ok(jobs) => {
+                    drained = jobs.len() < CLAIM_GROUP as usize;
+                    waiting.extend(jobs);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err.message, "claiming jobs failed");
+                    drained = true;
+                }
+            }
+        }
+        while running.len() < cores
+            && let Some(job) = waiting.pop_front()
+        {
+            running.push(attempt(&state, job));
+        }
+        if !finished.is_empty() && committing.as_ref().is_none_or(|c| c.is_finished()) {
+            let ends = std::mem::take(&mut finished);
+            let state = state.clone();
+            committing = Some(tokio::spawn(async move {
+                if let Err(err) = commit(&state, &ends).await {
+                    tracing::warn!(error = %err.message, "committing a group of jobs failed");
+                }
+            }));
+        }
+        if running.is_empty() {
+            if !finished.is_empty() {
+                // Everything analysed: wait for the commit under way, then commit the rest.
                 if let Some(previous) = committing.take() {
                     previous.await.ok();
                 }
-                if !shutdown.is_cancelled() {
-                    next = claim(&state)
-                        .await
-                        .inspect_err(
-                            |err| tracing::warn!(error = %err.message, "claiming jobs failed"),
-                        )
-                        .ok();
-                }
-                let state = state.clone();
-                committing = Some(tokio::spawn(async move {
-                    if let Err(err) = commit(&state, &group.token, &ends).await {
-                        tracing::warn!(error = %err.message, "committing a group of jobs failed");
-                    }
-                }));
                 continue;
             }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err.message, "claiming jobs failed"),
-        }
-        if let Some(previous) = committing.take() {
-            previous.await.ok();
+            if shutdown.is_cancelled() {
+                break;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = &mut wake => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+            drained = false;
+            continue;
         }
         tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = wake => {}
-            () = tokio::time::sleep(poll) => {}
+            end = running.next() => match end {
+                Some(Ok(Some(end))) => finished.push(end),
+                Some(Ok(None)) | None => {}
+                Some(Err(err)) => tracing::warn!(error = %err.message, "working a job failed"),
+            },
+            () = &mut wake, if drained => drained = false,
         }
     }
     if let Some(previous) = committing.take() {
