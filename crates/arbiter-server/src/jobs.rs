@@ -18,6 +18,7 @@ use arbiter_db::jobs as repo;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;
+use futures_util::future::{FusedFuture, FutureExt};
 use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -591,10 +592,10 @@ async fn count_in_batch(
 
 /// A job worker: works queued jobs until `shutdown`, then finishes the jobs it has claimed.
 ///
-/// It keeps as many images in analysis as the machine has cores, claims more jobs whenever fewer
-/// than that are left waiting, and commits finished jobs in the background: each commit takes
-/// everything that finished while the previous one ran, so the detector never waits for the
-/// database and the database sees a few large transactions.
+/// It keeps as many images in analysis as the machine has cores, claims more jobs while enough
+/// are still waiting (so analysis never waits for a claim), and commits finished jobs in the
+/// background: each commit takes everything that finished while the previous one ran, so the
+/// detector never waits for the database and the database sees a few large transactions.
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
@@ -602,22 +603,15 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let mut running = FuturesUnordered::new();
     let mut finished: Vec<End> = Vec::new();
     let mut committing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut claiming = Box::pin(claim(&state).fuse());
     // Whether the last claim found the queue empty: then claim again only when woken or polled.
     let mut drained = false;
     loop {
         let wake = state.jobs_wake.notified();
         tokio::pin!(wake);
-        if waiting.len() < cores && !drained && !shutdown.is_cancelled() {
-            match claim(&state).await {
-                Ok(jobs) => {
-                    drained = jobs.len() < CLAIM_GROUP as usize;
-                    waiting.extend(jobs);
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err.message, "claiming jobs failed");
-                    drained = true;
-                }
-            }
+        let low = waiting.len() < (CLAIM_GROUP as usize / 2).max(cores);
+        if claiming.is_terminated() && low && !drained && !shutdown.is_cancelled() {
+            claiming.set(claim(&state).fuse());
         }
         while running.len() < cores
             && let Some(job) = waiting.pop_front()
@@ -633,7 +627,7 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
                 }
             }));
         }
-        if running.is_empty() {
+        if running.is_empty() && claiming.is_terminated() {
             if !finished.is_empty() {
                 // Everything analysed: wait for the commit under way, then commit the rest.
                 if let Some(previous) = committing.take() {
@@ -653,10 +647,20 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
             continue;
         }
         tokio::select! {
-            end = running.next() => match end {
+            end = running.next(), if !running.is_empty() => match end {
                 Some(Ok(Some(end))) => finished.push(end),
                 Some(Ok(None)) | None => {}
                 Some(Err(err)) => tracing::warn!(error = %err.message, "working a job failed"),
+            },
+            claimed = &mut claiming, if !claiming.is_terminated() => match claimed {
+                Ok(jobs) => {
+                    drained = jobs.len() < CLAIM_GROUP as usize;
+                    waiting.extend(jobs);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err.message, "claiming jobs failed");
+                    drained = true;
+                }
             },
             () = &mut wake, if drained => drained = false,
         }
