@@ -212,20 +212,16 @@ impl Deliveries {
         now: DateTime<Utc>,
     ) -> Result<(), DbErr> {
         self.load_endpoints(conn, tenant).await?;
-        let endpoints = self.endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
-        let mut targets: Vec<(Option<&str>, &str)> = url.map(|u| (None, u)).into_iter().collect();
-        for endpoint in endpoints {
-            let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
-            if endpoint.disabled_at.is_none() && wants(&events, message.event) {
-                targets.push((Some(&endpoint.endpoint_id), &endpoint.url));
-            }
-        }
+        let takers = self
+            .takers(tenant, message.event)
+            .map(|endpoint| (Some(endpoint.endpoint_id.as_str()), endpoint.url.as_str()));
+        let targets: Vec<_> = url.map(|u| (None, u)).into_iter().chain(takers).collect();
         if targets.is_empty() {
             return Ok(());
         }
         let body = serde_json::to_string(&message.payload)
             .map_err(|err| DbErr::Custom(format!("cannot serialise a webhook body: {err}")))?;
-        let rows = targets
+        let rows: Vec<_> = targets
             .into_iter()
             .map(|(endpoint_id, url)| webhook_delivery::Model {
                 delivery_id: MessageId::new().to_string(),
@@ -246,7 +242,8 @@ impl Deliveries {
                 last_error: None,
                 created_at: now,
                 finished_at: None,
-            });
+            })
+            .collect();
         self.rows.extend(rows);
         Ok(())
     }
@@ -264,19 +261,18 @@ impl Deliveries {
         Ok(())
     }
 
-    /// Whether any endpoint of the tenant takes one of `events`.
-    async fn wanted(
-        &mut self,
-        conn: &impl ConnectionTrait,
+    /// The live endpoints of the tenant (read by [`Deliveries::load_endpoints`]) that take
+    /// `event`.
+    fn takers<'a>(
+        &'a self,
         tenant: &str,
-        events: &[&str],
-    ) -> Result<bool, DbErr> {
-        self.load_endpoints(conn, tenant).await?;
+        event: &'a str,
+    ) -> impl Iterator<Item = &'a webhook_endpoint::Model> {
         let endpoints = self.endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
-        Ok(endpoints.iter().any(|endpoint| {
-            let filter: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
-            endpoint.disabled_at.is_none() && events.iter().any(|event| wants(&filter, event))
-        }))
+        endpoints.iter().filter(move |endpoint| {
+            let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
+            endpoint.disabled_at.is_none() && wants(&events, event)
+        })
     }
 
     /// Writes the gathered rows; returns how many.
@@ -304,7 +300,11 @@ impl Deliveries {
             .chain(flow_event)
             .collect();
         // Most requests have no one to tell: build no bodies for them.
-        if url.is_none() && !self.wanted(conn, record.tenant, &events).await? {
+        self.load_endpoints(conn, record.tenant).await?;
+        let wanted = events
+            .iter()
+            .any(|event| self.takers(record.tenant, event).next().is_some());
+        if url.is_none() && !wanted {
             return Ok(());
         }
         let now = now.trunc_subsecs(3);
