@@ -94,10 +94,9 @@ async fn run<W: GroupWrite>(
                 }
             }
             Err(err) if items.len() == 1 => {
-                let _ = answers
-                    .into_iter()
-                    .next()
-                    .map(|answer| answer.send(Err(err)));
+                if let Some(answer) = answers.into_iter().next() {
+                    let _ = answer.send(Err(err));
+                }
             }
             Err(_) => {
                 for (item, answer) in items.iter().zip(answers) {
