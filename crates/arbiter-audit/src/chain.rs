@@ -85,7 +85,7 @@ pub async fn append(
 
 /// Appends events, in order, to the tenant's chain inside the caller's transaction.
 ///
-/// The head is locked and read once, the entries are inserted by the hundred and the head
+/// The head is locked and read once, the entries are inserted 200 to a statement and the head
 /// moves once: the same round trips for a run of entries as for one.
 pub async fn append_many(
     conn: &impl ConnectionTrait,

@@ -130,6 +130,9 @@ pub struct JobEnd {
     pub at: DateTime<Utc>,
 }
 
+/// A job column's value in a [`JobEnd`].
+type ColumnValue = fn(&JobEnd) -> sea_orm::Value;
+
 /// Ends the jobs that the claim `token` still holds, in one statement, and deletes their images;
 /// returns the ids it ended. A job whose lease was lost is left as it is. Call first in the
 /// transaction that writes the jobs' results: on PostgreSQL it locks their rows, so a concurrent
@@ -143,39 +146,28 @@ pub async fn finish(
         return Ok(HashSet::new());
     }
     // Each column takes its job's value: CASE request_id WHEN ... THEN ... END.
-    let per_job = |value: &dyn Fn(&JobEnd) -> sea_orm::Value| {
+    let columns: [(job::Column, ColumnValue); 6] = [
+        (job::Column::Status, |end| end.status.into()),
+        (job::Column::VerdictLabel, |end| {
+            end.verdict_label.clone().into()
+        }),
+        (job::Column::Result, |end| end.result.clone().into()),
+        (job::Column::ErrorCode, |end| end.error_code.clone().into()),
+        (job::Column::ErrorMessage, |end| {
+            end.error_message.clone().into()
+        }),
+        (job::Column::FinishedAt, |end| Some(end.at).into()),
+    ];
+    let mut update = job::Entity::update_many();
+    for (column, value) in columns {
         let mut case = CaseStatement::new();
         for (id, end) in ends {
             case = case.case(job::Column::RequestId.eq(*id), Expr::val(value(end)));
         }
-        case
-    };
+        update = update.col_expr(column, case.into());
+    }
     let ids = ends.iter().map(|(id, _)| *id);
-    let ended = job::Entity::update_many()
-        .col_expr(
-            job::Column::Status,
-            per_job(&|end| end.status.into()).into(),
-        )
-        .col_expr(
-            job::Column::VerdictLabel,
-            per_job(&|end| end.verdict_label.clone().into()).into(),
-        )
-        .col_expr(
-            job::Column::Result,
-            per_job(&|end| end.result.clone().into()).into(),
-        )
-        .col_expr(
-            job::Column::ErrorCode,
-            per_job(&|end| end.error_code.clone().into()).into(),
-        )
-        .col_expr(
-            job::Column::ErrorMessage,
-            per_job(&|end| end.error_message.clone().into()).into(),
-        )
-        .col_expr(
-            job::Column::FinishedAt,
-            per_job(&|end| Some(end.at).into()).into(),
-        )
+    let ended = update
         .col_expr(job::Column::LeaseUntilMs, Expr::value(0i64))
         .filter(job::Column::RequestId.is_in(ids))
         .filter(job::Column::LeaseOwner.eq(token))

@@ -196,7 +196,8 @@ pub async fn enqueue(
 /// read once, and the rows inserted a hundred to a statement.
 #[derive(Debug, Default)]
 pub struct Deliveries {
-    endpoints: HashMap<String, Vec<webhook_endpoint::Model>>,
+    /// Each tenant's live endpoints, with their event filters parsed.
+    endpoints: HashMap<String, Vec<(webhook_endpoint::Model, Vec<String>)>>,
     rows: Vec<webhook_delivery::Model>,
 }
 
@@ -248,14 +249,22 @@ impl Deliveries {
         Ok(())
     }
 
-    /// Reads the tenant's endpoints, once.
+    /// Reads the tenant's live endpoints and their filters, once.
     async fn load_endpoints(
         &mut self,
         conn: &impl ConnectionTrait,
         tenant: &str,
     ) -> Result<(), DbErr> {
         if !self.endpoints.contains_key(tenant) {
-            let endpoints = repo::list_endpoints(conn, tenant).await?;
+            let endpoints = repo::list_endpoints(conn, tenant)
+                .await?
+                .into_iter()
+                .filter(|endpoint| endpoint.disabled_at.is_none())
+                .map(|endpoint| {
+                    let events = serde_json::from_str(&endpoint.events).unwrap_or_default();
+                    (endpoint, events)
+                })
+                .collect();
             self.endpoints.insert(tenant.to_owned(), endpoints);
         }
         Ok(())
@@ -269,10 +278,10 @@ impl Deliveries {
         event: &'a str,
     ) -> impl Iterator<Item = &'a webhook_endpoint::Model> {
         let endpoints = self.endpoints.get(tenant).map_or(&[][..], Vec::as_slice);
-        endpoints.iter().filter(move |endpoint| {
-            let events: Vec<String> = serde_json::from_str(&endpoint.events).unwrap_or_default();
-            endpoint.disabled_at.is_none() && wants(&events, event)
-        })
+        endpoints
+            .iter()
+            .filter(move |(_, events)| wants(events, event))
+            .map(|(endpoint, _)| endpoint)
     }
 
     /// Writes the gathered rows; returns how many.
