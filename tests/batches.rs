@@ -507,7 +507,7 @@ async fn batch(client: &reqwest::Client, base: &str, key: &str, batch_id: &str) 
 /// finished job each.
 async fn assert_exactly_once(target: &DbTarget, batch_id: &str, images: usize) {
     let db = Db::connect(target).await.unwrap();
-    let jobs = arbiter_db::jobs::finished_in_batch(db.conn(), batch_id)
+    let jobs = arbiter_db::jobs::finished_in_batch(db.conn(), batch_id, -1, 10_000)
         .await
         .unwrap();
     assert_eq!(jobs.len(), images);

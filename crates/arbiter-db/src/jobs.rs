@@ -254,15 +254,19 @@ pub async fn get_batch(
         .await
 }
 
-/// A batch's finished jobs, in submission order.
+/// Up to `limit` of a batch's finished jobs after position `after`, in submission order.
 pub async fn finished_in_batch(
     conn: &impl ConnectionTrait,
     batch_id: &str,
+    after: i32,
+    limit: u64,
 ) -> Result<Vec<job::Model>, DbErr> {
     job::Entity::find()
         .filter(job::Column::BatchId.eq(batch_id))
+        .filter(job::Column::Position.gt(after))
         .filter(job::Column::Status.ne(QUEUED))
         .order_by_asc(job::Column::Position)
+        .limit(limit)
         .all(conn)
         .await
 }

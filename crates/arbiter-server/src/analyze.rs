@@ -73,7 +73,7 @@ pub struct Inflight {
 type Recent = (Arc<Analysis>, RequestId, DateTime<Utc>);
 
 /// How many recent results are kept in memory before the oldest half is dropped.
-const RECENT_RESULTS: usize = 4096;
+const RECENT_RESULTS: usize = 256;
 
 impl Inflight {
     /// A recent committed result for a key, created at or after `since`.

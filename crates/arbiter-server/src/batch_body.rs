@@ -2,10 +2,11 @@
 //! does not grow with the size of the batches it takes.
 //!
 //! The body is spooled to an anonymous temporary file as it arrives (refused past
-//! `jobs.max_batch_body_bytes`). A first pass reads everything but the images' contents (their
-//! count, `options`, `webhook_url`, `batch_reference_id`), so the batch can be checked against
-//! the plan before anything is written; a second pass hands the images over in chunks, which are
-//! written as jobs inside one transaction while the next chunk is parsed.
+//! `jobs.max_batch_body_bytes`). A first pass reads everything but the images (`options`,
+//! `webhook_url`, `batch_reference_id`, and how many images there are, found without parsing
+//! them), so the batch can be checked against the plan before anything is written; a second pass
+//! parses the images one at a time and hands them over in chunks, which are written as jobs
+//! inside one transaction while the next chunk is parsed.
 
 use crate::error::ApiError;
 use crate::jobs::NewImage;
@@ -14,10 +15,9 @@ use crate::routes::batches::BatchImage;
 use arbiter_core::ErrorCode;
 use axum::body::Body;
 use futures_util::StreamExt;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use tokio::sync::mpsc;
 
 /// Images handed over at a time by the second pass.
@@ -67,207 +67,369 @@ pub async fn spool(body: Body, limit: u64) -> Result<File, ApiError> {
     Ok(file)
 }
 
-/// A reader over the spooled body from its start.
-fn reader(file: &File) -> Result<BufReader<File>, ApiError> {
-    let mut file = file.try_clone().map_err(|err| ApiError::internal(&err))?;
-    file.seek(SeekFrom::Start(0))
-        .map_err(|err| ApiError::internal(&err))?;
-    Ok(BufReader::with_capacity(256 * 1024, file))
+fn malformed(what: impl fmt::Display, at: u64) -> ApiError {
+    ApiError::bad_request(format!("invalid JSON body: {what} (at byte {at})"))
 }
 
-fn malformed(err: &serde_json::Error) -> ApiError {
-    ApiError::bad_request(format!("invalid JSON body: {err}"))
+/// Bytes read from the spooled body at a time.
+const BLOCK: usize = 256 * 1024;
+
+/// A window over the spooled body: it is read in blocks, and the value being looked at is kept
+/// whole in memory (one image at most), so memory does not grow with the body.
+///
+/// The window only finds where each value ends (strings, nesting); the values themselves are
+/// parsed, and so checked, by `serde_json`.
+struct Window {
+    file: File,
+    buf: Vec<u8>,
+    /// The first byte not yet consumed.
+    start: usize,
+    /// The end of the bytes read.
+    end: usize,
+    /// The body offset of `buf[0]`.
+    offset: u64,
 }
 
-/// The first pass: the header, with the images counted but not kept.
+impl Window {
+    fn new(file: &File) -> Result<Self, ApiError> {
+        let mut file = file.try_clone().map_err(|err| ApiError::internal(&err))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|err| ApiError::internal(&err))?;
+        Ok(Self {
+            file,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+        })
+    }
+
+    /// Where the next byte is in the body.
+    fn position(&self) -> u64 {
+        self.offset + self.start as u64
+    }
+
+    /// Reads another block, keeping the bytes not yet consumed; `false` at the end of the body.
+    fn fill(&mut self) -> Result<bool, ApiError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.offset += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < self.end + BLOCK {
+            self.buf.resize(self.end + BLOCK, 0);
+        }
+        let read = self
+            .file
+            .read(&mut self.buf[self.end..])
+            .map_err(|err| ApiError::internal(&err))?;
+        self.end += read;
+        Ok(read > 0)
+    }
+
+    /// The next byte that is not whitespace, left unconsumed; `None` at the end of the body.
+    fn peek(&mut self) -> Result<Option<u8>, ApiError> {
+        loop {
+            while self.start < self.end {
+                let byte = self.buf[self.start];
+                if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+                    return Ok(Some(byte));
+                }
+                self.start += 1;
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Consumes `byte`, the next one that is not whitespace, or fails naming `expected`.
+    fn expect(&mut self, byte: u8, expected: &str) -> Result<(), ApiError> {
+        if self.peek()? == Some(byte) {
+            self.start += 1;
+            Ok(())
+        } else {
+            Err(malformed(
+                format_args!("expected {expected}"),
+                self.position(),
+            ))
+        }
+    }
+
+    /// Consumes the next value and returns its bytes.
+    fn take(&mut self) -> Result<&[u8], ApiError> {
+        self.peek()?;
+        let mut scan = Scan::default();
+        let mut scanned = 0;
+        let len = loop {
+            if let Some(len) = scan.feed(&self.buf[self.start + scanned..self.end]) {
+                break scanned + len;
+            }
+            scanned = self.end - self.start;
+            if !self.fill()? {
+                break scan.ended_by_eof(scanned, self.position())?;
+            }
+        };
+        let value = self.start..self.start + len;
+        self.start += len;
+        Ok(&self.buf[value])
+    }
+
+    /// Consumes the next value without keeping it.
+    fn skip(&mut self) -> Result<(), ApiError> {
+        self.peek()?;
+        let mut scan = Scan::default();
+        loop {
+            if let Some(len) = scan.feed(&self.buf[self.start..self.end]) {
+                self.start += len;
+                return Ok(());
+            }
+            self.start = self.end;
+            if !self.fill()? {
+                scan.ended_by_eof(0, self.position())?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Parses the next value as a `T`.
+    fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: impl fmt::Display,
+    ) -> Result<T, ApiError> {
+        let at = self.position();
+        serde_json::from_slice(self.take()?)
+            .map_err(|err| malformed(format_args!("{what}: {err}"), at))
+    }
+
+    /// Walks an array, calling `each` to consume each element.
+    fn array(
+        &mut self,
+        expected: &str,
+        mut each: impl FnMut(&mut Self) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        if self.peek()? != Some(b'[') {
+            return Err(malformed(
+                format_args!("invalid type: expected {expected}"),
+                self.position(),
+            ));
+        }
+        self.start += 1;
+        if self.peek()? == Some(b']') {
+            self.start += 1;
+            return Ok(());
+        }
+        loop {
+            each(self)?;
+            match self.peek()? {
+                Some(b',') => self.start += 1,
+                Some(b']') => {
+                    self.start += 1;
+                    return Ok(());
+                }
+                _ => return Err(malformed("expected `,` or `]`", self.position())),
+            }
+        }
+    }
+
+    /// Walks the body's top-level object, calling `field` with each name to consume its value,
+    /// and checks nothing follows it.
+    fn object(
+        &mut self,
+        mut field: impl FnMut(&str, &mut Self) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        if self.peek()? != Some(b'{') {
+            return Err(malformed(
+                "invalid type: expected a batch request object",
+                self.position(),
+            ));
+        }
+        self.start += 1;
+        if self.peek()? == Some(b'}') {
+            self.start += 1;
+        } else {
+            loop {
+                let name: String = self.parse("a field name")?;
+                self.expect(b':', "`:`")?;
+                field(&name, self)?;
+                match self.peek()? {
+                    Some(b',') => self.start += 1,
+                    Some(b'}') => {
+                        self.start += 1;
+                        break;
+                    }
+                    _ => return Err(malformed("expected `,` or `}`", self.position())),
+                }
+            }
+        }
+        match self.peek()? {
+            None => Ok(()),
+            Some(_) => Err(malformed("trailing characters", self.position())),
+        }
+    }
+}
+
+/// Finds where a JSON value ends, fed its bytes a block at a time.
+#[derive(Debug, Default)]
+struct Scan {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// Inside a number, `true`, `false` or `null`.
+    scalar: bool,
+}
+
+impl Scan {
+    /// Scans the next bytes of the value; `Some(n)` when it ends after `n` of them.
+    fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                i += memchr::memchr2(b'"', b'\\', &bytes[i..])?;
+                if bytes[i] == b'\\' {
+                    self.escaped = true;
+                } else {
+                    self.in_string = false;
+                    if self.depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            let byte = bytes[i];
+            if self.scalar {
+                if matches!(byte, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    return Some(i);
+                }
+            } else {
+                match byte {
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    // A closing bracket where a value should start ends an empty value, which
+                    // the parser then refuses.
+                    b'}' | b']' if self.depth == 0 => return Some(i),
+                    b'}' | b']' => {
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ if self.depth == 0 => self.scalar = true,
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The value's length when the body ends after `scanned` bytes of it: only a scalar may end
+    /// there.
+    fn ended_by_eof(&self, scanned: usize, at: u64) -> Result<usize, ApiError> {
+        if self.scalar {
+            Ok(scanned)
+        } else {
+            Err(malformed("EOF while parsing a value", at))
+        }
+    }
+}
+
+/// The first pass: the header, with the images counted but not kept (nor parsed: the second
+/// pass parses each one).
 pub async fn header(file: &File) -> Result<Header, ApiError> {
-    let reader = reader(file)?;
+    let mut window = Window::new(file)?;
     tokio::task::spawn_blocking(move || {
-        let mut json = serde_json::Deserializer::from_reader(reader);
-        let header = json
-            .deserialize_map(HeaderVisitor)
-            .map_err(|err| malformed(&err))?;
-        json.end().map_err(|err| malformed(&err))?;
+        let mut header = Header::default();
+        let mut images = None;
+        let mut seen = Vec::new();
+        window.object(|name, window| {
+            if seen.iter().any(|seen| seen == name) {
+                return Err(malformed(
+                    format_args!("duplicate field `{name}`"),
+                    window.position(),
+                ));
+            }
+            seen.push(name.to_owned());
+            match name {
+                "images" => {
+                    let mut count = 0;
+                    window.array("an array of images", |window| {
+                        count += 1;
+                        window.skip()
+                    })?;
+                    images = Some(count);
+                }
+                "options" => header.options = window.parse("options")?,
+                "webhook_url" => header.webhook_url = window.parse("webhook_url")?,
+                "batch_reference_id" => {
+                    header.batch_reference_id = window.parse("batch_reference_id")?;
+                }
+                other => {
+                    return Err(malformed(
+                        format_args!(
+                            "unknown field `{other}`, expected one of {}",
+                            FIELDS.join(", ")
+                        ),
+                        window.position(),
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        header.images = images
+            .ok_or_else(|| ApiError::bad_request("invalid JSON body: missing field `images`"))?;
         Ok(header)
     })
     .await
     .map_err(|err| ApiError::internal(&err))?
 }
 
-struct HeaderVisitor;
-
-impl<'de> Visitor<'de> for HeaderVisitor {
-    type Value = Header;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a batch request object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
-        let mut header = Header::default();
-        let mut images = None;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "images" if images.is_none() => images = Some(map.next_value_seed(Count)?),
-                "options" if header.options.is_none() => header.options = map.next_value()?,
-                "webhook_url" if header.webhook_url.is_none() => {
-                    header.webhook_url = map.next_value()?;
-                }
-                "batch_reference_id" if header.batch_reference_id.is_none() => {
-                    header.batch_reference_id = map.next_value()?;
-                }
-                field if FIELDS.contains(&field) => {
-                    return Err(de::Error::custom(format!("duplicate field `{field}`")));
-                }
-                other => return Err(de::Error::unknown_field(other, FIELDS)),
-            }
-        }
-        header.images = images.ok_or_else(|| de::Error::missing_field("images"))?;
-        Ok(header)
-    }
-}
-
-/// Counts the elements of the `images` array without keeping them.
-struct Count;
-
-impl<'de> DeserializeSeed<'de> for Count {
-    type Value = usize;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Count {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of images")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let mut count = 0;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            count += 1;
-        }
-        Ok(count)
-    }
-}
-
 /// The chunks of images the second pass hands over; an error ends them.
 pub type Chunks = mpsc::Receiver<Result<Vec<NewImage>, ApiError>>;
 
-/// The second pass: each image checked by `check` (with its index) and handed over in chunks of
-/// [`CHUNK`]. Parsing stops when the receiver is dropped.
+/// The second pass: each image parsed, checked by `check` (with its index) and handed over in
+/// chunks of [`CHUNK`]. Parsing stops when the receiver is dropped.
 pub fn images<F>(file: &File, check: F) -> Result<Chunks, ApiError>
 where
     F: Fn(usize, BatchImage) -> Result<NewImage, ApiError> + Send + 'static,
 {
-    let reader = reader(file)?;
+    let mut window = Window::new(file)?;
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
-        let mut failure = None;
-        let mut json = serde_json::Deserializer::from_reader(reader);
-        let visitor = ImagesVisitor {
-            tx: &tx,
-            check: &check,
-            failure: &mut failure,
-        };
-        let result = json.deserialize_map(visitor).and_then(|()| json.end());
-        if let Err(err) = result {
-            // A closed channel means the receiver gave up; there is no one to tell.
-            let _ = tx.blocking_send(Err(failure.unwrap_or_else(|| malformed(&err))));
-        }
-    });
-    Ok(rx)
-}
-
-struct ImagesVisitor<'a, F> {
-    tx: &'a mpsc::Sender<Result<Vec<NewImage>, ApiError>>,
-    check: &'a F,
-    failure: &'a mut Option<ApiError>,
-}
-
-impl<'de, F> Visitor<'de> for ImagesVisitor<'_, F>
-where
-    F: Fn(usize, BatchImage) -> Result<NewImage, ApiError>,
-{
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a batch request object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "images" {
-                map.next_value_seed(ImagesSeed {
-                    tx: self.tx,
-                    check: self.check,
-                    failure: &mut *self.failure,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-struct ImagesSeed<'a, F> {
-    tx: &'a mpsc::Sender<Result<Vec<NewImage>, ApiError>>,
-    check: &'a F,
-    failure: &'a mut Option<ApiError>,
-}
-
-impl<'de, F> DeserializeSeed<'de> for ImagesSeed<'_, F>
-where
-    F: Fn(usize, BatchImage) -> Result<NewImage, ApiError>,
-{
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de, F> Visitor<'de> for ImagesSeed<'_, F>
-where
-    F: Fn(usize, BatchImage) -> Result<NewImage, ApiError>,
-{
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of images")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut index = 0;
-        let send = |chunk: Vec<NewImage>| {
-            self.tx
-                .blocking_send(Ok(chunk))
-                .map_err(|_| de::Error::custom("the batch was abandoned"))
-        };
-        while let Some(image) = seq.next_element::<BatchImage>()? {
-            match (self.check)(index, image) {
-                Ok(image) => chunk.push(image),
-                Err(err) => {
-                    let message = err.message.clone();
-                    *self.failure = Some(err);
-                    return Err(de::Error::custom(message));
+        let result = window.object(|name, window| {
+            if name != "images" {
+                return window.skip();
+            }
+            window.array("an array of images", |window| {
+                let image = window.parse(format_args!("images[{index}]"))?;
+                chunk.push(check(index, image)?);
+                index += 1;
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    tx.blocking_send(Ok(full))
+                        .map_err(|_| ApiError::bad_request("the batch was abandoned"))?;
                 }
-            }
-            index += 1;
-            if chunk.len() == CHUNK {
-                send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
-            }
-        }
-        if !chunk.is_empty() {
-            send(chunk)?;
-        }
-        Ok(())
-    }
+                Ok(())
+            })
+        });
+        let last = match result {
+            Ok(()) if chunk.is_empty() => return,
+            Ok(()) => Ok(chunk),
+            Err(err) => Err(err),
+        };
+        // A closed channel means the receiver gave up; there is no one to tell.
+        let _ = tx.blocking_send(last);
+    });
+    Ok(rx)
 }
 
 #[cfg(test)]
@@ -314,6 +476,58 @@ mod tests {
         assert!(sizes.iter().all(|&n| n <= CHUNK));
         assert_eq!(sizes.len(), 250usize.div_ceil(CHUNK));
         assert_eq!(last.as_deref(), Some("r-249"));
+    }
+
+    #[test]
+    fn a_value_is_found_whole_however_it_is_cut() {
+        for (value, after) in [
+            (
+                r#"{"a": ["x\"]}", {"b": [1, 2.5e3]}, "\\"], "c": true}"#,
+                " , ",
+            ),
+            (r#""a \" string""#, "]"),
+            ("-12.5e3", ", "),
+            ("null", "}"),
+            ("[[], {}]", ""),
+        ] {
+            let body = format!("{value}{after}");
+            let body = body.as_bytes();
+            for cut in 0..=body.len() {
+                let mut scan = Scan::default();
+                let found = scan
+                    .feed(&body[..cut])
+                    .or_else(|| scan.feed(&body[cut..]).map(|len| len + cut));
+                assert_eq!(found, Some(value.len()), "{value} cut at {cut}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn images_larger_than_a_block_come_whole() {
+        let list: Vec<_> = (0..7)
+            .map(|i| json!({"reference_id": format!("r-{i}"), "image_base64": "QUJD".repeat(BLOCK / 3 + i)}))
+            .collect();
+        let body =
+            serde_json::to_string_pretty(&json!({"images": list, "batch_reference_id": "b"}))
+                .unwrap();
+        let file = spool(Body::from(body), 1 << 24).await.unwrap();
+        assert_eq!(header(&file).await.unwrap().images, 7);
+        let mut chunks = images(&file, |_, image| {
+            Ok(NewImage {
+                source: JobSource::Base64(image.image_base64.unwrap_or_default()),
+                reference_id: image.reference_id,
+            })
+        })
+        .unwrap();
+        let chunk = chunks.recv().await.unwrap().unwrap();
+        assert!(chunks.recv().await.is_none());
+        for (i, image) in chunk.iter().enumerate() {
+            assert_eq!(image.reference_id, Some(format!("r-{i}")));
+            let JobSource::Base64(encoded) = &image.source else {
+                panic!("not base64")
+            };
+            assert_eq!(encoded.len(), (BLOCK / 3 + i) * 4);
+        }
     }
 
     #[tokio::test]

@@ -238,22 +238,24 @@ pub async fn submit_single(
     })
 }
 
-/// A tenant's batch with the results so far.
+/// Finished images read from the database at a time while a batch's status is sent.
+const RESULTS_PAGE: u64 = 200;
+
+/// A tenant's batch with the results so far, as a response body (a [`BatchStatus`]) that is
+/// read from the database and sent a page of results at a time, so answering does not hold a
+/// large batch's results in memory. Images that finish while it is sent may be among the
+/// results but not yet in the counts.
 pub async fn batch_status(
     state: &AppState,
     tenant: &str,
     batch_id: &str,
-) -> Result<BatchStatus, ApiError> {
-    let conn = state.pipeline.db().conn();
-    let batch = repo::get_batch(conn, tenant, batch_id)
+) -> Result<axum::body::Body, ApiError> {
+    let conn = state.pipeline.db().conn().clone();
+    let batch = repo::get_batch(&conn, tenant, batch_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id} for this tenant")))?;
-    let results = repo::finished_in_batch(conn, batch_id)
-        .await?
-        .into_iter()
-        .map(|job| result_view(&job))
-        .collect();
-    Ok(BatchStatus {
+    let batch_id = batch.batch_id.clone();
+    let status = BatchStatus {
         batch_id: batch.batch_id,
         batch_reference_id: batch.batch_reference_id,
         status: batch.status,
@@ -262,8 +264,40 @@ pub async fn batch_status(
         failed: batch.failed,
         created_at: batch.created_at,
         completed_at: batch.completed_at,
-        results,
-    })
+        results: Vec::new(),
+    };
+    // The status with an empty `results` ends in `[]}`: the results go between the brackets.
+    let mut head = serde_json::to_vec(&status).map_err(|err| ApiError::internal(&err))?;
+    head.truncate(head.len().saturating_sub(2));
+    // The position of the last result sent (`None` once all are), and whether one was.
+    let pages = futures_util::stream::unfold((Some(-1), false), move |(after, sent)| {
+        let (conn, batch_id) = (conn.clone(), batch_id.clone());
+        async move {
+            let after = after?;
+            let jobs = match repo::finished_in_batch(&conn, &batch_id, after, RESULTS_PAGE).await {
+                Ok(jobs) => jobs,
+                Err(err) => {
+                    tracing::error!(batch_id, error = %err, "reading a batch's results failed");
+                    return Some((Err(std::io::Error::other(err)), (None, sent)));
+                }
+            };
+            let next = (jobs.len() as u64 == RESULTS_PAGE)
+                .then(|| jobs.last().map(|job| job.position))
+                .flatten();
+            let mut chunk = Vec::new();
+            for (i, job) in jobs.iter().enumerate() {
+                if sent || i > 0 {
+                    chunk.push(b',');
+                }
+                chunk.extend_from_slice(result_view(job).to_string().as_bytes());
+            }
+            Some((Ok(chunk), (next, sent || !jobs.is_empty())))
+        }
+    });
+    let body = futures_util::stream::once(async { Ok(head) })
+        .chain(pages)
+        .chain(futures_util::stream::once(async { Ok(b"]}".to_vec()) }));
+    Ok(axum::body::Body::from_stream(body))
 }
 
 fn result_view(job: &job::Model) -> Value {
@@ -289,9 +323,10 @@ struct Analysed {
 async fn analyse(
     state: &AppState,
     job: &job::Model,
+    source: &str,
     request_id: &RequestId,
 ) -> Result<Analysed, ApiError> {
-    let source = match serde_json::from_str(&job.source).map_err(|err| ApiError::internal(&err))? {
+    let source = match serde_json::from_str(source).map_err(|err| ApiError::internal(&err))? {
         JobSource::Url(url) => ImageSource::Url(url),
         JobSource::Base64(encoded) => ImageSource::Bytes(decode_base64(&encoded)?),
     };
@@ -349,7 +384,7 @@ struct End {
 /// Analyses one claimed job. `None` when a passing fault (the database, the detector) leaves it
 /// for a later attempt: its lease expires and it is claimed again, up to `jobs.max_attempts`.
 #[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
-async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiError> {
+async fn attempt(state: &AppState, mut job: job::Model) -> Result<Option<End>, ApiError> {
     let max_attempts = i32::try_from(state.config.jobs.max_attempts.max(1)).unwrap_or(i32::MAX);
     let request_id: RequestId = job
         .request_id
@@ -361,7 +396,9 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
             format!("gave up after {} attempts", job.attempts - 1),
         ))
     } else {
-        match analyse(state, &job, &request_id).await {
+        // The image is not kept past its analysis: finished jobs wait for their commit without it.
+        let source = std::mem::take(&mut job.source);
+        match analyse(state, &job, &source, &request_id).await {
             Err(err) if err.code == ErrorCode::InternalError => {
                 tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");
                 return Ok(None);

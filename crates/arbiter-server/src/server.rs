@@ -174,10 +174,36 @@ fn spawn_workers(
         .ugc
         .enabled
         .then(|| tokio::spawn(crate::collector::run(state.clone(), shutdown.clone())));
+    let wal = tokio::spawn(checkpoint_wal(
+        state.pipeline.db().clone(),
+        shutdown.clone(),
+    ));
     jobs.chain(deliveries)
-        .chain([reload])
+        .chain([reload, wal])
         .chain(collector)
         .collect()
+}
+
+/// How often SQLite's write-ahead log is copied into the database file.
+const WAL_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copies SQLite's write-ahead log into the database file every [`WAL_CHECKPOINT_EVERY`], beside
+/// the writer, so no commit waits for the copy and its fsyncs. Nothing to do on PostgreSQL.
+async fn checkpoint_wal(db: arbiter_db::Db, shutdown: CancellationToken) {
+    if db.backend() != arbiter_db::sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let mut every = tokio::time::interval(WAL_CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(err) = db.checkpoint_wal().await {
+            tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
+        }
+    }
 }
 
 /// Records the activation of the policies live at start, then re-reads the policy directory

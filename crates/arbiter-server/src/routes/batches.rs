@@ -207,9 +207,9 @@ pub async fn get_batch(
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
     Path(batch_id): Path<String>,
-) -> Result<Json<BatchStatus>, ApiError> {
+) -> Result<([(header::HeaderName, &'static str); 1], axum::body::Body), ApiError> {
     jobs::batch_status(&state, &caller.key.tenant, &batch_id)
         .await
-        .map(Json)
+        .map(|body| ([(header::CONTENT_TYPE, "application/json")], body))
         .map_err(|err| err.for_request(&request_id))
 }
