@@ -254,6 +254,16 @@ pub async fn get_batch(
         .await
 }
 
+/// A batch by its id, whatever its tenant.
+pub async fn find_batch(
+    conn: &impl ConnectionTrait,
+    batch_id: &str,
+) -> Result<Option<batch::Model>, DbErr> {
+    batch::Entity::find_by_id(batch_id.to_owned())
+        .one(conn)
+        .await
+}
+
 /// Up to `limit` of a batch's finished jobs after position `after`, in submission order.
 pub async fn finished_in_batch(
     conn: &impl ConnectionTrait,

@@ -1,12 +1,17 @@
 //! Reading a `POST /v1/analyze/batch` body without holding it in memory, so a server's memory
 //! does not grow with the size of the batches it takes.
 //!
-//! The body is spooled to an anonymous temporary file as it arrives (refused past
+//! The body is spooled to a temporary file as it arrives (refused past
 //! `jobs.max_batch_body_bytes`). A first pass reads everything but the images (`options`,
 //! `webhook_url`, `batch_reference_id`, and how many images there are, found without parsing
 //! them), so the batch can be checked against the plan before anything is written; a second pass
 //! parses the images one at a time and hands them over in chunks, which are written as jobs
 //! inside one transaction while the next chunk is parsed.
+//!
+//! On SQLite (one node) the body file is kept in the data directory (`batches/<batch_id>.json`)
+//! while the batch is worked, and each job names its image's byte range in it: the images are
+//! not copied into the database. On PostgreSQL, whose replicas share the jobs but not a disk,
+//! the images are written into the database.
 
 use crate::error::ApiError;
 use crate::jobs::NewImage;
@@ -18,6 +23,10 @@ use futures_util::StreamExt;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::NamedTempFile;
 use tokio::sync::mpsc;
 
 /// Images handed over at a time by the second pass.
@@ -39,9 +48,37 @@ pub struct Header {
     pub batch_reference_id: Option<String>,
 }
 
-/// Writes the body to an anonymous temporary file, refusing it (413) past `limit` bytes.
-pub async fn spool(body: Body, limit: u64) -> Result<File, ApiError> {
-    let file = tempfile::tempfile().map_err(|err| ApiError::internal(&err))?;
+/// The directory of kept batch bodies in a data directory.
+fn kept_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("batches")
+}
+
+/// Where a batch's body is kept while its images are worked.
+pub fn kept_path(data_dir: &Path, batch_id: &str) -> PathBuf {
+    kept_dir(data_dir).join(format!("{batch_id}.json"))
+}
+
+/// Writes the body to a temporary file in `dir` (the kept bodies' directory of `data_dir` when
+/// it is to be kept, else the system's), refusing it (413) past `limit` bytes. The file is
+/// removed when dropped unless kept with [`keep`].
+pub async fn spool(
+    body: Body,
+    limit: u64,
+    keep_in: Option<&Path>,
+) -> Result<NamedTempFile, ApiError> {
+    let spooled = match keep_in {
+        Some(data_dir) => {
+            let dir = kept_dir(data_dir);
+            std::fs::create_dir_all(&dir).map_err(|err| ApiError::internal(&err))?;
+            NamedTempFile::new_in(dir)
+        }
+        None => NamedTempFile::new(),
+    }
+    .map_err(|err| ApiError::internal(&err))?;
+    let file = spooled
+        .as_file()
+        .try_clone()
+        .map_err(|err| ApiError::internal(&err))?;
     let mut writer = tokio::fs::File::from_std(file);
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
@@ -64,7 +101,86 @@ pub async fn spool(body: Body, limit: u64) -> Result<File, ApiError> {
     }
     let mut file = writer.into_std().await;
     file.flush().map_err(|err| ApiError::internal(&err))?;
-    Ok(file)
+    Ok(spooled)
+}
+
+/// Keeps a spooled body as the body of `batch_id`.
+pub fn keep(spooled: NamedTempFile, data_dir: &Path, batch_id: &str) -> Result<(), ApiError> {
+    spooled
+        .persist(kept_path(data_dir, batch_id))
+        .map(drop)
+        .map_err(|err| ApiError::internal(&err))
+}
+
+/// Reads one image of a kept batch body: the JSON of the `images` element at `range`.
+pub fn read_kept(
+    data_dir: &Path,
+    batch_id: &str,
+    range: Range<u64>,
+) -> Result<BatchImage, ApiError> {
+    use std::os::unix::fs::FileExt;
+    let path = kept_path(data_dir, batch_id);
+    let len = usize::try_from(range.end.saturating_sub(range.start))
+        .map_err(|err| ApiError::internal(&err))?;
+    let mut bytes = vec![0; len];
+    File::open(&path)
+        .and_then(|file| file.read_exact_at(&mut bytes, range.start))
+        .map_err(|err| ApiError::internal(&format!("{}: {err}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|err| ApiError::internal(&err))
+}
+
+/// Removes a batch's kept body, if it has one.
+pub fn remove_kept(data_dir: &Path, batch_id: &str) {
+    let path = kept_path(data_dir, batch_id);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "cannot remove a batch body")
+        }
+    }
+}
+
+/// How long a body file with no batch is left alone: a submission in another process may still
+/// be writing it.
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+
+/// The kept bodies that are no longer needed: those of complete batches, and those without a
+/// batch (a submission cut off) or not yet named (still being received) older than
+/// [`ORPHAN_AGE`]. `batch` tells a batch's status by id, `None` when there is no such batch.
+pub async fn stale_bodies<F, Fut>(data_dir: &Path, batch: F) -> Result<Vec<PathBuf>, ApiError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Option<String>, ApiError>>,
+{
+    let entries = match std::fs::read_dir(kept_dir(data_dir)) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(ApiError::internal(&err)),
+    };
+    let mut stale = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|err| ApiError::internal(&err))?;
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > ORPHAN_AGE);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let needed = match name.strip_suffix(".json") {
+            Some(batch_id) => match batch(batch_id.to_owned()).await? {
+                Some(status) => status != arbiter_db::jobs::BATCH_COMPLETE,
+                None => !old,
+            },
+            None => !old,
+        };
+        if !needed {
+            stale.push(path);
+        }
+    }
+    Ok(stale)
 }
 
 fn malformed(what: impl fmt::Display, at: u64) -> ApiError {
@@ -394,11 +510,11 @@ pub async fn header(file: &File) -> Result<Header, ApiError> {
 /// The chunks of images the second pass hands over; an error ends them.
 pub type Chunks = mpsc::Receiver<Result<Vec<NewImage>, ApiError>>;
 
-/// The second pass: each image parsed, checked by `check` (with its index) and handed over in
-/// chunks of [`CHUNK`]. Parsing stops when the receiver is dropped.
+/// The second pass: each image parsed, checked by `check` (with its index and its byte range in
+/// the body) and handed over in chunks of [`CHUNK`]. Parsing stops when the receiver is dropped.
 pub fn images<F>(file: &File, check: F) -> Result<Chunks, ApiError>
 where
-    F: Fn(usize, BatchImage) -> Result<NewImage, ApiError> + Send + 'static,
+    F: Fn(usize, BatchImage, Range<u64>) -> Result<NewImage, ApiError> + Send + 'static,
 {
     let mut window = Window::new(file)?;
     let (tx, rx) = mpsc::channel(2);
@@ -410,8 +526,9 @@ where
                 return window.skip();
             }
             window.array("an array of images", |window| {
+                let start = window.position();
                 let image = window.parse(format_args!("images[{index}]"))?;
-                chunk.push(check(index, image)?);
+                chunk.push(check(index, image, start..window.position())?);
                 index += 1;
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
@@ -438,11 +555,13 @@ mod tests {
     use crate::jobs::JobSource;
     use serde_json::json;
 
-    async fn spooled(body: &serde_json::Value) -> File {
-        spool(Body::from(body.to_string()), 1 << 20).await.unwrap()
+    async fn spooled(body: &serde_json::Value) -> NamedTempFile {
+        spool(Body::from(body.to_string()), 1 << 20, None)
+            .await
+            .unwrap()
     }
 
-    fn take(index: usize, image: BatchImage) -> Result<NewImage, ApiError> {
+    fn take(index: usize, image: BatchImage, _: Range<u64>) -> Result<NewImage, ApiError> {
         match (image.image_url, image.image_base64) {
             (Some(url), None) => Ok(NewImage {
                 source: JobSource::Url(url),
@@ -460,11 +579,11 @@ mod tests {
         let body =
             json!({"batch_reference_id": "b-1", "images": list, "options": {"models": ["gan"]}});
         let file = spooled(&body).await;
-        let header = header(&file).await.unwrap();
+        let header = header(file.as_file()).await.unwrap();
         assert_eq!(header.images, 250);
         assert_eq!(header.batch_reference_id.as_deref(), Some("b-1"));
         assert_eq!(header.options.unwrap().models, Some(vec!["gan".to_owned()]));
-        let mut chunks = images(&file, take).unwrap();
+        let mut chunks = images(file.as_file(), take).unwrap();
         let mut sizes = Vec::new();
         let mut last = None;
         while let Some(chunk) = chunks.recv().await {
@@ -510,9 +629,9 @@ mod tests {
         let body =
             serde_json::to_string_pretty(&json!({"images": list, "batch_reference_id": "b"}))
                 .unwrap();
-        let file = spool(Body::from(body), 1 << 24).await.unwrap();
-        assert_eq!(header(&file).await.unwrap().images, 7);
-        let mut chunks = images(&file, |_, image| {
+        let file = spool(Body::from(body), 1 << 24, None).await.unwrap();
+        assert_eq!(header(file.as_file()).await.unwrap().images, 7);
+        let mut chunks = images(file.as_file(), |_, image, _| {
             Ok(NewImage {
                 source: JobSource::Base64(image.image_base64.unwrap_or_default()),
                 reference_id: image.reference_id,
@@ -534,7 +653,7 @@ mod tests {
     async fn a_bad_image_ends_the_chunks_with_its_own_error() {
         let body = json!({"images": [{"image_url": "https://example.com/a.jpg"}, {"image_base64": "AAAA"}]});
         let file = spooled(&body).await;
-        let mut chunks = images(&file, take).unwrap();
+        let mut chunks = images(file.as_file(), take).unwrap();
         let err = chunks.recv().await.unwrap().unwrap_err();
         assert_eq!(err.message, "images[1]: no url");
         assert!(chunks.recv().await.is_none());
@@ -552,8 +671,8 @@ mod tests {
             ("{\"images\": [] } trailing", "trailing characters"),
             ("[1, 2]", "invalid type"),
         ] {
-            let file = spool(Body::from(body), 1 << 20).await.unwrap();
-            let err = header(&file).await.unwrap_err();
+            let file = spool(Body::from(body), 1 << 20, None).await.unwrap();
+            let err = header(file.as_file()).await.unwrap_err();
             assert!(
                 err.message.starts_with("invalid JSON body: "),
                 "{}",
@@ -564,8 +683,85 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kept_body_gives_back_each_image_by_its_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = json!({"images": [{"image_url": "https://example.com/a.jpg"}, {"image_base64": "QUJD", "reference_id": "r"}]});
+        let file = spool(Body::from(body.to_string()), 1 << 20, Some(dir.path()))
+            .await
+            .unwrap();
+        let mut ranges = Vec::new();
+        let mut chunks = images(file.as_file(), |_, image, range| {
+            Ok(NewImage {
+                source: JobSource::Kept {
+                    start: range.start,
+                    end: range.end,
+                },
+                reference_id: image.reference_id,
+            })
+        })
+        .unwrap();
+        while let Some(chunk) = chunks.recv().await {
+            for image in chunk.unwrap() {
+                let JobSource::Kept { start, end } = image.source else {
+                    panic!("not kept")
+                };
+                ranges.push(start..end);
+            }
+        }
+        keep(file, dir.path(), "batch_1").unwrap();
+        let second = read_kept(dir.path(), "batch_1", ranges[1].clone()).unwrap();
+        assert_eq!(second.image_base64.as_deref(), Some("QUJD"));
+        assert_eq!(second.reference_id.as_deref(), Some("r"));
+        let first = read_kept(dir.path(), "batch_1", ranges[0].clone()).unwrap();
+        assert_eq!(
+            first.image_url.as_deref(),
+            Some("https://example.com/a.jpg")
+        );
+        remove_kept(dir.path(), "batch_1");
+        assert!(!kept_path(dir.path(), "batch_1").exists());
+    }
+
+    #[tokio::test]
+    async fn stale_bodies_are_those_of_complete_batches_and_old_orphans() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = kept_dir(dir.path());
+        std::fs::create_dir_all(&kept).unwrap();
+        let hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+        for (name, old) in [
+            ("batch_done.json", false),
+            ("batch_running.json", true),
+            ("batch_gone.json", true),
+            ("batch_arriving.json", false),
+            (".tmpOld", true),
+            (".tmpNew", false),
+        ] {
+            let file = File::create(kept.join(name)).unwrap();
+            if old {
+                file.set_modified(hours_ago).unwrap();
+            }
+        }
+        let mut stale = stale_bodies(dir.path(), async |batch_id: String| {
+            Ok(match batch_id.as_str() {
+                "batch_done" => Some(arbiter_db::jobs::BATCH_COMPLETE.to_owned()),
+                "batch_running" => Some(arbiter_db::jobs::BATCH_PROCESSING.to_owned()),
+                _ => None,
+            })
+        })
+        .await
+        .unwrap();
+        stale.sort();
+        let names: Vec<_> = stale
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [".tmpOld", "batch_done.json", "batch_gone.json"]);
+    }
+
+    #[tokio::test]
     async fn a_body_over_the_limit_is_refused_as_too_large() {
-        let err = spool(Body::from(vec![b' '; 2048]), 1024).await.unwrap_err();
+        let err = spool(Body::from(vec![b' '; 2048]), 1024, None)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::FileSizeExceeded);
     }
 }

@@ -8,6 +8,7 @@
 //! same transaction marks the batch complete and queues `batch.complete`.
 
 use crate::analyze::{AnalyzeCall, ImageSource, Obtained, decode_base64, obtain, request_row};
+use crate::batch_body;
 use crate::error::ApiError;
 use crate::outbox::{Deliveries, Message};
 use crate::pipeline::{Decided, Record};
@@ -34,6 +35,14 @@ pub enum JobSource {
     Url(String),
     /// The image, base64-encoded, as the caller sent it.
     Base64(String),
+    /// A batch image in its batch's kept body: the JSON of its `images` element, at these
+    /// byte offsets (SQLite only; see `batch_body`).
+    Kept {
+        /// The element's first byte.
+        start: u64,
+        /// The byte after its last.
+        end: u64,
+    },
 }
 
 impl From<ImageSource> for JobSource {
@@ -132,12 +141,14 @@ fn estimate(images: usize, workers: u32) -> u64 {
 }
 
 /// Queues a batch: the batch row and one job per image in one transaction, the images written
-/// chunk by chunk as they arrive. An error in any chunk writes nothing.
+/// chunk by chunk as they arrive. An error in any chunk writes nothing. A `kept` body is kept
+/// as the batch's before the commit (and removed again if the commit fails).
 pub async fn submit_batch(
     state: &AppState,
     tenant: &str,
     submission: BatchSubmission,
     mut images: crate::batch_body::Chunks,
+    kept: Option<tempfile::NamedTempFile>,
     base_url: &str,
 ) -> Result<BatchAccepted, ApiError> {
     let batch_id = BatchId::new();
@@ -190,7 +201,13 @@ pub async fn submit_batch(
             "the batch body changed between readings: {count} images, then {position}"
         )));
     }
-    txn.commit().await?;
+    if let Some(body) = kept {
+        batch_body::keep(body, &state.config.data_dir, batch_id.as_str())?;
+    }
+    if let Err(err) = txn.commit().await {
+        batch_body::remove_kept(&state.config.data_dir, batch_id.as_str());
+        return Err(err.into());
+    }
     state.jobs_wake.notify_waiters();
     tracing::info!(batch_id = %batch_id, tenant, images = count, "batch queued");
     Ok(BatchAccepted {
@@ -327,6 +344,14 @@ async fn analyse(
     request_id: &RequestId,
 ) -> Result<Analysed, ApiError> {
     let source = match serde_json::from_str(source).map_err(|err| ApiError::internal(&err))? {
+        JobSource::Kept { start, end } => {
+            let batch_id = job.batch_id.as_deref().unwrap_or_default();
+            let image = batch_body::read_kept(&state.config.data_dir, batch_id, start..end)?;
+            match (image.image_url, image.image_base64) {
+                (Some(url), _) => ImageSource::Url(url),
+                (None, encoded) => ImageSource::Bytes(decode_base64(&encoded.unwrap_or_default())?),
+            }
+        }
         JobSource::Url(url) => ImageSource::Url(url),
         JobSource::Base64(encoded) => ImageSource::Bytes(decode_base64(&encoded)?),
     };
@@ -501,11 +526,17 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
         }
     }
     crate::pipeline::write_many(&txn, &records).await?;
-    for (batch_id, (completed, failed)) in tallies {
-        count_in_batch(&txn, &mut deliveries, batch_id, completed, failed, now).await?;
+    let mut completed = Vec::new();
+    for (batch_id, (analysed, failed)) in tallies {
+        if count_in_batch(&txn, &mut deliveries, batch_id, analysed, failed, now).await? {
+            completed.push(batch_id);
+        }
     }
     let queued = deliveries.write(&txn).await?;
     txn.commit().await?;
+    for batch_id in completed {
+        batch_body::remove_kept(&state.config.data_dir, batch_id);
+    }
     // Results written are offered to later identical requests once committed.
     for end in ends.iter().filter(|end| held.contains(&end.job.request_id)) {
         if let Ok(done) = &end.outcome {
@@ -557,8 +588,8 @@ fn job_end(end: &End, now: DateTime<Utc>) -> repo::JobEnd {
     }
 }
 
-/// Counts finished images of a batch; when they were its last, marks the batch complete and
-/// adds `batch.complete` with the summary counts to `deliveries`.
+/// Counts finished images of a batch; when they were its last, marks the batch complete, adds
+/// `batch.complete` with the summary counts to `deliveries` and answers `true`.
 async fn count_in_batch(
     txn: &arbiter_db::sea_orm::DatabaseTransaction,
     deliveries: &mut Deliveries,
@@ -566,14 +597,14 @@ async fn count_in_batch(
     completed: i32,
     failed: i32,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let Some(batch) = repo::count_in_batch(txn, batch_id, completed, failed).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if batch.completed + batch.failed < batch.total
         || !repo::complete_batch(txn, batch_id, now).await?
     {
-        return Ok(());
+        return Ok(false);
     }
     let mut summary: BTreeMap<String, u64> = [
         VerdictLabel::Authentic,
@@ -624,7 +655,7 @@ async fn count_in_batch(
             now,
         )
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// A job worker: works queued jobs until `shutdown`, then finishes the jobs it has claimed.

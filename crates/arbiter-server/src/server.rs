@@ -132,6 +132,7 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests;
     /// the job workers and webhook delivery loops run alongside and finish the work under way.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        remove_stale_batch_bodies(&self.state).await;
         let workers = spawn_workers(&self.state, &shutdown);
         let checkpoints = tokio::spawn(crate::checkpoints::run(
             self.state.clone(),
@@ -182,6 +183,30 @@ fn spawn_workers(
         .chain([reload, wal])
         .chain(collector)
         .collect()
+}
+
+/// Removes the kept batch bodies no longer needed: a complete batch's left by a stop between
+/// its last commit and the removal, and a submission's cut off by a stop.
+async fn remove_stale_batch_bodies(state: &AppState) {
+    let conn = state.pipeline.db().conn().clone();
+    let stale = crate::batch_body::stale_bodies(&state.config.data_dir, |batch_id| {
+        let conn = conn.clone();
+        async move {
+            let batch = arbiter_db::jobs::find_batch(&conn, &batch_id).await?;
+            Ok(batch.map(|batch| batch.status))
+        }
+    })
+    .await;
+    match stale {
+        Ok(paths) => {
+            for path in paths {
+                if let Err(err) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot remove a batch body");
+                }
+            }
+        }
+        Err(err) => tracing::warn!(error = %err.message, "cannot look for stale batch bodies"),
+    }
 }
 
 /// How often SQLite's write-ahead log is copied into the database file.

@@ -9,11 +9,13 @@ use crate::keys::Scope;
 use crate::routes::analyze::{RequestOptions, parse_options};
 use crate::state::AppState;
 use arbiter_core::RequestId;
+use arbiter_db::sea_orm::DbBackend;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use serde::Deserialize;
+use std::ops::Range;
 
 /// The routes, behind the `batch` scope.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -97,21 +99,20 @@ pub async fn submit_batch(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let result = async {
-        let spooled = batch_body::spool(body, state.config.jobs.max_batch_body_bytes).await?;
-        let header = batch_body::header(&spooled).await?;
+        // On SQLite (one node) the images stay in the body file; see `batch_body`.
+        let keep = state.pipeline.db().backend() == DbBackend::Sqlite;
+        let keep_in = keep.then_some(state.config.data_dir.as_path());
+        let limit = state.config.jobs.max_batch_body_bytes;
+        let spooled = batch_body::spool(body, limit, keep_in).await?;
+        let header = batch_body::header(spooled.as_file()).await?;
         let submission = check_batch(&state, &caller, header).await?;
         let max_len = state.config.limits.max_reference_id_len;
-        let images = batch_body::images(&spooled, move |index, image| {
-            check_image(index, image, max_len)
+        let images = batch_body::images(spooled.as_file(), move |index, image, range| {
+            check_image(index, image, max_len, keep.then_some(range))
         })?;
-        jobs::submit_batch(
-            &state,
-            &caller.key.tenant,
-            submission,
-            images,
-            &base_url(&headers),
-        )
-        .await
+        let kept = keep.then_some(spooled);
+        let base = base_url(&headers);
+        jobs::submit_batch(&state, &caller.key.tenant, submission, images, kept, &base).await
     }
     .await;
     result
@@ -164,11 +165,21 @@ pub async fn check_batch(
     })
 }
 
-/// Checks one image of a batch.
-fn check_image(index: usize, image: BatchImage, max_len: usize) -> Result<NewImage, ApiError> {
-    let source = match (image.image_url, image.image_base64) {
-        (Some(url), None) => JobSource::Url(url),
-        (None, Some(encoded)) => JobSource::Base64(encoded),
+/// Checks one image of a batch. With the image's byte range in a kept body, the job reads it
+/// from there.
+fn check_image(
+    index: usize,
+    image: BatchImage,
+    max_len: usize,
+    kept: Option<Range<u64>>,
+) -> Result<NewImage, ApiError> {
+    let source = match (image.image_url, image.image_base64, kept) {
+        (Some(_), None, Some(range)) | (None, Some(_), Some(range)) => JobSource::Kept {
+            start: range.start,
+            end: range.end,
+        },
+        (Some(url), None, None) => JobSource::Url(url),
+        (None, Some(encoded), None) => JobSource::Base64(encoded),
         _ => {
             return Err(ApiError::bad_request(format!(
                 "images[{index}]: send exactly one of image_url and image_base64"
