@@ -210,7 +210,7 @@ async fn remove_stale_batch_bodies(state: &AppState) {
 }
 
 /// How often SQLite's write-ahead log is copied into the database file.
-const WAL_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const WAL_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Copies SQLite's write-ahead log into the database file every [`WAL_CHECKPOINT_EVERY`], beside
 /// the writer, so no commit waits for the copy and its fsyncs. Nothing to do on PostgreSQL.
