@@ -16,6 +16,7 @@ use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, BatchId, ErrorCode, RequestId, VerdictLabel};
 use arbiter_db::entity::{batch, job};
 use arbiter_db::jobs as repo;
+use arbiter_db::sea_orm::DatabaseConnection;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;
@@ -271,7 +272,6 @@ pub async fn batch_status(
     let batch = repo::get_batch(&conn, tenant, batch_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no batch {batch_id} for this tenant")))?;
-    let batch_id = batch.batch_id.clone();
     let status = BatchStatus {
         batch_id: batch.batch_id,
         batch_reference_id: batch.batch_reference_id,
@@ -283,22 +283,33 @@ pub async fn batch_status(
         completed_at: batch.completed_at,
         results: Vec::new(),
     };
+    status_body(conn, &status, RESULTS_PAGE)
+}
+
+/// The body of a batch's status: `status` with the batch's finished images as its `results`,
+/// read `page` at a time.
+fn status_body(
+    conn: DatabaseConnection,
+    status: &BatchStatus,
+    page: u64,
+) -> Result<axum::body::Body, ApiError> {
     // The status with an empty `results` ends in `[]}`: the results go between the brackets.
-    let mut head = serde_json::to_vec(&status).map_err(|err| ApiError::internal(&err))?;
+    let mut head = serde_json::to_vec(status).map_err(|err| ApiError::internal(&err))?;
     head.truncate(head.len().saturating_sub(2));
+    let batch_id = status.batch_id.clone();
     // The position of the last result sent (`None` once all are), and whether one was.
     let pages = futures_util::stream::unfold((Some(-1), false), move |(after, sent)| {
         let (conn, batch_id) = (conn.clone(), batch_id.clone());
         async move {
             let after = after?;
-            let jobs = match repo::finished_in_batch(&conn, &batch_id, after, RESULTS_PAGE).await {
+            let jobs = match repo::finished_in_batch(&conn, &batch_id, after, page).await {
                 Ok(jobs) => jobs,
                 Err(err) => {
                     tracing::error!(batch_id, error = %err, "reading a batch's results failed");
                     return Some((Err(std::io::Error::other(err)), (None, sent)));
                 }
             };
-            let next = (jobs.len() as u64 == RESULTS_PAGE)
+            let next = (jobs.len() as u64 == page)
                 .then(|| jobs.last().map(|job| job.position))
                 .flatten();
             let mut chunk = Vec::new();
@@ -349,7 +360,8 @@ async fn analyse(
             let image = batch_body::read_kept(&state.config.data_dir, batch_id, start..end)?;
             match (image.image_url, image.image_base64) {
                 (Some(url), _) => ImageSource::Url(url),
-                (None, encoded) => ImageSource::Bytes(decode_base64(&encoded.unwrap_or_default())?),
+                (None, Some(encoded)) => ImageSource::Bytes(decode_base64(&encoded)?),
+                (None, None) => return Err(ApiError::internal(&"a kept image has no source")),
             }
         }
         JobSource::Url(url) => ImageSource::Url(url),
@@ -735,5 +747,72 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     }
     if let Some(previous) = committing.take() {
         previous.await.ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_db::{Db, DbTarget};
+
+    #[tokio::test]
+    async fn a_batch_status_is_sent_page_by_page_in_submission_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let now = Utc::now().trunc_subsecs(3);
+        let jobs: Vec<_> = (0..5)
+            .map(|i| {
+                let mut row = repo::new_job(
+                    format!("req_{i}"),
+                    "acme".into(),
+                    String::new(),
+                    "{}".into(),
+                    now,
+                );
+                row.batch_id = Some("batch_1".into());
+                row.position = i;
+                // The third image is still queued; the fourth failed.
+                (row.status, row.result, row.error_code) = match i {
+                    2 => (repo::QUEUED.into(), None, None),
+                    3 => (repo::FAILED.into(), None, Some("UNSUPPORTED_FORMAT".into())),
+                    _ => (
+                        repo::COMPLETE.into(),
+                        Some(json!({"request_id": format!("req_{i}")}).to_string()),
+                        None,
+                    ),
+                };
+                row
+            })
+            .collect();
+        let txn = db.begin_write().await.unwrap();
+        repo::insert_jobs(&txn, jobs).await.unwrap();
+        txn.commit().await.unwrap();
+        let status = BatchStatus {
+            batch_id: "batch_1".into(),
+            batch_reference_id: None,
+            status: repo::BATCH_PROCESSING.into(),
+            total: 5,
+            completed: 3,
+            failed: 1,
+            created_at: now,
+            completed_at: None,
+            results: Vec::new(),
+        };
+        for page in [1, 2, 3, 200] {
+            let body = status_body(db.conn().clone(), &status, page).unwrap();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let sent: Value = serde_json::from_slice(&bytes).unwrap();
+            let ids: Vec<_> = sent["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|result| result["request_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["req_0", "req_1", "req_3", "req_4"], "page {page}");
+            assert_eq!(sent["results"][2]["error"]["code"], "UNSUPPORTED_FORMAT");
+            assert_eq!(sent["completed"], 3);
+        }
     }
 }
