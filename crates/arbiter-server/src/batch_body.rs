@@ -58,9 +58,9 @@ pub fn kept_path(data_dir: &Path, batch_id: &str) -> PathBuf {
     kept_dir(data_dir).join(format!("{batch_id}.json"))
 }
 
-/// Writes the body to a temporary file in `dir` (the kept bodies' directory of `data_dir` when
-/// it is to be kept, else the system's), refusing it (413) past `limit` bytes. The file is
-/// removed when dropped unless kept with [`keep`].
+/// Writes the body to a temporary file, refusing it (413) past `limit` bytes: in the kept
+/// bodies' directory of the data directory `keep_in` when it may be kept, else in the system's.
+/// The file is removed when dropped unless kept with [`keep`].
 pub async fn spool(
     body: Body,
     limit: u64,
