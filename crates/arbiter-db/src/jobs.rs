@@ -206,9 +206,7 @@ pub async fn count_in_batch(
         .filter(batch::Column::BatchId.eq(batch_id))
         .exec(conn)
         .await?;
-    batch::Entity::find_by_id(batch_id.to_owned())
-        .one(conn)
-        .await
+    find_batch(conn, batch_id).await
 }
 
 /// Marks a batch complete; `false` when it already was.

@@ -50,6 +50,11 @@ where
 /// this bounds the log where nothing does.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
+/// KiB of page cache per SQLite connection (SQLite's default is 2,000). Each pooled connection
+/// has its own; the operating system caches the file as well, so a small one keeps a server's
+/// memory from growing with the data it reads.
+const SQLITE_CACHE_KIB: u32 = 256;
+
 /// The file name of the embedded database inside the data directory.
 pub const SQLITE_FILE: &str = "arbiter.db";
 
@@ -136,7 +141,7 @@ impl Db {
                         .busy_timeout(Duration::from_secs(30))
                         .foreign_keys(true)
                         .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-                        .pragma("cache_size", "-256")
+                        .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
                 });
             } else {
                 // A busy pool's connections are known good; one idle this long is pinged first.

@@ -131,8 +131,12 @@ pub fn read_kept(
 
 /// Removes a batch's kept body, if it has one.
 pub fn remove_kept(data_dir: &Path, batch_id: &str) {
-    let path = kept_path(data_dir, batch_id);
-    match std::fs::remove_file(&path) {
+    remove_body(&kept_path(data_dir, batch_id));
+}
+
+/// Removes a body file, if it is there.
+pub fn remove_body(path: &Path) {
+    match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => {

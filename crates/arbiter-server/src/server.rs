@@ -200,9 +200,7 @@ async fn remove_stale_batch_bodies(state: &AppState) {
     match stale {
         Ok(paths) => {
             for path in paths {
-                if let Err(err) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot remove a batch body");
-                }
+                crate::batch_body::remove_body(&path);
             }
         }
         Err(err) => tracing::warn!(error = %err.message, "cannot look for stale batch bodies"),
