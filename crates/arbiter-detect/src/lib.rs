@@ -14,6 +14,7 @@ pub mod intake;
 pub mod local;
 pub mod metadata;
 pub mod noise;
+pub mod pool;
 pub mod provenance;
 pub mod sniff;
 pub mod splicing;

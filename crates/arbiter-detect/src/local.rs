@@ -451,11 +451,11 @@ impl Detector for LocalDetector {
         options: &AnalyzeOptions,
     ) -> Result<Analysis, DetectError> {
         let (detector, input, options) = (self.clone(), input.clone(), options.clone());
-        tokio::task::spawn_blocking(move || detector.analyze_sync(&input, &options))
+        crate::pool::run(move || detector.analyze_sync(&input, &options))
             .await
-            .map_err(|err| DetectError::Failed {
+            .map_err(|message| DetectError::Failed {
                 detector: Self::NAME.to_owned(),
-                message: err.to_string(),
+                message,
             })
     }
 

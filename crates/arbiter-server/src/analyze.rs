@@ -131,9 +131,11 @@ impl Inflight {
 /// Decodes `image_base64` (standard alphabet, an optional `data:...;base64,` prefix).
 pub fn decode_base64(encoded: &str) -> Result<Vec<u8>, ApiError> {
     let encoded = encoded.trim();
-    let encoded = encoded
-        .split_once(";base64,")
-        .map_or(encoded, |(_, data)| data);
+    // Only a string that starts as a data URL is searched for the end of its header.
+    let encoded = match encoded.strip_prefix("data:") {
+        Some(url) => url.split_once(";base64,").map_or(encoded, |(_, data)| data),
+        None => encoded,
+    };
     base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|err| ApiError::bad_request(format!("image_base64 is not valid base64: {err}")))
@@ -414,4 +416,23 @@ pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), ApiE
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_base64_may_be_a_data_url() {
+        assert_eq!(decode_base64(" aGk= ").unwrap(), b"hi");
+        assert_eq!(decode_base64("data:image/png;base64,aGk=").unwrap(), b"hi");
+        // Only a data URL's header is skipped: the same text later in the string is not one.
+        let err = decode_base64("aGk=;base64,aGk=").unwrap_err();
+        assert!(
+            err.message.starts_with("image_base64 is not valid base64"),
+            "{}",
+            err.message
+        );
+        assert!(decode_base64("data:image/png,aGk=").is_err());
+    }
 }

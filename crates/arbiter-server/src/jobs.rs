@@ -670,18 +670,28 @@ async fn count_in_batch(
     Ok(true)
 }
 
+/// Finished jobs a worker commits in one transaction at most.
+const COMMIT_GROUP: usize = 64;
+
+/// How long the first of a group of finished jobs waits for others to share its commit, while
+/// more are being analysed.
+const COMMIT_WAIT: Duration = Duration::from_millis(50);
+
 /// A job worker: works queued jobs until `shutdown`, then finishes the jobs it has claimed.
 ///
 /// It keeps as many images in analysis as the machine has cores, claims more jobs while enough
 /// are still waiting (so analysis never waits for a claim), and commits finished jobs in the
-/// background: each commit takes everything that finished while the previous one ran, so the
-/// detector never waits for the database and the database sees a few large transactions.
+/// background, [`COMMIT_GROUP`] at a time or [`COMMIT_WAIT`] after the first finished, and at
+/// once when nothing else is being analysed: the detector never waits for the database, and
+/// the database sees a few large transactions instead of one per image.
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let mut waiting: VecDeque<job::Model> = VecDeque::new();
     let mut running = FuturesUnordered::new();
     let mut finished: Vec<End> = Vec::new();
+    // When the oldest finished job is to be committed, however few have finished with it.
+    let mut commit_due = tokio::time::Instant::now();
     let mut committing: Option<tokio::task::JoinHandle<()>> = None;
     let mut claiming = Box::pin(claim(&state).fuse());
     // Whether the last claim found the queue empty: then claim again only when woken or polled.
@@ -689,16 +699,22 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     loop {
         let wake = state.jobs_wake.notified();
         tokio::pin!(wake);
-        let low = waiting.len() < (CLAIM_GROUP as usize / 2).max(cores);
-        if claiming.is_terminated() && low && !drained && !shutdown.is_cancelled() {
+        if claiming.is_terminated()
+            && waiting.len() < CLAIM_GROUP as usize
+            && !drained
+            && !shutdown.is_cancelled()
+        {
             claiming.set(claim(&state).fuse());
         }
-        while running.len() < cores
+        while running.len() < 2 * cores
             && let Some(job) = waiting.pop_front()
         {
             running.push(attempt(&state, job));
         }
-        if !finished.is_empty() && committing.as_ref().is_none_or(|c| c.is_finished()) {
+        let commit_now = finished.len() >= COMMIT_GROUP
+            || running.is_empty()
+            || tokio::time::Instant::now() >= commit_due;
+        if !finished.is_empty() && committing.is_none() && commit_now {
             let ends = std::mem::take(&mut finished);
             let state = state.clone();
             committing = Some(tokio::spawn(async move {
@@ -708,11 +724,9 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
             }));
         }
         if running.is_empty() && claiming.is_terminated() {
-            if !finished.is_empty() {
+            if let Some(previous) = committing.take() {
                 // Everything analysed: wait for the commit under way, then commit the rest.
-                if let Some(previous) = committing.take() {
-                    previous.await.ok();
-                }
+                previous.await.ok();
                 continue;
             }
             if shutdown.is_cancelled() {
@@ -726,9 +740,15 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
             drained = false;
             continue;
         }
+        let group_waits = !finished.is_empty() && committing.is_none();
         tokio::select! {
             end = running.next(), if !running.is_empty() => match end {
-                Some(Ok(Some(end))) => finished.push(end),
+                Some(Ok(Some(end))) => {
+                    if finished.is_empty() {
+                        commit_due = tokio::time::Instant::now() + COMMIT_WAIT;
+                    }
+                    finished.push(end);
+                }
                 Some(Ok(None)) | None => {}
                 Some(Err(err)) => tracing::warn!(error = %err.message, "working a job failed"),
             },
@@ -742,6 +762,12 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
                     drained = true;
                 }
             },
+            () = async {
+                if let Some(commit) = committing.as_mut() {
+                    commit.await.ok();
+                }
+            }, if committing.is_some() => committing = None,
+            () = tokio::time::sleep_until(commit_due), if group_waits => {}
             () = &mut wake, if drained => drained = false,
         }
     }
