@@ -4,7 +4,8 @@
 //! `cargo bench -p arbiter-server --bench api_load`. Bounded: a fixed number of requests per
 //! scenario. Reports requests per second and p50/p99 latency for a 1 MP and a 12 MP JPEG
 //! (detector on every request: cache off), the cache-hit path, and the HTTP overhead at p50
-//! (`(HTTP p50 − detector p50) / detector p50`, one request at a time). The cache-hit path is also
+//! (`(HTTP p50 − detector p50) / detector p50`, one request at a time, each HTTP request right
+//! after a detector run on the same image in this process, so both see the machine alike). The cache-hit path is also
 //! measured by `wrk` (Debian's package), which keeps the client's own cost out of the server's
 //! two cores, when it is installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -204,26 +205,47 @@ async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, C
     (url, secret.expose().to_owned(), stop)
 }
 
-/// The detector's own time per image: intake (hash, sniff) plus analysis, one at a time.
-async fn detector_p50(image: &[u8], runs: usize) -> Duration {
-    // One run to warm up.
-    let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
-    LocalDetector
-        .analyze(&media, &AnalyzeOptions::default())
-        .await
-        .unwrap();
-    let mut times = Vec::new();
-    for _ in 0..runs {
+/// The detector's own time per image (intake: hash, sniff; then analysis) and the time of the
+/// same image sent over HTTP, one request at a time, measured alternately so that both see the
+/// machine in the same state: their p50s, and the HTTP requests per second.
+async fn one_at_a_time(url: &str, key: &str, image: &[u8], runs: usize) -> (Duration, Run) {
+    let client = reqwest::Client::new();
+    let (content_type, body) = multipart(image);
+    let mut detector = Vec::new();
+    let mut http = Vec::new();
+    // The first round warms both up and is not counted.
+    for round in 0..=runs {
         let started = Instant::now();
         let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
         LocalDetector
             .analyze(&media, &AnalyzeOptions::default())
             .await
             .unwrap();
-        times.push(started.elapsed());
+        let detected = started.elapsed();
+        let sent = Instant::now();
+        let response = client
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", &content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.bytes().await.unwrap();
+        if round > 0 {
+            detector.push(detected);
+            http.push(sent.elapsed());
+        }
     }
-    times.sort();
-    percentile(&times, 0.5)
+    detector.sort();
+    http.sort();
+    let run = Run {
+        rps: http.len() as f64 / http.iter().sum::<Duration>().as_secs_f64(),
+        p50: percentile(&http, 0.5),
+        p99: percentile(&http, 0.99),
+    };
+    (percentile(&detector, 0.5), run)
 }
 
 #[tokio::main]
@@ -239,9 +261,8 @@ async fn main() {
         ("12 MP JPEG", 4000, 3000, 60 / scale),
     ] {
         let image = jpeg(width, height);
-        let detector = detector_p50(&image, if quick { 9 } else { 30 }).await;
         let (url, key, stop) = serve(0, &dir.path().join(format!("uncached-{width}"))).await;
-        let serial = load(&url, &key, &image, requests / 2, 1).await;
+        let (detector, serial) = one_at_a_time(&url, &key, &image, requests / 2).await;
         let parallel = load(&url, &key, &image, requests, 4).await;
         stop.cancel();
         let overhead = (serial.p50.as_secs_f64() - detector.as_secs_f64()) / detector.as_secs_f64();
