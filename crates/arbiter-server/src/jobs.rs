@@ -317,7 +317,7 @@ fn status_body(
                 if sent || i > 0 {
                     chunk.push(b',');
                 }
-                chunk.extend_from_slice(result_view(job).to_string().as_bytes());
+                write_result(job, &mut chunk);
             }
             Some((Ok(chunk), (next, sent || !jobs.is_empty())))
         }
@@ -328,15 +328,20 @@ fn status_body(
     Ok(axum::body::Body::from_stream(body))
 }
 
-fn result_view(job: &job::Model) -> Value {
-    match job.result.as_deref().map(serde_json::from_str::<Value>) {
-        Some(Ok(value)) => value,
-        _ => json!({
-            "request_id": job.request_id,
-            "reference_id": job.reference_id,
-            "status": job.status,
-            "error": {"code": job.error_code, "message": job.error_message},
-        }),
+/// A finished job's entry in its batch's results: the result stored when it completed (JSON
+/// written by [`job_end`], sent as it is), or its error.
+fn write_result(job: &job::Model, out: &mut Vec<u8>) {
+    match &job.result {
+        Some(result) => out.extend_from_slice(result.as_bytes()),
+        None => {
+            let failed = json!({
+                "request_id": job.request_id,
+                "reference_id": job.reference_id,
+                "status": job.status,
+                "error": {"code": job.error_code, "message": job.error_message},
+            });
+            out.extend_from_slice(failed.to_string().as_bytes());
+        }
     }
 }
 

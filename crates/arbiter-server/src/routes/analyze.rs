@@ -154,7 +154,8 @@ pub(crate) async fn read_body(
     let mut file = None;
     for (name, bytes) in parts {
         match name.as_str() {
-            "file" | "image" => file = Some(bytes.to_vec()),
+            // The part's buffer is taken over, not copied.
+            "file" | "image" => file = Some(Vec::from(bytes)),
             "options" => {
                 body.options = Some(
                     serde_json::from_str(&part_text(&name, &bytes)?)
