@@ -149,7 +149,13 @@ impl Db {
             }
             options
         };
-        let conn = Database::connect(options(None)).await?;
+        // On SQLite each connection is a thread of its own: reads gain nothing from more threads
+        // than cores, and each idle one is another thread to wake. A few busy readers answer
+        // sooner than many idle ones.
+        let readers = sqlite.then(|| {
+            std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2)) as u32
+        });
+        let conn = Database::connect(options(readers)).await?;
         Migrator::up(&conn, None).await?;
         let writer = if sqlite {
             Database::connect(options(Some(1))).await?
