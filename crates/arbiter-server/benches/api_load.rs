@@ -70,6 +70,28 @@ fn multipart(image: &[u8]) -> (String, axum::body::Bytes) {
     )
 }
 
+/// Sends one upload, checks that it is answered 200, and returns how long it took.
+async fn upload(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    content_type: &str,
+    body: &axum::body::Bytes,
+) -> Duration {
+    let sent = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    response.bytes().await.unwrap();
+    sent.elapsed()
+}
+
 async fn load(url: &str, key: &str, image: &[u8], requests: usize, concurrency: usize) -> Run {
     let client = reqwest::Client::new();
     let (content_type, body) = multipart(image);
@@ -88,18 +110,7 @@ async fn load(url: &str, key: &str, image: &[u8], requests: usize, concurrency: 
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", &content_type)
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-                response.bytes().await.unwrap();
-                latencies.push(sent.elapsed());
+                latencies.push(upload(&client, &url, &key, &content_type, &body).await);
             }
             latencies
         }));
@@ -222,20 +233,10 @@ async fn one_at_a_time(url: &str, key: &str, image: &[u8], runs: usize) -> (Dura
             .await
             .unwrap();
         let detected = started.elapsed();
-        let sent = Instant::now();
-        let response = client
-            .post(url)
-            .bearer_auth(key)
-            .header("content-type", &content_type)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        response.bytes().await.unwrap();
+        let sent = upload(&client, url, key, &content_type, &body).await;
         if round > 0 {
             detector.push(detected);
-            http.push(sent.elapsed());
+            http.push(sent);
         }
     }
     detector.sort();
