@@ -46,8 +46,8 @@ where
 
 /// Pages of SQLite write-ahead log after which a committing connection copies the log into the
 /// database file itself (SQLite's default is 1,000). A server checkpoints in the background
-/// ([`Db::checkpoint_wal`]) long before that, so a commit does not wait for the copy and its fsyncs;
-/// this bounds the log where nothing does.
+/// ([`Db::checkpoint_wal`]) long before that, so a commit does not wait for the copy and its
+/// fsyncs; this bounds the log where nothing does.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 /// KiB of page cache per SQLite connection (SQLite's default is 2,000). Each pooled connection

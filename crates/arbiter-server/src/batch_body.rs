@@ -296,23 +296,6 @@ impl Window {
         Ok(&self.buf[value])
     }
 
-    /// Consumes the next value without keeping it.
-    fn skip(&mut self) -> Result<(), ApiError> {
-        self.peek()?;
-        let mut scan = Scan::default();
-        loop {
-            if let Some(len) = scan.feed(&self.buf[self.start..self.end]) {
-                self.start += len;
-                return Ok(());
-            }
-            self.start = self.end;
-            if !self.fill()? {
-                scan.ended_by_eof(0, self.position())?;
-                return Ok(());
-            }
-        }
-    }
-
     /// Parses the next value as a `T`.
     fn parse<T: serde::de::DeserializeOwned>(
         &mut self,
@@ -482,7 +465,7 @@ pub async fn header(file: &File) -> Result<Header, ApiError> {
                     let mut count = 0;
                     window.array("an array of images", |window| {
                         count += 1;
-                        window.skip()
+                        window.take().map(drop)
                     })?;
                     images = Some(count);
                 }
@@ -527,7 +510,7 @@ where
         let mut index = 0;
         let result = window.object(|name, window| {
             if name != "images" {
-                return window.skip();
+                return window.take().map(drop);
             }
             window.array("an array of images", |window| {
                 let start = window.position();

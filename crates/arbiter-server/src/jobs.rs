@@ -687,9 +687,9 @@ const COMMIT_WAIT: Duration = Duration::from_millis(50);
 /// It keeps twice as many images in analysis as the machine has cores (the analysis threads
 /// take them in turn, so the next image is ready when a thread is free), claims more jobs while
 /// fewer than a claim's worth are waiting (so analysis never waits for a claim), and commits
-/// finished jobs in the background, [`COMMIT_GROUP`] at a time or [`COMMIT_WAIT`] after the first finished, and at
-/// once when nothing else is being analysed: the detector never waits for the database, and
-/// the database sees a few large transactions instead of one per image.
+/// finished jobs in the background, [`COMMIT_GROUP`] at a time or [`COMMIT_WAIT`] after the
+/// first finished, and at once when nothing else is being analysed: the detector never waits
+/// for the database, and the database sees a few large transactions instead of one per image.
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
