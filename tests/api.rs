@@ -404,8 +404,19 @@ async fn bad_requests_get_the_guides_error_codes() {
             }
             // A body far over the limit is refused at the edge.
             let huge = "A".repeat(2_000_000);
-            let (status, _, answer) = server.analyze(&key, json!({"image_base64": huge})).await;
+            let (status, headers, answer) =
+                server.analyze(&key, json!({"image_base64": huge})).await;
             assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+            assert!(headers.contains_key("x-ratelimit-remaining"), "{headers:?}");
+            // The key is looked up while the body is read: an unknown key is refused as such,
+            // whatever the body.
+            let over = json!({"image_base64": "A".repeat(400_000)});
+            let (status, _, answer) = server.analyze("arb_nonsense", over).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("INVALID_API_KEY")),
+                "{label}: {answer}"
+            );
             // Not JSON at all.
             let response = server
                 .client

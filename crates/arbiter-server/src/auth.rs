@@ -9,9 +9,11 @@ use crate::config::Plan;
 use crate::error::ApiError;
 use crate::keys::{self, KeyRecord, Scope};
 use crate::ratelimit::{RateStatus, Refusal};
+use crate::routes::analyze::body_error;
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,9 +32,49 @@ pub struct Caller {
 /// headers to whatever the handler answers.
 pub async fn require(
     State((state, scope)): State<(AppState, Scope)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    let (request_id, peer) = context(&request);
+    match authorize(&state, request.headers(), peer, scope).await {
+        Ok(caller) => admit(&state, caller, &request_id, Ok(request), next).await,
+        Err(err) => err.for_request(&request_id).into_response(),
+    }
+}
+
+/// [`require`] for a route that reads its whole body: the body is read while the key is looked
+/// up, so neither waits for the other. A request refused for its key is answered at once and
+/// the rest of its body is not read. The body's limit is the route's `DefaultBodyLimit`, which
+/// must be a layer outside this one.
+pub async fn require_reading_body(
+    State((state, scope)): State<(AppState, Scope)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (request_id, peer) = context(&request);
+    let (parts, body) = request.into_parts();
+    let (caller, body) = {
+        let authorized = authorize(&state, &parts.headers, peer, scope);
+        let read = Bytes::from_request(Request::from_parts(parts.clone(), body), &());
+        tokio::pin!(authorized, read);
+        let (caller, body) = tokio::select! {
+            caller = &mut authorized => (caller, None),
+            body = &mut read => (authorized.await, Some(body)),
+        };
+        match (caller, body) {
+            (Err(err), _) => return err.for_request(&request_id).into_response(),
+            (Ok(caller), Some(body)) => (caller, body),
+            (Ok(caller), None) => (caller, read.await),
+        }
+    };
+    let request = body
+        .map(|body| Request::from_parts(parts, Body::from(body)))
+        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()));
+    admit(&state, caller, &request_id, request, next).await
+}
+
+/// A request's id and the address it came from.
+fn context(request: &Request) -> (RequestId, Option<SocketAddr>) {
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -42,10 +84,18 @@ pub async fn require(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let caller = match authorize(&state, request.headers(), peer, scope).await {
-        Ok(caller) => caller,
-        Err(err) => return err.for_request(&request_id).into_response(),
-    };
+    (request_id, peer)
+}
+
+/// Counts an authorized request against its plan and, within the limits, runs it (or answers
+/// why its body could not be read); the rate-limit headers go on whatever is answered.
+async fn admit(
+    state: &AppState,
+    caller: Caller,
+    request_id: &RequestId,
+    request: Result<Request, ApiError>,
+    next: Next,
+) -> Response {
     let (status, refusal) = state.limiter.check(&caller.key.tenant, &caller.plan);
     let mut response = match refusal {
         Some(Refusal::RateLimit { retry_after }) => {
@@ -57,7 +107,7 @@ pub async fn require(
                 ),
             );
             err.retry_after = Some(retry_after);
-            err.for_request(&request_id).into_response()
+            err.for_request(request_id).into_response()
         }
         Some(Refusal::Quota { retry_after }) => {
             let mut err = ApiError::new(
@@ -68,12 +118,15 @@ pub async fn require(
                 ),
             );
             err.retry_after = Some(retry_after);
-            err.for_request(&request_id).into_response()
+            err.for_request(request_id).into_response()
         }
-        None => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
+        None => match request {
+            Ok(mut request) => {
+                request.extensions_mut().insert(caller);
+                next.run(request).await
+            }
+            Err(err) => err.for_request(request_id).into_response(),
+        },
     };
     add_rate_headers(response.headers_mut(), status);
     response

@@ -249,8 +249,9 @@ impl Deliveries {
         Ok(())
     }
 
-    /// Reads the tenant's live endpoints and their filters, once.
-    async fn load_endpoints(
+    /// Reads the tenant's live endpoints and their filters, once: the deliveries added for the
+    /// tenant afterwards go to these.
+    pub async fn load_endpoints(
         &mut self,
         conn: &impl ConnectionTrait,
         tenant: &str,

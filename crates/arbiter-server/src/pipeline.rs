@@ -18,7 +18,7 @@ use arbiter_db::{Db, decisions, requests, review};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -122,7 +122,7 @@ impl Pipeline {
         limits: IntakeLimits,
     ) -> Self {
         Self {
-            recorder: GroupCommit::start(db.clone(), Recorder, RECORD_GROUP),
+            recorder: GroupCommit::start(db.clone(), Recorder { db: db.clone() }, RECORD_GROUP),
             db,
             detector,
             flows,
@@ -482,7 +482,10 @@ impl OwnedRecord {
 
 /// Records of concurrent requests written in one transaction: their rows and audit entries
 /// ([`write_many`]) and their webhook deliveries.
-struct Recorder;
+struct Recorder {
+    /// Where the tenants' webhook endpoints are read, beside the transaction.
+    db: Db,
+}
 
 /// Records the recorder writes to one transaction at most.
 const RECORD_GROUP: usize = 64;
@@ -498,8 +501,19 @@ impl GroupWrite for Recorder {
         items: &[OwnedRecord],
     ) -> Result<Vec<StoredEntry>, PipelineError> {
         let records: Vec<_> = items.iter().map(OwnedRecord::as_record).collect();
-        let entries = write_many(txn, &records).await?;
+        // The tenants' endpoints are read on another connection while the rows are written: the
+        // read does not wait for the writes, nor they for it.
         let mut deliveries = Deliveries::default();
+        let tenants: BTreeSet<&str> = records.iter().map(|record| record.tenant).collect();
+        let read = async {
+            for tenant in tenants {
+                deliveries.load_endpoints(self.db.conn(), tenant).await?;
+            }
+            Ok::<_, DbErr>(())
+        };
+        let (read, entries) = tokio::join!(read, write_many(txn, &records));
+        read?;
+        let entries = entries?;
         for record in &records {
             deliveries
                 .add_analysis(txn, record, None, None, record_time(record))

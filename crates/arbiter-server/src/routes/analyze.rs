@@ -22,11 +22,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/analyze", post(analyze_image))
-        .route_layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::Analyze),
-            auth::require,
+            auth::require_reading_body,
         ))
+        .route_layer(DefaultBodyLimit::max(body_limit))
 }
 
 /// `options` of an analysis request.
@@ -232,7 +232,8 @@ pub(crate) fn part_text(name: &str, bytes: &[u8]) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text")))
 }
 
-fn body_error(text: &str, status: u16) -> ApiError {
+/// A body that could not be read: over the route's limit (413), or cut off or malformed (400).
+pub(crate) fn body_error(text: &str, status: u16) -> ApiError {
     if status == 413 {
         ApiError::new(
             ErrorCode::FileSizeExceeded,
