@@ -93,10 +93,47 @@ pub async fn append_many(
     ts: DateTime<Utc>,
     events: Vec<Event>,
 ) -> Result<Vec<StoredEntry>, AuditError> {
+    append_many_alongside(conn, tenant, ts, events, None).await
+}
+
+/// Rows of the caller's own written with a run of entries: on SQLite in the same round trip as
+/// the last of them (one statement string, run first), on PostgreSQL just before them.
+#[derive(Debug)]
+pub struct Alongside {
+    /// The insert. Its values are bound in order: `?` on SQLite (as sea-query writes them).
+    pub statement: Statement,
+    /// The rows it writes.
+    pub rows: u64,
+}
+
+/// [`append_many`], writing `alongside` in the same round trip as the entries where the
+/// database allows.
+pub async fn append_many_alongside(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    ts: DateTime<Utc>,
+    events: Vec<Event>,
+    alongside: Option<Alongside>,
+) -> Result<Vec<StoredEntry>, AuditError> {
+    let backend = conn.get_database_backend();
+    // PostgreSQL runs one statement at a time: the caller's rows go first, on their own.
+    let alongside = match alongside {
+        Some(rows) if backend == DbBackend::Postgres || events.is_empty() => {
+            let written = conn.execute_raw(rows.statement).await?.rows_affected();
+            if written != rows.rows {
+                return Err(DbErr::Custom(format!(
+                    "an insert of {} rows alongside audit entries wrote {written}",
+                    rows.rows
+                ))
+                .into());
+            }
+            None
+        }
+        other => other,
+    };
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = conn.get_database_backend();
     let lock =
         Statement::from_sql_and_values(backend, LOCK_HEAD, [tenant.into(), GENESIS_HASH.into()]);
     let head = conn
@@ -148,24 +185,41 @@ pub async fn append_many(
     // PostgreSQL counts the head only in the last (its entries are inside the WITH), and refuses
     // the whole statement if any entry fails.
     let (mut written, mut expected) = (0, 0);
+    let mut alongside = alongside;
     while rows.peek().is_some() {
         let mut values: Vec<Value> = rows
             .by_ref()
             .take(ROWS_PER_STATEMENT * ENTRY_VALUES)
             .collect();
-        let placeholders = placeholders(values.len());
-        let mut sql = format!("INSERT INTO audit_entries ({ENTRY_COLUMNS}) VALUES {placeholders}");
+        let last = rows.peek().is_none();
+        // The caller's rows run first in the last statement: their values come first, and the
+        // entries' numbered values after them.
+        let (before, mut sql, offset) = match alongside.take().filter(|_| last) {
+            Some(Alongside { statement, rows }) => {
+                let before = statement.values.map(|values| values.0).unwrap_or_default();
+                expected += rows;
+                let offset = before.len();
+                (before, format!("{}; ", statement.sql), offset)
+            }
+            None => (Vec::new(), String::new(), 0),
+        };
+        let placeholders = placeholders(offset, values.len());
         let entries = (values.len() / ENTRY_VALUES) as u64;
-        if rows.peek().is_none() {
-            let (size_at, hash_at) = (values.len() + 1, values.len() + 2);
+        sql += &format!("INSERT INTO audit_entries ({ENTRY_COLUMNS}) VALUES {placeholders}");
+        if last {
+            let (tenant_at, size_at, hash_at) = (
+                offset + 1,
+                offset + values.len() + 1,
+                offset + values.len() + 2,
+            );
             sql = match backend {
                 DbBackend::Postgres => format!(
                     "WITH entry AS ({sql}) \
-                     UPDATE audit_heads SET size = ${size_at}, head_hash = ${hash_at} WHERE tenant = $1"
+                     UPDATE audit_heads SET size = ${size_at}, head_hash = ${hash_at} WHERE tenant = ${tenant_at}"
                 ),
                 _ => format!(
                     "{sql}; UPDATE audit_heads SET size = ${size_at}, head_hash = ${hash_at} \
-                     WHERE tenant = $1"
+                     WHERE tenant = ${tenant_at}"
                 ),
             };
             values.extend([new_size.into(), prev_hash.as_str().into()]);
@@ -176,6 +230,7 @@ pub async fn append_many(
         } else {
             expected += entries;
         }
+        let values: Vec<Value> = before.into_iter().chain(values).collect();
         written += conn
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?
@@ -190,13 +245,13 @@ pub async fn append_many(
     Ok(stored)
 }
 
-/// `($1, $2, ...), ($11, ...)` for `values` bound values, [`ENTRY_VALUES`] to a row. Both
-/// databases read `$n` as the n-th value.
-fn placeholders(values: usize) -> String {
+/// `($1, $2, ...), ($11, ...)` for `values` bound values after the first `offset`,
+/// [`ENTRY_VALUES`] to a row. Both databases read `$n` as the n-th value.
+fn placeholders(offset: usize, values: usize) -> String {
     (0..values / ENTRY_VALUES)
         .map(|row| {
             let columns: Vec<String> = (1..=ENTRY_VALUES)
-                .map(|column| format!("${}", row * ENTRY_VALUES + column))
+                .map(|column| format!("${}", offset + row * ENTRY_VALUES + column))
                 .collect();
             format!("({})", columns.join(", "))
         })
@@ -637,6 +692,81 @@ mod tests {
                     .unwrap()
                     .unwrap();
                 assert_eq!(head.try_get_by_index::<i64>(0).unwrap(), 1, "{label}");
+            }
+            txn.rollback().await.unwrap();
+            db.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    /// A caller's rows go in with the entries; when they cannot be written, neither are the
+    /// entries and the head does not move.
+    #[tokio::test]
+    async fn rows_alongside_are_written_with_the_entries_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let backend = db.backend();
+            let count = async |txn: &sea_orm::DatabaseTransaction, sql: &str| {
+                let row = txn.query_one_raw(Statement::from_string(backend, sql));
+                row.await
+                    .unwrap()
+                    .unwrap()
+                    .try_get_by_index::<i64>(0)
+                    .unwrap()
+            };
+            let notes = |ids: [&str; 2]| Alongside {
+                statement: Statement::from_sql_and_values(
+                    backend,
+                    match backend {
+                        DbBackend::Postgres => "INSERT INTO notes (id) VALUES ($1), ($2)",
+                        _ => "INSERT INTO notes (id) VALUES (?), (?)",
+                    },
+                    ids.map(Value::from),
+                ),
+                rows: 2,
+            };
+            let txn = db.begin_write().await.unwrap();
+            txn.execute_unprepared("CREATE TABLE notes (id TEXT PRIMARY KEY)")
+                .await
+                .unwrap();
+            let events = vec![abandoned(1), abandoned(2), abandoned(3)];
+            let stored =
+                append_many_alongside(&txn, "acme", Utc::now(), events, Some(notes(["a", "b"])))
+                    .await
+                    .unwrap();
+            let seqs: Vec<u64> = stored.iter().map(|stored| stored.entry.seq).collect();
+            assert_eq!(seqs, [0, 1, 2], "{label}");
+            assert_eq!(stored[1].entry.prev_hash, stored[0].entry_hash, "{label}");
+            assert_eq!(
+                count(&txn, "SELECT COUNT(*) FROM notes").await,
+                2,
+                "{label}"
+            );
+            let head = "SELECT size FROM audit_heads WHERE tenant = 'acme'";
+            assert_eq!(count(&txn, head).await, 3, "{label}");
+
+            // A note already there: nothing of the second run is written.
+            let failed = append_many_alongside(
+                &txn,
+                "acme",
+                Utc::now(),
+                vec![abandoned(4)],
+                Some(notes(["c", "a"])),
+            )
+            .await;
+            assert!(
+                matches!(failed, Err(AuditError::Db(_))),
+                "{label}: {failed:?}"
+            );
+            if backend == DbBackend::Sqlite {
+                // PostgreSQL has aborted the transaction; SQLite can still be asked.
+                assert_eq!(count(&txn, head).await, 3, "{label}");
+                let entries = "SELECT COUNT(*) FROM audit_entries WHERE tenant = 'acme'";
+                assert_eq!(count(&txn, entries).await, 3, "{label}");
             }
             txn.rollback().await.unwrap();
             db.clone().close().await.unwrap();

@@ -12,7 +12,8 @@ pub mod keys;
 pub mod verify;
 
 pub use chain::{
-    AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, append_many, entries,
+    Alongside, AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, append_many,
+    append_many_alongside, entries,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPage, CheckpointPolicy, StoredCheckpoint,

@@ -2,7 +2,10 @@
 
 use crate::entity::request;
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait, Statement,
+};
 
 /// Inserts completed requests (inside the caller's transaction).
 pub async fn insert(
@@ -10,6 +13,15 @@ pub async fn insert(
     rows: impl IntoIterator<Item = request::Model>,
 ) -> Result<(), DbErr> {
     crate::insert_rows(conn, rows.into_iter().map(request::ActiveModel::from)).await
+}
+
+/// The insert of completed requests, as one statement for the caller to run (inside its
+/// transaction).
+pub fn insert_statement(
+    backend: DbBackend,
+    rows: impl IntoIterator<Item = request::Model>,
+) -> Statement {
+    request::Entity::insert_many(rows.into_iter().map(request::ActiveModel::from)).build(backend)
 }
 
 /// A tenant's request by id; another tenant's request is not found.

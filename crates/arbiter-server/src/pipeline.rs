@@ -6,7 +6,7 @@ use crate::outbox::Deliveries;
 use crate::policies::LivePolicies;
 use crate::sinks::SinkSet;
 use arbiter_audit::entry::AnalysisFields;
-use arbiter_audit::{AuditError, Event, StoredEntry};
+use arbiter_audit::{Alongside, AuditError, Event, StoredEntry};
 use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
     FlowError, MediaInput, RequestId, ReviewId,
@@ -319,7 +319,19 @@ pub async fn write_many(
         .iter()
         .filter_map(|r| r.request_row.clone())
         .collect();
-    requests::insert(txn, rows).await?;
+    // The request rows are written with the first tenant's audit entries: on SQLite in the same
+    // round trip. A run too long for one statement is written on its own.
+    let mut alongside = match rows.len() {
+        0 => None,
+        count if count <= ROWS_ALONGSIDE => Some(Alongside {
+            rows: count as u64,
+            statement: requests::insert_statement(txn.get_database_backend(), rows),
+        }),
+        _ => {
+            requests::insert(txn, rows).await?;
+            None
+        }
+    };
     let decided: Vec<_> = records
         .iter()
         .filter_map(|record| record.decided.map(|decided| (record, decided)))
@@ -357,13 +369,18 @@ pub async fn write_many(
         let events: Vec<_> = indexes.iter().map(|&i| event(&records[i])).collect();
         // One time for the run: the first record's.
         let now = record_time(&records[indexes[0]]);
-        let stored = arbiter_audit::append_many(txn, tenant, now, events).await?;
+        let stored =
+            arbiter_audit::append_many_alongside(txn, tenant, now, events, alongside.take())
+                .await?;
         for (index, entry) in indexes.into_iter().zip(stored) {
             entries[index] = Some(entry);
         }
     }
     Ok(entries.into_iter().flatten().collect())
 }
+
+/// Request rows written in the statement of the audit entries at most (nine values each).
+const ROWS_ALONGSIDE: usize = 100;
 
 /// The audit event of a record: its decision, or its analysis when no flow decided.
 fn event(record: &Record<'_>) -> Event {
