@@ -117,7 +117,7 @@ pub async fn append_many_alongside(
 ) -> Result<Vec<StoredEntry>, AuditError> {
     let backend = conn.get_database_backend();
     // PostgreSQL runs one statement at a time: the caller's rows go first, on their own.
-    let alongside = match alongside {
+    let mut alongside = match alongside {
         Some(rows) if backend == DbBackend::Postgres || events.is_empty() => {
             let written = conn.execute_raw(rows.statement).await?.rows_affected();
             if written != rows.rows {
@@ -185,7 +185,6 @@ pub async fn append_many_alongside(
     // PostgreSQL counts the head only in the last (its entries are inside the WITH), and refuses
     // the whole statement if any entry fails.
     let (mut written, mut expected) = (0, 0);
-    let mut alongside = alongside;
     while rows.peek().is_some() {
         let mut values: Vec<Value> = rows
             .by_ref()
