@@ -2,9 +2,13 @@
 
 use crate::entity::api_key;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder,
 };
+use tokio::sync::{mpsc, oneshot};
 
 /// Inserts a key (inside the caller's transaction).
 pub async fn insert(conn: &impl ConnectionTrait, key: api_key::Model) -> Result<(), DbErr> {
@@ -28,6 +32,85 @@ pub async fn insert(conn: &impl ConnectionTrait, key: api_key::Model) -> Result<
 /// A key by id, revoked or not.
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<api_key::Model>, DbErr> {
     api_key::Entity::find_by_id(id.to_owned()).one(conn).await
+}
+
+/// Key lookups of concurrent callers answered together: the lookups waiting when a read starts
+/// go in one query (`id IN (...)`), so a burst of requests costs the database one read, not one
+/// each (two such reads run at a time). Every lookup still reads the database: a key revoked a
+/// moment ago is seen revoked. Cheap to clone; the reading task ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Lookups {
+    queue: mpsc::UnboundedSender<Lookup>,
+}
+
+/// A key id and where its row goes.
+type Lookup = (
+    String,
+    oneshot::Sender<Result<Option<api_key::Model>, String>>,
+);
+
+/// Lookups read in one query at most.
+const LOOKUP_GROUP: usize = 64;
+
+impl Lookups {
+    /// Starts the reading task on the current Tokio runtime.
+    pub fn start(conn: DatabaseConnection) -> Self {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(read_lookups(conn, waiting));
+        Self { queue }
+    }
+
+    /// A key by id, revoked or not, as [`get`] reads it.
+    pub async fn get(&self, id: &str) -> Result<Option<api_key::Model>, DbErr> {
+        let stopped = || DbErr::Custom("the key reader has stopped".to_owned());
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send((id.to_owned(), answer))
+            .map_err(|_| stopped())?;
+        answered
+            .await
+            .map_err(|_| stopped())?
+            .map_err(DbErr::Custom)
+    }
+}
+
+/// Groups read at the same time at most: while that many are out, lookups wait and gather.
+const READS_AT_ONCE: usize = 2;
+
+async fn read_lookups(conn: DatabaseConnection, mut waiting: mpsc::UnboundedReceiver<Lookup>) {
+    let mut reading = FuturesUnordered::new();
+    let mut group = Vec::with_capacity(LOOKUP_GROUP);
+    loop {
+        let room = reading.len() < READS_AT_ONCE;
+        tokio::select! {
+            taken = waiting.recv_many(&mut group, LOOKUP_GROUP), if room => {
+                if taken == 0 {
+                    break;
+                }
+                reading.push(read_group(&conn, std::mem::take(&mut group)));
+            }
+            Some(()) = reading.next() => {}
+        }
+    }
+    while reading.next().await.is_some() {}
+}
+
+/// Reads a group of lookups in one query and answers each.
+async fn read_group(conn: &DatabaseConnection, group: Vec<Lookup>) {
+    let ids: Vec<String> = group.iter().map(|(id, _)| id.clone()).collect();
+    let rows = api_key::Entity::find()
+        .filter(api_key::Column::Id.is_in(ids))
+        .all(conn)
+        .await
+        .map_err(|err| err.to_string());
+    for (id, answer) in group {
+        let row = rows
+            .as_ref()
+            .map(|rows| rows.iter().find(|row| row.id == id).cloned())
+            .map_err(Clone::clone);
+        // A caller that stopped waiting has nothing to be told.
+        let _ = answer.send(row);
+    }
 }
 
 /// Every key, oldest first; only one tenant's when given.
@@ -61,4 +144,65 @@ pub async fn revoke(
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Db, testing};
+
+    fn key(id: &str) -> api_key::Model {
+        api_key::Model {
+            id: id.to_owned(),
+            tenant: "acme".to_owned(),
+            name: id.to_owned(),
+            plan: "starter".to_owned(),
+            scopes: "[]".to_owned(),
+            allow_ips: "[]".to_owned(),
+            secret_hash: format!("hash of {id}"),
+            created_at: Utc::now(),
+            revoked_at: None,
+        }
+    }
+
+    /// Lookups made at once are each answered with their own key (or none), and a key revoked
+    /// between two lookups is seen revoked by the second.
+    #[tokio::test]
+    async fn concurrent_lookups_each_get_their_own_key_and_see_revocation_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            for id in ["key_a", "key_b", "key_c"] {
+                insert(db.conn(), key(id)).await.unwrap();
+            }
+            let lookups = Lookups::start(db.conn().clone());
+            let ids: Vec<String> = (0..40)
+                .map(|n| ["key_a", "key_b", "key_c", "key_x"][n % 4].to_owned())
+                .collect();
+            let found = futures_util::future::join_all(ids.iter().map(|id| lookups.get(id))).await;
+            for (id, found) in ids.iter().zip(found) {
+                let name = found.unwrap().map(|row| row.name);
+                let expected = (id != "key_x").then(|| id.clone());
+                assert_eq!(name, expected, "{label}");
+            }
+
+            assert!(
+                lookups
+                    .get("key_b")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at
+                    .is_none()
+            );
+            assert!(revoke(db.conn(), "key_b", Utc::now()).await.unwrap());
+            let revoked = lookups.get("key_b").await.unwrap().unwrap();
+            assert!(revoked.revoked_at.is_some(), "{label}");
+            db.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
 }

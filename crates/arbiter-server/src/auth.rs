@@ -157,7 +157,7 @@ pub async fn authorize(
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(invalid)?;
-    let key = keys::authenticate(state.pipeline.db().conn(), presented)
+    let key = keys::authenticate(&state.key_lookups, presented)
         .await?
         .ok_or_else(invalid)?;
     if !key.scopes.contains(&scope) {

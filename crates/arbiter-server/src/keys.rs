@@ -4,6 +4,7 @@
 
 use arbiter_audit::{AuditError, Event};
 use arbiter_core::KeyId;
+use arbiter_db::api_keys::Lookups;
 use arbiter_db::entity::api_key;
 use arbiter_db::sea_orm::{ConnectionTrait, DbErr};
 use base64::Engine;
@@ -232,10 +233,7 @@ pub async fn create(
 
 /// The live key a presented secret belongs to; `None` for a malformed, unknown, wrong or
 /// revoked key.
-pub async fn authenticate(
-    conn: &impl ConnectionTrait,
-    presented: &str,
-) -> Result<Option<KeyRecord>, DbErr> {
+pub async fn authenticate(lookups: &Lookups, presented: &str) -> Result<Option<KeyRecord>, DbErr> {
     let Some((ulid, _)) = presented
         .strip_prefix(KEY_PREFIX)
         .and_then(|rest| rest.split_once('_'))
@@ -245,7 +243,7 @@ pub async fn authenticate(
     let Ok(id) = format!("{}_{ulid}", KeyId::PREFIX).parse::<KeyId>() else {
         return Ok(None);
     };
-    let Some(row) = arbiter_db::api_keys::get(conn, id.as_str()).await? else {
+    let Some(row) = lookups.get(id.as_str()).await? else {
         return Ok(None);
     };
     if row.revoked_at.is_some()
@@ -323,9 +321,10 @@ mod tests {
             allow_ips: vec![],
         };
         let (record, secret) = create(db.conn(), new, "test", Utc::now()).await.unwrap();
+        let lookups = Lookups::start(db.conn().clone());
         assert!(secret.expose().starts_with("arb_"));
         assert_eq!(format!("{secret:?}"), "[REDACTED]");
-        let found = authenticate(db.conn(), secret.expose())
+        let found = authenticate(&lookups, secret.expose())
             .await
             .unwrap()
             .unwrap();
@@ -340,9 +339,9 @@ mod tests {
         let mut wrong = secret.expose().to_owned();
         wrong.pop();
         wrong.push('x');
-        assert!(authenticate(db.conn(), &wrong).await.unwrap().is_none());
+        assert!(authenticate(&lookups, &wrong).await.unwrap().is_none());
         assert!(
-            authenticate(db.conn(), "Bearer nonsense")
+            authenticate(&lookups, "Bearer nonsense")
                 .await
                 .unwrap()
                 .is_none()
@@ -355,7 +354,7 @@ mod tests {
                 .is_some()
         );
         assert!(
-            authenticate(db.conn(), secret.expose())
+            authenticate(&lookups, secret.expose())
                 .await
                 .unwrap()
                 .is_none()

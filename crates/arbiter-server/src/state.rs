@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::outbox::Webhooks;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
+use arbiter_db::api_keys::Lookups;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Outbound fetching of `image_url`.
     pub fetcher: Fetcher,
+    /// API keys read for concurrent requests together.
+    pub key_lookups: Lookups,
     /// Per-tenant rate limits.
     pub limiter: RateLimiter,
     /// The time.
@@ -49,6 +52,7 @@ impl AppState {
         Self {
             fetcher: Fetcher::new(&config.outbound),
             limiter: RateLimiter::new(clock.clone()),
+            key_lookups: Lookups::start(pipeline.db().conn().clone()),
             pipeline,
             config: Arc::new(config),
             clock,
