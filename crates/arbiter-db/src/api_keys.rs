@@ -1,14 +1,12 @@
 //! Stored API keys.
 
 use crate::entity::api_key;
+use crate::group::{GroupLookup, GroupRead};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder,
 };
-use tokio::sync::{mpsc, oneshot};
 
 /// Inserts a key (inside the caller's transaction).
 pub async fn insert(conn: &impl ConnectionTrait, key: api_key::Model) -> Result<(), DbErr> {
@@ -34,82 +32,32 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<api_key
     api_key::Entity::find_by_id(id.to_owned()).one(conn).await
 }
 
-/// Key lookups of concurrent callers answered together: the lookups waiting when a read starts
-/// go in one query (`id IN (...)`), so a burst of requests costs the database one read, not one
-/// each (two such reads run at a time). Every lookup still reads the database: a key revoked a
-/// moment ago is seen revoked. Cheap to clone; the reading task ends when the last handle is dropped.
-#[derive(Debug, Clone)]
-pub struct Lookups {
-    queue: mpsc::UnboundedSender<Lookup>,
-}
+/// Key lookups of concurrent callers answered together ([`GroupRead`]): a burst of requests
+/// costs the database one read, not one each. Every lookup still reads the database: a key
+/// revoked a moment ago is seen revoked.
+pub type Lookups = GroupRead<KeyLookup>;
 
-/// A key id and where its row goes.
-type Lookup = (
-    String,
-    oneshot::Sender<Result<Option<api_key::Model>, String>>,
-);
+/// Keys by id, revoked or not, as [`get`] reads them.
+#[derive(Debug)]
+pub struct KeyLookup;
 
-/// Lookups read in one query at most.
-const LOOKUP_GROUP: usize = 64;
+impl GroupLookup for KeyLookup {
+    type Query = String;
+    type Found = Option<api_key::Model>;
 
-impl Lookups {
-    /// Starts the reading task on the current Tokio runtime.
-    pub fn start(conn: DatabaseConnection) -> Self {
-        let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(read_lookups(conn, waiting));
-        Self { queue }
-    }
-
-    /// A key by id, revoked or not, as [`get`] reads it.
-    pub async fn get(&self, id: &str) -> Result<Option<api_key::Model>, DbErr> {
-        let stopped = || DbErr::Custom("the key reader has stopped".to_owned());
-        let (answer, answered) = oneshot::channel();
-        self.queue
-            .send((id.to_owned(), answer))
-            .map_err(|_| stopped())?;
-        answered
-            .await
-            .map_err(|_| stopped())?
-            .map_err(DbErr::Custom)
-    }
-}
-
-/// Groups read at the same time at most: while that many are out, lookups wait and gather.
-const READS_AT_ONCE: usize = 2;
-
-async fn read_lookups(conn: DatabaseConnection, mut waiting: mpsc::UnboundedReceiver<Lookup>) {
-    let mut reading = FuturesUnordered::new();
-    let mut group = Vec::with_capacity(LOOKUP_GROUP);
-    loop {
-        let room = reading.len() < READS_AT_ONCE;
-        tokio::select! {
-            taken = waiting.recv_many(&mut group, LOOKUP_GROUP), if room => {
-                if taken == 0 {
-                    break;
-                }
-                reading.push(read_group(&conn, std::mem::take(&mut group)));
-            }
-            Some(()) = reading.next() => {}
-        }
-    }
-    while reading.next().await.is_some() {}
-}
-
-/// Reads a group of lookups in one query and answers each.
-async fn read_group(conn: &DatabaseConnection, group: Vec<Lookup>) {
-    let ids: Vec<String> = group.iter().map(|(id, _)| id.clone()).collect();
-    let rows = api_key::Entity::find()
-        .filter(api_key::Column::Id.is_in(ids))
-        .all(conn)
-        .await
-        .map_err(|err| err.to_string());
-    for (id, answer) in group {
-        let row = rows
-            .as_ref()
-            .map(|rows| rows.iter().find(|row| row.id == id).cloned())
-            .map_err(Clone::clone);
-        // A caller that stopped waiting has nothing to be told.
-        let _ = answer.send(row);
+    async fn read(
+        &self,
+        conn: &DatabaseConnection,
+        ids: &[String],
+    ) -> Result<Vec<Option<api_key::Model>>, DbErr> {
+        let rows = api_key::Entity::find()
+            .filter(api_key::Column::Id.is_in(ids.iter().cloned()))
+            .all(conn)
+            .await?;
+        Ok(ids
+            .iter()
+            .map(|id| rows.iter().find(|row| &row.id == id).cloned())
+            .collect())
     }
 }
 
@@ -176,11 +124,12 @@ mod tests {
             for id in ["key_a", "key_b", "key_c"] {
                 insert(db.conn(), key(id)).await.unwrap();
             }
-            let lookups = Lookups::start(db.conn().clone());
+            let lookups = Lookups::start(db.conn().clone(), KeyLookup);
             let ids: Vec<String> = (0..40)
                 .map(|n| ["key_a", "key_b", "key_c", "key_x"][n % 4].to_owned())
                 .collect();
-            let found = futures_util::future::join_all(ids.iter().map(|id| lookups.get(id))).await;
+            let found =
+                futures_util::future::join_all(ids.iter().map(|id| lookups.get(id.clone()))).await;
             for (id, found) in ids.iter().zip(found) {
                 let name = found.unwrap().map(|row| row.name);
                 let expected = (id != "key_x").then(|| id.clone());
@@ -189,7 +138,7 @@ mod tests {
 
             assert!(
                 lookups
-                    .get("key_b")
+                    .get("key_b".to_owned())
                     .await
                     .unwrap()
                     .unwrap()
@@ -197,7 +146,7 @@ mod tests {
                     .is_none()
             );
             assert!(revoke(db.conn(), "key_b", Utc::now()).await.unwrap());
-            let revoked = lookups.get("key_b").await.unwrap().unwrap();
+            let revoked = lookups.get("key_b".to_owned()).await.unwrap().unwrap();
             assert!(revoked.revoked_at.is_some(), "{label}");
             db.clone().close().await.unwrap();
         }

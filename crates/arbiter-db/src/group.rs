@@ -1,4 +1,5 @@
-//! Group commit: the writes of many concurrent callers in one transaction.
+//! Group commit: the writes of many concurrent callers in one transaction; and group reads:
+//! the lookups of many concurrent callers in one query.
 //!
 //! Callers hand their items to a committer task and wait for its answer. The task takes every
 //! item waiting (up to a limit), writes them all in one transaction and answers each caller once
@@ -11,7 +12,9 @@
 //! write: its item is committed or not as if it had waited.
 
 use crate::Db;
-use sea_orm::{DatabaseTransaction, DbErr};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -130,6 +133,121 @@ async fn commit<W: GroupWrite>(
     }
     txn.commit().await?;
     Ok(outputs)
+}
+
+/// What a group read looks up: many callers' queries answered by one database read.
+pub trait GroupLookup: Send + Sync + 'static {
+    /// One caller's query.
+    type Query: Send + 'static;
+    /// What a caller gets back.
+    type Found: Send + 'static;
+
+    /// Answers `queries` with one read (or a few); one answer per query, in their order.
+    fn read<'a>(
+        &'a self,
+        conn: &'a DatabaseConnection,
+        queries: &'a [Self::Query],
+    ) -> impl Future<Output = Result<Vec<Self::Found>, DbErr>> + Send + 'a;
+}
+
+type Asked<L> = (
+    <L as GroupLookup>::Query,
+    oneshot::Sender<Result<<L as GroupLookup>::Found, String>>,
+);
+
+/// A handle to a reading task: the queries waiting when a read starts go in that read, so a
+/// burst of callers costs the database one read, not one each; [`READS_AT_ONCE`] reads run at a
+/// time. Cheap to clone; the task ends when the last handle is dropped.
+pub struct GroupRead<L: GroupLookup> {
+    queue: mpsc::UnboundedSender<Asked<L>>,
+}
+
+impl<L: GroupLookup> Clone for GroupRead<L> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<L: GroupLookup> std::fmt::Debug for GroupRead<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupRead").finish_non_exhaustive()
+    }
+}
+
+/// Queries answered by one read at most.
+const READ_GROUP: usize = 64;
+
+/// Reads a reading task runs at the same time at most: while they are out, queries gather.
+pub const READS_AT_ONCE: usize = 2;
+
+impl<L: GroupLookup> GroupRead<L> {
+    /// Starts a reading task on the current Tokio runtime.
+    pub fn start(conn: DatabaseConnection, lookup: L) -> Self {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(read(conn, Arc::new(lookup), waiting));
+        Self { queue }
+    }
+
+    /// The answer to `query`, from the next read.
+    pub async fn get(&self, query: L::Query) -> Result<L::Found, DbErr> {
+        let stopped = || DbErr::Custom("the group reader has stopped".to_owned());
+        let (answer, answered) = oneshot::channel();
+        self.queue.send((query, answer)).map_err(|_| stopped())?;
+        answered
+            .await
+            .map_err(|_| stopped())?
+            .map_err(DbErr::Custom)
+    }
+}
+
+async fn read<L: GroupLookup>(
+    conn: DatabaseConnection,
+    lookup: Arc<L>,
+    mut waiting: mpsc::UnboundedReceiver<Asked<L>>,
+) {
+    let mut reading = FuturesUnordered::new();
+    let mut group = Vec::with_capacity(READ_GROUP);
+    loop {
+        let room = reading.len() < READS_AT_ONCE;
+        tokio::select! {
+            taken = waiting.recv_many(&mut group, READ_GROUP), if room => {
+                if taken == 0 {
+                    break;
+                }
+                reading.push(read_group(&conn, lookup.as_ref(), std::mem::take(&mut group)));
+            }
+            Some(()) = reading.next() => {}
+        }
+    }
+    while reading.next().await.is_some() {}
+}
+
+/// Reads a group of queries and answers each (every one with the error when the read failed).
+async fn read_group<L: GroupLookup>(conn: &DatabaseConnection, lookup: &L, group: Vec<Asked<L>>) {
+    let (queries, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+    match lookup.read(conn, &queries).await {
+        Ok(found) if found.len() == queries.len() => {
+            for (answer, found) in answers.into_iter().zip(found) {
+                // A caller that stopped waiting has nothing to be told.
+                let _ = answer.send(Ok(found));
+            }
+        }
+        outcome => {
+            let err = match outcome {
+                Err(err) => err.to_string(),
+                Ok(found) => format!(
+                    "a group read of {} queries gave {} answers",
+                    queries.len(),
+                    found.len()
+                ),
+            };
+            for answer in answers {
+                let _ = answer.send(Err(err.clone()));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -276,10 +276,8 @@ pub async fn obtain(
                 if let Some(found) = state.inflight.recent(&slot, since) {
                     return Ok(found);
                 }
-                if let Some(row) =
-                    arbiter_db::requests::find_cached(pipeline.db().conn(), tenant, &key, since)
-                        .await?
-                {
+                let query = (tenant.to_owned(), key.clone(), since);
+                if let Some(row) = state.cached_lookups.get(query).await? {
                     let analysis: Analysis = serde_json::from_str(&row.analysis)
                         .map_err(|err| ApiError::internal(&err))?;
                     let origin: RequestId = row

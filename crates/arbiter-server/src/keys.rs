@@ -243,7 +243,7 @@ pub async fn authenticate(lookups: &Lookups, presented: &str) -> Result<Option<K
     let Ok(id) = format!("{}_{ulid}", KeyId::PREFIX).parse::<KeyId>() else {
         return Ok(None);
     };
-    let Some(row) = lookups.get(id.as_str()).await? else {
+    let Some(row) = lookups.get(id.to_string()).await? else {
         return Ok(None);
     };
     if row.revoked_at.is_some()
@@ -321,7 +321,7 @@ mod tests {
             allow_ips: vec![],
         };
         let (record, secret) = create(db.conn(), new, "test", Utc::now()).await.unwrap();
-        let lookups = Lookups::start(db.conn().clone());
+        let lookups = Lookups::start(db.conn().clone(), arbiter_db::api_keys::KeyLookup);
         assert!(secret.expose().starts_with("arb_"));
         assert_eq!(format!("{secret:?}"), "[REDACTED]");
         let found = authenticate(&lookups, secret.expose())

@@ -9,7 +9,8 @@ use crate::metrics::Metrics;
 use crate::outbox::Webhooks;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
-use arbiter_db::api_keys::Lookups;
+use arbiter_db::api_keys::{KeyLookup, Lookups};
+use arbiter_db::requests::{CachedLookup, CachedLookups};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// API keys read for concurrent requests together.
     pub key_lookups: Lookups,
+    /// Earlier results read for concurrent requests together.
+    pub cached_lookups: CachedLookups,
     /// Per-tenant rate limits.
     pub limiter: RateLimiter,
     /// The time.
@@ -52,7 +55,8 @@ impl AppState {
         Self {
             fetcher: Fetcher::new(&config.outbound),
             limiter: RateLimiter::new(clock.clone()),
-            key_lookups: Lookups::start(pipeline.db().conn().clone()),
+            key_lookups: Lookups::start(pipeline.db().conn().clone(), KeyLookup),
+            cached_lookups: CachedLookups::start(pipeline.db().conn().clone(), CachedLookup),
             pipeline,
             config: Arc::new(config),
             clock,
