@@ -186,7 +186,7 @@ impl<L: GroupLookup> GroupRead<L> {
     /// Starts a reading task on the current Tokio runtime.
     pub fn start(conn: DatabaseConnection, lookup: L) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(read(conn, Arc::new(lookup), waiting));
+        tokio::spawn(read(conn, lookup, waiting));
         Self { queue }
     }
 
@@ -204,7 +204,7 @@ impl<L: GroupLookup> GroupRead<L> {
 
 async fn read<L: GroupLookup>(
     conn: DatabaseConnection,
-    lookup: Arc<L>,
+    lookup: L,
     mut waiting: mpsc::UnboundedReceiver<Asked<L>>,
 ) {
     let mut reading = FuturesUnordered::new();
@@ -216,7 +216,7 @@ async fn read<L: GroupLookup>(
                 if taken == 0 {
                     break;
                 }
-                reading.push(read_group(&conn, lookup.as_ref(), std::mem::take(&mut group)));
+                reading.push(read_group(&conn, &lookup, std::mem::take(&mut group)));
             }
             Some(()) = reading.next() => {}
         }
