@@ -71,13 +71,15 @@ impl<W: GroupWrite> GroupCommit<W> {
     /// Writes `item` in the next group and returns its output once the group has committed.
     pub async fn submit(&self, item: W::Item) -> Result<W::Output, W::Error> {
         let (answer, answered) = oneshot::channel();
-        self.queue.send((item, answer)).map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
+        let gone = || stopped("the group committer");
+        self.queue.send((item, answer)).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
     }
 }
 
-fn stopped<E: From<DbErr>>() -> E {
-    DbErr::Custom("the group committer has stopped".to_owned()).into()
+/// The error of a caller whose group task has stopped.
+fn stopped<E: From<DbErr>>(task: &str) -> E {
+    DbErr::Custom(format!("{task} has stopped")).into()
 }
 
 async fn run<W: GroupWrite>(
@@ -156,8 +158,8 @@ type Asked<L> = (
 );
 
 /// A handle to a reading task: the queries waiting when a read starts go in that read, so a
-/// burst of callers costs the database one read, not one each; [`READS_AT_ONCE`] reads run at a
-/// time. Cheap to clone; the task ends when the last handle is dropped.
+/// burst of callers costs the database one read, not one each; two reads run at a time. Cheap
+/// to clone; the task ends when the last handle is dropped.
 pub struct GroupRead<L: GroupLookup> {
     queue: mpsc::UnboundedSender<Asked<L>>,
 }
@@ -180,7 +182,7 @@ impl<L: GroupLookup> std::fmt::Debug for GroupRead<L> {
 const READ_GROUP: usize = 64;
 
 /// Reads a reading task runs at the same time at most: while they are out, queries gather.
-pub const READS_AT_ONCE: usize = 2;
+const READS_AT_ONCE: usize = 2;
 
 impl<L: GroupLookup> GroupRead<L> {
     /// Starts a reading task on the current Tokio runtime.
@@ -192,13 +194,10 @@ impl<L: GroupLookup> GroupRead<L> {
 
     /// The answer to `query`, from the next read.
     pub async fn get(&self, query: L::Query) -> Result<L::Found, DbErr> {
-        let stopped = || DbErr::Custom("the group reader has stopped".to_owned());
+        let gone = || stopped::<DbErr>("the group reader");
         let (answer, answered) = oneshot::channel();
-        self.queue.send((query, answer)).map_err(|_| stopped())?;
-        answered
-            .await
-            .map_err(|_| stopped())?
-            .map_err(DbErr::Custom)
+        self.queue.send((query, answer)).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?.map_err(DbErr::Custom)
     }
 }
 
