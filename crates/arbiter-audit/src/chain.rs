@@ -7,6 +7,7 @@
 use crate::entry::{
     EncodeError, Entry, Event, FORMAT_VERSION, GENESIS_HASH, entry_hash, format_ts,
 };
+use arbiter_db::Script;
 use arbiter_db::entity::audit_entry;
 use arbiter_db::sea_orm::sea_query::Expr;
 use arbiter_db::sea_orm::{
@@ -50,6 +51,25 @@ impl StoredEntry {
     pub fn to_line(&self) -> Result<String, EncodeError> {
         self.entry.canonical_with_hash(&self.entry_hash)
     }
+
+    /// The head of its chain once it is the last entry.
+    pub fn head_after(&self) -> Head {
+        Head {
+            size: i64::try_from(self.entry.seq)
+                .unwrap_or(i64::MAX)
+                .saturating_add(1),
+            hash: self.entry_hash.clone(),
+        }
+    }
+}
+
+/// A chain's head: how many entries it holds and the last one's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Entries in the chain: the next one's `seq`.
+    pub size: i64,
+    /// The last entry's hash (the genesis hash for an empty chain).
+    pub hash: String,
 }
 
 /// Locks the tenant's head row (creating it for a new chain) and reads it, in one statement:
@@ -141,41 +161,11 @@ pub async fn append_many_alongside(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("audit head of tenant {tenant}")))?;
     let size: i64 = head.try_get_by_index(0)?;
-    let mut prev_hash: String = head.try_get_by_index(1)?;
-
-    let ts = format_ts(ts);
-    let mut stored = Vec::with_capacity(events.len());
-    let mut rows = Vec::with_capacity(events.len() * ENTRY_VALUES);
-    for (seq, event) in (size..).zip(events) {
-        let entry = Entry {
-            v: FORMAT_VERSION,
-            seq: u64::try_from(seq).unwrap_or_default(),
-            prev_hash,
-            ts: ts.clone(),
-            tenant: tenant.to_owned(),
-            event,
-        };
-        let canonical = entry.canonical()?;
-        let hash = entry_hash(&canonical);
-        let optional = |value: Option<&str>| Value::String(value.map(str::to_owned));
-        rows.extend([
-            tenant.into(),
-            seq.into(),
-            entry.event.name().into(),
-            entry.ts.as_str().into(),
-            optional(entry.event.request_id()),
-            optional(entry.event.reference_id()),
-            optional(entry.event.image_sha256()),
-            entry.prev_hash.as_str().into(),
-            hash.as_str().into(),
-            canonical.into(),
-        ]);
-        prev_hash = hash.clone();
-        stored.push(StoredEntry {
-            entry,
-            entry_hash: hash,
-        });
-    }
+    let hash: String = head.try_get_by_index(1)?;
+    let (stored, rows) = chain(tenant, ts, events, Head { size, hash })?;
+    let head_hash = stored
+        .last()
+        .map_or_else(String::new, |last| last.entry_hash.clone());
 
     // All but the last chunk of rows alone; the last with the head's move, in one round trip.
     let count = stored.len();
@@ -221,7 +211,7 @@ pub async fn append_many_alongside(
                      WHERE tenant = ${tenant_at}"
                 ),
             };
-            values.extend([new_size.into(), prev_hash.as_str().into()]);
+            values.extend([new_size.into(), head_hash.as_str().into()]);
             expected += match backend {
                 DbBackend::Postgres => 1,
                 _ => entries + 1,
@@ -242,6 +232,109 @@ pub async fn append_many_alongside(
         .into());
     }
     Ok(stored)
+}
+
+/// Appends events to the tenant's chain after `head`, as statements of `script` (SQLite): the
+/// entries' inserts and the head's move from `head`, which fails — and so rolls the script's
+/// transaction back — unless the head is still `head` when the script runs. Returns the entries
+/// and the head after them. No round trip: nothing is read.
+pub fn append_to_script(
+    script: &mut Script,
+    tenant: &str,
+    ts: DateTime<Utc>,
+    events: Vec<Event>,
+    head: &Head,
+) -> Result<(Vec<StoredEntry>, Head), AuditError> {
+    let (stored, rows) = chain(tenant, ts, events, head.clone())?;
+    let Some(after) = stored.last().map(StoredEntry::head_after) else {
+        return Ok((stored, head.clone()));
+    };
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let values: Vec<Value> = rows
+            .by_ref()
+            .take(ROWS_PER_STATEMENT * ENTRY_VALUES)
+            .collect();
+        let row = format!("({})", ["?"; ENTRY_VALUES].join(", "));
+        let placeholders = vec![row; values.len() / ENTRY_VALUES].join(", ");
+        let sql = format!("INSERT INTO audit_entries ({ENTRY_COLUMNS}) VALUES {placeholders}");
+        script.push(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ));
+    }
+    // A chain not there yet starts at the genesis head. A head that is not `head` (one that
+    // moved, or a new chain when `head` says it holds entries) sets the size to NULL, which its
+    // NOT NULL refuses.
+    let sql = "INSERT INTO audit_heads (tenant, size, head_hash) VALUES (?, 0, ?) \
+         ON CONFLICT (tenant) DO NOTHING";
+    let values: [Value; 2] = [tenant.into(), GENESIS_HASH.into()];
+    script.push(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ));
+    let sql = "UPDATE audit_heads SET size = CASE WHEN size = ? AND head_hash = ? THEN ? END, \
+         head_hash = ? WHERE tenant = ?";
+    let values: [Value; 5] = [
+        head.size.into(),
+        head.hash.as_str().into(),
+        after.size.into(),
+        after.hash.as_str().into(),
+        tenant.into(),
+    ];
+    script.push(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ));
+    Ok((stored, after))
+}
+
+/// The entries of `events` chained after `head`, and their rows' values ([`ENTRY_VALUES`] each,
+/// in [`ENTRY_COLUMNS`] order).
+fn chain(
+    tenant: &str,
+    ts: DateTime<Utc>,
+    events: Vec<Event>,
+    head: Head,
+) -> Result<(Vec<StoredEntry>, Vec<Value>), AuditError> {
+    let ts = format_ts(ts);
+    let mut prev_hash = head.hash;
+    let mut stored = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(events.len() * ENTRY_VALUES);
+    for (seq, event) in (head.size..).zip(events) {
+        let entry = Entry {
+            v: FORMAT_VERSION,
+            seq: u64::try_from(seq).unwrap_or_default(),
+            prev_hash,
+            ts: ts.clone(),
+            tenant: tenant.to_owned(),
+            event,
+        };
+        let canonical = entry.canonical()?;
+        let hash = entry_hash(&canonical);
+        let optional = |value: Option<&str>| Value::String(value.map(str::to_owned));
+        rows.extend([
+            tenant.into(),
+            seq.into(),
+            entry.event.name().into(),
+            entry.ts.as_str().into(),
+            optional(entry.event.request_id()),
+            optional(entry.event.reference_id()),
+            optional(entry.event.image_sha256()),
+            entry.prev_hash.as_str().into(),
+            hash.as_str().into(),
+            canonical.into(),
+        ]);
+        prev_hash = hash.clone();
+        stored.push(StoredEntry {
+            entry,
+            entry_hash: hash,
+        });
+    }
+    Ok((stored, rows))
 }
 
 /// `($1, $2, ...), ($11, ...)` for `values` bound values after the first `offset`,
@@ -698,6 +791,101 @@ mod tests {
         if let Some(pg) = postgres {
             pg.drop_db().await.unwrap();
         }
+    }
+
+    /// A script appends after the head it was given and moves it, with the caller's rows, in one
+    /// transaction; a script whose head has moved since writes nothing, and the writer goes on.
+    #[tokio::test]
+    async fn a_script_appends_after_its_head_or_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&arbiter_db::DbTarget::DataDir(dir.path().to_owned()))
+            .await
+            .unwrap();
+        let count = async |sql: &str| {
+            let row = db
+                .conn()
+                .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql));
+            row.await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index::<i64>(0)
+                .unwrap()
+        };
+        db.conn()
+            .execute_unprepared("CREATE TABLE notes (id TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
+        let note = |id: &str| {
+            Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT INTO notes (id) VALUES (?)",
+                [id.into()],
+            )
+        };
+        let txn = db.begin_write().await.unwrap();
+        let first = append_many(&txn, "acme", Utc::now(), vec![abandoned(1), abandoned(2)])
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let head = first[1].head_after();
+        assert_eq!(head.size, 2);
+
+        let mut script = Script::default();
+        script.push(note("a"));
+        let events = vec![abandoned(3), abandoned(4), abandoned(5)];
+        let (stored, after) =
+            append_to_script(&mut script, "acme", Utc::now(), events, &head).unwrap();
+        db.write_at_once(script).await.unwrap();
+        assert_eq!(after, stored[2].head_after());
+        assert_eq!(stored[0].entry.seq, 2);
+        assert_eq!(stored[0].entry.prev_hash, head.hash);
+        let size = "SELECT size FROM audit_heads WHERE tenant = 'acme'";
+        assert_eq!(count(size).await, 5);
+        let read = entries(db.conn(), &EntryFilter::default()).await.unwrap();
+        assert_eq!(read[2..], stored[..]);
+
+        // The same head again: it has moved, so neither the note nor the entries are written.
+        let mut script = Script::default();
+        script.push(note("b"));
+        append_to_script(&mut script, "acme", Utc::now(), vec![abandoned(6)], &head).unwrap();
+        assert!(db.write_at_once(script).await.is_err());
+        assert_eq!(count(size).await, 5);
+        assert_eq!(count("SELECT COUNT(*) FROM audit_entries").await, 5);
+        assert_eq!(count("SELECT COUNT(*) FROM notes").await, 1);
+
+        // A chain that is not there cannot be appended to after a head that says it is; from
+        // the genesis head it starts.
+        let genesis = Head {
+            size: 0,
+            hash: GENESIS_HASH.to_owned(),
+        };
+        let mut script = Script::default();
+        append_to_script(&mut script, "globex", Utc::now(), vec![abandoned(7)], &head).unwrap();
+        assert!(db.write_at_once(script).await.is_err());
+        let mut script = Script::default();
+        append_to_script(
+            &mut script,
+            "globex",
+            Utc::now(),
+            vec![abandoned(8)],
+            &genesis,
+        )
+        .unwrap();
+        db.write_at_once(script).await.unwrap();
+        assert_eq!(
+            count("SELECT size FROM audit_heads WHERE tenant = 'globex'").await,
+            1
+        );
+
+        // The writer was left outside any transaction: the next one begins.
+        let txn = db.begin_write().await.unwrap();
+        let next = append(&txn, "acme", Utc::now(), abandoned(9))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(next.entry.seq, 5);
+        assert_eq!(next.entry.prev_hash, after.hash);
+        db.close().await.unwrap();
     }
 
     /// A caller's rows go in with the entries; when they cannot be written, neither are the

@@ -12,8 +12,8 @@ pub mod keys;
 pub mod verify;
 
 pub use chain::{
-    Alongside, AuditError, Cursor, EntryFilter, Order, Page, StoredEntry, append, append_many,
-    append_many_alongside, entries,
+    Alongside, AuditError, Cursor, EntryFilter, Head, Order, Page, StoredEntry, append,
+    append_many, append_many_alongside, append_to_script, entries,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPage, CheckpointPolicy, StoredCheckpoint,

@@ -4,7 +4,8 @@ use crate::entity::decision;
 use arbiter_core::{Analysis, Decision, Facts, RequestId};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Statement,
 };
 
 /// Everything a decision row records.
@@ -36,6 +37,15 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, DbErr> {
 pub async fn insert(conn: &impl ConnectionTrait, new: &[NewDecision<'_>]) -> Result<(), DbErr> {
     let rows: Vec<_> = new.iter().map(row).collect::<Result<_, _>>()?;
     crate::insert_rows(conn, rows).await
+}
+
+/// The inserts of decisions, for the caller to run.
+pub fn insert_statements(
+    backend: DbBackend,
+    new: &[NewDecision<'_>],
+) -> Result<Vec<Statement>, DbErr> {
+    let rows: Vec<_> = new.iter().map(row).collect::<Result<_, _>>()?;
+    Ok(crate::insert_statements(backend, rows))
 }
 
 fn row(new: &NewDecision<'_>) -> Result<decision::ActiveModel, DbErr> {

@@ -16,9 +16,10 @@ pub mod webhooks;
 use arbiter_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DbErr, QueryTrait, RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use sea_orm;
@@ -34,14 +35,50 @@ pub(crate) async fn insert_rows<A>(
 where
     A: sea_orm::ActiveModelTrait + Send,
 {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        <A::Entity as sea_orm::EntityTrait>::insert_many(chunk)
-            .exec_without_returning(conn)
-            .await?;
+    for statement in insert_statements(conn.get_database_backend(), rows) {
+        conn.execute_raw(statement).await?;
     }
     Ok(())
+}
+
+/// Statements gathered to run as one transaction in one round trip ([`Db::write_at_once`]).
+/// Every statement binds its values with `?`, in the order they are given (as sea-query writes
+/// statements for SQLite).
+#[derive(Debug, Default)]
+pub struct Script {
+    sql: String,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Script {
+    /// Adds a statement.
+    pub fn push(&mut self, statement: sea_orm::Statement) {
+        self.sql.push_str(&statement.sql);
+        self.sql.push_str(";\n");
+        self.values
+            .extend(statement.values.map(|values| values.0).unwrap_or_default());
+    }
+}
+
+fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+/// Inserts of rows, [`ROWS_PER_INSERT`] to a statement, for the caller to run.
+pub(crate) fn insert_statements<A>(
+    backend: DbBackend,
+    rows: impl IntoIterator<Item = A>,
+) -> Vec<sea_orm::Statement>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut rows = rows.into_iter().peekable();
+    let mut statements = Vec::new();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        statements.push(<A::Entity as sea_orm::EntityTrait>::insert_many(chunk).build(backend));
+    }
+    statements
 }
 
 /// Pages of SQLite write-ahead log after which a committing connection copies the log into the
@@ -184,6 +221,38 @@ impl Db {
             ..TransactionOptions::default()
         };
         self.writer.begin_with_options(options).await
+    }
+
+    /// Runs `script` as one write transaction in one round trip to SQLite's writer connection:
+    /// `BEGIN IMMEDIATE`, its statements and `COMMIT`, sent as one statement string. A statement
+    /// that fails rolls the whole transaction back. SQLite only (PostgreSQL runs one statement
+    /// at a time): elsewhere it is refused without touching the database.
+    pub async fn write_at_once(&self, script: Script) -> Result<(), DbErr> {
+        if self.backend() != DbBackend::Sqlite {
+            return Err(DbErr::Custom(
+                "a script is written at once on SQLite only".to_owned(),
+            ));
+        }
+        let pool = self.writer.get_sqlite_connection_pool().clone();
+        // In a task of its own: a caller that stops waiting cannot leave the connection inside
+        // the transaction.
+        let run = tokio::spawn(async move {
+            let mut conn = pool.acquire().await.map_err(conn_err)?;
+            let sql = format!("BEGIN IMMEDIATE;\n{}COMMIT", script.sql);
+            let values = sea_query_sqlx::SqlxValues(sea_orm::Values(script.values));
+            let query = sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), values);
+            match query.execute(&mut *conn).await {
+                Ok(_) => Ok(()),
+                Err(err) => {
+                    // The failed statement left the transaction open (unless it never began):
+                    // end it on this same connection before it goes back to the pool.
+                    let _ = sea_orm::sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
+                }
+            }
+        });
+        run.await
+            .map_err(|err| DbErr::Custom(format!("a script's writer task failed: {err}")))?
     }
 
     /// Copies the SQLite write-ahead log into the database file as far as readers allow, without

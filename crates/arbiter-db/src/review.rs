@@ -5,8 +5,8 @@ use crate::entity::review_item;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 
 /// Waiting for a reviewer.
@@ -22,6 +22,17 @@ pub async fn insert(
     rows: impl IntoIterator<Item = review_item::Model>,
 ) -> Result<(), DbErr> {
     crate::insert_rows(conn, rows.into_iter().map(review_item::ActiveModel::from)).await
+}
+
+/// The inserts of review items, for the caller to run.
+pub fn insert_statements(
+    backend: DbBackend,
+    rows: impl IntoIterator<Item = review_item::Model>,
+) -> Vec<Statement> {
+    crate::insert_statements(
+        backend,
+        rows.into_iter().map(review_item::ActiveModel::from),
+    )
 }
 
 /// Which items to list.

@@ -8,8 +8,8 @@ use crate::jobs::claim_statement;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 
 /// A delivery waiting for its next attempt.
@@ -135,6 +135,17 @@ pub async fn insert_deliveries(
         rows.into_iter().map(webhook_delivery::ActiveModel::from),
     )
     .await
+}
+
+/// The inserts of deliveries, for the caller to run.
+pub fn delivery_statements(
+    backend: DbBackend,
+    rows: Vec<webhook_delivery::Model>,
+) -> Vec<Statement> {
+    crate::insert_statements(
+        backend,
+        rows.into_iter().map(webhook_delivery::ActiveModel::from),
+    )
 }
 
 /// Claims up to `limit` pending deliveries that are due and not leased, for `token` until
