@@ -419,3 +419,82 @@ async fn a_rotation_signs_with_both_secrets_during_the_overlap() {
     })
     .await;
 }
+
+/// A record's deliveries go to the endpoints live when it is written, and its audit entry
+/// follows the chain as it stands then, whoever wrote to either since the last record.
+#[tokio::test]
+async fn records_follow_endpoint_changes_and_other_writers_of_the_chain() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let (base, _received) = receiver(Arc::new(AtomicU16::new(200))).await;
+        let key = key(state, "acme").await;
+        let client = reqwest::Client::new();
+        let analyze = async |image: &str| {
+            let response = client
+                .post(format!("{}/v1/analyze", running.base))
+                .bearer_auth(&key)
+                .json(&json!({"image_base64": common::b64(&common::sample(image))}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{label}: {image}");
+        };
+        let pending = async || deliveries(&running, &key, "pending").await.len();
+
+        analyze("plain-render.png").await;
+        analyze("comfyui-render.png").await;
+        assert_eq!(pending().await, 0, "{label}");
+        let created: Value = client
+            .post(format!("{}/v1/webhooks/endpoints", running.base))
+            .bearer_auth(&key)
+            .json(&json!({"url": format!("{base}/hook"), "events": ["analysis.complete"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let endpoint_id = created["endpoint_id"].as_str().unwrap().to_owned();
+        analyze("sd-generated-duck.png").await;
+        assert_eq!(pending().await, 1, "{label}");
+        analyze("c2pa-edited-photo.jpg").await;
+        assert_eq!(pending().await, 2, "{label}");
+
+        // Another writer appends to the tenant's chain between two records.
+        let _second_key = self::key(state, "acme").await;
+        analyze("c2pa-ai-edited.jpg").await;
+        assert_eq!(pending().await, 3, "{label}");
+
+        let delete = client
+            .delete(format!(
+                "{}/v1/webhooks/endpoints/{endpoint_id}",
+                running.base
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(delete.status(), 204, "{label}");
+        analyze("c2pa-algorithmic.jpg").await;
+        assert_eq!(pending().await, 3, "{label}");
+
+        let report = arbiter_audit::verify_database(state.pipeline.db().conn(), None)
+            .await
+            .unwrap();
+        assert!(report.ok(), "{label}: {report:?}");
+        let recorded = arbiter_audit::entries(
+            state.pipeline.db().conn(),
+            &arbiter_audit::EntryFilter {
+                tenant: Some("acme".into()),
+                event: Some("analysis.recorded".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(recorded.len(), 6, "{label}");
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    })
+    .await;
+}

@@ -58,6 +58,18 @@ impl Script {
         self.values
             .extend(statement.values.map(|values| values.0).unwrap_or_default());
     }
+
+    /// Adds a check: the script fails (and writes nothing) unless `condition` holds when it
+    /// runs. The condition is SQL binding its values with `?`.
+    pub fn require(&mut self, condition: &str, values: impl IntoIterator<Item = sea_orm::Value>) {
+        // `json` refuses text that is not JSON: an error that ends the script.
+        let sql = format!("SELECT CASE WHEN {condition} THEN 1 ELSE json('a check failed') END");
+        self.push(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ));
+    }
 }
 
 fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {

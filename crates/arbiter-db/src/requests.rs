@@ -26,6 +26,14 @@ pub fn insert_statement(
     request::Entity::insert_many(rows.into_iter().map(request::ActiveModel::from)).build(backend)
 }
 
+/// The inserts of completed requests, for the caller to run.
+pub fn insert_statements(
+    backend: DbBackend,
+    rows: impl IntoIterator<Item = request::Model>,
+) -> Vec<Statement> {
+    crate::insert_statements(backend, rows.into_iter().map(request::ActiveModel::from))
+}
+
 /// A tenant's request by id; another tenant's request is not found.
 pub async fn get(
     conn: &impl ConnectionTrait,

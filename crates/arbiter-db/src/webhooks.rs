@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
 /// A delivery waiting for its next attempt.
@@ -41,6 +41,32 @@ pub async fn list_endpoints(
         .order_by_asc(webhook_endpoint::Column::EndpointId)
         .all(conn)
         .await
+}
+
+/// A tenant's endpoints as one string that changes whenever any of them is added, removed,
+/// disabled or changes its URL or events (SQLite; the tenant bound to its `?`).
+pub const ENDPOINTS_STAMP: &str = "(SELECT json_group_array(json_array(endpoint_id, url, events, \
+     disabled_at) ORDER BY endpoint_id) FROM webhook_endpoints WHERE tenant = ?)";
+
+/// A tenant's endpoints and their stamp ([`ENDPOINTS_STAMP`]), read in one transaction (SQLite).
+pub async fn endpoints_stamped(
+    conn: &sea_orm::DatabaseConnection,
+    tenant: &str,
+) -> Result<(Vec<webhook_endpoint::Model>, String), DbErr> {
+    let txn = conn.begin().await?;
+    let endpoints = list_endpoints(&txn, tenant).await?;
+    let stamp = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!("SELECT {ENDPOINTS_STAMP}"),
+        [tenant.into()],
+    );
+    let stamp = txn
+        .query_one_raw(stamp)
+        .await?
+        .ok_or_else(|| DbErr::Custom("an endpoints stamp read nothing".to_owned()))?
+        .try_get_by_index(0)?;
+    txn.commit().await?;
+    Ok((endpoints, stamp))
 }
 
 /// An endpoint by id (any tenant's when `tenant` is `None`).

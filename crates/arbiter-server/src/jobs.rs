@@ -542,7 +542,7 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
             }
         }
     }
-    crate::pipeline::write_many(&txn, &records).await?;
+    let entries = crate::pipeline::write_many(&txn, &records).await?;
     let mut completed = Vec::new();
     for (batch_id, (analysed, failed)) in tallies {
         if count_in_batch(&txn, &mut deliveries, batch_id, analysed, failed, now).await? {
@@ -551,6 +551,7 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
     }
     let queued = deliveries.write(&txn).await?;
     txn.commit().await?;
+    state.pipeline.heads_moved(&entries);
     for batch_id in completed {
         batch_body::remove_kept(&state.config.data_dir, batch_id);
     }

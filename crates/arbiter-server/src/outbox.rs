@@ -10,7 +10,7 @@ use crate::state::AppState;
 use arbiter_audit::Event;
 use arbiter_core::{EndpointId, MessageId};
 use arbiter_db::entity::{webhook_attempt, webhook_delivery, webhook_endpoint, webhook_secret};
-use arbiter_db::sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr};
+use arbiter_db::sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, Statement};
 use arbiter_db::webhooks as repo;
 use arbiter_webhooks::{
     AttemptClass, CipherError, RetryPolicy, SecretCipher, SecretError, Sender, SenderConfig,
@@ -257,18 +257,23 @@ impl Deliveries {
         tenant: &str,
     ) -> Result<(), DbErr> {
         if !self.endpoints.contains_key(tenant) {
-            let endpoints = repo::list_endpoints(conn, tenant)
-                .await?
-                .into_iter()
-                .filter(|endpoint| endpoint.disabled_at.is_none())
-                .map(|endpoint| {
-                    let events = serde_json::from_str(&endpoint.events).unwrap_or_default();
-                    (endpoint, events)
-                })
-                .collect();
-            self.endpoints.insert(tenant.to_owned(), endpoints);
+            let endpoints = repo::list_endpoints(conn, tenant).await?;
+            self.set_endpoints(tenant, endpoints);
         }
         Ok(())
+    }
+
+    /// Takes `endpoints` (all of them, as read) as the tenant's.
+    pub fn set_endpoints(&mut self, tenant: &str, endpoints: Vec<webhook_endpoint::Model>) {
+        let live = endpoints
+            .into_iter()
+            .filter(|endpoint| endpoint.disabled_at.is_none())
+            .map(|endpoint| {
+                let events = serde_json::from_str(&endpoint.events).unwrap_or_default();
+                (endpoint, events)
+            })
+            .collect();
+        self.endpoints.insert(tenant.to_owned(), live);
     }
 
     /// The live endpoints of the tenant (read by [`Deliveries::load_endpoints`]) that take
@@ -290,6 +295,11 @@ impl Deliveries {
         let count = self.rows.len();
         repo::insert_deliveries(conn, self.rows).await?;
         Ok(count)
+    }
+
+    /// The inserts of the gathered rows, for the caller to run.
+    pub fn statements(self, backend: DbBackend) -> Vec<Statement> {
+        repo::delivery_statements(backend, self.rows)
     }
 }
 

@@ -6,21 +6,21 @@ use crate::outbox::Deliveries;
 use crate::policies::LivePolicies;
 use crate::sinks::SinkSet;
 use arbiter_audit::entry::AnalysisFields;
-use arbiter_audit::{Alongside, AuditError, Event, StoredEntry};
+use arbiter_audit::{Alongside, AuditError, Event, Head, StoredEntry};
 use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
     FlowError, MediaInput, RequestId, ReviewId,
 };
-use arbiter_db::entity::review_item;
+use arbiter_db::entity::{review_item, webhook_endpoint};
 use arbiter_db::group::{GroupCommit, GroupWrite};
-use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
-use arbiter_db::{Db, decisions, requests, review};
+use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
+use arbiter_db::{Db, Script, decisions, requests, review, webhooks};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use chrono::Utc;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Why an image did not get a decision.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,7 @@ pub struct Pipeline {
     sinks: SinkSet,
     limits: IntakeLimits,
     recorder: GroupCommit<Recorder>,
+    heads: AuditHeads,
 }
 
 impl Pipeline {
@@ -121,8 +122,15 @@ impl Pipeline {
         sinks: SinkSet,
         limits: IntakeLimits,
     ) -> Self {
+        let heads = AuditHeads::default();
+        let recorder = Recorder {
+            db: db.clone(),
+            heads: heads.clone(),
+            endpoints: Mutex::default(),
+        };
         Self {
-            recorder: GroupCommit::start(db.clone(), Recorder { db: db.clone() }, RECORD_GROUP),
+            recorder: GroupCommit::start(db.clone(), recorder, RECORD_GROUP),
+            heads,
             db,
             detector,
             flows,
@@ -285,6 +293,14 @@ impl Pipeline {
             .ok_or_else(|| PipelineError::Store(DbErr::Custom("no audit entry written".to_owned())))
     }
 
+    /// Tells the recorder where the chains of committed entries now end, so that its next
+    /// records of those tenants are written in one round trip (see [`Recorder`]).
+    pub fn heads_moved(&self, entries: &[StoredEntry]) {
+        if self.db.backend() == DbBackend::Sqlite {
+            self.heads.moved(entries);
+        }
+    }
+
     /// Hands a committed decision's action to the sinks.
     pub async fn act(&self, record: &Record<'_>) {
         if let Some(decided) = record.decided {
@@ -315,57 +331,24 @@ pub async fn write_many(
     txn: &impl ConnectionTrait,
     records: &[Record<'_>],
 ) -> Result<Vec<StoredEntry>, PipelineError> {
-    let rows: Vec<_> = records
-        .iter()
-        .filter_map(|r| r.request_row.clone())
-        .collect();
+    let rows = Rows::of(records);
     // The request rows are written with the first tenant's audit entries: on SQLite in the same
     // round trip. A run too long for one statement is written on its own.
-    let mut alongside = match rows.len() {
+    let mut alongside = match rows.requests.len() {
         0 => None,
         count if count <= ROWS_ALONGSIDE => Some(Alongside {
             rows: count as u64,
-            statement: requests::insert_statement(txn.get_database_backend(), rows),
+            statement: requests::insert_statement(txn.get_database_backend(), rows.requests),
         }),
         _ => {
-            requests::insert(txn, rows).await?;
+            requests::insert(txn, rows.requests).await?;
             None
         }
     };
-    let decided: Vec<_> = records
-        .iter()
-        .filter_map(|record| record.decided.map(|decided| (record, decided)))
-        .collect();
-    let new_decisions: Vec<_> = decided
-        .iter()
-        .map(|(record, decided)| decisions::NewDecision {
-            tenant: record.tenant,
-            request_id: record.request_id,
-            reference_id: record.reference_id,
-            flow: &decided.flow,
-            analysis: record.analysis,
-            facts: &decided.facts,
-            decision: &decided.decision,
-            created_at: record_time(record),
-        })
-        .collect();
-    decisions::insert(txn, &new_decisions).await?;
-    let items: Vec<_> = decided
-        .iter()
-        .filter_map(|(record, decided)| {
-            let queue = decided.review_queue.as_deref()?;
-            Some(review_item(record, decided, queue, record_time(record)))
-        })
-        .collect();
-    review::insert(txn, items).await?;
-
-    // Each tenant's events in one run, in the records' order.
-    let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (index, record) in records.iter().enumerate() {
-        by_tenant.entry(record.tenant).or_default().push(index);
-    }
+    decisions::insert(txn, &rows.decisions).await?;
+    review::insert(txn, rows.items).await?;
     let mut entries: Vec<Option<StoredEntry>> = vec![None; records.len()];
-    for (tenant, indexes) in by_tenant {
+    for (tenant, indexes) in by_tenant(records) {
         let events: Vec<_> = indexes.iter().map(|&i| event(&records[i])).collect();
         // One time for the run: the first record's.
         let now = record_time(&records[indexes[0]]);
@@ -377,6 +360,60 @@ pub async fn write_many(
         }
     }
     Ok(entries.into_iter().flatten().collect())
+}
+
+/// The rows of records, apart from their audit entries.
+struct Rows<'a> {
+    requests: Vec<arbiter_db::entity::request::Model>,
+    decisions: Vec<decisions::NewDecision<'a>>,
+    items: Vec<review_item::Model>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(records: &'a [Record<'a>]) -> Self {
+        let requests = records
+            .iter()
+            .filter_map(|r| r.request_row.clone())
+            .collect();
+        let decided: Vec<_> = records
+            .iter()
+            .filter_map(|record| record.decided.map(|decided| (record, decided)))
+            .collect();
+        let decisions = decided
+            .iter()
+            .map(|(record, decided)| decisions::NewDecision {
+                tenant: record.tenant,
+                request_id: record.request_id,
+                reference_id: record.reference_id,
+                flow: &decided.flow,
+                analysis: record.analysis,
+                facts: &decided.facts,
+                decision: &decided.decision,
+                created_at: record_time(record),
+            })
+            .collect();
+        let items = decided
+            .iter()
+            .filter_map(|(record, decided)| {
+                let queue = decided.review_queue.as_deref()?;
+                Some(review_item(record, decided, queue, record_time(record)))
+            })
+            .collect();
+        Self {
+            requests,
+            decisions,
+            items,
+        }
+    }
+}
+
+/// The records' indexes by tenant, in the records' order: each tenant's events go in one run.
+fn by_tenant<'a>(records: &[Record<'a>]) -> BTreeMap<&'a str, Vec<usize>> {
+    let mut by_tenant: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, record) in records.iter().enumerate() {
+        by_tenant.entry(record.tenant).or_default().push(index);
+    }
+    by_tenant
 }
 
 /// Request rows written in the statement of the audit entries at most (nine values each).
@@ -499,13 +536,116 @@ impl OwnedRecord {
 
 /// Records of concurrent requests written in one transaction: their rows and audit entries
 /// ([`write_many`]) and their webhook deliveries.
+///
+/// On SQLite a group whose tenants' audit heads it knows (from this process's last writes) is
+/// written in one round trip ([`Db::write_at_once`]), with its deliveries to the tenants'
+/// endpoints as last read. The script fails if another writer has moved a head or changed an
+/// endpoint since; the group is then written the long way, which reads both.
 struct Recorder {
     /// Where the tenants' webhook endpoints are read, beside the transaction.
     db: Db,
+    /// The audit heads last written in this process, by tenant (SQLite).
+    heads: AuditHeads,
+    /// The tenants' endpoints as last read, and their stamp then (SQLite).
+    endpoints: Mutex<HashMap<String, (Vec<webhook_endpoint::Model>, String)>>,
 }
 
 /// Records the recorder writes to one transaction at most.
 const RECORD_GROUP: usize = 64;
+
+/// The audit heads last written by this process's records and batch jobs, by tenant. Another
+/// writer (another process, a review, a key) moves a head without telling: a script written
+/// after a head that has moved fails, and its records are written the long way.
+#[derive(Debug, Clone, Default)]
+struct AuditHeads(Arc<Mutex<HashMap<String, Head>>>);
+
+impl AuditHeads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Head>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers the heads after `entries`.
+    fn moved(&self, entries: &[StoredEntry]) {
+        let mut heads = self.lock();
+        for stored in entries {
+            heads.insert(stored.entry.tenant.clone(), stored.head_after());
+        }
+    }
+}
+
+impl Recorder {
+    /// The tenant's endpoints and their stamp: as last read, or read now.
+    async fn endpoints(
+        &self,
+        tenant: &str,
+    ) -> Result<(Vec<webhook_endpoint::Model>, String), DbErr> {
+        let known = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let read = webhooks::endpoints_stamped(self.db.conn(), tenant).await?;
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_owned(), read.clone());
+        Ok(read)
+    }
+
+    /// The group in one script: its rows, deliveries and each tenant's entries after `heads`.
+    async fn write_script(
+        &self,
+        records: &[Record<'_>],
+        heads: &BTreeMap<&str, Head>,
+    ) -> Result<Vec<StoredEntry>, PipelineError> {
+        let backend = DbBackend::Sqlite;
+        let mut script = Script::default();
+        let rows = Rows::of(records);
+        for statement in requests::insert_statements(backend, rows.requests)
+            .into_iter()
+            .chain(decisions::insert_statements(backend, &rows.decisions)?)
+            .chain(review::insert_statements(backend, rows.items))
+        {
+            script.push(statement);
+        }
+        let mut deliveries = Deliveries::default();
+        for tenant in heads.keys() {
+            let (endpoints, stamp) = self.endpoints(tenant).await?;
+            deliveries.set_endpoints(tenant, endpoints);
+            let condition = format!("{} = ?", webhooks::ENDPOINTS_STAMP);
+            script.require(&condition, [(*tenant).into(), stamp.into()]);
+        }
+        for record in records {
+            deliveries
+                .add_analysis(self.db.conn(), record, None, None, record_time(record))
+                .await?;
+        }
+        for statement in deliveries.statements(backend) {
+            script.push(statement);
+        }
+        let mut entries: Vec<Option<StoredEntry>> = vec![None; records.len()];
+        for (tenant, indexes) in by_tenant(records) {
+            let head = heads.get(tenant).ok_or_else(|| {
+                PipelineError::Store(DbErr::Custom(format!("no audit head for {tenant}")))
+            })?;
+            let events: Vec<_> = indexes.iter().map(|&i| event(&records[i])).collect();
+            let now = record_time(&records[indexes[0]]);
+            let (stored, _) =
+                arbiter_audit::append_to_script(&mut script, tenant, now, events, head)?;
+            for (index, entry) in indexes.into_iter().zip(stored) {
+                entries[index] = Some(entry);
+            }
+        }
+        self.db.write_at_once(script).await?;
+        Ok(entries.into_iter().flatten().collect())
+    }
+}
 
 impl GroupWrite for Recorder {
     type Item = OwnedRecord;
@@ -537,7 +677,43 @@ impl GroupWrite for Recorder {
                 .await?;
         }
         deliveries.write(txn).await?;
+        // Were the commit to fail, the next script would find these heads wrong and fail too.
+        if self.db.backend() == DbBackend::Sqlite {
+            self.heads.moved(&entries);
+        }
         Ok(entries)
+    }
+
+    async fn write_at_once(
+        &self,
+        db: &Db,
+        items: &[OwnedRecord],
+    ) -> Option<Result<Vec<StoredEntry>, PipelineError>> {
+        if db.backend() != DbBackend::Sqlite {
+            return None;
+        }
+        let records: Vec<_> = items.iter().map(OwnedRecord::as_record).collect();
+        let heads: BTreeMap<&str, Head> = {
+            let known = self.heads.lock();
+            records
+                .iter()
+                .map(|record| Some((record.tenant, known.get(record.tenant)?.clone())))
+                .collect::<Option<_>>()?
+        };
+        let written = self.write_script(&records, &heads).await;
+        match &written {
+            Ok(entries) => self.heads.moved(entries),
+            Err(err) => {
+                tracing::debug!(error = %err, "a group written at once failed; writing it again");
+                let mut known = self.heads.lock();
+                let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+                for tenant in heads.keys() {
+                    known.remove(*tenant);
+                    endpoints.remove(*tenant);
+                }
+            }
+        }
+        Some(written)
     }
 }
 
