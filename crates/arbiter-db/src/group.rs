@@ -135,17 +135,14 @@ async fn commit<W: GroupWrite>(
     writer: &W,
     items: &[W::Item],
 ) -> Result<Vec<W::Output>, W::Error> {
-    let outputs = match writer.write_at_once(db, items).await {
-        Some(Ok(outputs)) => outputs,
-        _ => {
-            let txn = db.begin_write().await?;
-            let outputs = writer.write(&txn, items).await?;
-            check_outputs(items, &outputs)?;
-            txn.commit().await?;
-            return Ok(outputs);
-        }
-    };
+    if let Some(Ok(outputs)) = writer.write_at_once(db, items).await {
+        check_outputs(items, &outputs)?;
+        return Ok(outputs);
+    }
+    let txn = db.begin_write().await?;
+    let outputs = writer.write(&txn, items).await?;
     check_outputs(items, &outputs)?;
+    txn.commit().await?;
     Ok(outputs)
 }
 

@@ -72,10 +72,6 @@ impl Script {
     }
 }
 
-fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
-    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)))
-}
-
 /// Inserts of rows, [`ROWS_PER_INSERT`] to a statement, for the caller to run.
 pub(crate) fn insert_statements<A>(
     backend: DbBackend,
@@ -249,7 +245,10 @@ impl Db {
         // In a task of its own: a caller that stops waiting cannot leave the connection inside
         // the transaction.
         let run = tokio::spawn(async move {
-            let mut conn = pool.acquire().await.map_err(conn_err)?;
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))))?;
             let sql = format!("BEGIN IMMEDIATE;\n{}COMMIT", script.sql);
             let values = sea_query_sqlx::SqlxValues(sea_orm::Values(script.values));
             let query = sea_orm::sqlx::query_with(sea_orm::sqlx::AssertSqlSafe(sql), values);

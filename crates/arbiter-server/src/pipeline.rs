@@ -109,7 +109,8 @@ pub struct Pipeline {
     sinks: SinkSet,
     limits: IntakeLimits,
     recorder: GroupCommit<Recorder>,
-    heads: AuditHeads,
+    /// The audit heads last written in this process (see [`Recorder`]).
+    heads: ByTenant<Head>,
 }
 
 impl Pipeline {
@@ -122,11 +123,11 @@ impl Pipeline {
         sinks: SinkSet,
         limits: IntakeLimits,
     ) -> Self {
-        let heads = AuditHeads::default();
+        let heads = ByTenant::default();
         let recorder = Recorder {
             db: db.clone(),
             heads: heads.clone(),
-            endpoints: Mutex::default(),
+            endpoints: ByTenant::default(),
         };
         Self {
             recorder: GroupCommit::start(db.clone(), recorder, RECORD_GROUP),
@@ -296,9 +297,7 @@ impl Pipeline {
     /// Tells the recorder where the chains of committed entries now end, so that its next
     /// records of those tenants are written in one round trip (see [`Recorder`]).
     pub fn heads_moved(&self, entries: &[StoredEntry]) {
-        if self.db.backend() == DbBackend::Sqlite {
-            self.heads.moved(entries);
-        }
+        self.heads.moved(entries);
     }
 
     /// Hands a committed decision's action to the sinks.
@@ -537,40 +536,64 @@ impl OwnedRecord {
 /// Records of concurrent requests written in one transaction: their rows and audit entries
 /// ([`write_many`]) and their webhook deliveries.
 ///
-/// On SQLite a group whose tenants' audit heads it knows (from this process's last writes) is
-/// written in one round trip ([`Db::write_at_once`]), with its deliveries to the tenants'
-/// endpoints as last read. The script fails if another writer has moved a head or changed an
-/// endpoint since; the group is then written the long way, which reads both.
+/// On SQLite a group whose tenants' audit heads it knows (from this process's last writes: its
+/// own and batch jobs') is written in one round trip ([`Db::write_at_once`]), with its
+/// deliveries to the tenants' endpoints as last read. Another writer (another process, a
+/// review, a key) moves a head or changes an endpoint without telling: the script then fails,
+/// and the group is written the long way, which reads both.
 struct Recorder {
     /// Where the tenants' webhook endpoints are read, beside the transaction.
     db: Db,
-    /// The audit heads last written in this process, by tenant (SQLite).
-    heads: AuditHeads,
-    /// The tenants' endpoints as last read, and their stamp then (SQLite).
-    endpoints: Mutex<HashMap<String, (Vec<webhook_endpoint::Model>, String)>>,
+    /// The audit heads last written in this process.
+    heads: ByTenant<Head>,
+    /// The tenants' endpoints as last read, and their stamp then.
+    endpoints: ByTenant<(Vec<webhook_endpoint::Model>, String)>,
 }
 
 /// Records the recorder writes to one transaction at most.
 const RECORD_GROUP: usize = 64;
 
-/// The audit heads last written by this process's records and batch jobs, by tenant. Another
-/// writer (another process, a review, a key) moves a head without telling: a script written
-/// after a head that has moved fails, and its records are written the long way.
-#[derive(Debug, Clone, Default)]
-struct AuditHeads(Arc<Mutex<HashMap<String, Head>>>);
+/// What this process last knew of each tenant. Cheap to clone: clones share it.
+#[derive(Debug)]
+struct ByTenant<V>(Arc<Mutex<HashMap<String, V>>>);
 
-impl AuditHeads {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Head>> {
+impl<V> Clone for ByTenant<V> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<V> Default for ByTenant<V> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<V: Clone> ByTenant<V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, V>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Remembers the heads after `entries`.
+    fn get(&self, tenant: &str) -> Option<V> {
+        self.lock().get(tenant).cloned()
+    }
+
+    fn set(&self, tenant: &str, value: V) {
+        self.lock().insert(tenant.to_owned(), value);
+    }
+
+    fn forget(&self, tenant: &str) {
+        self.lock().remove(tenant);
+    }
+}
+
+impl ByTenant<Head> {
+    /// Remembers the heads after committed `entries`.
     fn moved(&self, entries: &[StoredEntry]) {
-        let mut heads = self.lock();
         for stored in entries {
-            heads.insert(stored.entry.tenant.clone(), stored.head_after());
+            self.set(&stored.entry.tenant, stored.head_after());
         }
     }
 }
@@ -581,20 +604,11 @@ impl Recorder {
         &self,
         tenant: &str,
     ) -> Result<(Vec<webhook_endpoint::Model>, String), DbErr> {
-        let known = self
-            .endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .cloned();
-        if let Some(known) = known {
+        if let Some(known) = self.endpoints.get(tenant) {
             return Ok(known);
         }
         let read = webhooks::endpoints_stamped(self.db.conn(), tenant).await?;
-        self.endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.to_owned(), read.clone());
+        self.endpoints.set(tenant, read.clone());
         Ok(read)
     }
 
@@ -678,9 +692,7 @@ impl GroupWrite for Recorder {
         }
         deliveries.write(txn).await?;
         // Were the commit to fail, the next script would find these heads wrong and fail too.
-        if self.db.backend() == DbBackend::Sqlite {
-            self.heads.moved(&entries);
-        }
+        self.heads.moved(&entries);
         Ok(entries)
     }
 
@@ -693,23 +705,18 @@ impl GroupWrite for Recorder {
             return None;
         }
         let records: Vec<_> = items.iter().map(OwnedRecord::as_record).collect();
-        let heads: BTreeMap<&str, Head> = {
-            let known = self.heads.lock();
-            records
-                .iter()
-                .map(|record| Some((record.tenant, known.get(record.tenant)?.clone())))
-                .collect::<Option<_>>()?
-        };
+        let heads: BTreeMap<&str, Head> = records
+            .iter()
+            .map(|record| Some((record.tenant, self.heads.get(record.tenant)?)))
+            .collect::<Option<_>>()?;
         let written = self.write_script(&records, &heads).await;
         match &written {
             Ok(entries) => self.heads.moved(entries),
             Err(err) => {
                 tracing::debug!(error = %err, "a group written at once failed; writing it again");
-                let mut known = self.heads.lock();
-                let mut endpoints = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
                 for tenant in heads.keys() {
-                    known.remove(*tenant);
-                    endpoints.remove(*tenant);
+                    self.heads.forget(tenant);
+                    self.endpoints.forget(tenant);
                 }
             }
         }
