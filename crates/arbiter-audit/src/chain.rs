@@ -162,14 +162,10 @@ pub async fn append_many_alongside(
         .ok_or_else(|| DbErr::RecordNotFound(format!("audit head of tenant {tenant}")))?;
     let size: i64 = head.try_get_by_index(0)?;
     let hash: String = head.try_get_by_index(1)?;
-    let (stored, rows) = chain(tenant, ts, events, Head { size, hash })?;
-    let head_hash = stored
-        .last()
-        .map_or_else(String::new, |last| last.entry_hash.clone());
+    let (stored, rows, after) = chain(tenant, ts, events, Head { size, hash })?;
 
     // All but the last chunk of rows alone; the last with the head's move, in one round trip.
     let count = stored.len();
-    let new_size = size + i64::try_from(count).unwrap_or(i64::MAX);
     let mut rows = rows.into_iter().peekable();
     // Rows each statement should change: SQLite counts the entries and, in the last, the head;
     // PostgreSQL counts the head only in the last (its entries are inside the WITH), and refuses
@@ -211,7 +207,7 @@ pub async fn append_many_alongside(
                      WHERE tenant = ${tenant_at}"
                 ),
             };
-            values.extend([new_size.into(), head_hash.as_str().into()]);
+            values.extend([after.size.into(), after.hash.as_str().into()]);
             expected += match backend {
                 DbBackend::Postgres => 1,
                 _ => entries + 1,
@@ -245,10 +241,10 @@ pub fn append_to_script(
     events: Vec<Event>,
     head: &Head,
 ) -> Result<(Vec<StoredEntry>, Head), AuditError> {
-    let (stored, rows) = chain(tenant, ts, events, head.clone())?;
-    let Some(after) = stored.last().map(StoredEntry::head_after) else {
-        return Ok((stored, head.clone()));
-    };
+    let (stored, rows, after) = chain(tenant, ts, events, head.clone())?;
+    if stored.is_empty() {
+        return Ok((stored, after));
+    }
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let values: Vec<Value> = rows
@@ -292,14 +288,14 @@ pub fn append_to_script(
     Ok((stored, after))
 }
 
-/// The entries of `events` chained after `head`, and their rows' values ([`ENTRY_VALUES`] each,
-/// in [`ENTRY_COLUMNS`] order).
+/// The entries of `events` chained after `head`, their rows' values ([`ENTRY_VALUES`] each, in
+/// [`ENTRY_COLUMNS`] order), and the head after them.
 fn chain(
     tenant: &str,
     ts: DateTime<Utc>,
     events: Vec<Event>,
     head: Head,
-) -> Result<(Vec<StoredEntry>, Vec<Value>), AuditError> {
+) -> Result<(Vec<StoredEntry>, Vec<Value>, Head), AuditError> {
     let ts = format_ts(ts);
     let mut prev_hash = head.hash;
     let mut stored = Vec::with_capacity(events.len());
@@ -334,7 +330,11 @@ fn chain(
             entry_hash: hash,
         });
     }
-    Ok((stored, rows))
+    let after = Head {
+        size: head.size + i64::try_from(stored.len()).unwrap_or(i64::MAX),
+        hash: prev_hash,
+    };
+    Ok((stored, rows, after))
 }
 
 /// `($1, $2, ...), ($11, ...)` for `values` bound values after the first `offset`,
