@@ -583,6 +583,64 @@ async fn identical_requests_share_one_detector_run() {
 }
 
 #[tokio::test]
+async fn an_image_is_analysed_only_for_a_known_caller_within_its_scope() {
+    let detector = Arc::new(CountingDetector::default());
+    let counter = detector.clone();
+    each_server(
+        |_| {},
+        system_clock(),
+        detector,
+        async |label, server| {
+            counter.0.store(0, Ordering::SeqCst);
+            let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "starter").await;
+            let (_, auditor) = server
+                .key("acme", &[Scope::AuditRead], &[], "starter")
+                .await;
+            // The body is read and its image taken in while the key is looked up; a caller refused
+            // for its key or scope gets its answer, and nothing is analysed.
+            let body = json!({"image_base64": b64(&sample("comfyui-render.png"))});
+            for (caller, status) in [
+                ("arb_nonsense", StatusCode::UNAUTHORIZED),
+                (auditor.as_str(), StatusCode::FORBIDDEN),
+            ] {
+                let (got, headers, answer) = server.analyze(caller, body.clone()).await;
+                assert_eq!(got, status, "{label}: {answer}");
+                assert!(headers.contains_key("x-request-id"));
+            }
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                0,
+                "{label}: analysed for a refused caller"
+            );
+            // The query is checked with the body: after the key, and answered in the error body.
+            let with_query = |key: &str, query: &str| {
+                server
+                    .client
+                    .post(format!("{}/v1/analyze?{query}", server.base))
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+            };
+            let response = with_query("arb_nonsense", "flo=insurance").await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{label}");
+            let response = with_query(&key, "flo=insurance").await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{label}");
+            assert!(response.headers().contains_key("x-ratelimit-remaining"));
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(
+                answer["error"]["code"], "INVALID_REQUEST",
+                "{label}: {answer}"
+            );
+            assert_eq!(counter.0.load(Ordering::SeqCst), 0, "{label}");
+            let (status, _, answer) = server.analyze(&key, body.clone()).await;
+            assert_eq!(status, StatusCode::OK, "{label}: {answer}");
+            assert_eq!(counter.0.load(Ordering::SeqCst), 1, "{label}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn health_metrics_and_the_openapi_document() {
     each_server(|_| {}, system_clock(), local(), async |_, server| {
         let get = |path: &str| server.client.get(format!("{}{path}", server.base)).send();

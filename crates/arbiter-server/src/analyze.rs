@@ -6,8 +6,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
-use arbiter_core::{Analysis, AnalysisResponse, AnalyzeOptions, ErrorCode, RequestId};
+use arbiter_core::{Analysis, AnalysisResponse, AnalyzeOptions, ErrorCode, MediaInput, RequestId};
 use arbiter_db::entity::request;
+use arbiter_detect::IntakeLimits;
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
@@ -23,8 +24,24 @@ use tokio::sync::OnceCell;
 pub enum ImageSource {
     /// Bytes in the request (decoded base64 or a multipart file).
     Bytes(Vec<u8>),
+    /// Bytes in the request, already taken in (hashed, sniffed, checked against the limits).
+    Taken(MediaInput),
     /// A URL to fetch.
     Url(String),
+}
+
+impl ImageSource {
+    /// Takes in the bytes of a request now; a URL is left for [`obtain`] to fetch.
+    pub fn take_in(self, limits: &IntakeLimits) -> Result<Self, ApiError> {
+        match self {
+            ImageSource::Bytes(bytes) => intake(bytes, limits).map(ImageSource::Taken),
+            other => Ok(other),
+        }
+    }
+}
+
+fn intake(bytes: Vec<u8>, limits: &IntakeLimits) -> Result<MediaInput, ApiError> {
+    arbiter_detect::intake(bytes, limits).map_err(|err| ApiError::new(err.code(), err.to_string()))
 }
 
 /// One analysis request, parsed.
@@ -243,16 +260,18 @@ pub async fn obtain(
 ) -> Result<Obtained, ApiError> {
     let pipeline = &state.pipeline;
     let max_bytes = pipeline.limits().max_bytes;
-    let bytes = match source {
-        ImageSource::Bytes(bytes) => bytes,
-        ImageSource::Url(url) => state
-            .fetcher
-            .fetch(&url, max_bytes)
-            .await
-            .map_err(|err| ApiError::new(err.code(), err.to_string()))?,
+    let media = match source {
+        ImageSource::Taken(media) => media,
+        ImageSource::Bytes(bytes) => intake(bytes, pipeline.limits())?,
+        ImageSource::Url(url) => {
+            let bytes = state
+                .fetcher
+                .fetch(&url, max_bytes)
+                .await
+                .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
+            intake(bytes, pipeline.limits())?
+        }
     };
-    let media = arbiter_detect::intake(bytes, pipeline.limits())
-        .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
     let key = cache_key(&media.info.sha256, pipeline.detector_name(), options);
     let now = state.clock.now().trunc_subsecs(3);
     let ttl_secs = state.config.cache.ttl_secs;

@@ -9,11 +9,9 @@ use crate::config::Plan;
 use crate::error::ApiError;
 use crate::keys::{self, KeyRecord, Scope};
 use crate::ratelimit::{RateStatus, Refusal};
-use crate::routes::analyze::body_error;
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -37,40 +35,59 @@ pub async fn require(
 ) -> Response {
     let (request_id, peer) = context(&request);
     match authorize(&state, request.headers(), peer, scope).await {
-        Ok(caller) => admit(&state, caller, &request_id, Ok(request), next).await,
+        Ok(caller) => {
+            admit(&state, &caller, &request_id, async {
+                let mut request = request;
+                request.extensions_mut().insert(caller.clone());
+                next.run(request).await
+            })
+            .await
+        }
         Err(err) => err.for_request(&request_id).into_response(),
     }
 }
 
-/// [`require`] for a route that reads its whole body: the body is read while the key is looked
-/// up, so neither waits for the other. A request refused for its key is answered at once and
-/// the rest of its body is not read. The body's limit is the route's `DefaultBodyLimit`, which
-/// must be a layer outside this one.
-pub async fn require_reading_body(
-    State((state, scope)): State<(AppState, Scope)>,
+/// [`require`] for a handler whose work on the request can start before its caller is known:
+/// `work` (reading the body, checking and hashing the image) runs while the key is looked up, so
+/// neither waits for the other; then the request is counted and `then` runs with the caller and
+/// what `work` gave (or its error is answered). A request refused for its key is answered at
+/// once and its work is dropped: nothing is analysed for a caller not yet known. A body's limit
+/// is the route's `DefaultBodyLimit`.
+pub async fn require_while<T, W, R>(
+    state: &AppState,
+    scope: Scope,
     request: Request,
-    next: Next,
-) -> Response {
+    work: impl FnOnce(Request) -> W,
+    then: impl FnOnce(Caller, T) -> R,
+) -> Response
+where
+    W: Future<Output = Result<T, ApiError>>,
+    R: Future<Output = Result<Response, ApiError>>,
+{
     let (request_id, peer) = context(&request);
     let (parts, body) = request.into_parts();
-    let (caller, body) = {
-        let authorized = authorize(&state, &parts.headers, peer, scope);
-        let read = Bytes::from_request(Request::from_parts(parts.clone(), body), &());
-        tokio::pin!(authorized, read);
-        let (caller, body) = tokio::select! {
+    let (caller, worked) = {
+        let authorized = authorize(state, &parts.headers, peer, scope);
+        let working = work(Request::from_parts(parts.clone(), body));
+        tokio::pin!(authorized, working);
+        let (caller, worked) = tokio::select! {
             caller = &mut authorized => (caller, None),
-            body = &mut read => (authorized.await, Some(body)),
+            worked = &mut working => (authorized.await, Some(worked)),
         };
-        match (caller, body) {
+        match (caller, worked) {
             (Err(err), _) => return err.for_request(&request_id).into_response(),
-            (Ok(caller), Some(body)) => (caller, body),
-            (Ok(caller), None) => (caller, read.await),
+            (Ok(caller), Some(worked)) => (caller, worked),
+            (Ok(caller), None) => (caller, working.await),
         }
     };
-    let request = body
-        .map(|body| Request::from_parts(parts, Body::from(body)))
-        .map_err(|err| body_error(&err.body_text(), err.status().as_u16()));
-    admit(&state, caller, &request_id, request, next).await
+    admit(state, &caller, &request_id, async {
+        let response = match worked {
+            Ok(worked) => then(caller.clone(), worked).await,
+            Err(err) => Err(err),
+        };
+        response.unwrap_or_else(|err| err.for_request(&request_id).into_response())
+    })
+    .await
 }
 
 /// A request's id and the address it came from.
@@ -87,14 +104,13 @@ fn context(request: &Request) -> (RequestId, Option<SocketAddr>) {
     (request_id, peer)
 }
 
-/// Counts an authorized request against its plan and, within the limits, runs it (or answers
-/// why its body could not be read); the rate-limit headers go on whatever is answered.
+/// Counts an authorized request against its plan and, within the limits, answers with `run`;
+/// the rate-limit headers go on whatever is answered.
 async fn admit(
     state: &AppState,
-    caller: Caller,
+    caller: &Caller,
     request_id: &RequestId,
-    request: Result<Request, ApiError>,
-    next: Next,
+    run: impl Future<Output = Response>,
 ) -> Response {
     let (status, refusal) = state.limiter.check(&caller.key.tenant, &caller.plan);
     let mut response = match refusal {
@@ -120,13 +136,7 @@ async fn admit(
             err.retry_after = Some(retry_after);
             err.for_request(request_id).into_response()
         }
-        None => match request {
-            Ok(mut request) => {
-                request.extensions_mut().insert(caller);
-                next.run(request).await
-            }
-            Err(err) => err.for_request(request_id).into_response(),
-        },
+        None => run.await,
     };
     add_rate_headers(response.headers_mut(), status);
     response

@@ -53,6 +53,9 @@ impl From<ImageSource> for JobSource {
             ImageSource::Bytes(bytes) => {
                 JobSource::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
             }
+            ImageSource::Taken(media) => {
+                JobSource::Base64(base64::engine::general_purpose::STANDARD.encode(&media.bytes))
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `POST /v1/analyze`.
 
 use crate::analyze::{self, AnalyzeCall, AnalyzeReply, ImageSource, check_reference_id};
-use crate::auth::{self, Caller};
+use crate::auth;
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
@@ -11,21 +11,18 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, St
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The route, behind the `analyze` scope, with the body limit at the edge.
+/// The route, with the body limit at the edge; the handler authorizes the `analyze` scope
+/// itself, while it reads the body ([`auth::require_while`]).
 pub fn router(state: &AppState) -> Router<AppState> {
     // Base64 takes 4 bytes for 3, plus room for the rest of the JSON.
     let max_image = state.config.limits.max_image_bytes;
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/analyze", post(analyze_image))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Analyze),
-            auth::require_reading_body,
-        ))
         .route_layer(DefaultBodyLimit::max(body_limit))
 }
 
@@ -106,34 +103,55 @@ pub struct AnalyzeQuery {
 )]
 pub async fn analyze_image(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
-    Query(query): Query<AnalyzeQuery>,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Response {
     let base = super::batches::base_url(request.headers());
-    let result = async {
-        let (body, file) = read_body(&state, request).await?;
-        let (call, webhook_url) = parse_call(&state, body, file, query.flow)?;
-        match webhook_url {
-            None => analyze::analyze(&state, &caller, &request_id, call)
-                .await
-                .map(|reply| Json(reply).into_response()),
-            Some(url) => {
-                state
-                    .webhooks
-                    .check_destination(&url)
+    let (state, request_id, base) = (&state, &request_id, &base);
+    auth::require_while(
+        state,
+        Scope::Analyze,
+        request,
+        |request| prepare(state, request),
+        |caller, (call, webhook_url)| async move {
+            match webhook_url {
+                None => analyze::analyze(state, &caller, request_id, call)
                     .await
-                    .map_err(|why| ApiError::bad_request(format!("options.webhook_url: {why}")))?;
-                let tenant = &caller.key.tenant;
-                crate::jobs::submit_single(&state, tenant, &request_id, call, url, &base)
-                    .await
-                    .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
+                    .map(|reply| Json(reply).into_response()),
+                Some(url) => {
+                    state
+                        .webhooks
+                        .check_destination(&url)
+                        .await
+                        .map_err(|why| {
+                            ApiError::bad_request(format!("options.webhook_url: {why}"))
+                        })?;
+                    let tenant = &caller.key.tenant;
+                    crate::jobs::submit_single(state, tenant, request_id, call, url, base)
+                        .await
+                        .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
+                }
             }
-        }
+        },
+    )
+    .await
+}
+
+/// The work on a request that needs no caller, done while its key is looked up: the query and
+/// body read and checked, and an image sent in the request taken in (a URL is fetched only for
+/// a known caller, and an image for a webhook is taken in by its job).
+async fn prepare(
+    state: &AppState,
+    request: Request,
+) -> Result<(AnalyzeCall, Option<String>), ApiError> {
+    let Query(query) = Query::<AnalyzeQuery>::try_from_uri(request.uri())
+        .map_err(|err| ApiError::bad_request(err.body_text()))?;
+    let (body, file) = read_body(state, request).await?;
+    let (mut call, webhook_url) = parse_call(state, body, file, query.flow)?;
+    if webhook_url.is_none() {
+        call.source = call.source.take_in(state.pipeline.limits())?;
     }
-    .await;
-    result.map_err(|err| err.for_request(&request_id))
+    Ok((call, webhook_url))
 }
 
 /// The request body as JSON fields, whichever encoding it came in.
