@@ -544,8 +544,8 @@ async fn run(quick: bool, scale: usize) {
     let small = 100 / scale;
     let largest = LARGEST_BATCH / scale;
     let backlog = 10_000 / scale;
-    let images: Vec<Vec<u8>> = (0..largest as u32).map(jpeg).collect();
-    let mean_bytes = images.iter().map(Vec::len).sum::<usize>() / images.len();
+    let all_images: Vec<Vec<u8>> = (0..largest as u32).map(jpeg).collect();
+    let mean_bytes = all_images.iter().map(Vec::len).sum::<usize>() / all_images.len();
     println!(
         "images: 320x240 JPEG, distinct pixels each, mean {mean_bytes} bytes; jobs.workers = {JOB_WORKERS}"
     );
@@ -553,7 +553,6 @@ async fn run(quick: bool, scale: usize) {
     let poll = Duration::from_millis(100);
 
     // 1. The detector's own throughput, before and after the batch (the machine is shared).
-    let all_images = images;
     let images = Arc::new(all_images[..big].to_vec());
     let baseline_before = detector_baseline(images.clone(), JOB_WORKERS).await;
     println!(

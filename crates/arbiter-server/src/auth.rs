@@ -30,18 +30,14 @@ pub struct Caller {
 /// headers to whatever the handler answers.
 pub async fn require(
     State((state, scope)): State<(AppState, Scope)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let (request_id, peer) = context(&request);
     match authorize(&state, request.headers(), peer, scope).await {
         Ok(caller) => {
-            admit(&state, &caller, &request_id, async {
-                let mut request = request;
-                request.extensions_mut().insert(caller.clone());
-                next.run(request).await
-            })
-            .await
+            request.extensions_mut().insert(caller.clone());
+            admit(&state, &caller, &request_id, next.run(request)).await
         }
         Err(err) => err.for_request(&request_id).into_response(),
     }

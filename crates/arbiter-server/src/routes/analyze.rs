@@ -1,7 +1,7 @@
 //! `POST /v1/analyze`.
 
 use crate::analyze::{self, AnalyzeCall, AnalyzeReply, ImageSource, check_reference_id};
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
@@ -107,34 +107,41 @@ pub async fn analyze_image(
     request: Request,
 ) -> Response {
     let base = super::batches::base_url(request.headers());
-    let (state, request_id, base) = (&state, &request_id, &base);
     auth::require_while(
-        state,
+        &state,
         Scope::Analyze,
         request,
-        |request| prepare(state, request),
-        |caller, (call, webhook_url)| async move {
-            match webhook_url {
-                None => analyze::analyze(state, &caller, request_id, call)
-                    .await
-                    .map(|reply| Json(reply).into_response()),
-                Some(url) => {
-                    state
-                        .webhooks
-                        .check_destination(&url)
-                        .await
-                        .map_err(|why| {
-                            ApiError::bad_request(format!("options.webhook_url: {why}"))
-                        })?;
-                    let tenant = &caller.key.tenant;
-                    crate::jobs::submit_single(state, tenant, request_id, call, url, base)
-                        .await
-                        .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
-                }
-            }
-        },
+        |request| prepare(&state, request),
+        |caller, (call, webhook_url)| answer(&state, caller, &request_id, call, webhook_url, &base),
     )
     .await
+}
+
+/// Analyses a prepared request for its caller, or queues it for `webhook_url`.
+async fn answer(
+    state: &AppState,
+    caller: Caller,
+    request_id: &RequestId,
+    call: AnalyzeCall,
+    webhook_url: Option<String>,
+    base: &str,
+) -> Result<Response, ApiError> {
+    match webhook_url {
+        None => analyze::analyze(state, &caller, request_id, call)
+            .await
+            .map(|reply| Json(reply).into_response()),
+        Some(url) => {
+            state
+                .webhooks
+                .check_destination(&url)
+                .await
+                .map_err(|why| ApiError::bad_request(format!("options.webhook_url: {why}")))?;
+            let tenant = &caller.key.tenant;
+            crate::jobs::submit_single(state, tenant, request_id, call, url, base)
+                .await
+                .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
+        }
+    }
 }
 
 /// The work on a request that needs no caller, done while its key is looked up: the query and
