@@ -7,7 +7,8 @@
 //! (`(HTTP p50 − detector p50) / detector p50`, one request at a time, each HTTP request right
 //! after a detector run on the same image in this process, so both see the machine alike). The cache-hit path is also
 //! measured by `wrk` (Debian's package), which keeps the client's own cost out of the server's
-//! two cores, when it is installed.
+//! two cores, when it is installed. Beside the overhead it reports the machine's floor: the p50 of a
+//! bare `GET /healthz` sent after the same idle as each upload, which every request pays.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use arbiter_core::{AnalyzeOptions, Detector};
@@ -249,6 +250,31 @@ async fn one_at_a_time(url: &str, key: &str, image: &[u8], runs: usize) -> (Dura
     (percentile(&detector, 0.5), run)
 }
 
+/// A bare `GET /healthz` sent right after a detector run, as the serial uploads are: the p50 of
+/// a request that does no work after the server has idled as long. This is the floor of the
+/// machine (loopback, waking parked threads) that every request pays before any of its own work.
+async fn idle_floor(url: &str, image: &[u8], runs: usize) -> Duration {
+    let client = reqwest::Client::new();
+    let health = url.replace("/v1/analyze", "/healthz");
+    let mut bare = Vec::new();
+    for round in 0..=runs {
+        let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
+        LocalDetector
+            .analyze(&media, &AnalyzeOptions::default())
+            .await
+            .unwrap();
+        let sent = Instant::now();
+        let response = client.get(&health).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        if round > 0 {
+            bare.push(sent.elapsed());
+        }
+    }
+    bare.sort();
+    percentile(&bare, 0.5)
+}
+
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
@@ -265,10 +291,11 @@ async fn main() {
         let (url, key, stop) = serve(0, &dir.path().join(format!("uncached-{width}"))).await;
         let (detector, serial) = one_at_a_time(&url, &key, &image, requests / 2).await;
         let parallel = load(&url, &key, &image, requests, 4).await;
+        let floor = idle_floor(&url, &image, requests / 3).await;
         stop.cancel();
         let overhead = (serial.p50.as_secs_f64() - detector.as_secs_f64()) / detector.as_secs_f64();
         println!(
-            "{name} ({} KiB): detector p50 {} | HTTP one at a time p50 {} p99 {} ({:.1} req/s) | 4 concurrent p50 {} p99 {} ({:.1} req/s) | HTTP overhead at p50 {:.1}% of detector time",
+            "{name} ({} KiB): detector p50 {} | HTTP one at a time p50 {} p99 {} ({:.1} req/s) | 4 concurrent p50 {} p99 {} ({:.1} req/s) | HTTP overhead at p50 {:.1}% of detector time | the machine's floor: a bare GET /healthz after the same idle, p50 {}",
             image.len() / 1024,
             ms(detector),
             ms(serial.p50),
@@ -277,7 +304,8 @@ async fn main() {
             ms(parallel.p50),
             ms(parallel.p99),
             parallel.rps,
-            overhead * 100.0
+            overhead * 100.0,
+            ms(floor)
         );
     }
     for (name, width, height) in [("320x240", 320, 240), ("1 MP", 1000, 1000)] {
