@@ -217,7 +217,18 @@ async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, C
     (url, secret.expose().to_owned(), stop)
 }
 
-/// The detector's own time per image (intake: hash, sniff; then analysis) and the time of the
+/// The detector's own time for one image: intake (hash, sniff), then analysis.
+async fn detect(image: &[u8]) -> Duration {
+    let started = Instant::now();
+    let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
+    LocalDetector
+        .analyze(&media, &AnalyzeOptions::default())
+        .await
+        .unwrap();
+    started.elapsed()
+}
+
+/// The detector's own time per image ([`detect`]) and the time of the
 /// same image sent over HTTP, one request at a time, measured alternately so that both see the
 /// machine in the same state: their p50s, and the HTTP requests per second.
 async fn one_at_a_time(url: &str, key: &str, image: &[u8], runs: usize) -> (Duration, Run) {
@@ -227,13 +238,7 @@ async fn one_at_a_time(url: &str, key: &str, image: &[u8], runs: usize) -> (Dura
     let mut http = Vec::new();
     // The first round warms both up and is not counted.
     for round in 0..=runs {
-        let started = Instant::now();
-        let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
-        LocalDetector
-            .analyze(&media, &AnalyzeOptions::default())
-            .await
-            .unwrap();
-        let detected = started.elapsed();
+        let detected = detect(image).await;
         let sent = upload(&client, url, key, &content_type, &body).await;
         if round > 0 {
             detector.push(detected);
@@ -258,11 +263,7 @@ async fn idle_floor(url: &str, image: &[u8], runs: usize) -> Duration {
     let health = url.replace("/v1/analyze", "/healthz");
     let mut bare = Vec::new();
     for round in 0..=runs {
-        let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
-        LocalDetector
-            .analyze(&media, &AnalyzeOptions::default())
-            .await
-            .unwrap();
+        detect(image).await;
         let sent = Instant::now();
         let response = client.get(&health).send().await.unwrap();
         assert_eq!(response.status(), 200);
