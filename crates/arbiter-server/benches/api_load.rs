@@ -5,10 +5,11 @@
 //! scenario. Reports requests per second and p50/p99 latency for a 1 MP and a 12 MP JPEG
 //! (detector on every request: cache off), the cache-hit path, and the HTTP overhead at p50
 //! (`(HTTP p50 − detector p50) / detector p50`, one request at a time, each HTTP request right
-//! after a detector run on the same image in this process, so both see the machine alike). The cache-hit path is also
+//! after a detector run on the same image in this process, so both see the machine alike).
+//! Beside the overhead it reports the machine's floor: the p50 of a bare `GET /healthz` sent
+//! after the same idle as each upload, which every request pays. The cache-hit path is also
 //! measured by `wrk` (Debian's package), which keeps the client's own cost out of the server's
-//! two cores, when it is installed. Beside the overhead it reports the machine's floor: the p50 of a
-//! bare `GET /healthz` sent after the same idle as each upload, which every request pays.
+//! two cores, when it is installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use arbiter_core::{AnalyzeOptions, Detector};
