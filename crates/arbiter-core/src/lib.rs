@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod facts;
 pub mod id;
+pub mod net;
 pub mod plugin;
 pub mod schema;
 pub mod verdict;

@@ -4,10 +4,10 @@
 
 use crate::config::OutboundConfig;
 use arbiter_core::ErrorCode;
+pub use arbiter_core::net::AddressGuard;
 use futures_util::StreamExt;
-use ipnet::IpNet;
 use reqwest::Url;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Why a URL could not be fetched.
@@ -29,91 +29,6 @@ impl FetchError {
             FetchError::Unreachable(_) => ErrorCode::UrlUnreachable,
             FetchError::TooLarge(_) => ErrorCode::FileSizeExceeded,
         }
-    }
-}
-
-/// Decides which resolved addresses may be contacted.
-#[derive(Debug, Clone, Default)]
-pub struct AddressGuard {
-    allow: Vec<IpNet>,
-}
-
-impl AddressGuard {
-    /// A guard that also permits these networks.
-    pub fn new(allow: Vec<IpNet>) -> Self {
-        Self { allow }
-    }
-
-    /// `Ok` when the address may be contacted; else why not.
-    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        if self.allow.iter().any(|net| net.contains(&ip)) {
-            return Ok(());
-        }
-        match refused_kind(ip) {
-            Some(kind) => Err(format!("{ip} (a {kind} address)")),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The kind of address that is refused by default, if `ip` is one.
-fn refused_kind(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => refused_v4(v4),
-        IpAddr::V6(v6) => refused_v6(v6),
-    }
-}
-
-fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, c, _] = ip.octets();
-    if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
-        Some("cloud metadata")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_private() {
-        Some("private")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if ip.is_unspecified() || a == 0 {
-        Some("unspecified")
-    } else if ip.is_broadcast() || ip.is_multicast() || a >= 240 {
-        Some("broadcast, multicast or reserved")
-    } else if a == 100 && (64..128).contains(&b) {
-        Some("shared (carrier-grade NAT)")
-    } else if (a == 192 && b == 0 && c == 0) || (a == 198 && (b == 18 || b == 19)) {
-        Some("special-purpose")
-    } else if ip.is_documentation() {
-        Some("documentation")
-    } else {
-        None
-    }
-}
-
-fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
-    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-        Some("cloud metadata")
-    } else if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_unspecified() {
-        Some("unspecified")
-    } else if first & 0xfe00 == 0xfc00 {
-        Some("unique local (private)")
-    } else if first & 0xffc0 == 0xfe80 {
-        Some("link-local")
-    } else if ip.is_multicast() {
-        Some("multicast")
-    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
-        Some("documentation")
-    } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
-        // NAT64 can reach any IPv4 address, private ones included.
-        Some("NAT64")
-    } else {
-        None
     }
 }
 
@@ -238,12 +153,9 @@ impl Fetcher {
 /// Every address a host resolves to must pass, so that a name cannot hide a private address
 /// behind a public one.
 pub fn check_all(guard: &AddressGuard, host: &str, addrs: &[SocketAddr]) -> Result<(), FetchError> {
-    for addr in addrs {
-        guard.check(addr.ip()).map_err(|why| {
-            FetchError::Unreachable(format!("{host} resolves to {why}, which is not allowed"))
-        })?;
-    }
-    Ok(())
+    guard
+        .check_all(host, addrs)
+        .map_err(FetchError::Unreachable)
 }
 
 fn root_cause(err: &dyn std::error::Error) -> String {
