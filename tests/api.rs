@@ -433,6 +433,41 @@ async fn bad_requests_get_the_guides_error_codes() {
 }
 
 #[tokio::test]
+async fn a_batch_image_over_the_size_limit_is_refused_at_intake() {
+    each_server(
+        |config| config.limits.max_image_bytes = 200_000,
+        system_clock(),
+        local(),
+        async |label, server| {
+            let scopes = [Scope::Batch, Scope::RequestsRead];
+            let (_, key) = server.key("acme", &scopes, &[], "growth").await;
+            let png = sample("plain-render.png");
+            let images = json!([
+                {"image_base64": b64(&png), "reference_id": "fits"},
+                {"image_base64": b64(&vec![0u8; 250_000]), "reference_id": "too-big"},
+            ]);
+            let (status, _, answer) = server
+                .post(&key, "/v1/analyze/batch", json!({"images": images}))
+                .await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::PAYLOAD_TOO_LARGE, Some("FILE_SIZE_EXCEEDED")),
+                "{label}: {answer}"
+            );
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("images[1]: ") && message.contains("200000-byte limit"),
+                "{label}: {message}"
+            );
+            let conn = server.state.pipeline.db().conn();
+            let queued = arbiter_db::jobs::queued_count(conn).await.unwrap();
+            assert_eq!(queued, 0, "{label}: nothing of a refused batch is queued");
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn keys_are_checked_scoped_and_tenants_see_only_their_own_requests() {
     each_server(
         |_| {},

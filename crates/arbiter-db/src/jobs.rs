@@ -13,7 +13,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A queued job.
 pub const QUEUED: &str = "queued";
@@ -74,7 +74,8 @@ pub async fn insert_jobs(conn: &impl ConnectionTrait, rows: Vec<job::Model>) -> 
 }
 
 /// Claims up to `limit` queued jobs whose lease is free or expired, for `token` until
-/// `lease_until_ms`.
+/// `lease_until_ms`. The jobs come without their images (`source` is empty): a worker reads each
+/// one with [`source`] when it starts on it, so it holds only the images it is analysing.
 pub async fn claim(
     conn: &impl ConnectionTrait,
     token: &str,
@@ -95,22 +96,18 @@ pub async fn claim(
             i64::from(limit).into(),
         ],
     );
-    let mut jobs = job::Entity::find()
-        .from_raw_sql(statement)
-        .all(conn)
-        .await?;
-    let ids: Vec<_> = jobs.iter().map(|job| job.request_id.clone()).collect();
-    let mut sources: HashMap<String, String> = job_image::Entity::find()
-        .filter(job_image::Column::RequestId.is_in(ids))
-        .all(conn)
+    job::Entity::find().from_raw_sql(statement).all(conn).await
+}
+
+/// The image of a job still to be analysed (`job_images.source`); `None` once it has ended.
+pub async fn source(
+    conn: &impl ConnectionTrait,
+    request_id: &str,
+) -> Result<Option<String>, DbErr> {
+    Ok(job_image::Entity::find_by_id(request_id.to_owned())
+        .one(conn)
         .await?
-        .into_iter()
-        .map(|image| (image.request_id, image.source))
-        .collect();
-    for job in &mut jobs {
-        job.source = sources.remove(&job.request_id).unwrap_or_default();
-    }
-    Ok(jobs)
+        .map(|image| image.source))
 }
 
 /// How a job ended.
@@ -411,6 +408,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_claim_carries_no_image_and_each_image_is_read_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let conn = db.conn();
+            let now = Utc::now();
+            let big = |id: &str, fill: char| job::Model {
+                source: format!(r#"{{"base64":"{}"}}"#, fill.to_string().repeat(4096)),
+                ..job(id, now)
+            };
+            insert_jobs(conn, vec![big("req_a", 'A'), big("req_b", 'B')])
+                .await
+                .unwrap();
+            let claimed = claim(conn, "t1", 1_000, 2_000, 5).await.unwrap();
+            assert_eq!(claimed.len(), 2, "{label}");
+            assert!(
+                claimed.iter().all(|job| job.source.is_empty()),
+                "{label}: a claim holds no image"
+            );
+            let a = source(conn, "req_a").await.unwrap().unwrap();
+            assert!(a.starts_with(r#"{"base64":"AAAA"#), "{label}");
+            assert_eq!(a.len(), 4096 + 13, "{label}");
+            finish(conn, "t1", &[("req_a", end(now))]).await.unwrap();
+            assert_eq!(source(conn, "req_a").await.unwrap(), None, "{label}");
+            assert!(source(conn, "req_b").await.unwrap().is_some(), "{label}");
+            conn.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn claims_are_exclusive_until_the_lease_expires_and_only_the_holder_finishes() {
         let dir = tempfile::tempdir().unwrap();
         let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
@@ -424,6 +455,7 @@ mod tests {
             let first = claim(conn, "t1", 1_000, 2_000, 1).await.unwrap();
             assert_eq!(first.len(), 1, "{label}");
             assert_eq!(first[0].attempts, 1, "{label}");
+            assert_eq!(first[0].source, "", "{label}: claimed without its image");
             let second = claim(conn, "t2", 1_000, 2_000, 5).await.unwrap();
             assert_eq!(second.len(), 1, "{label}: the other job only");
             assert_ne!(first[0].request_id, second[0].request_id, "{label}");

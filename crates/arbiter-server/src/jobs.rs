@@ -429,7 +429,7 @@ struct End {
 /// Analyses one claimed job. `None` when a passing fault (the database, the detector) leaves it
 /// for a later attempt: its lease expires and it is claimed again, up to `jobs.max_attempts`.
 #[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
-async fn attempt(state: &AppState, mut job: job::Model) -> Result<Option<End>, ApiError> {
+async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiError> {
     let max_attempts = i32::try_from(state.config.jobs.max_attempts.max(1)).unwrap_or(i32::MAX);
     let request_id: RequestId = job
         .request_id
@@ -441,8 +441,17 @@ async fn attempt(state: &AppState, mut job: job::Model) -> Result<Option<End>, A
             format!("gave up after {} attempts", job.attempts - 1),
         ))
     } else {
-        // The image is not kept past its analysis: finished jobs wait for their commit without it.
-        let source = std::mem::take(&mut job.source);
+        // The image is read when its analysis starts and not kept past it: claimed jobs wait,
+        // and finished jobs wait for their commit, without it.
+        let source = match repo::source(state.pipeline.db().conn(), &job.request_id).await {
+            Ok(Some(source)) => source,
+            // Ended meanwhile by another claim: nothing is left to do.
+            Ok(None) => return Ok(None),
+            Err(err) => {
+                tracing::warn!(attempt = job.attempts, error = %err, "job left for a later attempt");
+                return Ok(None);
+            }
+        };
         match analyse(state, &job, &source, &request_id).await {
             Err(err) if err.code == ErrorCode::InternalError => {
                 tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");

@@ -269,6 +269,17 @@ pub(crate) fn body_error(text: &str, status: u16) -> ApiError {
     }
 }
 
+/// Refuses (413) base64 text whose image would be larger than `max_bytes`, before it is decoded.
+pub(crate) fn check_encoded_size(encoded: &str, max_bytes: u64) -> Result<(), ApiError> {
+    if (encoded.len() as u64) / 4 * 3 > max_bytes + 3 {
+        return Err(ApiError::new(
+            ErrorCode::FileSizeExceeded,
+            format!("the image is larger than the {max_bytes}-byte limit"),
+        ));
+    }
+    Ok(())
+}
+
 /// The image of a request: exactly one of a URL, base64 text (refused by size before it is
 /// decoded) and a multipart file.
 pub fn image_source(
@@ -281,12 +292,7 @@ pub fn image_source(
     match (image_url, image_base64, file) {
         (Some(url), None, None) => Ok(ImageSource::Url(url)),
         (None, Some(encoded), None) => {
-            if (encoded.len() as u64) / 4 * 3 > max_bytes + 3 {
-                return Err(ApiError::new(
-                    ErrorCode::FileSizeExceeded,
-                    format!("the image is larger than the {max_bytes}-byte limit"),
-                ));
-            }
+            check_encoded_size(&encoded, max_bytes)?;
             analyze::decode_base64(&encoded).map(ImageSource::Bytes)
         }
         (None, None, Some(bytes)) => Ok(ImageSource::Bytes(bytes)),

@@ -6,7 +6,7 @@ use crate::batch_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
 use crate::keys::Scope;
-use crate::routes::analyze::{RequestOptions, parse_options};
+use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
 use crate::state::AppState;
 use arbiter_core::RequestId;
 use arbiter_db::sea_orm::DbBackend;
@@ -106,9 +106,12 @@ pub async fn submit_batch(
         let spooled = batch_body::spool(body, limit, keep_in).await?;
         let header = batch_body::header(spooled.as_file()).await?;
         let submission = check_batch(&state, &caller, header).await?;
-        let max_len = state.config.limits.max_reference_id_len;
+        let limits = ImageLimits {
+            max_reference_id_len: state.config.limits.max_reference_id_len,
+            max_image_bytes: state.config.limits.max_image_bytes,
+        };
         let images = batch_body::images(spooled.as_file(), move |index, image, range| {
-            check_image(index, image, max_len, keep.then_some(range))
+            check_image(index, image, limits, keep.then_some(range))
         })?;
         let kept = keep.then_some(spooled);
         let base = base_url(&headers);
@@ -165,14 +168,29 @@ pub async fn check_batch(
     })
 }
 
-/// Checks one image of a batch. With the image's byte range in a kept body, the job reads it
-/// from there.
+/// The limits each image of a batch is checked against as it is taken in.
+#[derive(Debug, Clone, Copy)]
+struct ImageLimits {
+    /// `limits.max_reference_id_len`.
+    max_reference_id_len: usize,
+    /// `limits.max_image_bytes`.
+    max_image_bytes: u64,
+}
+
+/// Checks one image of a batch, a base64 image's size before it is decoded (413, as
+/// `POST /v1/analyze`). With the image's byte range in a kept body, the job reads it from there.
 fn check_image(
     index: usize,
     image: BatchImage,
-    max_len: usize,
+    limits: ImageLimits,
     kept: Option<Range<u64>>,
 ) -> Result<NewImage, ApiError> {
+    if let Some(encoded) = &image.image_base64 {
+        check_encoded_size(encoded, limits.max_image_bytes).map_err(|err| ApiError {
+            message: format!("images[{index}]: {}", err.message),
+            ..err
+        })?;
+    }
     let source = match (image.image_url, image.image_base64, kept) {
         (Some(_), None, Some(range)) | (None, Some(_), Some(range)) => JobSource::Kept {
             start: range.start,
@@ -187,7 +205,7 @@ fn check_image(
         }
     };
     if let Some(reference) = &image.reference_id {
-        check_reference_id(reference, max_len).map_err(|err| {
+        check_reference_id(reference, limits.max_reference_id_len).map_err(|err| {
             ApiError::bad_request(format!("images[{index}].reference_id: {}", err.message))
         })?;
     }
