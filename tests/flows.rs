@@ -93,6 +93,10 @@ async fn receiver() -> (String, Received) {
 struct Running {
     api: String,
     key: String,
+    /// The id of `key`.
+    key_id: String,
+    /// Another key of the same tenant, with the same scopes.
+    other_key: String,
     client: reqwest::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -136,11 +140,16 @@ impl Running {
             scopes: Scope::ALL.to_vec(),
             allow_ips: vec![],
         };
-        let (_, secret) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
+        let (record, secret) = keys::create(&txn, new.clone(), "test", Utc::now())
+            .await
+            .unwrap();
+        let (_, other) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
         txn.commit().await.unwrap();
         Self {
             api,
             key: secret.expose().to_owned(),
+            key_id: record.id.to_string(),
+            other_key: other.expose().to_owned(),
             client: reqwest::Client::new(),
             shutdown,
             task,
@@ -148,7 +157,11 @@ impl Running {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let response = request.bearer_auth(&self.key).send().await.unwrap();
+        self.send_as(&self.key, request).await
+    }
+
+    async fn send_as(&self, key: &str, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = request.bearer_auth(key).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -338,12 +351,32 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
         let (status, claimed) = running.post(&claim_path, json!({"reviewer": "rv-17"})).await;
         assert_eq!(status, StatusCode::OK, "{label}: {claimed}");
         assert_eq!(claimed["status"], "claimed", "{label}");
-        let (status, _) = running.post(&claim_path, json!({"reviewer": "rv-23"})).await;
+        let (status, refused) = running.post(&claim_path, json!({"reviewer": "rv-23"})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{label}");
         let (status, _) = running
             .post(&resolve_path, json!({"reviewer": "rv-23", "label": "false_positive"}))
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{label}");
+        // The claim belongs to the key that made it: another key naming the same reviewer can
+        // neither resolve nor re-claim it, and a 409 does not say who holds it.
+        let as_other = |path: &str, body: Value| {
+            running.send_as(
+                &running.other_key,
+                running.client.post(format!("{}{path}", running.api)).json(&body),
+            )
+        };
+        let (status, taken) = as_other(
+            &resolve_path,
+            json!({"reviewer": "rv-17", "label": "false_positive"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{label}: {taken}");
+        let (status, reclaimed) = as_other(&claim_path, json!({"reviewer": "rv-17"})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{label}: {reclaimed}");
+        for answer in [&refused, &taken, &reclaimed] {
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(!message.contains("rv-17"), "{label}: {message}");
+        }
         let (status, error) = running
             .post(&resolve_path, json!({"reviewer": "rv-17", "label": "looks_fine"}))
             .await;
@@ -362,6 +395,10 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
 
         let announced = delivered(&received, &secret, "review.resolved", 1).await;
         assert_eq!(announced[0]["item"]["label"], "confirmed_fake", "{label}");
+        let (_, entries) = running.get("/v1/audit/entries?event=review.resolved").await;
+        let entry = &entries["entries"][0];
+        assert_eq!(entry["actor"], "rv-17", "{label}: {entries}");
+        assert_eq!(entry["key_id"], running.key_id.as_str(), "{label}: {entries}");
 
         // The photo's story: its decision, then the review.
         let request_id = second["request_id"].as_str().unwrap();

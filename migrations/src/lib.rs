@@ -10,6 +10,7 @@ mod m20261124_000004_batches_jobs_webhooks;
 mod m20261124_000005_jobs_claim_index;
 mod m20261124_000006_cases_and_reviews;
 mod m20261124_000007_job_images;
+mod m20261204_000008_review_claim_key;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_jobs_claim_index::Migration),
             Box::new(m20261124_000006_cases_and_reviews::Migration),
             Box::new(m20261124_000007_job_images::Migration),
+            Box::new(m20261204_000008_review_claim_key::Migration),
         ]
     }
 }

@@ -96,6 +96,7 @@ pub async fn run(db: &Db, command: ReviewCommand) -> anyhow::Result<ExitCode> {
             let flows = FlowRegistry::configured(&config.flows).map_err(anyhow::Error::msg)?;
             let request = Resolve {
                 reviewer: &reviewer,
+                key: None,
                 label: &label,
                 note: note.as_deref(),
                 action: action.as_deref(),

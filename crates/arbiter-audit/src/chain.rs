@@ -1025,6 +1025,7 @@ mod tests {
                 reference_id: None,
                 queue: "siu".into(),
                 actor: "rev_1".into(),
+                key_id: None,
                 label: "AI_GENERATED".into(),
                 action: "notify".into(),
             };

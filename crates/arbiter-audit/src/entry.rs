@@ -134,6 +134,9 @@ pub enum Event {
         queue: String,
         /// Who resolved it (a reviewer id, never a name).
         actor: String,
+        /// The API key it was resolved through (its id); absent for the operator's command line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
         /// The reviewer's label.
         label: String,
         /// The action taken.
@@ -510,10 +513,23 @@ mod tests {
                     reference_id: Some("claim-1".into()),
                     queue: "siu".into(),
                     actor: "rev_7".into(),
+                    key_id: None,
                     label: "MANIPULATED".into(),
                     action: "siu_escalation".into(),
                 },
                 r#"{"action":"siu_escalation","actor":"rev_7","event":"review.resolved","label":"MANIPULATED","queue":"siu","reference_id":"claim-1","request_id":"req_1","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
+            ),
+            (
+                Event::ReviewResolved {
+                    request_id: "req_1".into(),
+                    reference_id: None,
+                    queue: "siu".into(),
+                    actor: "rev_7".into(),
+                    key_id: Some("key_01JH".into()),
+                    label: "MANIPULATED".into(),
+                    action: "siu_escalation".into(),
+                },
+                r#"{"action":"siu_escalation","actor":"rev_7","event":"review.resolved","key_id":"key_01JH","label":"MANIPULATED","queue":"siu","request_id":"req_1","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
             ),
             (
                 Event::KeyCreated {

@@ -87,8 +87,22 @@ pub async fn get(
         .await
 }
 
-/// The items `reviewer` may act on: open ones, and the ones they hold.
-fn actionable(tenant: &str, item_id: &str, reviewer: &str) -> Condition {
+/// Who acts on an item: a reviewer id, through an API key (`None`: the operator's command line).
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The reviewer named.
+    pub reviewer: &'a str,
+    /// The id of the API key used.
+    pub key: Option<&'a str>,
+}
+
+/// The items `actor` may act on: open ones, and the ones it holds: claimed by the same reviewer
+/// through the same key.
+fn actionable(tenant: &str, item_id: &str, actor: Actor<'_>) -> Condition {
+    let same_key = match actor.key {
+        Some(key) => review_item::Column::ClaimedKey.eq(key),
+        None => review_item::Column::ClaimedKey.is_null(),
+    };
     Condition::all()
         .add(review_item::Column::ItemId.eq(item_id))
         .add(review_item::Column::Tenant.eq(tenant))
@@ -98,25 +112,27 @@ fn actionable(tenant: &str, item_id: &str, reviewer: &str) -> Condition {
                 .add(
                     Condition::all()
                         .add(review_item::Column::Status.eq(CLAIMED))
-                        .add(review_item::Column::ClaimedBy.eq(reviewer)),
+                        .add(review_item::Column::ClaimedBy.eq(actor.reviewer))
+                        .add(same_key),
                 ),
         )
 }
 
-/// Claims an open item (or re-claims one the reviewer holds). `false` when the item is not
-/// open, or is held by someone else: nothing is written.
+/// Claims an open item (or re-claims one the actor holds). `false` when the item is not open,
+/// or is held by another reviewer or through another key: nothing is written.
 pub async fn claim(
     conn: &impl ConnectionTrait,
     tenant: &str,
     item_id: &str,
-    reviewer: &str,
+    actor: Actor<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let result = review_item::Entity::update_many()
         .col_expr(review_item::Column::Status, Expr::value(CLAIMED))
-        .col_expr(review_item::Column::ClaimedBy, Expr::value(reviewer))
+        .col_expr(review_item::Column::ClaimedBy, Expr::value(actor.reviewer))
+        .col_expr(review_item::Column::ClaimedKey, Expr::value(actor.key))
         .col_expr(review_item::Column::ClaimedAt, Expr::value(now))
-        .filter(actionable(tenant, item_id, reviewer))
+        .filter(actionable(tenant, item_id, actor))
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)
@@ -126,7 +142,7 @@ pub async fn claim(
 #[derive(Debug, Clone)]
 pub struct Resolution<'a> {
     /// Who resolves.
-    pub reviewer: &'a str,
+    pub actor: Actor<'a>,
     /// The label.
     pub label: &'a str,
     /// The note.
@@ -137,8 +153,8 @@ pub struct Resolution<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Resolves an open item, or one the reviewer holds. `false` when it is resolved already or
-/// held by someone else: nothing is written.
+/// Resolves an open item, or one the actor holds. `false` when it is resolved already or held
+/// by another reviewer or through another key: nothing is written.
 pub async fn resolve(
     conn: &impl ConnectionTrait,
     tenant: &str,
@@ -155,14 +171,18 @@ pub async fn resolve(
         )
         .col_expr(
             review_item::Column::ResolvedBy,
-            Expr::value(resolution.reviewer),
+            Expr::value(resolution.actor.reviewer),
         )
         .col_expr(review_item::Column::ResolvedAt, Expr::value(resolution.at))
         .col_expr(
             review_item::Column::ClaimedBy,
-            Expr::col(review_item::Column::ClaimedBy).if_null(resolution.reviewer),
+            Expr::col(review_item::Column::ClaimedBy).if_null(resolution.actor.reviewer),
         )
-        .filter(actionable(tenant, item_id, resolution.reviewer))
+        .col_expr(
+            review_item::Column::ClaimedKey,
+            Expr::value(resolution.actor.key),
+        )
+        .filter(actionable(tenant, item_id, resolution.actor))
         .exec(conn)
         .await?;
     Ok(result.rows_affected == 1)

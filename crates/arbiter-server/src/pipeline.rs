@@ -454,6 +454,7 @@ fn review_item(
         reason: decided.decision.reason.clone(),
         status: review::OPEN.to_owned(),
         claimed_by: None,
+        claimed_key: None,
         claimed_at: None,
         label: None,
         note: None,

@@ -12,7 +12,7 @@ use arbiter_audit::Event;
 use arbiter_core::ErrorCode;
 use arbiter_db::Db;
 use arbiter_db::entity::review_item;
-use arbiter_db::review::{self as repo, ItemFilter, Resolution};
+use arbiter_db::review::{self as repo, Actor, ItemFilter, Resolution};
 use arbiter_db::sea_orm::ConnectionTrait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -160,22 +160,17 @@ fn not_found(item_id: &str) -> ApiError {
     ApiError::not_found(format!("no review item {item_id} for this tenant"))
 }
 
-/// Why an item cannot be taken by `reviewer`: 404, or 409 naming who holds it.
+/// Why an item cannot be taken: 404, or 409. A 409 does not say who holds the item.
 async fn refusal(db: &Db, tenant: &str, item_id: &str) -> ApiError {
     match repo::get(db.conn(), tenant, item_id).await {
         Ok(Some(item)) if item.status == repo::RESOLVED => ApiError::new(
             ErrorCode::Conflict,
-            format!(
-                "review item {item_id} was resolved already (by {}, label {})",
-                item.resolved_by.unwrap_or_default(),
-                item.label.unwrap_or_default()
-            ),
+            format!("review item {item_id} was resolved already"),
         ),
-        Ok(Some(item)) => ApiError::new(
+        Ok(Some(_)) => ApiError::new(
             ErrorCode::Conflict,
             format!(
-                "review item {item_id} is claimed by {}",
-                item.claimed_by.unwrap_or_default()
+                "review item {item_id} is claimed by another reviewer, or through another API key"
             ),
         ),
         Ok(None) => not_found(item_id),
@@ -183,22 +178,28 @@ async fn refusal(db: &Db, tenant: &str, item_id: &str) -> ApiError {
     }
 }
 
-/// Claims an item for a reviewer: 409 when someone else holds it or it is resolved.
+/// Claims an item for a reviewer through an API key: 409 when it is held by another reviewer
+/// or through another key, or resolved. The claim belongs to that reviewer and that key.
 pub async fn claim(
     db: &Db,
     tenant: &str,
     item_id: &str,
-    reviewer: &str,
+    actor: Actor<'_>,
     now: DateTime<Utc>,
 ) -> Result<ItemView, ApiError> {
-    check_reviewer(reviewer)?;
+    check_reviewer(actor.reviewer)?;
     let txn = db.begin_write().await?;
-    let claimed = repo::claim(&txn, tenant, item_id, reviewer, now).await?;
+    let claimed = repo::claim(&txn, tenant, item_id, actor, now).await?;
     txn.commit().await?;
     if !claimed {
         return Err(refusal(db, tenant, item_id).await);
     }
-    tracing::info!(item_id, reviewer, "review item claimed");
+    tracing::info!(
+        item_id,
+        reviewer = actor.reviewer,
+        key_id = actor.key,
+        "review item claimed"
+    );
     get(db.conn(), tenant, item_id).await
 }
 
@@ -207,6 +208,8 @@ pub async fn claim(
 pub struct Resolve<'a> {
     /// Who resolves (an id).
     pub reviewer: &'a str,
+    /// The id of the API key it is resolved through; `None` for the operator's command line.
+    pub key: Option<&'a str>,
     /// One of [`LABELS`].
     pub label: &'a str,
     /// Why, in the reviewer's words.
@@ -219,7 +222,7 @@ pub struct Resolve<'a> {
 /// The longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 
-/// Resolves an item (open, or held by the reviewer) and commits its `review.resolved` audit
+/// Resolves an item (open, or held by the reviewer through the same key) and commits its `review.resolved` audit
 /// entry and webhook deliveries with it. Returns the item and how many deliveries were queued.
 pub async fn resolve(
     db: &Db,
@@ -275,7 +278,10 @@ pub async fn resolve(
     };
     let txn = db.begin_write().await?;
     let resolution = Resolution {
-        reviewer: request.reviewer,
+        actor: Actor {
+            reviewer: request.reviewer,
+            key: request.key,
+        },
         label: request.label,
         note: request.note,
         action: &action,
@@ -290,6 +296,7 @@ pub async fn resolve(
         reference_id: item.reference_id.clone(),
         queue: item.queue.clone(),
         actor: request.reviewer.to_owned(),
+        key_id: request.key.map(str::to_owned),
         label: request.label.to_owned(),
         action: action.clone(),
     };

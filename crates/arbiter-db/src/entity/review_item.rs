@@ -31,6 +31,9 @@ pub struct Model {
     pub status: String,
     /// The reviewer holding the item.
     pub claimed_by: Option<String>,
+    /// The API key that claimed it (its id); only that key may act on the claim. `None` for a
+    /// claim made before keys were recorded.
+    pub claimed_key: Option<String>,
     /// When it was claimed.
     pub claimed_at: Option<DateTimeUtc>,
     /// The reviewer's label (`confirmed_fake`, ...).

@@ -6,7 +6,7 @@ use crate::keys::Scope;
 use crate::review::{self, ItemView, Resolve};
 use crate::state::AppState;
 use arbiter_core::RequestId;
-use arbiter_db::review::ItemFilter;
+use arbiter_db::review::{Actor, ItemFilter};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -133,7 +133,9 @@ pub struct ClaimRequest {
     pub reviewer: Option<String>,
 }
 
-/// Claim an item: it is yours until you resolve it. The body may be left out.
+/// Claim an item: it is yours until you resolve it. The claim belongs to the reviewer it names
+/// and to the API key that made it: only that key, naming that reviewer, can resolve it. The
+/// body may be left out.
 #[utoipa::path(
     post,
     path = "/v1/review/items/{item_id}/claim",
@@ -144,7 +146,7 @@ pub struct ClaimRequest {
         (status = 200, description = "The claimed item", body = ItemView),
         (status = 400, description = "Malformed body or reviewer id", body = ErrorBody),
         (status = 404, description = "No such item for this tenant", body = ErrorBody),
-        (status = 409, description = "Held by another reviewer, or resolved", body = ErrorBody),
+        (status = 409, description = "Held by another reviewer or through another key, or resolved", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -164,16 +166,15 @@ pub async fn claim_item(
     };
     let reviewer = body.reviewer.unwrap_or_else(|| caller.key.id.to_string());
     let db = state.pipeline.db();
-    review::claim(
-        db,
-        &caller.key.tenant,
-        &item_id,
-        &reviewer,
-        state.clock.now(),
-    )
-    .await
-    .map(Json)
-    .map_err(|err| err.for_request(&request_id))
+    let key_id = caller.key.id.to_string();
+    let actor = Actor {
+        reviewer: &reviewer,
+        key: Some(&key_id),
+    };
+    review::claim(db, &caller.key.tenant, &item_id, actor, state.clock.now())
+        .await
+        .map(Json)
+        .map_err(|err| err.for_request(&request_id))
 }
 
 /// A reviewer's resolution.
@@ -195,8 +196,9 @@ pub struct ResolveRequest {
     pub reviewer: Option<String>,
 }
 
-/// Resolve an item with a label; recorded in the audit log (`review.resolved`) and announced as
-/// a `review.resolved` webhook.
+/// Resolve an item with a label; recorded in the audit log (`review.resolved`, with the reviewer
+/// and the API key's id) and announced as a `review.resolved` webhook. An item claimed through
+/// another key, or by another reviewer, is a 409.
 #[utoipa::path(
     post,
     path = "/v1/review/items/{item_id}/resolve",
@@ -207,7 +209,7 @@ pub struct ResolveRequest {
         (status = 200, description = "The resolved item", body = ItemView),
         (status = 400, description = "Unknown label or action", body = ErrorBody),
         (status = 404, description = "No such item for this tenant", body = ErrorBody),
-        (status = 409, description = "Held by another reviewer, or resolved already", body = ErrorBody),
+        (status = 409, description = "Held by another reviewer or through another key, or resolved already", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -222,8 +224,10 @@ pub async fn resolve_item(
         .reviewer
         .clone()
         .unwrap_or_else(|| caller.key.id.to_string());
+    let key_id = caller.key.id.to_string();
     let resolve = Resolve {
         reviewer: &reviewer,
+        key: Some(&key_id),
         label: &body.label,
         note: body.note.as_deref(),
         action: body.action.as_deref(),
