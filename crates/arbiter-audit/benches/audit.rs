@@ -46,6 +46,7 @@ fn decision(n: usize) -> Event {
                 ("metadata".to_owned(), 9500),
             ]
             .into(),
+            providers: Default::default(),
         },
         flow: "insurance".into(),
         policy: PolicyRef {

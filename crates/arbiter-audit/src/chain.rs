@@ -983,6 +983,7 @@ mod tests {
                     risk_level: "LOW".into(),
                 },
                 scores: Default::default(),
+                providers: Default::default(),
             },
         };
         for (label, target) in targets {

@@ -40,6 +40,36 @@ pub struct AnalysisFields {
     pub verdict: VerdictBp,
     /// Each model's score in basis points, by short name; models that did not run are absent.
     pub scores: BTreeMap<String, i64>,
+    /// What each detector of a route or vendor said, by name; absent for the local detector
+    /// alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, ProviderFields>,
+}
+
+/// One detector's part in an analysis, without floats: its status, the vendor's ids and the
+/// SHA-256 of the vendor's raw answer, so the stored answer can be matched to the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderFields {
+    /// `OK`, `FAILED` or `SKIPPED`.
+    pub status: String,
+    /// The vendor's word for its conclusion (`FAKE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_status: Option<String>,
+    /// Its verdict label in Arbiter's vocabulary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Its score in basis points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_bp: Option<i64>,
+    /// The vendor's id for the analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_request_id: Option<String>,
+    /// Each vendor model's score in basis points, by the vendor's model name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, i64>,
+    /// SHA-256 of the vendor's raw final answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_sha256: Option<String>,
 }
 
 impl AnalysisFields {
@@ -66,6 +96,27 @@ impl AnalysisFields {
                 risk_level: analysis.verdict.risk_level.as_str().to_owned(),
             },
             scores,
+            providers: analysis
+                .providers
+                .iter()
+                .map(|run| {
+                    let bp = arbiter_core::verdict::to_basis_points;
+                    let fields = ProviderFields {
+                        status: run.status.as_str().to_owned(),
+                        vendor_status: run.vendor_status.clone(),
+                        label: run.verdict.map(|v| v.label.as_str().to_owned()),
+                        score_bp: run.score.map(bp),
+                        vendor_request_id: run.vendor_request_id.clone(),
+                        models: run
+                            .models
+                            .iter()
+                            .filter_map(|m| Some((m.name.clone(), bp(m.score?))))
+                            .collect(),
+                        answer_sha256: run.answer_sha256.clone(),
+                    };
+                    (run.name.clone(), fields)
+                })
+                .collect(),
         }
     }
 }
@@ -337,6 +388,7 @@ mod tests {
                     detector: "local".to_owned(),
                     verdict,
                     scores: scores.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                    providers: Default::default(),
                 },
                 flow: "insurance".to_owned(),
                 policy: PolicyRef {

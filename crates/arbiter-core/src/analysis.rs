@@ -429,10 +429,146 @@ pub struct Analysis {
     pub image_info: ImageInfo,
     /// Metadata and provenance facts for policies.
     pub metadata: MetadataFacts,
-    /// The detector that produced this analysis (`local`, `reality_defender`, ...).
+    /// The detector that produced this analysis (`local`, `reality_defender`, or a route of
+    /// several such as `local,reality_defender`).
     pub detector: String,
     /// Wall time spent in the detector.
     pub processing_time_ms: u64,
+    /// What each detector of a route, or a vendor, said (empty for the local detector alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<DetectorRun>,
+}
+
+impl Analysis {
+    /// The names of the detectors that answered, in the order they ran.
+    pub fn detectors_ran(&self) -> Vec<&str> {
+        if self.providers.is_empty() {
+            return vec![self.detector.as_str()];
+        }
+        self.providers
+            .iter()
+            .filter(|run| run.status == RunStatus::Ok)
+            .map(|run| run.name.as_str())
+            .collect()
+    }
+}
+
+/// Whether a detector of a route answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RunStatus {
+    /// It answered with a verdict.
+    Ok,
+    /// It could not answer (down, timed out, refused, malformed answer); `error` says why.
+    Failed,
+    /// It was not called: its circuit is open or its call budget is spent; `error` says which.
+    Skipped,
+}
+
+impl RunStatus {
+    /// The status as written in JSON and in policy facts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "OK",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// One vendor model's result, under the vendor's own name (`rd-elm-img`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VendorModel {
+    /// The vendor's model name.
+    pub name: String,
+    /// The vendor's status word for it (`FAKE`, `AUTHENTIC`, `NOT_APPLICABLE`).
+    pub status: String,
+    /// 0..1, higher is more likely synthetic or manipulated; `null` when it gave no number.
+    pub score: Option<f64>,
+}
+
+/// What one detector of a route said about an image: a vendor's answer with its ids, or the
+/// local detector's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DetectorRun {
+    /// The detector (`local`, `reality_defender`, `reality_ai`).
+    pub name: String,
+    /// Whether it answered.
+    pub status: RunStatus,
+    /// Its verdict in Arbiter's vocabulary, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// 0..1, its likelihood that the image is synthetic or manipulated; `null` when it gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The vendor's own word for its conclusion (`FAKE`, `SUSPICIOUS`, `NOT_APPLICABLE`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_status: Option<String>,
+    /// The vendor's id for this analysis (Reality Defender's `requestId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_request_id: Option<String>,
+    /// The vendor's models and their scores.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<VendorModel>,
+    /// Why the vendor could not score the image (`relevance: no faces detected`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Lowercase hex SHA-256 of the vendor's raw final answer, as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_sha256: Option<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall time spent on it.
+    pub processing_time_ms: u64,
+}
+
+impl DetectorRun {
+    /// A detector that was not called or did not answer, and why.
+    pub fn without_answer(name: &str, status: RunStatus, error: impl Into<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            status,
+            verdict: None,
+            score: None,
+            vendor_status: None,
+            vendor_request_id: None,
+            models: Vec::new(),
+            reasons: Vec::new(),
+            answer_sha256: None,
+            error: Some(error.into()),
+            processing_time_ms: 0,
+        }
+    }
+
+    /// The run of a detector that answered with this analysis and kept no vendor detail.
+    pub fn answered(name: &str, analysis: &Analysis) -> Self {
+        Self {
+            name: name.to_owned(),
+            status: RunStatus::Ok,
+            verdict: Some(analysis.verdict),
+            score: None,
+            vendor_status: Some(analysis.verdict.label.as_str().to_owned()),
+            vendor_request_id: None,
+            models: Vec::new(),
+            reasons: Vec::new(),
+            answer_sha256: None,
+            error: None,
+            processing_time_ms: analysis.processing_time_ms,
+        }
+    }
+
+    /// The word policies read as `providers.<name>.status`: the vendor's own word when it
+    /// answered, else `FAILED` or `SKIPPED`.
+    pub fn status_word(&self) -> &str {
+        match (&self.vendor_status, self.status) {
+            (Some(word), RunStatus::Ok) => word,
+            _ => self.status.as_str(),
+        }
+    }
 }
 
 /// The body of a completed analysis, field for field as the guide's `POST /v1/analyze` response.
@@ -455,6 +591,9 @@ pub struct AnalysisResponse {
     pub image_info: ImageInfo,
     /// Wall time spent in the detector.
     pub processing_time_ms: u64,
+    /// What each detector of the route said, when several ran or a vendor answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<DetectorRun>,
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ impl Facts {
     }
 
     /// The facts an analysis gives every flow: `verdict.*`, `models.<name>.*`, `metadata.*`,
-    /// `image.*` and `detector`.
+    /// `image.*`, `detector`, `detectors` (those that answered) and, when a route of several or
+    /// a vendor ran, `providers.<name>.label|score|status`.
     pub fn from_analysis(analysis: &Analysis) -> Self {
         let mut models = Map::new();
         for (model, result) in analysis.model_results.iter() {
@@ -42,6 +43,21 @@ impl Facts {
             }),
         );
         facts.insert("detector", json!(analysis.detector));
+        facts.insert("detectors", json!(analysis.detectors_ran()));
+        if !analysis.providers.is_empty() {
+            let mut providers = Map::new();
+            for run in &analysis.providers {
+                providers.insert(
+                    run.name.clone(),
+                    json!({
+                        "label": run.verdict.map(|v| v.label.as_str()),
+                        "score": run.score,
+                        "status": run.status_word(),
+                    }),
+                );
+            }
+            facts.insert("providers", Value::Object(providers));
+        }
         facts
     }
 

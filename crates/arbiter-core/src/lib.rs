@@ -17,8 +17,9 @@ pub mod schema;
 pub mod verdict;
 
 pub use analysis::{
-    Analysis, AnalysisResponse, AnalyzeOptions, ImageFormat, ImageInfo, MediaInput, MetadataFacts,
-    MetadataResult, ModelKind, ModelLabel, ModelResult, ModelResults,
+    Analysis, AnalysisResponse, AnalyzeOptions, DetectorRun, ImageFormat, ImageInfo, MediaInput,
+    MetadataFacts, MetadataResult, ModelKind, ModelLabel, ModelResult, ModelResults, RunStatus,
+    VendorModel,
 };
 pub use decision::{ActionRequest, ActionSpec, Decision, PolicyRef, ShadowHit};
 pub use error::ErrorCode;

@@ -48,6 +48,9 @@ pub const C2PA_PIXELS_CHANGED: f64 = 0.75;
 /// Reliability of a trusted capture manifest: as good as the trust list and the camera's key.
 pub const C2PA_TRUSTED_CAPTURE: f64 = 0.90;
 
+/// The longest detail of the metadata model, in bytes; a longer one is cut.
+pub const MAX_DETAIL: usize = 8 << 10;
+
 const NO_CLASSIFIER: &str = "not run: no trained classifier is installed in the local detector (pixel statistics without a validated model have no known error rate)";
 
 /// Why the local detector could not be built.
@@ -269,6 +272,7 @@ impl LocalDetector {
             metadata: facts,
             detector: Self::NAME.to_owned(),
             processing_time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            providers: Vec::new(),
         }
     }
 }
@@ -403,12 +407,19 @@ fn metadata_result(
         sentences.push("C2PA provenance not checked: support is not built in".to_owned());
     }
     sentences.extend(report.evidence.iter().map(|e| capitalise(e)));
+    if report.evidence_left_out > 0 {
+        sentences.push(format!(
+            "{} further declarations are not listed",
+            report.evidence_left_out
+        ));
+    }
     sentences.extend(report.observations.iter().map(|o| capitalise(o)));
     if !facts.exif_present {
         sentences.push("No EXIF data present".to_owned());
     }
     let mut detail = sentences.join(". ");
     detail.push('.');
+    let detail = bounded(detail, MAX_DETAIL);
     let score = match decision.model_label {
         ModelLabel::Authentic => 1.0 - decision.confidence,
         ModelLabel::Inconclusive => 0.0,
@@ -425,6 +436,20 @@ fn metadata_result(
         gps_present: facts.gps_present,
         device_fingerprint,
     }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in "..." when cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("...");
+    text
 }
 
 fn capitalise(text: &str) -> String {

@@ -136,6 +136,7 @@ mod tests {
             },
             detector: "local".to_owned(),
             processing_time_ms: 1,
+            providers: Vec::new(),
         }
     }
 

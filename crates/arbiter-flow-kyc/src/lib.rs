@@ -115,6 +115,7 @@ mod tests {
             metadata,
             detector: "local".to_owned(),
             processing_time_ms: 1,
+            providers: Vec::new(),
         }
     }
 

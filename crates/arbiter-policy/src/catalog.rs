@@ -76,6 +76,9 @@ impl FactType {
     }
 }
 
+/// The segment of `providers.*.label` that stands for any detector's name.
+const ANY_PROVIDER: &str = "*";
+
 /// Every fact path of a flow, with its type.
 #[derive(Debug, Clone, Default)]
 pub struct FactCatalog {
@@ -174,6 +177,20 @@ impl FactCatalog {
         catalog.insert("image.format", FactType::Enum(image_formats()));
         catalog.insert("image.sha256", FactType::String { date: false });
         catalog.insert("detector", FactType::String { date: false });
+        catalog.insert("detectors", FactType::Any);
+        // One group per detector of a route (`providers.reality_defender.label`); the names are
+        // the operator's, so any name matches the `*`.
+        catalog.insert("providers", FactType::Object);
+        catalog.insert(&format!("providers.{ANY_PROVIDER}"), FactType::Object);
+        catalog.insert(
+            &format!("providers.{ANY_PROVIDER}.label"),
+            FactType::Enum(VerdictLabel::ALL.map(|l| l.as_str().to_owned()).to_vec()),
+        );
+        catalog.insert(&format!("providers.{ANY_PROVIDER}.score"), unit());
+        catalog.insert(
+            &format!("providers.{ANY_PROVIDER}.status"),
+            FactType::String { date: false },
+        );
         catalog
     }
 
@@ -219,7 +236,19 @@ impl FactCatalog {
 
     /// The type of a fact; `None` when the flow has no such fact.
     pub fn get(&self, path: &str) -> Option<&FactType> {
-        self.facts.get(path)
+        if let Some(kind) = self.facts.get(path) {
+            return Some(kind);
+        }
+        let rest = path.strip_prefix("providers.")?;
+        let (name, field) = rest.split_once('.').unwrap_or((rest, ""));
+        if name.is_empty() || name == ANY_PROVIDER {
+            return None;
+        }
+        let wildcard = match field {
+            "" => format!("providers.{ANY_PROVIDER}"),
+            field => format!("providers.{ANY_PROVIDER}.{field}"),
+        };
+        self.facts.get(&wildcard)
     }
 
     /// Every fact path, sorted.

@@ -409,6 +409,7 @@ pub fn reply(
             model_results: analysis.model_results,
             image_info: analysis.image_info,
             processing_time_ms: analysis.processing_time_ms,
+            providers: analysis.providers,
         },
         cached: cached_from.is_some(),
         cached_from,
