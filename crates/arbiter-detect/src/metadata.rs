@@ -8,7 +8,10 @@
 //! as such, not as manipulation.
 //!
 //! Every parser is bounded: text is cut at [`MAX_TEXT`], compressed chunks are inflated to at
-//! most [`MAX_TEXT`], IFD chains are followed at most [`MAX_IFDS`] deep.
+//! most [`MAX_TEXT`], IFD chains are followed at most [`MAX_IFDS`] deep. One file's reading is
+//! bounded as a whole too: at most [`MAX_TEXT_VALUES`] text values and [`MAX_TEXT_TOTAL`] bytes
+//! of text are read, and at most [`MAX_EVIDENCE`] pieces of evidence are kept, so a file of
+//! thousands of text chunks costs no more than one of a few.
 
 use crate::container::{bmff_boxes, find, jpeg_segments, png_chunks, riff_chunks};
 use arbiter_core::{ImageFormat, MetadataFacts};
@@ -20,6 +23,13 @@ pub const MAX_TEXT: usize = 1 << 20;
 pub const MAX_IFDS: usize = 8;
 /// The most text chunks of one PNG inflated (each at most [`MAX_TEXT`]).
 const MAX_COMPRESSED_CHUNKS: usize = 16;
+/// The most text values (PNG text chunks, XMP packets, comments, EXIF text tags, EXIF
+/// structures) read from one file; later ones are counted and skipped.
+pub const MAX_TEXT_VALUES: usize = 256;
+/// The most bytes of text read from one file, over all its values.
+pub const MAX_TEXT_TOTAL: usize = 4 << 20;
+/// The most pieces of evidence kept for one file; later ones are counted.
+pub const MAX_EVIDENCE: usize = 16;
 
 /// What a file declares about how it was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +47,19 @@ pub struct MetadataReport {
     pub facts: MetadataFacts,
     /// A declaration of generative AI, if the file makes one.
     pub declaration: Option<Declaration>,
-    /// Where a declaration was read, in plain language.
+    /// Where a declaration was read, in plain language; at most [`MAX_EVIDENCE`], no repeats.
     pub evidence: Vec<String>,
+    /// Declarations made after [`MAX_EVIDENCE`] pieces of evidence were kept (not listed).
+    pub evidence_left_out: usize,
+    /// Text values not read because the file reached [`MAX_TEXT_VALUES`] or [`MAX_TEXT_TOTAL`].
+    pub values_skipped: usize,
     /// Other observations (camera, editing software), in plain language; never a finding.
     pub observations: Vec<String>,
     /// The file has an alpha channel worth checking for hidden ("stealth") generation data.
     pub has_alpha: bool,
+    /// Text values read so far, and their bytes.
+    values_read: usize,
+    bytes_read: usize,
 }
 
 /// PNG text keys that image generators write, and the generator each one names.
@@ -93,6 +110,13 @@ pub fn read_metadata(format: ImageFormat, bytes: &[u8]) -> MetadataReport {
         ImageFormat::Bmp => {}
     }
     report.summarise_camera();
+    if report.values_skipped > 0 {
+        report.observations.push(format!(
+            "{} more metadata values were not read: the reader stops after {MAX_TEXT_VALUES} values or {} MiB of text",
+            report.values_skipped,
+            MAX_TEXT_TOTAL >> 20
+        ));
+    }
     report
 }
 
@@ -107,9 +131,27 @@ impl MetadataReport {
         if self.facts.generator.is_none() && !generator.is_empty() {
             self.facts.generator = Some(generator.to_owned());
         }
-        if !self.evidence.contains(&evidence) {
-            self.evidence.push(evidence);
+        // At most MAX_EVIDENCE entries, so the check for a repeat takes constant time.
+        if self.evidence.contains(&evidence) {
+            return;
         }
+        if self.evidence.len() < MAX_EVIDENCE {
+            self.evidence.push(evidence);
+        } else {
+            self.evidence_left_out += 1;
+        }
+    }
+
+    /// Whether one more text value of `len` bytes may be read from this file; counts it if so,
+    /// and counts it as skipped if not.
+    fn admit(&mut self, len: usize) -> bool {
+        if self.values_read >= MAX_TEXT_VALUES || self.bytes_read >= MAX_TEXT_TOTAL {
+            self.values_skipped += 1;
+            return false;
+        }
+        self.values_read += 1;
+        self.bytes_read += len.min(MAX_TEXT);
+        true
     }
 
     fn read_xmp(&mut self, xmp: &str, place: &str) {
@@ -316,10 +358,14 @@ fn read_png(bytes: &[u8], report: &mut MetadataReport) {
                             .position(|b| *b == 0)
                             .and_then(|n| data.get(n + 1))
                             == Some(&1));
+                if compressed && inflated >= MAX_COMPRESSED_CHUNKS {
+                    continue;
+                }
+                // A compressed chunk costs what it may inflate to.
+                if !report.admit(if compressed { MAX_TEXT } else { data.len() }) {
+                    continue;
+                }
                 if compressed {
-                    if inflated >= MAX_COMPRESSED_CHUNKS {
-                        continue;
-                    }
                     inflated += 1;
                 }
                 if let Some((key, text)) = png_text(&kind, data) {
@@ -428,6 +474,7 @@ fn read_png_text(key: &str, text: &str, report: &mut MetadataReport) {
 fn read_jpeg(bytes: &[u8], report: &mut MetadataReport) {
     for (marker, segment) in jpeg_segments(bytes) {
         match marker {
+            0xE1 | 0xED | 0xFE if !report.admit(segment.len()) => {}
             0xE1 => {
                 if let Some(tiff) = segment.strip_prefix(b"Exif\0\0") {
                     read_exif(tiff, "EXIF", report);
@@ -461,7 +508,9 @@ fn read_webp(bytes: &[u8], report: &mut MetadataReport) {
                 "the WebP EXIF chunk",
                 report,
             ),
-            b"XMP " => report.read_xmp(&String::from_utf8_lossy(data), "the WebP XMP chunk"),
+            b"XMP " if report.admit(data.len()) => {
+                report.read_xmp(&String::from_utf8_lossy(data), "the WebP XMP chunk")
+            }
             _ => {}
         }
     }
@@ -479,7 +528,9 @@ fn read_heif(bytes: &[u8], report: &mut MetadataReport) {
     if let Some(tiff) = exif {
         read_exif(tiff, "the HEIF Exif item", report);
     }
-    if let Some(start) = find(bytes, b"<x:xmpmeta") {
+    if let Some(start) = find(bytes, b"<x:xmpmeta")
+        && report.admit(65_536)
+    {
         let end = (start + 65_536).min(bytes.len());
         report.read_xmp(
             &String::from_utf8_lossy(&bytes[start..end]),
@@ -579,6 +630,9 @@ fn read_exif(tiff: &[u8], place: &str, report: &mut MetadataReport) {
         return;
     };
     report.facts.exif_present = true;
+    if !report.admit(0) {
+        return;
+    }
     let Some(ifd0) = reader.u32(4) else { return };
     let mut ifds = vec![(ifd0, Ifd::Primary)];
     let mut visited = Vec::new();
@@ -588,6 +642,13 @@ fn read_exif(tiff: &[u8], place: &str, report: &mut MetadataReport) {
         }
         visited.push(ifd);
         for (tag, ty, count, value_at) in reader.entries(ifd) {
+            let text_tag = matches!(
+                (kind, tag),
+                (Ifd::Primary, 0x010F | 0x0110 | 0x0131 | 0x010E | 0x02BC) | (Ifd::Exif, 0x9286)
+            );
+            if text_tag && !report.admit(count) {
+                continue;
+            }
             match (kind, tag) {
                 (Ifd::Primary, 0x010F) => {
                     read_make_model(&reader, ty, count, value_at, true, report)

@@ -192,12 +192,20 @@ fn bmp_dimensions(b: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn tiff_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    let tags = tiff_first_ifd(b)?;
+    let tag = |wanted| tags.iter().find(|(t, _)| *t == wanted).map(|(_, v)| *v);
+    Some((tag(256)?, tag(257)?))
+}
+
+/// The SHORT and LONG values of the first IFD of a TIFF file, (tag, first value) each; `None`
+/// when the header or the IFD is truncated.
+pub(crate) fn tiff_first_ifd(b: &[u8]) -> Option<Vec<(u16, u32)>> {
     let little = b.starts_with(b"II");
     let u16_at = |at| if little { le_u16(b, at) } else { be_u16(b, at) };
     let u32_at = |at| if little { le_u32(b, at) } else { be_u32(b, at) };
     let ifd = usize::try_from(u32_at(4)?).ok()?;
     let count = usize::from(u16_at(ifd)?);
-    let (mut width, mut height) = (None, None);
+    let mut tags = Vec::new();
     for i in 0..count {
         let entry = ifd + 2 + i * 12;
         let tag = u16_at(entry)?;
@@ -207,13 +215,9 @@ fn tiff_dimensions(b: &[u8]) -> Option<(u32, u32)> {
             4 => u32_at(entry + 8)?,
             _ => continue,
         };
-        match tag {
-            256 => width = Some(value),
-            257 => height = Some(value),
-            _ => {}
-        }
+        tags.push((tag, value));
     }
-    Some((width?, height?))
+    Some(tags)
 }
 
 /// HEIF: the largest `ispe` property in `meta/iprp/ipco` (the primary image or its grid; tiles
