@@ -293,6 +293,84 @@ async fn exports_verify_in_rust_and_python_and_every_tampering_is_rejected() {
                 );
             }
         }
+
+        // Hostile bundles: neither verifier leaves the bundle's folder or reads without bound.
+        let hostile = |name: &str, change: &dyn Fn(&Path)| {
+            let dir = root.join(name);
+            copy_dir(&good, &dir);
+            change(&dir);
+            dir
+        };
+        let outside = tmp.join("outside.txt");
+        std::fs::write(&outside, "not part of the bundle\n").unwrap();
+        let outside_digest = hex::encode(Sha256::digest(std::fs::read(&outside).unwrap()));
+        let outside_name = format!("{:?}", outside.display().to_string());
+        let names_outside = hostile("names-outside", &|dir| {
+            let mut sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+            sums.push_str(&format!("{outside_digest}  {}\n", outside.display()));
+            sums.push_str(&format!("{outside_digest}  /dev/zero\n"));
+            std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+        });
+        let linked_checkpoint = hostile("linked-checkpoint", &|dir| {
+            std::os::unix::fs::symlink("/dev/zero", dir.join("checkpoints/cp-999.txt")).unwrap();
+        });
+        let endless_line = hostile("endless-line", &|dir| {
+            let mut entries = std::fs::read(dir.join("entries.jsonl")).unwrap();
+            entries.extend(std::iter::repeat_n(b'x', 5 << 20));
+            entries.push(b'\n');
+            std::fs::write(dir.join("entries.jsonl"), entries).unwrap();
+        });
+        let not_read = format!("names {outside_name}, which is not a file of the bundle: not read");
+        let dev_zero = "names \"/dev/zero\", which is not a file of the bundle: not read";
+        let linked =
+            "checkpoints/cp-999.txt: not a regular file (a link, a device or a folder): not read";
+        for (dir, says) in [
+            (&names_outside, vec![not_read.as_str(), dev_zero]),
+            (&linked_checkpoint, vec![linked]),
+            (&endless_line, vec!["a line longer than 4194304 bytes"]),
+        ] {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let output = arbiter(
+                &db,
+                &[
+                    "audit",
+                    "verify",
+                    "--export",
+                    dir.to_str().unwrap(),
+                    "--vkey",
+                    vkey_str,
+                ],
+            );
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{label}: {name} accepted: {said}"
+            );
+            for expected in &says {
+                assert!(said.contains(expected), "{label}: {name}:\n{said}");
+            }
+            if python {
+                let output = python_verify(dir, &vkey);
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                assert_eq!(
+                    output.status.code(),
+                    Some(1),
+                    "{label}: python accepted {name}: {stdout}{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                for expected in &says {
+                    assert!(
+                        stdout.contains(expected),
+                        "{label}: python, {name}:\n{stdout}"
+                    );
+                }
+            }
+        }
     })
     .await;
 }

@@ -8,11 +8,17 @@ EXPORT_DIR is a bundle written by `arbiter audit export` (entries.jsonl, checkpo
 vkey.txt, SHA256SUMS). VKEY_FILE holds the verifier key `<name>+<key id>+<key>`, obtained
 from a channel other than the bundle. Exits 0 when everything verifies, 1 otherwise, and names
 every problem with its file, line and seq. The format is the audit format v1.
+
+The bundle is not trusted: only its own files are opened (never a name SHA256SUMS gives), only
+regular files inside EXPORT_DIR and never through a link, and no more than MAX_FILE_BYTES of a
+file or MAX_LINE_BYTES of a line of entries.jsonl is read.
 """
 import base64
 import hashlib
 import json
+import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -21,7 +27,36 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 GENESIS = "0" * 64
 HEADER = "arbiter-audit-checkpoint/v1"
+MAX_LINE_BYTES = 4 << 20  # the longest line of entries.jsonl read
+MAX_FILE_BYTES = 16 << 20  # the most read of SHA256SUMS, a checkpoint or vkey.txt
 problems = []
+
+
+class Unreadable(Exception):
+    """A file of the bundle that is not read: not a regular file, or too large."""
+
+
+def open_member(export_dir, name):
+    """Opens a file of the bundle, named by the verifier: a regular file, not through a link."""
+    path = export_dir / name
+    if not stat.S_ISREG(os.lstat(path).st_mode):  # lstat: a link is not followed
+        raise Unreadable("not a regular file (a link, a device or a folder): not read")
+    return open(path, "rb")
+
+
+def read_member(export_dir, name, limit=MAX_FILE_BYTES):
+    with open_member(export_dir, name) as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise Unreadable(f"larger than {limit} bytes: not read further")
+    return data
+
+
+def names_a_member(name):
+    """Whether SHA256SUMS could name this file of a bundle."""
+    folder, _, file = name.partition("/")
+    return name in ("entries.jsonl", "vkey.txt") or (
+        folder == "checkpoints" and file not in ("", "..") and "/" not in file)
 
 
 def problem(where, message):
@@ -95,47 +130,93 @@ def open_checkpoint(note, vkey):
 
 # --- the bundle ---------------------------------------------------------------------------------
 def verify(export_dir, vkey):
-    # 1. SHA256SUMS lists every file with its digest.
-    files = {"entries.jsonl", "vkey.txt"} | {
-        f"checkpoints/{p.name}" for p in (export_dir / "checkpoints").glob("*")}
+    # 1. SHA256SUMS lists every file with its digest. Only the bundle's own files are opened.
+    cp_dir = export_dir / "checkpoints"
+    files = {"entries.jsonl", "vkey.txt"}
+    if os.path.lexists(cp_dir):
+        if stat.S_ISDIR(os.lstat(cp_dir).st_mode):
+            files |= {f"checkpoints/{name}" for name in os.listdir(cp_dir)}
+        else:
+            problem("checkpoints", "not a folder of the bundle (a link or a file): not read")
     listed = set()
-    for n, line in enumerate((export_dir / "SHA256SUMS").read_text().splitlines(), 1):
+    try:
+        sums = read_member(export_dir, "SHA256SUMS").decode("utf-8", "replace")
+    except FileNotFoundError:
+        problem("SHA256SUMS", "missing: the bundle's file list cannot be checked")
+        sums = ""
+    except (OSError, Unreadable) as err:
+        problem("SHA256SUMS", f"{err}; the bundle's file list cannot be checked")
+        sums = ""
+    for n, line in enumerate(sums.splitlines(), 1):
         digest, _, name = line.partition("  ")
+        if name not in files:
+            if names_a_member(name):
+                problem(f"SHA256SUMS:{n}", f"{name} is listed but missing")
+            else:
+                problem(f"SHA256SUMS:{n}",
+                        f"names {json.dumps(name)}, which is not a file of the bundle: not read")
+            continue
         listed.add(name)
-        path = export_dir / name
-        if not path.is_file():
+        try:
+            if name == "entries.jsonl":  # read in blocks, whatever its size
+                hasher = hashlib.sha256()
+                with open_member(export_dir, name) as file:
+                    for block in iter(lambda: file.read(1 << 20), b""):
+                        hasher.update(block)
+                actual = hasher.hexdigest()
+            else:
+                actual = hashlib.sha256(read_member(export_dir, name)).hexdigest()
+        except FileNotFoundError:
             problem(f"SHA256SUMS:{n}", f"{name} is listed but missing")
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            continue
+        except (OSError, Unreadable) as err:
+            problem(name, str(err))
+            continue
+        if actual != digest:
             problem(name, "its SHA-256 differs from SHA256SUMS")
     for name in sorted(files - listed):
-        problem(name, "not listed in SHA256SUMS")
+        if name != "vkey.txt" or os.path.lexists(export_dir / name):
+            problem(name, "not listed in SHA256SUMS")
 
     # 2. Checkpoints: each signed by the verifier key; remember size -> root hash.
     checkpoints, tenants = {}, set()
-    for path in sorted((export_dir / "checkpoints").glob("*")):
-        where = f"checkpoints/{path.name}"
+    for where in sorted(f for f in files if f.startswith("checkpoints/")):
+        name = where.partition("/")[2]
         try:
-            tenant, size, root = open_checkpoint(path.read_text(encoding="utf-8"), vkey)
-        except (ValueError, UnicodeDecodeError) as err:
+            note = read_member(export_dir, where).decode("utf-8")
+            tenant, size, root = open_checkpoint(note, vkey)
+        except (ValueError, UnicodeDecodeError, OSError, Unreadable) as err:
             problem(where, str(err))
             continue
-        if path.name != f"cp-{size}.txt":
+        if name != f"cp-{size}.txt":
             problem(where, f"the file name does not match its size {size}")
         tenants.add(tenant)
         checkpoints[size] = root
     if len(tenants) > 1:
         problem("checkpoints", f"checkpoints of several tenants: {sorted(tenants)}")
 
-    # 3. Entries: canonical, hashing to entry_hash, gapless seq, linked prev_hash.
-    data = (export_dir / "entries.jsonl").read_bytes().decode("utf-8")
-    lines = data.split("\n")  # on "\n" only: JCS leaves U+2028 unescaped
-    if lines[-1] != "":
-        problem(f"entries.jsonl:{len(lines)}", "the last line is not terminated (cut off?)")
-    lines = lines[:-1]
-    expected_seq, prev_hash, met = None, None, set()
-    for number, line in enumerate(lines, 1):
+    # 3. Entries: canonical, hashing to entry_hash, gapless seq, linked prev_hash. Read a line at
+    # a time, on "\n" only (JCS leaves U+2028 unescaped), none longer than MAX_LINE_BYTES.
+    expected_seq, prev_hash, met, number = None, None, set(), 0
+    try:
+        entries = open_member(export_dir, "entries.jsonl")
+    except (OSError, Unreadable) as err:
+        problem("entries.jsonl", str(err))
+        entries = None
+    while entries is not None:
+        raw = entries.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            break
+        number += 1
         where = f"entries.jsonl:{number}"
+        if not raw.endswith(b"\n"):
+            if len(raw) > MAX_LINE_BYTES:
+                problem(where, f"a line longer than {MAX_LINE_BYTES} bytes: not read further")
+            else:
+                problem(where, "the last line is not terminated (cut off?)")
+            break
         try:
+            line = raw[:-1].decode("utf-8")
             entry = json.loads(line, parse_float=no_floats, parse_constant=no_floats)
             claimed = entry.pop("entry_hash")
             if canonical({**entry, "entry_hash": claimed}) != line:
@@ -167,6 +248,8 @@ def verify(export_dir, vkey):
             if checkpoints[seq + 1] != claimed:
                 problem(where, f"checkpoints/cp-{seq + 1}.txt does not match the log")
         expected_seq, prev_hash = seq + 1, claimed
+    if entries is not None:
+        entries.close()
 
     # 4. Every checkpoint was met: an export must not stop before its newest checkpoint.
     end = expected_seq or 0
@@ -175,11 +258,11 @@ def verify(export_dir, vkey):
             problem(f"checkpoints/cp-{size}.txt", f"the export stops at size {end}: truncated")
         else:
             problem(f"checkpoints/cp-{size}.txt", "precedes the export and cannot be checked")
-    if not lines:
+    if not number:
         problem("entries.jsonl", "no entries")
     if not checkpoints:
         problem("checkpoints", "no checkpoint signs this export")
-    return len(lines), len(checkpoints), max(checkpoints, default=0), end
+    return number, len(checkpoints), max(checkpoints, default=0), end
 
 
 def main(argv):

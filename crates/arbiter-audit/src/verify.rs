@@ -4,11 +4,16 @@
 //! Checked: every entry is canonical JSON and hashes to its `entry_hash`; `seq` runs gapless
 //! from the first entry; each `prev_hash` is the previous `entry_hash` (64 zeros at seq 0); each
 //! checkpoint is signed by the verifier key and states the hash the log has at its size; and
-//! the log reaches every checkpoint it comes with.
+//! the log reaches every checkpoint it comes with. In the database, the columns served beside
+//! each entry (the trail's and the filters') agree with the hashed entry.
+//!
+//! A bundle is not trusted: only its own files are opened (never a name `SHA256SUMS` gives),
+//! only regular files inside its folder and never through a link, and no more than
+//! [`MAX_FILE_BYTES`] of a file or [`MAX_LINE_BYTES`] of a line is read.
 
 use crate::canonical::{self, TopLevel};
 use crate::checkpoint::{Checkpoint, checkpoints};
-use crate::entry::GENESIS_HASH;
+use crate::entry::{Entry, GENESIS_HASH};
 use crate::keys::VerifierKey;
 use arbiter_db::entity::{audit_entry, audit_head};
 use arbiter_db::sea_orm::{
@@ -123,6 +128,41 @@ fn scan_entry(text: &str) -> Scanned<'_> {
 
 /// Bytes of `entries.jsonl` read at a time.
 const BLOCK: usize = 1 << 20;
+
+/// The longest line of `entries.jsonl` read, in bytes; a longer one stops verification.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// The most bytes read of any other file of a bundle (`SHA256SUMS`, a checkpoint, `vkey.txt`).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Opens a file of a bundle, named by the verifier (never by the bundle): only a regular file
+/// in the bundle's folder, reached without following a link, so a bundle cannot lead the
+/// verifier to a device, a pipe or a file elsewhere.
+fn open_member(dir: &Path, name: &str) -> std::io::Result<std::fs::File> {
+    let path = dir.join(name);
+    if !std::fs::symlink_metadata(&path)?.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a link, a device or a folder): not read",
+        ));
+    }
+    std::fs::File::open(path)
+}
+
+/// Reads a file of a bundle ([`open_member`]), at most `limit` bytes of it.
+fn read_member(dir: &Path, name: &str, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_member(dir, name)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not read further"),
+        ));
+    }
+    Ok(bytes)
+}
 
 /// Whole lines of `entries.jsonl`, each ending in `\n`.
 struct Block {
@@ -276,6 +316,20 @@ fn stream_entries(
                     let bytes = tail.bytes.clone();
                     digest_tx.send(Arc::new(tail)).ok();
                     return Ok(bytes);
+                }
+                // Only the first line can have begun in an earlier block.
+                let first_line = bytes
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(bytes.len());
+                if first_line > MAX_LINE_BYTES {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "a line longer than {MAX_LINE_BYTES} bytes, from byte {offset}: \
+                             not read further"
+                        ),
+                    ));
                 }
                 let Some(last) = bytes.iter().rposition(|&b| b == b'\n') else {
                     carry = bytes; // a line longer than a block: read on
@@ -572,9 +626,49 @@ impl<'c> ChainWalk<'c> {
     }
 }
 
-/// Verifies every chain in the database, and the stored checkpoints against them. Without a
-/// verifier key the checkpoints' contents are still compared with the log, but not their
-/// signatures.
+/// The columns the trail and the entry filters read (`event`, `ts`, `request_id`,
+/// `reference_id`, `image_sha256`) that differ from the hashed entry, named; `None` when all
+/// agree.
+fn served_columns_differ(row: &audit_entry::Model) -> Option<String> {
+    let Ok(entry) = serde_json::from_str::<Entry>(&row.canonical) else {
+        return Some("the entry cannot be read to check the row's columns against it".into());
+    };
+    let differ: Vec<&str> = [
+        (
+            "event",
+            Some(row.event.as_str()) == Some(entry.event.name()),
+        ),
+        ("ts", row.ts == entry.ts),
+        (
+            "request_id",
+            row.request_id.as_deref() == entry.event.request_id(),
+        ),
+        (
+            "reference_id",
+            row.reference_id.as_deref() == entry.event.reference_id(),
+        ),
+        (
+            "image_sha256",
+            row.image_sha256.as_deref() == entry.event.image_sha256(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(column, same)| (!same).then_some(column))
+    .collect();
+    (!differ.is_empty()).then(|| {
+        format!(
+            "the row's {} column{} differ{} from the entry",
+            differ.join(", "),
+            if differ.len() == 1 { "" } else { "s" },
+            if differ.len() == 1 { "s" } else { "" },
+        )
+    })
+}
+
+/// Verifies every chain in the database, and the stored checkpoints against them, and checks
+/// that the columns served beside each entry (its seq, prev_hash, event, ts, request_id,
+/// reference_id and image_sha256) say what the hashed entry says. Without a verifier key the
+/// checkpoints' contents are still compared with the log, but not their signatures.
 pub async fn verify_database(
     conn: &impl ConnectionTrait,
     vkey: Option<&VerifierKey>,
@@ -648,43 +742,37 @@ pub async fn verify_database(
         let mut walk = ChainWalk::new(Some(tenant.clone()), "database", &expected);
         let mut from = 0i64;
         loop {
-            // Only the columns the walk reads.
-            let rows: Vec<(i64, String, String, String)> = audit_entry::Entity::find()
-                .select_only()
-                .columns([
-                    audit_entry::Column::Seq,
-                    audit_entry::Column::PrevHash,
-                    audit_entry::Column::EntryHash,
-                    audit_entry::Column::Canonical,
-                ])
+            let rows = audit_entry::Entity::find()
                 .filter(audit_entry::Column::Tenant.eq(tenant.as_str()))
                 .filter(audit_entry::Column::Seq.gte(from))
                 .order_by_asc(audit_entry::Column::Seq)
                 .limit(PAGE)
-                .into_tuple()
                 .all(conn)
                 .await?;
             let Some(last) = rows.last() else { break };
-            from = last.0 + 1;
-            for (row_seq, row_prev_hash, row_entry_hash, canonical) in &rows {
+            from = last.seq + 1;
+            for row in &rows {
                 let before = walk.problems.len();
-                let seq = u64::try_from(*row_seq).ok();
+                let seq = u64::try_from(row.seq).ok();
                 // One scan serves the entry's checks and the comparison with its columns.
-                let scanned = scan_entry(canonical);
+                let scanned = scan_entry(&row.canonical);
                 let inside = scanned
                     .top
                     .as_ref()
                     .ok()
                     .map(|top| (top.seq, top.prev_hash));
-                walk.push_scanned(None, scanned, Some(row_entry_hash));
+                walk.push_scanned(None, scanned, Some(&row.entry_hash));
                 if inside.and_then(|(seq, _)| seq) != seq
-                    || inside.and_then(|(_, prev)| prev) != Some(row_prev_hash.as_str())
+                    || inside.and_then(|(_, prev)| prev) != Some(row.prev_hash.as_str())
                 {
                     walk.problem(
                         None,
                         seq,
                         "the row's seq or prev_hash columns differ from the entry".into(),
                     );
+                }
+                if let Some(message) = served_columns_differ(row) {
+                    walk.problem(None, seq, message);
                 }
                 // Name the row's own seq when the entry itself could not say.
                 for problem in &mut walk.problems[before..] {
@@ -729,6 +817,16 @@ pub mod bundle {
     pub const VKEY: &str = "vkey.txt";
     /// `sha256sum`-style digests of every other file.
     pub const SHA256SUMS: &str = "SHA256SUMS";
+
+    /// Whether `name` could be a file of a bundle listed in `SHA256SUMS`: `entries.jsonl`,
+    /// `vkey.txt` or a file directly in `checkpoints/`.
+    pub(crate) fn names_a_member(name: &str) -> bool {
+        name == ENTRIES
+            || name == VKEY
+            || name
+                .strip_prefix("checkpoints/")
+                .is_some_and(|file| !file.is_empty() && !file.contains('/') && file != "..")
+    }
 }
 
 /// Verifies an export bundle against a verifier key obtained independently of the bundle.
@@ -736,12 +834,7 @@ pub mod bundle {
 /// `entries.jsonl` is read a block at a time, never whole, and its lines are checked on every
 /// available core while it is read.
 pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyError> {
-    let read = |name: &str| {
-        std::fs::read(dir.join(name)).map_err(|source| VerifyError::Io {
-            path: dir.join(name).display().to_string(),
-            source,
-        })
-    };
+    let read = |name: &str| read_member(dir, name, MAX_FILE_BYTES);
     let mut report = Report::default();
     let problem = |file: &str, message: String| Problem {
         file: file.to_owned(),
@@ -757,7 +850,14 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
         files.push(bundle::VKEY.to_owned());
     }
     let cp_dir = dir.join(bundle::CHECKPOINTS);
-    if cp_dir.is_dir() {
+    let cp_dir_is_dir = std::fs::symlink_metadata(&cp_dir).is_ok_and(|meta| meta.is_dir());
+    if cp_dir.exists() && !cp_dir_is_dir {
+        report.problems.push(problem(
+            bundle::CHECKPOINTS,
+            "not a folder of the bundle (a link or a file): not read".into(),
+        ));
+    }
+    if cp_dir_is_dir {
         let listing = std::fs::read_dir(&cp_dir).map_err(|source| VerifyError::Io {
             path: cp_dir.display().to_string(),
             source,
@@ -782,7 +882,13 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
     let mut tenant: Option<String> = None;
     for file in files.iter().filter(|f| f.starts_with(bundle::CHECKPOINTS)) {
         report.checkpoints += 1;
-        let note = String::from_utf8(read(file)?).unwrap_or_default();
+        let note = match read(file) {
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+            Err(err) => {
+                cp_problems.push(problem(file, err.to_string()));
+                continue;
+            }
+        };
         match Checkpoint::open(&note, vkey) {
             Err(err) => cp_problems.push(problem(file, err.to_string())),
             Ok(cp) => {
@@ -817,7 +923,7 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
 
     // Entries, walked as they are read; the file's digest on the way.
     let entries_path = dir.join(bundle::ENTRIES);
-    let entries_file = std::fs::File::open(&entries_path).map_err(|source| VerifyError::Io {
+    let entries_file = open_member(dir, bundle::ENTRIES).map_err(|source| VerifyError::Io {
         path: entries_path.display().to_string(),
         source,
     })?;
@@ -841,12 +947,17 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
         }
     })?;
 
-    match std::fs::read_to_string(dir.join(bundle::SHA256SUMS)) {
-        Err(_) => report.problems.push(problem(
+    match read(bundle::SHA256SUMS) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => report.problems.push(problem(
             bundle::SHA256SUMS,
             "missing: the bundle's file list cannot be checked".into(),
         )),
+        Err(err) => report.problems.push(problem(
+            bundle::SHA256SUMS,
+            format!("{err}; the bundle's file list cannot be checked"),
+        )),
         Ok(sums) => {
+            let sums = String::from_utf8_lossy(&sums);
             let mut listed = BTreeSet::new();
             for (n, line) in sums.lines().enumerate() {
                 let Some((digest, name)) = line.split_once("  ") else {
@@ -856,6 +967,26 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
                     });
                     continue;
                 };
+                // Only the bundle's own files are opened, never a name SHA256SUMS gives.
+                if !files.iter().any(|file| file == name) {
+                    report.problems.push(if bundle::names_a_member(name) {
+                        problem(
+                            name,
+                            "listed in SHA256SUMS but missing (a file was removed)".into(),
+                        )
+                    } else {
+                        Problem {
+                            line: Some(n + 1),
+                            ..problem(
+                                bundle::SHA256SUMS,
+                                format!(
+                                    "names {name:?}, which is not a file of the bundle: not read"
+                                ),
+                            )
+                        }
+                    });
+                    continue;
+                }
                 listed.insert(name.to_owned());
                 let digest_of = if name == bundle::ENTRIES {
                     Ok(entries_digest)
@@ -868,10 +999,7 @@ pub fn verify_bundle(dir: &Path, vkey: &VerifierKey) -> Result<Report, VerifyErr
                         name,
                         "its SHA-256 differs from SHA256SUMS (the file was changed)".into(),
                     )),
-                    Err(_) => report.problems.push(problem(
-                        name,
-                        "listed in SHA256SUMS but missing (a file was removed)".into(),
-                    )),
+                    Err(err) => report.problems.push(problem(name, err.to_string())),
                 }
             }
             for name in files.iter().filter(|name| !listed.contains(*name)) {
@@ -1000,6 +1128,38 @@ mod tests {
     }
 
     /// A read error stops the stream and is reported with the file.
+    #[test]
+    fn an_endless_line_is_not_read_past_the_limit() {
+        // Endless bytes and never a newline, as /dev/zero gives.
+        let err = stream_entries(
+            std::io::repeat(b'x'),
+            Path::new("entries.jsonl"),
+            BLOCK,
+            |_, _| {},
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "entries.jsonl: a line longer than {MAX_LINE_BYTES} bytes, from byte 0: not read further"
+            )
+        );
+        // Long lines under the limit are read whole.
+        let line = format!("{}\n", "x".repeat(3 * BLOCK));
+        let mut lines = 0;
+        stream_entries(
+            line.as_bytes(),
+            Path::new("entries.jsonl"),
+            BLOCK,
+            |_, facts| {
+                lines += facts.len();
+            },
+        )
+        .unwrap();
+        assert_eq!(lines, 1);
+    }
+
     #[test]
     fn read_errors_are_reported() {
         struct Failing(usize);

@@ -179,6 +179,75 @@ fn the_reference_bundle_verifies_and_each_tampering_is_named() {
     assert!(found.contains("vkey.txt: its SHA-256 differs"), "{found}");
 }
 
+#[test]
+fn a_bundle_cannot_lead_the_verifier_outside_its_folder() {
+    let vkey = VerifierKey::parse(REFERENCE_VKEY).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let outside = root.path().join("outside.txt");
+    std::fs::write(&outside, "not part of any bundle\n").unwrap();
+    let digest = hex::encode(Sha256::digest(std::fs::read(&outside).unwrap()));
+
+    // SHA256SUMS naming files elsewhere, with their right digests: none is opened, each is named.
+    let dir = root.path().join("names");
+    write_bundle(&dir, REFERENCE_ENTRIES, &[(3, REFERENCE_CP3)]);
+    let mut sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    for name in [
+        outside.display().to_string(),
+        "../outside.txt".into(),
+        "/dev/zero".into(),
+    ] {
+        sums.push_str(&format!("{digest}  {name}\n"));
+    }
+    std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+    let report = verify_bundle(&dir, &vkey).unwrap();
+    let found = problems(&report);
+    for (line, name) in [
+        (4, outside.display().to_string()),
+        (5, "../outside.txt".into()),
+        (6, "/dev/zero".into()),
+    ] {
+        let expected = format!(
+            "SHA256SUMS:{line}: names {name:?}, which is not a file of the bundle: not read"
+        );
+        assert!(found.contains(&expected), "{expected}\n{found}");
+    }
+
+    // A checkpoint that is a link (to a file elsewhere, or to an endless device) is not followed.
+    let dir = root.path().join("linked-checkpoint");
+    write_bundle(&dir, REFERENCE_ENTRIES, &[(3, REFERENCE_CP3)]);
+    std::fs::write(root.path().join("cp-elsewhere.txt"), REFERENCE_CP3).unwrap();
+    std::os::unix::fs::symlink(
+        root.path().join("cp-elsewhere.txt"),
+        dir.join("checkpoints/cp-4.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("checkpoints/cp-5.txt")).unwrap();
+    let found = problems(&verify_bundle(&dir, &vkey).unwrap());
+    for name in ["cp-4.txt", "cp-5.txt"] {
+        let expected = format!(
+            "checkpoints/{name}: not a regular file (a link, a device or a folder): not read"
+        );
+        assert!(found.contains(&expected), "{expected}\n{found}");
+    }
+
+    // entries.jsonl as a link to /dev/zero, or holding one endless line: refused, not read on.
+    let dir = root.path().join("linked-entries");
+    write_bundle(&dir, REFERENCE_ENTRIES, &[(3, REFERENCE_CP3)]);
+    std::fs::remove_file(dir.join("entries.jsonl")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("entries.jsonl")).unwrap();
+    let err = verify_bundle(&dir, &vkey).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    let dir = root.path().join("long-line");
+    let long = "x".repeat(arbiter_audit::verify::MAX_LINE_BYTES + 1);
+    write_bundle(
+        &dir,
+        &format!("{REFERENCE_ENTRIES}{long}\n"),
+        &[(3, REFERENCE_CP3)],
+    );
+    let err = verify_bundle(&dir, &vkey).unwrap_err().to_string();
+    assert!(err.contains("a line longer than"), "{err}");
+}
+
 fn abandoned(n: u32) -> Event {
     Event::WebhookAbandoned {
         request_id: format!("req_{n}"),
@@ -335,16 +404,42 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
         )
         .await
         .unwrap();
+        // The columns the trail and the filters read, each changed on its own row: the entry
+        // still verifies, but the row serves something else.
+        for (seq, set) in [
+            (1, "request_id = 'req_999'"),
+            (2, "reference_id = 'claim-999'"),
+            (4, "image_sha256 = 'ab'"),
+            (5, "event = 'key.created'"),
+            (6, "ts = '2030-01-01T00:00:00.000Z', request_id = NULL"),
+        ] {
+            conn.execute_unprepared(&format!(
+                "UPDATE audit_entries SET {set} WHERE tenant = 'acme' AND seq = {seq}"
+            ))
+            .await
+            .unwrap();
+        }
         for sql in &restore {
             conn.execute_unprepared(sql).await.unwrap();
         }
         let report = verify_database(conn, Some(&vkey)).await.unwrap();
         let found = problems(&report);
-        assert_eq!(report.problems.len(), 1, "{label}: {found}");
+        assert_eq!(report.problems.len(), 6, "{label}: {found}");
         assert!(
-            found.starts_with("database (tenant acme, seq 3): the entry was altered"),
+            found.contains("database (tenant acme, seq 3): the entry was altered"),
             "{label}: {found}"
         );
+        for (seq, columns) in [
+            (1, "request_id column differs"),
+            (2, "reference_id column differs"),
+            (4, "image_sha256 column differs"),
+            (5, "event column differs"),
+            (6, "ts, request_id columns differ"),
+        ] {
+            let expected =
+                format!("database (tenant acme, seq {seq}): the row's {columns} from the entry");
+            assert!(found.contains(&expected), "{label}: {expected}\n{found}");
+        }
         db.clone().close().await.unwrap();
     }
     if let Some(pg) = postgres {
