@@ -7,7 +7,8 @@
 //! |---|---|
 //! | valid, declares `trainedAlgorithmicMedia` creation (itself or through a parent ingredient) | AI created |
 //! | valid, declares an AI edit (`compositeWithTrainedAlgorithmicMedia`, `compositeSynthetic`, an AI component) | AI edited |
-//! | signature intact but the hard binding does not match the pixels (`assertion.dataHash.mismatch`, ...) | pixels changed after signing |
+//! | signature intact but the hard binding does not match the image (`assertion.dataHash.mismatch`, ...) | changed after signing |
+//! | the same, but the file cut at the image's end (JPEG EOI, PNG `IEND`) validates: only bytes after it were added | the manifest's own finding, with a note |
 //! | signer in the configured trust list, `digitalCapture` / `computationalCapture`, no generative action in the chain | trusted capture |
 //! | any other failure (`claimSignature.mismatch`, `assertion.hashedURI.mismatch`, ...) | claims ignored |
 //!
@@ -22,7 +23,8 @@ pub enum ProvenanceFinding {
     AiCreated,
     /// A valid manifest declares an edit with a trained model.
     AiEdited,
-    /// The claim's signature is intact but the pixels no longer match its hard binding.
+    /// The claim's signature is intact but the image (its pixels or its metadata) no longer
+    /// matches its hard binding, and not only by bytes added after the image's end.
     PixelsChangedAfterSigning,
     /// A manifest from a trusted signer declares a camera capture and no generative step.
     TrustedCapture,
@@ -270,9 +272,33 @@ impl ProvenanceReader {
             return;
         }
         if !hard_binding.is_empty() {
+            // The hard binding covers the whole file. When only bytes after the image's end
+            // were added, the file cut at that end validates: the image is what was signed.
+            let end = crate::container::image_end(format, bytes).filter(|end| *end < bytes.len());
+            if let Some(end) = end {
+                let mut intact = ProvenanceReport {
+                    trust_configured: self.trust_configured,
+                    ..ProvenanceReport::default()
+                };
+                self.read_c2pa(format, &bytes[..end], &mut intact);
+                if intact.valid {
+                    let added = bytes.len() - end;
+                    let note = format!(
+                        "the file changed after signing only by {added} bytes added after the end of the {format} image: the image itself matches the manifest (the file without them validates), so its claims stand"
+                    );
+                    *report = intact;
+                    report.notes.insert(report.notes.len().min(1), note);
+                    return;
+                }
+            }
             report.finding = Some(ProvenanceFinding::PixelsChangedAfterSigning);
+            let only = if end.is_some() {
+                ", and not only by bytes added after its end"
+            } else {
+                ""
+            };
             let mut note = format!(
-                "the C2PA manifest signed by {signer} is intact, but the pixels changed after signing ({})",
+                "the C2PA manifest signed by {signer} is intact, but the image changed after signing ({}){only}: its pixels or its metadata (a re-save or a metadata edit breaks the binding as a pixel edit does)",
                 join_codes(&hard_binding)
             );
             if let Some(ai) = &chain.ai_created {

@@ -73,7 +73,7 @@ fn c2pa_fixtures_follow_the_provenance_rules() {
         V::Manipulated,
         RiskLevel::Medium,
         &[
-            "pixels changed after signing",
+            "the image changed after signing",
             "assertion.dataHash.mismatch",
         ],
     );

@@ -123,8 +123,97 @@ mod signed {
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
         assert_eq!(analysis.verdict.risk_level, RiskLevel::Medium, "{said}");
-        assert!(said.contains("pixels changed after signing"), "{said}");
+        assert!(said.contains("the image changed after signing"), "{said}");
+        assert!(said.contains("its pixels or its metadata"), "{said}");
         assert!(said.contains("declared AI-generated"), "{said}");
+    }
+
+    /// What some mail, chat and storage systems do: bytes added after the image's end.
+    const TRAILER: &[u8] = b"\r\n--boundary appended by a gateway--\r\n";
+
+    #[test]
+    fn bytes_added_after_the_end_keep_the_manifests_own_conclusion() {
+        let (mut signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
+        signed.extend(TRAILER);
+        let analysis = analyse_with(&LocalDetector, signed);
+        let said = detail(&analysis);
+        assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{said}");
+        assert!(said.contains("c2pa_ai_created"), "{said}");
+        assert!(
+            said.contains(&format!(
+                "only by {} bytes added after the end of the JPEG image",
+                TRAILER.len()
+            )),
+            "{said}"
+        );
+        assert!(analysis.metadata.c2pa_valid, "{said}");
+
+        // A trusted capture stays AUTHENTIC: the image is what the camera signed.
+        let (mut capture, capture_ca) = sign(&textured_jpeg(320, 240, 90), CAPTURE);
+        capture.extend(TRAILER);
+        let trusting =
+            LocalDetector::with_trust_anchors_pem(LocalDetectorConfig::default(), &capture_ca)
+                .unwrap();
+        let analysis = analyse_with(&trusting, capture);
+        assert_eq!(
+            analysis.verdict.label,
+            VerdictLabel::Authentic,
+            "{}",
+            detail(&analysis)
+        );
+    }
+
+    #[test]
+    fn a_change_inside_the_image_is_still_manipulated_with_or_without_a_trailer() {
+        let (mut signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
+        alter_pixels(&mut signed);
+        signed.extend(TRAILER);
+        let analysis = analyse_with(&LocalDetector, signed);
+        let said = detail(&analysis);
+        assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
+        assert!(said.contains("c2pa_pixels_changed"), "{said}");
+        assert!(
+            said.contains("not only by bytes added after its end"),
+            "{said}"
+        );
+
+        // A metadata-only rewrite (a comment added before the image data) cannot be told from
+        // a pixel edit: the detail says either may have happened.
+        let (signed, _) = sign(&textured_jpeg(320, 240, 85), CAPTURE);
+        let mut rewritten = signed[..2].to_vec();
+        rewritten.extend([0xFF, 0xFE, 0, 9]);
+        rewritten.extend(b"edited!");
+        rewritten.extend(&signed[2..]);
+        let analysis = analyse_with(&LocalDetector, rewritten);
+        let said = detail(&analysis);
+        assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
+        assert!(said.contains("its pixels or its metadata"), "{said}");
+    }
+
+    #[test]
+    fn a_real_manifest_with_a_trailer_keeps_its_reading_and_a_real_alteration_does_not_hide_behind_one()
+     {
+        let fixture = |path: &str| {
+            std::fs::read(format!(
+                "{}/../../tests/fixtures/{path}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let mut ca = fixture("c2pa/CA.jpg");
+        ca.extend(TRAILER);
+        let analysis = analyse_with(&LocalDetector, ca);
+        let said = detail(&analysis);
+        assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive, "{said}");
+        assert!(said.contains("c2pa.color_adjustments"), "{said}");
+        assert!(said.contains("added after the end"), "{said}");
+
+        let mut xca = fixture("c2pa/XCA.jpg");
+        xca.extend(TRAILER);
+        let analysis = analyse_with(&LocalDetector, xca);
+        let said = detail(&analysis);
+        assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
+        assert!(said.contains("assertion.dataHash.mismatch"), "{said}");
     }
 
     #[test]
