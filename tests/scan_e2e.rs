@@ -294,3 +294,32 @@ async fn each_flow_decides_under_its_own_policy() {
     })
     .await;
 }
+
+#[test]
+fn scan_ends_quietly_when_its_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = DbArg::DataDir(dir.path().join(".arbiter"));
+    // Enough files that rows are still being written after the reader has gone.
+    let files: Vec<String> = (0..40)
+        .map(|_| "samples/sd-generated-duck.png".to_owned())
+        .collect();
+    let mut child = common::arbiter_command(&db)
+        .arg("scan")
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // `| head -1`: one line read, then the pipe is closed.
+    assert!(first.starts_with("FILE"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}
