@@ -120,7 +120,8 @@ pub struct Reply {
 }
 
 /// HTTP exchanges with a vendor, retried on 429 (honouring `Retry-After`), 5xx and network errors
-/// under an overall deadline; any other answer is the caller's to read.
+/// under an overall deadline; any other answer is the caller's to read, and so is a 429 whose
+/// `Retry-After` ends past the deadline.
 #[derive(Clone)]
 pub struct Http {
     /// The client.
@@ -152,9 +153,16 @@ impl Http {
                 }
                 Ok(Ok(response)) => {
                     let status = response.status();
-                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    let wait = retry_after(response.headers());
+                    // A 429 asking for a wait past the deadline (a spent daily quota) is no
+                    // passing trouble: its body, read by the caller, says more than a timeout.
+                    let outlasts = status == StatusCode::TOO_MANY_REQUESTS
+                        && wait.is_some_and(|wait| Instant::now() + wait >= deadline);
+                    if !outlasts
+                        && (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                    {
                         last = format!("{what}: HTTP {}", status.as_u16());
-                        retry_after(response.headers())
+                        wait
                     } else {
                         let body = tokio::time::timeout(
                             deadline.saturating_duration_since(Instant::now()),

@@ -87,6 +87,8 @@ pub fn final_body(status: &str, final_score: Option<f64>, models: &[(&str, &str,
 /// What the fake saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Presign requests received, whatever was answered.
+    pub presign_attempts: u32,
     /// Presign calls answered with an upload URL.
     pub presigns: u32,
     /// Uploads received.
@@ -171,7 +173,11 @@ async fn presign(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let stall_for = lock(&inner).script.stall;
+    let stall_for = {
+        let mut inner = lock(&inner);
+        inner.counts.presign_attempts += 1;
+        inner.script.stall
+    };
     stall(stall_for).await;
     if !authorised(&headers) {
         return unauthorised();

@@ -227,7 +227,7 @@ impl RealityDefender {
             // Pending: a `null` or ANALYZING summary, or a 404 soon after the upload.
             match reply.status {
                 status if status.is_success() => match wire::read_detail(&reply.body) {
-                    Ok(Progress::Final(mapped)) => return Ok((mapped, reply.body)),
+                    Ok(Progress::Final(mapped)) => return Ok((*mapped, reply.body)),
                     Ok(Progress::Pending) => {}
                     Err(why) => return Err(CallError::Malformed(why)),
                 },

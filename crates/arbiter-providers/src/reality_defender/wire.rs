@@ -101,7 +101,7 @@ pub enum Progress {
     /// Still working.
     Pending,
     /// The final answer.
-    Final(Mapped),
+    Final(Box<Mapped>),
 }
 
 /// A final answer in Arbiter's vocabulary.
@@ -224,7 +224,7 @@ pub fn read_detail(body: &[u8]) -> Result<Progress, String> {
             );
         }
     }
-    Ok(Progress::Final(Mapped {
+    Ok(Progress::Final(Box::new(Mapped {
         verdict,
         score,
         status,
@@ -232,7 +232,7 @@ pub fn read_detail(body: &[u8]) -> Result<Progress, String> {
         models,
         reasons,
         model_results,
-    }))
+    })))
 }
 
 /// A model's 0..1 score: `predictionNumber` when it is a number, else `finalScore` / 100.
@@ -294,7 +294,7 @@ mod tests {
 
     fn final_of(body: &str) -> Mapped {
         match read_detail(body.as_bytes()) {
-            Ok(Progress::Final(mapped)) => mapped,
+            Ok(Progress::Final(mapped)) => *mapped,
             other => panic!("not final: {other:?}"),
         }
     }
