@@ -1,10 +1,13 @@
-//! `arbiter scan`: intake → local detector → flow facts → policy → decision and audit entry.
+//! `arbiter scan`: intake → detector (the configured route, or `--detector`) → flow facts →
+//! policy → decision and audit entry.
 
 use anyhow::{Context, bail};
 use arbiter_core::AnalyzeOptions;
+use arbiter_core::net::AddressGuard;
 use arbiter_db::Db;
-use arbiter_detect::{IntakeLimits, LocalDetector};
+use arbiter_detect::IntakeLimits;
 use arbiter_policy::Policy;
+use arbiter_providers::{Detectors, RouteSpec};
 use arbiter_server::policies::LivePolicies;
 use arbiter_server::{
     DecideRequest, FlowRegistry, LogSink, Outcome, Pipeline, PolicyStore, SinkSet,
@@ -44,6 +47,15 @@ pub struct ScanArgs {
     /// One JSON object per file per line instead of a table.
     #[arg(long)]
     json: bool,
+
+    /// The detector: `local`, a provider (`reality_defender`, `reality_ai`), or a comma-separated
+    /// cascade (`local,reality_defender`) [default: the route `detector.routes` gives the flow].
+    #[arg(long, value_name = "NAME")]
+    detector: Option<String>,
+
+    /// The configuration file, for the detectors' settings [default: ./arbiter.yaml when present].
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn load_policies(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<PolicyStore> {
@@ -101,9 +113,23 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
     let input = domain_input(&args, &flows)?;
     let policies = load_policies(&args, &flows)?;
     let sinks = SinkSet::new(vec![Arc::new(LogSink)]);
+    let config = arbiter_server::config::Config::load(args.config.as_deref())
+        .context("while loading the configuration")?;
+    let guard = AddressGuard::new(config.outbound.allow_cidrs.clone());
+    let mut detectors =
+        Detectors::build(&config.detector, guard).context("while building the detectors")?;
+    if let Some(name) = &args.detector {
+        let spec =
+            RouteSpec::parse(name).map_err(|err| anyhow::anyhow!("--detector {name:?}: {err}"))?;
+        detectors = Detectors::single(
+            detectors
+                .route(&spec, "--detector")
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
     let pipeline = Pipeline::new(
         db,
-        Arc::new(LocalDetector),
+        detectors,
         flows,
         LivePolicies::fixed(policies),
         sinks,
@@ -168,6 +194,8 @@ fn outcome_json(path: &Path, outcome: &Outcome) -> Value {
         "reference_id": outcome.reference_id,
         "image_info": analysis.image_info,
         "verdict": analysis.verdict,
+        "detector": analysis.detector,
+        "providers": analysis.providers,
         "model_results": analysis.model_results,
         "processing_time_ms": analysis.processing_time_ms,
         "decision": decision,

@@ -126,6 +126,12 @@ pub trait Flow: Send + Sync {
     /// The webhook event a decision's action emits, if any.
     fn event_for(&self, action: &str) -> Option<&'static str>;
 
+    /// The image's role in its domain input (`selfie`, `damage`), by which `detector.routes` can
+    /// route it (`kyc.selfie`); `None` when the flow has no roles.
+    fn image_role(&self, _input: &Value) -> Option<String> {
+        None
+    }
+
     /// The models to run on an image when the caller names none (empty: every model).
     fn default_models(&self, _input: &Value) -> Vec<ModelKind> {
         Vec::new()

@@ -70,6 +70,11 @@ impl Flow for InsuranceFlow {
         &ACTIONS
     }
 
+    /// `photo.role` (`damage`, `overview`, ...).
+    fn image_role(&self, input: &Value) -> Option<String> {
+        input.pointer("/photo/role")?.as_str().map(str::to_owned)
+    }
+
     /// Adds `claim.capture_days_before_incident` when both the EXIF capture time and the claimed
     /// incident date are known: the guide's "file creation timestamp inconsistent with claimed
     /// incident date" check, left to the policy to judge; and `photo.edited_with` when EXIF

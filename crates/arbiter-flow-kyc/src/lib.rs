@@ -66,6 +66,11 @@ impl Flow for KycFlow {
         &ACTIONS
     }
 
+    /// `image_role`: `selfie` or `id_document`.
+    fn image_role(&self, input: &Value) -> Option<String> {
+        input.get("image_role")?.as_str().map(str::to_owned)
+    }
+
     /// Adds `document.capture` for an ID document: whether its metadata fits a capture by a
     /// phone or camera (`device`), names an image editor (`edited`) or is missing (`missing`).
     fn derive(&self, analysis: &Analysis, facts: &mut Facts) {

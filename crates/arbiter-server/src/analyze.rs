@@ -6,7 +6,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
-use arbiter_core::{Analysis, AnalysisResponse, AnalyzeOptions, ErrorCode, MediaInput, RequestId};
+use arbiter_core::{
+    Analysis, AnalysisResponse, AnalyzeOptions, Detector, ErrorCode, MediaInput, RequestId,
+};
 use arbiter_db::entity::request;
 use arbiter_detect::IntakeLimits;
 use base64::Engine;
@@ -185,7 +187,11 @@ pub async fn analyze(
     if let Some((flow, input)) = &call.flow {
         state.pipeline.check_input(flow, input)?;
     }
-    let obtained = obtain(state, tenant, request_id, call.source, &call.options).await?;
+    let detector = state
+        .pipeline
+        .detector_for(call.flow.as_ref().map(|(f, _)| f.as_str()), call.flow.as_ref().map(|(_, i)| i))
+        .clone();
+    let obtained = obtain(state, tenant, request_id, call.source, &call.options, &detector).await?;
     let decided = record(
         state,
         caller,
@@ -249,14 +255,15 @@ impl Drop for Lead {
 }
 
 /// Fetches or decodes the image, takes it in, and finds its detector result: in memory, in the
-/// database within the cache TTL, or from the detector. Identical concurrent requests share one
-/// lookup.
+/// database within the cache TTL, or from `detector` (the image's route). Identical concurrent
+/// requests share one lookup; the route is part of the cache key.
 pub async fn obtain(
     state: &AppState,
     tenant: &str,
     request_id: &RequestId,
     source: ImageSource,
     options: &AnalyzeOptions,
+    detector: &Arc<dyn Detector>,
 ) -> Result<Obtained, ApiError> {
     let pipeline = &state.pipeline;
     let max_bytes = pipeline.limits().max_bytes;
@@ -272,7 +279,7 @@ pub async fn obtain(
             intake(bytes, pipeline.limits())?
         }
     };
-    let key = cache_key(&media.info.sha256, pipeline.detector_name(), options);
+    let key = cache_key(&media.info.sha256, detector.name(), options);
     let now = state.clock.now().trunc_subsecs(3);
     let ttl_secs = state.config.cache.ttl_secs;
 
@@ -307,7 +314,7 @@ pub async fn obtain(
                 }
             }
             Ok((
-                run_detector(state, &media, options).await?,
+                run_detector(state, detector, &media, options).await?,
                 request_id.clone(),
             ))
         })
@@ -329,11 +336,12 @@ pub async fn obtain(
 
 async fn run_detector(
     state: &AppState,
+    detector: &Arc<dyn Detector>,
     media: &arbiter_core::MediaInput,
     options: &AnalyzeOptions,
 ) -> Result<Analysis, ApiError> {
     let started = Instant::now();
-    let analysis = state.pipeline.analyze(media, options).await?;
+    let analysis = state.pipeline.analyze(detector, media, options).await?;
     state.metrics.detector(started.elapsed());
     Ok(analysis)
 }

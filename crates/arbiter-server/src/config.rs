@@ -4,7 +4,7 @@
 //! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated). The
 //! committed `arbiter.yaml` documents every key.
 
-use arbiter_detect::LocalDetectorConfig;
+pub use arbiter_providers::DetectorConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,7 +62,7 @@ pub struct Config {
     pub policies_dir: String,
     /// Seconds between checks of the policy directory for changed files; 0 disables reloading.
     pub policy_reload_secs: u64,
-    /// The detector that analyses images.
+    /// The detectors and the routes over them (`arbiter_providers`).
     pub detector: DetectorConfig,
     /// Limits on accepted images and requests.
     pub limits: LimitsConfig,
@@ -118,7 +118,7 @@ impl Default for Config {
             database_url: String::new(),
             policies_dir: String::new(),
             policy_reload_secs: 2,
-            detector: DetectorConfig::Local(LocalDetectorConfig::default()),
+            detector: DetectorConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
             cache: CacheConfig::default(),
@@ -202,14 +202,6 @@ impl FlowsConfig {
     }
 }
 
-/// The detector, chosen by `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DetectorConfig {
-    /// The offline local detector.
-    Local(LocalDetectorConfig),
-}
-
 /// Limits on accepted images and requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -236,18 +228,30 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
-    /// Networks that may be reached even though they are loopback, private or link-local.
+    /// Networks that may be reached even though they are loopback, private or link-local, at any
+    /// port.
     pub allow_cidrs: Vec<IpNet>,
+    /// The ports that may be contacted outside `allow_cidrs`.
+    pub allow_ports: Vec<u16>,
     /// Timeout of one fetch, in seconds.
     pub timeout_secs: u64,
     /// Redirects followed, each re-checked.
     pub max_redirects: u8,
 }
 
+impl OutboundConfig {
+    /// The address guard these rules make.
+    pub fn guard(&self) -> arbiter_core::net::AddressGuard {
+        arbiter_core::net::AddressGuard::new(self.allow_cidrs.clone())
+            .with_ports(self.allow_ports.clone())
+    }
+}
+
 impl Default for OutboundConfig {
     fn default() -> Self {
         Self {
             allow_cidrs: Vec::new(),
+            allow_ports: arbiter_core::net::DEFAULT_PORTS.to_vec(),
             timeout_secs: 10,
             max_redirects: 3,
         }
@@ -560,6 +564,12 @@ impl Config {
                 message: "must be more than 0".to_owned(),
             });
         }
+        if self.outbound.allow_ports.contains(&0) {
+            return Err(ConfigError::Invalid {
+                key: "outbound.allow_ports",
+                message: "0 is not a port".to_owned(),
+            });
+        }
         if self.outbound.timeout_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "outbound.timeout_secs",
@@ -639,21 +649,28 @@ impl Config {
     }
 }
 
-/// The leaf whose path, joined with `_`, is `name`.
+/// The leaf whose path, joined with `_`, is `name`. Keys may hold `_` themselves
+/// (`api_key`, `api_key_file`): an exact key wins, else each key that is a prefix is tried.
 fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
     let Value::Object(map) = node else {
         return None;
     };
-    let key = map.keys().find(|key| {
-        name == key.as_str()
-            || (name.starts_with(key.as_str()) && name.as_bytes().get(key.len()) == Some(&b'_'))
-    })?;
-    let key = key.clone();
-    let child = map.get_mut(&key)?;
-    if name == key {
-        return (!child.is_object()).then_some(child);
+    if map.get(name).is_some_and(|child| !child.is_object()) {
+        return map.get_mut(name);
     }
-    find_leaf(child, &name[key.len() + 1..])
+    let key = map
+        .iter()
+        .filter(|(key, child)| {
+            child.is_object()
+                && name.starts_with(key.as_str())
+                && name.as_bytes().get(key.len()) == Some(&b'_')
+        })
+        .map(|(key, _)| key.clone())
+        .find(|key| {
+            let mut probe = map.get(key).cloned().unwrap_or_default();
+            find_leaf(&mut probe, &name[key.len() + 1..]).is_some()
+        })?;
+    find_leaf(map.get_mut(&key)?, &name[key.len() + 1..])
 }
 
 fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
@@ -805,20 +822,46 @@ mod tests {
     }
 
     #[test]
-    fn the_detector_is_chosen_by_type_with_its_own_keys() {
+    fn the_detector_section_holds_routes_local_settings_and_vendors() {
         let config = Config::from_yaml(
-            "detector:\n  type: local\n  trust_anchors: /etc/arbiter/anchors.pem\n",
+            "detector:\n  route: local,reality_defender\n  routes:\n    kyc.selfie: { ensemble: [local, reality_ai] }\n  local:\n    trust_anchors: /etc/arbiter/anchors.pem\n",
         )
         .unwrap();
-        let DetectorConfig::Local(local) = config.detector;
+        assert_eq!(config.detector.route.name(), "local,reality_defender");
         assert_eq!(
-            local.trust_anchors.as_deref(),
+            config.detector.routes["kyc.selfie"].name(),
+            "ensemble:local,reality_ai"
+        );
+        assert_eq!(
+            config.detector.local.trust_anchors.as_deref(),
             Some(std::path::Path::new("/etc/arbiter/anchors.pem"))
         );
-        let err = Config::from_yaml("detector:\n  type: local\n  trust_anchor: x\n").unwrap_err();
+        let err = Config::from_yaml("detector:\n  local:\n    trust_anchor: x\n").unwrap_err();
         assert!(err.contains("trust_anchor"), "{err}");
-        let err = Config::from_yaml("detector:\n  type: remote\n").unwrap_err();
-        assert!(err.contains("remote"), "{err}");
+        let err = Config::from_yaml("detector:\n  type: local\n").unwrap_err();
+        assert!(err.contains("type"), "{err}");
+
+        // The operator's fixed names, from the environment.
+        let config = Config::default()
+            .with_env(env(&[
+                (
+                    "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_BASE_URL",
+                    "http://rd.internal:8443",
+                ),
+                ("ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_API_KEY", "rd-secret"),
+                ("ARBITER_DETECTOR_PROVIDERS_REALITY_AI_API_KEY_FILE", "/run/ra.key"),
+                ("ARBITER_DETECTOR_ROUTE", "local,reality_defender"),
+            ]))
+            .unwrap();
+        let rd = &config.detector.providers.reality_defender;
+        assert_eq!(rd.base_url, "http://rd.internal:8443");
+        assert_eq!(rd.api_key.expose(), "rd-secret");
+        assert_eq!(
+            config.detector.providers.reality_ai.api_key_file,
+            "/run/ra.key"
+        );
+        assert_eq!(config.detector.route.name(), "local,reality_defender");
+        assert!(!format!("{config:?}").contains("rd-secret"));
     }
 
     #[test]

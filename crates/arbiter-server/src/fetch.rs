@@ -44,7 +44,7 @@ impl Fetcher {
     /// A fetcher following the outbound configuration.
     pub fn new(config: &OutboundConfig) -> Self {
         Self {
-            guard: AddressGuard::new(config.allow_cidrs.clone()),
+            guard: config.guard(),
             timeout: Duration::from_secs(config.timeout_secs),
             max_redirects: config.max_redirects,
         }
@@ -80,7 +80,7 @@ impl Fetcher {
                 .get(url.clone())
                 .send()
                 .await
-                .map_err(|err| unreachable(format!("{host}: {}", root_cause(&err))))?;
+                .map_err(|err| connection_failed(&host, &err))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
@@ -108,9 +108,7 @@ impl Fetcher {
             let mut body = Vec::new();
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|err| {
-                    unreachable(format!("reading the body: {}", root_cause(&err)))
-                })?;
+                let chunk = chunk.map_err(|err| connection_failed(&host, &err))?;
                 if body.len() as u64 + chunk.len() as u64 > max_bytes {
                     return Err(FetchError::TooLarge(max_bytes));
                 }
@@ -137,6 +135,7 @@ impl Fetcher {
             .host_str()
             .ok_or_else(|| unreachable("the URL has no host".to_owned()))?;
         let port = url.port_or_known_default().unwrap_or(80);
+        self.guard.check_port(host, port).map_err(unreachable)?;
         let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup, port))
             .await
@@ -148,6 +147,13 @@ impl Fetcher {
         check_all(&self.guard, host, &addrs)?;
         Ok(first)
     }
+}
+
+/// A connection that failed or broke off, told the caller in general terms: the cause
+/// (refused, reset, no route) would tell which ports of which hosts are open. It is logged.
+fn connection_failed(host: &str, err: &reqwest::Error) -> FetchError {
+    tracing::info!(host, error = %root_cause(err), "image_url: the connection failed");
+    FetchError::Unreachable(format!("{host}: the connection failed or broke off"))
 }
 
 /// Every address a host resolves to must pass, so that a name cannot hide a private address

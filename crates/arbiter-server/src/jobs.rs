@@ -377,13 +377,17 @@ async fn analyse(
     };
     let options: AnalyzeOptions =
         serde_json::from_str(&job.options).map_err(|err| ApiError::internal(&err))?;
-    let obtained = obtain(state, &job.tenant, request_id, source, &options).await?;
+    let facts: Value = match &job.facts {
+        Some(text) => serde_json::from_str(text).map_err(|err| ApiError::internal(&err))?,
+        None => json!({}),
+    };
+    let detector = state
+        .pipeline
+        .detector_for(job.flow.as_deref(), Some(&facts))
+        .clone();
+    let obtained = obtain(state, &job.tenant, request_id, source, &options, &detector).await?;
     let decided = match &job.flow {
         Some(flow) => {
-            let facts: Value = match &job.facts {
-                Some(text) => serde_json::from_str(text).map_err(|err| ApiError::internal(&err))?,
-                None => json!({}),
-            };
             Some(
                 state
                     .pipeline
@@ -453,7 +457,13 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
             }
         };
         match analyse(state, &job, &source, &request_id).await {
-            Err(err) if err.code == ErrorCode::InternalError => {
+            // A passing fault, or a vendor that could not answer: the job is tried again.
+            Err(err)
+                if matches!(
+                    err.code,
+                    ErrorCode::InternalError | ErrorCode::ServiceUnavailable
+                ) =>
+            {
                 tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");
                 return Ok(None);
             }

@@ -31,6 +31,9 @@ pub use error::ApiError;
 pub use flows::FlowRegistry;
 pub use pipeline::{DecideRequest, Outcome, Pipeline, PipelineError};
 pub use policies::{LivePolicies, PolicyLoadError, PolicyStore};
-pub use server::{Server, StartError, build_state, build_state_with_detector, load_policies};
+pub use server::{
+    Server, StartError, build_state, build_state_with_detector, build_state_with_detectors,
+    load_policies,
+};
 pub use sinks::{LogSink, SinkSet};
 pub use state::AppState;

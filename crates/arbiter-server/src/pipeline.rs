@@ -11,6 +11,7 @@ use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
     FlowError, MediaInput, RequestId, ReviewId,
 };
+use arbiter_providers::Detectors;
 use arbiter_db::entity::{review_item, webhook_endpoint};
 use arbiter_db::group::{GroupCommit, GroupWrite};
 use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
@@ -103,7 +104,7 @@ pub struct Outcome {
 #[derive(Clone)]
 pub struct Pipeline {
     db: Db,
-    detector: Arc<dyn Detector>,
+    detectors: Detectors,
     flows: FlowRegistry,
     policies: LivePolicies,
     sinks: SinkSet,
@@ -117,7 +118,7 @@ impl Pipeline {
     /// A pipeline over these services. Starts its recorder on the current Tokio runtime.
     pub fn new(
         db: Db,
-        detector: Arc<dyn Detector>,
+        detectors: Detectors,
         flows: FlowRegistry,
         policies: LivePolicies,
         sinks: SinkSet,
@@ -133,7 +134,7 @@ impl Pipeline {
             recorder: GroupCommit::start(db.clone(), recorder, RECORD_GROUP),
             heads,
             db,
-            detector,
+            detectors,
             flows,
             policies,
             sinks,
@@ -175,7 +176,8 @@ impl Pipeline {
         let request_id = RequestId::new();
         // Check the domain input before spending detector time on it.
         self.check_input(request.flow, request.input)?;
-        let analysis = self.analyze(&media, request.options).await?;
+        let detector = self.detector_for(Some(request.flow), Some(request.input));
+        let analysis = self.analyze(detector, &media, request.options).await?;
         let decided = self.apply_policy(request.flow, request.input, &analysis)?;
         let record = Record {
             tenant: request.tenant,
@@ -212,18 +214,29 @@ impl Pipeline {
             })
     }
 
-    /// Runs the detector.
+    /// Runs a detector (a route's, see [`Pipeline::detector_for`]).
     pub async fn analyze(
         &self,
+        detector: &Arc<dyn Detector>,
         media: &MediaInput,
         options: &AnalyzeOptions,
     ) -> Result<Analysis, PipelineError> {
-        Ok(self.detector.analyze(media, options).await?)
+        Ok(detector.analyze(media, options).await?)
     }
 
-    /// The detector's name.
-    pub fn detector_name(&self) -> &str {
-        self.detector.name()
+    /// The detector `detector.routes` gives an image of `flow` with this domain input (by the
+    /// flow and the image's role in it), else the default route's.
+    pub fn detector_for(&self, flow: Option<&str>, input: Option<&Value>) -> &Arc<dyn Detector> {
+        let role = match (flow.and_then(|f| self.flows.get(f)), input) {
+            (Some(flow), Some(input)) => flow.image_role(input),
+            _ => None,
+        };
+        self.detectors.for_image(flow, role.as_deref())
+    }
+
+    /// The detectors, their routes and the vendors' states.
+    pub fn detectors(&self) -> &Detectors {
+        &self.detectors
     }
 
     /// The intake limits.

@@ -2,15 +2,17 @@
 
 use crate::checkpoints::AuditSigning;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, DetectorConfig};
+use crate::config::Config;
 use crate::flows::FlowRegistry;
 use crate::pipeline::Pipeline;
 use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
 use crate::sinks::{LogSink, SinkSet};
 use crate::state::AppState;
 use arbiter_core::Detector;
+use arbiter_core::net::AddressGuard;
 use arbiter_db::{Db, DbTarget};
-use arbiter_detect::{IntakeLimits, LocalDetector};
+use arbiter_detect::IntakeLimits;
+use arbiter_providers::Detectors;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -22,9 +24,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error("cannot open the database: {0}")]
     Db(#[from] arbiter_db::DbError),
-    /// The detector's configuration was refused.
-    #[error("cannot build the detector: {0}")]
-    Detector(#[from] arbiter_detect::local::BuildError),
+    /// The detectors' configuration was refused.
+    #[error("cannot build the detectors: {0}")]
+    Detector(#[from] arbiter_providers::BuildError),
     /// A policy could not be activated.
     #[error(transparent)]
     Policy(#[from] PolicyLoadError),
@@ -65,17 +67,25 @@ pub fn load_policies(
 
 /// The state for a configuration: database, detector, flows, policies.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
-    let detector: Arc<dyn Detector> = match &config.detector {
-        DetectorConfig::Local(local) => Arc::new(LocalDetector::build(local.clone())?),
-    };
-    build_state_with_detector(config, clock, detector).await
+    let guard = AddressGuard::new(config.outbound.allow_cidrs.clone());
+    let detectors = Detectors::build(&config.detector, guard)?;
+    build_state_with_detectors(config, clock, detectors).await
 }
 
-/// The state for a configuration, with a given detector.
+/// The state for a configuration, with one given detector for every image.
 pub async fn build_state_with_detector(
     config: Config,
     clock: Arc<dyn Clock>,
     detector: Arc<dyn Detector>,
+) -> Result<AppState, StartError> {
+    build_state_with_detectors(config, clock, Detectors::single(detector)).await
+}
+
+/// The state for a configuration, with given detectors.
+pub async fn build_state_with_detectors(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    detectors: Detectors,
 ) -> Result<AppState, StartError> {
     let audit = AuditSigning::from_config(&config.audit, &config.data_dir)?;
     let target = DbTarget::new(Some(config.database_url.clone()), &config.data_dir);
@@ -88,7 +98,7 @@ pub async fn build_state_with_detector(
     };
     let pipeline = Pipeline::new(
         db,
-        detector,
+        detectors,
         flows,
         policies,
         SinkSet::new(vec![Arc::new(LogSink)]),

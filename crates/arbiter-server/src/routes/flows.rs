@@ -186,9 +186,12 @@ async fn add_case_image(
     cases::check_image_input(state, flow, &image)?;
     let mut input = image.case_facts.clone();
     input.extend(image.image_facts.clone());
-    let options = body.options(state, flow, &Value::Object(input))?;
+    let input = Value::Object(input);
+    let options = body.options(state, flow, &input)?;
+    let detector = state.pipeline.detector_for(Some(flow), Some(&input)).clone();
     let tenant = caller.key.tenant.as_str();
-    let obtained = analyze::obtain(state, tenant, request_id, body.source, &options).await?;
+    let obtained =
+        analyze::obtain(state, tenant, request_id, body.source, &options, &detector).await?;
     cases::add_image(state, tenant, flow, request_id, image, &obtained).await
 }
 

@@ -22,11 +22,32 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database is reachable and the detector is healthy.
+/// The database is reachable. The body also shows each vendor's health (circuit, budget,
+/// problem); a vendor that is down does not make the process unready, since its routes answer
+/// with an error naming it (or fail over) and every replica shares the vendor.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let providers: serde_json::Map<String, serde_json::Value> = state
+        .pipeline
+        .detectors()
+        .providers()
+        .iter()
+        .map(|provider| {
+            let status = provider.status();
+            let shown = json!({
+                "healthy": status.healthy,
+                "circuit": status.circuit.as_str(),
+                "problem": status.problem,
+                "budget_left": status.budget_left,
+            });
+            (status.name, shown)
+        })
+        .collect();
     match state.pipeline.db().conn().ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "providers": providers})),
+        ),
         Err(err) => {
             tracing::warn!(error = %err, "database not reachable");
             (
@@ -42,6 +63,39 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render() + &render_providers(state.pipeline.detectors().providers()),
     )
+}
+
+/// Each vendor's calls, errors, time, circuit and budget left, in the Prometheus text format.
+fn render_providers(providers: &[std::sync::Arc<arbiter_providers::Provider>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if providers.is_empty() {
+        return out;
+    }
+    out.push_str("# HELP arbiter_provider_calls_total Analyses asked of each vendor.\n# TYPE arbiter_provider_calls_total counter\n");
+    out.push_str("# HELP arbiter_provider_errors_total Vendor analyses that gave no answer.\n# TYPE arbiter_provider_errors_total counter\n");
+    out.push_str("# HELP arbiter_provider_seconds_total Seconds spent in each vendor's analyses.\n# TYPE arbiter_provider_seconds_total counter\n");
+    out.push_str("# HELP arbiter_provider_up Whether the vendor can take work (circuit not open, budget left, not blocked).\n# TYPE arbiter_provider_up gauge\n");
+    out.push_str("# HELP arbiter_provider_circuit_open Whether the vendor's circuit is open (1) or half-open (0.5).\n# TYPE arbiter_provider_circuit_open gauge\n");
+    out.push_str("# HELP arbiter_provider_budget_left Analyses left in the vendor's monthly budget (absent without a budget).\n# TYPE arbiter_provider_budget_left gauge\n");
+    for provider in providers {
+        let s = provider.status();
+        let name = &s.name;
+        let open = match s.circuit {
+            arbiter_providers::breaker::CircuitState::Closed => 0.0,
+            arbiter_providers::breaker::CircuitState::HalfOpen => 0.5,
+            arbiter_providers::breaker::CircuitState::Open => 1.0,
+        };
+        let _ = writeln!(out, "arbiter_provider_calls_total{{provider=\"{name}\"}} {}", s.calls);
+        let _ = writeln!(out, "arbiter_provider_errors_total{{provider=\"{name}\"}} {}", s.errors);
+        let _ = writeln!(out, "arbiter_provider_seconds_total{{provider=\"{name}\"}} {}", s.seconds);
+        let _ = writeln!(out, "arbiter_provider_up{{provider=\"{name}\"}} {}", u8::from(s.healthy));
+        let _ = writeln!(out, "arbiter_provider_circuit_open{{provider=\"{name}\"}} {open}");
+        if let Some(left) = s.budget_left {
+            let _ = writeln!(out, "arbiter_provider_budget_left{{provider=\"{name}\"}} {left}");
+        }
+    }
+    out
 }
