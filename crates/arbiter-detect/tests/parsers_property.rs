@@ -144,3 +144,60 @@ fn the_whole_detector_survives_mutated_small_images() {
         }
     }
 }
+
+/// The stand-in for the fuzz target's floods: a text chunk of a generator sample, mutated, then
+/// repeated thousands of times. The per-file caps hold whatever the chunk says.
+#[test]
+fn the_per_file_caps_hold_for_floods_of_mutated_chunks() {
+    use arbiter_core::ModelKind;
+    use arbiter_detect::local::MAX_DETAIL;
+    let chunks: Vec<Vec<u8>> = fixtures()
+        .iter()
+        .flat_map(|f| container::png_chunks(f).collect::<Vec<_>>())
+        .filter(|(kind, _)| matches!(kind, b"tEXt" | b"iTXt" | b"zTXt" | b"eXIf"))
+        .map(|(kind, data)| {
+            let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+            chunk.extend(kind);
+            chunk.extend(data);
+            chunk.extend([0; 4]);
+            chunk
+        })
+        .collect();
+    assert!(chunks.len() >= 8, "{}", chunks.len());
+    let limits = IntakeLimits {
+        min_dimension: 1,
+        ..IntakeLimits::default()
+    };
+    let options = AnalyzeOptions {
+        models: vec![ModelKind::Metadata],
+        ..AnalyzeOptions::default()
+    };
+    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    for round in 0..24 {
+        let chunk = &chunks[round % chunks.len()];
+        let chunk = if round < chunks.len() {
+            chunk.clone()
+        } else {
+            mutate(&mut rng, chunk)
+        };
+        let times = ((1 << 20) / chunk.len().max(1)).clamp(1, 5_000);
+        let mut png =
+            b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x80\0\0\0\x80\x08\x02\0\0\0\0\0\0\0".to_vec();
+        png.extend(chunk.repeat(times));
+        png.extend(b"\0\0\0\0IDAT\0\0\0\0\0\0\0\0IEND\0\0\0\0");
+        let report = metadata::read_metadata(ImageFormat::Png, &png);
+        assert!(report.evidence.len() <= metadata::MAX_EVIDENCE);
+        assert!(report.observations.len() <= 18, "{:?}", report.observations);
+        // A mutated length can end the walk before IDAT: intake refuses that file.
+        let Ok(input) = intake(png, &limits) else {
+            continue;
+        };
+        let analysis = LocalDetector.analyze_sync(&input, &options);
+        let detail = analysis
+            .model_results
+            .metadata_analysis
+            .and_then(|m| m.result.detail)
+            .unwrap_or_default();
+        assert!(detail.len() <= MAX_DETAIL, "{}", detail.len());
+    }
+}
