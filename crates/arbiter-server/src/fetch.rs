@@ -239,6 +239,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_port_off_the_list_is_refused_before_any_lookup_or_connection() {
+        let fetcher = Fetcher::new(&OutboundConfig::default());
+        for url in [
+            "http://93.184.216.34:5432/a.jpg",
+            "https://images.example:22/a.jpg",
+            "http://[2606:4700::1111]:6379/a.jpg",
+        ] {
+            let err = fetcher.fetch(url, 10).await.unwrap_err();
+            assert_eq!(err.code(), ErrorCode::UrlUnreachable, "{url}");
+            assert!(
+                err.to_string()
+                    .contains("is not allowed (outbound.allow_ports: 80, 443, 8080, 8443)"),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_connection_is_told_without_its_cause() {
+        // A loopback port that was just closed: the connection is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let config = OutboundConfig {
+            allow_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
+            ..OutboundConfig::default()
+        };
+        let err = Fetcher::new(&config)
+            .fetch(&format!("http://127.0.0.1:{port}/a.jpg"), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image_url unreachable: 127.0.0.1: the connection failed or broke off"
+        );
+    }
+
+    #[tokio::test]
     async fn other_schemes_are_refused_before_any_lookup() {
         let fetcher = Fetcher::new(&OutboundConfig::default());
         for url in [

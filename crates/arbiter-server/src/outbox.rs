@@ -94,7 +94,7 @@ impl Webhooks {
         Self {
             config: config.webhooks.clone(),
             key_file: config.webhooks.key_file(&config.data_dir),
-            guard: AddressGuard::new(config.outbound.allow_cidrs.clone()),
+            guard: config.outbound.guard(),
             policy: retry_policy(&config.webhooks),
             cipher: Arc::default(),
             sender: Arc::default(),
@@ -124,7 +124,7 @@ impl Webhooks {
                         timeout: Duration::from_secs(self.config.timeout_secs),
                         max_response_body: self.config.max_response_body_bytes,
                     },
-                    Arc::new(move |ip| guard.check(ip)),
+                    Arc::new(OutboundRules(guard)),
                 )
                 .map_err(OutboxError::Client)
             })
@@ -132,10 +132,9 @@ impl Webhooks {
     }
 
     /// Whether `url` may receive webhooks: http(s), and every address it resolves to passes the
-    /// outbound rules (`outbound.allow_cidrs`), as for `image_url`.
+    /// outbound rules (`outbound.allow_cidrs`, `outbound.allow_ports`), as for `image_url`.
     pub async fn check_destination(&self, url: &str) -> Result<(), String> {
-        let guard = self.guard.clone();
-        let parsed = arbiter_webhooks::check_url(url, &move |ip| guard.check(ip))?;
+        let parsed = arbiter_webhooks::check_url(url, &OutboundRules(self.guard.clone()))?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let port = parsed.port_or_known_default().unwrap_or(80);
         let lookup = host
@@ -150,6 +149,20 @@ impl Webhooks {
             return Err(format!("{host} has no address"));
         }
         check_all(&self.guard, &host, &addrs).map_err(|err| err.to_string())
+    }
+}
+
+/// The outbound rules (`outbound.allow_cidrs`, `outbound.allow_ports`) as the webhook sender
+/// asks them.
+struct OutboundRules(AddressGuard);
+
+impl arbiter_webhooks::AddressCheck for OutboundRules {
+    fn check(&self, ip: std::net::IpAddr) -> Result<(), String> {
+        self.0.check(ip)
+    }
+
+    fn check_port(&self, host: &str, port: u16) -> Result<(), String> {
+        self.0.check_port(host, port)
     }
 }
 

@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 pub trait AddressCheck: Send + Sync + 'static {
     /// `Ok` when `ip` may be contacted; else why not.
     fn check(&self, ip: IpAddr) -> Result<(), String>;
+
+    /// `Ok` when `port` may be contacted at `host` (a URL's host, before it is resolved); else
+    /// why not. By default any port.
+    fn check_port(&self, host: &str, port: u16) -> Result<(), String> {
+        let _ = (host, port);
+        Ok(())
+    }
 }
 
 impl<F> AddressCheck for F
@@ -57,6 +64,18 @@ pub struct AttemptResult {
     pub retry_after: Option<String>,
 }
 
+/// A host refused by the address rules: the one failure to connect whose cause is told.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Resolves names and refuses the whole host when any address is refused.
 struct GuardedResolver(Arc<dyn AddressCheck>);
 
@@ -68,9 +87,9 @@ impl Resolve for GuardedResolver {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for addr in &addrs {
-                check
-                    .check(addr.ip())
-                    .map_err(|why| format!("{host} resolves to {why}, which is not allowed"))?;
+                check.check(addr.ip()).map_err(|why| {
+                    Refused(format!("{host} resolves to {why}, which is not allowed"))
+                })?;
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -102,6 +121,7 @@ pub fn check_url(url: &str, check: &dyn AddressCheck) -> Result<reqwest::Url, St
     let host = parsed
         .host_str()
         .ok_or_else(|| "the URL has no host".to_owned())?;
+    check.check_port(host, parsed.port_or_known_default().unwrap_or(80))?;
     if let Ok(ip) = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -187,7 +207,19 @@ impl Sender {
         for (name, value) in headers.pairs() {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(|err| root_cause(&err))?;
+        // The cause (refused, reset, no route) would tell which ports of which hosts are open:
+        // it is logged, and the attempt says only that the connection failed.
+        let response = request.send().await.map_err(|err| {
+            let mut cause: &dyn std::error::Error = &err;
+            while let Some(source) = cause.source() {
+                if let Some(refused) = source.downcast_ref::<Refused>() {
+                    return refused.to_string();
+                }
+                cause = source;
+            }
+            tracing::info!(error = %cause, "webhook: the connection failed");
+            "the connection failed or broke off".to_owned()
+        })?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -210,14 +242,6 @@ impl Sender {
             retry_after,
         ))
     }
-}
-
-fn root_cause(err: &dyn std::error::Error) -> String {
-    let mut cause = err;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]
@@ -332,5 +356,27 @@ mod tests {
         assert_eq!(named.status, None);
         assert!(named.error.unwrap().contains("not allowed"));
         assert!(check_url("ftp://x/", refuse_all().as_ref()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_connection_is_recorded_without_its_cause() {
+        // A loopback port that was just closed: the connection is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let sender = Sender::new(SenderConfig::default(), loopback_only()).unwrap();
+        let headers = sign(&WebhookSecret::generate().unwrap(), None, "msg_1", 1, b"{}");
+        let attempt = sender
+            .send(
+                &format!("http://127.0.0.1:{port}/ok"),
+                &headers,
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(attempt.status, None);
+        assert_eq!(
+            attempt.error.as_deref(),
+            Some("the connection failed or broke off")
+        );
     }
 }
