@@ -65,6 +65,9 @@ pub struct CaseImageReply {
     /// The metadata facts read from the file.
     #[schema(value_type = Object)]
     pub metadata: Value,
+    /// What each detector of the image's route said, when a route of several or a vendor ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<arbiter_core::DetectorRun>,
     /// The policy's decision about this image.
     #[schema(value_type = Object)]
     pub decision: Value,
@@ -239,6 +242,7 @@ pub async fn add_image(
         model_results: json!(obtained.analysis.model_results),
         image_info: json!(obtained.analysis.image_info),
         metadata: json!(obtained.analysis.metadata),
+        providers: obtained.analysis.providers.clone(),
         decision: decided.decision_summary(),
         case: view,
     })
