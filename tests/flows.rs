@@ -715,5 +715,31 @@ async fn a_flow_switched_off_serves_no_routes() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = running.get("/v1/flows/insurance/claims/CLM-1").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "served, but no such claim");
+    // Nor does it decide through POST /v1/analyze?flow=.
+    let image = json!({"image_base64": b64(&sample("plain-render.png"))});
+    let (status, answer) = running.post("/v1/analyze?flow=kyc", image.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        "flow \"kyc\" is switched off (flows.kyc.enabled)"
+    );
+    let (_, entries) = running
+        .get("/v1/audit/entries?event=analysis.recorded")
+        .await;
+    assert_eq!(
+        entries["entries"],
+        json!([]),
+        "nothing analysed or recorded"
+    );
+    let (_, entries) = running
+        .get("/v1/audit/entries?event=decision.recorded")
+        .await;
+    assert_eq!(
+        entries["entries"],
+        json!([]),
+        "nothing analysed or recorded"
+    );
+    let (status, answer) = running.post("/v1/analyze?flow=ugc", image).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     running.stop().await;
 }

@@ -319,6 +319,14 @@ fn parse_call(
     if let Some(reference_id) = &body.reference_id {
         check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
     }
+    if let Some(name) = &flow
+        && !state.config.flows.enabled(name)
+        && state.pipeline.flows().get(name).is_some()
+    {
+        return Err(ApiError::bad_request(format!(
+            "flow {name:?} is switched off (flows.{name}.enabled)"
+        )));
+    }
     let flow = match (flow, body.facts) {
         (Some(flow), facts) => Some((
             flow,
