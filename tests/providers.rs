@@ -375,3 +375,56 @@ async fn scan_takes_a_detector_route_and_its_json_line_names_the_provider_and_it
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_monthly_budget_is_counted_in_the_database_and_holds_across_a_restart() {
+    each_database(async |label, dir, url| {
+        let fake = fake_rd("AUTHENTIC", 3.0).await;
+        let configure = |config: &mut Config| {
+            route_to(&fake, &[])(config);
+            config
+                .detector
+                .providers
+                .reality_defender
+                .calls
+                .monthly_budget = 1;
+            config.detector.route = RouteSpec::parse("reality_defender").unwrap();
+        };
+        let running = Running::start(dir, &url, configure).await;
+        let (status, first) = running
+            .post(
+                "/v1/analyze",
+                json!({"image_base64": b64(&sample("plain-render.png"))}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {first}");
+        let (_, metrics) = running.get("/metrics").await;
+        assert!(
+            metrics.contains("arbiter_provider_budget_left{provider=\"reality_defender\"} 0"),
+            "{label}: {metrics}"
+        );
+        running.stop().await;
+
+        // A new process on the same database: the month's budget is still spent.
+        let running = Running::start(dir, &url, configure).await;
+        let (status, error) = running
+            .post(
+                "/v1/analyze",
+                json!({"image_base64": b64(&sample("comfyui-render.png"))}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{label}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("reality_defender") && message.contains("budget of 1"),
+            "{message}"
+        );
+        assert_eq!(
+            fake.counts().presigns,
+            1,
+            "{label}: no call past the budget"
+        );
+        running.stop().await;
+    })
+    .await;
+}

@@ -11,6 +11,7 @@ mod m20261124_000005_jobs_claim_index;
 mod m20261124_000006_cases_and_reviews;
 mod m20261124_000007_job_images;
 mod m20261204_000008_review_claim_key;
+mod m20261204_000009_provider_usage;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_cases_and_reviews::Migration),
             Box::new(m20261124_000007_job_images::Migration),
             Box::new(m20261204_000008_review_claim_key::Migration),
+            Box::new(m20261204_000009_provider_usage::Migration),
         ]
     }
 }

@@ -116,8 +116,9 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
     let config = arbiter_server::config::Config::load(args.config.as_deref())
         .context("while loading the configuration")?;
     let guard = AddressGuard::new(config.outbound.allow_cidrs.clone());
-    let mut detectors =
-        Detectors::build(&config.detector, guard).context("while building the detectors")?;
+    let usage = Arc::new(arbiter_server::provider_usage::DbUsage(db.clone()));
+    let mut detectors = Detectors::build_with_usage(&config.detector, guard, usage)
+        .context("while building the detectors")?;
     if let Some(name) = &args.detector {
         let spec =
             RouteSpec::parse(name).map_err(|err| anyhow::anyhow!("--detector {name:?}: {err}"))?;

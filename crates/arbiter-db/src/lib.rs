@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod requests;
 pub mod review;
 pub mod testing;
+pub mod usage;
 pub mod webhooks;
 
 use arbiter_migrations::{Migrator, MigratorTrait};

@@ -72,6 +72,11 @@ impl Breaker {
         Ok(())
     }
 
+    /// Gives back a probe that [`Breaker::admit`] let through but that was never made.
+    pub fn cancel_probe(&mut self) {
+        self.probing = false;
+    }
+
     /// Records a call's end: a success closes the circuit, a failure counts towards opening it
     /// (and a failed probe opens it again at once).
     pub fn record(&mut self, success: bool, now: Instant) {

@@ -270,6 +270,37 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// Where the analyses counted against monthly budgets are kept: the database in a server (so a
+/// budget holds across restarts and replicas), memory in tools and tests.
+#[async_trait]
+pub trait Usage: Send + Sync {
+    /// Counts one analysis of `provider` in `month` (`2026-12`) if fewer than `budget` were
+    /// counted; the new count, or `None` when the budget is spent.
+    async fn take(&self, provider: &str, month: &str, budget: u64) -> Result<Option<u64>, String>;
+}
+
+/// Budgets counted in this process's memory.
+#[derive(Debug, Default)]
+pub struct MemoryUsage(Mutex<std::collections::HashMap<(String, String), u64>>);
+
+#[async_trait]
+impl Usage for MemoryUsage {
+    async fn take(&self, provider: &str, month: &str, budget: u64) -> Result<Option<u64>, String> {
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let used = counts
+            .entry((provider.to_owned(), month.to_owned()))
+            .or_default();
+        if *used >= budget {
+            return Ok(None);
+        }
+        *used += 1;
+        Ok(Some(*used))
+    }
+}
+
 /// What `/readyz` and `/metrics` show of one provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderStatus {
@@ -298,6 +329,7 @@ pub struct Provider {
     vendor: Box<dyn Vendor>,
     deadline: Duration,
     limits: CallLimits,
+    usage: Arc<dyn Usage>,
     slots: Semaphore,
     state: Mutex<ProviderState>,
     calls: AtomicU64,
@@ -307,8 +339,8 @@ pub struct Provider {
 
 struct ProviderState {
     breaker: Breaker,
-    /// The month (`year * 12 + month`) the budget counts, and the analyses counted in it.
-    month: i32,
+    /// The month (`2026-12`) last counted, and the analyses counted in it then.
+    month: String,
     used: u64,
     /// Set by a quota answer that only an operator can end.
     blocked: Option<String>,
@@ -324,12 +356,13 @@ pub struct Unanswered {
 }
 
 impl Provider {
-    /// A provider over a vendor's client.
+    /// A provider over a vendor's client, counting its budget in `usage`.
     pub fn new(
         name: &str,
         vendor: Box<dyn Vendor>,
         deadline: Duration,
         limits: CallLimits,
+        usage: Arc<dyn Usage>,
     ) -> Self {
         Self {
             name: name.to_owned(),
@@ -346,6 +379,7 @@ impl Provider {
                 blocked: None,
             }),
             limits,
+            usage,
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             micros: AtomicU64::new(0),
@@ -368,41 +402,61 @@ impl Provider {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes one analysis from the budget and the breaker, or says why the call may not start.
-    fn admit(&self) -> Result<(), Unanswered> {
-        let mut state = self.lock();
-        if let Some(why) = &state.blocked {
-            return Err(self.unanswered(
-                RunStatus::Failed,
-                format!("{why}; blocked until an operator acts (then restart)"),
-            ));
-        }
-        let month = this_month();
-        if state.month != month {
-            state.month = month;
-            state.used = 0;
+    /// Takes one analysis from the breaker and the budget, or says why the call may not start.
+    async fn admit(&self) -> Result<(), Unanswered> {
+        {
+            let mut state = self.lock();
+            if let Some(why) = &state.blocked {
+                return Err(self.unanswered(
+                    RunStatus::Failed,
+                    format!("{why}; blocked until an operator acts (then restart)"),
+                ));
+            }
+            if let Err(wait) = state.breaker.admit(Instant::now()) {
+                return Err(self.unanswered(
+                    RunStatus::Failed,
+                    format!(
+                        "unavailable: its circuit is open after repeated failures (next probe \
+                         in {} s)",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
         }
         let budget = self.limits.monthly_budget;
-        if budget > 0 && state.used >= budget {
-            let message = format!("the monthly budget of {budget} analyses is spent");
-            tracing::warn!(provider = %self.name, budget, "provider budget spent");
-            let status = match self.limits.on_budget_spent {
-                BudgetSpent::Fail => RunStatus::Failed,
-                BudgetSpent::Skip => RunStatus::Skipped,
-            };
-            return Err(self.unanswered(status, message));
+        if budget == 0 {
+            return Ok(());
         }
-        if let Err(wait) = state.breaker.admit(Instant::now()) {
-            return Err(self.unanswered(
+        let month = this_month();
+        let taken = self.usage.take(&self.name, &month, budget).await;
+        let mut state = self.lock();
+        let refusal = match taken {
+            Ok(Some(used)) => {
+                state.month = month;
+                state.used = used;
+                return Ok(());
+            }
+            Ok(None) => {
+                state.month = month;
+                state.used = budget;
+                tracing::warn!(provider = %self.name, budget, "provider budget spent");
+                let status = match self.limits.on_budget_spent {
+                    BudgetSpent::Fail => RunStatus::Failed,
+                    BudgetSpent::Skip => RunStatus::Skipped,
+                };
+                self.unanswered(
+                    status,
+                    format!("the monthly budget of {budget} analyses is spent"),
+                )
+            }
+            Err(err) => self.unanswered(
                 RunStatus::Failed,
-                format!(
-                    "unavailable: its circuit is open after repeated failures (next probe in {} s)",
-                    wait.as_secs().max(1)
-                ),
-            ));
-        }
-        state.used += 1;
-        Ok(())
+                format!("its budget could not be counted: {err}"),
+            ),
+        };
+        // No call is made: a probe the breaker let through is not spent.
+        state.breaker.cancel_probe();
+        Err(refusal)
     }
 
     /// Asks the vendor, within the provider's limits.
@@ -416,7 +470,7 @@ impl Provider {
             .acquire()
             .await
             .map_err(|_| self.unanswered(RunStatus::Failed, "shutting down".to_owned()))?;
-        self.admit()?;
+        self.admit().await?;
         let started = Instant::now();
         self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = self
@@ -544,9 +598,10 @@ impl arbiter_core::Detector for Provider {
     }
 }
 
-fn this_month() -> i32 {
+/// The calendar month (UTC) budgets count in, as `2026-12`.
+fn this_month() -> String {
     let now = Utc::now();
-    now.year() * 12 + i32::try_from(now.month()).unwrap_or(0)
+    format!("{:04}-{:02}", now.year(), now.month())
 }
 
 /// Lowercase hex SHA-256.

@@ -17,7 +17,7 @@ pub mod reality_ai;
 pub mod reality_defender;
 pub mod route;
 
-pub use call::{Provider, ProviderStatus};
+pub use call::{MemoryUsage, Provider, ProviderStatus, Usage};
 pub use config::{DetectorConfig, RouteMode, RouteSpec, Secret};
 
 use arbiter_core::Detector;
@@ -53,10 +53,20 @@ pub struct Detectors {
 }
 
 impl Detectors {
+    /// Builds the local detector, every vendor that has an API key, and the routes, counting
+    /// budgets in memory. See [`Detectors::build_with_usage`].
+    pub fn build(config: &DetectorConfig, guard: AddressGuard) -> Result<Self, BuildError> {
+        Self::build_with_usage(config, guard, Arc::new(call::MemoryUsage::default()))
+    }
+
     /// Builds the local detector, every vendor that has an API key, and the routes. A route that
     /// names an unknown or unconfigured detector is refused, naming its key. `guard` checks the
-    /// URLs vendors hand back (upload URLs).
-    pub fn build(config: &DetectorConfig, guard: AddressGuard) -> Result<Self, BuildError> {
+    /// URLs vendors hand back (upload URLs); `usage` keeps the monthly budgets' counts.
+    pub fn build_with_usage(
+        config: &DetectorConfig,
+        guard: AddressGuard,
+        usage: Arc<dyn call::Usage>,
+    ) -> Result<Self, BuildError> {
         let mut members = BTreeMap::new();
         let local = LocalDetector::build(config.local.clone())?;
         members.insert(
@@ -67,7 +77,8 @@ impl Detectors {
         let mut add =
             |name: &str, built: Option<(Box<dyn call::Vendor>, std::time::Duration)>, limits| {
                 if let Some((vendor, deadline)) = built {
-                    let provider = Arc::new(Provider::new(name, vendor, deadline, limits));
+                    let provider =
+                        Arc::new(Provider::new(name, vendor, deadline, limits, usage.clone()));
                     providers.push(provider.clone());
                     members.insert(name.to_owned(), Member::Provider(provider));
                 }

@@ -189,9 +189,20 @@ pub async fn analyze(
     }
     let detector = state
         .pipeline
-        .detector_for(call.flow.as_ref().map(|(f, _)| f.as_str()), call.flow.as_ref().map(|(_, i)| i))
+        .detector_for(
+            call.flow.as_ref().map(|(f, _)| f.as_str()),
+            call.flow.as_ref().map(|(_, i)| i),
+        )
         .clone();
-    let obtained = obtain(state, tenant, request_id, call.source, &call.options, &detector).await?;
+    let obtained = obtain(
+        state,
+        tenant,
+        request_id,
+        call.source,
+        &call.options,
+        &detector,
+    )
+    .await?;
     let decided = record(
         state,
         caller,

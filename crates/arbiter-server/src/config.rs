@@ -848,8 +848,14 @@ mod tests {
                     "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_BASE_URL",
                     "http://rd.internal:8443",
                 ),
-                ("ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_API_KEY", "rd-secret"),
-                ("ARBITER_DETECTOR_PROVIDERS_REALITY_AI_API_KEY_FILE", "/run/ra.key"),
+                (
+                    "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_API_KEY",
+                    "rd-secret",
+                ),
+                (
+                    "ARBITER_DETECTOR_PROVIDERS_REALITY_AI_API_KEY_FILE",
+                    "/run/ra.key",
+                ),
                 ("ARBITER_DETECTOR_ROUTE", "local,reality_defender"),
             ]))
             .unwrap();

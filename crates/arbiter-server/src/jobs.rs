@@ -387,13 +387,11 @@ async fn analyse(
         .clone();
     let obtained = obtain(state, &job.tenant, request_id, source, &options, &detector).await?;
     let decided = match &job.flow {
-        Some(flow) => {
-            Some(
-                state
-                    .pipeline
-                    .apply_policy(flow, &facts, &obtained.analysis)?,
-            )
-        }
+        Some(flow) => Some(
+            state
+                .pipeline
+                .apply_policy(flow, &facts, &obtained.analysis)?,
+        ),
         None => None,
     };
     Ok(Analysed { obtained, decided })

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod policies;
+pub mod provider_usage;
 pub mod ratelimit;
 pub mod review;
 pub mod routes;

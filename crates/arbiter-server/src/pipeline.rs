@@ -11,12 +11,12 @@ use arbiter_core::{
     ActionRequest, Analysis, AnalyzeOptions, Decision, DetectError, Detector, ErrorCode, Facts,
     FlowError, MediaInput, RequestId, ReviewId,
 };
-use arbiter_providers::Detectors;
 use arbiter_db::entity::{review_item, webhook_endpoint};
 use arbiter_db::group::{GroupCommit, GroupWrite};
 use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
 use arbiter_db::{Db, Script, decisions, requests, review, webhooks};
 use arbiter_detect::{IntakeError, IntakeLimits};
+use arbiter_providers::Detectors;
 use chrono::Utc;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -68,8 +68,12 @@ pub fn load_policies(
 /// The state for a configuration: database, detector, flows, policies.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
     let guard = AddressGuard::new(config.outbound.allow_cidrs.clone());
-    let detectors = Detectors::build(&config.detector, guard)?;
-    build_state_with_detectors(config, clock, detectors).await
+    let detector = config.detector.clone();
+    build_state_with_detectors(config, clock, move |db| {
+        let usage = Arc::new(crate::provider_usage::DbUsage(db.clone()));
+        Ok(Detectors::build_with_usage(&detector, guard, usage)?)
+    })
+    .await
 }
 
 /// The state for a configuration, with one given detector for every image.
@@ -78,18 +82,19 @@ pub async fn build_state_with_detector(
     clock: Arc<dyn Clock>,
     detector: Arc<dyn Detector>,
 ) -> Result<AppState, StartError> {
-    build_state_with_detectors(config, clock, Detectors::single(detector)).await
+    build_state_with_detectors(config, clock, |_| Ok(Detectors::single(detector))).await
 }
 
-/// The state for a configuration, with given detectors.
+/// The state for a configuration, with the detectors `detectors` builds over the database.
 pub async fn build_state_with_detectors(
     config: Config,
     clock: Arc<dyn Clock>,
-    detectors: Detectors,
+    detectors: impl FnOnce(&Db) -> Result<Detectors, StartError>,
 ) -> Result<AppState, StartError> {
     let audit = AuditSigning::from_config(&config.audit, &config.data_dir)?;
     let target = DbTarget::new(Some(config.database_url.clone()), &config.data_dir);
     let db = Db::connect(&target).await?;
+    let detectors = detectors(&db)?;
     let flows = FlowRegistry::configured(&config.flows).map_err(StartError::Flows)?;
     let policies = load_policies(&config.policies_dir, &flows)?;
     let limits = IntakeLimits {

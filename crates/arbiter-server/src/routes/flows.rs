@@ -188,7 +188,10 @@ async fn add_case_image(
     input.extend(image.image_facts.clone());
     let input = Value::Object(input);
     let options = body.options(state, flow, &input)?;
-    let detector = state.pipeline.detector_for(Some(flow), Some(&input)).clone();
+    let detector = state
+        .pipeline
+        .detector_for(Some(flow), Some(&input))
+        .clone();
     let tenant = caller.key.tenant.as_str();
     let obtained =
         analyze::obtain(state, tenant, request_id, body.source, &options, &detector).await?;

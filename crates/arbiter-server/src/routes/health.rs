@@ -88,13 +88,35 @@ fn render_providers(providers: &[std::sync::Arc<arbiter_providers::Provider>]) -
             arbiter_providers::breaker::CircuitState::HalfOpen => 0.5,
             arbiter_providers::breaker::CircuitState::Open => 1.0,
         };
-        let _ = writeln!(out, "arbiter_provider_calls_total{{provider=\"{name}\"}} {}", s.calls);
-        let _ = writeln!(out, "arbiter_provider_errors_total{{provider=\"{name}\"}} {}", s.errors);
-        let _ = writeln!(out, "arbiter_provider_seconds_total{{provider=\"{name}\"}} {}", s.seconds);
-        let _ = writeln!(out, "arbiter_provider_up{{provider=\"{name}\"}} {}", u8::from(s.healthy));
-        let _ = writeln!(out, "arbiter_provider_circuit_open{{provider=\"{name}\"}} {open}");
+        let _ = writeln!(
+            out,
+            "arbiter_provider_calls_total{{provider=\"{name}\"}} {}",
+            s.calls
+        );
+        let _ = writeln!(
+            out,
+            "arbiter_provider_errors_total{{provider=\"{name}\"}} {}",
+            s.errors
+        );
+        let _ = writeln!(
+            out,
+            "arbiter_provider_seconds_total{{provider=\"{name}\"}} {}",
+            s.seconds
+        );
+        let _ = writeln!(
+            out,
+            "arbiter_provider_up{{provider=\"{name}\"}} {}",
+            u8::from(s.healthy)
+        );
+        let _ = writeln!(
+            out,
+            "arbiter_provider_circuit_open{{provider=\"{name}\"}} {open}"
+        );
         if let Some(left) = s.budget_left {
-            let _ = writeln!(out, "arbiter_provider_budget_left{{provider=\"{name}\"}} {left}");
+            let _ = writeln!(
+                out,
+                "arbiter_provider_budget_left{{provider=\"{name}\"}} {left}"
+            );
         }
     }
     out
