@@ -71,13 +71,8 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
                     config.plan_names()
                 );
             }
-            if tenant.is_empty()
-                || tenant.len() > 64
-                || !tenant
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                bail!("--tenant {tenant:?}: use 1 to 64 letters, digits, '-', '_' or '.'");
+            if let Err(why) = keys::check_tenant(&tenant) {
+                bail!("--{why}");
             }
             let scopes = if scope.is_empty() {
                 Scope::DEFAULT.to_vec()

@@ -152,12 +152,32 @@ pub struct Db {
     writer: DatabaseConnection,
 }
 
+/// Creates the data directory (0700) and the SQLite file in it (0600) when they do not exist
+/// yet, whatever the umask: the database holds every tenant's results and audit log. SQLite
+/// gives its `-wal` and `-shm` files the database file's permissions.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(dir.join(SQLITE_FILE)) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 impl Db {
     /// Connects (creating the SQLite file and directory if needed) and runs pending migrations.
     pub async fn connect(target: &DbTarget) -> Result<Self, DbError> {
         let url = match target {
             DbTarget::DataDir(dir) => {
-                std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+                create_private(dir).map_err(|source| DbError::DataDir {
                     path: dir.clone(),
                     source,
                 })?;
@@ -321,6 +341,17 @@ mod tests {
         let target = DbTarget::new(None, &data_dir);
         Db::connect(&target).await.unwrap();
         assert!(data_dir.join(SQLITE_FILE).exists());
+        // Private whatever the umask: the file 0600, its directory 0700.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&data_dir.join(SQLITE_FILE)), 0o600);
+            assert_eq!(mode(&data_dir), 0o700);
+            let wal = data_dir.join(format!("{SQLITE_FILE}-wal"));
+            assert!(wal.exists(), "WAL mode");
+            assert_eq!(mode(&wal), 0o600, "SQLite gives the WAL the file's mode");
+        }
         // A second start finds the schema in place.
         Db::connect(&target).await.unwrap();
     }

@@ -144,6 +144,25 @@ fn add_rate_headers(headers: &mut HeaderMap, status: RateStatus) {
     headers.insert("x-ratelimit-reset", HeaderValue::from(status.reset));
 }
 
+/// Whether a key may be used from `peer`. A key limited to networks is refused when the
+/// caller's address is not known: the check fails closed.
+fn check_network(key: &KeyRecord, peer: Option<SocketAddr>) -> Result<(), ApiError> {
+    if key.allow_ips.is_empty() {
+        return Ok(());
+    }
+    match peer {
+        Some(peer) if key.allows_ip(peer.ip()) => Ok(()),
+        Some(peer) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this API key may not be used from {}", peer.ip()),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this API key may be used only from its networks, and the caller's address is unknown",
+        )),
+    }
+}
+
 /// The caller behind a request's bearer key, if it may use `scope` from `peer`.
 pub async fn authorize(
     state: &AppState,
@@ -172,14 +191,7 @@ pub async fn authorize(
             format!("this API key lacks the {scope} scope"),
         ));
     }
-    if let Some(peer) = peer
-        && !key.allows_ip(peer.ip())
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!("this API key may not be used from {}", peer.ip()),
-        ));
-    }
+    check_network(&key, peer)?;
     let plan = state
         .config
         .rate_limits
@@ -190,4 +202,40 @@ pub async fn authorize(
             ApiError::internal(&format!("key {} has unknown plan {}", key.id, key.plan))
         })?;
     Ok(Caller { key, plan })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_core::KeyId;
+
+    fn key(allow_ips: &[&str]) -> KeyRecord {
+        KeyRecord {
+            id: KeyId::new(),
+            tenant: "acme".into(),
+            name: "n".into(),
+            plan: "starter".into(),
+            scopes: vec![Scope::Analyze],
+            allow_ips: allow_ips.iter().map(|net| net.parse().unwrap()).collect(),
+            created_at: chrono::Utc::now(),
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_key_limited_to_networks_fails_closed_without_a_peer_address() {
+        let limited = key(&["10.1.0.0/16"]);
+        assert!(check_network(&limited, Some("10.1.2.3:5000".parse().unwrap())).is_ok());
+        let elsewhere = check_network(&limited, Some("10.2.0.1:5000".parse().unwrap()));
+        assert_eq!(elsewhere.unwrap_err().code, ErrorCode::Forbidden);
+        let unknown = check_network(&limited, None).unwrap_err();
+        assert_eq!(unknown.code, ErrorCode::Forbidden);
+        assert!(
+            unknown.message.contains("address is unknown"),
+            "{}",
+            unknown.message
+        );
+        // A key without networks is used from anywhere, known or not.
+        assert!(check_network(&key(&[]), None).is_ok());
+    }
 }

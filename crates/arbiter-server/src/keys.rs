@@ -180,6 +180,28 @@ pub struct NewKey {
     pub allow_ips: Vec<IpNet>,
 }
 
+/// Checks a tenant name for a new key: 1 to 64 letters, digits, `-`, `_` or `.`, and not the
+/// reserved `system` (in any case), whose audit chain records Arbiter's own events (policy
+/// activations) and must hold no tenant's entries.
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    if tenant.is_empty()
+        || tenant.len() > 64
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "tenant {tenant:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    if tenant.eq_ignore_ascii_case(crate::policies::SYSTEM_TENANT) {
+        return Err(format!(
+            "tenant {tenant:?} is reserved for Arbiter's own audit chain; choose another name"
+        ));
+    }
+    Ok(())
+}
+
 /// A list as a JSON string (lists of scopes and networks always serialise).
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
@@ -202,6 +224,7 @@ pub async fn create(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(KeyRecord, SecretKey), DbErr> {
+    check_tenant(&new.tenant).map_err(DbErr::Custom)?;
     let id = KeyId::new();
     let mut random = [0u8; 32];
     getrandom::fill(&mut random)
@@ -374,6 +397,34 @@ mod tests {
             .map(|e| (e.entry.tenant.as_str(), e.entry.event.name()))
             .collect();
         assert_eq!(events, [("acme", "key.created"), ("acme", "key.revoked")]);
+    }
+
+    #[tokio::test]
+    async fn the_system_tenant_is_reserved() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        for tenant in ["system", "SYSTEM", "System", "", "a b", &"t".repeat(65)] {
+            assert!(check_tenant(tenant).is_err(), "{tenant:?}");
+            let new = NewKey {
+                tenant: tenant.to_owned(),
+                name: "n".into(),
+                plan: "starter".into(),
+                scopes: Scope::DEFAULT.to_vec(),
+                allow_ips: vec![],
+            };
+            assert!(
+                create(db.conn(), new, "test", Utc::now()).await.is_err(),
+                "{tenant:?}"
+            );
+        }
+        assert!(check_tenant("systems").is_ok());
+        assert!(check_tenant("acme-eu.1").is_ok());
+        let entries = arbiter_audit::entries(db.conn(), &Default::default())
+            .await
+            .unwrap();
+        assert!(entries.is_empty(), "no key, no entry");
     }
 
     #[test]

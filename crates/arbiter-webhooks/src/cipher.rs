@@ -24,6 +24,16 @@ pub enum CipherError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The key file may be read by group or others.
+    #[error(
+        "webhook secret key file {path}: it may be read by group or others (mode {mode:o}); run `chmod 600` on it"
+    )]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The key file does not hold a base64 32-byte key.
     #[error("webhook secret key file {0}: expected the base64 of 32 bytes")]
     BadKey(PathBuf),
@@ -55,16 +65,18 @@ impl SecretCipher {
         }
     }
 
-    /// The key in `path`, created (0600, atomically) when the file does not exist yet.
+    /// The key in `path`, created (0600, atomically) when the file does not exist yet. A key
+    /// file group or others may read is refused, as the audit signing key is.
     pub fn load_or_create(path: &Path) -> Result<Self, CipherError> {
         let io = |source| CipherError::KeyFile {
             path: path.to_path_buf(),
             source,
         };
-        match std::fs::read_to_string(path) {
+        match Self::read_private(path) {
             Ok(text) => return Self::parse(path, &text),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(io(err)),
+            Err(CipherError::KeyFile { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -91,11 +103,40 @@ impl SecretCipher {
         match linked {
             Ok(()) => Ok(Self::new(key)),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(path).map_err(io)?;
+                let text = Self::read_private(path)?;
                 Self::parse(path, &text)
             }
             Err(err) => Err(io(err)),
         }
+    }
+
+    /// Reads the key file, refusing it when group or others may read it (checked on the file
+    /// opened, not on the name).
+    fn read_private(path: &Path) -> Result<String, CipherError> {
+        use std::io::Read as _;
+        let io = |source| CipherError::KeyFile {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = file.metadata().map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(CipherError::Permissions {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+        let mut text = String::new();
+        // A key is 45 bytes of text; more is not a key file.
+        (&mut file)
+            .take(4096)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        Ok(text)
     }
 
     fn parse(path: &Path, text: &str) -> Result<Self, CipherError> {
@@ -181,12 +222,39 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("webhook-secrets.key");
+        SecretCipher::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "created private");
+        assert!(SecretCipher::load_or_create(&path).is_ok());
+        for loose in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(loose)).unwrap();
+            let err = SecretCipher::load_or_create(&path).unwrap_err();
+            assert!(
+                matches!(err, CipherError::Permissions { mode, .. } if mode == loose),
+                "{loose:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+    }
+
     #[test]
     fn a_damaged_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.key");
         std::fs::write(&path, "not a key").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let err = SecretCipher::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, CipherError::BadKey(_)), "{err}");
         assert!(err.to_string().contains("bad.key"), "{err}");
     }
 }
