@@ -428,3 +428,56 @@ async fn a_monthly_budget_is_counted_in_the_database_and_holds_across_a_restart(
     })
     .await;
 }
+
+#[test]
+fn a_policy_rule_can_read_what_a_vendor_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::fs::read_to_string(repo().join("policies/insurance-fnol.yaml"))
+        .unwrap()
+        .replace(
+            "rules:\n",
+            "rules:\n  - id: siu-vendor-fake-large-claim\n    when:\n      all:\n        - { fact: providers.reality_defender.status, eq: FAKE }\n        - { fact: claim.amount, gt: 10000 }\n    then: { action: siu_escalation, reason: VENDOR_FAKE_LARGE_CLAIM }\n",
+        );
+    let policy_path = dir.path().join("policy.yaml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let facts = dir.path().join("facts.yaml");
+    std::fs::write(
+        &facts,
+        "verdict: { label: MANIPULATED, confidence: 0.7, risk_level: MEDIUM }\nproviders: { local: { label: INCONCLUSIVE, status: INCONCLUSIVE }, reality_defender: { label: MANIPULATED, score: 0.7, status: FAKE } }\nclaim: { id: C-1, amount: 15000 }\n",
+    )
+    .unwrap();
+    let db = DbArg::DataDir(dir.path().join("data"));
+    let output = common::arbiter(
+        &db,
+        &[
+            "policy",
+            "explain",
+            policy_path.to_str().unwrap(),
+            "--input",
+            facts.to_str().unwrap(),
+        ],
+    );
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        out.starts_with(
+            "decision: siu_escalation (VENDOR_FAKE_LARGE_CLAIM) by rule siu-vendor-fake-large-claim"
+        ),
+        "{out}"
+    );
+    // A field a vendor's group does not have is refused at check time, naming it.
+    let bad = std::fs::read_to_string(&policy_path).unwrap().replace(
+        "providers.reality_defender.status",
+        "providers.reality_defender.verdict",
+    );
+    std::fs::write(&policy_path, bad).unwrap();
+    let output = common::arbiter(&db, &["policy", "check", policy_path.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let out = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(out.contains("providers.reality_defender.verdict"), "{out}");
+}
