@@ -536,6 +536,11 @@ impl Provider {
         &self.name
     }
 
+    /// How many analyses it takes at once.
+    pub fn max_concurrency(&self) -> usize {
+        usize::try_from(self.limits.max_concurrency.max(1)).unwrap_or(1)
+    }
+
     /// What `/readyz` and `/metrics` show.
     pub fn status(&self) -> ProviderStatus {
         let state = self.lock();

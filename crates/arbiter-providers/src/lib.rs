@@ -185,6 +185,11 @@ impl Detectors {
         &self.default
     }
 
+    /// How many analyses the configured vendors take at once in all (their `max_concurrency`).
+    pub fn vendor_slots(&self) -> usize {
+        self.providers.iter().map(|p| p.max_concurrency()).sum()
+    }
+
     /// Every configured vendor, for health and metrics.
     pub fn providers(&self) -> &[Arc<Provider>] {
         &self.providers

@@ -706,7 +706,8 @@ const COMMIT_WAIT: Duration = Duration::from_millis(50);
 /// A job worker: works queued jobs until `shutdown`, then finishes the jobs it has claimed.
 ///
 /// It keeps twice as many images in analysis as the machine has cores (the analysis threads
-/// take them in turn, so the next image is ready when a thread is free), claims more jobs while
+/// take them in turn, so the next image is ready when a thread is free), plus as many as the
+/// vendors take at once (a vendor's analysis waits on the network, not a core), claims more jobs while
 /// fewer than a claim's worth are waiting (so analysis never waits for a claim), and commits
 /// finished jobs in the background, [`COMMIT_GROUP`] at a time or [`COMMIT_WAIT`] after the
 /// first finished, and at once when nothing else is being analysed: the detector never waits
@@ -714,6 +715,7 @@ const COMMIT_WAIT: Duration = Duration::from_millis(50);
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let in_analysis = 2 * cores + state.pipeline.detectors().vendor_slots();
     let mut waiting: VecDeque<job::Model> = VecDeque::new();
     let mut running = FuturesUnordered::new();
     let mut finished: Vec<End> = Vec::new();
@@ -733,7 +735,7 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
         {
             claiming.set(claim(&state).fuse());
         }
-        while running.len() < 2 * cores
+        while running.len() < in_analysis
             && let Some(job) = waiting.pop_front()
         {
             running.push(attempt(&state, job));
