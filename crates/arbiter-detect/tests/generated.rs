@@ -52,6 +52,11 @@ mod signed {
     /// Signs `jpeg` with a manifest whose one action is `c2pa.created` from `source`; returns
     /// the signed file and the PEM of the ephemeral CA that issued the signing certificate.
     fn sign(jpeg: &[u8], source: &str) -> (Vec<u8>, String) {
+        sign_as("image/jpeg", jpeg, source)
+    }
+
+    /// [`sign`] for a file of the given media type.
+    fn sign_as(mime: &str, jpeg: &[u8], source: &str) -> (Vec<u8>, String) {
         let signer = c2pa::EphemeralSigner::new("arbiter-test.local").unwrap();
         let definition = serde_json::json!({
             "claim_generator_info": [{"name": "arbiter-detect tests", "version": "1"}],
@@ -69,9 +74,7 @@ mod signed {
             .unwrap();
         let mut source = std::io::Cursor::new(jpeg.to_vec());
         let mut dest = std::io::Cursor::new(Vec::new());
-        builder
-            .sign(&signer, "image/jpeg", &mut source, &mut dest)
-            .unwrap();
+        builder.sign(&signer, mime, &mut source, &mut dest).unwrap();
         let certs = signer.certs().unwrap();
         let ca = certs.last().unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(ca);
@@ -160,6 +163,33 @@ mod signed {
             VerdictLabel::Authentic,
             "{}",
             detail(&analysis)
+        );
+    }
+
+    #[test]
+    fn bytes_added_after_a_png_iend_keep_the_manifests_own_conclusion() {
+        let luma: Vec<u8> = (0..160u32 * 120).map(|i| (i * 7 % 251) as u8).collect();
+        let mut png = Vec::new();
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut png),
+            &luma,
+            160,
+            120,
+            image::ExtendedColorType::L8,
+        )
+        .unwrap();
+        let (mut signed, _) = sign_as("image/png", &png, AI);
+        assert_eq!(
+            analyse_with(&LocalDetector, signed.clone()).verdict.label,
+            VerdictLabel::AiGenerated
+        );
+        signed.extend(TRAILER);
+        let analysis = analyse_with(&LocalDetector, signed);
+        let said = detail(&analysis);
+        assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{said}");
+        assert!(
+            said.contains("added after the end of the PNG image"),
+            "{said}"
         );
     }
 
