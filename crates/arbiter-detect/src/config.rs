@@ -27,7 +27,9 @@ pub struct LocalDetectorConfig {
     /// dimensions); the pixel models then report "not run".
     #[serde(default = "default_max_decode_pixels")]
     pub max_decode_pixels: u64,
-    /// The most memory the image decoder may allocate, in bytes.
+    /// The most memory decoding one image may take, in bytes: the decoder's buffers (16-bit
+    /// samples at their full size) and the luminance and alpha planes made from them. An image
+    /// that needs more is not decoded; the pixel models then report "not run".
     #[serde(default = "default_max_decode_bytes")]
     pub max_decode_bytes: u64,
 }
