@@ -498,3 +498,55 @@ async fn records_follow_endpoint_changes_and_other_writers_of_the_chain() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let status = Arc::new(AtomicU16::new(200));
+        let (base, received) = receiver(status).await;
+        let key = key(state, "acme").await;
+        let now = running.clock.now();
+        let conn = state.pipeline.db().conn();
+        let cipher = state.webhooks.cipher().await.unwrap();
+        outbox::tenant_secrets(conn, cipher, "acme", now)
+            .await
+            .unwrap();
+        // The stored secret no longer opens (sealed under another key file, or damaged).
+        let foreign = arbiter_webhooks::SecretCipher::new([7; 32])
+            .seal("acme", WebhookSecret::generate().unwrap().expose())
+            .unwrap();
+        use arbiter_db::sea_orm::ConnectionTrait;
+        conn.execute_unprepared(&format!(
+            "UPDATE webhook_secrets SET secret = '{foreign}' WHERE tenant = 'acme'"
+        ))
+        .await
+        .unwrap();
+        enqueue(state, &format!("{base}/hook"), now).await;
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        // Abandoned at once, not left to be tried for ever; nothing was sent.
+        let failed = deliveries(&running, &key, "failed").await;
+        assert_eq!(failed.len(), 1, "{label}");
+        assert!(
+            deliveries(&running, &key, "pending").await.is_empty(),
+            "{label}"
+        );
+        assert!(received.lock().unwrap().is_empty(), "{label}");
+        let entries = arbiter_audit::entries(conn, &Default::default())
+            .await
+            .unwrap();
+        let abandoned: Vec<_> = entries
+            .iter()
+            .filter(|e| e.entry.event.name() == "webhook.abandoned")
+            .collect();
+        assert_eq!(abandoned.len(), 1, "{label}");
+        let json = serde_json::to_string(&abandoned[0].entry).unwrap();
+        assert!(json.contains("does not decrypt"), "{label}: {json}");
+        running.clock.advance(chrono::Duration::hours(2));
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 0, "{label}");
+
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    })
+    .await;
+}

@@ -175,31 +175,58 @@ pub fn delivery_statements(
 }
 
 /// Claims up to `limit` pending deliveries that are due and not leased, for `token` until
-/// `lease_until_ms`.
+/// `lease_until_ms`, oldest due first, leaving out the tenants in `skip` (those holding their
+/// share of the sending capacity already).
 pub async fn claim_deliveries(
     conn: &impl ConnectionTrait,
     token: &str,
     now_ms: i64,
     lease_until_ms: i64,
     limit: u32,
+    skip: &[String],
 ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
-    let sql = "UPDATE webhook_deliveries SET lease_owner = $1, lease_until_ms = $2 \
+    let skipped = if skip.is_empty() {
+        String::new()
+    } else {
+        let places: Vec<String> = (0..skip.len()).map(|i| format!("${}", i + 6)).collect();
+        format!("AND tenant NOT IN ({}) ", places.join(", "))
+    };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until_ms = $2 \
          WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries WHERE status = 'pending' \
-         AND next_attempt_ms <= $3 AND lease_until_ms < $4 ORDER BY next_attempt_ms LIMIT $5 {lock}) \
-         RETURNING *";
-    let statement = claim_statement(
-        conn.get_database_backend(),
-        sql,
-        vec![
-            token.into(),
-            lease_until_ms.into(),
-            now_ms.into(),
-            now_ms.into(),
-            i64::from(limit).into(),
-        ],
+         AND next_attempt_ms <= $3 AND lease_until_ms < $4 {skipped}ORDER BY next_attempt_ms \
+         LIMIT $5 {{lock}}) RETURNING *"
     );
+    let mut values: Vec<sea_orm::Value> = vec![
+        token.into(),
+        lease_until_ms.into(),
+        now_ms.into(),
+        now_ms.into(),
+        i64::from(limit).into(),
+    ];
+    values.extend(skip.iter().map(|tenant| tenant.as_str().into()));
+    let statement = claim_statement(conn.get_database_backend(), &sql, values);
     webhook_delivery::Entity::find()
         .from_raw_sql(statement)
+        .all(conn)
+        .await
+}
+
+/// Up to `limit` tenants with deliveries due and not leased at `now_ms`.
+pub async fn due_tenants(
+    conn: &impl ConnectionTrait,
+    now_ms: i64,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Tenant)
+        .distinct()
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::NextAttemptMs.lte(now_ms))
+        .filter(webhook_delivery::Column::LeaseUntilMs.lt(now_ms))
+        .limit(limit)
+        .into_tuple()
         .all(conn)
         .await
 }
@@ -354,4 +381,73 @@ pub async fn count_deliveries(conn: &impl ConnectionTrait, status: &str) -> Resu
         .filter(webhook_delivery::Column::Status.eq(status))
         .count(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Db, testing};
+
+    fn delivery(id: &str, tenant: &str, due_ms: i64) -> webhook_delivery::Model {
+        webhook_delivery::Model {
+            delivery_id: id.into(),
+            tenant: tenant.into(),
+            endpoint_id: None,
+            url: "https://example.com/hook".into(),
+            event: "analysis.complete".into(),
+            request_id: None,
+            reference_id: None,
+            batch_id: None,
+            body: "{}".into(),
+            status: PENDING.into(),
+            attempts: 0,
+            next_attempt_ms: due_ms,
+            lease_owner: None,
+            lease_until_ms: 0,
+            last_status: None,
+            last_error: None,
+            created_at: Utc::now(),
+            finished_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_leave_out_the_tenants_named_and_due_tenants_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let conn = db.conn();
+            // busy's deliveries fell due first; quiet's and later's after them.
+            let mut rows: Vec<_> = (0..5)
+                .map(|i| delivery(&format!("msg_b{i}"), "busy", 10 + i))
+                .collect();
+            rows.push(delivery("msg_q0", "quiet", 100));
+            rows.push(delivery("msg_l0", "later", 5_000));
+            insert_deliveries(conn, rows).await.unwrap();
+            let mut due = due_tenants(conn, 1_000, 10).await.unwrap();
+            due.sort();
+            assert_eq!(due, ["busy", "quiet"], "{label}");
+            let skip = ["busy".to_owned()];
+            let claimed = claim_deliveries(conn, "t1", 1_000, 9_000, 3, &skip)
+                .await
+                .unwrap();
+            let ids: Vec<_> = claimed.iter().map(|d| d.delivery_id.as_str()).collect();
+            assert_eq!(ids, ["msg_q0"], "{label}");
+            let claimed = claim_deliveries(conn, "t2", 1_000, 9_000, 2, &[])
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), 2, "{label}");
+            assert!(claimed.iter().all(|d| d.tenant == "busy"), "{label}");
+            let skip = ["busy".to_owned(), "quiet".to_owned()];
+            let claimed = claim_deliveries(conn, "t3", 1_000, 9_000, 5, &skip)
+                .await
+                .unwrap();
+            assert!(claimed.is_empty(), "{label}: later is not due yet");
+            conn.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
 }

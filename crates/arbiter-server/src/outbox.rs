@@ -17,6 +17,7 @@ use arbiter_webhooks::{
     WebhookSecret, classify, parse_retry_after, sign,
 };
 use chrono::{DateTime, SubsecRound, Utc};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -100,6 +101,11 @@ impl Webhooks {
             sender: Arc::default(),
             wake: Arc::default(),
         }
+    }
+
+    /// Attempts one delivery loop makes at once (`webhooks.concurrency`, at least 1).
+    fn concurrency(&self) -> usize {
+        usize::try_from(self.config.concurrency.max(1)).unwrap_or(usize::MAX)
     }
 
     /// The retry rules.
@@ -492,12 +498,88 @@ fn jitter_sample() -> f64 {
     unit * 2.0 - 1.0
 }
 
-/// Claims the due deliveries (up to `webhooks.concurrency`) and makes one attempt of each,
-/// concurrently. Returns how many were claimed.
-pub async fn deliver_due(state: &AppState) -> Result<usize, OutboxError> {
+/// How the sending capacity of a delivery loop (`webhooks.concurrency` attempts at once) is
+/// shared between tenants: each tenant with attempts under way or deliveries due may hold an
+/// equal share of it, and a tenant at its share is left out of claims until one of its attempts
+/// ends, so one tenant's backlog or slow endpoints cannot take the capacity of the others.
+#[derive(Debug, Default)]
+struct Shares {
+    capacity: usize,
+    in_flight: HashMap<String, usize>,
+    /// Tenants with deliveries due, as last seen.
+    waiting: std::collections::HashSet<String>,
+}
+
+impl Shares {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// The tenants with deliveries due now.
+    fn waiting(&mut self, tenants: Vec<String>) {
+        self.waiting = tenants.into_iter().collect();
+    }
+
+    /// Attempts under way.
+    fn busy(&self) -> usize {
+        self.in_flight.values().sum()
+    }
+
+    /// Attempts that may start now.
+    fn free(&self) -> usize {
+        self.capacity.saturating_sub(self.busy())
+    }
+
+    /// One tenant's share: the capacity divided between the tenants with attempts under way or
+    /// deliveries due.
+    fn share(&self) -> usize {
+        let waiting_only = self
+            .waiting
+            .iter()
+            .filter(|tenant| !self.in_flight.contains_key(*tenant))
+            .count();
+        (self.capacity / (self.in_flight.len() + waiting_only).max(1)).max(1)
+    }
+
+    /// The tenants to leave out of the next claim: those holding their share already.
+    fn full(&self) -> Vec<String> {
+        let share = self.share();
+        let mut full: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|(_, count)| **count >= share)
+            .map(|(tenant, _)| tenant.clone())
+            .collect();
+        full.sort();
+        full
+    }
+
+    fn start(&mut self, tenant: &str) {
+        *self.in_flight.entry(tenant.to_owned()).or_default() += 1;
+    }
+
+    fn end(&mut self, tenant: &str) {
+        if let Some(count) = self.in_flight.get_mut(tenant) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight.remove(tenant);
+            }
+        }
+    }
+}
+
+/// Claims up to `limit` due deliveries, leaving out the tenants in `skip`.
+async fn claim_due(
+    state: &AppState,
+    token: &str,
+    limit: usize,
+    skip: &[String],
+) -> Result<Vec<webhook_delivery::Model>, OutboxError> {
     let webhooks = &state.webhooks;
     let now = state.clock.now();
-    let token = ulid::Ulid::new().to_string();
     let lease = webhooks.config.timeout_secs.saturating_mul(3).max(30);
     let lease_until =
         now_ms(now).saturating_add(i64::try_from(lease.saturating_mul(1000)).unwrap_or(i64::MAX));
@@ -505,25 +587,37 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, OutboxError> {
     let txn = state.pipeline.db().begin_write().await?;
     let rows = repo::claim_deliveries(
         &txn,
-        &token,
+        token,
         now_ms(now),
         lease_until,
-        webhooks.config.concurrency.max(1),
+        u32::try_from(limit).unwrap_or(u32::MAX),
+        skip,
     )
     .await?;
     txn.commit().await?;
+    Ok(rows)
+}
+
+/// One pass, for tests and tools: claims the due deliveries (up to `webhooks.concurrency`)
+/// and makes one attempt of each, concurrently. Returns how many were claimed. The delivery
+/// loop ([`run_worker`]) refills continuously instead.
+pub async fn deliver_due(state: &AppState) -> Result<usize, OutboxError> {
+    let token = ulid::Ulid::new().to_string();
+    let rows = claim_due(state, &token, state.webhooks.concurrency(), &[]).await?;
     let count = rows.len();
-    let attempts = rows.into_iter().map(|row| {
-        let token = token.as_str();
-        async move {
-            let id = row.delivery_id.clone();
-            if let Err(err) = attempt(state, token, row).await {
-                tracing::warn!(delivery_id = %id, error = %err, "webhook attempt not recorded; the lease will expire and it will be tried again");
-            }
-        }
-    });
+    let attempts = rows
+        .into_iter()
+        .map(|row| attempt_logged(state, &token, row));
     futures_util::future::join_all(attempts).await;
     Ok(count)
+}
+
+/// One attempt; a failure to record it is logged (its lease expires and it is tried again).
+async fn attempt_logged(state: &AppState, token: &str, row: webhook_delivery::Model) {
+    let id = row.delivery_id.clone();
+    if let Err(err) = attempt(state, token, row).await {
+        tracing::warn!(delivery_id = %id, error = %err, "webhook attempt not recorded; the lease will expire and it will be tried again");
+    }
 }
 
 /// The secrets that sign a delivery, or why it cannot be sent.
@@ -535,7 +629,7 @@ async fn secrets_for(
     let conn = state.pipeline.db().conn();
     let cipher = state.webhooks.cipher().await?;
     let Some(endpoint_id) = &row.endpoint_id else {
-        return Ok(Ok(tenant_secrets(conn, cipher, &row.tenant, now).await?));
+        return undecryptable(tenant_secrets(conn, cipher, &row.tenant, now).await);
     };
     match repo::get_endpoint(conn, None, endpoint_id).await? {
         None => Ok(Err(format!("endpoint {endpoint_id} was deleted"))),
@@ -544,9 +638,27 @@ async fn secrets_for(
             endpoint.disabled_reason.unwrap_or_default()
         ))),
         Some(endpoint) => {
-            let secret = cipher.open(endpoint_id, &endpoint.secret)?.parse()?;
-            Ok(Ok((secret, None)))
+            let opened = cipher
+                .open(endpoint_id, &endpoint.secret)
+                .map_err(OutboxError::from)
+                .and_then(|text| Ok(text.parse::<WebhookSecret>()?));
+            undecryptable(opened.map(|secret| (secret, None)))
         }
+    }
+}
+
+/// A stored secret that does not decrypt (another key file, or damaged) or is malformed makes
+/// its deliveries unsendable: they are abandoned, and audited, instead of retried for ever.
+/// Other failures (the database) leave the attempt for later.
+fn undecryptable<T>(opened: Result<T, OutboxError>) -> Result<Result<T, String>, OutboxError> {
+    match opened {
+        Ok(secrets) => Ok(Ok(secrets)),
+        Err(OutboxError::Cipher(CipherError::Open) | OutboxError::Secret(_)) => Ok(Err(
+            "the signing secret does not decrypt under the webhook key file (another key file, \
+             or damaged): not sent"
+                .to_owned(),
+        )),
+        Err(err) => Err(err),
     }
 }
 
@@ -689,22 +801,66 @@ async fn attempt(
 }
 
 /// A delivery loop: sends due deliveries until `shutdown`, finishing the attempts under way.
+///
+/// Up to `webhooks.concurrency` attempts run at once, and each one that ends makes room for the
+/// next at once (the loop never waits for a whole group); the capacity is shared between
+/// tenants ([`Shares`]).
 pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.jobs.poll_interval_ms.max(10));
+    let mut shares = Shares::new(state.webhooks.concurrency());
+    // When the tenants with due deliveries were last read: at most once per poll interval.
+    let mut seen_waiting: Option<tokio::time::Instant> = None;
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    // Whether the last claim found nothing more to send: then claim again only when an attempt
+    // ends, a commit rings, or the poll interval passes.
+    let mut drained = false;
     loop {
-        if shutdown.is_cancelled() {
+        let wake = state.webhooks.wake.notified();
+        tokio::pin!(wake);
+        if !shutdown.is_cancelled() && !drained && shares.free() > 0 {
+            if seen_waiting.is_none_or(|at| at.elapsed() >= poll) {
+                let now = now_ms(state.clock.now());
+                match repo::due_tenants(state.pipeline.db().conn(), now, 1000).await {
+                    Ok(tenants) => shares.waiting(tenants),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "reading the tenants with due webhook deliveries failed")
+                    }
+                }
+                seen_waiting = Some(tokio::time::Instant::now());
+            }
+            let token = ulid::Ulid::new().to_string();
+            let free = shares.free();
+            match claim_due(&state, &token, free, &shares.full()).await {
+                Ok(rows) => {
+                    drained = rows.len() < free;
+                    for row in rows {
+                        shares.start(&row.tenant);
+                        let (state, token) = (state.clone(), token.clone());
+                        running.push(async move {
+                            let tenant = row.tenant.clone();
+                            attempt_logged(&state, &token, row).await;
+                            tenant
+                        });
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "claiming webhook deliveries failed");
+                    drained = true;
+                }
+            }
+        }
+        if shutdown.is_cancelled() && running.is_empty() {
             break;
         }
-        let wake = state.webhooks.wake.notified();
-        match deliver_due(&state).await {
-            Ok(0) => {}
-            Ok(_) => continue,
-            Err(err) => tracing::warn!(error = %err, "claiming webhook deliveries failed"),
-        }
         tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = wake => {}
-            () = tokio::time::sleep(poll) => {}
+            Some(tenant) = running.next(), if !running.is_empty() => {
+                shares.end(&tenant);
+                // Room for another attempt, perhaps of a tenant that was at its share.
+                drained = false;
+            }
+            () = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
+            () = &mut wake, if drained => drained = false,
+            () = tokio::time::sleep(poll), if drained => drained = false,
         }
     }
 }
@@ -723,4 +879,44 @@ where
     let value = f(&txn).await?;
     txn.commit().await?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_at_its_share_is_left_out_until_one_of_its_attempts_ends() {
+        let mut shares = Shares::new(4);
+        // Alone, a tenant may take the whole capacity.
+        for _ in 0..4 {
+            assert!(shares.full().is_empty());
+            shares.start("busy");
+        }
+        assert_eq!((shares.free(), shares.full()), (0, vec!["busy".to_owned()]));
+        // Another tenant's deliveries fall due: each may hold half. When one of busy's attempts
+        // ends, busy (3) is left out of the claim and the room goes to the other.
+        shares.waiting(vec!["busy".to_owned(), "quiet".to_owned()]);
+        shares.end("busy");
+        assert_eq!(
+            (shares.share(), shares.full()),
+            (2, vec!["busy".to_owned()])
+        );
+        shares.start("quiet");
+        shares.end("busy");
+        assert_eq!(shares.full(), ["busy"], "busy holds 2, its share");
+        shares.start("quiet");
+        assert_eq!(
+            (shares.free(), shares.full()),
+            (0, vec!["busy".to_owned(), "quiet".to_owned()])
+        );
+        // Three tenants waiting: a third each (at least one place).
+        shares.waiting(vec!["busy".into(), "quiet".into(), "third".into()]);
+        assert_eq!(shares.share(), 1);
+        for tenant in ["busy", "busy", "quiet", "quiet"] {
+            shares.end(tenant);
+        }
+        assert_eq!((shares.free(), shares.busy()), (4, 0));
+        assert!(shares.in_flight.is_empty());
+    }
 }
