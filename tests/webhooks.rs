@@ -107,6 +107,7 @@ async fn key(state: &AppState, tenant: &str) -> String {
         plan: "growth".into(),
         scopes: vec![Scope::Webhooks, Scope::Batch, Scope::Analyze],
         allow_ips: vec![],
+        flow: None,
     };
     let (_, secret) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
     txn.commit().await.unwrap();
@@ -545,6 +546,46 @@ async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
         running.clock.advance(chrono::Duration::hours(2));
         assert_eq!(outbox::deliver_due(state).await.unwrap(), 0, "{label}");
 
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_tenant_registers_at_most_its_cap_of_endpoints() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let cap = state.config.webhooks.max_endpoints_per_tenant;
+        assert_eq!(cap, 20, "the documented default");
+        let (base, _) = receiver(Arc::new(AtomicU16::new(200))).await;
+        let client = reqwest::Client::new();
+        let register = async |key: &str| {
+            client
+                .post(format!("{}/v1/webhooks/endpoints", running.base))
+                .bearer_auth(key)
+                .json(&json!({"url": format!("{base}/hook")}))
+                .send()
+                .await
+                .unwrap()
+        };
+        let acme = key(state, "acme").await;
+        for n in 0..cap {
+            assert_eq!(register(&acme).await.status(), 201, "{label}: endpoint {n}");
+        }
+        let refused = register(&acme).await;
+        assert_eq!(refused.status(), 409, "{label}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("webhooks.max_endpoints_per_tenant: 20"),
+            "{label}: {body}"
+        );
+        // Another tenant's endpoints are its own.
+        let globex = key(state, "globex").await;
+        assert_eq!(register(&globex).await.status(), 201, "{label}");
         running.shutdown.cancel();
         running.task.await.unwrap();
     })

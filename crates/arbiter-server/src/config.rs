@@ -378,8 +378,10 @@ pub struct WebhooksConfig {
     pub max_response_body_bytes: usize,
     /// Delivery loops per process; 0 runs none.
     pub workers: u32,
-    /// Deliveries one loop sends at once.
+    /// Deliveries one loop sends at once, shared between the tenants with deliveries due.
     pub concurrency: u32,
+    /// Webhook endpoints one tenant may register.
+    pub max_endpoints_per_tenant: u32,
     /// Seconds the previous tenant secret keeps signing after a rotation.
     pub rotation_overlap_secs: u64,
     /// The key file that encrypts webhook secrets at rest; empty: `<data_dir>/webhook-secrets.key`.
@@ -397,6 +399,7 @@ impl Default for WebhooksConfig {
             max_response_body_bytes: 1024,
             workers: 1,
             concurrency: 64,
+            max_endpoints_per_tenant: 20,
             rotation_overlap_secs: 24 * 3600,
             secret_key_file: String::new(),
         }

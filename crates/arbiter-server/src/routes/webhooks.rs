@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::outbox::{self, OutboxError};
 use crate::state::AppState;
-use arbiter_core::RequestId;
+use arbiter_core::{ErrorCode, RequestId};
 use arbiter_db::entity::{webhook_attempt, webhook_delivery, webhook_endpoint};
 use arbiter_db::webhooks as repo;
 use axum::extract::{Path, Query, State};
@@ -131,7 +131,8 @@ pub fn check_events(events: &[String]) -> Result<(), ApiError> {
 /// Register a webhook endpoint.
 ///
 /// The answer carries the endpoint's own `whsec_` secret, shown once. Deliveries to it are
-/// signed with that secret (`webhook-signature` and `X-CheckReal-Signature`).
+/// signed with that secret (`webhook-signature` and `X-CheckReal-Signature`). A tenant may have
+/// at most `webhooks.max_endpoints_per_tenant` endpoints (20): past it, 409.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/endpoints",
@@ -142,6 +143,7 @@ pub fn check_events(events: &[String]) -> Result<(), ApiError> {
         (status = 400, description = "Bad URL, refused address or bad event name", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
         (status = 403, description = "The key lacks the webhooks scope", body = ErrorBody),
+        (status = 409, description = "The tenant has as many endpoints as it may have", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -160,6 +162,19 @@ pub async fn create_endpoint(
             .map_err(|why| ApiError::bad_request(format!("url: {why}")))?;
         let cipher = state.webhooks.cipher().await.map_err(OutboxError::from)?;
         let txn = state.pipeline.db().begin_write().await?;
+        let limit = state.config.webhooks.max_endpoints_per_tenant;
+        let registered = arbiter_db::webhooks::list_endpoints(&txn, &caller.key.tenant)
+            .await?
+            .len();
+        if registered >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "this tenant has {registered} webhook endpoints, the most it may have \
+                     (webhooks.max_endpoints_per_tenant: {limit}); delete one first"
+                ),
+            ));
+        }
         let (row, secret) = outbox::create_endpoint(
             &txn,
             cipher,
