@@ -3,9 +3,10 @@
 //! A decompression bomb (a small file declaring huge dimensions) is refused from the dimensions
 //! intake read, before the decoder allocates anything; the decoder itself runs under an
 //! allocation limit as well, which covers the decoded buffer (16-bit samples included) and the
-//! luminance and alpha planes made from it. HEIC is not decoded (no HEIF decoder is built in),
-//! nor are tiled TIFF files with separate colour planes (the `tiff` decoder fails on them). A
-//! panic inside a decoder is caught and reported as an undecodable image, without its message.
+//! luminance and alpha planes made from it. HEIC is not decoded (no HEIF decoder is built in).
+//! Tiled TIFF files with separate colour planes, on which the `image` crate's TIFF path fails, are
+//! read tile by tile with the `tiff` crate. A panic inside a decoder is caught and reported as an
+//! undecodable image, without its message.
 
 use crate::config::LocalDetectorConfig;
 use arbiter_core::{ImageFormat, MediaInput};
@@ -101,14 +102,6 @@ pub fn decode(input: &MediaInput, config: &LocalDetectorConfig) -> Result<Pixels
         ImageFormat::Tiff => image::ImageFormat::Tiff,
         ImageFormat::Heic => return Err(DecodeError::NoDecoder(ImageFormat::Heic)),
     };
-    if info.format == ImageFormat::Tiff
-        && let Some(layout) = unsupported_tiff_layout(&input.bytes)
-    {
-        return Err(DecodeError::UnsupportedLayout {
-            format: ImageFormat::Tiff,
-            layout,
-        });
-    }
     // The luminance and alpha planes made from the decoded image count against the limit too;
     // the decoder gets what is left.
     let too_much = DecodeError::TooMuchMemory {
@@ -120,20 +113,35 @@ pub fn decode(input: &MediaInput, config: &LocalDetectorConfig) -> Result<Pixels
         .max_decode_bytes
         .checked_sub(2 * pixels)
         .ok_or(too_much.clone())?;
-    decode_caught(input, format, decoder_limit, too_much)
+    if info.format == ImageFormat::Tiff && is_tiled_planar_tiff(&input.bytes) {
+        return caught(info.format, || {
+            decode_tiled_planar_tiff(&input.bytes, decoder_limit, too_much)
+        });
+    }
+    caught(info.format, || {
+        decode_with_image(input, format, decoder_limit, too_much)
+    })
 }
 
-/// Decodes with the decoder allowed `decoder_limit` bytes. A panic inside a decoder is a fault of
-/// the decoder on this file, reported as such; its message is internal and stays out of the
-/// result.
-fn decode_caught(
+/// Runs a decoder. A panic inside it is a fault of the decoder on this file, reported as such;
+/// its message is internal and stays out of the result.
+fn caught(
+    format: ImageFormat,
+    decode: impl FnOnce() -> Result<Pixels, DecodeError>,
+) -> Result<Pixels, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .unwrap_or(Err(DecodeError::DecoderFailed(format)))
+}
+
+/// Decodes with the `image` crate, its decoder allowed `decoder_limit` bytes.
+fn decode_with_image(
     input: &MediaInput,
     format: image::ImageFormat,
     decoder_limit: u64,
     too_much: DecodeError,
 ) -> Result<Pixels, DecodeError> {
     let info = &input.info;
-    let caught = std::panic::catch_unwind(|| {
+    {
         if info.format == ImageFormat::Jpeg
             && let Some(pixels) = decode_jpeg_luma(&input.bytes, info.width, info.height)
         {
@@ -149,21 +157,253 @@ fn decode_caught(
         reader.limits(limits);
         match reader.decode() {
             Ok(image) => Ok(from_image(image)),
-            Err(image::ImageError::Limits(_)) => Err(too_much.clone()),
+            Err(image::ImageError::Limits(_)) => Err(too_much),
             Err(err) => Err(DecodeError::Corrupt(err.to_string())),
         }
-    });
-    caught.unwrap_or(Err(DecodeError::DecoderFailed(info.format)))
+    }
 }
 
-/// A TIFF layout the `tiff` decoder cannot read: tiles (`TileWidth`) with the colour planes
-/// stored separately (`PlanarConfiguration` 2). A valid layout, refused before decoding.
-fn unsupported_tiff_layout(bytes: &[u8]) -> Option<&'static str> {
-    let tags = crate::sniff::tiff_first_ifd(bytes)?;
+/// Tiles (`TileWidth`) with the colour planes stored separately (`PlanarConfiguration` 2): a
+/// valid layout on which the `image` crate's TIFF path fails.
+fn is_tiled_planar_tiff(bytes: &[u8]) -> bool {
+    let Some(tags) = crate::sniff::tiff_first_ifd(bytes) else {
+        return false;
+    };
     let tag = |wanted| tags.iter().find(|(t, _)| *t == wanted).map(|(_, v)| *v);
-    let samples = tag(277).unwrap_or(1);
-    (tag(322).is_some() && tag(284) == Some(2) && samples > 1)
-        .then_some("a tiled TIFF with separate colour planes (PlanarConfiguration 2)")
+    tag(322).is_some() && tag(284) == Some(2) && tag(277).unwrap_or(1) > 1
+}
+
+/// A tiled TIFF with separate colour planes (grey + alpha, RGB or RGBA), read one plane at a time:
+/// each plane is presented to the `image` crate as a grey tiled TIFF of its own (the file's bytes
+/// with a new first IFD appended: one sample a pixel, the plane's tiles only), whose layout it
+/// decodes. The planes kept count against `decoder_limit`; each plane's decoder gets the rest.
+fn decode_tiled_planar_tiff(
+    bytes: &[u8],
+    decoder_limit: u64,
+    too_much: DecodeError,
+) -> Result<Pixels, DecodeError> {
+    let unsupported = |layout| DecodeError::UnsupportedLayout {
+        format: ImageFormat::Tiff,
+        layout,
+    };
+    let corrupt = || DecodeError::Corrupt("the TIFF tile tables are truncated".to_owned());
+    let ifd = RawIfd::read(bytes).ok_or_else(corrupt)?;
+    let channels = ifd.value(277).unwrap_or(1) as usize;
+    // Grey + alpha (BlackIsZero) or RGB(A); other colour models are not read plane by plane.
+    if !matches!((ifd.value(262), channels), (Some(1), 2) | (Some(2), 3 | 4)) {
+        return Err(unsupported(
+            "a tiled TIFF with separate planes in a colour model other than grey or RGB",
+        ));
+    }
+    let offsets = ifd.values(bytes, 324).ok_or_else(corrupt)?;
+    let counts = ifd.values(bytes, 325).ok_or_else(corrupt)?;
+    if offsets.len() != counts.len() || offsets.len() % channels != 0 {
+        return Err(corrupt());
+    }
+    let per_plane = offsets.len() / channels;
+    let mut planes: Vec<Pixels> = Vec::with_capacity(channels);
+    let mut kept = 0u64;
+    for c in 0..channels {
+        let range = c * per_plane..(c + 1) * per_plane;
+        let plane = ifd.grey_plane(bytes, &offsets[range.clone()], &counts[range]);
+        let limit = decoder_limit.checked_sub(kept).ok_or(too_much.clone())?;
+        let mut reader =
+            image::ImageReader::with_format(Cursor::new(&plane[..]), image::ImageFormat::Tiff);
+        let mut limits = image::Limits::default();
+        limits.max_alloc = Some(limit);
+        reader.limits(limits);
+        let pixels = match reader.decode() {
+            Ok(image) => from_image(image),
+            Err(image::ImageError::Limits(_)) => return Err(too_much),
+            Err(err) => return Err(DecodeError::Corrupt(err.to_string())),
+        };
+        kept += pixels.luma.len() as u64;
+        if let Some(first) = planes.first()
+            && (first.width, first.height) != (pixels.width, pixels.height)
+        {
+            return Err(corrupt());
+        }
+        planes.push(pixels);
+    }
+    let (width, height) = (planes[0].width, planes[0].height);
+    let luma = if channels >= 3 {
+        let (r, g, b) = (&planes[0].luma, &planes[1].luma, &planes[2].luma);
+        (0..width * height)
+            .map(|i| luma_of(r[i], g[i], b[i]))
+            .collect()
+    } else {
+        std::mem::take(&mut planes[0].luma)
+    };
+    let alpha = channels
+        .is_multiple_of(2)
+        .then(|| std::mem::take(&mut planes[channels - 1].luma));
+    Ok(Pixels {
+        width,
+        height,
+        luma,
+        alpha,
+    })
+}
+
+/// The first IFD of a TIFF file, entry by entry: (tag, type, count, the 4-byte value field).
+struct RawIfd {
+    little: bool,
+    entries: Vec<(u16, u16, u32, [u8; 4])>,
+}
+
+impl RawIfd {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        let little = bytes.starts_with(b"II");
+        let mut ifd = Self {
+            little,
+            entries: Vec::new(),
+        };
+        let at = ifd.u32(bytes, 4)? as usize;
+        let count = usize::from(ifd.u16(bytes, at)?);
+        for i in 0..count {
+            let e = at + 2 + i * 12;
+            let value: [u8; 4] = bytes.get(e + 8..e + 12)?.try_into().ok()?;
+            ifd.entries.push((
+                ifd.u16(bytes, e)?,
+                ifd.u16(bytes, e + 2)?,
+                ifd.u32(bytes, e + 4)?,
+                value,
+            ));
+        }
+        Some(ifd)
+    }
+
+    fn u16(&self, bytes: &[u8], at: usize) -> Option<u16> {
+        let b: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if self.little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    }
+
+    fn u32(&self, bytes: &[u8], at: usize) -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    }
+
+    /// The first value of a SHORT or LONG entry.
+    fn value(&self, tag: u16) -> Option<u32> {
+        let (_, kind, _, value) = self.entries.iter().find(|e| e.0 == tag)?;
+        match kind {
+            3 => self.u16(value, 0).map(u32::from),
+            4 => self.u32(value, 0),
+            _ => None,
+        }
+    }
+
+    /// Every value of a SHORT or LONG entry, read inline or from where the entry points.
+    fn values(&self, bytes: &[u8], tag: u16) -> Option<Vec<u32>> {
+        let (_, kind, count, value) = *self.entries.iter().find(|e| e.0 == tag)?;
+        let size = match kind {
+            3 => 2,
+            4 => 4,
+            _ => return None,
+        };
+        let count = count as usize;
+        let len = count.checked_mul(size)?;
+        let data = if len <= 4 {
+            value.get(..len)?
+        } else {
+            let at = self.u32(&value, 0)? as usize;
+            bytes.get(at..at.checked_add(len)?)?
+        };
+        (0..count)
+            .map(|i| match size {
+                2 => self.u16(data, i * 2).map(u32::from),
+                _ => self.u32(data, i * 4),
+            })
+            .collect()
+    }
+
+    /// The file's bytes with a new first IFD appended: this IFD as one grey sample a pixel,
+    /// whose tiles are `offsets` and `counts`. Values the other entries point at stay where they
+    /// are, in the original bytes.
+    fn grey_plane(&self, bytes: &[u8], offsets: &[u32], counts: &[u32]) -> Vec<u8> {
+        let (u16b, u32b) = (
+            |v: u16, little: bool| {
+                if little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                }
+            },
+            |v: u32, little: bool| {
+                if little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                }
+            },
+        );
+        let little = self.little;
+        let short = |v: u16| {
+            let mut field = [0u8; 4];
+            field[..2].copy_from_slice(&u16b(v, little));
+            field
+        };
+        // Per-sample values (one a channel, out of line): the first stands for the plane.
+        let first = |tag, default| {
+            self.values(bytes, tag)
+                .and_then(|v| v.first().copied())
+                .map_or(default, |v| v as u16)
+        };
+        let (bits, format) = (first(258, 8), first(339, 1));
+        let mut out = bytes.to_vec();
+        if out.len() % 2 == 1 {
+            out.push(0);
+        }
+        let ifd_at = out.len();
+        // ExtraSamples goes: one sample a pixel has none.
+        let entries: Vec<_> = self.entries.iter().filter(|e| e.0 != 338).collect();
+        let tables_at = ifd_at + 2 + entries.len() * 12 + 4;
+        let mut tables = Vec::new();
+        let table = |values: &[u32], tables: &mut Vec<u8>| -> (u32, [u8; 4]) {
+            if values.len() == 1 {
+                return (1, u32b(values[0], little));
+            }
+            let at = (tables_at + tables.len()) as u32;
+            for v in values {
+                tables.extend(u32b(*v, little));
+            }
+            (values.len() as u32, u32b(at, little))
+        };
+        out.extend(u16b(entries.len() as u16, little));
+        for &&(tag, kind, count, value) in &entries {
+            let (kind, count, value) = match tag {
+                258 => (3, 1, short(bits)),
+                262 => (3, 1, short(1)),
+                277 | 284 => (3, 1, short(1)),
+                339 => (3, 1, short(format)),
+                324 => {
+                    let (n, v) = table(offsets, &mut tables);
+                    (4, n, v)
+                }
+                325 => {
+                    let (n, v) = table(counts, &mut tables);
+                    (4, n, v)
+                }
+                _ => (kind, count, value),
+            };
+            out.extend(u16b(tag, little));
+            out.extend(u16b(kind, little));
+            out.extend(u32b(count, little));
+            out.extend(value);
+        }
+        out.extend([0; 4]);
+        out.extend(tables);
+        out[4..8].copy_from_slice(&u32b(ifd_at as u32, little));
+        out
+    }
 }
 
 /// A JPEG's luminance straight from its Y component (JFIF's Y is BT.601 luma): the chroma is
@@ -291,16 +531,19 @@ mod tests {
     }
 
     #[test]
-    fn a_tiled_tiff_with_separate_planes_is_refused_before_decoding_naming_the_layout() {
-        let err = decode(&tiled_planar(), &LocalDetectorConfig::default()).unwrap_err();
-        assert!(
-            matches!(err, DecodeError::UnsupportedLayout { .. }),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .contains("tiled TIFF with separate colour planes")
-        );
+    fn a_tiled_tiff_with_separate_planes_is_read_tile_by_tile_within_the_memory_limit() {
+        let input = tiled_planar();
+        let pixels = decode(&input, &LocalDetectorConfig::default()).unwrap();
+        let expected = from_image(image::load_from_memory(&Tiff::rgb(120, 104).write()).unwrap());
+        assert_eq!(pixels.luma, expected.luma);
+        // Three 8-bit planes and the luminance and alpha reserve: 5 bytes a pixel, not less.
+        let pixels = 120 * 104;
+        let short = LocalDetectorConfig {
+            max_decode_bytes: 5 * pixels - 1,
+            ..LocalDetectorConfig::default()
+        };
+        let err = decode(&input, &short).unwrap_err();
+        assert!(matches!(err, DecodeError::TooMuchMemory { .. }), "{err}");
     }
 
     #[test]
@@ -308,7 +551,10 @@ mod tests {
         // The same file past the layout check: the `tiff` decoder panics on it.
         let input = tiled_planar();
         let too_much = DecodeError::DecoderFailed(ImageFormat::Tiff);
-        let err = decode_caught(&input, image::ImageFormat::Tiff, 1 << 30, too_much).unwrap_err();
+        let err = caught(ImageFormat::Tiff, || {
+            decode_with_image(&input, image::ImageFormat::Tiff, 1 << 30, too_much)
+        })
+        .unwrap_err();
         assert_eq!(err, DecodeError::DecoderFailed(ImageFormat::Tiff));
         assert_eq!(
             err.to_string(),
@@ -319,16 +565,21 @@ mod tests {
     #[test]
     fn the_other_tiff_layouts_decode_to_the_same_luminance() {
         let expected = from_image(image::load_from_memory(&Tiff::rgb(120, 104).write()).unwrap());
-        for (planar, tile, big_endian) in [
-            (1, Some(16), false),
-            (2, None, false),
-            (1, None, true),
-            (2, None, true),
+        for (planar, tile, big_endian, bits) in [
+            (1, Some(16), false, 8),
+            (2, None, false, 8),
+            (1, None, true, 8),
+            (2, None, true, 8),
+            (2, Some(16), false, 8),
+            (2, Some(32), true, 8),
+            (2, Some(48), false, 16),
+            (2, Some(16), true, 16),
         ] {
             let tiff = Tiff {
                 planar,
                 tile,
                 big_endian,
+                bits,
                 ..Tiff::rgb(120, 104)
             };
             let input = intake(tiff.write(), &IntakeLimits::default()).unwrap();
