@@ -71,6 +71,7 @@ impl TestServer {
             plan: plan.into(),
             scopes: scopes.to_vec(),
             allow_ips: allow_ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+            flow: None,
         };
         let (record, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
             .await

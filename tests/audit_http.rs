@@ -62,6 +62,7 @@ impl TestServer {
             plan: "enterprise".into(),
             scopes: scopes.to_vec(),
             allow_ips: Vec::new(),
+            flow: None,
         };
         let (_, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
             .await

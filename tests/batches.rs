@@ -160,6 +160,7 @@ async fn key(state: &AppState, tenant: &str, plan: &str) -> String {
             Scope::Webhooks,
         ],
         allow_ips: vec![],
+        flow: None,
     };
     let (_, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
         .await

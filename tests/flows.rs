@@ -139,6 +139,7 @@ impl Running {
             plan: "enterprise".into(),
             scopes: Scope::ALL.to_vec(),
             allow_ips: vec![],
+            flow: None,
         };
         let (record, secret) = keys::create(&txn, new.clone(), "test", Utc::now())
             .await

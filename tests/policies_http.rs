@@ -62,6 +62,7 @@ async fn policies_are_listed_simulated_and_reloaded_safely() {
             plan: "growth".into(),
             scopes: vec![Scope::PoliciesRead],
             allow_ips: vec![],
+            flow: None,
         };
         let (_, key) = keys::create(&txn, new, "test", chrono::Utc::now())
             .await

@@ -56,6 +56,7 @@ impl Running {
             plan: "enterprise".into(),
             scopes: Scope::ALL.to_vec(),
             allow_ips: vec![],
+            flow: None,
         };
         let (_, secret) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
         txn.commit().await.unwrap();

@@ -12,6 +12,8 @@ mod m20261124_000006_cases_and_reviews;
 mod m20261124_000007_job_images;
 mod m20261204_000008_review_claim_key;
 mod m20261204_000009_provider_usage;
+mod m20261204_000010_rd_uploads;
+mod m20261204_000011_key_flow;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_job_images::Migration),
             Box::new(m20261204_000008_review_claim_key::Migration),
             Box::new(m20261204_000009_provider_usage::Migration),
+            Box::new(m20261204_000010_rd_uploads::Migration),
+            Box::new(m20261204_000011_key_flow::Migration),
         ]
     }
 }

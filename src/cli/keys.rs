@@ -31,6 +31,10 @@ pub enum KeysCommand {
         /// A network (CIDR) the key may be used from; repeatable; none allows any.
         #[arg(long = "allow-ip")]
         allow_ip: Vec<IpNet>,
+        /// The flow whose policy decides the images uploaded with this key through the Reality
+        /// Defender–compatible endpoints (insurance, ugc, kyc) [default: none, a plain analysis].
+        #[arg(long)]
+        flow: Option<String>,
         /// Print `{"id", "key", ...}` as JSON.
         #[arg(long)]
         json: bool,
@@ -60,6 +64,7 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
             plan,
             scope,
             allow_ip,
+            flow,
             json,
         } => {
             let config =
@@ -74,6 +79,11 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
             if let Err(why) = keys::check_tenant(&tenant) {
                 bail!("--{why}");
             }
+            if let Some(flow) = &flow
+                && !config.flows.enabled(flow)
+            {
+                bail!("--flow {flow:?} is not a flow that is switched on (insurance, ugc, kyc)");
+            }
             let scopes = if scope.is_empty() {
                 Scope::DEFAULT.to_vec()
             } else {
@@ -85,6 +95,7 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
                 plan,
                 scopes,
                 allow_ips: allow_ip,
+                flow,
             };
             let txn = db.begin_write().await?;
             let (record, secret) = keys::create(&txn, new, "cli", now).await?;
@@ -92,7 +103,7 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
             if json {
                 println!(
                     "{}",
-                    json!({"id": record.id, "key": secret.expose(), "tenant": record.tenant, "name": record.name, "plan": record.plan, "scopes": record.scopes, "allow_ips": record.allow_ips})
+                    json!({"id": record.id, "key": secret.expose(), "tenant": record.tenant, "name": record.name, "plan": record.plan, "scopes": record.scopes, "allow_ips": record.allow_ips, "flow": record.flow})
                 );
             } else {
                 println!(

@@ -20,6 +20,7 @@ pub async fn insert(conn: &impl ConnectionTrait, key: api_key::Model) -> Result<
         secret_hash: Set(key.secret_hash),
         created_at: Set(key.created_at),
         revoked_at: Set(key.revoked_at),
+        flow: Set(key.flow),
     };
     api_key::Entity::insert(row)
         .exec_without_returning(conn)
@@ -110,6 +111,7 @@ mod tests {
             secret_hash: format!("hash of {id}"),
             created_at: Utc::now(),
             revoked_at: None,
+            flow: None,
         }
     }
 

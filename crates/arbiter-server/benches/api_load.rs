@@ -205,6 +205,7 @@ async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, C
         plan: "enterprise".into(),
         scopes: Scope::DEFAULT.to_vec(),
         allow_ips: vec![],
+        flow: None,
     };
     let (_, secret) = keys::create(&txn, new, "bench", chrono::Utc::now())
         .await

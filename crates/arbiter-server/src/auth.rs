@@ -219,6 +219,7 @@ mod tests {
             allow_ips: allow_ips.iter().map(|net| net.parse().unwrap()).collect(),
             created_at: chrono::Utc::now(),
             revoked_at: None,
+            flow: None,
         }
     }
 

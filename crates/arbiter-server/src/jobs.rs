@@ -223,13 +223,14 @@ pub async fn submit_batch(
     })
 }
 
-/// Queues one analysis whose result goes to `webhook_url`.
+/// Queues one analysis, whose result goes to `webhook_url` when there is one (and to the
+/// tenant's endpoints).
 pub async fn submit_single(
     state: &AppState,
     tenant: &str,
     request_id: &RequestId,
     call: AnalyzeCall,
-    webhook_url: String,
+    webhook_url: Option<String>,
     base_url: &str,
 ) -> Result<AsyncAccepted, ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
@@ -241,7 +242,7 @@ pub async fn submit_single(
         now,
     );
     row.reference_id = call.reference_id.clone();
-    row.webhook_url = Some(webhook_url);
+    row.webhook_url = webhook_url;
     if let Some((flow, facts)) = &call.flow {
         state.pipeline.check_input(flow, facts)?;
         row.flow = Some(flow.clone());

@@ -129,6 +129,8 @@ pub struct KeyRecord {
     pub created_at: DateTime<Utc>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The flow that decides uploads made with it through the RD-compatible endpoints.
+    pub flow: Option<String>,
 }
 
 /// Why a stored key row could not be read.
@@ -150,6 +152,7 @@ impl TryFrom<api_key::Model> for KeyRecord {
             plan: row.plan,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
+            flow: row.flow,
         })
     }
 }
@@ -178,6 +181,8 @@ pub struct NewKey {
     pub scopes: Vec<Scope>,
     /// Networks it may be used from.
     pub allow_ips: Vec<IpNet>,
+    /// The flow that decides uploads made with it through the RD-compatible endpoints.
+    pub flow: Option<String>,
 }
 
 /// Checks a tenant name for a new key: 1 to 64 letters, digits, `-`, `_` or `.`, and not the
@@ -244,6 +249,7 @@ pub async fn create(
         secret_hash: hash(secret.expose()),
         created_at: now,
         revoked_at: None,
+        flow: new.flow,
     };
     arbiter_db::api_keys::insert(conn, row.clone()).await?;
     let event = Event::KeyCreated {
@@ -275,6 +281,14 @@ pub async fn authenticate(lookups: &Lookups, presented: &str) -> Result<Option<K
         return Ok(None);
     }
     KeyRecord::try_from(row).map(Some)
+}
+
+/// A key by id, revoked or not.
+pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<KeyRecord>, DbErr> {
+    arbiter_db::api_keys::get(conn, id)
+        .await?
+        .map(KeyRecord::try_from)
+        .transpose()
 }
 
 /// Every key, without secrets.
@@ -342,6 +356,7 @@ mod tests {
             plan: "starter".into(),
             scopes: Scope::DEFAULT.to_vec(),
             allow_ips: vec![],
+            flow: None,
         };
         let (record, secret) = create(db.conn(), new, "test", Utc::now()).await.unwrap();
         let lookups = Lookups::start(db.conn().clone(), arbiter_db::api_keys::KeyLookup);
@@ -413,6 +428,7 @@ mod tests {
                 plan: "starter".into(),
                 scopes: Scope::DEFAULT.to_vec(),
                 allow_ips: vec![],
+                flow: None,
             };
             assert!(
                 create(db.conn(), new, "test", Utc::now()).await.is_err(),
@@ -438,6 +454,7 @@ mod tests {
             allow_ips: vec!["10.1.0.0/16".parse().unwrap()],
             created_at: Utc::now(),
             revoked_at: None,
+            flow: None,
         };
         assert!(record.allows_ip("10.1.2.3".parse().unwrap()));
         assert!(record.allows_ip("::ffff:10.1.2.3".parse().unwrap()));

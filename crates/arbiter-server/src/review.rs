@@ -219,6 +219,42 @@ pub struct Resolve<'a> {
     pub action: Option<&'a str>,
 }
 
+/// The queue feedback given through the RD-compatible endpoints is filed under.
+pub const FEEDBACK_QUEUE: &str = "feedback";
+
+/// An open review item for feedback on an analysed request, to be resolved at once with the
+/// feedback's label (so it counts like a reviewer's label).
+pub fn feedback_item(
+    tenant: &str,
+    result: &arbiter_core::AnalysisResponse,
+    flow: &str,
+    action: &str,
+    now: DateTime<Utc>,
+) -> arbiter_db::entity::review_item::Model {
+    arbiter_db::entity::review_item::Model {
+        item_id: arbiter_core::ReviewId::new().to_string(),
+        tenant: tenant.to_owned(),
+        queue: FEEDBACK_QUEUE.to_owned(),
+        flow: flow.to_owned(),
+        case_id: None,
+        request_id: result.request_id.to_string(),
+        reference_id: result.reference_id.clone(),
+        image_sha256: result.image_info.sha256.clone(),
+        action: action.to_owned(),
+        reason: "FEEDBACK".to_owned(),
+        status: repo::OPEN.to_owned(),
+        claimed_by: None,
+        claimed_key: None,
+        claimed_at: None,
+        label: None,
+        note: None,
+        resolved_action: None,
+        resolved_by: None,
+        resolved_at: None,
+        created_at: now,
+    }
+}
+
 /// The longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 

@@ -25,6 +25,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When the key was revoked.
     pub revoked_at: Option<DateTimeUtc>,
+    /// The flow that decides uploads made with it through the RD-compatible endpoints.
+    pub flow: Option<String>,
 }
 
 /// No relations.

@@ -10,6 +10,7 @@ pub mod case_image;
 pub mod decision;
 pub mod job;
 pub mod job_image;
+pub mod rd_upload;
 pub mod request;
 pub mod review_item;
 pub mod webhook_attempt;

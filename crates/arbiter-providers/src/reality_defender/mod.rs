@@ -3,6 +3,7 @@
 //! allows), then poll `GET /api/media/users/{requestId}` with backoff and jitter until the answer
 //! is final or the deadline passes.
 
+pub mod facade;
 pub mod wire;
 
 use crate::call::{Answer, Backoff, CallError, Http, Vendor, check_handed_url, guarded_client};

@@ -137,7 +137,7 @@ async fn answer(
                 .await
                 .map_err(|why| ApiError::bad_request(format!("options.webhook_url: {why}")))?;
             let tenant = &caller.key.tenant;
-            crate::jobs::submit_single(state, tenant, request_id, call, url, base)
+            crate::jobs::submit_single(state, tenant, request_id, call, Some(url), base)
                 .await
                 .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
         }

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod health;
 pub mod openapi;
 pub mod policies;
+pub mod rd;
 pub mod requests;
 pub mod review;
 pub mod trail;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(policies::router(&state))
         .merge(flows::router(&state))
         .merge(review::router(&state))
+        .merge(rd::router(&state))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

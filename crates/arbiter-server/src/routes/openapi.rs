@@ -41,6 +41,12 @@ use utoipa::{Modify, OpenApi};
         super::review::get_item,
         super::review::claim_item,
         super::review::resolve_item,
+        super::rd::presign,
+        super::rd::upload,
+        super::rd::media_detail,
+        super::rd::media_page,
+        super::rd::feedback,
+        super::rd::social,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
@@ -70,6 +76,13 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The Reality Defender–compatible routes take the same key as `X-API-KEY`.
+        components.add_security_scheme(
+            "x_api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new("X-API-KEY"),
+            )),
         );
         for item in openapi.paths.paths.values_mut() {
             let operations = [

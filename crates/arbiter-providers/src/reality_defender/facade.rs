@@ -1,0 +1,338 @@
+//! Arbiter's results in Reality Defender's shapes, for the RD-compatible endpoints that RD's
+//! own SDKs call (`reference/reality-defender.md`, sections 3 and 5): the one pending shape all
+//! five SDKs accept, the final media detail, and RD's error body.
+//!
+//! | Arbiter | `resultsSummary.status` | `finalScore` |
+//! |---|---|---|
+//! | AUTHENTIC | `AUTHENTIC` | 100 × (1 − confidence) |
+//! | AI_GENERATED, MANIPULATED | `FAKE` (RD has no split; its SDKs print MANIPULATED) | 100 × confidence |
+//! | INCONCLUSIVE with a vendor's score | `SUSPICIOUS` | 100 × the highest vendor score |
+//! | INCONCLUSIVE without one (nothing could score the image) | `NOT_APPLICABLE`, with `reasons` | `null` |
+//! | the analysis failed | `UNABLE_TO_EVALUATE`, with `resultsSummary.error` | `null` |
+//!
+//! `finalScore` is always 100 × the likelihood that the image is synthetic or manipulated, or an
+//! explicit `null`; `overallStatus` is always the summary's word; `models` is always an array.
+
+use arbiter_core::{DetectorRun, ModelLabel, ModelResults, RunStatus, Verdict, VerdictLabel};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+/// Where an analysis stands.
+#[derive(Debug, Clone, Copy)]
+pub enum Standing<'a> {
+    /// Not analysed yet (or the bytes have not arrived).
+    Pending,
+    /// Analysed.
+    Final {
+        /// The verdict.
+        verdict: &'a Verdict,
+        /// The models' results.
+        model_results: &'a ModelResults,
+        /// What each detector of the route said.
+        providers: &'a [DetectorRun],
+    },
+    /// The analysis failed with this error.
+    Failed {
+        /// Arbiter's error code.
+        code: &'a str,
+        /// Its message.
+        message: &'a str,
+    },
+}
+
+/// The media an answer is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Media<'a> {
+    /// The `requestId`.
+    pub request_id: &'a str,
+    /// The file name the SDK sent (or the caller's reference).
+    pub file_name: &'a str,
+    /// When it was presigned or submitted.
+    pub uploaded: DateTime<Utc>,
+    /// The file's size, once known.
+    pub file_size: Option<u64>,
+}
+
+/// RD's summary word and `finalScore` (0..100) for an analysis.
+pub fn summary(verdict: &Verdict, providers: &[DetectorRun]) -> (&'static str, Option<f64>) {
+    match verdict.label {
+        VerdictLabel::Authentic => ("AUTHENTIC", Some(percent(1.0 - verdict.confidence))),
+        VerdictLabel::AiGenerated | VerdictLabel::Manipulated => {
+            ("FAKE", Some(percent(verdict.confidence)))
+        }
+        VerdictLabel::Inconclusive => {
+            let vendor = providers
+                .iter()
+                .filter(|run| run.status == RunStatus::Ok && run.name != "local")
+                .filter_map(|run| run.score)
+                .fold(None, |best: Option<f64>, s| {
+                    Some(best.map_or(s, |b| b.max(s)))
+                });
+            match vendor {
+                Some(score) => ("SUSPICIOUS", Some(percent(score))),
+                None => ("NOT_APPLICABLE", None),
+            }
+        }
+    }
+}
+
+fn percent(unit: f64) -> f64 {
+    (unit.clamp(0.0, 1.0) * 10_000.0).round() / 100.0
+}
+
+/// RD's word for a verdict label.
+fn word(label: VerdictLabel) -> &'static str {
+    match label {
+        VerdictLabel::Authentic => "AUTHENTIC",
+        VerdictLabel::AiGenerated | VerdictLabel::Manipulated => "FAKE",
+        VerdictLabel::Inconclusive => "SUSPICIOUS",
+    }
+}
+
+/// One entry of `models`, in the shape every SDK reads.
+fn model(name: &str, status: &str, score: Option<f64>) -> Value {
+    json!({
+        "name": name, "data": null, "error": null, "code": null, "status": status,
+        "predictionNumber": score,
+        "normalizedPredictionNumber": score.map(percent),
+        "rollingAvgNumber": null,
+        "finalScore": score.map(percent),
+    })
+}
+
+/// `models`: one entry per Arbiter model that ran (`arbiter-frequency`, ...) and per detector of
+/// the route (`reality_defender`, ...), scores 0..1.
+fn models(model_results: &ModelResults, providers: &[DetectorRun]) -> Vec<Value> {
+    let mut out: Vec<Value> = model_results
+        .iter()
+        .filter(|(_, result)| result.label != ModelLabel::NotRun)
+        .map(|(kind, result)| {
+            let status = match result.label {
+                ModelLabel::Synthetic | ModelLabel::Manipulated => "FAKE",
+                other => other.as_str(),
+            };
+            model(
+                &format!("arbiter-{}", kind.short_name()),
+                status,
+                result.score,
+            )
+        })
+        .collect();
+    out.extend(providers.iter().map(|run| match (run.status, run.verdict) {
+        (RunStatus::Ok, Some(verdict)) => model(&run.name, word(verdict.label), run.score),
+        _ => model(&run.name, "NOT_APPLICABLE", None),
+    }));
+    out
+}
+
+/// The media detail (`GET /api/media/users/{requestId}`).
+pub fn media_detail(media: &Media<'_>, standing: &Standing<'_>) -> Value {
+    let (status, summary_value, models) = match standing {
+        // The one pending shape all five SDKs accept: never a null or missing summary.
+        Standing::Pending => (
+            "ANALYZING",
+            json!({"status": "ANALYZING", "metadata": {"finalScore": null}}),
+            Vec::new(),
+        ),
+        Standing::Final {
+            verdict,
+            model_results,
+            providers,
+        } => {
+            let (status, score) = summary(verdict, providers);
+            let mut metadata = json!({ "finalScore": score });
+            if status == "NOT_APPLICABLE" {
+                let mut reasons: Vec<Value> = providers
+                    .iter()
+                    .flat_map(|run| &run.reasons)
+                    .map(|reason| json!({"code": "relevance", "message": reason}))
+                    .collect();
+                reasons.push(json!({
+                    "code": "evidence",
+                    "message": "no declared provenance or generator metadata, and no detector \
+                                that scores pixels answered",
+                }));
+                metadata["reasons"] = Value::Array(reasons);
+            }
+            (
+                status,
+                json!({"status": status, "metadata": metadata}),
+                models(model_results, providers),
+            )
+        }
+        Standing::Failed { code, message } => (
+            "UNABLE_TO_EVALUATE",
+            json!({
+                "status": "UNABLE_TO_EVALUATE",
+                "metadata": {"finalScore": null},
+                "error": {"code": code, "message": message},
+            }),
+            Vec::new(),
+        ),
+    };
+    let uploaded = media.uploaded.to_rfc3339_opts(SecondsFormat::Millis, true);
+    json!({
+        "requestId": media.request_id,
+        "name": media.file_name,
+        "filename": media.file_name,
+        "originalFileName": media.file_name,
+        "uploadedDate": uploaded,
+        "createdAt": uploaded,
+        "mediaType": "IMAGE",
+        "overallStatus": status,
+        "resultsSummary": summary_value,
+        "models": models,
+        "heatmaps": {},
+        "webhookUrls": [],
+        "media_metadata_info": {
+            "file_size": media.file_size.unwrap_or(0),
+            "gps_information": {},
+            "audio_length": null,
+        },
+    })
+}
+
+/// RD's error body: `{code, errno, response}`.
+pub fn error_body(code: &str, status: u16, message: &str) -> Value {
+    json!({"code": code, "errno": status, "response": message})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_core::{ModelKind, ModelResult, RiskLevel};
+
+    fn media() -> Media<'static> {
+        Media {
+            request_id: "req_01",
+            file_name: "photo.jpg",
+            uploaded: DateTime::parse_from_rfc3339("2026-12-04T15:16:16.809Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            file_size: Some(12345),
+        }
+    }
+
+    fn verdict(label: VerdictLabel, confidence: f64) -> Verdict {
+        Verdict::new(label, confidence)
+    }
+
+    #[test]
+    fn pending_is_the_one_shape_every_sdk_accepts() {
+        let body = media_detail(&media(), &Standing::Pending);
+        assert_eq!(body["overallStatus"], "ANALYZING");
+        assert_eq!(body["resultsSummary"]["status"], "ANALYZING");
+        assert!(body["resultsSummary"]["metadata"]["finalScore"].is_null());
+        assert_eq!(body["models"], json!([]));
+        assert_eq!(body["requestId"], "req_01");
+    }
+
+    #[test]
+    fn final_answers_map_as_the_table_says() {
+        let mut results = ModelResults::default();
+        results.set(
+            ModelKind::Frequency,
+            ModelResult::ran(0.2, ModelLabel::Inconclusive, "x"),
+        );
+        results.set(ModelKind::Gan, ModelResult::not_run("no classifier"));
+        let fake = verdict(VerdictLabel::AiGenerated, 0.95);
+        let body = media_detail(
+            &media(),
+            &Standing::Final {
+                verdict: &fake,
+                model_results: &results,
+                providers: &[],
+            },
+        );
+        assert_eq!(body["overallStatus"], "FAKE");
+        assert_eq!(body["resultsSummary"]["status"], "FAKE");
+        assert_eq!(body["resultsSummary"]["metadata"]["finalScore"], 95.0);
+        assert_eq!(body["uploadedDate"], "2026-12-04T15:16:16.809Z");
+        // Models that ran only; scores 0..1.
+        assert_eq!(body["models"].as_array().unwrap().len(), 1);
+        assert_eq!(body["models"][0]["name"], "arbiter-frequency");
+        assert_eq!(body["models"][0]["predictionNumber"], 0.2);
+
+        let authentic = verdict(VerdictLabel::Authentic, 0.9);
+        assert_eq!(summary(&authentic, &[]), ("AUTHENTIC", Some(10.0)));
+
+        // Nothing could score it: NOT_APPLICABLE with reasons and an explicit null.
+        let unsure = verdict(VerdictLabel::Inconclusive, 0.0);
+        let body = media_detail(
+            &media(),
+            &Standing::Final {
+                verdict: &unsure,
+                model_results: &results,
+                providers: &[],
+            },
+        );
+        assert_eq!(body["overallStatus"], "NOT_APPLICABLE");
+        assert!(body["resultsSummary"]["metadata"]["finalScore"].is_null());
+        assert!(
+            body["resultsSummary"]["metadata"]
+                .get("finalScore")
+                .is_some()
+        );
+        assert_eq!(
+            body["resultsSummary"]["metadata"]["reasons"][0]["code"],
+            "evidence"
+        );
+
+        // A vendor scored it but could not decide: SUSPICIOUS at the vendor's score.
+        let run = DetectorRun {
+            score: Some(0.55),
+            verdict: Some(Verdict {
+                label: VerdictLabel::Inconclusive,
+                confidence: 0.55,
+                risk_level: RiskLevel::Medium,
+            }),
+            vendor_status: Some("SUSPICIOUS".into()),
+            status: RunStatus::Ok,
+            ..DetectorRun::without_answer("reality_defender", RunStatus::Ok, "")
+        };
+        assert_eq!(summary(&unsure, &[run]), ("SUSPICIOUS", Some(55.0)));
+    }
+
+    #[test]
+    fn a_failed_analysis_is_unable_to_evaluate_with_its_error() {
+        let body = media_detail(
+            &media(),
+            &Standing::Failed {
+                code: "UNSUPPORTED_FORMAT",
+                message: "not an image",
+            },
+        );
+        assert_eq!(body["overallStatus"], "UNABLE_TO_EVALUATE");
+        assert_eq!(
+            body["resultsSummary"]["error"]["code"],
+            "UNSUPPORTED_FORMAT"
+        );
+        assert!(body["resultsSummary"]["metadata"]["finalScore"].is_null());
+        assert_eq!(body["models"], json!([]));
+    }
+
+    #[test]
+    fn what_arbiter_answers_reads_back_through_its_own_provider_mapping() {
+        // The facade's final body is a valid RD answer for Arbiter's own RD client.
+        let fake = verdict(VerdictLabel::Manipulated, 0.9);
+        let body = media_detail(
+            &media(),
+            &Standing::Final {
+                verdict: &fake,
+                model_results: &ModelResults::default(),
+                providers: &[],
+            },
+        );
+        let read = super::super::wire::read_detail(body.to_string().as_bytes()).unwrap();
+        let super::super::wire::Progress::Final(mapped) = read else {
+            panic!("final")
+        };
+        assert_eq!(mapped.status, "FAKE");
+        assert_eq!(mapped.score, Some(0.9));
+        let pending = media_detail(&media(), &Standing::Pending);
+        assert_eq!(
+            super::super::wire::read_detail(pending.to_string().as_bytes()).unwrap(),
+            super::super::wire::Progress::Pending
+        );
+    }
+}
