@@ -14,6 +14,7 @@ mod m20261204_000008_review_claim_key;
 mod m20261204_000009_provider_usage;
 mod m20261204_000010_rd_uploads;
 mod m20261204_000011_key_flow;
+mod m20261204_000012_rate_counters;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_provider_usage::Migration),
             Box::new(m20261204_000010_rd_uploads::Migration),
             Box::new(m20261204_000011_key_flow::Migration),
+            Box::new(m20261204_000012_rate_counters::Migration),
         ]
     }
 }
