@@ -76,6 +76,10 @@ pub async fn insert_jobs(conn: &impl ConnectionTrait, rows: Vec<job::Model>) -> 
 /// Claims up to `limit` queued jobs whose lease is free or expired, for `token` until
 /// `lease_until_ms`. The jobs come without their images (`source` is empty): a worker reads each
 /// one with [`source`] when it starts on it, so it holds only the images it is analysing.
+///
+/// A job's `attempts` counts its failures: one left by [`release_failed`], and one whose lease
+/// expired while it was held (its holder, renewing its leases with [`renew`] as long as it
+/// lives, died or stalled). Claiming alone counts nothing.
 pub async fn claim(
     conn: &impl ConnectionTrait,
     token: &str,
@@ -83,7 +87,8 @@ pub async fn claim(
     lease_until_ms: i64,
     limit: u32,
 ) -> Result<Vec<job::Model>, DbErr> {
-    let sql = "UPDATE jobs SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1 \
+    let sql = "UPDATE jobs SET lease_owner = $1, lease_until_ms = $2, \
+         attempts = attempts + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
          WHERE request_id IN (SELECT request_id FROM jobs WHERE status = 'queued' \
          AND lease_until_ms < $3 ORDER BY created_at, position LIMIT $4 {lock}) RETURNING *";
     let statement = claim_statement(
@@ -97,6 +102,46 @@ pub async fn claim(
         ],
     );
     job::Entity::find().from_raw_sql(statement).all(conn).await
+}
+
+/// Extends the lease of every queued job the claim `token` still holds to `lease_until_ms`;
+/// returns how many it holds (0: none is left to renew, ever).
+pub async fn renew(
+    conn: &impl ConnectionTrait,
+    token: &str,
+    lease_until_ms: i64,
+) -> Result<u64, DbErr> {
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(lease_until_ms))
+        .filter(job::Column::LeaseOwner.eq(token))
+        .filter(job::Column::Status.eq(QUEUED))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Gives a job back after a passing failure (the database, a detector or vendor that failed):
+/// one more attempt counted, claimable again from `retry_at_ms`. `false` when the claim `token`
+/// no longer holds it.
+pub async fn release_failed(
+    conn: &impl ConnectionTrait,
+    token: &str,
+    request_id: &str,
+    retry_at_ms: i64,
+) -> Result<bool, DbErr> {
+    let result = job::Entity::update_many()
+        .col_expr(
+            job::Column::Attempts,
+            Expr::col(job::Column::Attempts).add(1),
+        )
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(retry_at_ms))
+        .filter(job::Column::RequestId.eq(request_id))
+        .filter(job::Column::LeaseOwner.eq(token))
+        .filter(job::Column::Status.eq(QUEUED))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 /// The image of a job still to be analysed (`job_images.source`); `None` once it has ended.
@@ -408,6 +453,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_renewed_lease_is_not_taken_and_only_real_failures_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let conn = db.conn();
+            let now = Utc::now();
+            insert_jobs(conn, vec![job("req_a", now), job("req_b", now)])
+                .await
+                .unwrap();
+            let held = claim(conn, "t1", 1_000, 2_000, 5).await.unwrap();
+            assert_eq!(held.len(), 2, "{label}");
+            // The holder renews before its leases end: at 2,500 nobody may take them.
+            assert_eq!(renew(conn, "t1", 3_000).await.unwrap(), 2, "{label}");
+            assert!(
+                claim(conn, "t2", 2_500, 9_000, 5).await.unwrap().is_empty(),
+                "{label}"
+            );
+            // A passing failure gives req_a back, counted, claimable from 4,000.
+            assert!(
+                release_failed(conn, "t1", "req_a", 4_000).await.unwrap(),
+                "{label}"
+            );
+            assert!(
+                !release_failed(conn, "t1", "req_a", 4_000).await.unwrap(),
+                "{label}"
+            );
+            assert_eq!(
+                renew(conn, "t1", 5_000).await.unwrap(),
+                1,
+                "{label}: req_b only"
+            );
+            assert!(
+                claim(conn, "t2", 3_999, 9_000, 5).await.unwrap().is_empty(),
+                "{label}"
+            );
+            let again = claim(conn, "t2", 4_001, 9_000, 5).await.unwrap();
+            let ids: Vec<_> = again
+                .iter()
+                .map(|j| (j.request_id.as_str(), j.attempts))
+                .collect();
+            assert_eq!(
+                ids,
+                [("req_a", 1)],
+                "{label}: one failure, and no count for the claim"
+            );
+            // t1 ends req_b by its token; t2 cannot end what it does not hold.
+            let ended = finish(conn, "t2", &[("req_b", end(now))]).await.unwrap();
+            assert!(ended.is_empty(), "{label}");
+            let ended = finish(conn, "t1", &[("req_b", end(now))]).await.unwrap();
+            assert_eq!(ended, HashSet::from(["req_b".to_owned()]), "{label}");
+            assert_eq!(
+                renew(conn, "t1", 9_000).await.unwrap(),
+                0,
+                "{label}: nothing left to renew"
+            );
+            conn.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn a_claim_carries_no_image_and_each_image_is_read_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
@@ -454,7 +563,7 @@ mod tests {
                 .unwrap();
             let first = claim(conn, "t1", 1_000, 2_000, 1).await.unwrap();
             assert_eq!(first.len(), 1, "{label}");
-            assert_eq!(first[0].attempts, 1, "{label}");
+            assert_eq!(first[0].attempts, 0, "{label}: a claim is not a failure");
             assert_eq!(first[0].source, "", "{label}: claimed without its image");
             let second = claim(conn, "t2", 1_000, 2_000, 5).await.unwrap();
             assert_eq!(second.len(), 1, "{label}: the other job only");
@@ -466,6 +575,10 @@ mod tests {
             // t1's lease expires; t3 takes the job; t1 may no longer finish it.
             let retaken = claim(conn, "t3", 2_001, 9_000, 5).await.unwrap();
             assert_eq!(retaken.len(), 2, "{label}");
+            assert!(
+                retaken.iter().all(|job| job.attempts == 1),
+                "{label}: a lease that expired while held counts as a failure"
+            );
             let (a, b) = (first[0].request_id.as_str(), second[0].request_id.as_str());
             let ended = finish(conn, "t1", &[(a, end(now))]).await.unwrap();
             assert!(ended.is_empty(), "{label}");

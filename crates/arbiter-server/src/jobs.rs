@@ -25,6 +25,7 @@ use futures_util::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -405,8 +406,7 @@ const CLAIM_GROUP: u32 = 32;
 async fn claim(state: &AppState) -> Result<Vec<job::Model>, ApiError> {
     let now_ms = state.clock.now().timestamp_millis();
     let token = ulid::Ulid::new().to_string();
-    let lease_ms =
-        i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let lease_ms = lease_ms(state);
     // A claim writes: on SQLite it goes through the writer connection, so it queues behind other
     // writes instead of sleeping in SQLite's busy handler.
     let txn = state.pipeline.db().begin_write().await?;
@@ -429,8 +429,35 @@ struct End {
     outcome: Result<Analysed, ApiError>,
 }
 
+/// Gives a job back after a passing fault: one failed attempt counted, and claimable again
+/// after `jobs.lease_secs`.
+async fn release_failed(state: &AppState, job: &job::Model) {
+    let token = job.lease_owner.as_deref().unwrap_or_default();
+    let retry_at = state
+        .clock
+        .now()
+        .timestamp_millis()
+        .saturating_add(lease_ms(state));
+    let released = async {
+        let txn = state.pipeline.db().begin_write().await?;
+        let held = repo::release_failed(&txn, token, &job.request_id, retry_at).await?;
+        txn.commit().await?;
+        Ok::<_, ApiError>(held)
+    };
+    if let Err(err) = released.await {
+        // The lease then expires, which counts as a failure too.
+        tracing::warn!(error = %err.message, "a failed job could not be given back");
+    }
+}
+
+/// `jobs.lease_secs` in milliseconds.
+fn lease_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.jobs.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
 /// Analyses one claimed job. `None` when a passing fault (the database, the detector) leaves it
-/// for a later attempt: its lease expires and it is claimed again, up to `jobs.max_attempts`.
+/// for a later attempt: it is given back, its failure counted, and claimed again later, until
+/// it has failed `jobs.max_attempts` times.
 #[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
 async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiError> {
     let max_attempts = i32::try_from(state.config.jobs.max_attempts.max(1)).unwrap_or(i32::MAX);
@@ -438,10 +465,10 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
         .request_id
         .parse()
         .map_err(|err| ApiError::internal(&err))?;
-    let outcome = if job.attempts > max_attempts {
+    let outcome = if job.attempts >= max_attempts {
         Err(ApiError::new(
             ErrorCode::InternalError,
-            format!("gave up after {} attempts", job.attempts - 1),
+            format!("gave up after {} failed attempts", job.attempts),
         ))
     } else {
         // The image is read when its analysis starts and not kept past it: claimed jobs wait,
@@ -452,6 +479,7 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
             Ok(None) => return Ok(None),
             Err(err) => {
                 tracing::warn!(attempt = job.attempts, error = %err, "job left for a later attempt");
+                release_failed(state, &job).await;
                 return Ok(None);
             }
         };
@@ -464,6 +492,7 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
                 ) =>
             {
                 tracing::warn!(attempt = job.attempts, error = %err.message, "job left for a later attempt");
+                release_failed(state, &job).await;
                 return Ok(None);
             }
             other => other,
@@ -488,17 +517,24 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
         let job_end = (end.job.request_id.as_str(), job_end(end, now));
         by_claim.entry(token).or_default().push(job_end);
     }
-    let mut held = HashSet::new();
+    // Which claim ended which job: two copies of one job (its lease lost and taken again) may
+    // be in one group, and only the copy whose claim holds the job is recorded.
+    let mut held: HashSet<(String, String)> = HashSet::new();
     for (token, job_ends) in by_claim {
-        held.extend(repo::finish(&txn, token, &job_ends).await?);
+        let ended = repo::finish(&txn, token, &job_ends).await?;
+        held.extend(ended.into_iter().map(|id| (token.to_owned(), id)));
     }
+    let holds = |job: &job::Model| {
+        let token = job.lease_owner.clone().unwrap_or_default();
+        held.contains(&(token, job.request_id.clone()))
+    };
     let mut records = Vec::with_capacity(held.len());
     let mut deliveries = Deliveries::default();
     // Per batch: images analysed and images failed in this group, counted once at the end.
     let mut tallies: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
     for end in ends {
         let job = &end.job;
-        if !held.contains(&job.request_id) {
+        if !holds(job) {
             tracing::warn!(request_id = %job.request_id, "lease lost: another worker has this job; nothing written");
             continue;
         }
@@ -577,7 +613,7 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
         batch_body::remove_kept(&state.config.data_dir, batch_id);
     }
     // Results written are offered to later identical requests once committed.
-    for end in ends.iter().filter(|end| held.contains(&end.job.request_id)) {
+    for end in ends.iter().filter(|end| holds(&end.job)) {
         if let Ok(done) = &end.outcome {
             done.obtained.committed(state, &end.request_id);
         }
@@ -700,6 +736,53 @@ async fn count_in_batch(
 /// Finished jobs a worker commits in one transaction at most.
 const COMMIT_GROUP: usize = 64;
 
+/// Renews, a few times per lease, the leases of the jobs each claim in `tokens` still holds; a
+/// claim holding none is forgotten (none of its jobs can be held again).
+async fn renew_leases(state: AppState, tokens: Arc<Mutex<HashSet<String>>>) {
+    let every = Duration::from_millis(u64::try_from(lease_ms(&state) / 3).unwrap_or(1000).max(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let held: Vec<String> = tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let until = state
+            .clock
+            .now()
+            .timestamp_millis()
+            .saturating_add(lease_ms(&state));
+        let renewed = async {
+            let txn = state.pipeline.db().begin_write().await?;
+            let mut spent = Vec::new();
+            for token in &held {
+                if repo::renew(&txn, token, until).await? == 0 {
+                    spent.push(token);
+                }
+            }
+            txn.commit().await?;
+            Ok::<_, ApiError>(spent)
+        };
+        match renewed.await {
+            Ok(spent) => {
+                let mut tokens = tokens
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for token in spent {
+                    tokens.remove(token);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err.message, "renewing job leases failed"),
+        }
+    }
+}
+
 /// How long the first of a group of finished jobs waits for others to share its commit, while
 /// more are being analysed.
 const COMMIT_WAIT: Duration = Duration::from_millis(50);
@@ -726,6 +809,12 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let mut claiming = Box::pin(claim(&state).fuse());
     // Whether the last claim found the queue empty: then claim again only when woken or polled.
     let mut drained = false;
+    // The claims whose jobs are still held (waiting, analysed or being committed): their
+    // leases are renewed a few times per lease by a task of their own (it must not wait on
+    // this loop, which may hold the writer in a claim), so a job that waits or runs long
+    // keeps its lease.
+    let tokens: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let renewing = tokio::spawn(renew_leases(state.clone(), tokens.clone()));
     loop {
         let wake = state.jobs_wake.notified();
         tokio::pin!(wake);
@@ -785,6 +874,12 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
             claimed = &mut claiming, if !claiming.is_terminated() => match claimed {
                 Ok(jobs) => {
                     drained = jobs.len() < CLAIM_GROUP as usize;
+                    if let Some(token) = jobs.first().and_then(|job| job.lease_owner.clone()) {
+                        tokens
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(token);
+                    }
                     waiting.extend(jobs);
                 }
                 Err(err) => {
@@ -804,6 +899,7 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     if let Some(previous) = committing.take() {
         previous.await.ok();
     }
+    renewing.abort();
 }
 
 #[cfg(test)]
