@@ -340,11 +340,13 @@ impl Default for RateLimitConfig {
 pub struct JobsConfig {
     /// Worker tasks per process; 0 runs none (another replica does the work).
     pub workers: u32,
-    /// Seconds a claimed job is held; a crashed worker's job is taken again after this.
+    /// Seconds a claimed job is held without renewal; the worker renews it while the job waits
+    /// or runs, so a crashed worker's job is taken again after this.
     pub lease_secs: u64,
     /// How often an idle worker looks for work another replica queued, in milliseconds.
     pub poll_interval_ms: u64,
-    /// Claims of one job before it fails as INTERNAL_ERROR.
+    /// Failed attempts of one job (a passing fault, or a lease that ran out while held) before
+    /// it fails as INTERNAL_ERROR.
     pub max_attempts: u32,
     /// The largest `POST /v1/analyze/batch` body, in bytes.
     pub max_batch_body_bytes: u64,
