@@ -198,7 +198,8 @@ impl RealityDefender {
                     .client
                     .put(signed_url.clone())
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(reqwest::Body::from(media.bytes.to_vec()))
+                    // The image's shared buffer, not a copy of it.
+                    .body(reqwest::Body::from(bytes::Bytes::from_owner(media.bytes.clone())))
             })
             .await?;
         if !reply.status.is_success() {
