@@ -1,4 +1,4 @@
-//! The local detector's configuration (`detector: { type: local, ... }`).
+//! The local detector's configuration (`detector.local` in `arbiter.yaml`).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -8,7 +8,6 @@ use std::path::PathBuf;
 /// blocks, a fixed-size crop at native resolution), so there is no working-resolution key.
 ///
 /// ```yaml
-/// type: local
 /// # PEM bundle of C2PA trust anchors; without it no signer is verified and no image is AUTHENTIC.
 /// trust_anchors: /etc/arbiter/c2pa-anchors.pem
 /// max_decode_pixels: 100000000

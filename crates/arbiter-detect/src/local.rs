@@ -61,7 +61,7 @@ pub enum BuildError {
     Provenance(#[from] ProvenanceError),
 }
 
-/// The local detector (`type: local`).
+/// The local detector (`local` in a route; its settings are `detector.local`).
 #[derive(Debug, Clone)]
 pub struct LocalDetector {
     config: Option<Arc<Built>>,

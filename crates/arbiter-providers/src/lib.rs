@@ -50,6 +50,8 @@ pub struct Detectors {
     default: Arc<dyn Detector>,
     routes: Arc<BTreeMap<String, Arc<dyn Detector>>>,
     providers: Vec<Arc<Provider>>,
+    /// The vendors this build knows that have no API key.
+    unconfigured: Vec<&'static str>,
 }
 
 impl Detectors {
@@ -73,36 +75,38 @@ impl Detectors {
             LocalDetector::NAME.to_owned(),
             Member::Plain(Arc::new(local)),
         );
+        // The vendors, a line each: a vendor without an API key is left out.
+        let (rd, ra) = (
+            &config.providers.reality_defender,
+            &config.providers.reality_ai,
+        );
+        let vendors = [
+            (reality_defender::NAME, rd.build(guard)?, &rd.calls),
+            (reality_ai::NAME, ra.build()?, &ra.calls),
+        ];
         let mut providers = Vec::new();
-        let mut add =
-            |name: &str, built: Option<(Box<dyn call::Vendor>, std::time::Duration)>, limits| {
-                if let Some((vendor, deadline)) = built {
-                    let provider =
-                        Arc::new(Provider::new(name, vendor, deadline, limits, usage.clone()));
-                    providers.push(provider.clone());
-                    members.insert(name.to_owned(), Member::Provider(provider));
-                }
+        let mut unconfigured = Vec::new();
+        for (name, built, limits) in vendors {
+            let Some((vendor, deadline)) = built else {
+                unconfigured.push(name);
+                continue;
             };
-        // The vendors: one line each.
-        let rd = &config.providers.reality_defender;
-        add(
-            reality_defender::NAME,
-            rd.build(guard)?
-                .map(|(c, d)| (Box::new(c) as Box<dyn call::Vendor>, d)),
-            rd.calls.clone(),
-        );
-        let ra = &config.providers.reality_ai;
-        add(
-            reality_ai::NAME,
-            ra.build()?
-                .map(|(c, d)| (Box::new(c) as Box<dyn call::Vendor>, d)),
-            ra.calls.clone(),
-        );
+            let provider = Arc::new(Provider::new(
+                name,
+                vendor,
+                deadline,
+                limits.clone(),
+                usage.clone(),
+            ));
+            providers.push(provider.clone());
+            members.insert(name.to_owned(), Member::Provider(provider));
+        }
         let mut detectors = Self {
             default: Arc::new(LocalDetector::default()),
             members,
             routes: Arc::default(),
             providers,
+            unconfigured,
         };
         detectors.default = detectors.route(&config.route, "detector.route")?;
         let mut routes = BTreeMap::new();
@@ -133,6 +137,7 @@ impl Detectors {
             default: detector,
             routes: Arc::default(),
             providers: Vec::new(),
+            unconfigured: Vec::new(),
         }
     }
 
@@ -142,8 +147,7 @@ impl Detectors {
         let mut members = Vec::new();
         for name in &spec.detectors {
             let member = self.members.get(name).cloned().ok_or_else(|| {
-                let message = if matches!(name.as_str(), reality_defender::NAME | reality_ai::NAME)
-                {
+                let message = if self.unconfigured.contains(&name.as_str()) {
                     format!(
                         "{name} has no API key: set detector.providers.{name}.api_key (or \
                          api_key_file)"

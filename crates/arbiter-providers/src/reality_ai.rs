@@ -59,7 +59,7 @@ impl Default for RealityAiConfig {
 
 impl RealityAiConfig {
     /// Builds the client; `None` when no API key is configured.
-    pub fn build(&self) -> Result<Option<(RealityAi, Duration)>, crate::BuildError> {
+    pub fn build(&self) -> Result<Option<(Box<dyn Vendor>, Duration)>, crate::BuildError> {
         let api_key = crate::config::read_key(
             &self.api_key,
             &self.api_key_file,
@@ -89,7 +89,7 @@ impl RealityAiConfig {
                 deadline_secs,
             },
         };
-        Ok(Some((client, Duration::from_secs(deadline_secs))))
+        Ok(Some((Box::new(client), Duration::from_secs(deadline_secs))))
     }
 }
 

@@ -75,7 +75,7 @@ impl RealityDefenderConfig {
     pub fn build(
         &self,
         guard: AddressGuard,
-    ) -> Result<Option<(RealityDefender, Duration)>, crate::BuildError> {
+    ) -> Result<Option<(Box<dyn Vendor>, Duration)>, crate::BuildError> {
         let api_key = crate::config::read_key(
             &self.api_key,
             &self.api_key_file,
@@ -113,7 +113,7 @@ impl RealityDefenderConfig {
             guard,
             not_found_grace: Duration::from_secs(self.not_found_grace_secs),
         };
-        Ok(Some((client, Duration::from_secs(deadline_secs))))
+        Ok(Some((Box::new(client), Duration::from_secs(deadline_secs))))
     }
 }
 
@@ -199,7 +199,9 @@ impl RealityDefender {
                     .put(signed_url.clone())
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     // The image's shared buffer, not a copy of it.
-                    .body(reqwest::Body::from(bytes::Bytes::from_owner(media.bytes.clone())))
+                    .body(reqwest::Body::from(bytes::Bytes::from_owner(
+                        media.bytes.clone(),
+                    )))
             })
             .await?;
         if !reply.status.is_success() {
