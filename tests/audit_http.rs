@@ -386,6 +386,29 @@ async fn each_tenant_reads_only_its_own_trail_with_filters_paging_and_exports() 
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(exported, all, "{label}");
+        // Exports under way at once are bounded: with every place taken, 503 and Retry-After.
+        let places = server.state.config.audit.max_concurrent_exports;
+        assert_eq!(places, 2, "the documented default");
+        let taken = server
+            .state
+            .audit
+            .exports
+            .acquire_many(places)
+            .await
+            .unwrap();
+        let response = server.raw(&auditor, "/v1/audit/export").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{label}"
+        );
+        assert_eq!(response.headers()["retry-after"], "10", "{label}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{label}");
+        drop(taken);
+        let response = server.raw(&auditor, "/v1/audit/export").await;
+        assert_eq!(response.status(), StatusCode::OK, "{label}");
+        response.bytes().await.unwrap();
         let (status, body) = server.get(&auditor, "/v1/audit/export?from_seq=2").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{label}: {body}");
         let (status, _) = server

@@ -20,13 +20,15 @@ pub const CHECKPOINT_EVENT: &str = "audit.checkpoint";
 /// The longest wait between two looks for due checkpoints.
 const TICK: Duration = Duration::from_secs(1);
 
-/// The checkpoint signer and when it signs. Cheap to clone.
+/// The checkpoint signer and when it signs, and the places for audit exports. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditSigning {
     /// Signs checkpoints under the configured log name.
     pub signer: Arc<Signer>,
     /// Every N entries or T seconds.
     pub policy: CheckpointPolicy,
+    /// One permit per export that may be under way at once (`audit.max_concurrent_exports`).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// Why the checkpoint signer could not be set up.
@@ -76,6 +78,9 @@ impl AuditSigning {
                 every_entries: config.checkpoint_every_entries,
                 every: Duration::from_secs(config.checkpoint_every_secs),
             },
+            exports: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(config.max_concurrent_exports).unwrap_or(usize::MAX),
+            )),
         })
     }
 }

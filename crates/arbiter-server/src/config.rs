@@ -462,6 +462,8 @@ pub struct AuditConfig {
     pub checkpoint_every_entries: u64,
     /// Sign a chain once its oldest entry not covered by a checkpoint is this many seconds old.
     pub checkpoint_every_secs: u64,
+    /// Exports (`GET /v1/audit/export`) under way at once in a process; more: 503.
+    pub max_concurrent_exports: u32,
 }
 
 impl Default for AuditConfig {
@@ -472,6 +474,7 @@ impl Default for AuditConfig {
             log_name: "arbiter".to_owned(),
             checkpoint_every_entries: 1000,
             checkpoint_every_secs: 60,
+            max_concurrent_exports: 2,
         }
     }
 }
@@ -596,6 +599,12 @@ impl Config {
         if self.audit.checkpoint_every_entries == 0 {
             return Err(ConfigError::Invalid {
                 key: "audit.checkpoint_every_entries",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.audit.max_concurrent_exports == 0 {
+            return Err(ConfigError::Invalid {
+                key: "audit.max_concurrent_exports",
                 message: "must be more than 0".to_owned(),
             });
         }

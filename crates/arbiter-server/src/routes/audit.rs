@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_audit::{Cursor, EntryFilter, ExportError, ExportRange, Order, StoredEntry};
-use arbiter_core::RequestId;
+use arbiter_core::{ErrorCode, RequestId};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -391,6 +391,7 @@ pub async fn verifier_key(State(state): State<AppState>) -> impl IntoResponse {
         (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
         (status = 404, description = "No entries in the range", body = ErrorBody),
         (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+        (status = 503, description = "As many exports as allowed are under way; Retry-After says when to try again", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -414,13 +415,30 @@ pub async fn export_bundle(
     result.map_err(|err| err.for_request(&request_id))
 }
 
+/// Seconds a caller is asked to wait when every export place is taken.
+const EXPORT_RETRY_SECS: u64 = 10;
+
 /// Writes the bundle into a private temporary directory, then streams it as a tar archive and
-/// removes the directory.
+/// removes the directory. At most `audit.max_concurrent_exports` at once: each holds its place
+/// until its archive has been sent.
 async fn export_tar(
     state: &AppState,
     tenant: &str,
     range: &ExportRange,
 ) -> Result<Response, ApiError> {
+    let Ok(place) = state.audit.exports.clone().try_acquire_owned() else {
+        return Err(ApiError {
+            retry_after: Some(EXPORT_RETRY_SECS),
+            ..ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                format!(
+                    "as many audit exports as allowed are under way (audit.max_concurrent_exports: \
+                     {}); try again in {EXPORT_RETRY_SECS} s",
+                    state.config.audit.max_concurrent_exports
+                ),
+            )
+        });
+    };
     let dir = ExportDir::new().map_err(|err| ApiError::internal(&err))?;
     let vkey = state.audit.signer.verifier_key();
     let written =
@@ -448,6 +466,7 @@ async fn export_tar(
             out.tx.blocking_send(Err(err)).ok();
         }
         drop(dir);
+        drop(place);
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
