@@ -80,6 +80,10 @@ pub trait Vendor: Send + Sync {
     ) -> Result<Answer, CallError>;
 }
 
+/// A vendor's client and its deadline per analysis, as a vendor's config builds them; `None`
+/// when the vendor has no API key.
+pub type Built = Option<(Box<dyn Vendor>, Duration)>;
+
 /// Exponential backoff with jitter: `initial`, doubling up to `max`, each delay moved by up to
 /// 20% either way.
 #[derive(Debug, Clone, Copy)]

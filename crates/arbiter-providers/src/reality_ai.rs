@@ -3,7 +3,7 @@
 //! 429 with `Retry-After` and 5xx are retried under the deadline, the guide's error codes are
 //! refusals, and its `request_id` is kept.
 
-use crate::call::{Answer, Backoff, CallError, Http, Vendor};
+use crate::call::{Answer, Backoff, Built, CallError, Http, Vendor};
 use crate::config::{CallLimits, Secret};
 use arbiter_core::{AnalyzeOptions, MediaInput, ModelResults, VendorModel, Verdict, VerdictLabel};
 use async_trait::async_trait;
@@ -59,7 +59,7 @@ impl Default for RealityAiConfig {
 
 impl RealityAiConfig {
     /// Builds the client; `None` when no API key is configured.
-    pub fn build(&self) -> Result<Option<(Box<dyn Vendor>, Duration)>, crate::BuildError> {
+    pub fn build(&self) -> Result<Built, crate::BuildError> {
         let api_key = crate::config::read_key(
             &self.api_key,
             &self.api_key_file,

@@ -6,7 +6,9 @@
 pub mod facade;
 pub mod wire;
 
-use crate::call::{Answer, Backoff, CallError, Http, Vendor, check_handed_url, guarded_client};
+use crate::call::{
+    Answer, Backoff, Built, CallError, Http, Vendor, check_handed_url, guarded_client,
+};
 use crate::config::{CallLimits, Secret};
 use arbiter_core::net::AddressGuard;
 use arbiter_core::{AnalyzeOptions, ImageFormat, MediaInput};
@@ -72,10 +74,7 @@ impl Default for RealityDefenderConfig {
 impl RealityDefenderConfig {
     /// Builds the client, with the outbound guard for the upload URLs RD hands back; `None` when
     /// no API key is configured.
-    pub fn build(
-        &self,
-        guard: AddressGuard,
-    ) -> Result<Option<(Box<dyn Vendor>, Duration)>, crate::BuildError> {
+    pub fn build(&self, guard: AddressGuard) -> Result<Built, crate::BuildError> {
         let api_key = crate::config::read_key(
             &self.api_key,
             &self.api_key_file,
