@@ -1,8 +1,9 @@
 //! Reading a `POST /v1/analyze/batch` body without holding it in memory, so a server's memory
 //! does not grow with the size of the batches it takes.
 //!
-//! The body is spooled to a temporary file as it arrives (refused past
-//! `jobs.max_batch_body_bytes`). A first pass reads everything but the images (`options`,
+//! The body is spooled to a temporary file in `<data_dir>/batches/` as it arrives (refused past
+//! `jobs.max_batch_body_bytes`, and with 503 while the bodies there take
+//! `jobs.max_spooled_bytes`). A first pass reads everything but the images (`options`,
 //! `webhook_url`, `batch_reference_id`, and how many images there are, found without parsing
 //! them), so the batch can be checked against the plan before anything is written; a second pass
 //! parses the images one at a time and hands them over in chunks, which are written as jobs
@@ -58,23 +59,54 @@ pub fn kept_path(data_dir: &Path, batch_id: &str) -> PathBuf {
     kept_dir(data_dir).join(format!("{batch_id}.json"))
 }
 
-/// Writes the body to a temporary file, refusing it (413) past `limit` bytes: in the kept
-/// bodies' directory of the data directory `keep_in` when it may be kept, else in the system's.
-/// The file is removed when dropped unless kept with [`keep`].
+/// How long a caller is asked to wait when the batch bodies on disk take all their room.
+const FULL_RETRY_SECS: u64 = 30;
+
+/// The bytes of the batch bodies on disk in a data directory: those kept for their batches and
+/// those being received.
+pub fn bodies_on_disk(data_dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(kept_dir(data_dir)) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum()
+}
+
+/// 503 with `Retry-After`: the batch bodies on disk take all the room they may
+/// (`jobs.max_spooled_bytes`).
+fn no_room(room: u64) -> ApiError {
+    ApiError {
+        retry_after: Some(FULL_RETRY_SECS),
+        ..ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            format!(
+                "the batches waiting to be analysed take all the room for batch bodies \
+                 (jobs.max_spooled_bytes: {room}); try again in {FULL_RETRY_SECS} s"
+            ),
+        )
+    }
+}
+
+/// Writes the body to a temporary file in the kept bodies' directory of the data directory,
+/// refusing it past `limit` bytes (413), or when the bodies on disk there would pass `room`
+/// bytes (503 with `Retry-After`). The file is removed when dropped unless kept with [`keep`].
 pub async fn spool(
     body: Body,
     limit: u64,
-    keep_in: Option<&Path>,
+    data_dir: &Path,
+    room: u64,
 ) -> Result<NamedTempFile, ApiError> {
-    let spooled = match keep_in {
-        Some(data_dir) => {
-            let dir = kept_dir(data_dir);
-            std::fs::create_dir_all(&dir).map_err(|err| ApiError::internal(&err))?;
-            NamedTempFile::new_in(dir)
-        }
-        None => NamedTempFile::new(),
+    let used = bodies_on_disk(data_dir);
+    if used >= room {
+        return Err(no_room(room));
     }
-    .map_err(|err| ApiError::internal(&err))?;
+    let left = room - used;
+    let dir = kept_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(|err| ApiError::internal(&err))?;
+    let spooled = NamedTempFile::new_in(dir).map_err(|err| ApiError::internal(&err))?;
     let file = spooled
         .as_file()
         .try_clone()
@@ -94,6 +126,9 @@ pub async fn spool(
                      (jobs.max_batch_body_bytes); split the batch or send image_url"
                 ),
             ));
+        }
+        if size > left {
+            return Err(no_room(room));
         }
         tokio::io::AsyncWriteExt::write_all(&mut writer, &chunk)
             .await
@@ -542,8 +577,13 @@ mod tests {
     use crate::jobs::JobSource;
     use serde_json::json;
 
+    /// A data directory for bodies that are not kept (each removed when dropped).
+    fn scratch() -> PathBuf {
+        std::env::temp_dir().join("arbiter-batch-body-tests")
+    }
+
     async fn spooled(body: &serde_json::Value) -> NamedTempFile {
-        spool(Body::from(body.to_string()), 1 << 20, None)
+        spool(Body::from(body.to_string()), 1 << 20, &scratch(), u64::MAX)
             .await
             .unwrap()
     }
@@ -616,7 +656,9 @@ mod tests {
         let body =
             serde_json::to_string_pretty(&json!({"images": list, "batch_reference_id": "b"}))
                 .unwrap();
-        let file = spool(Body::from(body), 1 << 24, None).await.unwrap();
+        let file = spool(Body::from(body), 1 << 24, &scratch(), u64::MAX)
+            .await
+            .unwrap();
         assert_eq!(header(file.as_file()).await.unwrap().images, 7);
         let mut chunks = images(file.as_file(), |_, image, _| {
             Ok(NewImage {
@@ -658,7 +700,9 @@ mod tests {
             ("{\"images\": [] } trailing", "trailing characters"),
             ("[1, 2]", "invalid type"),
         ] {
-            let file = spool(Body::from(body), 1 << 20, None).await.unwrap();
+            let file = spool(Body::from(body), 1 << 20, &scratch(), u64::MAX)
+                .await
+                .unwrap();
             let err = header(file.as_file()).await.unwrap_err();
             assert!(
                 err.message.starts_with("invalid JSON body: "),
@@ -673,7 +717,7 @@ mod tests {
     async fn a_kept_body_gives_back_each_image_by_its_range() {
         let dir = tempfile::tempdir().unwrap();
         let body = json!({"images": [{"image_url": "https://example.com/a.jpg"}, {"image_base64": "QUJD", "reference_id": "r"}]});
-        let file = spool(Body::from(body.to_string()), 1 << 20, Some(dir.path()))
+        let file = spool(Body::from(body.to_string()), 1 << 20, dir.path(), u64::MAX)
             .await
             .unwrap();
         let mut ranges = Vec::new();
@@ -746,9 +790,50 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_as_too_large() {
-        let err = spool(Body::from(vec![b' '; 2048]), 1024, None)
+        let err = spool(Body::from(vec![b' '; 2048]), 1024, &scratch(), u64::MAX)
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::FileSizeExceeded);
+    }
+
+    #[tokio::test]
+    async fn bodies_are_refused_when_those_on_disk_take_all_their_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = spool(Body::from(vec![b' '; 3000]), 1 << 20, dir.path(), 4096)
+            .await
+            .unwrap();
+        keep(first, dir.path(), "batch_1").unwrap();
+        assert_eq!(bodies_on_disk(dir.path()), 3000);
+        // 1,096 bytes of room left: a body that would pass it is refused as it arrives...
+        let err = spool(Body::from(vec![b' '; 2000]), 1 << 20, dir.path(), 4096)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code, err.retry_after),
+            (ErrorCode::ServiceUnavailable, Some(FULL_RETRY_SECS))
+        );
+        assert!(
+            err.message.contains("jobs.max_spooled_bytes"),
+            "{}",
+            err.message
+        );
+        assert_eq!(bodies_on_disk(dir.path()), 3000, "the refused body is gone");
+        // ... one that fits is taken ...
+        let fits = spool(Body::from(vec![b' '; 1000]), 1 << 20, dir.path(), 4096)
+            .await
+            .unwrap();
+        keep(fits, dir.path(), "batch_2").unwrap();
+        // ... and with the room full, the next is refused at once.
+        let err = spool(Body::from(vec![b' '; 10]), 1 << 20, dir.path(), 4000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+        // A completed batch's body is removed, and its room is free again.
+        remove_kept(dir.path(), "batch_1");
+        assert!(
+            spool(Body::from(vec![b' '; 10]), 1 << 20, dir.path(), 4000)
+                .await
+                .is_ok()
+        );
     }
 }

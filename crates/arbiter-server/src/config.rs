@@ -350,6 +350,9 @@ pub struct JobsConfig {
     pub max_attempts: u32,
     /// The largest `POST /v1/analyze/batch` body, in bytes.
     pub max_batch_body_bytes: u64,
+    /// The most bytes of batch bodies on disk at once (received, and kept until their batch
+    /// completes); a batch that would pass it is refused with 503 and `Retry-After`.
+    pub max_spooled_bytes: u64,
 }
 
 impl Default for JobsConfig {
@@ -360,6 +363,7 @@ impl Default for JobsConfig {
             poll_interval_ms: 500,
             max_attempts: 5,
             max_batch_body_bytes: 100 * 1024 * 1024,
+            max_spooled_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -88,6 +88,7 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
         (status = 403, description = "The key lacks the batch scope or network", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+        (status = 503, description = "The batch bodies on disk take all their room (jobs.max_spooled_bytes); Retry-After says when to try again", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -101,9 +102,14 @@ pub async fn submit_batch(
     let result = async {
         // On SQLite (one node) the images stay in the body file; see `batch_body`.
         let keep = state.pipeline.db().backend() == DbBackend::Sqlite;
-        let keep_in = keep.then_some(state.config.data_dir.as_path());
-        let limit = state.config.jobs.max_batch_body_bytes;
-        let spooled = batch_body::spool(body, limit, keep_in).await?;
+        let jobs = &state.config.jobs;
+        let spooled = batch_body::spool(
+            body,
+            jobs.max_batch_body_bytes,
+            &state.config.data_dir,
+            jobs.max_spooled_bytes,
+        )
+        .await?;
         let header = batch_body::header(spooled.as_file()).await?;
         let submission = check_batch(&state, &caller, header).await?;
         let limits = ImageLimits {
