@@ -15,6 +15,7 @@ mod m20261204_000009_provider_usage;
 mod m20261204_000010_rd_uploads;
 mod m20261204_000011_key_flow;
 mod m20261204_000012_rate_counters;
+mod m20261204_000013_policy_versions;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_rd_uploads::Migration),
             Box::new(m20261204_000011_key_flow::Migration),
             Box::new(m20261204_000012_rate_counters::Migration),
+            Box::new(m20261204_000013_policy_versions::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod keys;
 mod policy;
+mod replay;
 mod review;
 mod scan;
 mod serve;
@@ -54,6 +55,9 @@ enum Command {
     /// Webhook secrets and endpoints.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Re-decide a recorded decision from its recorded facts under its recorded policy text (and,
+    /// with --image, analyse the image again): exit 0 when identical, 1 with the differences.
+    Replay(replay::ReplayArgs),
     /// List and resolve human-review queue items.
     #[command(subcommand)]
     Review(review::ReviewCommand),
@@ -94,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(Some(&db), command).await,
         Command::Webhooks(command) => webhooks::run(&db, cli.data_dir.clone(), command).await,
         Command::Review(command) => review::run(&db, command).await,
+        Command::Replay(args) => replay::run(&db, args).await,
         Command::Serve(_) => unreachable!("served above"),
     };
     db.clone().close().await.ok();

@@ -112,6 +112,9 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
         .context("while building the flows")?;
     let input = domain_input(&args, &flows)?;
     let policies = load_policies(&args, &flows)?;
+    arbiter_server::policies::keep_versions(&db, policies.all(), chrono::Utc::now())
+        .await
+        .context("while keeping the policies' texts")?;
     let sinks = SinkSet::new(vec![Arc::new(LogSink)]);
     let config = arbiter_server::config::Config::load(args.config.as_deref())
         .context("while loading the configuration")?;

@@ -284,6 +284,7 @@ impl Compiler<'_> {
         };
         Some(Policy {
             origin: origin.to_owned(),
+            source: source.into(),
             policy_ref,
             flow: meta.flow.value,
             title: meta.title,

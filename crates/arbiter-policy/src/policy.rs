@@ -137,6 +137,8 @@ pub struct RuleInfo<'a> {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub(crate) origin: String,
+    /// The exact text it was compiled from (its `sha256` is of this text).
+    pub(crate) source: std::sync::Arc<str>,
     pub(crate) policy_ref: PolicyRef,
     pub(crate) flow: String,
     pub(crate) title: Option<String>,
@@ -191,6 +193,11 @@ impl Policy {
             )])
         })?;
         Self::from_yaml(source, &origin)
+    }
+
+    /// The exact text the policy was compiled from, whose SHA-256 is [`Policy::sha256`].
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// `metadata.id` (`insurance.fnol`).

@@ -370,8 +370,29 @@ fn file_hashes(dir: &Path) -> Result<BTreeMap<PathBuf, String>, PolicyLoadError>
 /// The audit chain of events that concern every tenant, such as policy activations.
 pub const SYSTEM_TENANT: &str = "system";
 
+/// Keeps the exact text of each policy under its SHA-256 (once), so a decision it makes can be
+/// traced to that text and replayed under it (`arbiter replay`).
+pub async fn keep_versions(
+    db: &arbiter_db::Db,
+    policies: impl IntoIterator<Item = &Arc<Policy>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), arbiter_db::sea_orm::DbErr> {
+    let txn = db.begin_write().await?;
+    for policy in policies {
+        let kept = arbiter_db::policy_versions::Kept {
+            policy_id: policy.id().to_owned(),
+            version: i32::try_from(policy.version()).unwrap_or(i32::MAX),
+            flow: policy.flow().to_owned(),
+            source: policy.source().to_owned(),
+        };
+        arbiter_db::policy_versions::keep(&txn, policy.sha256(), &kept, now).await?;
+    }
+    txn.commit().await
+}
+
 /// Records a `policy.activated` audit entry for each policy whose exact file is not the last one
-/// recorded as activated under its id (so a restart on unchanged files records nothing).
+/// recorded as activated under its id (so a restart on unchanged files records nothing), and
+/// keeps each policy's text ([`keep_versions`]).
 pub async fn record_activations(
     db: &arbiter_db::Db,
     policies: &[Arc<Policy>],
@@ -383,6 +404,9 @@ pub async fn record_activations(
         event: Some("policy.activated".to_owned()),
         ..Default::default()
     };
+    keep_versions(db, policies, now)
+        .await
+        .map_err(arbiter_audit::AuditError::from)?;
     let mut last: BTreeMap<String, arbiter_core::PolicyRef> = BTreeMap::new();
     for stored in arbiter_audit::entries(db.conn(), &filter).await? {
         if let arbiter_audit::Event::PolicyActivated { policy, .. } = stored.entry.event {
