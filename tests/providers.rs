@@ -482,3 +482,51 @@ fn a_policy_rule_can_read_what_a_vendor_said() {
         + &String::from_utf8_lossy(&output.stderr);
     assert!(out.contains("providers.reality_defender.verdict"), "{out}");
 }
+
+#[tokio::test]
+async fn a_batch_image_whose_vendor_cannot_answer_is_tried_again_and_then_analysed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake_rd("FAKE", 97.0).await;
+    // Reality Defender answers 503 for about three seconds: the first attempts time out.
+    fake.script(|script| {
+        script.presign_failures = (0..150)
+            .map(|_| arbiter_providers::fake::Failure::new(503, r#"{"response":"unavailable"}"#))
+            .collect();
+    });
+    let running = Running::start(dir.path(), "", |config| {
+        route_to(&fake, &[])(config);
+        let rd = &mut config.detector.providers.reality_defender;
+        rd.deadline_secs = 1;
+        config.detector.route = RouteSpec::parse("reality_defender").unwrap();
+        config.jobs.max_attempts = 20;
+        config.jobs.poll_interval_ms = 50;
+        config.jobs.lease_secs = 2;
+    })
+    .await;
+    let (status, accepted) = running
+        .post(
+            "/v1/analyze/batch",
+            json!({"images": [{"image_base64": b64(&sample("plain-render.png")), "reference_id": "img-1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let batch_id = accepted["batch_id"].as_str().unwrap();
+    let mut batch = Value::Null;
+    for _ in 0..300 {
+        let (_, body) = running.get(&format!("/v1/batches/{batch_id}")).await;
+        batch = serde_json::from_str(&body).unwrap();
+        if batch["status"] == "COMPLETE" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(batch["status"], "COMPLETE", "{batch}");
+    assert_eq!(batch["completed"], 1, "{batch}");
+    assert_eq!(batch["failed"], 0, "{batch}");
+    assert_eq!(
+        batch["results"][0]["verdict"]["label"], "AI_GENERATED",
+        "{batch}"
+    );
+    assert!(fake.counts().presigns >= 1);
+    running.stop().await;
+}
