@@ -5,8 +5,8 @@
 
 mod common;
 
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_db::sea_orm::ConnectionTrait;
+use arbiter_db::testing::PostgresTestDb;
 use arbiter_db::{Db, DbTarget};
 use common::{DbArg, arbiter};
 use serde_json::Value;
