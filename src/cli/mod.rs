@@ -86,10 +86,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => return serve::run(args, cli.data_dir, cli.database_url).await,
         // Checking, testing, explaining and diffing policy files needs no database.
         Command::Policy(command) if !command.needs_database() => {
+            crate::logging::init_command();
             return policy::run(None, command).await;
         }
         _ => {}
     }
+    crate::logging::init_command();
     let db = cli.connect().await?;
     let result = match cli.command {
         Command::Scan(args) => scan::run(db.clone(), args).await,

@@ -37,12 +37,14 @@ pub async fn run(
     config
         .validate()
         .context("while checking the configuration")?;
+    config.replica.resolve();
+    crate::logging::init(&config.log, Some(&config.replica.id));
+    let log = config.log.clone();
+    let replica = config.replica.id.clone();
     let server = Server::bind(config)
         .await
         .context("while starting the server")?;
-    let addr = server.local_addr()?;
-    tracing::info!(%addr, "arbiter listening");
-    eprintln!("arbiter listening on http://{addr}");
+    crate::logging::announce_listening(&log, &replica, server.local_addr()?);
 
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

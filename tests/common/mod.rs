@@ -52,7 +52,17 @@ pub fn arbiter(db: &DbArg, args: &[&str]) -> Output {
 /// Starts a `serve --listen 127.0.0.1:0` command and returns the child and its base URL, read
 /// from its "arbiter listening on" line; its stderr keeps being drained so the server never
 /// blocks on a full pipe.
-pub fn spawn_server(mut command: Command) -> (Child, String) {
+pub fn spawn_server(command: Command) -> (Child, String) {
+    let (child, base, _) = spawn_server_logged(command);
+    (child, base)
+}
+
+/// [`spawn_server`], with the lines the server writes to stderr after the "arbiter listening on"
+/// line (a plain line, or the `message` of a JSON line when `log.format` is `json`) sent to
+/// the receiver as they come.
+pub fn spawn_server_logged(
+    mut command: Command,
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -64,12 +74,22 @@ pub fn spawn_server(mut command: Command) -> (Child, String) {
             .next()
             .expect("the server exited before listening")
             .unwrap();
-        if let Some(addr) = line.strip_prefix("arbiter listening on ") {
+        let message = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|json| json["message"].as_str().map(str::to_owned))
+            .unwrap_or(line);
+        if let Some(addr) = message.strip_prefix("arbiter listening on ") {
             break addr.trim().to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            // Nobody may be listening: the lines are drained all the same.
+            let _ = send.send(line);
+        }
+    });
+    (child, base, receive)
 }
 
 /// Verifies both signatures of a webhook delivery (Standard Webhooks and

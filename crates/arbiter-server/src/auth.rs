@@ -185,6 +185,8 @@ pub async fn authorize(
     let key = keys::authenticate(&state.key_lookups, presented)
         .await?
         .ok_or_else(invalid)?;
+    // The request's log lines name the tenant from here on.
+    tracing::Span::current().record("tenant", tracing::field::display(&key.tenant));
     if !key.scopes.contains(&scope) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

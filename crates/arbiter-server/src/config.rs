@@ -62,6 +62,10 @@ pub struct Config {
     pub policies_dir: String,
     /// Seconds between checks of the policy directory for changed files; 0 disables reloading.
     pub policy_reload_secs: u64,
+    /// The server's log on stderr.
+    pub log: LogConfig,
+    /// This process among the replicas sharing a database.
+    pub replica: ReplicaConfig,
     /// The detectors and the routes over them (`arbiter_providers`).
     pub detector: DetectorConfig,
     /// Limits on accepted images and requests.
@@ -97,6 +101,8 @@ impl std::fmt::Debug for Config {
             )
             .field("policies_dir", &self.policies_dir)
             .field("policy_reload_secs", &self.policy_reload_secs)
+            .field("log", &self.log)
+            .field("replica", &self.replica)
             .field("detector", &self.detector)
             .field("limits", &self.limits)
             .field("outbound", &self.outbound)
@@ -118,6 +124,8 @@ impl Default for Config {
             database_url: String::new(),
             policies_dir: String::new(),
             policy_reload_secs: 2,
+            log: LogConfig::default(),
+            replica: ReplicaConfig::default(),
             detector: DetectorConfig::default(),
             limits: LimitsConfig::default(),
             outbound: OutboundConfig::default(),
@@ -129,6 +137,113 @@ impl Default for Config {
             flows: FlowsConfig::default(),
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines, coloured when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The server's log on stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// The least severe level written (`trace`, `debug`, `info`, `warn`, `error`, `off`), or
+    /// directives by target (`info,arbiter_server::jobs=debug`). `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// The levels a log directive may name.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+impl LogConfig {
+    /// Whether `level` is a list of directives: a level, or `target=level`.
+    fn level_is_valid(&self) -> bool {
+        !self.level.trim().is_empty()
+            && self.level.split(',').all(|directive| {
+                let level = match directive.rsplit_once('=') {
+                    Some((target, _)) if target.trim().is_empty() => return false,
+                    Some((_, level)) => level,
+                    None => directive,
+                };
+                LOG_LEVELS.contains(&level.trim().to_ascii_lowercase().as_str())
+            })
+    }
+}
+
+/// This process among the replicas sharing a database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicaConfig {
+    /// The replica's id in its log lines and `/metrics`; empty: `<hostname>-<pid>` (a random
+    /// short id when the host has no name), made at start.
+    pub id: String,
+}
+
+/// The longest replica id.
+const MAX_REPLICA_ID_LEN: usize = 64;
+
+impl ReplicaConfig {
+    /// Gives the replica its default id when none is configured.
+    pub fn resolve(&mut self) {
+        if self.id.is_empty() {
+            self.id = default_replica_id();
+        }
+    }
+
+    fn id_is_valid(&self) -> bool {
+        self.id.len() <= MAX_REPLICA_ID_LEN
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    }
+}
+
+/// `<hostname>-<pid>`, with any character a replica id may not hold made `-`; a random short id
+/// when the host's name cannot be read.
+fn default_replica_id() -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    let Some(hostname) = hostname else {
+        let random = ulid::Ulid::new().to_string().to_ascii_lowercase();
+        return random[random.len() - 8..].to_owned();
+    };
+    let pid = std::process::id();
+    let room = MAX_REPLICA_ID_LEN - pid.to_string().len() - 1;
+    let hostname: String = hostname
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(room)
+        .collect();
+    format!("{hostname}-{pid}")
 }
 
 /// The domain flows compiled into this build, each switched on or off.
@@ -570,6 +685,26 @@ impl Config {
                 message: format!("{:?} is not an address such as 127.0.0.1:8080", self.listen),
             });
         }
+        if !self.log.level_is_valid() {
+            return Err(ConfigError::Invalid {
+                key: "log.level",
+                message: format!(
+                    "{:?} is not a level ({}) or a list of target=level directives",
+                    self.log.level,
+                    LOG_LEVELS.join(", ")
+                ),
+            });
+        }
+        if !self.replica.id_is_valid() {
+            return Err(ConfigError::Invalid {
+                key: "replica.id",
+                message: format!(
+                    "{:?} is not an id of at most {MAX_REPLICA_ID_LEN} letters, digits, '.', '_' \
+                     and '-'",
+                    self.replica.id
+                ),
+            });
+        }
         if self.limits.max_image_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "limits.max_image_bytes",
@@ -886,6 +1021,57 @@ mod tests {
         );
         assert_eq!(config.detector.route.name(), "local,reality_defender");
         assert!(!format!("{config:?}").contains("rd-secret"));
+    }
+
+    #[test]
+    fn the_log_and_the_replica_id_are_configured_and_refused_when_wrong() {
+        let config = Config::from_yaml(
+            "log:\n  format: json\n  level: warn,arbiter_server=debug\nreplica:\n  id: eu-1.a_b\n",
+        )
+        .unwrap();
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.replica.id, "eu-1.a_b");
+        config.validate().unwrap();
+        let config = Config::default()
+            .with_env(env(&[
+                ("ARBITER_LOG_FORMAT", "json"),
+                ("ARBITER_LOG_LEVEL", "debug"),
+                ("ARBITER_REPLICA_ID", "r2"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            (
+                config.log.format,
+                config.log.level.as_str(),
+                config.replica.id.as_str()
+            ),
+            (LogFormat::Json, "debug", "r2")
+        );
+        let err = Config::default()
+            .with_env(env(&[("ARBITER_LOG_FORMAT", "xml")]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("ARBITER_LOG_FORMAT"), "{err}");
+        let err = Config::from_yaml("log:\n  formats: json\n").unwrap_err();
+        assert!(err.contains("formats"), "{err}");
+        for level in ["loud", "", "info,=debug", "arbiter=shout"] {
+            let mut config = Config::default();
+            config.log.level = level.to_owned();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.starts_with("log.level:"), "{level:?}: {err}");
+        }
+        for id in ["has space", "a/b", &"x".repeat(65)] {
+            let mut config = Config::default();
+            config.replica.id = id.to_owned();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.starts_with("replica.id:"), "{id:?}: {err}");
+        }
+        // The default id is made at start, once, and is itself valid.
+        let mut replica = ReplicaConfig::default();
+        replica.resolve();
+        let made = replica.id.clone();
+        assert!(!made.is_empty() && replica.id_is_valid(), "{made}");
+        replica.resolve();
+        assert_eq!(replica.id, made);
     }
 
     #[test]

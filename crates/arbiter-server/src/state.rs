@@ -45,12 +45,14 @@ pub struct AppState {
 
 impl AppState {
     /// The state for a pipeline, configuration and checkpoint signer.
+    /// A configuration without `replica.id` gets its default id here.
     pub fn new(
         pipeline: Pipeline,
-        config: Config,
+        mut config: Config,
         clock: Arc<dyn Clock>,
         audit: AuditSigning,
     ) -> Self {
+        config.replica.resolve();
         let webhooks = Webhooks::new(&config);
         Self {
             fetcher: Fetcher::new(&config.outbound),

@@ -63,7 +63,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render() + &render_providers(state.pipeline.detectors().providers()),
+        render_replica(&state.config.replica.id)
+            + &state.metrics.render()
+            + &render_providers(state.pipeline.detectors().providers()),
+    )
+}
+
+/// Which replica answers: `/metrics` counts this process only.
+fn render_replica(replica: &str) -> String {
+    format!(
+        "# HELP arbiter_replica_info The replica these metrics are of (each process counts its \
+         own).\n# TYPE arbiter_replica_info gauge\narbiter_replica_info{{replica=\"{replica}\"}} 1\n"
     )
 }
 

@@ -59,8 +59,21 @@ async fn request_context(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     request.extensions_mut().insert(request_id.clone());
-    let span = tracing::info_span!("request", request_id = %request_id, %method, route = %route);
-    let mut response = next.run(request).instrument(span).await;
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        tenant = tracing::field::Empty,
+        %method,
+        route = %route,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1e3,
+            "answered"
+        );
+    });
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert("x-request-id", value);
     }
