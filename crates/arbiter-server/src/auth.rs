@@ -108,7 +108,14 @@ async fn admit(
     request_id: &RequestId,
     run: impl Future<Output = Response>,
 ) -> Response {
-    let (status, refusal) = state.limiter.check(&caller.key.tenant, &caller.plan);
+    let (status, refusal) = match state.limiter.check(&caller.key.tenant, &caller.plan).await {
+        Ok(counted) => counted,
+        Err(err) => {
+            return ApiError::internal(&format!("cannot count the request: {err}"))
+                .for_request(request_id)
+                .into_response();
+        }
+    };
     let mut response = match refusal {
         Some(Refusal::RateLimit { retry_after }) => {
             let mut err = ApiError::new(

@@ -1,13 +1,15 @@
 //! Per-tenant rate limits (fixed one-minute windows) and daily quotas (UTC days).
 //!
-//! Counters live in this process: with several replicas each enforces the limits on its own
-//! share of the traffic.
+//! Counters live in the database (`rate_counters`): each request is counted in its minute and
+//! its day in one write transaction that refuses it when either is full, so the limits hold
+//! exactly across replicas sharing the database.
 
 use crate::clock::Clock;
 use crate::config::Plan;
+use arbiter_db::Db;
+use arbiter_db::rate_counters::{self, Taken, Window};
 use chrono::{DateTime, Duration, Timelike, Utc};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What the headers say after a request was counted (or refused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,72 +37,74 @@ pub enum Refusal {
     },
 }
 
-#[derive(Debug, Default)]
-struct Counter {
-    minute: i64,
-    in_minute: u32,
-    day: i64,
-    in_day: u32,
-}
+/// The window kinds stored in `rate_counters`.
+const DAY: &str = "day";
+const MINUTE: &str = "minute";
 
-/// Counts requests per tenant against their plan.
+/// Counts requests per tenant against their plan, in the database.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
+    db: Db,
     clock: Arc<dyn Clock>,
-    counters: Arc<Mutex<HashMap<String, Counter>>>,
 }
 
 impl RateLimiter {
-    /// A limiter reading time from `clock`.
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            counters: Arc::default(),
-        }
+    /// A limiter counting in `db` and reading time from `clock`.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
     }
 
-    /// Counts one request; refused requests are not counted.
-    pub fn check(&self, tenant: &str, plan: &Plan) -> (RateStatus, Option<Refusal>) {
+    /// Counts one request; refused requests are not counted. The daily quota is checked before
+    /// the minute's limit.
+    pub async fn check(
+        &self,
+        tenant: &str,
+        plan: &Plan,
+    ) -> Result<(RateStatus, Option<Refusal>), arbiter_db::sea_orm::DbErr> {
         let now = self.clock.now();
-        let minute = now.timestamp().div_euclid(60);
-        let day = now.timestamp().div_euclid(86_400);
-        let reset = (minute + 1) * 60;
-        let mut counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let counter = counters.entry(tenant.to_owned()).or_default();
-        if counter.minute != minute {
-            counter.minute = minute;
-            counter.in_minute = 0;
-        }
-        if counter.day != day {
-            counter.day = day;
-            counter.in_day = 0;
-        }
-        let status = |used: u32| RateStatus {
+        let minute = now.timestamp().div_euclid(60) * 60;
+        let day = now.timestamp().div_euclid(86_400) * 86_400;
+        let reset = minute + 60;
+        let windows = [
+            Window {
+                kind: DAY,
+                start: day,
+                limit: plan.per_day.into(),
+            },
+            Window {
+                kind: MINUTE,
+                start: minute,
+                limit: plan.per_minute.into(),
+            },
+        ];
+        let status = |used: u64| RateStatus {
             limit: plan.per_minute,
-            remaining: plan.per_minute.saturating_sub(used),
+            remaining: u32::try_from(u64::from(plan.per_minute).saturating_sub(used))
+                .unwrap_or_default(),
             reset,
         };
-        if counter.in_day >= plan.per_day {
-            return (
-                status(counter.in_minute),
-                Some(Refusal::Quota {
-                    retry_after: seconds_to_midnight(now),
-                }),
-            );
-        }
-        if counter.in_minute >= plan.per_minute {
-            let retry_after = u64::try_from(reset - now.timestamp()).unwrap_or(1).max(1);
-            return (
-                status(counter.in_minute),
-                Some(Refusal::RateLimit { retry_after }),
-            );
-        }
-        counter.in_minute += 1;
-        counter.in_day += 1;
-        (status(counter.in_minute), None)
+        Ok(
+            match rate_counters::take(&self.db, tenant, &windows).await? {
+                Taken::Counted(counts) => (status(counts[1]), None),
+                Taken::Refused(0) => {
+                    let in_minute =
+                        rate_counters::counted(self.db.conn(), tenant, &windows[1]).await?;
+                    (
+                        status(in_minute),
+                        Some(Refusal::Quota {
+                            retry_after: seconds_to_midnight(now),
+                        }),
+                    )
+                }
+                Taken::Refused(_) => {
+                    let retry_after = u64::try_from(reset - now.timestamp()).unwrap_or(1).max(1);
+                    (
+                        status(plan.per_minute.into()),
+                        Some(Refusal::RateLimit { retry_after }),
+                    )
+                }
+            },
+        )
     }
 }
 
@@ -115,30 +119,37 @@ fn seconds_to_midnight(now: DateTime<Utc>) -> u64 {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use arbiter_db::DbTarget;
 
-    fn limiter() -> (RateLimiter, ManualClock) {
+    async fn limiter(dir: &std::path::Path) -> (RateLimiter, ManualClock) {
         let clock = ManualClock::new(
             DateTime::parse_from_rfc3339("2026-03-16T14:23:10Z")
                 .unwrap()
                 .with_timezone(&Utc),
         );
-        (RateLimiter::new(Arc::new(clock.clone())), clock)
+        let db = Db::connect(&DbTarget::DataDir(dir.to_path_buf()))
+            .await
+            .unwrap();
+        (RateLimiter::new(db, Arc::new(clock.clone())), clock)
     }
 
-    #[test]
-    fn the_minute_window_counts_down_refuses_and_resets() {
-        let (limiter, clock) = limiter();
+    #[tokio::test]
+    async fn the_minute_window_counts_down_refuses_and_resets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (limiter, clock) = limiter(dir.path()).await;
         let plan = Plan {
             per_minute: 3,
             per_day: 100,
             batch_size: 1,
         };
-        let remaining: Vec<_> = (0..3)
-            .map(|_| limiter.check("acme", &plan).0.remaining)
-            .collect();
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            remaining.push(limiter.check("acme", &plan).await.unwrap().0.remaining);
+        }
         assert_eq!(remaining, [2, 1, 0]);
-        let (status, refusal) = limiter.check("acme", &plan);
+        let (status, refusal) = limiter.check("acme", &plan).await.unwrap();
         assert_eq!(refusal, Some(Refusal::RateLimit { retry_after: 50 }));
+        assert_eq!(status.remaining, 0);
         assert_eq!(
             status.reset,
             DateTime::parse_from_rfc3339("2026-03-16T14:24:00Z")
@@ -146,10 +157,10 @@ mod tests {
                 .timestamp()
         );
         // Another tenant has its own window.
-        assert_eq!(limiter.check("globex", &plan).1, None);
+        assert_eq!(limiter.check("globex", &plan).await.unwrap().1, None);
         clock.advance(Duration::seconds(50));
         assert_eq!(
-            limiter.check("acme", &plan),
+            limiter.check("acme", &plan).await.unwrap(),
             (
                 RateStatus {
                     limit: 3,
@@ -161,19 +172,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_daily_quota_outlasts_minute_windows_until_midnight() {
-        let (limiter, clock) = limiter();
+    #[tokio::test]
+    async fn the_daily_quota_outlasts_minute_windows_until_midnight() {
+        let dir = tempfile::tempdir().unwrap();
+        let (limiter, clock) = limiter(dir.path()).await;
         let plan = Plan {
             per_minute: 10,
             per_day: 4,
             batch_size: 1,
         };
         for _ in 0..4 {
-            assert_eq!(limiter.check("acme", &plan).1, None);
+            assert_eq!(limiter.check("acme", &plan).await.unwrap().1, None);
             clock.advance(Duration::minutes(1));
         }
-        let (_, refusal) = limiter.check("acme", &plan);
+        let (status, refusal) = limiter.check("acme", &plan).await.unwrap();
         // 14:27:10 → midnight is 9 h 32 min 50 s away.
         assert_eq!(
             refusal,
@@ -181,7 +193,34 @@ mod tests {
                 retry_after: 9 * 3600 + 32 * 60 + 50
             })
         );
+        // Nothing was counted in this minute.
+        assert_eq!(status.remaining, 10);
         clock.advance(Duration::hours(10));
-        assert_eq!(limiter.check("acme", &plan).1, None);
+        assert_eq!(limiter.check("acme", &plan).await.unwrap().1, None);
+    }
+
+    #[tokio::test]
+    async fn two_limiters_on_one_database_share_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, clock) = limiter(dir.path()).await;
+        let second = RateLimiter::new(
+            Db::connect(&DbTarget::DataDir(dir.path().to_path_buf()))
+                .await
+                .unwrap(),
+            Arc::new(clock),
+        );
+        let plan = Plan {
+            per_minute: 5,
+            per_day: 100,
+            batch_size: 1,
+        };
+        let mut answered = 0;
+        for n in 0..8 {
+            let limiter = if n % 2 == 0 { &first } else { &second };
+            if limiter.check("acme", &plan).await.unwrap().1.is_none() {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 5);
     }
 }

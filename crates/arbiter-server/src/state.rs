@@ -27,7 +27,7 @@ pub struct AppState {
     pub key_lookups: Lookups,
     /// Earlier results read for concurrent requests together.
     pub cached_lookups: CachedLookups,
-    /// Per-tenant rate limits.
+    /// Per-tenant rate limits, counted in the database.
     pub limiter: RateLimiter,
     /// The time.
     pub clock: Arc<dyn Clock>,
@@ -56,7 +56,7 @@ impl AppState {
         let webhooks = Webhooks::new(&config);
         Self {
             fetcher: Fetcher::new(&config.outbound),
-            limiter: RateLimiter::new(clock.clone()),
+            limiter: RateLimiter::new(pipeline.db().clone(), clock.clone()),
             key_lookups: Lookups::start(pipeline.db().conn().clone(), KeyLookup),
             cached_lookups: CachedLookups::start(pipeline.db().conn().clone(), CachedLookup),
             pipeline,
