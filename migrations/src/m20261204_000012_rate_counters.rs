@@ -1,5 +1,6 @@
-//! Requests counted per tenant and rate window (`minute`, `day`), so that a plan's limits hold
-//! across replicas sharing the database. A window starts at a unix time in seconds.
+//! Requests counted per tenant in its current rate windows (the minute and the UTC day, each
+//! named by its start in unix seconds), so that a plan's limits hold across replicas sharing the
+//! database. One row per tenant: a new window replaces the one before it.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -16,9 +17,10 @@ impl MigrationName for Migration {
 enum RateCounters {
     Table,
     Tenant,
-    WindowKind,
-    WindowStart,
-    Count,
+    MinuteStart,
+    MinuteCount,
+    DayStart,
+    DayCount,
 }
 
 #[async_trait::async_trait]
@@ -29,16 +31,11 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(RateCounters::Table)
                     .if_not_exists()
-                    .col(string_len(RateCounters::Tenant, 64))
-                    .col(string_len(RateCounters::WindowKind, 8))
-                    .col(big_integer(RateCounters::WindowStart))
-                    .col(big_integer(RateCounters::Count))
-                    .primary_key(
-                        Index::create()
-                            .col(RateCounters::Tenant)
-                            .col(RateCounters::WindowKind)
-                            .col(RateCounters::WindowStart),
-                    )
+                    .col(string_len(RateCounters::Tenant, 64).primary_key())
+                    .col(big_integer(RateCounters::MinuteStart))
+                    .col(big_integer(RateCounters::MinuteCount))
+                    .col(big_integer(RateCounters::DayStart))
+                    .col(big_integer(RateCounters::DayCount))
                     .to_owned(),
             )
             .await

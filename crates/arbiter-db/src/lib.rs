@@ -239,6 +239,13 @@ impl Db {
         &self.conn
     }
 
+    /// The connection for a write made by one statement outside a transaction: on SQLite the
+    /// single writer (so it queues behind other writes instead of waiting in SQLite's busy
+    /// handler), on PostgreSQL the pool.
+    pub fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()

@@ -1,29 +1,39 @@
-//! Requests counted per tenant and rate window (`rate_counters`), taken one at a time against
-//! the windows' limits in one write transaction, so a plan's limits hold across replicas sharing
-//! the database.
+//! Requests counted per tenant in its current minute and UTC day (`rate_counters`, one row per
+//! tenant), taken one at a time against the plan's limits by one statement, so the limits hold
+//! across replicas sharing the database.
 
 use crate::Db;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-/// One window a request is counted in.
+/// A request's windows and the plan's limits on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    /// Its kind (`minute`, `day`): windows of one kind follow each other.
-    pub kind: &'static str,
-    /// When it started, in unix seconds.
-    pub start: i64,
-    /// The requests it allows.
-    pub limit: u64,
+pub struct Windows {
+    /// The start of the request's minute, in unix seconds.
+    pub minute_start: i64,
+    /// The requests a minute allows.
+    pub per_minute: u64,
+    /// The start of the request's day, in unix seconds.
+    pub day_start: i64,
+    /// The requests a day allows.
+    pub per_day: u64,
+}
+
+/// The requests counted in a tenant's current minute and day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// In the minute.
+    pub minute: u64,
+    /// In the day.
+    pub day: u64,
 }
 
 /// What [`take`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
-    /// The request was counted in every window; the new counts, in the windows' order.
-    Counted(Vec<u64>),
-    /// The window at this index (the first, in the windows' order, that was full) refused it;
-    /// nothing was counted.
-    Refused(usize),
+    /// The request was counted; the counts with it.
+    Counted(Counts),
+    /// The minute or the day was full: nothing was counted. The counts as they stood.
+    Refused(Counts),
 }
 
 /// `$n` placeholders for PostgreSQL, `?n` for SQLite.
@@ -34,81 +44,87 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
     }
 }
 
-/// Counts one request of `tenant` in each of `windows` if every one of them has room, in one
-/// write transaction: a window at its limit rolls back what was counted before it. A window
-/// started afresh deletes the tenant's earlier windows of its kind (once per window: bounded).
-pub async fn take(db: &Db, tenant: &str, windows: &[Window]) -> Result<Taken, DbErr> {
-    if let Some(full) = windows.iter().position(|window| window.limit == 0) {
-        return Ok(Taken::Refused(full));
+/// Counts one request of `tenant` if both its minute and its day have room, in one statement
+/// (a conditional upsert of the tenant's row). A later window replaces the row's earlier one and
+/// starts at 1; a request from a window older than the row's (a replica whose clock is behind)
+/// is counted in the row's window.
+pub async fn take(db: &Db, tenant: &str, windows: &Windows) -> Result<Taken, DbErr> {
+    if windows.per_minute == 0 || windows.per_day == 0 {
+        return Ok(Taken::Refused(counted(db.conn(), tenant, windows).await?));
     }
     let backend = db.backend();
-    let upsert = placeholders(
+    let sql = placeholders(
         backend,
-        "INSERT INTO rate_counters (tenant, window_kind, window_start, count) \
-         VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (tenant, window_kind, window_start) \
-         DO UPDATE SET count = rate_counters.count + 1 \
-         WHERE rate_counters.count < $4 RETURNING count",
+        "INSERT INTO rate_counters (tenant, minute_start, minute_count, day_start, day_count) \
+         VALUES ($1, $2, 1, $3, 1) \
+         ON CONFLICT (tenant) DO UPDATE SET \
+         minute_count = CASE WHEN excluded.minute_start > rate_counters.minute_start THEN 1 \
+           ELSE rate_counters.minute_count + 1 END, \
+         minute_start = CASE WHEN excluded.minute_start > rate_counters.minute_start \
+           THEN excluded.minute_start ELSE rate_counters.minute_start END, \
+         day_count = CASE WHEN excluded.day_start > rate_counters.day_start THEN 1 \
+           ELSE rate_counters.day_count + 1 END, \
+         day_start = CASE WHEN excluded.day_start > rate_counters.day_start \
+           THEN excluded.day_start ELSE rate_counters.day_start END \
+         WHERE (excluded.minute_start > rate_counters.minute_start \
+                OR rate_counters.minute_count < $4) \
+           AND (excluded.day_start > rate_counters.day_start OR rate_counters.day_count < $5) \
+         RETURNING minute_count, day_count",
     );
-    let sweep = placeholders(
+    let limit = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let statement = Statement::from_sql_and_values(
         backend,
-        "DELETE FROM rate_counters WHERE tenant = $1 AND window_kind = $2 AND window_start < $3",
+        sql,
+        [
+            tenant.into(),
+            windows.minute_start.into(),
+            windows.day_start.into(),
+            limit(windows.per_minute).into(),
+            limit(windows.per_day).into(),
+        ],
     );
-    let txn = db.begin_write().await?;
-    let mut counts = Vec::with_capacity(windows.len());
-    for (index, window) in windows.iter().enumerate() {
-        let limit = i64::try_from(window.limit).unwrap_or(i64::MAX);
-        let statement = Statement::from_sql_and_values(
-            backend,
-            &upsert,
-            [
-                tenant.into(),
-                window.kind.into(),
-                window.start.into(),
-                limit.into(),
-            ],
-        );
-        let Some(row) = txn.query_one_raw(statement).await? else {
-            txn.rollback().await?;
-            return Ok(Taken::Refused(index));
-        };
-        let count: i64 = row.try_get_by_index(0)?;
-        if count == 1 {
-            let statement = Statement::from_sql_and_values(
-                backend,
-                &sweep,
-                [tenant.into(), window.kind.into(), window.start.into()],
-            );
-            txn.execute_raw(statement).await?;
+    match db.writer().query_one_raw(statement).await? {
+        Some(row) => {
+            let (minute, day): (i64, i64) = row.try_get_many_by_index()?;
+            Ok(Taken::Counted(Counts {
+                minute: u64::try_from(minute).unwrap_or_default(),
+                day: u64::try_from(day).unwrap_or_default(),
+            }))
         }
-        counts.push(u64::try_from(count).unwrap_or_default());
+        None => Ok(Taken::Refused(counted(db.conn(), tenant, windows).await?)),
     }
-    txn.commit().await?;
-    Ok(Taken::Counted(counts))
 }
 
-/// The requests of `tenant` counted in `window` so far.
+/// The requests of `tenant` counted in the minute and the day of `windows` so far.
 pub async fn counted(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    window: &Window,
-) -> Result<u64, DbErr> {
+    windows: &Windows,
+) -> Result<Counts, DbErr> {
     let backend = conn.get_database_backend();
     let sql = placeholders(
         backend,
-        "SELECT count FROM rate_counters \
-         WHERE tenant = $1 AND window_kind = $2 AND window_start = $3",
+        "SELECT CASE WHEN minute_start >= $2 THEN minute_count ELSE 0 END, \
+         CASE WHEN day_start >= $3 THEN day_count ELSE 0 END \
+         FROM rate_counters WHERE tenant = $1",
     );
     let statement = Statement::from_sql_and_values(
         backend,
         sql,
-        [tenant.into(), window.kind.into(), window.start.into()],
+        [
+            tenant.into(),
+            windows.minute_start.into(),
+            windows.day_start.into(),
+        ],
     );
-    let count: i64 = match conn.query_one_raw(statement).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
+    let Some(row) = conn.query_one_raw(statement).await? else {
+        return Ok(Counts::default());
     };
-    Ok(u64::try_from(count).unwrap_or_default())
+    let (minute, day): (i64, i64) = row.try_get_many_by_index()?;
+    Ok(Counts {
+        minute: u64::try_from(minute).unwrap_or_default(),
+        day: u64::try_from(day).unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -116,80 +132,75 @@ mod tests {
     use super::*;
     use crate::testing::test_targets;
 
-    fn windows(minute: i64, per_minute: u64, day: i64, per_day: u64) -> [Window; 2] {
-        [
-            Window {
-                kind: "day",
-                start: day,
-                limit: per_day,
-            },
-            Window {
-                kind: "minute",
-                start: minute,
-                limit: per_minute,
-            },
-        ]
+    fn windows(minute_start: i64, per_minute: u64, per_day: u64) -> Windows {
+        Windows {
+            minute_start,
+            per_minute,
+            day_start: 0,
+            per_day,
+        }
     }
 
-    async fn rows(db: &Db) -> i64 {
-        let row = db
-            .conn()
-            .query_one_raw(Statement::from_string(
-                db.backend(),
-                "SELECT COUNT(*) FROM rate_counters",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index(0).unwrap()
+    fn counts(minute: u64, day: u64) -> Counts {
+        Counts { minute, day }
     }
 
     #[tokio::test]
-    async fn a_full_window_refuses_without_counting_and_a_new_one_sweeps_the_old() {
+    async fn a_full_window_refuses_without_counting_and_a_new_one_starts_at_one() {
         let dir = tempfile::tempdir().unwrap();
         let (targets, postgres) = test_targets(dir.path()).await.unwrap();
         for (label, target) in targets {
             let db = Db::connect(&target).await.unwrap();
-            let w = windows(60, 2, 0, 3);
+            let take =
+                async |tenant: &str, windows: Windows| take(&db, tenant, &windows).await.unwrap();
+            let w = windows(60, 2, 3);
+            assert_eq!(take("acme", w).await, Taken::Counted(counts(1, 1)));
+            assert_eq!(take("acme", w).await, Taken::Counted(counts(2, 2)));
+            // The minute is full: nothing is counted.
             assert_eq!(
-                take(&db, "acme", &w).await.unwrap(),
-                Taken::Counted(vec![1, 1])
-            );
-            assert_eq!(
-                take(&db, "acme", &w).await.unwrap(),
-                Taken::Counted(vec![2, 2])
-            );
-            // The minute is full: the day's count is rolled back with it.
-            assert_eq!(take(&db, "acme", &w).await.unwrap(), Taken::Refused(1));
-            assert_eq!(
-                counted(db.conn(), "acme", &w[0]).await.unwrap(),
-                2,
+                take("acme", w).await,
+                Taken::Refused(counts(2, 2)),
                 "{label}"
             );
             // Another tenant counts apart.
+            assert_eq!(take("globex", w).await, Taken::Counted(counts(1, 1)));
+            // The next minute starts at 1; the day has one left, then it is spent.
+            let w = windows(120, 2, 3);
+            assert_eq!(take("acme", w).await, Taken::Counted(counts(1, 3)));
             assert_eq!(
-                take(&db, "globex", &w).await.unwrap(),
-                Taken::Counted(vec![1, 1])
-            );
-            // The next minute: the day has one left, then it is spent.
-            let w = windows(120, 2, 0, 3);
-            assert_eq!(
-                take(&db, "acme", &w).await.unwrap(),
-                Taken::Counted(vec![3, 1])
-            );
-            assert_eq!(take(&db, "acme", &w).await.unwrap(), Taken::Refused(0));
-            assert_eq!(
-                counted(db.conn(), "acme", &w[1]).await.unwrap(),
-                1,
+                take("acme", w).await,
+                Taken::Refused(counts(1, 3)),
                 "{label}"
             );
-            // acme's minute 60 was swept when minute 120 began; globex keeps its own.
-            assert_eq!(rows(&db).await, 4, "{label}");
-            // A limit of 0 refuses at once.
+            // A replica whose clock is still in the minute before counts in the row's minute.
             assert_eq!(
-                take(&db, "acme", &windows(180, 0, 0, 10)).await.unwrap(),
-                Taken::Refused(1)
+                take("globex", windows(120, 2, 3)).await,
+                Taken::Counted(counts(1, 2))
             );
+            assert_eq!(
+                take("globex", windows(60, 2, 3)).await,
+                Taken::Counted(counts(2, 3))
+            );
+            assert_eq!(
+                take("globex", windows(60, 5, 5)).await,
+                Taken::Counted(counts(3, 4))
+            );
+            // A limit of 0 refuses at once; a tenant never seen has counted nothing.
+            assert_eq!(
+                take("initech", windows(180, 0, 10)).await,
+                Taken::Refused(Counts::default())
+            );
+            // One row per tenant, whatever the windows seen.
+            let rows = db
+                .conn()
+                .query_one_raw(Statement::from_string(
+                    db.backend(),
+                    "SELECT COUNT(*) FROM rate_counters",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(rows.try_get_by_index::<i64>(0).unwrap(), 2, "{label}");
             db.close().await.unwrap();
         }
         if let Some(pg) = postgres {

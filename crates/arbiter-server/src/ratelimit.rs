@@ -1,13 +1,13 @@
 //! Per-tenant rate limits (fixed one-minute windows) and daily quotas (UTC days).
 //!
 //! Counters live in the database (`rate_counters`): each request is counted in its minute and
-//! its day in one write transaction that refuses it when either is full, so the limits hold
-//! exactly across replicas sharing the database.
+//! its day by one statement that refuses it when either is full, so the limits hold exactly
+//! across replicas sharing the database.
 
 use crate::clock::Clock;
 use crate::config::Plan;
 use arbiter_db::Db;
-use arbiter_db::rate_counters::{self, Taken, Window};
+use arbiter_db::rate_counters::{self, Taken, Windows};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use std::sync::Arc;
 
@@ -37,10 +37,6 @@ pub enum Refusal {
     },
 }
 
-/// The window kinds stored in `rate_counters`.
-const DAY: &str = "day";
-const MINUTE: &str = "minute";
-
 /// Counts requests per tenant against their plan, in the database.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -65,46 +61,35 @@ impl RateLimiter {
         let minute = now.timestamp().div_euclid(60) * 60;
         let day = now.timestamp().div_euclid(86_400) * 86_400;
         let reset = minute + 60;
-        let windows = [
-            Window {
-                kind: DAY,
-                start: day,
-                limit: plan.per_day.into(),
-            },
-            Window {
-                kind: MINUTE,
-                start: minute,
-                limit: plan.per_minute.into(),
-            },
-        ];
+        let windows = Windows {
+            minute_start: minute,
+            per_minute: plan.per_minute.into(),
+            day_start: day,
+            per_day: plan.per_day.into(),
+        };
         let status = |used: u64| RateStatus {
             limit: plan.per_minute,
             remaining: u32::try_from(u64::from(plan.per_minute).saturating_sub(used))
                 .unwrap_or_default(),
             reset,
         };
-        Ok(
-            match rate_counters::take(&self.db, tenant, &windows).await? {
-                Taken::Counted(counts) => (status(counts[1]), None),
-                Taken::Refused(0) => {
-                    let in_minute =
-                        rate_counters::counted(self.db.conn(), tenant, &windows[1]).await?;
-                    (
-                        status(in_minute),
-                        Some(Refusal::Quota {
-                            retry_after: seconds_to_midnight(now),
-                        }),
-                    )
-                }
-                Taken::Refused(_) => {
-                    let retry_after = u64::try_from(reset - now.timestamp()).unwrap_or(1).max(1);
-                    (
-                        status(plan.per_minute.into()),
-                        Some(Refusal::RateLimit { retry_after }),
-                    )
-                }
-            },
-        )
+        let taken = rate_counters::take(&self.db, tenant, &windows).await?;
+        Ok(match taken {
+            Taken::Counted(counts) => (status(counts.minute), None),
+            Taken::Refused(counts) if counts.day >= windows.per_day => (
+                status(counts.minute),
+                Some(Refusal::Quota {
+                    retry_after: seconds_to_midnight(now),
+                }),
+            ),
+            Taken::Refused(_) => {
+                let retry_after = u64::try_from(reset - now.timestamp()).unwrap_or(1).max(1);
+                (
+                    status(windows.per_minute),
+                    Some(Refusal::RateLimit { retry_after }),
+                )
+            }
+        })
     }
 }
 
