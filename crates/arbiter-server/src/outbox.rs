@@ -17,7 +17,6 @@ use arbiter_webhooks::{
     WebhookSecret, classify, parse_retry_after, sign,
 };
 use chrono::{DateTime, SubsecRound, Utc};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -810,7 +809,10 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let mut shares = Shares::new(state.webhooks.concurrency());
     // When the tenants with due deliveries were last read: at most once per poll interval.
     let mut seen_waiting: Option<tokio::time::Instant> = None;
-    let mut running = futures_util::stream::FuturesUnordered::new();
+    // Attempts run as tasks of their own: an attempt that holds the writer while it records its
+    // outcome must go on while this loop waits for the writer to claim more.
+    let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    let mut tenant_of: HashMap<tokio::task::Id, String> = HashMap::new();
     // Whether the last claim found nothing more to send: then claim again only when an attempt
     // ends, a commit rings, or the poll interval passes.
     let mut drained = false;
@@ -836,11 +838,11 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
                     for row in rows {
                         shares.start(&row.tenant);
                         let (state, token) = (state.clone(), token.clone());
-                        running.push(async move {
-                            let tenant = row.tenant.clone();
+                        let tenant = row.tenant.clone();
+                        let task = running.spawn(async move {
                             attempt_logged(&state, &token, row).await;
-                            tenant
                         });
+                        tenant_of.insert(task.id(), tenant);
                     }
                 }
                 Err(err) => {
@@ -853,8 +855,17 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
             break;
         }
         tokio::select! {
-            Some(tenant) = running.next(), if !running.is_empty() => {
-                shares.end(&tenant);
+            Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match ended {
+                    Ok((id, ())) => id,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "a webhook attempt stopped");
+                        err.id()
+                    }
+                };
+                if let Some(tenant) = tenant_of.remove(&id) {
+                    shares.end(&tenant);
+                }
                 // Room for another attempt, perhaps of a tenant that was at its share.
                 drained = false;
             }
