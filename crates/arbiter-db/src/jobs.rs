@@ -74,8 +74,11 @@ pub async fn insert_jobs(conn: &impl ConnectionTrait, rows: Vec<job::Model>) -> 
 }
 
 /// Claims up to `limit` queued jobs whose lease is free or expired, for `token` until
-/// `lease_until_ms`. The jobs come without their images (`source` is empty): a worker reads each
-/// one with [`source`] when it starts on it, so it holds only the images it is analysing.
+/// `lease_until_ms`, shared between tenants: the tenants with claimable jobs, oldest first, each
+/// get an equal part of `limit` (their oldest jobs), and what they leave goes to the oldest jobs
+/// of any tenant. So one tenant's large batch does not hold up another's few images. The jobs
+/// come without their images (`source` is empty): a worker reads each one with [`source`] when
+/// it starts on it, so it holds only the images it is analysing.
 ///
 /// A job's `attempts` counts its failures: one left by [`release_failed`], and one whose lease
 /// expired while it was held (its holder, renewing its leases with [`renew`] as long as it
@@ -87,20 +90,67 @@ pub async fn claim(
     lease_until_ms: i64,
     limit: u32,
 ) -> Result<Vec<job::Model>, DbErr> {
-    let sql = "UPDATE jobs SET lease_owner = $1, lease_until_ms = $2, \
+    let backend = conn.get_database_backend();
+    let tenants: Vec<String> = conn
+        .query_all_raw(claim_statement(
+            backend,
+            "SELECT tenant FROM jobs WHERE status = 'queued' AND lease_until_ms < $1 \
+             GROUP BY tenant ORDER BY MIN(created_at), tenant LIMIT $2",
+            vec![now_ms.into(), i64::from(limit).into()],
+        ))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?;
+    let mut claimed = Vec::new();
+    if tenants.len() > 1 {
+        let share = limit.div_ceil(u32::try_from(tenants.len()).unwrap_or(u32::MAX));
+        for tenant in &tenants {
+            let left = limit.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+            if left == 0 {
+                break;
+            }
+            let take = Ord::min(share, left);
+            claimed
+                .extend(claim_some(conn, token, now_ms, lease_until_ms, take, Some(tenant)).await?);
+        }
+    }
+    let left = limit.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+    if left > 0 {
+        claimed.extend(claim_some(conn, token, now_ms, lease_until_ms, left, None).await?);
+    }
+    Ok(claimed)
+}
+
+/// Claims up to `limit` of the oldest claimable jobs, of one tenant or of any.
+async fn claim_some(
+    conn: &impl ConnectionTrait,
+    token: &str,
+    now_ms: i64,
+    lease_until_ms: i64,
+    limit: u32,
+    tenant: Option<&str>,
+) -> Result<Vec<job::Model>, DbErr> {
+    let of_tenant = if tenant.is_some() {
+        "AND tenant = $5 "
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE jobs SET lease_owner = $1, lease_until_ms = $2, \
          attempts = attempts + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
          WHERE request_id IN (SELECT request_id FROM jobs WHERE status = 'queued' \
-         AND lease_until_ms < $3 ORDER BY created_at, position LIMIT $4 {lock}) RETURNING *";
-    let statement = claim_statement(
-        conn.get_database_backend(),
-        sql,
-        vec![
-            token.into(),
-            lease_until_ms.into(),
-            now_ms.into(),
-            i64::from(limit).into(),
-        ],
+         AND lease_until_ms < $3 {of_tenant}ORDER BY created_at, position LIMIT $4 {{lock}}) \
+         RETURNING *"
     );
+    let mut values: Vec<sea_orm::Value> = vec![
+        token.into(),
+        lease_until_ms.into(),
+        now_ms.into(),
+        i64::from(limit).into(),
+    ];
+    values.extend(tenant.map(Into::into));
+    let statement = claim_statement(conn.get_database_backend(), &sql, values);
     job::Entity::find().from_raw_sql(statement).all(conn).await
 }
 
@@ -449,6 +499,75 @@ mod tests {
             error_code: None,
             error_message: None,
             at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_shared_between_tenants_not_first_come_first_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let conn = db.conn();
+            let early = Utc::now() - chrono::Duration::minutes(5);
+            // A large batch first, then a few images of two other tenants.
+            let mut rows: Vec<_> = (0..50)
+                .map(|i| job::Model {
+                    tenant: "big".into(),
+                    position: i,
+                    ..job(&format!("req_big{i:02}"), early)
+                })
+                .collect();
+            let later = Utc::now();
+            rows.push(job::Model {
+                tenant: "small".into(),
+                ..job("req_small1", later)
+            });
+            rows.push(job::Model {
+                tenant: "small".into(),
+                position: 1,
+                ..job("req_small2", later)
+            });
+            rows.push(job::Model {
+                tenant: "third".into(),
+                ..job("req_third", later)
+            });
+            insert_jobs(conn, rows).await.unwrap();
+            let claimed = claim(conn, "t1", 1_000, 2_000, 9).await.unwrap();
+            let count = |tenant: &str| claimed.iter().filter(|j| j.tenant == tenant).count();
+            assert_eq!(claimed.len(), 9, "{label}");
+            assert_eq!(
+                (count("small"), count("third")),
+                (2, 1),
+                "{label}: not behind big"
+            );
+            assert_eq!(count("big"), 6, "{label}: big gets the rest, oldest first");
+            let mut big: Vec<_> = claimed
+                .iter()
+                .filter(|j| j.tenant == "big")
+                .map(|j| j.request_id.as_str())
+                .collect();
+            big.sort_unstable();
+            assert_eq!(
+                big,
+                [
+                    "req_big00",
+                    "req_big01",
+                    "req_big02",
+                    "req_big03",
+                    "req_big04",
+                    "req_big05"
+                ],
+                "{label}"
+            );
+            // With only one tenant left, it gets the whole claim.
+            let next = claim(conn, "t2", 1_000, 2_000, 9).await.unwrap();
+            assert_eq!(next.len(), 9, "{label}");
+            assert!(next.iter().all(|j| j.tenant == "big"), "{label}");
+            conn.clone().close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
         }
     }
 
