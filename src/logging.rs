@@ -38,7 +38,7 @@ pub fn init(config: &LogConfig, replica: Option<&str>) {
             .with_ansi(false)
             .json()
             .event_format(JsonWithReplica {
-                inner: format()
+                inner: format::Format::default()
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
@@ -48,7 +48,7 @@ pub fn init(config: &LogConfig, replica: Option<&str>) {
             .try_init(),
     };
     // Installed once per process; a second call keeps the first.
-    drop(installed);
+    installed.ok();
 }
 
 /// The line that says where a server listens, written whatever the level: tests and scripts
@@ -69,10 +69,6 @@ pub fn announce_listening(config: &LogConfig, replica: &str, addr: std::net::Soc
             })
         ),
     }
-}
-
-fn format() -> format::Format {
-    format::Format::default()
 }
 
 fn json_string(text: &str) -> String {
