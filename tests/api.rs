@@ -676,6 +676,116 @@ async fn an_image_is_analysed_only_for_a_known_caller_within_its_scope() {
     .await;
 }
 
+/// A detector that holds every analysis until the test opens the gate.
+#[derive(Debug, Default)]
+struct Gated {
+    open: tokio::sync::Notify,
+    entered: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Detector for Gated {
+    fn name(&self) -> &str {
+        "local"
+    }
+    fn models(&self) -> &[ModelKind] {
+        &ModelKind::ALL
+    }
+    async fn analyze(
+        &self,
+        input: &MediaInput,
+        options: &AnalyzeOptions,
+    ) -> Result<Analysis, DetectError> {
+        self.entered.notify_one();
+        self.open.notified().await;
+        LocalDetector.analyze(input, options).await
+    }
+    async fn health(&self) -> Result<(), DetectError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn requests_at_once_and_their_time_are_bounded() {
+    let gate = Arc::new(Gated::default());
+    each_server(
+        |config| {
+            config.limits.max_concurrent_requests = 1;
+            config.limits.request_timeout_secs = 1;
+        },
+        system_clock(),
+        gate.clone(),
+        async |label, server| {
+            let (_, key) = server.key("acme", &Scope::DEFAULT, &[], "growth").await;
+            let image = json!({"image_base64": b64(&sample("plain-render.png"))});
+            // One request held in the detector takes the only place.
+            let held = tokio::spawn({
+                let (client, base, key, image) = (
+                    server.client.clone(),
+                    server.base.clone(),
+                    key.clone(),
+                    image.clone(),
+                );
+                async move {
+                    client
+                        .post(format!("{base}/v1/analyze"))
+                        .bearer_auth(key)
+                        .json(&image)
+                        .send()
+                        .await
+                        .unwrap()
+                }
+            });
+            gate.entered.notified().await;
+            let (status, headers, body) = server.analyze(&key, image.clone()).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{label}: {body}");
+            assert_eq!(headers["retry-after"], "1", "{label}");
+            assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE", "{label}");
+            assert_eq!(
+                body["error"]["request_id"].as_str(),
+                headers["x-request-id"].to_str().ok(),
+                "{label}"
+            );
+            // Probes answer whatever the load.
+            let health = server
+                .client
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(health.status(), StatusCode::OK, "{label}");
+            // The held request is not answered within request_timeout_secs: 503, and its place
+            // is free again.
+            let held = held.await.unwrap();
+            assert_eq!(held.status(), StatusCode::SERVICE_UNAVAILABLE, "{label}");
+            let body: Value = held.json().await.unwrap();
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("limits.request_timeout_secs"),
+                "{label}: {body}"
+            );
+            let answer = tokio::spawn({
+                let (client, base, key) = (server.client.clone(), server.base.clone(), key.clone());
+                async move {
+                    client
+                        .post(format!("{base}/v1/analyze"))
+                        .bearer_auth(key)
+                        .json(&image)
+                        .send()
+                        .await
+                        .unwrap()
+                }
+            });
+            gate.entered.notified().await;
+            gate.open.notify_one();
+            assert_eq!(answer.await.unwrap().status(), StatusCode::OK, "{label}");
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn health_metrics_and_the_openapi_document() {
     each_server(|_| {}, system_clock(), local(), async |_, server| {

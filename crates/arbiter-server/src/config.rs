@@ -327,6 +327,12 @@ pub struct LimitsConfig {
     pub min_dimension: u32,
     /// The longest accepted `reference_id`.
     pub max_reference_id_len: usize,
+    /// Requests served at once by a process (health and metrics aside); more: 503 with
+    /// `Retry-After`.
+    pub max_concurrent_requests: u32,
+    /// Seconds a request may take, from its first byte to its answer (its body included); longer:
+    /// 503, and the work on it stops.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -335,6 +341,8 @@ impl Default for LimitsConfig {
             max_image_bytes: 20 * 1024 * 1024,
             min_dimension: 100,
             max_reference_id_len: 128,
+            max_concurrent_requests: 1024,
+            request_timeout_secs: 120,
         }
     }
 }

@@ -13,18 +13,29 @@ pub mod review;
 pub mod trail;
 pub mod webhooks;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+use arbiter_core::ErrorCode;
 use arbiter_core::RequestId;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use std::time::Instant;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-/// Every route, with the request-id and metrics layer around them.
+/// Every route, with the request-id and metrics layer around them, and the bounds on requests
+/// inside it (so a refused or timed-out request has its id and is counted).
 pub fn router(state: AppState) -> Router {
+    let bounds = Bounds {
+        places: Arc::new(Semaphore::new(
+            usize::try_from(state.config.limits.max_concurrent_requests).unwrap_or(usize::MAX),
+        )),
+        timeout: Duration::from_secs(state.config.limits.request_timeout_secs),
+    };
     Router::new()
         .merge(health::router())
         .merge(openapi::router())
@@ -38,11 +49,62 @@ pub fn router(state: AppState) -> Router {
         .merge(flows::router(&state))
         .merge(review::router(&state))
         .merge(rd::router(&state))
+        .layer(middleware::from_fn_with_state(bounds, bounded))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
         .with_state(state)
+}
+
+/// The bounds on the requests a process serves: how many at once, and for how long each.
+#[derive(Clone)]
+struct Bounds {
+    places: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// Paths served whatever the load: probes and metrics must answer when the rest is busy.
+const UNBOUNDED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Seconds a caller refused for load is asked to wait.
+const BUSY_RETRY_SECS: u64 = 1;
+
+/// Serves a request within the bounds: 503 with `Retry-After` when `limits.max_concurrent_requests`
+/// are being served, and 503 when it takes longer than `limits.request_timeout_secs` (reading
+/// its body included; the work on it is dropped).
+async fn bounded(State(bounds): State<Bounds>, request: Request, next: Next) -> Response {
+    if UNBOUNDED.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let refuse = |err: ApiError| {
+        match &request_id {
+            Some(id) => err.for_request(id),
+            None => err,
+        }
+        .into_response()
+    };
+    let Ok(_place) = bounds.places.clone().try_acquire_owned() else {
+        return refuse(ApiError {
+            retry_after: Some(BUSY_RETRY_SECS),
+            ..ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "the server is serving as many requests as it may (limits.max_concurrent_requests); \
+                 try again shortly",
+            )
+        });
+    };
+    match tokio::time::timeout(bounds.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => refuse(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            format!(
+                "the request was not answered within {} s (limits.request_timeout_secs)",
+                bounds.timeout.as_secs()
+            ),
+        )),
+    }
 }
 
 /// Gives each request an id (`X-Request-Id` on every response) and records its metrics.
