@@ -3,7 +3,6 @@
 
 use anyhow::{Context, bail};
 use arbiter_core::AnalyzeOptions;
-use arbiter_core::net::AddressGuard;
 use arbiter_db::Db;
 use arbiter_detect::IntakeLimits;
 use arbiter_policy::Policy;
@@ -118,7 +117,7 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
     let sinks = SinkSet::new(vec![Arc::new(LogSink)]);
     let config = arbiter_server::config::Config::load(args.config.as_deref())
         .context("while loading the configuration")?;
-    let guard = AddressGuard::new(config.outbound.allow_cidrs.clone());
+    let guard = config.outbound.guard();
     let usage = Arc::new(arbiter_server::provider_usage::DbUsage(db.clone()));
     let mut detectors = Detectors::build_with_usage(&config.detector, guard, usage)
         .context("while building the detectors")?;

@@ -239,8 +239,9 @@ pub fn guarded_client(guard: AddressGuard, timeout: Duration) -> reqwest::Client
         .unwrap_or_default()
 }
 
-/// Checks a URL a vendor handed back before anything is sent to it: http(s), and an IP-literal
-/// host must pass the guard (a named host is checked by the resolver as it is resolved).
+/// Checks a URL a vendor handed back before anything is sent to it: http(s), a port the guard
+/// allows, and an IP-literal host that passes the guard (a named host is checked by the resolver
+/// as it is resolved).
 pub fn check_handed_url(guard: &AddressGuard, url: &str) -> Result<reqwest::Url, CallError> {
     let refused = |why: String| CallError::Refused(format!("upload URL refused: {why}"));
     let parsed = reqwest::Url::parse(url).map_err(|err| refused(format!("not a URL ({err})")))?;
@@ -254,6 +255,8 @@ pub fn check_handed_url(guard: &AddressGuard, url: &str) -> Result<reqwest::Url,
     if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
         guard.check(ip).map_err(refused)?;
     }
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    guard.check_port(host, port).map_err(refused)?;
     Ok(parsed)
 }
 
@@ -661,6 +664,8 @@ mod tests {
             .is_ok()
         );
         assert!(check_handed_url(&guard, "https://93.184.216.34/u").is_ok());
+        // A port off the guard's list, on a public host.
+        assert!(check_handed_url(&guard, "https://bucket.example:6379/u").is_err());
         let open = AddressGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
         assert!(check_handed_url(&open, "http://127.0.0.1:9000/upload").is_ok());
     }

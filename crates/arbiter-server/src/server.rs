@@ -9,7 +9,6 @@ use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
 use crate::sinks::{LogSink, SinkSet};
 use crate::state::AppState;
 use arbiter_core::Detector;
-use arbiter_core::net::AddressGuard;
 use arbiter_db::{Db, DbTarget};
 use arbiter_detect::IntakeLimits;
 use arbiter_providers::Detectors;
@@ -67,7 +66,7 @@ pub fn load_policies(
 
 /// The state for a configuration: database, detector, flows, policies.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
-    let guard = AddressGuard::new(config.outbound.allow_cidrs.clone());
+    let guard = config.outbound.guard();
     let detector = config.detector.clone();
     build_state_with_detectors(config, clock, move |db| {
         let usage = Arc::new(crate::provider_usage::DbUsage(db.clone()));
