@@ -24,6 +24,8 @@ struct Running {
     api: String,
     /// A key of tenant `acme` with the scopes the SDKs need.
     key: String,
+    /// The id of `key`.
+    key_id: String,
     /// A key of another tenant.
     other_key: String,
     shutdown: CancellationToken,
@@ -63,7 +65,7 @@ impl Running {
             allow_ips: vec![],
             flow: flow.map(str::to_owned),
         };
-        let (_, key) = keys::create(&txn, new("acme"), "test", Utc::now())
+        let (record, key) = keys::create(&txn, new("acme"), "test", Utc::now())
             .await
             .unwrap();
         let (_, other) = keys::create(&txn, new("globex"), "test", Utc::now())
@@ -73,6 +75,7 @@ impl Running {
         Self {
             api,
             key: key.expose().to_owned(),
+            key_id: record.id.to_string(),
             other_key: other.expose().to_owned(),
             shutdown,
             task,
@@ -419,5 +422,35 @@ async fn the_facade_answers_in_rd_shapes_and_keeps_its_promises() {
         .unwrap();
     assert_eq!(items["data"][0]["label"], "confirmed_fake", "{items}");
     assert_eq!(items["data"][0]["request_id"], request_id.as_str());
+
+    // A slot presigned by a key revoked since: its upload URL stops working at once.
+    let presigned: Value = client
+        .post(format!("{api}/api/files/aws-presigned"))
+        .header("x-api-key", &running.key)
+        .json(&json!({"fileName": "late.png"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let signed = presigned["response"]["signedUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = common::arbiter(
+        &common::DbArg::DataDir(dir.path().to_path_buf()),
+        &["keys", "revoke", &running.key_id],
+    );
+    assert!(revoked.status.success(), "{revoked:?}");
+    let late = client
+        .put(&signed)
+        .body(std::fs::read(repo().join("samples/sd-generated-duck.png")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
+    let late: Value = late.json().await.unwrap();
+    assert_eq!(late["code"], "unauthorized", "{late}");
     running.stop().await;
 }

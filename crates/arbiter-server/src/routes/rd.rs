@@ -217,6 +217,7 @@ pub struct UploadQuery {
     request_body(content = Vec<u8>, description = "The image's bytes", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Received; the analysis is queued"),
+        (status = 401, description = "The key that presigned the upload is revoked", body = Object),
         (status = 403, description = "An unknown, wrong or expired upload URL", body = Object),
         (status = 409, description = "The image was uploaded already", body = Object),
         (status = 413, description = "Image too large", body = Object),
@@ -262,9 +263,18 @@ pub async fn upload(
             return Err(too_large(limits.max_bytes));
         }
         let media = ImageSource::Bytes(bytes.to_vec()).take_in(limits)?;
-        let key = crate::keys::get(state.pipeline.db().conn(), &slot.key_id).await?;
+        // The key that presigned the upload must still be live: a revocation holds at once.
+        let key = crate::keys::get(state.pipeline.db().conn(), &slot.key_id)
+            .await?
+            .filter(|key| key.revoked_at.is_none())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidApiKey,
+                    "the API key that presigned this upload is revoked",
+                )
+            })?;
         let flow = key
-            .and_then(|key| key.flow)
+            .flow
             .filter(|flow| state.config.flows.enabled(flow))
             .map(|flow| (flow, json!({})));
         let call = AnalyzeCall {
