@@ -179,6 +179,23 @@ fn check_outcome(label: &str, line: &Value) {
     );
 }
 
+/// A bad key, a foreign requestId and an oversized upload, as the SDK reported them: the
+/// oversized one as `too_large_code`, with the server's message naming the limit.
+fn check_refusals(label: &str, lines: &[Value], too_large_code: &str) {
+    assert_eq!(flow(lines, "bad key")["code"], "unauthorized", "{label}");
+    assert_eq!(
+        flow(lines, "foreign requestId")["code"],
+        "not_found",
+        "{label}"
+    );
+    let too_large = flow(lines, "too large");
+    assert_eq!(too_large["code"], too_large_code, "{label}: {too_large}");
+    assert!(
+        too_large["message"].as_str().unwrap().contains("limit"),
+        "{too_large}"
+    );
+}
+
 #[tokio::test]
 async fn the_typescript_sdk_runs_its_readme_flows_against_arbiter() {
     let sdk = repo().join("tools/rd-sdk/node_modules/@realitydefender/realitydefender");
@@ -202,19 +219,8 @@ async fn the_typescript_sdk_runs_its_readme_flows_against_arbiter() {
         assert_eq!(page["totalItems"], 3, "{label}: {page}");
         assert_eq!(page["totalPages"], 2, "{label}");
         assert_eq!(page["currentPageItemsCount"], 2, "{label}");
-        assert_eq!(flow(&lines, "bad key")["code"], "unauthorized", "{label}");
-        assert_eq!(
-            flow(&lines, "foreign requestId")["code"],
-            "not_found",
-            "{label}"
-        );
         // The SDK reports the server's 413 as a server error carrying its message.
-        let too_large = flow(&lines, "too large");
-        assert_eq!(too_large["code"], "server_error", "{label}: {too_large}");
-        assert!(
-            too_large["message"].as_str().unwrap().contains("limit"),
-            "{too_large}"
-        );
+        check_refusals(label, &lines, "server_error");
         running.stop().await;
     })
     .await;
@@ -245,19 +251,8 @@ async fn the_python_sdk_runs_its_readme_flows_against_arbiter() {
         assert_eq!(page["items"].as_array().unwrap().len(), 2, "{label}");
         let feedback = flow(&lines, "create_user_feedback");
         assert_eq!(feedback["label"], "SYNTHETIC", "{label}");
-        assert_eq!(flow(&lines, "bad key")["code"], "unauthorized", "{label}");
-        assert_eq!(
-            flow(&lines, "foreign requestId")["code"],
-            "not_found",
-            "{label}"
-        );
         // The SDK reports the server's 413 as a failed upload carrying its message.
-        let too_large = flow(&lines, "too large");
-        assert_eq!(too_large["code"], "upload_failed", "{label}: {too_large}");
-        assert!(
-            too_large["message"].as_str().unwrap().contains("limit"),
-            "{too_large}"
-        );
+        check_refusals(label, &lines, "upload_failed");
         assert_eq!(flow(&lines, "social")["code"], "invalid_request", "{label}");
         running.stop().await;
     })

@@ -172,8 +172,15 @@ impl Route {
         decider: Analysis,
         runs: Vec<DetectorRun>,
     ) -> Analysis {
-        let processing_time_ms =
-            others.iter().map(|a| a.processing_time_ms).sum::<u64>() + decider.processing_time_ms;
+        // The members of a cascade or failover ran one after another, an ensemble's at once.
+        let times = others
+            .iter()
+            .chain([&decider])
+            .map(|a| a.processing_time_ms);
+        let processing_time_ms = match self.mode {
+            RouteMode::Ensemble => times.max().unwrap_or_default(),
+            RouteMode::Cascade | RouteMode::Failover => times.sum(),
+        };
         let mut combined = Analysis {
             verdict: decider.verdict,
             model_results: Default::default(),

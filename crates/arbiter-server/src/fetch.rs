@@ -176,53 +176,6 @@ fn root_cause(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    fn refused(ip: &str) -> bool {
-        AddressGuard::default().check(ip.parse().unwrap()).is_err()
-    }
-
-    #[test]
-    fn private_loopback_link_local_and_metadata_addresses_are_refused() {
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.8",
-            "172.16.5.4",
-            "192.168.1.1",
-            "169.254.169.254",
-            "169.254.1.1",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fc00::1",
-            "fd00:ec2::254",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a00:1",
-        ] {
-            assert!(refused(ip), "{ip} should be refused");
-        }
-        for ip in [
-            "93.184.216.34",
-            "8.8.8.8",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
-            assert!(!refused(ip), "{ip} should be allowed");
-        }
-    }
-
-    #[test]
-    fn the_allow_list_opens_only_its_networks() {
-        let guard = AddressGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
-        assert!(guard.check("127.0.0.1".parse().unwrap()).is_ok());
-        assert!(guard.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
-        assert!(guard.check("10.0.0.1".parse().unwrap()).is_err());
-        assert!(guard.check("169.254.169.254".parse().unwrap()).is_err());
-    }
-
     #[test]
     fn one_bad_address_among_good_ones_refuses_the_host() {
         let guard = AddressGuard::default();

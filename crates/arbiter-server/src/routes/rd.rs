@@ -262,7 +262,7 @@ pub async fn upload(
         if bytes.len() > limit {
             return Err(too_large(limits.max_bytes));
         }
-        let media = ImageSource::Bytes(bytes.to_vec()).take_in(limits)?;
+        let media = ImageSource::Bytes(Vec::from(bytes)).take_in(limits)?;
         // The key that presigned the upload must still be live: a revocation holds at once.
         let key = crate::keys::get(state.pipeline.db().conn(), &slot.key_id)
             .await?
