@@ -1,36 +1,88 @@
-//! From YAML text to a [`Policy`]: parse (shape), then check meaning and compile.
+//! From a file or YAML text to a [`Policy`]: parse (shape), then check meaning and compile.
 //!
 //! Parsing stops at the first YAML or shape error (serde cannot go on); the meaning checks
 //! collect every problem they find, so an admin sees them all at once.
 
-use crate::MAX_POLICY_BYTES;
-use crate::condition::{
-    Bound, CmpOp, Condition, FactPath, Leaf, ModelField, Num, Op, Quantifier, Scalar, Span,
-    kind_of, parse_instant,
-};
+use crate::condition::{Condition, FactPath, Leaf, ModelField, Quantifier, Span};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, PolicyError, Position};
-use crate::policy::{ChangelogEntry, Outcome, Policy, PolicyAction, Rule, RuleMode, too_large};
+use crate::operator::{Op, OperatorSpec, operator_names};
+use crate::policy::{ChangelogEntry, Expect, Outcome, Policy, PolicyAction, PolicyTest, Rule};
+use crate::settings::RuleMode;
 use crate::shape::{self, Node};
 use crate::suggest::did_you_mean;
 use crate::syntax::{
-    RawCondition, RawExpect, RawHeader, RawModels, RawOutcome, RawPolicy, RawRule, RawTest,
+    RawActions, RawCondition, RawExpect, RawHeader, RawModels, RawOutcome, RawPolicy, RawRule,
+    RawTest,
 };
 use crate::template::Template;
-use crate::testing::{Expect, PolicyTest};
+use crate::value::kind_of;
 use arbiter_core::{Facts, ModelKind, PolicyRef};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_saphyr::{Location, MessageFormatter, Spanned};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 
 /// The `apiVersion` this crate reads.
 pub const API_VERSION: &str = "arbiter/v1";
 /// The `kind` of a policy file.
 pub const KIND: &str = "Policy";
 
-const OPERATORS: &str = "eq, ne, in, not_in, gt, gte, lt, lte, between, exists";
+/// The largest policy file Arbiter reads: 1 MiB.
+pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 
-pub(crate) fn compile(source: &str, origin: &str) -> Result<Policy, PolicyError> {
+impl Policy {
+    /// Compiles a policy from its YAML text. `origin` names the file in diagnostics.
+    ///
+    /// Fails with every problem found, each at `origin:line:column` where the position is known.
+    pub fn from_yaml(source: &str, origin: &str) -> Result<Policy, PolicyError> {
+        compile(source, origin)
+    }
+
+    /// Reads and compiles a policy file. Files over 1 MiB and files that are not UTF-8 are
+    /// rejected with a diagnostic.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        use std::io::Read;
+        let read_error = |source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let origin = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut bytes = Vec::new();
+        // Read one byte past the limit to tell "at the limit" from "over it".
+        let limit = u64::try_from(MAX_POLICY_BYTES)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        file.take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() > MAX_POLICY_BYTES {
+            return Err(too_large(&origin));
+        }
+        let source = std::str::from_utf8(&bytes).map_err(|error| {
+            let position = Position::of_byte_offset(&bytes, error.valid_up_to());
+            PolicyError::invalid(vec![Diagnostic::new(
+                &origin,
+                Some(position),
+                DiagnosticKind::File,
+                "the file is not UTF-8 text (policies are UTF-8 YAML)",
+            )])
+        })?;
+        Self::from_yaml(source, &origin)
+    }
+}
+
+fn too_large(origin: &str) -> PolicyError {
+    PolicyError::invalid(vec![Diagnostic::new(
+        origin,
+        None,
+        DiagnosticKind::File,
+        format!("the file is larger than {MAX_POLICY_BYTES} bytes (1 MiB), the limit for a policy"),
+    )])
+}
+
+fn compile(source: &str, origin: &str) -> Result<Policy, PolicyError> {
     if source.len() > MAX_POLICY_BYTES {
         return Err(too_large(origin));
     }
@@ -310,7 +362,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn actions(&mut self, raw: Spanned<crate::syntax::RawActions>) -> Vec<PolicyAction> {
+    fn actions(&mut self, raw: Spanned<RawActions>) -> Vec<PolicyAction> {
         if raw.value.0.is_empty() {
             self.error(
                 raw.referenced,
@@ -499,7 +551,7 @@ impl Compiler<'_> {
             ),
             ([], None) => condition_error(
                 self,
-                format!("operator `{}` needs a `fact` to compare", ops[0].0),
+                format!("operator `{}` needs a `fact` to compare", ops[0].0.name),
             ),
             ([], Some(fact)) => self.leaf(at, fact, &ops),
             ([combinator], fact) if fact.is_none() && ops.is_empty() => match *combinator {
@@ -565,7 +617,7 @@ impl Compiler<'_> {
         &mut self,
         at: Location,
         fact: &Spanned<String>,
-        ops: &[(&str, &Spanned<Value>)],
+        ops: &[(&'static OperatorSpec, &Spanned<Value>)],
     ) -> Option<Condition> {
         let path = FactPath::parse(&fact.value);
         if path.is_none() {
@@ -575,21 +627,22 @@ impl Compiler<'_> {
                 format!("`{}` is not a fact path like `claim.amount`", fact.value),
             );
         }
-        let (name, value) = match ops {
+        let (spec, value) = match ops {
             [] => {
                 self.error(
                     at,
                     DiagnosticKind::Condition,
                     format!(
-                        "condition on `{}` has no operator; add one of {OPERATORS}",
-                        fact.value
+                        "condition on `{}` has no operator; add one of {}",
+                        fact.value,
+                        operator_names()
                     ),
                 );
                 return None;
             }
             [op] => *op,
             several => {
-                let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
+                let names: Vec<&str> = several.iter().map(|(spec, _)| spec.name).collect();
                 self.error(
                     at,
                     DiagnosticKind::Condition,
@@ -603,7 +656,7 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        let op = self.operator(name, value);
+        let op = self.operator(spec, value);
         Some(Condition::Leaf(Leaf {
             fact: path?,
             op: op?,
@@ -628,13 +681,17 @@ impl Compiler<'_> {
                     self.error(
                         ops.referenced,
                         DiagnosticKind::Condition,
-                        format!("`{}` needs one operator: {OPERATORS}", field.name()),
+                        format!(
+                            "`{}` needs one operator: {}",
+                            field.name(),
+                            operator_names()
+                        ),
                     );
                     None
                 }
-                [(name, value)] => self.operator(name, value),
+                [(spec, value)] => self.operator(spec, value),
                 several => {
-                    let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
+                    let names: Vec<&str> = several.iter().map(|(spec, _)| spec.name).collect();
                     self.error(
                         ops.referenced,
                         DiagnosticKind::Condition,
@@ -728,85 +785,10 @@ impl Compiler<'_> {
         })
     }
 
-    fn operator(&mut self, name: &str, value: &Spanned<Value>) -> Option<Op> {
-        let at = value.referenced;
-        let v = &value.value;
-        let result = match name {
-            "eq" | "ne" => {
-                scalar(name, v).map(|s| if name == "eq" { Op::Eq(s) } else { Op::Ne(s) })
-            }
-            "in" | "not_in" => match v {
-                Value::Array(items) if items.is_empty() => {
-                    Err(format!("`{name}` needs at least one value"))
-                }
-                Value::Array(items) => items
-                    .iter()
-                    .map(|item| scalar(name, item))
-                    .collect::<Result<Box<[Scalar]>, String>>()
-                    .map(|list| {
-                        if name == "in" {
-                            Op::In(list)
-                        } else {
-                            Op::NotIn(list)
-                        }
-                    }),
-                other => Err(format!(
-                    "`{name}` needs a list like [A, B], found {}",
-                    kind_of(other)
-                )),
-            },
-            "gt" | "gte" | "lt" | "lte" => {
-                let op = match name {
-                    "gt" => CmpOp::Gt,
-                    "gte" => CmpOp::Gte,
-                    "lt" => CmpOp::Lt,
-                    _ => CmpOp::Lte,
-                };
-                let bound = match v {
-                    Value::Number(n) => Num::from_json(n).map(Bound::Num),
-                    Value::String(s) => parse_instant(s).map(|i| Bound::Date(s.as_str().into(), i)),
-                    _ => None,
-                };
-                bound.map(|b| Op::Cmp(op, b)).ok_or_else(|| {
-                    format!(
-                        "`{name}` needs a number or an RFC 3339 date (2024-05-01, \
-                         2024-05-01T10:00:00Z), found {}",
-                        describe(v)
-                    )
-                })
-            }
-            "between" => {
-                let bounds = match v {
-                    Value::Array(items) => match items.as_slice() {
-                        [Value::Number(lo), Value::Number(hi)] => {
-                            Num::from_json(lo).zip(Num::from_json(hi))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                match bounds {
-                    None => Err(format!(
-                        "`between` needs a list of two numbers [low, high], found {}",
-                        describe(v)
-                    )),
-                    Some((lo, hi)) if lo.as_f64() > hi.as_f64() => Err(format!(
-                        "`between` range [{lo}, {hi}] is empty: the low bound is above the high one"
-                    )),
-                    Some((lo, hi)) => Ok(Op::Between(lo, hi)),
-                }
-            }
-            "exists" => match v {
-                Value::Bool(b) => Ok(Op::Exists(*b)),
-                other => Err(format!(
-                    "`exists` needs true or false, found {}",
-                    describe(other)
-                )),
-            },
-            other => Err(format!("unknown operator `{other}`")),
-        };
-        result
-            .map_err(|message| self.error(at, DiagnosticKind::Condition, message))
+    /// Compiles one operator's value, reporting a value that does not fit it.
+    fn operator(&mut self, spec: &OperatorSpec, value: &Spanned<Value>) -> Option<Op> {
+        spec.compile(&value.value)
+            .map_err(|message| self.error(value.referenced, DiagnosticKind::Condition, message))
             .ok()
     }
 
@@ -921,34 +903,6 @@ impl Compiler<'_> {
     }
 }
 
-/// An `eq`/`ne`/`in`/`not_in` value; the error says why it is not one.
-fn scalar(name: &str, value: &Value) -> Result<Scalar, String> {
-    Scalar::from_json(value).ok_or_else(|| match value {
-        Value::Null => format!(
-            "`{name}: null` never matches (a null fact counts as missing); use `exists: false`"
-        ),
-        Value::Array(_) if name == "eq" => {
-            "`eq` compares with one value; use `in` for a list".to_owned()
-        }
-        Value::Array(_) if name == "ne" => {
-            "`ne` compares with one value; use `not_in` for a list".to_owned()
-        }
-        other => format!(
-            "`{name}` compares with strings, numbers or booleans, found {}",
-            kind_of(other)
-        ),
-    })
-}
-
-/// A value for a message: short scalars as written, other things by kind.
-fn describe(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("`{s}`"),
-        Value::Number(n) => format!("`{n}`"),
-        other => kind_of(other).to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1002,8 +956,11 @@ default: { action: proceed, reason: NO_RULE_MATCHED }
     fn a_minimal_policy_compiles() {
         let policy = Policy::from_yaml(HEAD, "p.yaml").unwrap();
         assert_eq!(policy.rules().count(), 0);
-        assert_eq!(policy.strategy(), crate::Strategy::FirstMatch);
-        assert_eq!(policy.on_missing_fact(), crate::MissingFact::NoMatch);
+        assert_eq!(policy.strategy(), crate::settings::Strategy::FirstMatch);
+        assert_eq!(
+            policy.on_missing_fact(),
+            crate::settings::MissingFact::NoMatch
+        );
     }
 
     #[test]

@@ -2,14 +2,13 @@
 //!
 //! Everything that can be decided once is decided when the policy is compiled: fact paths are
 //! split into segments, comparison values are typed, dates are parsed. Evaluating a condition
-//! allocates nothing unless it fails.
+//! allocates nothing unless it fails. What each operator does is in `operator.rs`.
 
-use crate::MissingFact;
 use crate::diagnostic::Position;
+use crate::operator::{Op, OpText};
+use crate::settings::MissingFact;
 use arbiter_core::Facts;
-use chrono::{DateTime, NaiveDate};
-use serde_json::{Number, Value};
-use std::cmp::Ordering;
+use serde_json::Value;
 use std::fmt;
 
 /// A dotted fact path (`verdict.risk_level`), split once.
@@ -43,185 +42,6 @@ impl FactPath {
     /// The fact's value; `None` when missing or null.
     pub(crate) fn lookup<'f>(&self, facts: &'f Facts) -> Option<&'f Value> {
         facts.get_segments(self.segments.iter().map(|s| &**s))
-    }
-}
-
-/// A number as written in a policy: integers stay exact, everything else is a float.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Num {
-    Int(i64),
-    Float(f64),
-}
-
-impl Num {
-    pub(crate) fn from_json(number: &Number) -> Option<Self> {
-        match number.as_i64() {
-            Some(i) => Some(Num::Int(i)),
-            None => number.as_f64().filter(|f| f.is_finite()).map(Num::Float),
-        }
-    }
-
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "int/float comparisons are approximate"
-    )]
-    pub(crate) fn as_f64(self) -> f64 {
-        match self {
-            Num::Int(i) => i as f64,
-            Num::Float(f) => f,
-        }
-    }
-
-    pub(crate) fn to_json(self) -> Value {
-        match self {
-            Num::Int(i) => Value::from(i),
-            Num::Float(x) => Number::from_f64(x).map_or(Value::Null, Value::Number),
-        }
-    }
-
-    /// Numeric order; int and float compare alike. `None` only for NaN, which compiling rules out.
-    pub(crate) fn compare(self, other: Num) -> Option<Ordering> {
-        match (self, other) {
-            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
-            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
-        }
-    }
-}
-
-impl fmt::Display for Num {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Num::Int(i) => write!(f, "{i}"),
-            Num::Float(x) => write!(f, "{x}"),
-        }
-    }
-}
-
-/// A value `eq`, `ne`, `in` and `not_in` compare with.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Scalar {
-    Num(Num),
-    Str(Box<str>),
-    Bool(bool),
-}
-
-impl Scalar {
-    /// A YAML scalar as a comparison value; `None` for null, lists and mappings.
-    pub(crate) fn from_json(value: &Value) -> Option<Self> {
-        match value {
-            Value::Number(n) => Num::from_json(n).map(Scalar::Num),
-            Value::String(s) => Some(Scalar::Str(s.as_str().into())),
-            Value::Bool(b) => Some(Scalar::Bool(*b)),
-            Value::Null | Value::Array(_) | Value::Object(_) => None,
-        }
-    }
-
-    pub(crate) fn to_json(&self) -> Value {
-        match self {
-            Scalar::Num(n) => n.to_json(),
-            Scalar::Str(s) => Value::String(s.to_string()),
-            Scalar::Bool(b) => Value::Bool(*b),
-        }
-    }
-
-    /// Equality with a fact: numbers numerically, strings and booleans exactly; different
-    /// types are never equal.
-    pub(crate) fn matches(&self, fact: &Value) -> bool {
-        match (self, fact) {
-            (Scalar::Num(a), Value::Number(b)) => {
-                Num::from_json(b).is_some_and(|b| a.compare(b) == Some(Ordering::Equal))
-            }
-            (Scalar::Str(a), Value::String(b)) => **a == **b,
-            (Scalar::Bool(a), Value::Bool(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
-/// A point in time: seconds and nanoseconds since the Unix epoch, UTC.
-pub(crate) type Instant = (i64, u32);
-
-/// Parses an RFC 3339 date-time (`2024-05-01T10:00:00Z`) or full date (`2024-05-01`, taken as
-/// midnight UTC).
-pub(crate) fn parse_instant(text: &str) -> Option<Instant> {
-    if let Ok(datetime) = DateTime::parse_from_rfc3339(text) {
-        return Some((datetime.timestamp(), datetime.timestamp_subsec_nanos()));
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    let midnight = date.and_hms_opt(0, 0, 0)?.and_utc();
-    Some((midnight.timestamp(), 0))
-}
-
-/// The value an ordering operator compares with.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Bound {
-    Num(Num),
-    /// A date as written, and the instant it stands for.
-    Date(Box<str>, Instant),
-}
-
-impl fmt::Display for Bound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Bound::Num(n) => write!(f, "{n}"),
-            Bound::Date(text, _) => f.write_str(text),
-        }
-    }
-}
-
-/// `gt`, `gte`, `lt`, `lte`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CmpOp {
-    Gt,
-    Gte,
-    Lt,
-    Lte,
-}
-
-impl CmpOp {
-    pub(crate) fn holds(self, ordering: Ordering) -> bool {
-        match self {
-            CmpOp::Gt => ordering == Ordering::Greater,
-            CmpOp::Gte => ordering != Ordering::Less,
-            CmpOp::Lt => ordering == Ordering::Less,
-            CmpOp::Lte => ordering != Ordering::Greater,
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            CmpOp::Gt => "gt",
-            CmpOp::Gte => "gte",
-            CmpOp::Lt => "lt",
-            CmpOp::Lte => "lte",
-        }
-    }
-}
-
-/// A leaf's operator and its compiled operand.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Op {
-    Eq(Scalar),
-    Ne(Scalar),
-    In(Box<[Scalar]>),
-    NotIn(Box<[Scalar]>),
-    Cmp(CmpOp, Bound),
-    /// Inclusive numeric range.
-    Between(Num, Num),
-    Exists(bool),
-}
-
-impl Op {
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Op::Eq(_) => "eq",
-            Op::Ne(_) => "ne",
-            Op::In(_) => "in",
-            Op::NotIn(_) => "not_in",
-            Op::Cmp(op, _) => op.name(),
-            Op::Between(..) => "between",
-            Op::Exists(_) => "exists",
-        }
     }
 }
 
@@ -361,18 +181,6 @@ impl fmt::Display for EvalError {
     }
 }
 
-/// A value's JSON type, for messages (`a string`).
-pub(crate) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
 impl Condition {
     /// Evaluates the condition. `all` and `any` stop at the first operand that settles the
     /// result, so an error in a later operand is not reached.
@@ -435,98 +243,14 @@ impl Leaf {
 
     /// The result of the leaf when its fact is missing.
     pub(crate) fn on_missing(&self, on_missing: MissingFact) -> Result<bool, EvalError> {
-        match (&self.op, on_missing) {
-            (Op::Exists(expected), _) => Ok(!expected),
+        match (self.op.presence(), on_missing) {
+            // `exists` tests presence itself.
+            (Some(present), _) => Ok(!present),
             // A missing fact satisfies no comparison, `ne` and `not_in` included.
-            (_, MissingFact::NoMatch) => Ok(false),
-            (_, MissingFact::Error) => Err(EvalError::Missing {
+            (None, MissingFact::NoMatch) => Ok(false),
+            (None, MissingFact::Error) => Err(EvalError::Missing {
                 fact: self.fact.as_str().to_owned(),
             }),
-        }
-    }
-}
-
-impl Op {
-    /// Tests a present (non-null) value; the error is the kind of value that does not fit an
-    /// ordering operator.
-    pub(crate) fn test(&self, value: &Value) -> Result<bool, &'static str> {
-        Ok(match self {
-            Op::Exists(expected) => *expected,
-            Op::Eq(scalar) => scalar.matches(value),
-            Op::Ne(scalar) => !scalar.matches(value),
-            Op::In(list) => list.iter().any(|s| s.matches(value)),
-            Op::NotIn(list) => !list.iter().any(|s| s.matches(value)),
-            Op::Cmp(op, bound) => {
-                let ordering = match (bound, value) {
-                    (Bound::Num(bound), Value::Number(n)) => {
-                        Num::from_json(n).and_then(|n| n.compare(*bound))
-                    }
-                    (Bound::Date(_, bound), Value::String(s)) => {
-                        parse_instant(s).map(|instant| instant.cmp(bound))
-                    }
-                    _ => None,
-                };
-                op.holds(ordering.ok_or(kind_of(value))?)
-            }
-            Op::Between(lo, hi) => {
-                let Value::Number(n) = value else {
-                    return Err(kind_of(value));
-                };
-                let n = Num::from_json(n).ok_or(kind_of(value))?;
-                n.compare(*lo).is_some_and(|o| o != Ordering::Less)
-                    && n.compare(*hi).is_some_and(|o| o != Ordering::Greater)
-            }
-        })
-    }
-
-    /// What an ordering operator needs, for messages.
-    fn wanted(&self) -> &'static str {
-        match self {
-            Op::Cmp(_, Bound::Date(..)) => "an RFC 3339 date",
-            _ => "a number",
-        }
-    }
-
-    /// The operand as JSON, as a policy writes it.
-    pub(crate) fn expected(&self) -> Value {
-        match self {
-            Op::Eq(s) | Op::Ne(s) => s.to_json(),
-            Op::In(list) | Op::NotIn(list) => list.iter().map(Scalar::to_json).collect(),
-            Op::Cmp(_, Bound::Num(n)) => n.to_json(),
-            Op::Cmp(_, Bound::Date(text, _)) => Value::String(text.to_string()),
-            Op::Between(lo, hi) => Value::Array(vec![lo.to_json(), hi.to_json()]),
-            Op::Exists(b) => Value::Bool(*b),
-        }
-    }
-}
-
-/// An operator and its operand as text: `in [AI_GENERATED, MANIPULATED]`, `gte 0.9`.
-pub(crate) struct OpText<'a>(pub &'a Op);
-
-impl fmt::Display for OpText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.0.name(), ValueText(&self.0.expected()))
-    }
-}
-
-/// A JSON value as a policy author writes it in flow style: strings bare, lists in brackets.
-pub(crate) struct ValueText<'a>(pub &'a Value);
-
-impl fmt::Display for ValueText<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Value::String(s) => f.write_str(s),
-            Value::Array(items) => {
-                f.write_str("[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{}", ValueText(item))?;
-                }
-                f.write_str("]")
-            }
-            other => write!(f, "{other}"),
         }
     }
 }
@@ -567,6 +291,8 @@ impl fmt::Display for Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operator::CmpOp;
+    use crate::value::{Bound, Num, Scalar, parse_instant};
     use serde_json::json;
 
     fn facts(value: Value) -> Facts {
@@ -897,18 +623,5 @@ mod tests {
         // Under no_match a missing fact makes the leaf false, so `not` of it is true.
         let m = MissingFact::NoMatch;
         assert_eq!(eval(&Condition::Not(Box::new(broken())), &f, m), Ok(true));
-    }
-
-    #[test]
-    fn dates_parse_as_rfc3339_or_full_date() {
-        assert_eq!(parse_instant("1970-01-02"), Some((86_400, 0)));
-        assert_eq!(
-            parse_instant("1970-01-01T00:00:01.5Z"),
-            Some((1, 500_000_000))
-        );
-        assert_eq!(parse_instant("1970-01-01T01:00:00+01:00"), Some((0, 0)));
-        for bad in ["", "yesterday", "2024-13-01", "2024-05-01 10:00", "12000"] {
-            assert_eq!(parse_instant(bad), None, "{bad}");
-        }
     }
 }

@@ -5,8 +5,9 @@
 //! `decide` itself records nothing and stays allocation-light.
 
 use crate::condition::{Condition, EvalError, Leaf, Quantifier};
-use crate::policy::{Policy, Rule, RuleMode, Strategy};
-use crate::{MissingFact, condition::ValueText};
+use crate::policy::{Policy, Rule};
+use crate::settings::{MissingFact, RuleMode, Strategy};
+use crate::value::ValueText;
 use arbiter_core::{Decision, Facts};
 use serde::Serialize;
 use serde_json::Value;
@@ -119,7 +120,7 @@ pub struct RuleTrace {
     /// The rule's id.
     pub id: String,
     /// Enforced or shadow.
-    pub mode: crate::RuleMode,
+    pub mode: RuleMode,
     /// The action it takes when it matches.
     pub action: String,
     /// Whether it was evaluated; under `first_match` the enforced rules after the deciding one
@@ -348,8 +349,8 @@ impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for rule in &self.rules {
             let mode = match rule.mode {
-                crate::RuleMode::Enforce => "",
-                crate::RuleMode::Shadow => " (shadow)",
+                RuleMode::Enforce => "",
+                RuleMode::Shadow => " (shadow)",
             };
             let status = if !rule.evaluated {
                 "not evaluated (an earlier rule decided)".to_owned()

@@ -39,23 +39,26 @@ mod diagnostic;
 mod diff;
 mod explain;
 mod lint;
+mod operator;
 mod policy;
+mod settings;
 mod shape;
 mod suggest;
 mod syntax;
 mod template;
 mod testing;
 mod validate;
+mod value;
 
 pub use catalog::{FactCatalog, FactType};
-pub use compile::{API_VERSION, KIND, MAX_DEPTH, facts_from_text};
+pub use compile::{API_VERSION, KIND, MAX_DEPTH, MAX_POLICY_BYTES, facts_from_text};
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position, Severity};
 pub use diff::{PolicyDiff, RuleChange};
 pub use explain::{ConditionTrace, Explanation, RuleTrace, TraceResult};
 pub use policy::{
-    ChangelogEntry, EVALUATION_ERROR, MAX_POLICY_BYTES, MissingFact, Policy, PolicyAction,
-    RuleInfo, RuleMode, Strategy, check_vocabulary,
+    ChangelogEntry, EVALUATION_ERROR, Policy, PolicyAction, RuleInfo, check_vocabulary,
 };
+pub use settings::{MissingFact, RuleMode, Strategy};
 pub use shape::POLICY_SCHEMA;
 pub use testing::{RuleCoverage, TestReport, TestResult};
 

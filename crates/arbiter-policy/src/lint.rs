@@ -6,9 +6,11 @@
 //! already matches. The analysis is sound but not complete: it reports only what it can prove.
 
 use crate::catalog::{FactCatalog, FactType};
-use crate::condition::{Bound, CmpOp, Condition, FactPath, Leaf, Op, OpText, Scalar};
+use crate::condition::{Condition, FactPath, Leaf};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
-use crate::policy::{Policy, Rule, RuleMode, Strategy};
+use crate::operator::{Interval, OpText, Values, interval_of, num_of, same, values};
+use crate::policy::{Policy, Rule};
+use crate::settings::{RuleMode, Strategy};
 use std::collections::BTreeSet;
 
 /// Conditions whose normal form would have more alternatives than this are not analysed.
@@ -185,8 +187,8 @@ type Term<'a> = Vec<Lit<'a>>;
 fn dnf(condition: &Condition, negated: bool) -> Option<Vec<Term<'_>>> {
     let (conjunction, nodes) = match condition {
         Condition::Leaf(leaf) => {
-            let lit = match (&leaf.op, negated) {
-                (Op::Exists(b), _) => Lit::Exists(&leaf.fact, *b != negated),
+            let lit = match (leaf.op.presence(), negated) {
+                (Some(present), _) => Lit::Exists(&leaf.fact, present != negated),
                 (_, false) => Lit::Pos(leaf),
                 (_, true) => Lit::Neg(leaf),
             };
@@ -276,146 +278,6 @@ fn lit_implies(b: Lit<'_>, a: Lit<'_>) -> bool {
         (Lit::Neg(lb), Lit::Neg(la)) => lb.op == la.op,
         (Lit::Pos(lb), Lit::Pos(la)) => lb.op == la.op || values(&lb.op).subset_of(&values(&la.op)),
         _ => false,
-    }
-}
-
-/// The values a comparison accepts, as far as the analysis models them.
-#[derive(Debug, Clone)]
-enum Values<'a> {
-    /// Exactly these.
-    Set(Vec<&'a Scalar>),
-    /// Anything present but these.
-    Except(Vec<&'a Scalar>),
-    /// Numbers in an interval.
-    Range(Interval),
-    /// Not modelled.
-    Unknown,
-}
-
-/// A numeric interval; each bound is a value and whether it is included.
-#[derive(Debug, Clone, Copy)]
-struct Interval {
-    lo: (f64, bool),
-    hi: (f64, bool),
-}
-
-impl Interval {
-    const ALL: Interval = Interval {
-        lo: (f64::NEG_INFINITY, true),
-        hi: (f64::INFINITY, true),
-    };
-
-    fn intersect(self, other: Interval) -> Interval {
-        let lo = if other.lo.0 > self.lo.0 || (other.lo.0 == self.lo.0 && !other.lo.1) {
-            other.lo
-        } else {
-            self.lo
-        };
-        let hi = if other.hi.0 < self.hi.0 || (other.hi.0 == self.hi.0 && !other.hi.1) {
-            other.hi
-        } else {
-            self.hi
-        };
-        Interval { lo, hi }
-    }
-
-    fn is_empty(self) -> bool {
-        self.lo.0 > self.hi.0 || (self.lo.0 == self.hi.0 && !(self.lo.1 && self.hi.1))
-    }
-
-    fn contains(self, x: f64) -> bool {
-        let above = x > self.lo.0 || (x == self.lo.0 && self.lo.1);
-        let below = x < self.hi.0 || (x == self.hi.0 && self.hi.1);
-        above && below
-    }
-
-    fn within(self, other: Interval) -> bool {
-        let lo_ok =
-            self.lo.0 > other.lo.0 || (self.lo.0 == other.lo.0 && (other.lo.1 || !self.lo.1));
-        let hi_ok =
-            self.hi.0 < other.hi.0 || (self.hi.0 == other.hi.0 && (other.hi.1 || !self.hi.1));
-        lo_ok && hi_ok
-    }
-}
-
-fn num_of(scalar: &Scalar) -> Option<f64> {
-    match scalar {
-        Scalar::Num(n) => Some(n.as_f64()),
-        _ => None,
-    }
-}
-
-fn interval_of(op: &Op) -> Option<Interval> {
-    let all = Interval::ALL;
-    Some(match op {
-        Op::Cmp(cmp, Bound::Num(n)) => {
-            let x = n.as_f64();
-            match cmp {
-                CmpOp::Gt => Interval {
-                    lo: (x, false),
-                    ..all
-                },
-                CmpOp::Gte => Interval {
-                    lo: (x, true),
-                    ..all
-                },
-                CmpOp::Lt => Interval {
-                    hi: (x, false),
-                    ..all
-                },
-                CmpOp::Lte => Interval {
-                    hi: (x, true),
-                    ..all
-                },
-            }
-        }
-        Op::Between(lo, hi) => Interval {
-            lo: (lo.as_f64(), true),
-            hi: (hi.as_f64(), true),
-        },
-        Op::Eq(Scalar::Num(n)) => Interval {
-            lo: (n.as_f64(), true),
-            hi: (n.as_f64(), true),
-        },
-        _ => return None,
-    })
-}
-
-fn values(op: &Op) -> Values<'_> {
-    if let Some(interval) = interval_of(op) {
-        return Values::Range(interval);
-    }
-    match op {
-        Op::Eq(s) => Values::Set(vec![s]),
-        Op::In(list) => Values::Set(list.iter().collect()),
-        Op::Ne(s) => Values::Except(vec![s]),
-        Op::NotIn(list) => Values::Except(list.iter().collect()),
-        _ => Values::Unknown,
-    }
-}
-
-fn same(a: &Scalar, b: &Scalar) -> bool {
-    match (num_of(a), num_of(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-impl Values<'_> {
-    /// Whether every value accepted by `self` is accepted by `other`.
-    fn subset_of(&self, other: &Values<'_>) -> bool {
-        match (self, other) {
-            (Values::Set(b), Values::Set(a)) => b.iter().all(|x| a.iter().any(|y| same(x, y))),
-            (Values::Set(b), Values::Except(a)) => b.iter().all(|x| !a.iter().any(|y| same(x, y))),
-            (Values::Except(b), Values::Except(a)) => {
-                a.iter().all(|x| b.iter().any(|y| same(x, y)))
-            }
-            (Values::Set(b), Values::Range(a)) => {
-                b.iter().all(|x| num_of(x).is_some_and(|n| a.contains(n)))
-            }
-            (Values::Range(b), Values::Range(a)) => b.within(*a),
-            _ => false,
-        }
     }
 }
 

@@ -2,55 +2,14 @@
 
 use crate::condition::{Condition, EvalError, Span};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position};
+use crate::settings::{MissingFact, RuleMode, Strategy};
 use crate::template::Template;
-use crate::testing::PolicyTest;
 use arbiter_core::{ActionSpec, Decision, Facts, PolicyRef, ShadowHit};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
-use std::path::Path;
 
 /// The reason a decision carries when a condition could not be evaluated.
 pub const EVALUATION_ERROR: &str = "EVALUATION_ERROR";
-
-/// The largest policy file Arbiter reads: 1 MiB.
-pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
-
-/// How rules combine (`evaluation.strategy`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// The first enforced rule that matches decides; later rules are not evaluated.
-    #[default]
-    FirstMatch,
-    /// Every enforced rule is evaluated and every match fires; the matching rule with the most
-    /// severe action decides, the first in file order on a tie.
-    CollectAll,
-}
-
-/// What a condition on a missing (absent or null) fact does (`evaluation.on_missing_fact`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MissingFact {
-    /// The condition is false: a missing fact satisfies no comparison (`ne` and `not_in`
-    /// included). Only `exists: false` is true.
-    #[default]
-    NoMatch,
-    /// Evaluation fails and the decision takes the `on_error` action (or the default's) with
-    /// reason `EVALUATION_ERROR`. `exists` still works.
-    Error,
-}
-
-/// Whether a rule acts (`mode`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleMode {
-    /// The rule decides when it matches.
-    #[default]
-    Enforce,
-    /// The rule is evaluated and its match is recorded in [`Decision::shadow`], but it never
-    /// decides and is not listed in [`Decision::fired`]. For trying a rule on real traffic.
-    Shadow,
-}
 
 /// One action of a policy's vocabulary (`actions:`).
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +72,30 @@ pub(crate) struct Rule {
     pub description_at: Span,
 }
 
+/// What an embedded test expects; every field is optional, at least one is set.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Expect {
+    pub action: Option<String>,
+    pub reason: Option<String>,
+    /// Exactly these enforced rules fire (in any order).
+    pub fired: Option<Vec<String>>,
+    /// None of these rules fire.
+    pub not_fired: Vec<String>,
+    /// Exactly these shadow rules match (in any order).
+    pub shadow: Option<Vec<String>>,
+    /// The rendered description of the deciding rule.
+    pub description: Option<String>,
+}
+
+/// A compiled embedded test.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PolicyTest {
+    pub name: String,
+    pub position: Option<Position>,
+    pub input: Facts,
+    pub expect: Expect,
+}
+
 /// A read-only view of one rule, for listings and explanations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleInfo<'a> {
@@ -155,46 +138,6 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Compiles a policy from its YAML text. `origin` names the file in diagnostics.
-    ///
-    /// Fails with every problem found, each at `origin:line:column` where the position is known.
-    pub fn from_yaml(source: &str, origin: &str) -> Result<Policy, PolicyError> {
-        crate::compile::compile(source, origin)
-    }
-
-    /// Reads and compiles a policy file. Files over 1 MiB and files that are not UTF-8 are
-    /// rejected with a diagnostic.
-    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        use std::io::Read;
-        let read_error = |source| PolicyError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let origin = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(read_error)?;
-        let mut bytes = Vec::new();
-        // Read one byte past the limit to tell "at the limit" from "over it".
-        let limit = u64::try_from(MAX_POLICY_BYTES)
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        file.take(limit)
-            .read_to_end(&mut bytes)
-            .map_err(read_error)?;
-        if bytes.len() > MAX_POLICY_BYTES {
-            return Err(too_large(&origin));
-        }
-        let source = std::str::from_utf8(&bytes).map_err(|error| {
-            let position = Position::of_byte_offset(&bytes, error.valid_up_to());
-            PolicyError::invalid(vec![Diagnostic::new(
-                &origin,
-                Some(position),
-                DiagnosticKind::File,
-                "the file is not UTF-8 text (policies are UTF-8 YAML)",
-            )])
-        })?;
-        Self::from_yaml(source, &origin)
-    }
-
     /// The exact text the policy was compiled from, whose SHA-256 is [`Policy::sha256`].
     pub fn source(&self) -> &str {
         &self.source
@@ -377,15 +320,6 @@ impl Policy {
             })
             .collect()
     }
-}
-
-pub(crate) fn too_large(origin: &str) -> PolicyError {
-    PolicyError::invalid(vec![Diagnostic::new(
-        origin,
-        None,
-        DiagnosticKind::File,
-        format!("the file is larger than {MAX_POLICY_BYTES} bytes (1 MiB), the limit for a policy"),
-    )])
 }
 
 /// Checks that every action the policy declares is in its flow's vocabulary.
@@ -791,7 +725,7 @@ default: { action: proceed, reason: NONE }
 
         let big = dir.path().join("big.yaml");
         let mut text = String::from(source);
-        text.push_str(&format!("# {}\n", "x".repeat(MAX_POLICY_BYTES)));
+        text.push_str(&format!("# {}\n", "x".repeat(crate::MAX_POLICY_BYTES)));
         std::fs::write(&big, &text).unwrap();
         let error = Policy::load(&big).unwrap_err();
         assert_eq!(error.diagnostics()[0].kind, DiagnosticKind::File);

@@ -4,9 +4,9 @@
 //! The YAML is read once into a tree that keeps every node's position ([`Node`]); the tree is
 //! turned into JSON for the validator, and each error's instance path is looked up in the tree.
 
-use crate::condition::ValueText;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
 use crate::suggest::did_you_mean;
+use crate::value::{ValueText, kind_of};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -314,7 +314,7 @@ fn describe(value: &Value) -> String {
         Value::String(s) if s.chars().count() <= 40 => format!("`{s}`"),
         Value::Number(n) => format!("`{n}`"),
         Value::Bool(b) => format!("`{b}`"),
-        other => crate::condition::kind_of(other).to_owned(),
+        other => kind_of(other).to_owned(),
     }
 }
 

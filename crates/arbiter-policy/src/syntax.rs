@@ -2,14 +2,17 @@
 //!
 //! Every struct denies unknown keys, so a typo (`on_mising_fact`) is an error at its line and
 //! column rather than a silently ignored setting. Meaning (actions exist, one operator per
-//! condition, ...) is checked when these types are compiled (see `compile.rs`).
+//! condition, ...) is checked when these types are compiled (see `compile.rs`). The operator keys
+//! come from the operators' table (`operator.rs`).
 
-use crate::{MissingFact, RuleMode, Strategy};
-use serde::de::{MapAccess, Visitor};
+use crate::operator::{OPERATORS, OperatorSpec};
+use crate::settings::{MissingFact, RuleMode, Strategy};
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 use std::fmt;
+use std::sync::LazyLock;
 
 /// Just enough of a file to tell whether it is a policy at all.
 #[derive(Debug, Deserialize)]
@@ -131,66 +134,82 @@ pub(crate) struct RawRule {
 }
 
 /// A condition node with every key it may hold; compiling checks that exactly one shape is used
-/// (`all`, `any`, `not`, or `fact` with one operator).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// (`all`, `any`, `not`, `models`, or `fact` with one operator).
+#[derive(Debug, Default)]
 pub(crate) struct RawCondition {
-    #[serde(default)]
     pub all: Option<Spanned<Vec<Spanned<RawCondition>>>>,
-    #[serde(default)]
     pub any: Option<Spanned<Vec<Spanned<RawCondition>>>>,
-    #[serde(default)]
     pub not: Option<Box<Spanned<RawCondition>>>,
-    #[serde(default)]
     pub models: Option<Spanned<RawModels>>,
-    #[serde(default)]
     pub fact: Option<Spanned<String>>,
-    #[serde(default, deserialize_with = "present")]
-    pub eq: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub ne: Option<Spanned<Value>>,
-    #[serde(default, rename = "in", deserialize_with = "present")]
-    pub in_: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub not_in: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub gt: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub gte: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub lt: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub lte: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub between: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub exists: Option<Spanned<Value>>,
+    /// The operators present (any key of [`OPERATORS`]).
+    pub ops: RawOps,
 }
 
+/// The keys of a condition node other than its operators.
+const CONDITION_KEYS: [&str; 5] = ["all", "any", "not", "models", "fact"];
+
+/// Every key a condition node may hold, for the message about an unknown one.
+static CONDITION_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    CONDITION_KEYS
+        .into_iter()
+        .chain(OPERATORS.iter().map(|spec| spec.name))
+        .collect()
+});
+
+/// Every operator's key, for the message about an unknown one.
+static OPERATOR_FIELDS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| OPERATORS.iter().map(|spec| spec.name).collect());
+
 impl RawCondition {
-    /// The operators present, in a fixed order, with their values.
-    pub(crate) fn operators(&self) -> Vec<(&'static str, &Spanned<Value>)> {
-        operators([
-            ("eq", &self.eq),
-            ("ne", &self.ne),
-            ("in", &self.in_),
-            ("not_in", &self.not_in),
-            ("gt", &self.gt),
-            ("gte", &self.gte),
-            ("lt", &self.lt),
-            ("lte", &self.lte),
-            ("between", &self.between),
-            ("exists", &self.exists),
-        ])
+    /// The operators present, in the order of [`OPERATORS`], with their values.
+    pub(crate) fn operators(&self) -> Vec<(&'static OperatorSpec, &Spanned<Value>)> {
+        self.ops.operators()
     }
 }
 
-fn operators<'a>(
-    all: [(&'static str, &'a Option<Spanned<Value>>); 10],
-) -> Vec<(&'static str, &'a Spanned<Value>)> {
-    all.into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
-        .collect()
+impl<'de> Deserialize<'de> for RawCondition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConditionVisitor;
+
+        impl<'de> Visitor<'de> for ConditionVisitor {
+            type Value = RawCondition;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct RawCondition")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCondition, A::Error> {
+                let mut raw = RawCondition::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "all" => set(&mut raw.all, "all", &mut map)?,
+                        "any" => set(&mut raw.any, "any", &mut map)?,
+                        "not" => set(&mut raw.not, "not", &mut map)?,
+                        "models" => set(&mut raw.models, "models", &mut map)?,
+                        "fact" => set(&mut raw.fact, "fact", &mut map)?,
+                        other => raw.ops.read(other, &mut map, CONDITION_FIELDS.as_slice())?,
+                    }
+                }
+                Ok(raw)
+            }
+        }
+
+        deserializer.deserialize_map(ConditionVisitor)
+    }
+}
+
+/// Reads a key's value once, as `#[serde(default)]` on an `Option` does: `null` is `None`.
+fn set<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    slot: &mut Option<T>,
+    key: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(key));
+    }
+    *slot = map.next_value::<Option<T>>()?;
+    Ok(())
 }
 
 /// `models: { where: {...}, among: [...], at_least: N, at_most: N }`.
@@ -217,54 +236,64 @@ pub(crate) struct RawModelWhere {
     pub label: Option<Spanned<RawOps>>,
 }
 
-/// One operator and its value, as in a leaf without `fact`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawOps {
-    #[serde(default, deserialize_with = "present")]
-    pub eq: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub ne: Option<Spanned<Value>>,
-    #[serde(default, rename = "in", deserialize_with = "present")]
-    pub in_: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub not_in: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub gt: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub gte: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub lt: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub lte: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub between: Option<Spanned<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    pub exists: Option<Spanned<Value>>,
-}
+/// The operators of a condition node or of a model field (`score: { gte: 0.9 }`), each with its
+/// value, by their place in [`OPERATORS`]. A value is kept even when it is `null` (reading
+/// `eq: null` as no operator at all would hide the mistake).
+#[derive(Debug, Default)]
+pub(crate) struct RawOps(Vec<(usize, Spanned<Value>)>);
 
 impl RawOps {
-    /// The operators present, in a fixed order, with their values.
-    pub(crate) fn operators(&self) -> Vec<(&'static str, &Spanned<Value>)> {
-        operators([
-            ("eq", &self.eq),
-            ("ne", &self.ne),
-            ("in", &self.in_),
-            ("not_in", &self.not_in),
-            ("gt", &self.gt),
-            ("gte", &self.gte),
-            ("lt", &self.lt),
-            ("lte", &self.lte),
-            ("between", &self.between),
-            ("exists", &self.exists),
-        ])
+    /// The operators present, in the order of [`OPERATORS`], with their values.
+    pub(crate) fn operators(&self) -> Vec<(&'static OperatorSpec, &Spanned<Value>)> {
+        let mut present: Vec<&(usize, Spanned<Value>)> = self.0.iter().collect();
+        present.sort_by_key(|(index, _)| *index);
+        present
+            .into_iter()
+            .map(|(index, value)| (&OPERATORS[*index], value))
+            .collect()
+    }
+
+    /// Reads the value of operator `key`; a key that is no operator is an unknown field of a
+    /// node that may hold `fields`.
+    fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        fields: &'static [&'static str],
+    ) -> Result<(), A::Error> {
+        let Some(index) = OPERATORS.iter().position(|spec| spec.name == key) else {
+            return Err(de::Error::unknown_field(key, fields));
+        };
+        if self.0.iter().any(|(i, _)| *i == index) {
+            return Err(de::Error::duplicate_field(OPERATORS[index].name));
+        }
+        self.0.push((index, map.next_value()?));
+        Ok(())
     }
 }
 
-/// An operator's value, `Some` even when it is `null` (plain `Option` would read `eq: null` as
-/// no operator at all).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Spanned<Value>>, D::Error> {
-    Spanned::deserialize(deserializer).map(Some)
+impl<'de> Deserialize<'de> for RawOps {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OpsVisitor;
+
+        impl<'de> Visitor<'de> for OpsVisitor {
+            type Value = RawOps;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct RawOps")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawOps, A::Error> {
+                let mut ops = RawOps::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    ops.read(&key, &mut map, OPERATOR_FIELDS.as_slice())?;
+                }
+                Ok(ops)
+            }
+        }
+
+        deserializer.deserialize_map(OpsVisitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,33 +1,11 @@
 //! A policy's embedded `tests:` and their report.
 
 use crate::diagnostic::Position;
-use crate::{Explanation, Policy};
-use arbiter_core::{Decision, Facts};
+use crate::explain::Explanation;
+use crate::policy::{Expect, Policy, PolicyTest};
+use crate::settings::RuleMode;
+use arbiter_core::Decision;
 use std::fmt;
-
-/// What an embedded test expects; every field is optional, at least one is set.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Expect {
-    pub action: Option<String>,
-    pub reason: Option<String>,
-    /// Exactly these enforced rules fire (in any order).
-    pub fired: Option<Vec<String>>,
-    /// None of these rules fire.
-    pub not_fired: Vec<String>,
-    /// Exactly these shadow rules match (in any order).
-    pub shadow: Option<Vec<String>>,
-    /// The rendered description of the deciding rule.
-    pub description: Option<String>,
-}
-
-/// A compiled embedded test.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PolicyTest {
-    pub name: String,
-    pub position: Option<Position>,
-    pub input: Facts,
-    pub expect: Expect,
-}
 
 /// The outcome of one embedded test.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +31,7 @@ pub struct RuleCoverage {
     /// The rule's id.
     pub id: String,
     /// Enforced or shadow.
-    pub mode: crate::RuleMode,
+    pub mode: RuleMode,
     /// The number of tests whose decision lists the rule in `fired` (or `shadow`).
     pub tests: usize,
 }

@@ -1,11 +1,12 @@
 //! Stage 2 of validation against a flow: facts exist, compared values are possible, operators
 //! fit the facts' types, actions are in the flow's vocabulary. Then the lints.
 
-use crate::catalog::{FactCatalog, FactType};
-use crate::condition::{Bound, Condition, Leaf, ModelField, Op, Scalar, Span};
+use crate::catalog::FactCatalog;
+use crate::condition::{Condition, Leaf, ModelField, Span};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, PolicyError};
-use crate::suggest::{closest, did_you_mean};
-use crate::{Policy, check_vocabulary};
+use crate::operator::misfit;
+use crate::policy::{Policy, check_vocabulary};
+use crate::suggest::did_you_mean;
 use arbiter_core::Flow;
 
 impl Policy {
@@ -127,94 +128,5 @@ impl Checker<'_> {
         if let Some(message) = misfit(path, kind, &leaf.op) {
             self.error(leaf.value_at, message);
         }
-    }
-}
-
-/// Why an operator and its value do not fit a fact of this type, if they do not.
-fn misfit(path: &str, kind: &FactType, op: &Op) -> Option<String> {
-    let name = op.name();
-    let scalars: &[Scalar] = match op {
-        Op::Eq(s) | Op::Ne(s) => std::slice::from_ref(s),
-        Op::In(list) | Op::NotIn(list) => list,
-        _ => &[],
-    };
-    match (kind, op) {
-        (_, Op::Exists(_)) | (FactType::Any, _) => None,
-        (FactType::Object, _) => Some(format!(
-            "`{path}` is a group of facts, not a value: `{name}` cannot compare it; compare one \
-             of its fields, or use `exists`"
-        )),
-        (FactType::Enum(_), Op::Cmp(..) | Op::Between(..)) => Some(format!(
-            "`{name}` orders numbers and dates, but `{path}` is {}; use `eq` or `in`",
-            kind.describe()
-        )),
-        (FactType::Enum(values), _) => scalars.iter().find_map(|s| match s {
-            Scalar::Str(text) if values.iter().any(|v| **v == **text) => None,
-            Scalar::Str(text) => Some(format!(
-                "`{text}` is not a value of `{path}` ({}){}",
-                values.join(", "),
-                closest(text, values.iter().map(String::as_str))
-                    .map(|c| format!("; did you mean {c}?"))
-                    .unwrap_or_default()
-            )),
-            other => Some(format!(
-                "`{path}` is {}; the {} `{}` never equals it",
-                kind.describe(),
-                scalar_kind(other),
-                other.to_json()
-            )),
-        }),
-        (FactType::Boolean, Op::Cmp(..) | Op::Between(..)) => Some(format!(
-            "`{name}` orders numbers and dates, but `{path}` is true or false"
-        )),
-        (FactType::Boolean, _) => scalars.iter().find_map(|s| match s {
-            Scalar::Bool(_) => None,
-            other => Some(format!(
-                "`{path}` is true or false; the {} `{}` never equals it",
-                scalar_kind(other),
-                other.to_json()
-            )),
-        }),
-        (FactType::Number { .. }, Op::Cmp(_, Bound::Date(text, _))) => Some(format!(
-            "`{path}` is {}, not a date: `{name}: {text}` cannot compare them",
-            kind.describe()
-        )),
-        (FactType::Number { .. }, _) => scalars.iter().find_map(|s| match s {
-            Scalar::Num(_) => None,
-            other => Some(format!(
-                "`{path}` is {}; the {} `{}` never equals it (write it without quotes)",
-                kind.describe(),
-                scalar_kind(other),
-                other.to_json()
-            )),
-        }),
-        (FactType::String { .. }, Op::Between(..)) => Some(format!(
-            "`between` compares numbers, but `{path}` is {}",
-            kind.describe()
-        )),
-        (FactType::String { date }, Op::Cmp(_, Bound::Num(n))) => Some(format!(
-            "`{path}` is {}, not a number: `{name}: {n}` cannot compare them",
-            if *date { "a date" } else { "text" }
-        )),
-        (FactType::String { date: false }, Op::Cmp(..)) => Some(format!(
-            "`{path}` is text, not a date: `{name}` cannot order it"
-        )),
-        (FactType::String { .. }, _) => scalars.iter().find_map(|s| match s {
-            Scalar::Str(_) => None,
-            other => Some(format!(
-                "`{path}` is text; the {} `{}` never equals it (quote it: \"{}\")",
-                scalar_kind(other),
-                other.to_json(),
-                other.to_json()
-            )),
-        }),
-    }
-}
-
-fn scalar_kind(scalar: &Scalar) -> &'static str {
-    match scalar {
-        Scalar::Num(_) => "number",
-        Scalar::Str(_) => "text",
-        Scalar::Bool(_) => "boolean",
     }
 }
