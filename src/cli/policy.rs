@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use arbiter_core::Facts;
 use arbiter_db::Db;
-use arbiter_policy::{Diagnostic, Policy, PolicyError, RuleMode};
+use arbiter_policy::{BacktestWindow, Diagnostic, Policy, PolicyError, RuleMode, StoredDecision};
 use arbiter_server::FlowRegistry;
 use arbiter_server::review;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -342,170 +342,31 @@ async fn backtest(
     let rows = arbiter_db::decisions::list_between(db.conn(), tenant, since, until)
         .await
         .context("while reading the stored decisions")?;
-    let mut replayed = 0usize;
-    let mut unreadable = 0usize;
-    let mut changed = 0usize;
-    let mut reason_only = 0usize;
-    let mut matrix: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut old_hits: BTreeMap<String, usize> = BTreeMap::new();
-    let mut new_hits: BTreeMap<String, usize> = BTreeMap::new();
-    let mut shadow_hits: BTreeMap<String, usize> = BTreeMap::new();
-    let mut shown = Vec::new();
     let labels: BTreeMap<String, String> = arbiter_db::review::labels(db.conn(), tenant)
         .await
         .context("while reading the reviewers' labels")?
         .into_iter()
         .collect();
-    // Per rule of this policy: labelled decisions it fired on, and how many of those the
-    // reviewers agreed with.
-    let mut judged: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    let mut labelled = 0usize;
-    for row in rows.iter().filter(|r| r.flow == policy.flow()) {
-        let Ok(facts) = serde_json::from_str::<Facts>(&row.facts) else {
-            unreadable += 1;
-            continue;
-        };
-        replayed += 1;
-        let decision = policy.decide(&facts);
-        for rule in serde_json::from_str::<Vec<String>>(&row.fired).unwrap_or_default() {
-            *old_hits.entry(rule).or_default() += 1;
-        }
-        for rule in &decision.fired {
-            *new_hits.entry(rule.clone()).or_default() += 1;
-        }
-        for hit in &decision.shadow {
-            *shadow_hits.entry(hit.rule.clone()).or_default() += 1;
-        }
-        if let Some(fake) = labels
+    let decisions = rows.iter().map(|row| StoredDecision {
+        request_id: &row.request_id,
+        tenant: &row.tenant,
+        flow: &row.flow,
+        created_at: row.created_at,
+        facts: &row.facts,
+        fired: &row.fired,
+        action: &row.action,
+        reason: &row.reason,
+        policy_id: &row.policy_id,
+        policy_version: i64::from(row.policy_version),
+        label_says_fake: labels
             .get(&row.request_id)
-            .and_then(|label| review::label_says_fake(label))
-        {
-            labelled += 1;
-            let fired = decision
-                .fired
-                .iter()
-                .chain(decision.shadow.iter().map(|hit| &hit.rule));
-            for rule in fired {
-                let entry = judged.entry(rule.clone()).or_default();
-                entry.0 += 1;
-                if rule_flags(&policy, rule) == fake {
-                    entry.1 += 1;
-                }
-            }
-        }
-        *matrix
-            .entry((row.action.clone(), decision.action.clone()))
-            .or_default() += 1;
-        if row.action != decision.action {
-            changed += 1;
-            if shown.len() < samples {
-                shown.push(format!(
-                    "  {} {} {}: {} ({}) [{} v{}] -> {} ({}) fired [{}]",
-                    row.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
-                    row.tenant,
-                    row.request_id,
-                    row.action,
-                    row.reason,
-                    row.policy_id,
-                    row.policy_version,
-                    decision.action,
-                    decision.reason,
-                    decision.fired.join(", ")
-                ));
-            }
-        } else if row.reason != decision.reason {
-            reason_only += 1;
-        }
-    }
-
-    println!(
-        "backtest of {} v{} (flow {}) on decisions from {} to {}{}",
-        policy.id(),
-        policy.version(),
-        policy.flow(),
-        since.format("%Y-%m-%dT%H:%M:%SZ"),
-        until.format("%Y-%m-%dT%H:%M:%SZ"),
-        tenant.map(|t| format!(", tenant {t}")).unwrap_or_default()
-    );
-    #[allow(clippy::cast_precision_loss, reason = "a percentage for display")]
-    let share = if replayed == 0 {
-        0.0
-    } else {
-        changed as f64 * 100.0 / replayed as f64
+            .and_then(|label| review::label_says_fake(label)),
+    });
+    let window = BacktestWindow {
+        since,
+        until,
+        tenant: tenant.map(str::to_owned),
     };
-    println!(
-        "replayed {replayed} decisions; {changed} would change action ({share:.1}%), {reason_only} only the reason"
-    );
-    if unreadable > 0 {
-        println!("skipped {unreadable} decisions whose stored facts could not be read");
-    }
-    if replayed > 0 {
-        println!();
-        println!("old action -> new action");
-        for ((old, new), count) in &matrix {
-            let mark = if old == new { "" } else { "  (changed)" };
-            println!("  {old:<24} -> {new:<24} {count:>8}{mark}");
-        }
-        println!();
-        println!("rule hits (stored decisions -> this policy)");
-        for rule in policy.rules() {
-            let old = old_hits.get(rule.id).copied().unwrap_or_default();
-            let new = match rule.mode {
-                RuleMode::Enforce => new_hits.get(rule.id),
-                RuleMode::Shadow => shadow_hits.get(rule.id),
-            }
-            .copied()
-            .unwrap_or_default();
-            let shadow = if rule.mode == RuleMode::Shadow {
-                " (shadow)"
-            } else {
-                ""
-            };
-            println!("  {:<40} {old:>8} -> {new:>8}{shadow}", rule.id);
-        }
-        for (rule, count) in &old_hits {
-            if policy.rules().all(|r| r.id != rule) {
-                println!("  {rule:<40} {count:>8} -> (not in this policy)");
-            }
-        }
-    }
-    if !shown.is_empty() {
-        println!();
-        println!("changed decisions (first {})", shown.len());
-        for line in &shown {
-            println!("{line}");
-        }
-    }
-    println!();
-    if labelled == 0 {
-        println!(
-            "per-rule precision: no replayed decision has a reviewer's label yet (arbiter review resolve)"
-        );
-    } else {
-        println!(
-            "per-rule precision ({labelled} decisions labelled by reviewers; a rule is right when it flags a fake or passes an authentic image)"
-        );
-        for rule in policy.rules() {
-            let Some((hits, right)) = judged.get(rule.id) else {
-                continue;
-            };
-            #[allow(clippy::cast_precision_loss, reason = "a percentage for display")]
-            let share = *right as f64 * 100.0 / *hits as f64;
-            println!(
-                "  {:<40} {right:>4} of {hits:<4} right ({share:.1}%)",
-                rule.id
-            );
-        }
-    }
+    print!("{}", policy.backtest(window, decisions, samples));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether a rule's action flags the image (is stricter than the policy's mildest action).
-fn rule_flags(policy: &Policy, rule: &str) -> bool {
-    let mildest = policy.actions().map(|a| a.severity()).min().unwrap_or(0);
-    policy
-        .rules()
-        .find(|r| r.id == rule)
-        .and_then(|r| policy.action(r.action))
-        .is_some_and(|action| action.severity() > mildest)
 }

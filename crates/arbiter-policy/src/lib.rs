@@ -32,6 +32,7 @@
 //! The language is described in this crate's `README.md`.
 #![forbid(unsafe_code)]
 
+mod backtest;
 mod catalog;
 mod compile;
 mod condition;
@@ -50,6 +51,9 @@ mod testing;
 mod validate;
 mod value;
 
+pub use backtest::{
+    BacktestReport, BacktestWindow, ChangedDecision, RuleHits, RulePrecision, StoredDecision,
+};
 pub use catalog::{FactCatalog, FactType};
 pub use compile::{API_VERSION, KIND, MAX_DEPTH, MAX_POLICY_BYTES, facts_from_text};
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Position, Severity};
