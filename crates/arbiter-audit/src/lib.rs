@@ -6,6 +6,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+pub mod config;
 pub mod entry;
 pub mod export;
 pub mod keys;
@@ -19,6 +20,7 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPage, CheckpointPolicy, StoredCheckpoint,
     checkpoint_due, checkpoints, checkpoints_page, write_checkpoints, write_due_checkpoints,
 };
+pub use config::{AuditConfig, AuditMode};
 pub use entry::{Entry, Event, GENESIS_HASH, entry_hash};
 pub use export::{ExportError, ExportRange, ExportSummary, export};
 pub use keys::{KeyError, Signer, SigningKey, VerifierKey};

@@ -13,8 +13,8 @@ use arbiter_db::entity::{webhook_attempt, webhook_delivery, webhook_endpoint, we
 use arbiter_db::sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, Statement};
 use arbiter_db::webhooks as repo;
 use arbiter_webhooks::{
-    AttemptClass, CipherError, RetryPolicy, SecretCipher, SecretError, Sender, SenderConfig,
-    WebhookSecret, classify, parse_retry_after, sign,
+    AttemptOutcome, AttemptResult, CipherError, NextState, RetryPolicy, SecretCipher, SecretError,
+    Sender, WebhookSecret, parse_retry_after, retry, sign,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
@@ -75,19 +75,6 @@ impl std::fmt::Debug for Webhooks {
     }
 }
 
-/// The retry rules of a configuration.
-pub fn retry_policy(config: &WebhooksConfig) -> RetryPolicy {
-    RetryPolicy {
-        schedule: config
-            .retry_schedule_secs
-            .iter()
-            .map(|s| Duration::from_secs(*s))
-            .collect(),
-        jitter_percent: config.jitter_percent,
-        max_retry_after: Duration::from_secs(config.max_retry_after_secs),
-    }
-}
-
 impl Webhooks {
     /// The services for a configuration; the key file and client are opened on first use.
     pub fn new(config: &Config) -> Self {
@@ -95,7 +82,7 @@ impl Webhooks {
             config: config.webhooks.clone(),
             key_file: config.webhooks.key_file(&config.data_dir),
             guard: config.outbound.guard(),
-            policy: retry_policy(&config.webhooks),
+            policy: config.webhooks.retry_policy(),
             cipher: Arc::default(),
             sender: Arc::default(),
             wake: Arc::default(),
@@ -104,7 +91,7 @@ impl Webhooks {
 
     /// Attempts one delivery loop makes at once (`webhooks.concurrency`, at least 1).
     fn concurrency(&self) -> usize {
-        usize::try_from(self.config.concurrency.max(1)).unwrap_or(usize::MAX)
+        self.config.concurrency()
     }
 
     /// The retry rules.
@@ -124,14 +111,8 @@ impl Webhooks {
         self.sender
             .get_or_try_init(|| async {
                 let guard = self.guard.clone();
-                Sender::new(
-                    SenderConfig {
-                        timeout: Duration::from_secs(self.config.timeout_secs),
-                        max_response_body: self.config.max_response_body_bytes,
-                    },
-                    Arc::new(OutboundRules(guard)),
-                )
-                .map_err(OutboxError::Client)
+                Sender::new(self.config.sender_config(), Arc::new(OutboundRules(guard)))
+                    .map_err(OutboxError::Client)
             })
             .await
     }
@@ -579,9 +560,9 @@ async fn claim_due(
 ) -> Result<Vec<webhook_delivery::Model>, OutboxError> {
     let webhooks = &state.webhooks;
     let now = state.clock.now();
-    let lease = webhooks.config.timeout_secs.saturating_mul(3).max(30);
+    let lease = webhooks.config.lease();
     let lease_until =
-        now_ms(now).saturating_add(i64::try_from(lease.saturating_mul(1000)).unwrap_or(i64::MAX));
+        now_ms(now).saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     // A claim writes: through the writer connection on SQLite (see `Db::begin_write`).
     let txn = state.pipeline.db().begin_write().await?;
     let rows = repo::claim_deliveries(
@@ -672,7 +653,7 @@ async fn attempt(
     let started = state.clock.now();
     let number = row.attempts.saturating_add(1);
     let secrets = secrets_for(state, &row, started).await?;
-    let (result, class) = match &secrets {
+    let result = match &secrets {
         Ok((current, previous)) => {
             let headers = sign(
                 current,
@@ -685,10 +666,9 @@ async fn attempt(
             let result = sender
                 .send(&row.url, &headers, row.body.clone().into_bytes())
                 .await;
-            let class = classify(result.status);
-            (Some(result), class)
+            Some(result)
         }
-        Err(_) => (None, AttemptClass::Gone),
+        Err(_) => None,
     };
     let status = result.as_ref().and_then(|r| r.status);
     let error = match (&secrets, &result) {
@@ -696,30 +676,31 @@ async fn attempt(
         (_, Some(r)) => r.error.clone(),
         _ => None,
     };
-    let policy = state.webhooks.policy();
-    let (new_status, next_ms, abandoned) = match class {
-        AttemptClass::Delivered => (repo::SUCCEEDED, 0, false),
-        AttemptClass::Gone => (repo::FAILED, 0, true),
-        AttemptClass::Failed => {
-            let asked = result
-                .as_ref()
-                .filter(|r| matches!(r.status, Some(429 | 503)))
-                .and_then(|r| r.retry_after.as_deref())
-                .and_then(|v| parse_retry_after(v, started));
-            match policy.next_delay(
-                u32::try_from(number).unwrap_or(u32::MAX),
-                jitter_sample(),
-                asked,
-            ) {
-                Some(delay) => (
-                    repo::PENDING,
-                    now_ms(started)
-                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
-                    false,
-                ),
-                None => (repo::FAILED, 0, true),
-            }
-        }
+    let outcome = match &result {
+        None => AttemptOutcome::Unsendable,
+        Some(AttemptResult {
+            status: Some(status),
+            retry_after,
+            ..
+        }) => AttemptOutcome::Answered {
+            status: *status,
+            retry_after: retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, started)),
+        },
+        Some(_) => AttemptOutcome::NoAnswer,
+    };
+    let next = retry::next(
+        &outcome,
+        u32::try_from(number).unwrap_or(u32::MAX),
+        state.webhooks.policy(),
+        jitter_sample(),
+        started,
+    );
+    let (new_status, next_ms, abandoned, disable) = match next {
+        NextState::Delivered => (repo::SUCCEEDED, 0, false, false),
+        NextState::Retry { at } => (repo::PENDING, now_ms(at), false, false),
+        NextState::Abandoned { disable_endpoint } => (repo::FAILED, 0, true, disable_endpoint),
     };
     let duration_ms = result.as_ref().map_or(0, |r| {
         i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX)
@@ -761,9 +742,7 @@ async fn attempt(
         )
         .await?;
     }
-    if status == Some(410)
-        && let Some(endpoint_id) = &row.endpoint_id
-    {
+    if disable && let Some(endpoint_id) = &row.endpoint_id {
         repo::disable_endpoint(&txn, endpoint_id, started, "answered 410 Gone").await?;
     }
     if abandoned {

@@ -7,13 +7,17 @@
 #![forbid(unsafe_code)]
 
 pub mod cipher;
+pub mod config;
 pub mod retry;
 pub mod secret;
 pub mod send;
 pub mod sign;
 
 pub use cipher::{CipherError, SecretCipher};
-pub use retry::{AttemptClass, RetryPolicy, classify, parse_retry_after};
+pub use config::WebhooksConfig;
+pub use retry::{
+    AttemptClass, AttemptOutcome, NextState, RetryPolicy, classify, parse_retry_after,
+};
 pub use secret::{SecretError, WebhookSecret};
 pub use send::{AddressCheck, AttemptResult, Sender, SenderConfig, check_url};
 pub use sign::{
