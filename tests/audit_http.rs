@@ -448,7 +448,7 @@ async fn concurrent_requests_build_gapless_chains_signed_by_the_timer_and_at_shu
         // An endpoint registered for audit.checkpoint gets each of acme's checkpoints.
         let cipher = server.state.webhooks.cipher().await.unwrap();
         let txn = server.state.pipeline.db().begin_write().await.unwrap();
-        arbiter_server::outbox::create_endpoint(
+        arbiter_webhooks::create_endpoint(
             &txn,
             cipher,
             "acme",

@@ -144,14 +144,14 @@ async fn announce(
         "note": checkpoint.note,
         "vkey": state.audit.signer.verifier_key().to_string(),
     });
-    let message = crate::outbox::Message {
+    let message = arbiter_webhooks::Message {
         event: CHECKPOINT_EVENT,
         payload,
         request_id: None,
         reference_id: None,
         batch_id: None,
     };
-    crate::outbox::enqueue(txn, &checkpoint.tenant, &message, None, now).await
+    arbiter_webhooks::enqueue(txn, &checkpoint.tenant, &message, None, now).await
 }
 
 /// The checkpoint timer: looks for due checkpoints every second (or every

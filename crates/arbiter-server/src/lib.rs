@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analyze;
+pub mod announce;
 pub mod auth;
 pub mod batch_body;
 pub mod cases;
@@ -16,7 +17,6 @@ pub mod flows;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
-pub mod outbox;
 pub mod pipeline;
 pub mod policies;
 pub mod provider_usage;

@@ -109,7 +109,7 @@ pub async fn build_state_with_detectors(
         limits,
     );
     let state = AppState::new(pipeline, config, clock, audit);
-    crate::outbox::check_key_file(&state.webhooks).await?;
+    state.webhooks.check_key_file().await?;
     Ok(state)
 }
 
@@ -182,7 +182,7 @@ fn spawn_workers(
     let jobs = (0..state.config.jobs.workers)
         .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
     let deliveries = (0..state.config.webhooks.workers)
-        .map(|_| tokio::spawn(crate::outbox::run_worker(state.clone(), shutdown.clone())));
+        .map(|_| tokio::spawn(state.delivery_worker().run(shutdown.clone())));
     let collector = state
         .config
         .flows

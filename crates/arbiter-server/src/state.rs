@@ -6,11 +6,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
-use crate::outbox::Webhooks;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
 use arbiter_db::api_keys::{KeyLookup, Lookups};
 use arbiter_db::requests::{CachedLookup, CachedLookups};
+use arbiter_webhooks::{DeliveryWorker, Webhooks};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -53,7 +53,7 @@ impl AppState {
         audit: AuditSigning,
     ) -> Self {
         config.replica.resolve();
-        let webhooks = Webhooks::new(&config);
+        let webhooks = Webhooks::new(&config.webhooks, &config.data_dir, config.outbound.guard());
         Self {
             fetcher: Fetcher::new(&config.outbound),
             limiter: RateLimiter::new(pipeline.db().clone(), clock.clone()),
@@ -68,5 +68,17 @@ impl AppState {
             jobs_wake: Arc::default(),
             audit,
         }
+    }
+
+    /// A webhook delivery loop over this state's database, webhook services and clock; an idle
+    /// loop looks for deliveries every `jobs.poll_interval_ms`.
+    pub fn delivery_worker(&self) -> DeliveryWorker {
+        let clock = self.clock.clone();
+        DeliveryWorker::new(
+            self.pipeline.db().clone(),
+            self.webhooks.clone(),
+            Arc::new(move || clock.now()),
+            std::time::Duration::from_millis(self.config.jobs.poll_interval_ms),
+        )
     }
 }
