@@ -1,12 +1,18 @@
 //! The webhooks announcing what the engine records, written to the outbox
 //! ([`arbiter_webhooks::outbox`]) in the caller's transaction: a recorded analysis's
-//! `analysis.complete`, with the decision and the flow's own event when a policy decided.
+//! `analysis.complete`, with the decision and the flow's own event when a policy decided, and
+//! each signed audit checkpoint's `audit.checkpoint` (the checkpoint signer's
+//! [`Announce`] hook).
 
 use crate::pipeline::Record;
-use arbiter_db::sea_orm::{ConnectionTrait, DbErr};
+use arbiter_audit::{Announce, StoredCheckpoint, VerifierKey};
+use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use arbiter_webhooks::{Deliveries, Message};
+use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// The deliveries announcing a recorded analysis.
 pub trait AnalysisDeliveries {
@@ -92,5 +98,52 @@ impl AnalysisDeliveries for Deliveries {
             self.add(conn, record.tenant, &message, None, now).await?;
         }
         Ok(())
+    }
+}
+
+/// The webhook event announcing a checkpoint.
+pub const CHECKPOINT_EVENT: &str = "audit.checkpoint";
+
+/// Announces each signed audit checkpoint as an `audit.checkpoint` webhook to the tenant's
+/// endpoints that take it, in the checkpoint's own transaction, and wakes the delivery loops
+/// once they are committed.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointWebhooks {
+    /// Rung when deliveries were committed ([`arbiter_webhooks::Webhooks::wake`]).
+    pub wake: Arc<Notify>,
+}
+
+#[async_trait]
+impl Announce for CheckpointWebhooks {
+    async fn announce(
+        &self,
+        txn: &DatabaseTransaction,
+        checkpoint: &StoredCheckpoint,
+        vkey: &VerifierKey,
+        now: DateTime<Utc>,
+    ) -> Result<usize, DbErr> {
+        let payload = json!({
+            "event": CHECKPOINT_EVENT,
+            "type": CHECKPOINT_EVENT,
+            "timestamp": now,
+            "tenant": checkpoint.tenant,
+            "size": checkpoint.size,
+            "root_hash": checkpoint.root_hash,
+            "issued_at": checkpoint.issued_at,
+            "note": checkpoint.note,
+            "vkey": vkey.to_string(),
+        });
+        let message = Message {
+            event: CHECKPOINT_EVENT,
+            payload,
+            request_id: None,
+            reference_id: None,
+            batch_id: None,
+        };
+        arbiter_webhooks::enqueue(txn, &checkpoint.tenant, &message, None, now).await
+    }
+
+    fn announced(&self, _rows: usize) {
+        self.wake.notify_waiters();
     }
 }

@@ -7,7 +7,6 @@ pub mod announce;
 pub mod auth;
 pub mod batch_body;
 pub mod cases;
-pub mod checkpoints;
 pub mod clock;
 pub mod collector;
 pub mod config;

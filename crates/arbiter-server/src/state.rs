@@ -1,13 +1,13 @@
 //! `AppState`: the handles every handler needs.
 
 use crate::analyze::Inflight;
-use crate::checkpoints::AuditSigning;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
+use arbiter_audit::{AuditSigning, CheckpointWorker};
 use arbiter_db::api_keys::{KeyLookup, Lookups};
 use arbiter_db::requests::{CachedLookup, CachedLookups};
 use arbiter_webhooks::{DeliveryWorker, Webhooks};
@@ -68,6 +68,21 @@ impl AppState {
             jobs_wake: Arc::default(),
             audit,
         }
+    }
+
+    /// The audit checkpoint signer over this state's database and clock; each checkpoint is
+    /// announced as an `audit.checkpoint` webhook in its own transaction.
+    pub fn checkpoint_worker(&self) -> CheckpointWorker {
+        let clock = self.clock.clone();
+        let announce = crate::announce::CheckpointWebhooks {
+            wake: self.webhooks.wake.clone(),
+        };
+        CheckpointWorker::new(
+            self.pipeline.db().clone(),
+            self.audit.clone(),
+            Arc::new(announce),
+            Arc::new(move || clock.now()),
+        )
     }
 
     /// A webhook delivery loop over this state's database, webhook services and clock; an idle
