@@ -14,7 +14,7 @@
 //!    second time polled every 2 s instead of every 100 ms, to show what the polling itself
 //!    costs.
 //! 3. Webhook delivery to a loopback receiver answering 200: a backlog of 10,000 outbox rows
-//!    written with the server crate's own `outbox::enqueue` while the server is stopped, then the
+//!    written with arbiter-webhooks' own `outbox::enqueue` while the server is stopped, then the
 //!    server started again and timed until the receiver has counted every delivery and the
 //!    deliveries table says they succeeded. Deliveries/s (target >= 1,000/s) and drain time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,8 +22,8 @@
 use arbiter_core::{AnalyzeOptions, Detector};
 use arbiter_detect::{IntakeLimits, LocalDetector, intake};
 use arbiter_server::clock::SystemClock;
-use arbiter_server::outbox::{self, Message};
 use arbiter_server::{Config, build_state};
+use arbiter_webhooks::outbox::{self, Message};
 use axum::extract::State;
 use axum::routing::post;
 use base64::Engine;

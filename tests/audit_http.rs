@@ -9,10 +9,10 @@ mod common;
 
 use common::repo;
 
+use arbiter_audit::AuditMode;
 use arbiter_audit::{Checkpoint, VerifierKey, verify_bundle, verify_database};
 use arbiter_db::testing::PostgresTestDb;
 use arbiter_server::clock::SystemClock;
-use arbiter_server::config::AuditMode;
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{AppState, Config, Server, build_state};
 use base64::Engine;
@@ -351,7 +351,10 @@ async fn each_tenant_reads_only_its_own_trail_with_filters_paging_and_exports() 
         let vkey = VerifierKey::parse(vkey_text.trim()).unwrap();
         assert_eq!(vkey, server.state.audit.signer.verifier_key());
         assert!(vkey_text.starts_with("audit.test/arbiter+"), "{vkey_text}");
-        arbiter_server::checkpoints::sign(&server.state, true, chrono::Utc::now())
+        server
+            .state
+            .checkpoint_worker()
+            .sign(true, chrono::Utc::now())
             .await
             .unwrap();
         let (status, page) = server.get(&auditor, "/v1/audit/checkpoints").await;
@@ -448,7 +451,7 @@ async fn concurrent_requests_build_gapless_chains_signed_by_the_timer_and_at_shu
         // An endpoint registered for audit.checkpoint gets each of acme's checkpoints.
         let cipher = server.state.webhooks.cipher().await.unwrap();
         let txn = server.state.pipeline.db().begin_write().await.unwrap();
-        arbiter_server::outbox::create_endpoint(
+        arbiter_webhooks::create_endpoint(
             &txn,
             cipher,
             "acme",

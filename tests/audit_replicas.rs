@@ -51,7 +51,7 @@ fn serve(url: &str, dir: &Path, key_file: &Path) -> Replica {
         .env("ARBITER_AUDIT_SIGNING_KEY", key_file)
         .env("ARBITER_AUDIT_CHECKPOINT_EVERY_ENTRIES", "25")
         .env("ARBITER_POLICIES_DIR", repo().join("policies"))
-        .env("RUST_LOG", "warn,arbiter_server::checkpoints=info")
+        .env("RUST_LOG", "warn,arbiter_audit::signing=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -338,7 +338,7 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
         let conn = state.pipeline.db().conn();
         let cipher = state.webhooks.cipher().await.unwrap();
         let (tenant_secret, _) =
-            arbiter_server::outbox::tenant_secrets(conn, cipher, "acme", chrono::Utc::now())
+            arbiter_webhooks::tenant_secrets(conn, cipher, "acme", chrono::Utc::now())
                 .await
                 .unwrap();
         for (path, headers, body) in &got {

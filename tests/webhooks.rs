@@ -12,8 +12,8 @@ use arbiter_db::testing::PostgresTestDb;
 use arbiter_detect::LocalDetector;
 use arbiter_server::clock::{Clock, ManualClock};
 use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::outbox::{self, Message};
 use arbiter_server::{AppState, Config, Server, build_state_with_detector};
+use arbiter_webhooks::outbox::{self, Message};
 use arbiter_webhooks::{WebhookSecret, verify_standard};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -176,7 +176,11 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
 
         // The guide's schedule, each delay within 10% jitter, tested by moving the clock.
         let schedule = [5u64, 30, 120, 600, 3600];
-        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            1,
+            "{label}"
+        );
         for (n, delay) in schedule.iter().enumerate() {
             let pending = deliveries(&running, &key, "pending").await;
             assert_eq!(pending.len(), 1, "{label}");
@@ -197,13 +201,13 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
                 .clock
                 .advance(chrono::Duration::milliseconds(wait - 200));
             assert_eq!(
-                outbox::deliver_due(state).await.unwrap(),
+                state.delivery_worker().deliver_due().await.unwrap(),
                 0,
                 "{label}: retry {n} early"
             );
             running.clock.advance(chrono::Duration::milliseconds(200));
             assert_eq!(
-                outbox::deliver_due(state).await.unwrap(),
+                state.delivery_worker().deliver_due().await.unwrap(),
                 1,
                 "{label}: retry {n} due"
             );
@@ -247,9 +251,10 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
         // Every attempt carried the same id and body; each verifies with the tenant's secret.
         let conn = state.pipeline.db().conn();
         let cipher = state.webhooks.cipher().await.unwrap();
-        let (secret, _) = outbox::tenant_secrets(conn, cipher, "acme", running.clock.now())
-            .await
-            .unwrap();
+        let (secret, _) =
+            arbiter_webhooks::tenant_secrets(conn, cipher, "acme", running.clock.now())
+                .await
+                .unwrap();
         let got = received.lock().unwrap().clone();
         assert_eq!(got.len(), 6, "{label}");
         for (headers, body) in &got {
@@ -270,7 +275,11 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
             .await
             .unwrap();
         assert_eq!(replay.status(), 202, "{label}");
-        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            1,
+            "{label}"
+        );
         let got = received.lock().unwrap().clone();
         assert_eq!(got.len(), 7, "{label}");
         assert_eq!(got[6].1, got[0].1, "{label}: replay sends the same bytes");
@@ -284,7 +293,11 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
         // 429 with Retry-After: 42 s is honoured instead of the schedule's 5 s.
         status.store(429, Ordering::SeqCst);
         enqueue(state, &format!("{base}/hook"), running.clock.now()).await;
-        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            1,
+            "{label}"
+        );
         let pending = deliveries(&running, &key, "pending").await;
         let due: DateTime<Utc> = pending[0]["next_attempt_at"]
             .as_str()
@@ -348,7 +361,7 @@ async fn endpoints_have_their_own_secret_filter_events_and_are_disabled_by_410()
             outbox::enqueue(&txn, "acme", &message, None, now).await.unwrap();
         }
         txn.commit().await.unwrap();
-        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        assert_eq!(state.delivery_worker().deliver_due().await.unwrap(), 1, "{label}");
         let got = received.lock().unwrap().clone();
         let (headers, body) = &got[0];
         let ts = headers["webhook-timestamp"].to_str().unwrap();
@@ -385,11 +398,11 @@ async fn a_rotation_signs_with_both_secrets_during_the_overlap() {
         let conn = state.pipeline.db().conn();
         let cipher = state.webhooks.cipher().await.unwrap();
         let now = running.clock.now();
-        let (old, none) = outbox::tenant_secrets(conn, cipher, "acme", now)
+        let (old, none) = arbiter_webhooks::tenant_secrets(conn, cipher, "acme", now)
             .await
             .unwrap();
         assert!(none.is_none(), "{label}");
-        let (new, until) = outbox::rotate_tenant_secret(
+        let (new, until) = arbiter_webhooks::rotate_tenant_secret(
             conn,
             cipher,
             "acme",
@@ -399,15 +412,16 @@ async fn a_rotation_signs_with_both_secrets_during_the_overlap() {
         .await
         .unwrap();
         assert_eq!((until - now).num_seconds(), 3600, "{label}");
-        let (current, previous) = outbox::tenant_secrets(conn, cipher, "acme", now)
+        let (current, previous) = arbiter_webhooks::tenant_secrets(conn, cipher, "acme", now)
             .await
             .unwrap();
         assert_eq!(current, new, "{label}");
         assert_eq!(previous, Some(old), "{label}");
         running.clock.advance(chrono::Duration::seconds(3601));
-        let (_, previous) = outbox::tenant_secrets(conn, cipher, "acme", running.clock.now())
-            .await
-            .unwrap();
+        let (_, previous) =
+            arbiter_webhooks::tenant_secrets(conn, cipher, "acme", running.clock.now())
+                .await
+                .unwrap();
         assert!(previous.is_none(), "{label}: the overlap is over");
         // Stored sealed: the secret's text is not in the database.
         let row = arbiter_db::webhooks::get_secret(conn, "acme")
@@ -510,7 +524,7 @@ async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
         let now = running.clock.now();
         let conn = state.pipeline.db().conn();
         let cipher = state.webhooks.cipher().await.unwrap();
-        outbox::tenant_secrets(conn, cipher, "acme", now)
+        arbiter_webhooks::tenant_secrets(conn, cipher, "acme", now)
             .await
             .unwrap();
         // The stored secret no longer opens (sealed under another key file, or damaged).
@@ -524,7 +538,11 @@ async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
         .await
         .unwrap();
         enqueue(state, &format!("{base}/hook"), now).await;
-        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            1,
+            "{label}"
+        );
         // Abandoned at once, not left to be tried for ever; nothing was sent.
         let failed = deliveries(&running, &key, "failed").await;
         assert_eq!(failed.len(), 1, "{label}");
@@ -544,7 +562,11 @@ async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
         let json = serde_json::to_string(&abandoned[0].entry).unwrap();
         assert!(json.contains("does not decrypt"), "{label}: {json}");
         running.clock.advance(chrono::Duration::hours(2));
-        assert_eq!(outbox::deliver_due(state).await.unwrap(), 0, "{label}");
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            0,
+            "{label}"
+        );
 
         running.shutdown.cancel();
         running.task.await.unwrap();

@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use arbiter_db::Db;
 use arbiter_server::Config;
-use arbiter_server::outbox;
 use arbiter_webhooks::SecretCipher;
 use clap::Subcommand;
 use serde_json::json;
@@ -98,7 +97,8 @@ pub async fn run(
     match command {
         WebhooksCommand::Secret(SecretCommand::Show { tenant, json }) => {
             let txn = db.begin_write().await?;
-            let (current, previous) = outbox::tenant_secrets(&txn, &cipher, &tenant, now).await?;
+            let (current, previous) =
+                arbiter_webhooks::tenant_secrets(&txn, &cipher, &tenant, now).await?;
             txn.commit().await?;
             if json {
                 println!(
@@ -124,7 +124,8 @@ pub async fn run(
                 Duration::from_secs(overlap_secs.unwrap_or(config.webhooks.rotation_overlap_secs));
             let txn = db.begin_write().await?;
             let (secret, until) =
-                outbox::rotate_tenant_secret(&txn, &cipher, &tenant, now, overlap).await?;
+                arbiter_webhooks::rotate_tenant_secret(&txn, &cipher, &tenant, now, overlap)
+                    .await?;
             txn.commit().await?;
             if json {
                 println!(
@@ -144,7 +145,7 @@ pub async fn run(
             json,
         }) => {
             let txn = db.begin_write().await?;
-            let (row, secret) = outbox::create_endpoint(
+            let (row, secret) = arbiter_webhooks::create_endpoint(
                 &txn,
                 &cipher,
                 &tenant,

@@ -10,8 +10,8 @@
 //! with the image's own decision, audit entry, review item and webhooks.
 
 use crate::analyze::{Obtained, request_row};
+use crate::announce::AnalysisDeliveries;
 use crate::error::ApiError;
-use crate::outbox::{self, Message};
 use crate::pipeline::{CaseContext, Decided, Record};
 use crate::state::AppState;
 use arbiter_audit::Event;
@@ -19,6 +19,7 @@ use arbiter_core::{Analysis, CaseSpec, Decision, Flow, RequestId};
 use arbiter_db::entity::{case, case_image};
 use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::{cases as repo, decisions};
+use arbiter_webhooks::outbox::{self, Message};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};

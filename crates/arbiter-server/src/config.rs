@@ -4,7 +4,9 @@
 //! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated). The
 //! committed `arbiter.yaml` documents every key.
 
+pub use arbiter_audit::{AuditConfig, AuditMode};
 pub use arbiter_providers::DetectorConfig;
+pub use arbiter_webhooks::WebhooksConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -487,135 +489,6 @@ impl Default for JobsConfig {
             max_attempts: 5,
             max_batch_body_bytes: 100 * 1024 * 1024,
             max_spooled_bytes: 2 * 1024 * 1024 * 1024,
-        }
-    }
-}
-
-/// Outbound webhooks: signing, retries and delivery.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhooksConfig {
-    /// Seconds before each retry of a failed delivery; after the last, it is abandoned.
-    pub retry_schedule_secs: Vec<u64>,
-    /// Each retry delay moves by up to this percentage either way.
-    pub jitter_percent: u8,
-    /// The longest `Retry-After` (429/503) honoured, in seconds.
-    pub max_retry_after_secs: u64,
-    /// An endpoint must answer within this many seconds.
-    pub timeout_secs: u64,
-    /// Bytes of each response body stored with its attempt.
-    pub max_response_body_bytes: usize,
-    /// Delivery loops per process; 0 runs none.
-    pub workers: u32,
-    /// Deliveries one loop sends at once, shared between the tenants with deliveries due.
-    pub concurrency: u32,
-    /// Webhook endpoints one tenant may register.
-    pub max_endpoints_per_tenant: u32,
-    /// Seconds the previous tenant secret keeps signing after a rotation.
-    pub rotation_overlap_secs: u64,
-    /// The key file that encrypts webhook secrets at rest; empty: `<data_dir>/webhook-secrets.key`.
-    /// Replicas sharing a database must share this key.
-    pub secret_key_file: String,
-}
-
-impl Default for WebhooksConfig {
-    fn default() -> Self {
-        Self {
-            retry_schedule_secs: vec![5, 30, 120, 600, 3600],
-            jitter_percent: 10,
-            max_retry_after_secs: 3600,
-            timeout_secs: 10,
-            max_response_body_bytes: 1024,
-            workers: 1,
-            concurrency: 64,
-            max_endpoints_per_tenant: 20,
-            rotation_overlap_secs: 24 * 3600,
-            secret_key_file: String::new(),
-        }
-    }
-}
-
-impl std::fmt::Debug for WebhooksConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key file's path is shown; the words of a redacted value are not.
-        f.debug_struct("WebhooksConfig")
-            .field("retry_schedule_secs", &self.retry_schedule_secs)
-            .field("jitter_percent", &self.jitter_percent)
-            .field("max_retry_after_secs", &self.max_retry_after_secs)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("max_response_body_bytes", &self.max_response_body_bytes)
-            .field("workers", &self.workers)
-            .field("concurrency", &self.concurrency)
-            .field("rotation_overlap_secs", &self.rotation_overlap_secs)
-            .field("key_file", &self.secret_key_file)
-            .finish()
-    }
-}
-
-impl WebhooksConfig {
-    /// The key file in force.
-    pub fn key_file(&self, data_dir: &Path) -> PathBuf {
-        if self.secret_key_file.is_empty() {
-            data_dir.join("webhook-secrets.key")
-        } else {
-            PathBuf::from(&self.secret_key_file)
-        }
-    }
-}
-
-/// Whether Arbiter may sign audit checkpoints with a key it makes itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditMode {
-    /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
-    #[default]
-    Development,
-    /// `audit.signing_key` is required; Arbiter refuses to start without it.
-    Production,
-}
-
-/// The audit log's signed checkpoints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// `development` or `production` (a signing key is required).
-    pub mode: AuditMode,
-    /// The checkpoint signing key file, made by `arbiter audit keygen`. Empty: none in
-    /// production; `<data_dir>/audit-signing.key` (made on first start) in development.
-    pub signing_key: String,
-    /// The log name checkpoints are signed under, e.g. `audit.example.com/arbiter`.
-    pub log_name: String,
-    /// Sign a chain once this many of its entries are not covered by a checkpoint.
-    pub checkpoint_every_entries: u64,
-    /// Sign a chain once its oldest entry not covered by a checkpoint is this many seconds old.
-    pub checkpoint_every_secs: u64,
-    /// Exports (`GET /v1/audit/export`) under way at once in a process; more: 503.
-    pub max_concurrent_exports: u32,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        Self {
-            mode: AuditMode::Development,
-            signing_key: String::new(),
-            log_name: "arbiter".to_owned(),
-            checkpoint_every_entries: 1000,
-            checkpoint_every_secs: 60,
-            max_concurrent_exports: 2,
-        }
-    }
-}
-
-impl AuditConfig {
-    /// The development key file made when no key is configured.
-    pub const DEVELOPMENT_KEY_FILE: &str = "audit-signing.key";
-
-    /// The configured key file, else (in development) the one in `data_dir`.
-    pub fn signing_key_path(&self, data_dir: &Path) -> Option<PathBuf> {
-        match (self.signing_key.is_empty(), self.mode) {
-            (false, _) => Some(PathBuf::from(&self.signing_key)),
-            (true, AuditMode::Development) => Some(data_dir.join(Self::DEVELOPMENT_KEY_FILE)),
-            (true, AuditMode::Production) => None,
         }
     }
 }

@@ -8,15 +8,16 @@
 //! same transaction marks the batch complete and queues `batch.complete`.
 
 use crate::analyze::{AnalyzeCall, ImageSource, Obtained, decode_base64, obtain, request_row};
+use crate::announce::AnalysisDeliveries;
 use crate::batch_body;
 use crate::error::ApiError;
-use crate::outbox::{Deliveries, Message};
 use crate::pipeline::{Decided, Record};
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, BatchId, ErrorCode, RequestId, VerdictLabel};
 use arbiter_db::entity::{batch, job};
 use arbiter_db::jobs as repo;
 use arbiter_db::sea_orm::DatabaseConnection;
+use arbiter_webhooks::{Deliveries, Message};
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;

@@ -3,10 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod analyze;
+pub mod announce;
 pub mod auth;
 pub mod batch_body;
 pub mod cases;
-pub mod checkpoints;
 pub mod clock;
 pub mod collector;
 pub mod config;
@@ -16,7 +16,6 @@ pub mod flows;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
-pub mod outbox;
 pub mod pipeline;
 pub mod policies;
 pub mod provider_usage;

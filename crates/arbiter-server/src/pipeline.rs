@@ -1,8 +1,8 @@
 //! The way one image travels: intake → detector → flow facts → policy → one transaction
 //! (decision row + audit entry) → actions.
 
+use crate::announce::AnalysisDeliveries;
 use crate::flows::FlowRegistry;
-use crate::outbox::Deliveries;
 use crate::policies::LivePolicies;
 use crate::sinks::SinkSet;
 use arbiter_audit::entry::AnalysisFields;
@@ -17,6 +17,7 @@ use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr
 use arbiter_db::{Db, Script, decisions, requests, review, webhooks};
 use arbiter_detect::{IntakeError, IntakeLimits};
 use arbiter_providers::Detectors;
+use arbiter_webhooks::Deliveries;
 use chrono::Utc;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

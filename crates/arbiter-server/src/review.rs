@@ -7,13 +7,13 @@
 
 use crate::error::ApiError;
 use crate::flows::FlowRegistry;
-use crate::outbox::{self, Message};
 use arbiter_audit::Event;
 use arbiter_core::ErrorCode;
 use arbiter_db::Db;
 use arbiter_db::entity::review_item;
 use arbiter_db::review::{self as repo, Actor, ItemFilter, Resolution};
 use arbiter_db::sea_orm::ConnectionTrait;
+use arbiter_webhooks::outbox::{self, Message};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -1,6 +1,5 @@
 //! Building the services from configuration and serving HTTP until shutdown.
 
-use crate::checkpoints::AuditSigning;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::flows::FlowRegistry;
@@ -8,6 +7,7 @@ use crate::pipeline::Pipeline;
 use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
 use crate::sinks::{LogSink, SinkSet};
 use crate::state::AppState;
+use arbiter_audit::AuditSigning;
 use arbiter_core::Detector;
 use arbiter_db::{Db, DbTarget};
 use arbiter_detect::IntakeLimits;
@@ -37,7 +37,7 @@ pub enum StartError {
     WebhookKey(#[from] arbiter_webhooks::CipherError),
     /// The audit checkpoint signing key is missing or unusable.
     #[error("cannot sign audit checkpoints: {0}")]
-    AuditKey(#[from] crate::checkpoints::SigningSetupError),
+    AuditKey(#[from] arbiter_audit::SigningSetupError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -109,7 +109,7 @@ pub async fn build_state_with_detectors(
         limits,
     );
     let state = AppState::new(pipeline, config, clock, audit);
-    crate::outbox::check_key_file(&state.webhooks).await?;
+    state.webhooks.check_key_file().await?;
     Ok(state)
 }
 
@@ -148,10 +148,7 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         remove_stale_batch_bodies(&self.state).await;
         let workers = spawn_workers(&self.state, &shutdown);
-        let checkpoints = tokio::spawn(crate::checkpoints::run(
-            self.state.clone(),
-            shutdown.clone(),
-        ));
+        let checkpoints = tokio::spawn(self.state.checkpoint_worker().run(shutdown.clone()));
         let app = crate::routes::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         axum::serve(
@@ -166,7 +163,7 @@ impl Server {
         shutdown.cancel();
         futures_util::future::join_all(workers).await;
         checkpoints.await.ok();
-        crate::checkpoints::sign_at_shutdown(&self.state).await;
+        self.state.checkpoint_worker().sign_at_shutdown().await;
         self.state.pipeline.db().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())
@@ -182,7 +179,7 @@ fn spawn_workers(
     let jobs = (0..state.config.jobs.workers)
         .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
     let deliveries = (0..state.config.webhooks.workers)
-        .map(|_| tokio::spawn(crate::outbox::run_worker(state.clone(), shutdown.clone())));
+        .map(|_| tokio::spawn(state.delivery_worker().run(shutdown.clone())));
     let collector = state
         .config
         .flows

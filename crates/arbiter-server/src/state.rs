@@ -1,16 +1,16 @@
 //! `AppState`: the handles every handler needs.
 
 use crate::analyze::Inflight;
-use crate::checkpoints::AuditSigning;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
-use crate::outbox::Webhooks;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
+use arbiter_audit::{AuditSigning, CheckpointWorker};
 use arbiter_db::api_keys::{KeyLookup, Lookups};
 use arbiter_db::requests::{CachedLookup, CachedLookups};
+use arbiter_webhooks::{DeliveryWorker, Webhooks};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -53,7 +53,7 @@ impl AppState {
         audit: AuditSigning,
     ) -> Self {
         config.replica.resolve();
-        let webhooks = Webhooks::new(&config);
+        let webhooks = Webhooks::new(&config.webhooks, &config.data_dir, config.outbound.guard());
         Self {
             fetcher: Fetcher::new(&config.outbound),
             limiter: RateLimiter::new(pipeline.db().clone(), clock.clone()),
@@ -68,5 +68,32 @@ impl AppState {
             jobs_wake: Arc::default(),
             audit,
         }
+    }
+
+    /// The audit checkpoint signer over this state's database and clock; each checkpoint is
+    /// announced as an `audit.checkpoint` webhook in its own transaction.
+    pub fn checkpoint_worker(&self) -> CheckpointWorker {
+        let clock = self.clock.clone();
+        let announce = crate::announce::CheckpointWebhooks {
+            wake: self.webhooks.wake.clone(),
+        };
+        CheckpointWorker::new(
+            self.pipeline.db().clone(),
+            self.audit.clone(),
+            Arc::new(announce),
+            Arc::new(move || clock.now()),
+        )
+    }
+
+    /// A webhook delivery loop over this state's database, webhook services and clock; an idle
+    /// loop looks for deliveries every `jobs.poll_interval_ms`.
+    pub fn delivery_worker(&self) -> DeliveryWorker {
+        let clock = self.clock.clone();
+        DeliveryWorker::new(
+            self.pipeline.db().clone(),
+            self.webhooks.clone(),
+            Arc::new(move || clock.now()),
+            std::time::Duration::from_millis(self.config.jobs.poll_interval_ms),
+        )
     }
 }

@@ -1,5 +1,8 @@
 //! When to try a delivery again: the schedule (5 s, 30 s, 2 min, 10 min, 1 h by default), a
 //! little jitter, `Retry-After` within bounds, and what each answer means.
+//!
+//! The whole rule is one pure function, [`next`]: what an attempt came to, which attempt it was
+//! and the policy in force give the delivery's next state. The delivery loop only records it.
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -79,6 +82,95 @@ impl RetryPolicy {
         let jitter = jitter.clamp(-1.0, 1.0) * f64::from(self.jitter_percent.min(100)) / 100.0;
         let jittered = base.as_secs_f64() * (1.0 + jitter);
         Some(Duration::from_secs_f64(jittered.max(0.0)))
+    }
+}
+
+/// What one attempt of a delivery came to, as the retry rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The endpoint answered with this status; `retry_after` is its `Retry-After` header,
+    /// parsed ([`parse_retry_after`]), when it sent one.
+    Answered {
+        /// The status code.
+        status: u16,
+        /// The delay the endpoint asked for.
+        retry_after: Option<Duration>,
+    },
+    /// No complete answer in time, a refused address, or a connection that failed.
+    NoAnswer,
+    /// The delivery could not be sent at all: its endpoint was deleted or disabled, or its
+    /// signing secret does not decrypt. Nothing was sent.
+    Unsendable,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    /// Delivered: a 2xx in time.
+    Delivered,
+    /// Tried again at this time.
+    Retry {
+        /// When the next attempt is due.
+        at: DateTime<Utc>,
+    },
+    /// Given up: the schedule is spent, the endpoint answered 410 Gone, or the delivery cannot
+    /// be sent. The abandonment is recorded in the audit log.
+    Abandoned {
+        /// The endpoint answered 410 Gone: it is disabled, and its other deliveries fail.
+        disable_endpoint: bool,
+    },
+}
+
+/// The retry rule: the state a delivery moves to after attempt number `attempt` (1 for the
+/// first) came to `outcome` at `now`.
+///
+/// - a 2xx is delivered;
+/// - 410 Gone abandons the delivery and disables its endpoint;
+/// - an unsendable delivery is abandoned at once;
+/// - anything else (3xx, other 4xx, 5xx, no answer) is tried again after the policy's next delay
+///   ([`RetryPolicy::next_delay`], with `jitter` in `[-1, 1]` the caller's randomness), the
+///   endpoint's `Retry-After` honoured on 429 and 503 only; once the schedule is spent, it is
+///   abandoned. The next attempt's time is kept to the millisecond.
+pub fn next(
+    outcome: &AttemptOutcome,
+    attempt: u32,
+    policy: &RetryPolicy,
+    jitter: f64,
+    now: DateTime<Utc>,
+) -> NextState {
+    let (status, retry_after) = match *outcome {
+        AttemptOutcome::Unsendable => {
+            return NextState::Abandoned {
+                disable_endpoint: false,
+            };
+        }
+        AttemptOutcome::NoAnswer => (None, None),
+        AttemptOutcome::Answered {
+            status,
+            retry_after,
+        } => (
+            Some(status),
+            retry_after.filter(|_| matches!(status, 429 | 503)),
+        ),
+    };
+    match classify(status) {
+        AttemptClass::Delivered => NextState::Delivered,
+        AttemptClass::Gone => NextState::Abandoned {
+            disable_endpoint: true,
+        },
+        AttemptClass::Failed => match policy.next_delay(attempt, jitter, retry_after) {
+            // To the millisecond, as the time is stored.
+            Some(delay) => NextState::Retry {
+                at: i64::try_from(delay.as_millis())
+                    .ok()
+                    .and_then(chrono::TimeDelta::try_milliseconds)
+                    .and_then(|delay| now.checked_add_signed(delay))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            },
+            None => NextState::Abandoned {
+                disable_endpoint: false,
+            },
+        },
     }
 }
 
@@ -163,6 +255,185 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("later", now), None);
+    }
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn answered(status: u16) -> AttemptOutcome {
+        AttemptOutcome::Answered {
+            status,
+            retry_after: None,
+        }
+    }
+
+    fn retry_in(now: DateTime<Utc>, secs: i64) -> NextState {
+        NextState::Retry {
+            at: now + chrono::TimeDelta::seconds(secs),
+        }
+    }
+
+    const ABANDONED: NextState = NextState::Abandoned {
+        disable_endpoint: false,
+    };
+
+    #[test]
+    fn a_failing_delivery_follows_the_schedule_then_is_abandoned_after_its_last_attempt() {
+        let policy = RetryPolicy::default();
+        let now = at("2026-12-05T10:00:00Z");
+        let states: Vec<_> = (1..=6)
+            .map(|attempt| next(&answered(500), attempt, &policy, 0.0, now))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                retry_in(now, 5),
+                retry_in(now, 30),
+                retry_in(now, 120),
+                retry_in(now, 600),
+                retry_in(now, 3600),
+                ABANDONED,
+            ]
+        );
+        // A shorter schedule gives up sooner; an empty one after the first attempt.
+        let short = RetryPolicy {
+            schedule: vec![Duration::from_secs(1)],
+            ..RetryPolicy::default()
+        };
+        assert_eq!(next(&answered(500), 1, &short, 0.0, now), retry_in(now, 1));
+        assert_eq!(next(&answered(500), 2, &short, 0.0, now), ABANDONED);
+        let none = RetryPolicy {
+            schedule: Vec::new(),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            next(&AttemptOutcome::NoAnswer, 1, &none, 0.0, now),
+            ABANDONED
+        );
+    }
+
+    #[test]
+    fn a_2xx_is_delivered_whatever_the_attempt() {
+        let policy = RetryPolicy::default();
+        let now = at("2026-12-05T10:00:00Z");
+        for status in [200, 201, 202, 204, 299] {
+            for attempt in [1, 6, 7] {
+                assert_eq!(
+                    next(&answered(status), attempt, &policy, 1.0, now),
+                    NextState::Delivered,
+                    "{status} on attempt {attempt}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gone_disables_the_endpoint_at_once_and_an_unsendable_delivery_is_abandoned_at_once() {
+        let policy = RetryPolicy::default();
+        let now = at("2026-12-05T10:00:00Z");
+        assert_eq!(
+            next(&answered(410), 1, &policy, 0.0, now),
+            NextState::Abandoned {
+                disable_endpoint: true
+            }
+        );
+        let asked = AttemptOutcome::Answered {
+            status: 410,
+            retry_after: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(
+            next(&asked, 1, &policy, 0.0, now),
+            NextState::Abandoned {
+                disable_endpoint: true
+            }
+        );
+        assert_eq!(
+            next(&AttemptOutcome::Unsendable, 1, &policy, 0.0, now),
+            ABANDONED
+        );
+    }
+
+    #[test]
+    fn other_4xx_5xx_3xx_and_no_answer_are_all_retried_alike() {
+        let policy = RetryPolicy::default();
+        let now = at("2026-12-05T10:00:00Z");
+        for outcome in [
+            answered(301),
+            answered(400),
+            answered(401),
+            answered(404),
+            answered(409),
+            answered(429),
+            answered(500),
+            answered(502),
+            answered(503),
+            AttemptOutcome::NoAnswer,
+        ] {
+            assert_eq!(
+                next(&outcome, 2, &policy, 0.0, now),
+                retry_in(now, 30),
+                "{outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_counts_on_429_and_503_only_and_never_adds_attempts() {
+        let policy = RetryPolicy::default();
+        let now = at("2026-12-05T10:00:00Z");
+        let asking = |status, secs| AttemptOutcome::Answered {
+            status,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(
+            next(&asking(429, 42), 1, &policy, 1.0, now),
+            retry_in(now, 42)
+        );
+        assert_eq!(
+            next(&asking(503, 42), 1, &policy, 1.0, now),
+            retry_in(now, 42)
+        );
+        // Cut to max_retry_after, and at least a second.
+        assert_eq!(
+            next(&asking(503, 86_400), 1, &policy, 0.0, now),
+            retry_in(now, 3600)
+        );
+        assert_eq!(
+            next(&asking(429, 0), 1, &policy, 0.0, now),
+            retry_in(now, 1)
+        );
+        // Elsewhere the schedule rules.
+        for status in [500, 502, 400, 301] {
+            assert_eq!(
+                next(&asking(status, 42), 1, &policy, 0.0, now),
+                retry_in(now, 5),
+                "{status}"
+            );
+        }
+        assert_eq!(next(&asking(429, 5), 6, &policy, 0.0, now), ABANDONED);
+    }
+
+    #[test]
+    fn jitter_moves_the_retry_time_within_its_percentage() {
+        let policy = RetryPolicy::default();
+        let now = at("2026-12-05T10:00:00Z");
+        assert_eq!(
+            next(&answered(500), 2, &policy, -1.0, now),
+            retry_in(now, 27)
+        );
+        assert_eq!(
+            next(&answered(500), 2, &policy, 1.0, now),
+            retry_in(now, 33)
+        );
+        // Kept to the millisecond.
+        let late = now + chrono::TimeDelta::microseconds(300);
+        let NextState::Retry { at } = next(&answered(500), 1, &policy, -1.0, late) else {
+            panic!("not retried");
+        };
+        assert_eq!(at - late, chrono::TimeDelta::milliseconds(4500));
     }
 
     #[test]

@@ -4,11 +4,11 @@
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
-use crate::outbox::{self, OutboxError};
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
 use arbiter_db::entity::{webhook_attempt, webhook_delivery, webhook_endpoint};
 use arbiter_db::webhooks as repo;
+use arbiter_webhooks::OutboxError;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
@@ -121,7 +121,7 @@ pub fn check_events(events: &[String]) -> Result<(), ApiError> {
         {
             return Err(ApiError::bad_request(format!(
                 "events: {event:?} is not an event name such as {}",
-                outbox::EVENTS.join(", ")
+                arbiter_webhooks::EVENTS.join(", ")
             )));
         }
     }
@@ -175,7 +175,7 @@ pub async fn create_endpoint(
                 ),
             ));
         }
-        let (row, secret) = outbox::create_endpoint(
+        let (row, secret) = arbiter_webhooks::create_endpoint(
             &txn,
             cipher,
             &caller.key.tenant,
