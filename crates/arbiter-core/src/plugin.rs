@@ -27,6 +27,14 @@ pub enum DetectError {
         /// What went wrong.
         message: String,
     },
+    /// The detector has more work than it takes: try again after `retry_after` seconds.
+    #[error("detector {detector} is busy; retry after {retry_after} s")]
+    Busy {
+        /// The detector's name.
+        detector: String,
+        /// Seconds to wait before trying again.
+        retry_after: u64,
+    },
 }
 
 impl DetectError {
@@ -42,7 +50,17 @@ impl DetectError {
     pub fn code(&self) -> ErrorCode {
         match self {
             DetectError::Input { code, .. } => *code,
-            DetectError::Failed { .. } => ErrorCode::ServiceUnavailable,
+            DetectError::Failed { .. } | DetectError::Busy { .. } => ErrorCode::ServiceUnavailable,
+        }
+    }
+}
+
+impl DetectError {
+    /// Seconds the caller should wait before trying again, when the detector said.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            DetectError::Busy { retry_after, .. } => Some(*retry_after),
+            DetectError::Input { .. } | DetectError::Failed { .. } => None,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Requests counted per tenant in its current minute and UTC day (`rate_counters`, one row per
-//! tenant), taken one at a time against the plan's limits by one statement, so the limits hold
+//! Requests counted per tenant in its current minute and images in its UTC day (`rate_counters`,
+//! one row per tenant), taken against the plan's limits by one statement, so the limits hold
 //! across replicas sharing the database.
 
 use crate::Db;
@@ -49,26 +49,40 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
 /// starts at 1; a request from a window older than the row's (a replica whose clock is behind)
 /// is counted in the row's window.
 pub async fn take(db: &Db, tenant: &str, windows: &Windows) -> Result<Taken, DbErr> {
-    if windows.per_minute == 0 || windows.per_day == 0 {
+    take_many(db, tenant, windows, 1, 1).await
+}
+
+/// Counts `minute` in the minute and `day` in the day of `tenant` if both have room for them,
+/// in one statement; otherwise nothing is counted. A request is 1 and 1; a batch of N images,
+/// whose request was counted in its minute already, is 0 and N.
+pub async fn take_many(
+    db: &Db,
+    tenant: &str,
+    windows: &Windows,
+    minute: u64,
+    day: u64,
+) -> Result<Taken, DbErr> {
+    if minute > windows.per_minute || day > windows.per_day {
         return Ok(Taken::Refused(counted(db.conn(), tenant, windows).await?));
     }
     let backend = db.backend();
     let sql = placeholders(
         backend,
         "INSERT INTO rate_counters (tenant, minute_start, minute_count, day_start, day_count) \
-         VALUES ($1, $2, 1, $3, 1) \
+         VALUES ($1, $2, $6, $3, $7) \
          ON CONFLICT (tenant) DO UPDATE SET \
-         minute_count = CASE WHEN excluded.minute_start > rate_counters.minute_start THEN 1 \
-           ELSE rate_counters.minute_count + 1 END, \
+         minute_count = CASE WHEN excluded.minute_start > rate_counters.minute_start \
+           THEN excluded.minute_count ELSE rate_counters.minute_count + excluded.minute_count END, \
          minute_start = CASE WHEN excluded.minute_start > rate_counters.minute_start \
            THEN excluded.minute_start ELSE rate_counters.minute_start END, \
-         day_count = CASE WHEN excluded.day_start > rate_counters.day_start THEN 1 \
-           ELSE rate_counters.day_count + 1 END, \
+         day_count = CASE WHEN excluded.day_start > rate_counters.day_start \
+           THEN excluded.day_count ELSE rate_counters.day_count + excluded.day_count END, \
          day_start = CASE WHEN excluded.day_start > rate_counters.day_start \
            THEN excluded.day_start ELSE rate_counters.day_start END \
          WHERE (excluded.minute_start > rate_counters.minute_start \
-                OR rate_counters.minute_count < $4) \
-           AND (excluded.day_start > rate_counters.day_start OR rate_counters.day_count < $5) \
+                OR rate_counters.minute_count + excluded.minute_count <= $4) \
+           AND (excluded.day_start > rate_counters.day_start \
+                OR rate_counters.day_count + excluded.day_count <= $5) \
          RETURNING minute_count, day_count",
     );
     let limit = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -81,6 +95,8 @@ pub async fn take(db: &Db, tenant: &str, windows: &Windows) -> Result<Taken, DbE
             windows.day_start.into(),
             limit(windows.per_minute).into(),
             limit(windows.per_day).into(),
+            limit(minute).into(),
+            limit(day).into(),
         ],
     );
     match db.writer().query_one_raw(statement).await? {
@@ -93,6 +109,27 @@ pub async fn take(db: &Db, tenant: &str, windows: &Windows) -> Result<Taken, DbE
         }
         None => Ok(Taken::Refused(counted(db.conn(), tenant, windows).await?)),
     }
+}
+
+/// Takes back `day` counted in `tenant`'s day of `windows` by [`take_many`] for work that was then
+/// not accepted (never below 0; nothing when the day has passed).
+pub async fn give_back(db: &Db, tenant: &str, windows: &Windows, day: u64) -> Result<(), DbErr> {
+    let backend = db.backend();
+    let sql = placeholders(
+        backend,
+        "UPDATE rate_counters SET day_count = CASE WHEN day_count > $3 THEN day_count - $3 \
+         ELSE 0 END WHERE tenant = $1 AND day_start = $2",
+    );
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            tenant.into(),
+            windows.day_start.into(),
+            i64::try_from(day).unwrap_or(i64::MAX).into(),
+        ],
+    );
+    db.writer().execute_raw(statement).await.map(drop)
 }
 
 /// The requests of `tenant` counted in the minute and the day of `windows` so far.
@@ -143,6 +180,65 @@ mod tests {
 
     fn counts(minute: u64, day: u64) -> Counts {
         Counts { minute, day }
+    }
+
+    #[tokio::test]
+    async fn many_are_taken_at_once_or_none_and_can_be_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let w = windows(60, 3, 10);
+            // A request (1, 1), then a batch of 6 images counted in the day only.
+            assert_eq!(
+                take(&db, "acme", &w).await.unwrap(),
+                Taken::Counted(counts(1, 1))
+            );
+            assert_eq!(
+                take_many(&db, "acme", &w, 0, 6).await.unwrap(),
+                Taken::Counted(counts(1, 7)),
+                "{label}"
+            );
+            // 4 do not fit in the 3 left: nothing is counted; 3 do.
+            assert_eq!(
+                take_many(&db, "acme", &w, 0, 4).await.unwrap(),
+                Taken::Refused(counts(1, 7)),
+                "{label}"
+            );
+            assert_eq!(
+                take_many(&db, "acme", &w, 0, 3).await.unwrap(),
+                Taken::Counted(counts(1, 10))
+            );
+            give_back(&db, "acme", &w, 3).await.unwrap();
+            assert_eq!(counted(db.conn(), "acme", &w).await.unwrap(), counts(1, 7));
+            // More than a whole day's quota is refused before the database is asked, also for
+            // a tenant never seen (whose first row would otherwise take it all).
+            assert_eq!(
+                take_many(&db, "globex", &w, 0, 11).await.unwrap(),
+                Taken::Refused(Counts::default()),
+                "{label}"
+            );
+            // A new day starts at the batch's size.
+            let next = Windows {
+                day_start: 86_400,
+                ..windows(86_400, 3, 10)
+            };
+            assert_eq!(
+                take_many(&db, "acme", &next, 0, 5).await.unwrap(),
+                Taken::Counted(counts(0, 5)),
+                "{label}"
+            );
+            // Giving back never goes below 0.
+            give_back(&db, "acme", &next, 50).await.unwrap();
+            assert_eq!(
+                counted(db.conn(), "acme", &next).await.unwrap(),
+                counts(0, 0)
+            );
+            db.close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 /// trust_anchors: /etc/arbiter/c2pa-anchors.pem
 /// max_decode_pixels: 100000000
 /// max_decode_bytes: 1073741824
+/// max_queued: 64
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +32,16 @@ pub struct LocalDetectorConfig {
     /// that needs more is not decoded; the pixel models then report "not run".
     #[serde(default = "default_max_decode_bytes")]
     pub max_decode_bytes: u64,
+    /// The most analyses that wait for a free analysis thread (there is one per core), for the
+    /// whole process. Past it an analysis is refused at once: `POST /v1/analyze` answers 503
+    /// `SERVICE_UNAVAILABLE` with `Retry-After`, and a job is retried later. An analysis whose
+    /// caller has gone while it waited is skipped, not run.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: usize,
+}
+
+fn default_max_queued() -> usize {
+    64
 }
 
 fn default_max_decode_pixels() -> u64 {
@@ -47,6 +58,7 @@ impl Default for LocalDetectorConfig {
             trust_anchors: None,
             max_decode_pixels: default_max_decode_pixels(),
             max_decode_bytes: default_max_decode_bytes(),
+            max_queued: default_max_queued(),
         }
     }
 }
@@ -58,7 +70,7 @@ mod tests {
     #[test]
     fn the_documented_example_parses_and_unknown_keys_are_refused() {
         let example = r#"{"trust_anchors": "/etc/arbiter/c2pa-anchors.pem", "max_decode_pixels": 100000000,
-            "max_decode_bytes": 1073741824}"#;
+            "max_decode_bytes": 1073741824, "max_queued": 64}"#;
         let config: LocalDetectorConfig = serde_json::from_str(example).unwrap();
         assert_eq!(
             config.trust_anchors.as_deref(),

@@ -23,6 +23,7 @@ use crate::classifier::PixelClassifier;
 use crate::config::LocalDetectorConfig;
 use crate::decode::{DecodeError, Pixels, decode};
 use crate::metadata::{Declaration, MetadataReport, read_metadata};
+use crate::pool::PoolError;
 use crate::provenance::{ProvenanceError, ProvenanceFinding, ProvenanceReader, ProvenanceReport};
 use crate::{frequency, noise, splicing, stealth};
 use arbiter_core::{
@@ -460,6 +461,9 @@ fn capitalise(text: &str) -> String {
     }
 }
 
+/// Seconds a caller refused for a full analysis queue is asked to wait.
+const BUSY_RETRY_SECS: u64 = 2;
+
 #[async_trait]
 impl Detector for LocalDetector {
     fn name(&self) -> &str {
@@ -475,12 +479,20 @@ impl Detector for LocalDetector {
         input: &MediaInput,
         options: &AnalyzeOptions,
     ) -> Result<Analysis, DetectError> {
+        let max_queued = self.built().config.max_queued;
         let (detector, input, options) = (self.clone(), input.clone(), options.clone());
-        crate::pool::run(move || detector.analyze_sync(&input, &options))
+        crate::pool::global()
+            .run(max_queued, move || detector.analyze_sync(&input, &options))
             .await
-            .map_err(|message| DetectError::Failed {
-                detector: Self::NAME.to_owned(),
-                message,
+            .map_err(|err| match err {
+                PoolError::Full => DetectError::Busy {
+                    detector: Self::NAME.to_owned(),
+                    retry_after: BUSY_RETRY_SECS,
+                },
+                PoolError::Failed | PoolError::Stopped => DetectError::Failed {
+                    detector: Self::NAME.to_owned(),
+                    message: err.to_string(),
+                },
             })
     }
 

@@ -234,6 +234,7 @@ fn runs_of(name: &str, analysis: &Analysis) -> Vec<DetectorRun> {
 fn message_of(err: &DetectError) -> String {
     match err {
         DetectError::Failed { message, .. } | DetectError::Input { message, .. } => message.clone(),
+        busy @ DetectError::Busy { .. } => busy.to_string(),
     }
 }
 

@@ -43,6 +43,23 @@ pub async fn require(
     }
 }
 
+/// [`require`] for a route whose images are taken from the day's quota by its handler once it
+/// knows how many there are (a batch): the request is counted in its minute only.
+pub async fn require_counting_images_later(
+    State((state, scope)): State<(AppState, Scope)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let (request_id, peer) = context(&request);
+    match authorize(&state, request.headers(), peer, scope).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller.clone());
+            admit_counting(&state, &caller, &request_id, 0, next.run(request)).await
+        }
+        Err(err) => err.for_request(&request_id).into_response(),
+    }
+}
+
 /// [`require`] for a handler whose work on the request can start before its caller is known:
 /// `work` (reading the body, checking and hashing the image) runs while the key is looked up, so
 /// neither waits for the other; then the request is counted and `then` runs with the caller and
@@ -108,7 +125,22 @@ async fn admit(
     request_id: &RequestId,
     run: impl Future<Output = Response>,
 ) -> Response {
-    let (status, refusal) = match state.limiter.check(&caller.key.tenant, &caller.plan).await {
+    admit_counting(state, caller, request_id, 1, run).await
+}
+
+/// [`admit`], counting `images` in the day's quota.
+async fn admit_counting(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    images: u64,
+    run: impl Future<Output = Response>,
+) -> Response {
+    let counted = state
+        .limiter
+        .check_counting(&caller.key.tenant, &caller.plan, images)
+        .await;
+    let (status, refusal) = match counted {
         Ok(counted) => counted,
         Err(err) => {
             return ApiError::internal(&format!("cannot count the request: {err}"))
@@ -129,13 +161,8 @@ async fn admit(
             err.for_request(request_id).into_response()
         }
         Some(Refusal::Quota { retry_after }) => {
-            let mut err = ApiError::new(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "the daily quota of {} requests is spent; it renews at 00:00 UTC",
-                    caller.plan.per_day
-                ),
-            );
+            let mut err =
+                ApiError::new(ErrorCode::QuotaExceeded, quota_message(caller.plan.per_day));
             err.retry_after = Some(retry_after);
             err.for_request(request_id).into_response()
         }
@@ -143,6 +170,14 @@ async fn admit(
     };
     add_rate_headers(response.headers_mut(), status);
     response
+}
+
+/// What a caller over the day's quota is told.
+pub(crate) fn quota_message(per_day: u32) -> String {
+    format!(
+        "the daily quota of {per_day} is spent (each image counts, a batch's one by one); \
+         it renews at 00:00 UTC"
+    )
 }
 
 fn add_rate_headers(headers: &mut HeaderMap, status: RateStatus) {

@@ -405,7 +405,7 @@ impl Default for CacheConfig {
 pub struct Plan {
     /// Requests per minute.
     pub per_minute: u32,
-    /// Requests per UTC day.
+    /// Images per UTC day: a batch takes one per image (all or none), any other request one.
     pub per_day: u32,
     /// Images per batch.
     pub batch_size: u32,

@@ -83,8 +83,19 @@ impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(err: crate::pipeline::PipelineError) -> Self {
         match err.code() {
             ErrorCode::InternalError => Self::internal(&err),
-            code => Self::new(code, err.to_string()),
+            code => Self {
+                retry_after: retry_after(&err),
+                ..Self::new(code, err.to_string())
+            },
         }
+    }
+}
+
+/// Seconds to wait before retrying, when the pipeline's detector said (a full analysis queue).
+fn retry_after(err: &crate::pipeline::PipelineError) -> Option<u64> {
+    match err {
+        crate::pipeline::PipelineError::Detect(err) => err.retry_after(),
+        _ => None,
     }
 }
 
@@ -136,5 +147,31 @@ where
                 Err(err)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_core::DetectError;
+
+    #[tokio::test]
+    async fn a_busy_detector_is_a_503_with_retry_after_and_no_internals() {
+        let busy = crate::pipeline::PipelineError::Detect(DetectError::Busy {
+            detector: "local".into(),
+            retry_after: 2,
+        });
+        let response = ApiError::from(busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+        assert_eq!(
+            body["error"]["message"],
+            "detector local is busy; retry after 2 s"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod flows;
+pub mod fuzzing;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;

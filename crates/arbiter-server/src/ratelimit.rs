@@ -1,8 +1,11 @@
-//! Per-tenant rate limits (fixed one-minute windows) and daily quotas (UTC days).
+//! Per-tenant rate limits (requests in fixed one-minute windows) and daily quotas (images in UTC
+//! days).
 //!
 //! Counters live in the database (`rate_counters`): each request is counted in its minute and
-//! its day by one statement that refuses it when either is full, so the limits hold exactly
-//! across replicas sharing the database.
+//! its images in its day by one statement that refuses it when either is full, so the limits
+//! hold exactly across replicas sharing the database. A request counts as one image in the day,
+//! except a batch's, which is counted in its minute only and then takes its images from the day
+//! together ([`RateLimiter::take_images`]): all of them, or none when they do not fit.
 
 use crate::clock::Clock;
 use crate::config::Plan;
@@ -57,26 +60,30 @@ impl RateLimiter {
         tenant: &str,
         plan: &Plan,
     ) -> Result<(RateStatus, Option<Refusal>), arbiter_db::sea_orm::DbErr> {
+        self.check_counting(tenant, plan, 1).await
+    }
+
+    /// Counts one request in its minute and `images` in its day (0 for a request whose images
+    /// are taken later by [`RateLimiter::take_images`]); refused requests are not counted.
+    pub async fn check_counting(
+        &self,
+        tenant: &str,
+        plan: &Plan,
+        images: u64,
+    ) -> Result<(RateStatus, Option<Refusal>), arbiter_db::sea_orm::DbErr> {
         let now = self.clock.now();
-        let minute = now.timestamp().div_euclid(60) * 60;
-        let day = now.timestamp().div_euclid(86_400) * 86_400;
-        let reset = minute + 60;
-        let windows = Windows {
-            minute_start: minute,
-            per_minute: plan.per_minute.into(),
-            day_start: day,
-            per_day: plan.per_day.into(),
-        };
+        let windows = self.windows(now, plan);
+        let reset = windows.minute_start + 60;
         let status = |used: u64| RateStatus {
             limit: plan.per_minute,
             remaining: u32::try_from(u64::from(plan.per_minute).saturating_sub(used))
                 .unwrap_or_default(),
             reset,
         };
-        let taken = rate_counters::take(&self.db, tenant, &windows).await?;
+        let taken = rate_counters::take_many(&self.db, tenant, &windows, 1, images).await?;
         Ok(match taken {
             Taken::Counted(counts) => (status(counts.minute), None),
-            Taken::Refused(counts) if counts.day >= windows.per_day => (
+            Taken::Refused(counts) if images > 0 && counts.day + images > windows.per_day => (
                 status(counts.minute),
                 Some(Refusal::Quota {
                     retry_after: seconds_to_midnight(now),
@@ -90,6 +97,49 @@ impl RateLimiter {
                 )
             }
         })
+    }
+}
+
+impl RateLimiter {
+    /// Takes `images` from the tenant's quota for the day, all or none: `Some` refusal (the
+    /// quota, until midnight UTC) when fewer are left, and then nothing is taken.
+    pub async fn take_images(
+        &self,
+        tenant: &str,
+        plan: &Plan,
+        images: u64,
+    ) -> Result<Option<Refusal>, arbiter_db::sea_orm::DbErr> {
+        let now = self.clock.now();
+        let windows = self.windows(now, plan);
+        Ok(
+            match rate_counters::take_many(&self.db, tenant, &windows, 0, images).await? {
+                Taken::Counted(_) => None,
+                Taken::Refused(_) => Some(Refusal::Quota {
+                    retry_after: seconds_to_midnight(now),
+                }),
+            },
+        )
+    }
+
+    /// Gives back `images` taken by [`RateLimiter::take_images`] for work that was then not
+    /// accepted.
+    pub async fn give_back_images(
+        &self,
+        tenant: &str,
+        plan: &Plan,
+        images: u64,
+    ) -> Result<(), arbiter_db::sea_orm::DbErr> {
+        let windows = self.windows(self.clock.now(), plan);
+        rate_counters::give_back(&self.db, tenant, &windows, images).await
+    }
+
+    fn windows(&self, now: DateTime<Utc>, plan: &Plan) -> Windows {
+        Windows {
+            minute_start: now.timestamp().div_euclid(60) * 60,
+            per_minute: plan.per_minute.into(),
+            day_start: now.timestamp().div_euclid(86_400) * 86_400,
+            per_day: plan.per_day.into(),
+        }
     }
 }
 
@@ -182,6 +232,39 @@ mod tests {
         assert_eq!(status.remaining, 10);
         clock.advance(Duration::hours(10));
         assert_eq!(limiter.check("acme", &plan).await.unwrap().1, None);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_its_images_from_the_day_and_one_request_from_the_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let (limiter, _clock) = limiter(dir.path()).await;
+        let plan = Plan {
+            per_minute: 10,
+            per_day: 8,
+            batch_size: 20,
+        };
+        // The batch's request: one in the minute, nothing in the day yet.
+        let (status, refusal) = limiter.check_counting("acme", &plan, 0).await.unwrap();
+        assert_eq!((status.remaining, refusal), (9, None));
+        assert_eq!(limiter.take_images("acme", &plan, 6).await.unwrap(), None);
+        // 3 more do not fit in the 2 left: refused whole, until midnight.
+        assert_eq!(
+            limiter.take_images("acme", &plan, 3).await.unwrap(),
+            Some(Refusal::Quota {
+                retry_after: 9 * 3600 + 36 * 60 + 50
+            })
+        );
+        limiter.give_back_images("acme", &plan, 1).await.unwrap();
+        assert_eq!(limiter.take_images("acme", &plan, 3).await.unwrap(), None);
+        // The day is spent: a single image's request is refused for the quota.
+        let (_, refusal) = limiter.check("acme", &plan).await.unwrap();
+        assert!(
+            matches!(refusal, Some(Refusal::Quota { .. })),
+            "{refusal:?}"
+        );
+        // A request taking no image is still counted in its minute.
+        let (status, refusal) = limiter.check_counting("acme", &plan, 0).await.unwrap();
+        assert_eq!((status.remaining, refusal), (8, None));
     }
 
     #[tokio::test]

@@ -167,7 +167,29 @@ pub(crate) async fn read_body(
     state: &AppState,
     request: Request,
 ) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    let parts = match raw_body(state, request).await? {
+    take_body(raw_body(state, request).await?)
+}
+
+/// The multipart (or JSON) intake of `POST /v1/analyze` on its own, without a server or a
+/// database: `body`, sent with `content_type`, read as [`raw_body`] reads it and its fields taken
+/// as [`read_body`] takes them. The fuzz target `fuzz/fuzz_targets/multipart.rs` runs it.
+pub async fn intake_body(
+    content_type: &str,
+    body: Bytes,
+) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/analyze")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|err| ApiError::bad_request(format!("cannot read the request: {err}")))?;
+    take_body(read_raw_body(request, &()).await?)
+}
+
+/// The fields of a body as it came: JSON parsed, or multipart parts taken by name (a `file` or
+/// `image` part beside the fields).
+fn take_body(raw: RawBody) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
+    let parts = match raw {
         RawBody::Json(bytes) => {
             let body = serde_json::from_slice(&bytes)
                 .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
@@ -215,6 +237,11 @@ pub(crate) enum RawBody {
 /// Reads a JSON or multipart body; any other content type is a 400, a body over the route's
 /// limit a 413.
 pub(crate) async fn raw_body(state: &AppState, request: Request) -> Result<RawBody, ApiError> {
+    read_raw_body(request, state).await
+}
+
+/// [`raw_body`] for any state.
+async fn read_raw_body<S: Send + Sync>(request: Request, state: &S) -> Result<RawBody, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -6,9 +6,10 @@ use crate::batch_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
 use crate::keys::Scope;
+use crate::ratelimit::Refusal;
 use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
 use crate::state::AppState;
-use arbiter_core::RequestId;
+use arbiter_core::{ErrorCode, RequestId};
 use arbiter_db::sea_orm::DbBackend;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,14 +21,20 @@ use std::ops::Range;
 /// The routes, behind the `batch` scope.
 pub fn router(state: &AppState) -> Router<AppState> {
     let body_limit = usize::try_from(state.config.jobs.max_batch_body_bytes).unwrap_or(usize::MAX);
+    // A batch's request is counted in its minute by the layer, and its images in the day's
+    // quota by the handler once it knows how many there are.
+    let submit = post(submit_batch).route_layer(middleware::from_fn_with_state(
+        (state.clone(), Scope::Batch),
+        auth::require_counting_images_later,
+    ));
+    let status = get(get_batch).route_layer(middleware::from_fn_with_state(
+        (state.clone(), Scope::Batch),
+        auth::require,
+    ));
     Router::new()
-        .route("/v1/analyze/batch", post(submit_batch))
-        .route("/v1/batches/{batch_id}", get(get_batch))
+        .route("/v1/analyze/batch", submit)
+        .route("/v1/batches/{batch_id}", status)
         .route_layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Batch),
-            auth::require,
-        ))
 }
 
 /// One image of a batch: exactly one of `image_url` and `image_base64`.
@@ -74,8 +81,10 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
 /// Submit a batch of images for asynchronous analysis.
 ///
 /// Answers 202 at once; poll `status_url`, or give `webhook_url` for `batch.complete` with the
-/// summary counts. More images than the key's plan allows is a 400 that names the limit. An
-/// image that cannot be analysed fails alone; the batch completes.
+/// summary counts. More images than the key's plan allows is a 400 that names the limit. The
+/// request counts once against the rate limit, and each image once against the day's quota: a
+/// batch whose images do not all fit in what is left of it is refused whole (429
+/// `QUOTA_EXCEEDED`). An image that cannot be analysed fails alone; the batch completes.
 #[utoipa::path(
     post,
     path = "/v1/analyze/batch",
@@ -87,7 +96,7 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
         (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
         (status = 403, description = "The key lacks the batch scope or network", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+        (status = 429, description = "Rate limit exceeded, or the batch's images do not all fit in what is left of the day's quota (nothing is accepted)", body = ErrorBody),
         (status = 503, description = "The batch bodies on disk take all their room (jobs.max_spooled_bytes); Retry-After says when to try again", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -112,21 +121,60 @@ pub async fn submit_batch(
         .await?;
         let header = batch_body::header(spooled.as_file()).await?;
         let submission = check_batch(&state, &caller, header).await?;
+        let count = submission.images as u64;
+        take_images(&state, &caller, count).await?;
         let limits = ImageLimits {
             max_reference_id_len: state.config.limits.max_reference_id_len,
             max_image_bytes: state.config.limits.max_image_bytes,
         };
-        let images = batch_body::images(spooled.as_file(), move |index, image, range| {
-            check_image(index, image, limits, keep.then_some(range))
-        })?;
-        let kept = keep.then_some(spooled);
-        let base = base_url(&headers);
-        jobs::submit_batch(&state, &caller.key.tenant, submission, images, kept, &base).await
+        let submitted = async {
+            let images = batch_body::images(spooled.as_file(), move |index, image, range| {
+                check_image(index, image, limits, keep.then_some(range))
+            })?;
+            let kept = keep.then_some(spooled);
+            let base = base_url(&headers);
+            jobs::submit_batch(&state, &caller.key.tenant, submission, images, kept, &base).await
+        }
+        .await;
+        if submitted.is_err() {
+            // Nothing of the batch was accepted: its images go back to the quota.
+            let tenant = &caller.key.tenant;
+            if let Err(err) = state.limiter.give_back_images(tenant, &caller.plan, count).await {
+                tracing::warn!(error = %err, "cannot give a refused batch's images back to the quota");
+            }
+        }
+        submitted
     }
     .await;
     result
         .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
         .map_err(|err| err.for_request(&request_id))
+}
+
+/// Takes a batch's images from the tenant's quota for the day, all of them or none: 429
+/// `QUOTA_EXCEEDED` with `Retry-After` when fewer are left.
+async fn take_images(state: &AppState, caller: &Caller, images: u64) -> Result<(), ApiError> {
+    let tenant = &caller.key.tenant;
+    match state
+        .limiter
+        .take_images(tenant, &caller.plan, images)
+        .await?
+    {
+        None => Ok(()),
+        Some(Refusal::Quota { retry_after } | Refusal::RateLimit { retry_after }) => {
+            Err(ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(
+                    ErrorCode::QuotaExceeded,
+                    format!(
+                        "the batch's {images} images do not fit in what is left of the daily \
+                         quota of {}; nothing was accepted. It renews at 00:00 UTC",
+                        caller.plan.per_day
+                    ),
+                )
+            })
+        }
+    }
 }
 
 /// Checks a batch request's header against the plan and the request rules.
@@ -176,16 +224,16 @@ pub async fn check_batch(
 
 /// The limits each image of a batch is checked against as it is taken in.
 #[derive(Debug, Clone, Copy)]
-struct ImageLimits {
+pub(crate) struct ImageLimits {
     /// `limits.max_reference_id_len`.
-    max_reference_id_len: usize,
+    pub(crate) max_reference_id_len: usize,
     /// `limits.max_image_bytes`.
-    max_image_bytes: u64,
+    pub(crate) max_image_bytes: u64,
 }
 
 /// Checks one image of a batch, a base64 image's size before it is decoded (413, as
 /// `POST /v1/analyze`). With the image's byte range in a kept body, the job reads it from there.
-fn check_image(
+pub(crate) fn check_image(
     index: usize,
     image: BatchImage,
     limits: ImageLimits,
