@@ -1,21 +1,14 @@
 //! Live policies over HTTP: what is live, simulation without side effects, and reloads that
 //! validate and test a changed file before swapping it in (a bad file leaves the previous
 //! version live), each activation an audit entry. SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{Databases, TestServer, config, new_key, repo};
 
-use common::repo;
-
-use arbiter_db::testing::PostgresTestDb;
-use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
+use arbiter_server::Config;
+use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 async fn activations(state: &arbiter_server::AppState) -> Vec<Value> {
     let filter = arbiter_audit::EntryFilter {
@@ -34,12 +27,8 @@ async fn activations(state: &arbiter_server::AppState) -> Vec<Value> {
 
 #[tokio::test]
 async fn policies_are_listed_simulated_and_reloaded_safely() {
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
+    let databases = Databases::new().await;
+    for (label, url) in databases.urls.clone() {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -47,48 +36,29 @@ async fn policies_are_listed_simulated_and_reloaded_safely() {
             std::fs::copy(repo().join("policies").join(name), policies.join(name)).unwrap();
         }
         let config = Config {
-            data_dir: dir.path().join("data"),
-            database_url: url,
             policies_dir: policies.display().to_string(),
             // Reloads are driven by the test.
             policy_reload_secs: 0,
-            ..Config::default()
+            ..config(&dir.path().join("data"), &url)
         };
-        let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let server = TestServer::start(config).await;
         let new = NewKey {
-            tenant: "acme".into(),
             name: "admin".into(),
-            plan: "growth".into(),
-            scopes: vec![Scope::PoliciesRead],
-            allow_ips: vec![],
-            flow: None,
+            ..new_key("acme", "growth", &[Scope::PoliciesRead])
         };
-        let (_, key) = keys::create(&txn, new, "test", chrono::Utc::now())
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        let key = key.expose().to_owned();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move { server.run(stop).await.unwrap() }
-        });
+        let (_, key) = server.mint_key(new).await;
+        let (base, state) = (&server.base, &server.state);
         let client = reqwest::Client::new();
         let get = |path: String| client.get(format!("{base}{path}")).bearer_auth(&key).send();
 
         // Start-up activations are recorded once.
         for _ in 0..100 {
-            if activations(&state).await.len() == 3 {
+            if activations(state).await.len() == 3 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(activations(&state).await.len(), 3, "{label}");
+        assert_eq!(activations(state).await.len(), 3, "{label}");
 
         let list: Value = get("/v1/policies".into())
             .await
@@ -238,14 +208,11 @@ async fn policies_are_listed_simulated_and_reloaded_safely() {
         )
         .await
         .unwrap();
-        let recorded = activations(&state).await;
+        let recorded = activations(state).await;
         assert_eq!(recorded.len(), 4, "{label}");
         assert_eq!(recorded[3]["previous_version"], version);
 
-        stop.cancel();
-        task.await.unwrap();
+        server.stop().await;
     }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    databases.finish().await;
 }
