@@ -680,3 +680,115 @@ async fn a_flow_switched_off_serves_no_routes() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     running.stop().await;
 }
+
+/// Signs each file with a C2PA manifest of a camera capture, all by one ephemeral signer;
+/// returns the signed files and the PEM of the CA that issued the signing certificate.
+fn sign_captures(files: &[Vec<u8>]) -> (Vec<Vec<u8>>, String) {
+    use base64::Engine as _;
+    use c2pa::Signer as _;
+    let signer = c2pa::EphemeralSigner::new("arbiter-test.local").unwrap();
+    let definition = json!({
+        "claim_generator_info": [{"name": "arbiter flow tests", "version": "1"}],
+        "title": "capture.jpg",
+        "assertions": [{
+            "label": "c2pa.actions",
+            "data": {"actions": [{
+                "action": "c2pa.created",
+                "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+            }]}
+        }]
+    });
+    let signed = files
+        .iter()
+        .map(|file| {
+            let context = c2pa::Context::new()
+                .with_settings(r#"{"verify": {"remote_manifest_fetch": false}}"#)
+                .unwrap();
+            let mut builder = c2pa::Builder::from_context(context)
+                .with_definition(definition.to_string().as_str())
+                .unwrap();
+            let mut source = std::io::Cursor::new(file.clone());
+            let mut dest = std::io::Cursor::new(Vec::new());
+            builder
+                .sign(&signer, "image/jpeg", &mut source, &mut dest)
+                .unwrap();
+            dest.into_inner()
+        })
+        .collect();
+    let certs = signer.certs().unwrap();
+    let ca = base64::engine::general_purpose::STANDARD.encode(certs.last().unwrap());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in ca.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    (signed, pem)
+}
+
+/// The end-to-end approval through the real local detector, not a scripted verdict: the ID
+/// document and the selfie are camera photos with a C2PA capture manifest from a signer the
+/// configuration trusts (`detector.local.trust_anchors`), which the local detector reads as
+/// AUTHENTIC at LOW risk; with a passed liveness check the policy approves the session.
+#[tokio::test]
+async fn a_kyc_session_is_approved_through_the_local_detector_on_trusted_captures() {
+    each_database(async |label, dir, url| {
+        let (signed, ca_pem) = sign_captures(&[
+            fixture("camera/DSCN0010.jpg"),
+            fixture("camera/nikon-e950.jpg"),
+        ]);
+        let anchors = dir.with_extension("anchors.pem");
+        std::fs::write(&anchors, ca_pem).unwrap();
+        let running = Running::start_with_detector(dir, &url, None, |config| {
+            config.detector.local.trust_anchors = Some(anchors.clone());
+        })
+        .await;
+        let images = "/v1/flows/kyc/sessions/kyc-real/images";
+        for (bytes, role) in signed.iter().zip(["id_document", "selfie"]) {
+            let (status, answer) = running
+                .post(images, json!({"image_base64": b64(bytes), "role": role}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{label} {role}: {answer}");
+            assert_eq!(
+                answer["verdict"]["label"], "AUTHENTIC",
+                "{label} {role}: {answer}"
+            );
+            assert_eq!(answer["verdict"]["risk_level"], "LOW", "{label} {role}");
+        }
+        let (status, session) = running
+            .post(
+                "/v1/flows/kyc/sessions/kyc-real/liveness",
+                json!({"passed": true, "score": 0.97, "provider": "acme"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {session}");
+        assert_eq!(session["status"], "decided", "{label}");
+        assert_eq!(
+            session["decision"]["action"], "approve",
+            "{label}: {session}"
+        );
+        // The same photos without the manifest are not approved by the same detector.
+        let images = "/v1/flows/kyc/sessions/kyc-unsigned/images";
+        for (bytes, role) in [
+            (fixture("camera/DSCN0010.jpg"), "id_document"),
+            (fixture("camera/nikon-e950.jpg"), "selfie"),
+        ] {
+            let (status, answer) = running
+                .post(images, json!({"image_base64": b64(&bytes), "role": role}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{label} {role}: {answer}");
+        }
+        let (_, session) = running
+            .post(
+                "/v1/flows/kyc/sessions/kyc-unsigned/liveness",
+                json!({"passed": true, "score": 0.97, "provider": "acme"}),
+            )
+            .await;
+        assert_ne!(
+            session["decision"]["action"], "approve",
+            "{label}: {session}"
+        );
+        running.stop().await;
+    })
+    .await;
+}

@@ -2,7 +2,7 @@
 //! validate and test a changed file before swapping it in (a bad file leaves the previous
 //! version live), each activation an audit entry. SQLite and PostgreSQL.
 
-use crate::harness::{Databases, TestServer, config, new_key, repo};
+use crate::harness::{Databases, TestServer, config, each_database, new_key, repo, wait_for};
 
 use arbiter_server::Config;
 use arbiter_server::keys::{NewKey, Scope};
@@ -215,4 +215,108 @@ async fn policies_are_listed_simulated_and_reloaded_safely() {
         server.stop().await;
     }
     databases.finish().await;
+}
+
+/// The live insurance policy as `GET /v1/policies` lists it, and the status of its file.
+async fn live_insurance(server: &TestServer, key: &str) -> (Value, Value) {
+    let (status, list) = server.get(key, "/v1/policies").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let live = list["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["flow"] == "insurance")
+        .unwrap()
+        .clone();
+    let file = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("insurance-fnol.yaml"))
+        .unwrap()
+        .clone();
+    (live, file)
+}
+
+#[tokio::test]
+async fn a_reload_whose_embedded_tests_fail_is_refused_by_the_watcher() {
+    each_database(async |label, dir, url| {
+        let policies = dir.join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        for name in ["insurance-fnol.yaml", "ugc-moderation.yaml", "kyc.yaml"] {
+            std::fs::copy(repo().join("policies").join(name), policies.join(name)).unwrap();
+        }
+        let config = Config {
+            policies_dir: policies.display().to_string(),
+            // The server's own watcher re-reads the directory every second.
+            policy_reload_secs: 1,
+            ..config(&dir.join("data"), &url)
+        };
+        let server = TestServer::start(config).await;
+        let (_, key) = server
+            .mint_key(new_key("acme", "growth", &[Scope::PoliciesRead]))
+            .await;
+        let state = &server.state;
+        wait_for("the start-up activations", Duration::from_secs(10), async || {
+            (activations(state).await.len() == 3).then_some(())
+        })
+        .await;
+        let (before, _) = live_insurance(&server, &key).await;
+        let version = before["version"].as_u64().unwrap();
+
+        // A new version that is valid but sends inconclusive photos to SIU: the embedded test
+        // "Inconclusive photo warns the adjuster" fails.
+        let file = policies.join("insurance-fnol.yaml");
+        let original = std::fs::read_to_string(&file).unwrap();
+        let bumped = original.replacen(
+            &format!("version: {version}"),
+            &format!("version: {}", version + 1),
+            1,
+        );
+        let failing = bumped.replace(
+            "then: { action: adjuster_review, reason: INCONCLUSIVE_IMAGE }",
+            "then: { action: siu_escalation, reason: INCONCLUSIVE_IMAGE }",
+        );
+        assert_ne!(failing, bumped, "the policy has the inconclusive rule");
+        std::fs::write(&file, &failing).unwrap();
+        let error = wait_for("the watcher's verdict", Duration::from_secs(30), async || {
+            let (_, file) = live_insurance(&server, &key).await;
+            file["error"].as_str().map(str::to_owned)
+        })
+        .await;
+        assert!(error.contains("embedded tests fail"), "{label}: {error}");
+        assert!(
+            error.contains("Inconclusive photo warns the adjuster"),
+            "{label}: {error}"
+        );
+        let (live, _) = live_insurance(&server, &key).await;
+        assert_eq!(live["version"], version, "{label}: the previous version stays");
+        assert_eq!(live["sha256"], before["sha256"], "{label}");
+        assert_eq!(activations(state).await.len(), 3, "{label}: nothing activated");
+        // The live policy still decides as before.
+        let id = live["id"].as_str().unwrap();
+        let facts = json!({"facts": {"verdict": {"label": "INCONCLUSIVE", "confidence": 0.0, "risk_level": "LOW"}, "photo": {"role": "damage"}}});
+        let (status, _, simulated) = server
+            .post(&key, &format!("/v1/policies/{id}/simulate"), facts)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {simulated}");
+        assert_eq!(
+            simulated["decision"]["action"], "adjuster_review",
+            "{label}: {simulated}"
+        );
+
+        // The same new version with its tests passing goes live through the same watcher.
+        std::fs::write(&file, &bumped).unwrap();
+        wait_for("the passing version", Duration::from_secs(30), async || {
+            let (live, _) = live_insurance(&server, &key).await;
+            (live["version"] == version + 1).then_some(())
+        })
+        .await;
+        wait_for("its activation", Duration::from_secs(10), async || {
+            (activations(state).await.len() == 4).then_some(())
+        })
+        .await;
+        server.stop().await;
+    })
+    .await;
 }

@@ -12,7 +12,7 @@ use arbiter_server::AppState;
 use arbiter_server::clock::{Clock, ManualClock};
 use arbiter_server::keys::Scope;
 use arbiter_server::outbox::{self, Message};
-use arbiter_webhooks::{WebhookSecret, verify_standard};
+use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -512,6 +512,90 @@ async fn a_tenant_registers_at_most_its_cap_of_endpoints() {
         // Another tenant's endpoints are its own.
         let globex = key(state, "globex").await;
         assert_eq!(register(&globex).await.status(), 201, "{label}");
+        running.server.stop().await;
+    })
+    .await;
+}
+
+/// During a rotation's overlap a delivery carries a signature by each secret, and each
+/// verifies with its own secret only; after the overlap, only the new secret signs.
+#[tokio::test]
+async fn a_delivery_during_a_rotation_carries_both_signatures_and_each_verifies() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let receiver = Receiver::start(200).await;
+        let conn = state.pipeline.db().conn();
+        let cipher = state.webhooks.cipher().await.unwrap();
+        let now = running.clock.now();
+        let (old, _) = outbox::tenant_secrets(conn, cipher, "acme", now)
+            .await
+            .unwrap();
+        let (new, _) = outbox::rotate_tenant_secret(
+            conn,
+            cipher,
+            "acme",
+            now,
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        assert_ne!(new, old, "{label}");
+        enqueue(state, &receiver.url("hook"), running.clock.now()).await;
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        let got = receiver.received();
+        assert_eq!(got.len(), 1, "{label}");
+        let (headers, body) = &got[0];
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        let id = header("webhook-id");
+        let ts = header("webhook-timestamp").unwrap();
+        let at: i64 = ts.parse().unwrap();
+        let signatures: Vec<String> = header("webhook-signature")
+            .unwrap()
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(signatures.len(), 2, "{label}: {signatures:?}");
+        let verifies = |secret: &WebhookSecret, signature: &str| {
+            verify_standard(
+                secret,
+                id.as_deref(),
+                Some(&ts),
+                Some(signature),
+                body.as_bytes(),
+                at,
+            )
+            .is_ok()
+        };
+        // The first signature is the new secret's, the second the old one's; neither verifies
+        // with the other secret.
+        assert!(verifies(&new, &signatures[0]), "{label}");
+        assert!(verifies(&old, &signatures[1]), "{label}");
+        assert!(!verifies(&old, &signatures[0]), "{label}");
+        assert!(!verifies(&new, &signatures[1]), "{label}");
+        // The whole header verifies for a receiver that still knows only the old secret.
+        let whole = header("webhook-signature").unwrap();
+        assert!(verifies(&old, &whole) && verifies(&new, &whole), "{label}");
+        // X-CheckReal-Signature is the new secret's; -Previous the old one's.
+        let checkreal = header("x-checkreal-signature");
+        let previous = header("x-checkreal-signature-previous");
+        verify_checkreal(&new, body.as_bytes(), checkreal.as_deref()).unwrap();
+        verify_checkreal(&old, body.as_bytes(), previous.as_deref()).unwrap();
+        assert!(verify_checkreal(&old, body.as_bytes(), checkreal.as_deref()).is_err());
+        assert!(verify_checkreal(&new, body.as_bytes(), previous.as_deref()).is_err());
+
+        // After the overlap: one signature, by the new secret.
+        running.clock.advance(chrono::Duration::seconds(3601));
+        enqueue(state, &receiver.url("hook"), running.clock.now()).await;
+        assert_eq!(outbox::deliver_due(state).await.unwrap(), 1, "{label}");
+        let got = receiver.received();
+        let (headers, body) = &got[1];
+        let signature = headers["webhook-signature"].to_str().unwrap();
+        assert_eq!(signature.split(' ').count(), 1, "{label}: {signature}");
+        assert!(
+            headers.get("x-checkreal-signature-previous").is_none(),
+            "{label}"
+        );
+        verify_delivery(&new, headers, body);
         running.server.stop().await;
     })
     .await;
