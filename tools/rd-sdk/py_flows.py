@@ -1,5 +1,5 @@
 """Reality Defender's Python SDK (PyPI realitydefender 0.1.13), its README's flows unchanged,
-against a base URL given on the command line. Prints one JSON line per flow; tests/rd_sdks.rs
+against a base URL given on the command line. Prints one JSON line per flow; tests/it/rd_sdks.rs
 checks them.
 
     python3 py_flows.py BASE_URL API_KEY OTHER_TENANT_KEY IMAGE OTHER_IMAGE TOO_LARGE_FILE

@@ -1,6 +1,6 @@
 // Reality Defender's TypeScript SDK (npm @realitydefender/realitydefender 0.1.17), its README's
 // flows unchanged, against a base URL given on the command line. Prints one JSON line per flow;
-// tests/rd_sdks.rs checks them.
+// tests/it/rd_sdks.rs checks them.
 //
 //   node ts_flows.mjs BASE_URL API_KEY OTHER_TENANT_KEY IMAGE OTHER_IMAGE TOO_LARGE_FILE
 import { RealityDefender } from '@realitydefender/realitydefender';

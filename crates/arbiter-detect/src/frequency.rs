@@ -266,5 +266,6 @@ mod tests {
         assert_eq!(result.label, ModelLabel::Suspicious, "{result:?}");
         let detail = result.detail.unwrap();
         assert!(detail.contains("JPEG 8x8 grid"), "{detail}");
+        assert!(detail.contains("at 64px intervals"), "{detail}");
     }
 }

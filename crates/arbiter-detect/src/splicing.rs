@@ -477,4 +477,75 @@ mod tests {
         );
         assert!(result.heatmap.is_none());
     }
+
+    #[test]
+    fn a_region_pasted_into_a_recompressed_image_is_flagged_where_it_was_pasted() {
+        // A photo saved at quality 50, a never-compressed patch pasted at (256, 256)..(352, 352)
+        // (on the 8x8 grid), and the result saved at quality 90: every block but the patch's
+        // carries the earlier compression.
+        let (w, h) = (512usize, 512usize);
+        let first = encode(&texture(w, h), w as u32, h as u32, 50);
+        let mut luma = image::load_from_memory(&first)
+            .unwrap()
+            .into_luma8()
+            .into_raw();
+        let patch = texture(w + 37, h + 11);
+        for y in 256..352 {
+            for x in 256..352 {
+                luma[y * w + x] = patch[(y + 11) * (w + 37) + x + 37];
+            }
+        }
+        let pasted = encode(&luma, w as u32, h as u32, 90);
+        let pixels = crate::decode::from_image(image::load_from_memory(&pasted).unwrap());
+        let result = analyze(&pasted, &pixels, true);
+        let detail = result.detail.clone().unwrap();
+        assert_eq!(result.label, ModelLabel::Suspicious, "{detail}");
+        assert!(
+            detail.contains("are inconsistent with the rest"),
+            "{detail}"
+        );
+        let (inside, outside) = heat_inside_and_outside(&result);
+        assert!(
+            inside > outside + 0.3,
+            "the pasted square is not hotter: {inside:.2} inside, {outside:.2} outside; {detail}"
+        );
+
+        // The same image without the paste: the square is no hotter than the rest.
+        let decoded = image::load_from_memory(&first).unwrap().into_luma8();
+        let second = encode(decoded.as_raw(), w as u32, h as u32, 90);
+        let pixels = crate::decode::from_image(image::load_from_memory(&second).unwrap());
+        let clean = analyze(&second, &pixels, true);
+        let (inside, outside) = heat_inside_and_outside(&clean);
+        assert!(
+            (inside - outside).abs() < 0.1,
+            "{inside:.2} inside, {outside:.2} outside; {:?}",
+            clean.detail
+        );
+    }
+
+    /// The mean heat of the heatmap's cells inside the square (256, 256)..(352, 352) px and
+    /// outside it.
+    fn heat_inside_and_outside(result: &ModelResult) -> (f64, f64) {
+        let map = result.heatmap.as_ref().unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(&map.png_base64)
+            .unwrap();
+        let heat = image::load_from_memory(&png).unwrap().into_luma8();
+        let region = map.region_px;
+        let (mut inside, mut outside) = ((0.0, 0), (0.0, 0));
+        for (x, y, p) in heat.enumerate_pixels() {
+            let (px, py) = (x * region, y * region);
+            let cell = if (256..352).contains(&px) && (256..352).contains(&py) {
+                &mut inside
+            } else {
+                &mut outside
+            };
+            cell.0 += f64::from(p.0[0]) / 255.0;
+            cell.1 += 1;
+        }
+        (
+            inside.0 / f64::from(inside.1),
+            outside.0 / f64::from(outside.1),
+        )
+    }
 }

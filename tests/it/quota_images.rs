@@ -2,16 +2,12 @@
 //! from the quota, and a batch whose images do not all fit in what is left is refused whole
 //! (429 `QUOTA_EXCEEDED` with `Retry-After`, nothing accepted), on SQLite and on PostgreSQL when
 //! `ARBITER_TEST_POSTGRES_URL` is set.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::harness::{b64, each_database, repo, sample};
 use arbiter_db::sea_orm::{ConnectionTrait, Statement};
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_server::clock::{Clock, ManualClock};
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{AppState, Config, Server, build_state};
-use common::{b64, repo, sample};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -55,21 +51,6 @@ async fn start(dir: &std::path::Path, url: &str, clock: Arc<dyn Clock>) -> Runni
         state,
         shutdown,
         task,
-    }
-}
-
-async fn each_database(check: impl AsyncFn(&'static str, &std::path::Path, String)) {
-    let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        check(label, &dir.path().join(label), url).await;
-    }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
     }
 }
 

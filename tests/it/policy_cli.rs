@@ -1,13 +1,9 @@
 //! End to end: the real `arbiter policy` commands on the shipped policies, on broken files,
 //! and a backtest over decisions `arbiter scan` stored, on SQLite and on PostgreSQL (when
 //! `ARBITER_TEST_POSTGRES_URL` is set).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{DbArg, arbiter, repo};
 
-use common::{DbArg, arbiter, repo};
-
-use arbiter_db::testing::PostgresTestDb;
 use std::path::Path;
 
 /// Runs a command that needs no stored data, against a throwaway data dir.
@@ -465,7 +461,7 @@ async fn backtest_replays_stored_facts_on_sqlite_and_postgres() {
         );
     };
     check("sqlite", DbArg::DataDir(dir.path().join(".arbiter")));
-    if let Some(pg) = PostgresTestDb::create().await.unwrap() {
+    if let Some(pg) = crate::harness::postgres().await {
         check("postgres", DbArg::Url(pg.url.clone()));
         pg.drop_db().await.unwrap();
     }

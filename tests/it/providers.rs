@@ -3,74 +3,45 @@
 //! escalated on Reality Defender's FAKE, a KYC session approved on its AUTHENTIC, a vendor that
 //! cannot answer, the Reality AI provider against a real `arbiter serve` as its upstream, and
 //! `arbiter scan --detector`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use arbiter_db::testing::PostgresTestDb;
+use crate::harness::{
+    DbArg, TestServer, b64, config, each_database, fixture, new_key, repo, sample,
+};
 use arbiter_providers::RouteSpec;
 use arbiter_providers::fake::reality_defender::{self as rd, FakeRealityDefender};
-use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
-use chrono::Utc;
-use common::{DbArg, b64, repo, sample};
+use arbiter_server::Config;
+use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
+/// A server with a key of tenant `acme` holding every scope.
 struct Running {
+    server: TestServer,
     api: String,
     key: String,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     async fn start(dir: &std::path::Path, url: &str, configure: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.to_path_buf(),
-            database_url: url.to_owned(),
-            policies_dir: repo().join("policies").display().to_string(),
-            ..Config::default()
-        };
+        let mut config = config(dir, url);
         config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         configure(&mut config);
-        let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let api = format!("http://{}", server.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let token = shutdown.clone();
-            async move { server.run(token).await.unwrap() }
-        });
-        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let server = TestServer::start(config).await;
         let new = NewKey {
-            tenant: "acme".into(),
             name: "providers".into(),
-            plan: "enterprise".into(),
-            scopes: Scope::ALL.to_vec(),
-            allow_ips: vec![],
-            flow: None,
+            ..new_key("acme", "enterprise", &Scope::ALL)
         };
-        let (_, secret) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
-        txn.commit().await.unwrap();
+        let (_, key) = server.mint_key(new).await;
         Self {
-            api,
-            key: secret.expose().to_owned(),
-            client: reqwest::Client::new(),
-            shutdown,
-            task,
+            api: server.base.clone(),
+            key,
+            server,
         }
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
+            .server
             .client
             .post(format!("{}{path}", self.api))
             .bearer_auth(&self.key)
@@ -84,6 +55,7 @@ impl Running {
 
     async fn get(&self, path: &str) -> (StatusCode, String) {
         let response = self
+            .server
             .client
             .get(format!("{}{path}", self.api))
             .bearer_auth(&self.key)
@@ -94,28 +66,8 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
+        self.server.stop().await;
     }
-}
-
-async fn each_database(check: impl AsyncFn(&'static str, &std::path::Path, String)) {
-    let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        check(label, &dir.path().join(label), url).await;
-    }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
-}
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(repo().join("tests/fixtures").join(path)).unwrap()
 }
 
 /// A fake Reality Defender answering `status` at `score` (0..100) with a diffusion model.
@@ -326,7 +278,7 @@ async fn scan_takes_a_detector_route_and_its_json_line_names_the_provider_and_it
     let dir = tempfile::tempdir().unwrap();
     let base_url = fake.base_url.clone();
     let output = tokio::task::spawn_blocking(move || {
-        common::arbiter_command(&DbArg::DataDir(dir.path().to_path_buf()))
+        crate::harness::arbiter_command(&DbArg::DataDir(dir.path().to_path_buf()))
             .env(
                 "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_BASE_URL",
                 &base_url,
@@ -360,7 +312,7 @@ async fn scan_takes_a_detector_route_and_its_json_line_names_the_provider_and_it
     assert_eq!(line["verdict"]["label"], "AI_GENERATED");
 
     // A route naming a vendor without a key is refused, naming the key.
-    let output = common::arbiter(
+    let output = crate::harness::arbiter(
         &DbArg::DataDir(tempfile::tempdir().unwrap().path().to_path_buf()),
         &[
             "scan",
@@ -448,7 +400,7 @@ fn a_policy_rule_can_read_what_a_vendor_said() {
     )
     .unwrap();
     let db = DbArg::DataDir(dir.path().join("data"));
-    let output = common::arbiter(
+    let output = crate::harness::arbiter(
         &db,
         &[
             "policy",
@@ -476,7 +428,7 @@ fn a_policy_rule_can_read_what_a_vendor_said() {
         "providers.reality_defender.verdict",
     );
     std::fs::write(&policy_path, bad).unwrap();
-    let output = common::arbiter(&db, &["policy", "check", policy_path.to_str().unwrap()]);
+    let output = crate::harness::arbiter(&db, &["policy", "check", policy_path.to_str().unwrap()]);
     assert!(!output.status.success());
     let out = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);

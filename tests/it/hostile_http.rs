@@ -3,28 +3,16 @@
 //! EXIF chains), sent through `POST /v1/analyze` of a real server, on SQLite and on PostgreSQL
 //! (when `ARBITER_TEST_POSTGRES_URL` is set): never a 5xx for what a client sent, and no
 //! internal text (a panic, an assertion, a source path) in any answer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "../crates/arbiter-detect/tests/common/mod.rs"]
-#[allow(dead_code)]
-mod detect_common;
-
-use arbiter_db::testing::PostgresTestDb;
-use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
-use chrono::Utc;
-use common::repo;
+use crate::harness::{Databases, TestServer, config, new_key, repo};
+use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// The corpus: name and bytes.
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let mut files = detect_common::hostile::hostile_files();
+    let mut files = crate::detect_common::hostile::hostile_files();
     for dir in [
         "samples",
         "tests/fixtures/c2pa",
@@ -53,34 +41,14 @@ const INTERNAL: [&str; 7] = [
 ];
 
 async fn check(label: &str, dir: &Path, url: &str, files: &[(String, Vec<u8>)]) {
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.to_path_buf(),
-        database_url: url.to_owned(),
-        policies_dir: repo().join("policies").display().to_string(),
-        ..Config::default()
-    };
-    let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-    let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-        .await
-        .unwrap();
-    let api = format!("http://{}", server.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let token = shutdown.clone();
-        async move { server.run(token).await.unwrap() }
-    });
-    let txn = state.pipeline.db().begin_write().await.unwrap();
-    let new = NewKey {
-        tenant: "acme".into(),
-        name: "corpus".into(),
-        plan: "enterprise".into(),
-        scopes: vec![Scope::Analyze],
-        allow_ips: vec![],
-        flow: None,
-    };
-    let (_, key) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
-    txn.commit().await.unwrap();
+    let server = TestServer::start(config(dir, url)).await;
+    let api = &server.base;
+    let (_, key) = server
+        .mint_key(NewKey {
+            name: "corpus".into(),
+            ..new_key("acme", "enterprise", &[Scope::Analyze])
+        })
+        .await;
     let client = reqwest::Client::new();
     for (name, bytes) in files {
         let form = reqwest::multipart::Form::new().part(
@@ -89,7 +57,7 @@ async fn check(label: &str, dir: &Path, url: &str, files: &[(String, Vec<u8>)]) 
         );
         let response = client
             .post(format!("{api}/v1/analyze?flow=insurance"))
-            .bearer_auth(key.expose())
+            .bearer_auth(&key)
             .multipart(form)
             .send()
             .await
@@ -111,8 +79,7 @@ async fn check(label: &str, dir: &Path, url: &str, files: &[(String, Vec<u8>)]) 
             assert!(!text.contains(word), "{label} {name}: {word:?} in {text}");
         }
     }
-    shutdown.cancel();
-    task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -123,9 +90,9 @@ async fn no_file_a_client_sends_gets_a_5xx_or_internal_text() {
         "the corpus holds the hostile files and every fixture"
     );
     let dir = tempfile::tempdir().unwrap();
-    check("sqlite", &dir.path().join("sqlite"), "", &files).await;
-    if let Some(pg) = PostgresTestDb::create().await.unwrap() {
-        check("postgres", &dir.path().join("postgres"), &pg.url, &files).await;
-        pg.drop_db().await.unwrap();
+    let databases = Databases::new().await;
+    for (label, url) in &databases.urls {
+        check(label, &dir.path().join(label), url, &files).await;
     }
+    databases.finish().await;
 }

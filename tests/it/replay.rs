@@ -1,14 +1,10 @@
 //! `arbiter replay`: a decision recorded by `arbiter scan` is re-decided from its recorded facts
 //! under its kept policy text (and, with the image, analysed again), on SQLite and on PostgreSQL
 //! (when `ARBITER_TEST_POSTGRES_URL` is set). A changed record is reported field by field.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::harness::{DbArg, arbiter};
 use arbiter_db::sea_orm::ConnectionTrait;
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_db::{Db, DbTarget};
-use common::{DbArg, arbiter};
 use serde_json::Value;
 
 async fn each_database(check: impl AsyncFn(&str, DbArg, DbTarget)) {
@@ -20,7 +16,7 @@ async fn each_database(check: impl AsyncFn(&str, DbArg, DbTarget)) {
         DbTarget::new(None, &data),
     )
     .await;
-    if let Some(pg) = PostgresTestDb::create().await.unwrap() {
+    if let Some(pg) = crate::harness::postgres().await {
         let target = DbTarget::new(Some(pg.url.clone()), &data);
         check("postgres", DbArg::Url(pg.url.clone()), target).await;
         pg.drop_db().await.unwrap();

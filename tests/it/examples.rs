@@ -5,36 +5,17 @@
 //!
 //! Without python3 and its `standardwebhooks` package these tests are skipped with a loud
 //! message, unless `ARBITER_REQUIRE_PYTHON=1` (set by CI), which makes that a failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{self, DbArg, ServeProcess, arbiter_command, repo};
 
-use common::{DbArg, arbiter_command, repo};
-
-use arbiter_db::testing::PostgresTestDb;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 fn python_available() -> bool {
-    let works = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !works {
-        let required = std::env::var("ARBITER_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "ARBITER_REQUIRE_PYTHON=1 but python3 with the `standardwebhooks` package is not available"
-        );
-        eprintln!(
-            "\n!!!!!!!! SKIPPING the examples: python3 with `standardwebhooks` is not installed \
-             (python3 -m pip install standardwebhooks) !!!!!!!!\n"
-        );
-    }
-    works
+    harness::python_available("standardwebhooks", "the examples")
 }
 
 fn runtime() -> Runtime {
@@ -48,7 +29,7 @@ fn runtime() -> Runtime {
 /// `arbiter serve` of the real binary on a loopback port, with a key for tenant `acme`; killed
 /// when dropped.
 struct Server {
-    child: Child,
+    _process: ServeProcess,
     base: String,
     key: String,
     client: reqwest::Client,
@@ -85,12 +66,10 @@ impl Server {
         let created: Value = serde_json::from_slice(&created.stdout).unwrap();
         let key = created["key"].as_str().unwrap().to_owned();
 
-        let mut command = arbiter();
-        command.args(["serve", "--listen", "127.0.0.1:0"]);
-        let (child, base) = common::spawn_server(command);
+        let process = ServeProcess::start(arbiter());
         let server = Self {
-            child,
-            base,
+            base: process.base.clone(),
+            _process: process,
             key,
             client: reqwest::Client::new(),
             _dir: dir,
@@ -128,19 +107,12 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
 /// Runs `check` against a fresh server on SQLite, then on a fresh PostgreSQL database when
 /// `ARBITER_TEST_POSTGRES_URL` is set.
 fn on_each_database(check: impl Fn(&Runtime, &Server)) {
     let rt = runtime();
     check(&rt, &Server::start(&rt, None));
-    if let Some(pg) = rt.block_on(PostgresTestDb::create()).unwrap() {
+    if let Some(pg) = rt.block_on(harness::postgres()) {
         {
             let server = Server::start(&rt, Some(&pg.url));
             check(&rt, &server);

@@ -1,11 +1,8 @@
 //! `arbiter serve`'s log: JSON lines for log shippers (`log.format: json`), each naming the
 //! replica, a request's lines carrying its request id and tenant; no colour codes when stderr is
 //! not a terminal; the replica in `/metrics`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{DbArg, arbiter, arbiter_command, spawn_server_logged};
+use crate::harness::{DbArg, arbiter, arbiter_command, spawn_server_logged};
 use serde_json::Value;
 use std::process::Child;
 use std::sync::mpsc::Receiver;

@@ -4,23 +4,15 @@
 //! README's flows against a real server on loopback (`tools/rd-sdk/*_flows.*`), on SQLite and
 //! PostgreSQL. With `ARBITER_REQUIRE_SDKS` set (CI sets it) a missing SDK fails the test instead
 //! of skipping it. Plus the facade's own contract over plain HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use arbiter_db::testing::PostgresTestDb;
-use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
-use chrono::Utc;
-use common::repo;
+use crate::harness::{TestServer, config, each_database, new_key, repo};
+use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 struct Running {
+    server: TestServer,
     api: String,
     /// A key of tenant `acme` with the scopes the SDKs need.
     key: String,
@@ -28,78 +20,38 @@ struct Running {
     key_id: String,
     /// A key of another tenant.
     other_key: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     async fn start(dir: &Path, url: &str, flow: Option<&str>) -> Self {
-        let config = Config {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.to_path_buf(),
-            database_url: url.to_owned(),
-            policies_dir: repo().join("policies").display().to_string(),
-            ..Config::default()
-        };
-        let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let api = format!("http://{}", server.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let token = shutdown.clone();
-            async move { server.run(token).await.unwrap() }
-        });
-        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let server = TestServer::start(config(dir, url)).await;
         let new = |tenant: &str| NewKey {
-            tenant: tenant.into(),
             name: "rd-sdk".into(),
-            plan: "enterprise".into(),
-            scopes: vec![
-                Scope::Analyze,
-                Scope::RequestsRead,
-                Scope::Review,
-                Scope::AuditRead,
-            ],
-            allow_ips: vec![],
             flow: flow.map(str::to_owned),
+            ..new_key(
+                tenant,
+                "enterprise",
+                &[
+                    Scope::Analyze,
+                    Scope::RequestsRead,
+                    Scope::Review,
+                    Scope::AuditRead,
+                ],
+            )
         };
-        let (record, key) = keys::create(&txn, new("acme"), "test", Utc::now())
-            .await
-            .unwrap();
-        let (_, other) = keys::create(&txn, new("globex"), "test", Utc::now())
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
+        let (key_id, key) = server.mint_key(new("acme")).await;
+        let (_, other_key) = server.mint_key(new("globex")).await;
         Self {
-            api,
-            key: key.expose().to_owned(),
-            key_id: record.id.to_string(),
-            other_key: other.expose().to_owned(),
-            shutdown,
-            task,
+            api: server.base.clone(),
+            key,
+            key_id,
+            other_key,
+            server,
         }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
-    }
-}
-
-async fn each_database(check: impl AsyncFn(&'static str, &Path, String)) {
-    let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        check(label, &dir.path().join(label), url).await;
-    }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
+        self.server.stop().await;
     }
 }
 
@@ -433,8 +385,8 @@ async fn the_facade_answers_in_rd_shapes_and_keeps_its_promises() {
         .as_str()
         .unwrap()
         .to_owned();
-    let revoked = common::arbiter(
-        &common::DbArg::DataDir(dir.path().to_path_buf()),
+    let revoked = crate::harness::arbiter(
+        &crate::harness::DbArg::DataDir(dir.path().to_path_buf()),
         &["keys", "revoke", &running.key_id],
     );
     assert!(revoked.status.success(), "{revoked:?}");

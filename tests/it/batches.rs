@@ -6,30 +6,26 @@
 //!
 //! Without python3 and its `standardwebhooks` package the Python check is skipped with a loud
 //! message, unless `ARBITER_REQUIRE_PYTHON=1` (set by CI), which makes that a failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{
+    self, Databases, Receiver, ServeProcess, TestServer, b64, config, mint_key, new_key,
+    python_available, repo, sample, verify_delivery, wait_for,
+};
 
-use common::{b64, repo, sample};
-
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_db::{Db, DbTarget};
 use arbiter_detect::LocalDetector;
+use arbiter_server::AppState;
 use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{AppState, Config, Server, build_state_with_detector};
+use arbiter_server::keys::Scope;
 use arbiter_webhooks::WebhookSecret;
-use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;
@@ -64,53 +60,9 @@ fn distinct_png(n: usize) -> Vec<u8> {
     out
 }
 
-type Received = Arc<Mutex<Vec<(String, HeaderMap, String)>>>;
-
-/// A loopback receiver recording every delivery by path; always 200.
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/{name}",
-            post(
-                |State(received): State<Received>,
-                 axum::extract::Path(name): axum::extract::Path<String>,
-                 headers: HeaderMap,
-                 body: String| async move {
-                    received.lock().unwrap().push((name, headers, body));
-                    "ok"
-                },
-            ),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, received)
-}
-
-fn python_available() -> bool {
-    let works = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !works {
-        let required = std::env::var("ARBITER_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "ARBITER_REQUIRE_PYTHON=1 but python3 with the `standardwebhooks` package is not available"
-        );
-        eprintln!(
-            "\n!!!!!!!! SKIPPING the Python webhook verification: python3 with `standardwebhooks` \
-             is not installed (python3 -m pip install standardwebhooks) !!!!!!!!\n"
-        );
-    }
-    works
-}
-
 /// Verifies one delivery in Rust and, when available, with the Python package.
 fn verify_both(secret: &WebhookSecret, headers: &HeaderMap, body: &str, python: bool) {
-    common::verify_delivery(secret, headers, body);
+    verify_delivery(secret, headers, body);
     if python {
         let given = json!({
             "secret": secret.expose(),
@@ -136,75 +88,34 @@ fn verify_both(secret: &WebhookSecret, headers: &HeaderMap, body: &str, python: 
     }
 }
 
-async fn wait_for<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn key(state: &AppState, tenant: &str, plan: &str) -> String {
-    let txn = state.pipeline.db().begin_write().await.unwrap();
-    let new = NewKey {
-        tenant: tenant.into(),
-        name: "test".into(),
-        plan: plan.into(),
-        scopes: vec![
-            Scope::Analyze,
-            Scope::Batch,
-            Scope::RequestsRead,
-            Scope::Webhooks,
-        ],
-        allow_ips: vec![],
-        flow: None,
-    };
-    let (_, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
-    secret.expose().to_owned()
+    let scopes = [
+        Scope::Analyze,
+        Scope::Batch,
+        Scope::RequestsRead,
+        Scope::Webhooks,
+    ];
+    mint_key(state, new_key(tenant, plan, &scopes)).await.1
 }
 
 #[tokio::test]
 async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
-    let python = python_available();
+    let python = python_available("standardwebhooks", "the Python webhook verification");
     let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.path().join(label),
-            database_url: url,
-            policies_dir: repo().join("policies").display().to_string(),
-            ..Config::default()
-        };
+    let databases = Databases::new().await;
+    for (label, url) in databases.urls.clone() {
+        let mut config = config(&dir.path().join(label), &url);
         config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         config.jobs.poll_interval_ms = 50;
-        let state =
-            build_state_with_detector(config, Arc::new(SystemClock), Arc::new(LocalDetector))
-                .await
-                .unwrap();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let api = format!("http://{}", server.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let token = shutdown.clone();
-            async move { server.run(token).await.unwrap() }
-        });
+        let server =
+            TestServer::start_with(config, Arc::new(SystemClock), Some(Arc::new(LocalDetector)))
+                .await;
+        let (api, state) = (&server.base, &server.state);
         let client = reqwest::Client::new();
-        let (hooks, received) = receiver().await;
-        let key = key(&state, "acme", "growth").await;
-        let starter = self::key(&state, "acme", "starter").await;
+        let receiver = Receiver::start(200).await;
+        let hooks = &receiver.base;
+        let key = key(state, "acme", "growth").await;
+        let starter = self::key(state, "acme", "starter").await;
 
         // A registered endpoint for batch.complete, with its own secret.
         let endpoint: Value = client
@@ -316,7 +227,7 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
         );
         assert!(results[0]["verdict"]["label"].is_string(), "{label}");
         // Another tenant does not see it.
-        let other = self::key(&state, "globex", "growth").await;
+        let other = self::key(state, "globex", "growth").await;
         let hidden = client
             .get(format!("{api}/v1/batches/{batch_id}"))
             .bearer_auth(&other)
@@ -330,7 +241,7 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
             "batch.complete deliveries",
             Duration::from_secs(30),
             async || {
-                let got = received.lock().unwrap().clone();
+                let got = receiver.received_by_path();
                 (got.len() >= 2).then_some(got)
             },
         )
@@ -386,9 +297,8 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
         let accepted: Value = response.json().await.unwrap();
         let request_id = accepted["request_id"].as_str().unwrap().to_owned();
         let (headers, body) = wait_for("analysis.complete", Duration::from_secs(30), async || {
-            received
-                .lock()
-                .unwrap()
+            receiver
+                .received_by_path()
                 .iter()
                 .find(|(p, _, _)| p == "single")
                 .map(|(_, h, b)| (h.clone(), b.clone()))
@@ -419,18 +329,9 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
             .unwrap();
         assert_eq!(refused.status(), 400, "{label}");
 
-        shutdown.cancel();
-        task.await.unwrap();
+        server.stop().await;
     }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
-}
-
-/// A server process of the real binary.
-struct Process {
-    child: Child,
-    base: String,
+    databases.finish().await;
 }
 
 fn arbiter(dir: &Path, database_url: &str) -> Command {
@@ -453,11 +354,8 @@ fn arbiter(dir: &Path, database_url: &str) -> Command {
     command
 }
 
-fn serve(dir: &Path, database_url: &str) -> Process {
-    let mut command = arbiter(dir, database_url);
-    command.args(["serve", "--listen", "127.0.0.1:0"]);
-    let (child, base) = common::spawn_server(command);
-    Process { child, base }
+fn serve(dir: &Path, database_url: &str) -> ServeProcess {
+    ServeProcess::start(arbiter(dir, database_url))
 }
 
 fn create_key(dir: &Path, database_url: &str) -> String {
@@ -547,13 +445,9 @@ async fn assert_exactly_once(target: &DbTarget, batch_id: &str, images: usize) {
 
 #[tokio::test]
 async fn a_server_killed_mid_batch_finishes_it_after_restart_each_image_exactly_once() {
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
+    let databases = Databases::new().await;
     let client = reqwest::Client::new();
-    for (label, url) in urls {
+    for (label, url) in databases.urls.clone() {
         let dir = tempfile::tempdir().unwrap();
         let key = create_key(dir.path(), &url);
         let mut first = serve(dir.path(), &url);
@@ -570,8 +464,7 @@ async fn a_server_killed_mid_batch_finishes_it_after_restart_each_image_exactly_
             .join("data/batches")
             .join(format!("{batch_id}.json"));
         assert_eq!(body.exists(), url.is_empty(), "{label}");
-        first.child.kill().unwrap(); // SIGKILL
-        first.child.wait().unwrap();
+        first.kill(); // SIGKILL
         eprintln!("{label}: killed with {done_at_kill} of 50 images done");
         let second = serve(dir.path(), &url);
         let status = wait_for(
@@ -591,8 +484,7 @@ async fn a_server_killed_mid_batch_finishes_it_after_restart_each_image_exactly_
         })
         .await;
         let mut second = second;
-        second.child.kill().unwrap();
-        second.child.wait().unwrap();
+        second.kill();
         let target = if url.is_empty() {
             DbTarget::DataDir(dir.path().join("data"))
         } else {
@@ -600,14 +492,12 @@ async fn a_server_killed_mid_batch_finishes_it_after_restart_each_image_exactly_
         };
         assert_exactly_once(&target, &batch_id, 50).await;
     }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    databases.finish().await;
 }
 
 #[tokio::test]
 async fn two_servers_on_one_postgres_share_a_batch_each_image_once() {
-    let Some(pg) = PostgresTestDb::create().await.unwrap() else {
+    let Some(pg) = harness::postgres().await else {
         eprintln!("skipped: ARBITER_TEST_POSTGRES_URL is not set");
         return;
     };
@@ -624,8 +514,7 @@ async fn two_servers_on_one_postgres_share_a_batch_each_image_once() {
     .await;
     assert_eq!(status["completed"], 40, "{status}");
     for process in [&mut one, &mut two] {
-        process.child.kill().unwrap();
-        process.child.wait().unwrap();
+        process.kill();
     }
     assert_exactly_once(&DbTarget::Url(pg.url.clone()), &batch_id, 40).await;
     pg.drop_db().await.unwrap();

@@ -3,14 +3,11 @@
 //! `SERVICE_UNAVAILABLE` with `Retry-After` and no internals, and takes work again once a thread
 //! is free. (That work whose caller has gone is skipped is proven at the pool, in
 //! `arbiter-detect`'s `pool` tests.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::harness::{b64, repo, sample};
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
 use arbiter_server::{Config, Server, build_state};
-use common::{b64, repo, sample};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

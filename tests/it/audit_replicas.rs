@@ -2,18 +2,12 @@
 //! analyze requests for two tenants, build gapless chains; both sign checkpoints with the same
 //! production key (on their timers and at shutdown), and `arbiter audit verify` finds nothing
 //! wrong afterwards. Runs when `ARBITER_TEST_POSTGRES_URL` is set.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{self, ServeProcess, b64, repo, sample};
 
-use common::repo;
-
-use arbiter_db::testing::PostgresTestDb;
-use base64::Engine;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn arbiter(url: &str, dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
@@ -37,65 +31,21 @@ fn ok(output: Output) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A running `arbiter serve` and its address.
-struct Replica {
-    child: Child,
-    base: String,
-    log: std::thread::JoinHandle<String>,
-}
-
-fn serve(url: &str, dir: &Path, key_file: &Path) -> Replica {
-    let mut child = arbiter(url, dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+/// A replica: `arbiter serve` in production audit mode, signing with `key_file`.
+fn serve(url: &str, dir: &Path, key_file: &Path) -> ServeProcess {
+    let mut command = arbiter(url, dir);
+    command
         .env("ARBITER_AUDIT_MODE", "production")
         .env("ARBITER_AUDIT_SIGNING_KEY", key_file)
         .env("ARBITER_AUDIT_CHECKPOINT_EVERY_ENTRIES", "25")
         .env("ARBITER_POLICIES_DIR", repo().join("policies"))
-        .env("RUST_LOG", "warn,arbiter_audit::signing=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    let base = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("arbiter serve stopped before listening:\n{seen}"))
-            .unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(addr) = line.split("arbiter listening on ").nth(1) {
-            break addr.trim().to_owned();
-        }
-    };
-    // Keep reading its log so that it never blocks on a full pipe.
-    let log = std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        seen
-    });
-    Replica { child, base, log }
-}
-
-impl Replica {
-    /// SIGTERM, then waits: the replica drains and signs its checkpoints.
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        let log = self.log.join().unwrap();
-        assert!(exit.success(), "{exit}:\n{log}");
-        log
-    }
+        .env("RUST_LOG", "warn,arbiter_audit::signing=info");
+    ServeProcess::start(command)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_on_one_postgres_build_gapless_chains_that_verify() {
-    let Some(pg) = PostgresTestDb::create().await.unwrap() else {
+    let Some(pg) = harness::postgres().await else {
         eprintln!("ARBITER_TEST_POSTGRES_URL is not set: skipping the two-replica test");
         return;
     };
@@ -135,10 +85,7 @@ async fn two_replicas_on_one_postgres_build_gapless_chains_that_verify() {
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
     let images: Vec<String> = ["plain-render.png", "sd-generated-duck.png"]
         .iter()
-        .map(|name| {
-            let bytes = std::fs::read(repo().join("samples").join(name)).unwrap();
-            base64::engine::general_purpose::STANDARD.encode(bytes)
-        })
+        .map(|name| b64(&sample(name)))
         .collect();
     let client = reqwest::Client::new();
     const REQUESTS: usize = 120;

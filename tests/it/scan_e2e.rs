@@ -1,12 +1,8 @@
 //! End to end: the real `arbiter` binary scans the sample images, on SQLite and on PostgreSQL
 //! (when `ARBITER_TEST_POSTGRES_URL` is set), and the decisions and audit rows are checked.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{DbArg, arbiter, repo};
 
-use common::{DbArg, arbiter, repo};
-
-use arbiter_db::testing::PostgresTestDb;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -27,7 +23,7 @@ fn sha256_of(path: &Path) -> String {
 async fn each_database(check: impl Fn(&str, DbArg)) {
     let dir = tempfile::tempdir().unwrap();
     check("sqlite", DbArg::DataDir(dir.path().join(".arbiter")));
-    if let Some(pg) = PostgresTestDb::create().await.unwrap() {
+    if let Some(pg) = crate::harness::postgres().await {
         check("postgres", DbArg::Url(pg.url.clone()));
         pg.drop_db().await.unwrap();
     }
@@ -305,7 +301,7 @@ fn scan_ends_quietly_when_its_reader_goes_away() {
     let files: Vec<String> = (0..40)
         .map(|_| "samples/sd-generated-duck.png".to_owned())
         .collect();
-    let mut child = common::arbiter_command(&db)
+    let mut child = crate::harness::arbiter_command(&db)
         .arg("scan")
         .args(&files)
         .stdout(Stdio::piped())

@@ -2,116 +2,53 @@
 //! `ARBITER_TEST_POSTGRES_URL` is set) and a loopback receiver, driven by an injected clock: the
 //! retry schedule, `Retry-After`, 410 Gone, abandonment with its audit entry, the failed list and
 //! replay of the same bytes. Delivery loops are off; the test makes each round itself.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{
+    self, Receiver, TestServer, b64, config, mint_key, new_key, sample, verify_delivery,
+};
 
-use common::repo;
-
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_detect::LocalDetector;
+use arbiter_server::AppState;
 use arbiter_server::clock::{Clock, ManualClock};
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{AppState, Config, Server, build_state_with_detector};
+use arbiter_server::keys::Scope;
 use arbiter_webhooks::outbox::{self, Message};
-use arbiter_webhooks::{WebhookSecret, verify_standard};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use arbiter_webhooks::{WebhookSecret, verify_checkreal, verify_standard};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio_util::sync::CancellationToken;
-
-/// What the receiver got: headers and exact body.
-type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
-
-/// A loopback receiver answering with a status set by the test (and `Retry-After: 42` on 429).
-async fn receiver(status: Arc<AtomicU16>) -> (String, Received) {
-    let received: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            post(
-                |State((status, received)): State<(Arc<AtomicU16>, Received)>,
-                 headers: HeaderMap,
-                 body: String| async move {
-                    received.lock().unwrap().push((headers, body));
-                    let code = status.load(Ordering::SeqCst);
-                    let mut reply_headers = HeaderMap::new();
-                    if code == 429 {
-                        reply_headers.insert("retry-after", "42".parse().unwrap());
-                    }
-                    (
-                        StatusCode::from_u16(code).unwrap(),
-                        reply_headers,
-                        "x".repeat(5000),
-                    )
-                },
-            ),
-        )
-        .with_state((status, received.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, received)
-}
+use std::sync::Arc;
 
 struct Running {
+    server: TestServer,
     state: AppState,
     clock: ManualClock,
     base: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
 }
 
-async fn start(label: &str, dir: &std::path::Path, url: String) -> Running {
+async fn start(dir: &std::path::Path, url: String) -> Running {
     let start: DateTime<Utc> = "2026-03-16T14:00:00Z".parse().unwrap();
     let clock = ManualClock::new(start);
-    let mut config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.join(label),
-        database_url: url,
-        policies_dir: repo().join("policies").display().to_string(),
-        ..Config::default()
-    };
+    let mut config = config(dir, &url);
     config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
     config.jobs.workers = 0;
     config.webhooks.workers = 0;
     config.webhooks.max_response_body_bytes = 100;
-    let state = build_state_with_detector(config, Arc::new(clock.clone()), Arc::new(LocalDetector))
-        .await
-        .unwrap();
-    let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-        .await
-        .unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move { server.run(token).await.unwrap() });
+    let server = TestServer::start_with(
+        config,
+        Arc::new(clock.clone()),
+        Some(Arc::new(LocalDetector)),
+    )
+    .await;
     Running {
-        state,
+        state: server.state.clone(),
         clock,
-        base,
-        shutdown,
-        task,
+        base: server.base.clone(),
+        server,
     }
 }
 
 async fn key(state: &AppState, tenant: &str) -> String {
-    let txn = state.pipeline.db().begin_write().await.unwrap();
-    let new = NewKey {
-        tenant: tenant.into(),
-        name: "test".into(),
-        plan: "growth".into(),
-        scopes: vec![Scope::Webhooks, Scope::Batch, Scope::Analyze],
-        allow_ips: vec![],
-        flow: None,
-    };
-    let (_, secret) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
-    txn.commit().await.unwrap();
-    secret.expose().to_owned()
+    let scopes = [Scope::Webhooks, Scope::Batch, Scope::Analyze];
+    mint_key(state, new_key(tenant, "growth", &scopes)).await.1
 }
 
 async fn enqueue(state: &AppState, url: &str, now: DateTime<Utc>) {
@@ -149,27 +86,19 @@ async fn deliveries(running: &Running, key: &str, status: &str) -> Vec<Value> {
 }
 
 async fn each_database(check: impl AsyncFn(&'static str, Running)) {
-    let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        let running = start(label, dir.path(), url).await;
+    harness::each_database(async |label, dir, url| {
+        let running = start(dir, url).await;
         check(label, running).await;
-    }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_replayed() {
     each_database(async |label, running| {
         let state = &running.state;
-        let status = Arc::new(AtomicU16::new(500));
-        let (base, received) = receiver(status.clone()).await;
+        let receiver = Receiver::start(500).await;
+        let base = &receiver.base;
         let key = key(state, "acme").await;
         let t0 = running.clock.now();
         enqueue(state, &format!("{base}/hook"), t0).await;
@@ -255,16 +184,16 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
             arbiter_webhooks::tenant_secrets(conn, cipher, "acme", running.clock.now())
                 .await
                 .unwrap();
-        let got = received.lock().unwrap().clone();
+        let got = receiver.received();
         assert_eq!(got.len(), 6, "{label}");
         for (headers, body) in &got {
             assert_eq!(headers["webhook-id"].to_str().unwrap(), id, "{label}");
             assert_eq!(body, &got[0].1, "{label}");
-            common::verify_delivery(&secret, headers, body);
+            verify_delivery(&secret, headers, body);
         }
 
         // Replay: the same id and bytes, now accepted.
-        status.store(200, Ordering::SeqCst);
+        receiver.answer(200);
         let replay = reqwest::Client::new()
             .post(format!(
                 "{}/v1/webhooks/deliveries/{id}/replay",
@@ -280,7 +209,7 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
             1,
             "{label}"
         );
-        let got = received.lock().unwrap().clone();
+        let got = receiver.received();
         assert_eq!(got.len(), 7, "{label}");
         assert_eq!(got[6].1, got[0].1, "{label}: replay sends the same bytes");
         assert_eq!(got[6].0["webhook-id"], got[0].0["webhook-id"], "{label}");
@@ -291,7 +220,7 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
         );
 
         // 429 with Retry-After: 42 s is honoured instead of the schedule's 5 s.
-        status.store(429, Ordering::SeqCst);
+        receiver.answer(429);
         enqueue(state, &format!("{base}/hook"), running.clock.now()).await;
         assert_eq!(
             state.delivery_worker().deliver_due().await.unwrap(),
@@ -306,8 +235,7 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
             .unwrap();
         assert_eq!((due - running.clock.now()).num_seconds(), 42, "{label}");
 
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.server.stop().await;
     })
     .await;
 }
@@ -316,8 +244,8 @@ async fn failures_follow_the_schedule_then_are_abandoned_audited_listed_and_repl
 async fn endpoints_have_their_own_secret_filter_events_and_are_disabled_by_410() {
     each_database(async |label, running| {
         let state = &running.state;
-        let status = Arc::new(AtomicU16::new(410));
-        let (base, received) = receiver(status.clone()).await;
+        let receiver = Receiver::start(410).await;
+        let base = &receiver.base;
         let key = key(state, "acme").await;
         let client = reqwest::Client::new();
         let created: Value = client
@@ -362,7 +290,7 @@ async fn endpoints_have_their_own_secret_filter_events_and_are_disabled_by_410()
         }
         txn.commit().await.unwrap();
         assert_eq!(state.delivery_worker().deliver_due().await.unwrap(), 1, "{label}");
-        let got = received.lock().unwrap().clone();
+        let got = receiver.received();
         let (headers, body) = &got[0];
         let ts = headers["webhook-timestamp"].to_str().unwrap();
         verify_standard(&secret, headers["webhook-id"].to_str().ok(), Some(ts), headers["webhook-signature"].to_str().ok(), body.as_bytes(), ts.parse().unwrap()).unwrap();
@@ -385,8 +313,7 @@ async fn endpoints_have_their_own_secret_filter_events_and_are_disabled_by_410()
             .await
             .unwrap();
         assert_eq!(delete.status(), 204, "{label}");
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.server.stop().await;
     })
     .await;
 }
@@ -429,8 +356,7 @@ async fn a_rotation_signs_with_both_secrets_during_the_overlap() {
             .unwrap()
             .unwrap();
         assert!(!row.secret.contains(new.expose()), "{label}");
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.server.stop().await;
     })
     .await;
 }
@@ -441,14 +367,15 @@ async fn a_rotation_signs_with_both_secrets_during_the_overlap() {
 async fn records_follow_endpoint_changes_and_other_writers_of_the_chain() {
     each_database(async |label, running| {
         let state = &running.state;
-        let (base, _received) = receiver(Arc::new(AtomicU16::new(200))).await;
+        let receiver = Receiver::start(200).await;
+        let base = &receiver.base;
         let key = key(state, "acme").await;
         let client = reqwest::Client::new();
         let analyze = async |image: &str| {
             let response = client
                 .post(format!("{}/v1/analyze", running.base))
                 .bearer_auth(&key)
-                .json(&json!({"image_base64": common::b64(&common::sample(image))}))
+                .json(&json!({"image_base64": b64(&sample(image))}))
                 .send()
                 .await
                 .unwrap();
@@ -508,8 +435,7 @@ async fn records_follow_endpoint_changes_and_other_writers_of_the_chain() {
         .await
         .unwrap();
         assert_eq!(recorded.len(), 6, "{label}");
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.server.stop().await;
     })
     .await;
 }
@@ -518,8 +444,8 @@ async fn records_follow_endpoint_changes_and_other_writers_of_the_chain() {
 async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
     each_database(async |label, running| {
         let state = &running.state;
-        let status = Arc::new(AtomicU16::new(200));
-        let (base, received) = receiver(status).await;
+        let receiver = Receiver::start(200).await;
+        let base = &receiver.base;
         let key = key(state, "acme").await;
         let now = running.clock.now();
         let conn = state.pipeline.db().conn();
@@ -550,7 +476,7 @@ async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
             deliveries(&running, &key, "pending").await.is_empty(),
             "{label}"
         );
-        assert!(received.lock().unwrap().is_empty(), "{label}");
+        assert!(receiver.received().is_empty(), "{label}");
         let entries = arbiter_audit::entries(conn, &Default::default())
             .await
             .unwrap();
@@ -568,8 +494,7 @@ async fn a_delivery_whose_secret_does_not_decrypt_is_abandoned_and_audited() {
             "{label}"
         );
 
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.server.stop().await;
     })
     .await;
 }
@@ -580,7 +505,8 @@ async fn a_tenant_registers_at_most_its_cap_of_endpoints() {
         let state = &running.state;
         let cap = state.config.webhooks.max_endpoints_per_tenant;
         assert_eq!(cap, 20, "the documented default");
-        let (base, _) = receiver(Arc::new(AtomicU16::new(200))).await;
+        let receiver = Receiver::start(200).await;
+        let base = &receiver.base;
         let client = reqwest::Client::new();
         let register = async |key: &str| {
             client
@@ -608,8 +534,99 @@ async fn a_tenant_registers_at_most_its_cap_of_endpoints() {
         // Another tenant's endpoints are its own.
         let globex = key(state, "globex").await;
         assert_eq!(register(&globex).await.status(), 201, "{label}");
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.server.stop().await;
+    })
+    .await;
+}
+
+/// During a rotation's overlap a delivery carries a signature by each secret, and each
+/// verifies with its own secret only; after the overlap, only the new secret signs.
+#[tokio::test]
+async fn a_delivery_during_a_rotation_carries_both_signatures_and_each_verifies() {
+    each_database(async |label, running| {
+        let state = &running.state;
+        let receiver = Receiver::start(200).await;
+        let conn = state.pipeline.db().conn();
+        let cipher = state.webhooks.cipher().await.unwrap();
+        let now = running.clock.now();
+        let (old, _) = arbiter_webhooks::tenant_secrets(conn, cipher, "acme", now)
+            .await
+            .unwrap();
+        let (new, _) = arbiter_webhooks::rotate_tenant_secret(
+            conn,
+            cipher,
+            "acme",
+            now,
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        assert_ne!(new, old, "{label}");
+        enqueue(state, &receiver.url("hook"), running.clock.now()).await;
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            1,
+            "{label}"
+        );
+        let got = receiver.received();
+        assert_eq!(got.len(), 1, "{label}");
+        let (headers, body) = &got[0];
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        let id = header("webhook-id");
+        let ts = header("webhook-timestamp").unwrap();
+        let at: i64 = ts.parse().unwrap();
+        let signatures: Vec<String> = header("webhook-signature")
+            .unwrap()
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(signatures.len(), 2, "{label}: {signatures:?}");
+        let verifies = |secret: &WebhookSecret, signature: &str| {
+            verify_standard(
+                secret,
+                id.as_deref(),
+                Some(&ts),
+                Some(signature),
+                body.as_bytes(),
+                at,
+            )
+            .is_ok()
+        };
+        // The first signature is the new secret's, the second the old one's; neither verifies
+        // with the other secret.
+        assert!(verifies(&new, &signatures[0]), "{label}");
+        assert!(verifies(&old, &signatures[1]), "{label}");
+        assert!(!verifies(&old, &signatures[0]), "{label}");
+        assert!(!verifies(&new, &signatures[1]), "{label}");
+        // The whole header verifies for a receiver that still knows only the old secret.
+        let whole = header("webhook-signature").unwrap();
+        assert!(verifies(&old, &whole) && verifies(&new, &whole), "{label}");
+        // X-CheckReal-Signature is the new secret's; -Previous the old one's.
+        let checkreal = header("x-checkreal-signature");
+        let previous = header("x-checkreal-signature-previous");
+        verify_checkreal(&new, body.as_bytes(), checkreal.as_deref()).unwrap();
+        verify_checkreal(&old, body.as_bytes(), previous.as_deref()).unwrap();
+        assert!(verify_checkreal(&old, body.as_bytes(), checkreal.as_deref()).is_err());
+        assert!(verify_checkreal(&new, body.as_bytes(), previous.as_deref()).is_err());
+
+        // After the overlap: one signature, by the new secret.
+        running.clock.advance(chrono::Duration::seconds(3601));
+        enqueue(state, &receiver.url("hook"), running.clock.now()).await;
+        assert_eq!(
+            state.delivery_worker().deliver_due().await.unwrap(),
+            1,
+            "{label}"
+        );
+        let got = receiver.received();
+        let (headers, body) = &got[1];
+        let signature = headers["webhook-signature"].to_str().unwrap();
+        assert_eq!(signature.split(' ').count(), 1, "{label}: {signature}");
+        assert!(
+            headers.get("x-checkreal-signature-previous").is_none(),
+            "{label}"
+        );
+        verify_delivery(&new, headers, body);
+        running.server.stop().await;
     })
     .await;
 }

@@ -7,31 +7,25 @@
 //! The detector is the local one, except that a test may fix the verdict for chosen images
 //! (the local detector calls an ordinary camera photo INCONCLUSIVE; approving a KYC session
 //! needs a confident AUTHENTIC verdict).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::harness::{
+    Receiver, TestServer, b64, config, each_database, fixture, new_key, sample, verify_delivery,
+};
 use arbiter_core::{
     Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind, Verdict, VerdictLabel,
 };
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_detect::LocalDetector;
+use arbiter_server::Config;
 use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state_with_detector};
+use arbiter_server::keys::{NewKey, Scope};
 use arbiter_webhooks::WebhookSecret;
 use async_trait::async_trait;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use chrono::Utc;
-use common::{b64, repo, sample};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The local detector, with verdicts fixed for chosen images (by SHA-256).
 struct Scripted(HashMap<String, Verdict>);
@@ -64,33 +58,8 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(repo().join("tests/fixtures").join(path)).unwrap()
-}
-
-/// What the receiver got: headers and exact body, in arrival order.
-type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
-
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hooks",
-            post(
-                |State(received): State<Received>, headers: HeaderMap, body: String| async move {
-                    received.lock().unwrap().push((headers, body));
-                    StatusCode::NO_CONTENT
-                },
-            ),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("{base}/hooks"), received)
-}
-
 struct Running {
+    server: TestServer,
     api: String,
     key: String,
     /// The id of `key`.
@@ -98,8 +67,6 @@ struct Running {
     /// Another key of the same tenant, with the same scopes.
     other_key: String,
     client: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -109,51 +76,36 @@ impl Running {
         verdicts: HashMap<String, Verdict>,
         configure: impl FnOnce(&mut Config),
     ) -> Self {
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.to_path_buf(),
-            database_url: url.to_owned(),
-            policies_dir: repo().join("policies").display().to_string(),
-            ..Config::default()
-        };
+        let detector: Arc<dyn Detector> = Arc::new(Scripted(verdicts));
+        Self::start_with_detector(dir, url, Some(detector), configure).await
+    }
+
+    /// A server with `detector` for every image, or without one the detectors its
+    /// configuration builds (the real local detector by default).
+    async fn start_with_detector(
+        dir: &std::path::Path,
+        url: &str,
+        detector: Option<Arc<dyn Detector>>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = config(dir, url);
         config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         config.webhooks.retry_schedule_secs = vec![1];
         configure(&mut config);
-        let state =
-            build_state_with_detector(config, Arc::new(SystemClock), Arc::new(Scripted(verdicts)))
-                .await
-                .unwrap();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let api = format!("http://{}", server.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let token = shutdown.clone();
-            async move { server.run(token).await.unwrap() }
-        });
-        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let server = TestServer::start_with(config, Arc::new(SystemClock), detector).await;
         let new = NewKey {
-            tenant: "acme".into(),
             name: "flows".into(),
-            plan: "enterprise".into(),
-            scopes: Scope::ALL.to_vec(),
-            allow_ips: vec![],
-            flow: None,
+            ..new_key("acme", "enterprise", &Scope::ALL)
         };
-        let (record, secret) = keys::create(&txn, new.clone(), "test", Utc::now())
-            .await
-            .unwrap();
-        let (_, other) = keys::create(&txn, new, "test", Utc::now()).await.unwrap();
-        txn.commit().await.unwrap();
+        let (key_id, key) = server.mint_key(new.clone()).await;
+        let (_, other_key) = server.mint_key(new).await;
         Self {
-            api,
-            key: secret.expose().to_owned(),
-            key_id: record.id.to_string(),
-            other_key: other.expose().to_owned(),
+            api: server.base.clone(),
+            key,
+            key_id,
+            other_key,
             client: reqwest::Client::new(),
-            shutdown,
-            task,
+            server,
         }
     }
 
@@ -190,32 +142,29 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
+        self.server.stop().await;
     }
 }
 
 /// Waits until the receiver holds `count` deliveries of `event`; verifies each one's signatures
 /// and returns their bodies.
 async fn delivered(
-    received: &Received,
+    receiver: &Receiver,
     secret: &WebhookSecret,
     event: &str,
     count: usize,
 ) -> Vec<Value> {
     for _ in 0..200 {
-        let bodies: Vec<(HeaderMap, String)> = received
-            .lock()
-            .unwrap()
-            .iter()
+        let bodies: Vec<(HeaderMap, String)> = receiver
+            .received()
+            .into_iter()
             .filter(|(_, body)| serde_json::from_str::<Value>(body).unwrap()["event"] == event)
-            .cloned()
             .collect();
         if bodies.len() >= count {
             return bodies
                 .into_iter()
                 .map(|(headers, body)| {
-                    common::verify_delivery(secret, &headers, &body);
+                    verify_delivery(secret, &headers, &body);
                     serde_json::from_str(&body).unwrap()
                 })
                 .collect();
@@ -223,22 +172,6 @@ async fn delivered(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("fewer than {count} {event} deliveries arrived");
-}
-
-async fn each_database(check: impl AsyncFn(&'static str, &std::path::Path, String)) {
-    let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        let data = dir.path().join(label);
-        check(label, &data, url).await;
-    }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
 }
 
 /// The events of a request's audit entries, in order.
@@ -259,7 +192,8 @@ async fn trail(running: &Running, request_id: &str) -> Vec<String> {
 async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
     each_database(async |label, dir, url| {
         let running = Running::start(dir, &url, HashMap::new(), |_| {}).await;
-        let (hooks, received) = receiver().await;
+        let receiver = Receiver::start(200).await;
+        let hooks = receiver.url("hooks");
         let secret = running
             .subscribe(
                 &hooks,
@@ -327,9 +261,9 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{label}");
 
         // The claims system hears of both, signed, with the claim's decision.
-        let warnings = delivered(&received, &secret, "claim.review_warning", 1).await;
+        let warnings = delivered(&receiver, &secret, "claim.review_warning", 1).await;
         assert_eq!(warnings[0]["reference_id"], "CLM-1001-photo-1", "{label}");
-        let siu = delivered(&received, &secret, "claim.siu_escalation", 1).await;
+        let siu = delivered(&receiver, &secret, "claim.siu_escalation", 1).await;
         assert_eq!(siu[0]["request_id"], second["request_id"], "{label}");
         assert_eq!(siu[0]["claim"]["decision"]["action"], "siu_escalation", "{label}");
         assert_eq!(siu[0]["image_sha256"], sha256(&sample("sd-generated-duck.png")), "{label}");
@@ -394,7 +328,7 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{label}");
 
-        let announced = delivered(&received, &secret, "review.resolved", 1).await;
+        let announced = delivered(&receiver, &secret, "review.resolved", 1).await;
         assert_eq!(announced[0]["item"]["label"], "confirmed_fake", "{label}");
         let (_, entries) = running.get("/v1/audit/entries?event=review.resolved").await;
         let entry = &entries["entries"][0];
@@ -428,7 +362,8 @@ async fn a_kyc_session_is_decided_only_with_its_liveness_result() {
             (sha256(&selfie), verdict(VerdictLabel::Authentic, 0.95)),
         ]);
         let running = Running::start(dir, &url, verdicts, |_| {}).await;
-        let (hooks, received) = receiver().await;
+        let receiver = Receiver::start(200).await;
+        let hooks = receiver.url("hooks");
         let secret = running.subscribe(&hooks, &["kyc.decision"]).await;
         let images = "/v1/flows/kyc/sessions/kyc-1/images";
 
@@ -500,7 +435,7 @@ async fn a_kyc_session_is_decided_only_with_its_liveness_result() {
             "{label}: never without liveness"
         );
         assert!(
-            received.lock().unwrap().is_empty(),
+            receiver.received().is_empty(),
             "{label}: nothing announced while pending"
         );
 
@@ -537,7 +472,7 @@ async fn a_kyc_session_is_decided_only_with_its_liveness_result() {
             session["decision"]["reason"], "LIVENESS_NOT_PASSED",
             "{label}"
         );
-        let first = delivered(&received, &secret, "kyc.decision", 1).await;
+        let first = delivered(&receiver, &secret, "kyc.decision", 1).await;
         assert_eq!(
             first[0]["decision"]["action"], "step_up_verification",
             "{label}"
@@ -554,7 +489,7 @@ async fn a_kyc_session_is_decided_only_with_its_liveness_result() {
             session["decision"]["action"], "approve",
             "{label}: {session}"
         );
-        let decisions = delivered(&received, &secret, "kyc.decision", 2).await;
+        let decisions = delivered(&receiver, &secret, "kyc.decision", 2).await;
         assert_eq!(decisions[1]["session_id"], "kyc-1", "{label}");
         assert_eq!(decisions[1]["decision"]["action"], "approve", "{label}");
         assert_eq!(
@@ -619,7 +554,8 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
             config.flows.ugc.max_wait_secs = 1;
         })
         .await;
-        let (hooks, received) = receiver().await;
+        let receiver = Receiver::start(200).await;
+        let hooks = receiver.url("hooks");
         let secret = running
             .subscribe(&hooks, &["content.decision", "analysis.failed"])
             .await;
@@ -649,7 +585,7 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
         assert_eq!(accepted[2]["status"], "QUEUED", "{label}");
         let batch_id = accepted[2]["batch_id"].as_str().unwrap();
 
-        let decisions = delivered(&received, &secret, "content.decision", 3).await;
+        let decisions = delivered(&receiver, &secret, "content.decision", 3).await;
         let action_of = |upload: &str| {
             decisions
                 .iter()
@@ -673,7 +609,7 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
             status == StatusCode::ACCEPTED || status == StatusCode::OK,
             "{label}: {status} {waiting}"
         );
-        let decisions = delivered(&received, &secret, "content.decision", 4).await;
+        let decisions = delivered(&receiver, &secret, "content.decision", 4).await;
         assert!(decisions.iter().any(|d| d["reference_id"] == "up-4"), "{label}");
         let (status, done) = running.get(&status_url).await;
         assert_eq!(status, StatusCode::OK, "{label}: {done}");
@@ -683,7 +619,7 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
         let (_, broken) = running
             .post("/v1/flows/ugc/uploads", upload("up-5", b"not an image at all"))
             .await;
-        let failures = delivered(&received, &secret, "analysis.failed", 1).await;
+        let failures = delivered(&receiver, &secret, "analysis.failed", 1).await;
         assert_eq!(failures[0]["reference_id"], "up-5", "{label}");
         assert_eq!(failures[0]["error"]["code"], "UNSUPPORTED_FORMAT", "{label}");
         let (status, _) = running
@@ -743,4 +679,116 @@ async fn a_flow_switched_off_serves_no_routes() {
     let (status, answer) = running.post("/v1/analyze?flow=ugc", image).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     running.stop().await;
+}
+
+/// Signs each file with a C2PA manifest of a camera capture, all by one ephemeral signer;
+/// returns the signed files and the PEM of the CA that issued the signing certificate.
+fn sign_captures(files: &[Vec<u8>]) -> (Vec<Vec<u8>>, String) {
+    use base64::Engine as _;
+    use c2pa::Signer as _;
+    let signer = c2pa::EphemeralSigner::new("arbiter-test.local").unwrap();
+    let definition = json!({
+        "claim_generator_info": [{"name": "arbiter flow tests", "version": "1"}],
+        "title": "capture.jpg",
+        "assertions": [{
+            "label": "c2pa.actions",
+            "data": {"actions": [{
+                "action": "c2pa.created",
+                "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+            }]}
+        }]
+    });
+    let signed = files
+        .iter()
+        .map(|file| {
+            let context = c2pa::Context::new()
+                .with_settings(r#"{"verify": {"remote_manifest_fetch": false}}"#)
+                .unwrap();
+            let mut builder = c2pa::Builder::from_context(context)
+                .with_definition(definition.to_string().as_str())
+                .unwrap();
+            let mut source = std::io::Cursor::new(file.clone());
+            let mut dest = std::io::Cursor::new(Vec::new());
+            builder
+                .sign(&signer, "image/jpeg", &mut source, &mut dest)
+                .unwrap();
+            dest.into_inner()
+        })
+        .collect();
+    let certs = signer.certs().unwrap();
+    let ca = base64::engine::general_purpose::STANDARD.encode(certs.last().unwrap());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in ca.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    (signed, pem)
+}
+
+/// The end-to-end approval through the real local detector, not a scripted verdict: the ID
+/// document and the selfie are camera photos with a C2PA capture manifest from a signer the
+/// configuration trusts (`detector.local.trust_anchors`), which the local detector reads as
+/// AUTHENTIC at LOW risk; with a passed liveness check the policy approves the session.
+#[tokio::test]
+async fn a_kyc_session_is_approved_through_the_local_detector_on_trusted_captures() {
+    each_database(async |label, dir, url| {
+        let (signed, ca_pem) = sign_captures(&[
+            fixture("camera/DSCN0010.jpg"),
+            fixture("camera/nikon-e950.jpg"),
+        ]);
+        let anchors = dir.with_extension("anchors.pem");
+        std::fs::write(&anchors, ca_pem).unwrap();
+        let running = Running::start_with_detector(dir, &url, None, |config| {
+            config.detector.local.trust_anchors = Some(anchors.clone());
+        })
+        .await;
+        let images = "/v1/flows/kyc/sessions/kyc-real/images";
+        for (bytes, role) in signed.iter().zip(["id_document", "selfie"]) {
+            let (status, answer) = running
+                .post(images, json!({"image_base64": b64(bytes), "role": role}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{label} {role}: {answer}");
+            assert_eq!(
+                answer["verdict"]["label"], "AUTHENTIC",
+                "{label} {role}: {answer}"
+            );
+            assert_eq!(answer["verdict"]["risk_level"], "LOW", "{label} {role}");
+        }
+        let (status, session) = running
+            .post(
+                "/v1/flows/kyc/sessions/kyc-real/liveness",
+                json!({"passed": true, "score": 0.97, "provider": "acme"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {session}");
+        assert_eq!(session["status"], "decided", "{label}");
+        assert_eq!(
+            session["decision"]["action"], "approve",
+            "{label}: {session}"
+        );
+        // The same photos without the manifest are not approved by the same detector.
+        let images = "/v1/flows/kyc/sessions/kyc-unsigned/images";
+        for (bytes, role) in [
+            (fixture("camera/DSCN0010.jpg"), "id_document"),
+            (fixture("camera/nikon-e950.jpg"), "selfie"),
+        ] {
+            let (status, answer) = running
+                .post(images, json!({"image_base64": b64(&bytes), "role": role}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{label} {role}: {answer}");
+        }
+        let (_, session) = running
+            .post(
+                "/v1/flows/kyc/sessions/kyc-unsigned/liveness",
+                json!({"passed": true, "score": 0.97, "provider": "acme"}),
+            )
+            .await;
+        assert_ne!(
+            session["decision"]["action"], "approve",
+            "{label}: {session}"
+        );
+        running.stop().await;
+    })
+    .await;
 }

@@ -1,19 +1,16 @@
 //! The HTTP API against a real server on 127.0.0.1:0 and a real database (SQLite, and PostgreSQL
 //! when `ARBITER_TEST_POSTGRES_URL` is set), with a loopback image host standing in for the
 //! customer's storage.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{b64, repo, sample};
+use crate::harness::redactions::{MILLISECONDS, PROCESSED_AT, REQUEST_ID};
+use crate::harness::{TestServer, b64, config, each_database, new_key, repo, sample};
 
 use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
 use arbiter_db::sea_orm::TransactionTrait;
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_detect::LocalDetector;
+use arbiter_server::Config;
 use arbiter_server::clock::{Clock, ManualClock, SystemClock};
 use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{AppState, Config, Server, build_state_with_detector};
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -48,15 +45,23 @@ impl Detector for CountingDetector {
     }
 }
 
-struct TestServer {
-    base: String,
-    state: AppState,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+/// The calls these tests make, over the harness's server.
+trait ApiCalls {
+    async fn key(
+        &self,
+        tenant: &str,
+        scopes: &[Scope],
+        allow_ips: &[&str],
+        plan: &str,
+    ) -> (String, String);
+    async fn analyze(
+        &self,
+        key: &str,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value);
 }
 
-impl TestServer {
+impl ApiCalls for TestServer {
     async fn key(
         &self,
         tenant: &str,
@@ -64,20 +69,11 @@ impl TestServer {
         allow_ips: &[&str],
         plan: &str,
     ) -> (String, String) {
-        let txn = self.state.pipeline.db().begin_write().await.unwrap();
         let new = NewKey {
-            tenant: tenant.into(),
-            name: "test".into(),
-            plan: plan.into(),
-            scopes: scopes.to_vec(),
             allow_ips: allow_ips.iter().map(|ip| ip.parse().unwrap()).collect(),
-            flow: None,
+            ..new_key(tenant, plan, scopes)
         };
-        let (record, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        (record.id.to_string(), secret.expose().to_owned())
+        self.mint_key(new).await
     }
 
     async fn analyze(
@@ -86,47 +82,6 @@ impl TestServer {
         body: Value,
     ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         self.post(key, "/v1/analyze", body).await
-    }
-
-    async fn post(
-        &self,
-        key: &str,
-        path: &str,
-        body: Value,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        (
-            status,
-            headers,
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
     }
 }
 
@@ -139,45 +94,15 @@ async fn each_server<F>(
 ) where
     F: AsyncFn(&'static str, &TestServer),
 {
-    let dir = tempfile::tempdir().unwrap();
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
-        let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.path().join(label),
-            database_url: url,
-            policies_dir: repo().join("policies").display().to_string(),
-            ..Config::default()
-        };
+    each_database(async |label, dir, url| {
+        let mut config = config(dir, &url);
         config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         configure(&mut config);
-        let state = build_state_with_detector(config, clock.clone(), detector.clone())
-            .await
-            .unwrap();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let task = tokio::spawn(async move { server.run(token).await.unwrap() });
-        let test = TestServer {
-            base,
-            state,
-            client: reqwest::Client::new(),
-            shutdown,
-            task,
-        };
+        let test = TestServer::start_with(config, clock.clone(), Some(detector.clone())).await;
         check(label, &test).await;
         test.stop().await;
-    }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    })
+    .await;
 }
 
 fn local() -> Arc<dyn Detector> {
@@ -243,9 +168,9 @@ async fn analyze_answers_the_guides_response_field_for_field() {
         assert_eq!(headers["x-ratelimit-remaining"], "59");
         assert!(headers.contains_key("x-ratelimit-reset"));
         insta::assert_json_snapshot!("analyze_base64", body, {
-            ".request_id" => "[request_id]",
-            ".processed_at" => "[processed_at]",
-            ".processing_time_ms" => "[ms]",
+            ".request_id" => REQUEST_ID,
+            ".processed_at" => PROCESSED_AT,
+            ".processing_time_ms" => MILLISECONDS,
         });
     })
     .await;

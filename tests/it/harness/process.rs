@@ -1,25 +1,9 @@
-//! Helpers shared by the end-to-end tests.
-#![allow(dead_code, clippy::unwrap_used)]
+//! The real `arbiter` binary: one-off commands, and `arbiter serve` as a process.
 
-use base64::Engine;
+use super::repo;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A file of `samples/`.
-pub fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(repo().join("samples").join(name)).unwrap()
-}
-
-/// Standard base64.
-pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 /// The database a run of the binary uses.
 pub enum DbArg {
@@ -50,16 +34,9 @@ pub fn arbiter(db: &DbArg, args: &[&str]) -> Output {
 }
 
 /// Starts a `serve --listen 127.0.0.1:0` command and returns the child and its base URL, read
-/// from its "arbiter listening on" line; its stderr keeps being drained so the server never
-/// blocks on a full pipe.
-pub fn spawn_server(command: Command) -> (Child, String) {
-    let (child, base, _) = spawn_server_logged(command);
-    (child, base)
-}
-
-/// [`spawn_server`], with the lines the server writes to stderr after the "arbiter listening on"
-/// line (a plain line, or the `message` of a JSON line when `log.format` is `json`) sent to
-/// the receiver as they come.
+/// from its "arbiter listening on" line (a plain line, or the `message` of a JSON line when
+/// `log.format` is `json`). The lines the server writes to stderr after it are sent to the
+/// receiver as they come, and drained all the same, so the server never blocks on a full pipe.
 pub fn spawn_server_logged(
     mut command: Command,
 ) -> (Child, String, std::sync::mpsc::Receiver<String>) {
@@ -92,24 +69,46 @@ pub fn spawn_server_logged(
     (child, base, receive)
 }
 
-/// Verifies both signatures of a webhook delivery (Standard Webhooks and
-/// `X-CheckReal-Signature`) with `secret`, at the delivery's own timestamp.
-pub fn verify_delivery(
-    secret: &arbiter_webhooks::WebhookSecret,
-    headers: &axum::http::HeaderMap,
-    body: &str,
-) {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let ts: i64 = header("webhook-timestamp").unwrap().parse().unwrap();
-    arbiter_webhooks::verify_standard(
-        secret,
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-        body.as_bytes(),
-        ts,
-    )
-    .unwrap();
-    arbiter_webhooks::verify_checkreal(secret, body.as_bytes(), header("x-checkreal-signature"))
-        .unwrap();
+/// A running `arbiter serve --listen 127.0.0.1:0` process of the real binary; killed when
+/// dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServeProcess {
+    /// Runs `command` (the `arbiter` binary with its environment) with
+    /// `serve --listen 127.0.0.1:0`, and waits until it listens.
+    pub fn start(mut command: Command) -> Self {
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        let (child, base, log) = spawn_server_logged(command);
+        Self { child, base, log }
+    }
+
+    /// SIGTERM, then waits: the server drains and must exit 0. Returns what it logged after
+    /// it started listening.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        let log: Vec<String> = self.log.iter().collect();
+        let log = log.join("\n");
+        assert!(exit.success(), "{exit}:\n{log}");
+        log
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    pub fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -6,13 +6,9 @@
 //!
 //! Without python3 (or its `cryptography` package) the Python half is skipped with a loud
 //! message, unless `ARBITER_REQUIRE_PYTHON=1` (set by CI), which makes that a failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{DbArg, arbiter_command, repo};
 
-use common::{DbArg, arbiter_command, repo};
-
-use arbiter_db::testing::PostgresTestDb;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -38,22 +34,7 @@ fn ok(label: &str, output: Output) -> String {
 
 /// Whether the Python verifier can run here; panics when CI requires it and it cannot.
 fn python_available() -> bool {
-    let works = Command::new("python3")
-        .args(["-c", "import cryptography"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !works {
-        let required = std::env::var("ARBITER_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "ARBITER_REQUIRE_PYTHON=1 but python3 with the `cryptography` package is not available"
-        );
-        eprintln!(
-            "\n!!!!!!!! SKIPPING the Python audit verifier: python3 with `cryptography` is not \
-             installed (python3 -m pip install cryptography) !!!!!!!!\n"
-        );
-    }
-    works
+    crate::harness::python_available("cryptography", "the Python audit verifier")
 }
 
 fn python_verify(dir: &Path, vkey: &Path) -> Output {
@@ -117,7 +98,7 @@ async fn each_database(check: impl Fn(&str, DbArg, &Path)) {
         DbArg::DataDir(dir.path().join(".arbiter")),
         dir.path(),
     );
-    if let Some(pg) = PostgresTestDb::create().await.unwrap() {
+    if let Some(pg) = crate::harness::postgres().await {
         let dir = tempfile::tempdir().unwrap();
         check("postgres", DbArg::Url(pg.url.clone()), dir.path());
         pg.drop_db().await.unwrap();

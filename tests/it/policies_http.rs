@@ -1,21 +1,14 @@
 //! Live policies over HTTP: what is live, simulation without side effects, and reloads that
 //! validate and test a changed file before swapping it in (a bad file leaves the previous
 //! version live), each activation an audit entry. SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::harness::{Databases, TestServer, config, each_database, new_key, repo, wait_for};
 
-use common::repo;
-
-use arbiter_db::testing::PostgresTestDb;
-use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
+use arbiter_server::Config;
+use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 async fn activations(state: &arbiter_server::AppState) -> Vec<Value> {
     let filter = arbiter_audit::EntryFilter {
@@ -34,12 +27,8 @@ async fn activations(state: &arbiter_server::AppState) -> Vec<Value> {
 
 #[tokio::test]
 async fn policies_are_listed_simulated_and_reloaded_safely() {
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    for (label, url) in urls {
+    let databases = Databases::new().await;
+    for (label, url) in databases.urls.clone() {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
@@ -47,48 +36,29 @@ async fn policies_are_listed_simulated_and_reloaded_safely() {
             std::fs::copy(repo().join("policies").join(name), policies.join(name)).unwrap();
         }
         let config = Config {
-            data_dir: dir.path().join("data"),
-            database_url: url,
             policies_dir: policies.display().to_string(),
             // Reloads are driven by the test.
             policy_reload_secs: 0,
-            ..Config::default()
+            ..config(&dir.path().join("data"), &url)
         };
-        let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-        let txn = state.pipeline.db().begin_write().await.unwrap();
+        let server = TestServer::start(config).await;
         let new = NewKey {
-            tenant: "acme".into(),
             name: "admin".into(),
-            plan: "growth".into(),
-            scopes: vec![Scope::PoliciesRead],
-            allow_ips: vec![],
-            flow: None,
+            ..new_key("acme", "growth", &[Scope::PoliciesRead])
         };
-        let (_, key) = keys::create(&txn, new, "test", chrono::Utc::now())
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        let key = key.expose().to_owned();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move { server.run(stop).await.unwrap() }
-        });
+        let (_, key) = server.mint_key(new).await;
+        let (base, state) = (&server.base, &server.state);
         let client = reqwest::Client::new();
         let get = |path: String| client.get(format!("{base}{path}")).bearer_auth(&key).send();
 
         // Start-up activations are recorded once.
         for _ in 0..100 {
-            if activations(&state).await.len() == 3 {
+            if activations(state).await.len() == 3 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(activations(&state).await.len(), 3, "{label}");
+        assert_eq!(activations(state).await.len(), 3, "{label}");
 
         let list: Value = get("/v1/policies".into())
             .await
@@ -238,14 +208,115 @@ async fn policies_are_listed_simulated_and_reloaded_safely() {
         )
         .await
         .unwrap();
-        let recorded = activations(&state).await;
+        let recorded = activations(state).await;
         assert_eq!(recorded.len(), 4, "{label}");
         assert_eq!(recorded[3]["previous_version"], version);
 
-        stop.cancel();
-        task.await.unwrap();
+        server.stop().await;
     }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    databases.finish().await;
+}
+
+/// The live insurance policy as `GET /v1/policies` lists it, and the status of its file.
+async fn live_insurance(server: &TestServer, key: &str) -> (Value, Value) {
+    let (status, list) = server.get(key, "/v1/policies").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let live = list["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["flow"] == "insurance")
+        .unwrap()
+        .clone();
+    let file = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("insurance-fnol.yaml"))
+        .unwrap()
+        .clone();
+    (live, file)
+}
+
+#[tokio::test]
+async fn a_reload_whose_embedded_tests_fail_is_refused_by_the_watcher() {
+    each_database(async |label, dir, url| {
+        let policies = dir.join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        for name in ["insurance-fnol.yaml", "ugc-moderation.yaml", "kyc.yaml"] {
+            std::fs::copy(repo().join("policies").join(name), policies.join(name)).unwrap();
+        }
+        let config = Config {
+            policies_dir: policies.display().to_string(),
+            // The server's own watcher re-reads the directory every second.
+            policy_reload_secs: 1,
+            ..config(&dir.join("data"), &url)
+        };
+        let server = TestServer::start(config).await;
+        let (_, key) = server
+            .mint_key(new_key("acme", "growth", &[Scope::PoliciesRead]))
+            .await;
+        let state = &server.state;
+        wait_for("the start-up activations", Duration::from_secs(10), async || {
+            (activations(state).await.len() == 3).then_some(())
+        })
+        .await;
+        let (before, _) = live_insurance(&server, &key).await;
+        let version = before["version"].as_u64().unwrap();
+
+        // A new version that is valid but sends inconclusive photos to SIU: the embedded test
+        // "Inconclusive photo warns the adjuster" fails.
+        let file = policies.join("insurance-fnol.yaml");
+        let original = std::fs::read_to_string(&file).unwrap();
+        let bumped = original.replacen(
+            &format!("version: {version}"),
+            &format!("version: {}", version + 1),
+            1,
+        );
+        let failing = bumped.replace(
+            "then: { action: adjuster_review, reason: INCONCLUSIVE_IMAGE }",
+            "then: { action: siu_escalation, reason: INCONCLUSIVE_IMAGE }",
+        );
+        assert_ne!(failing, bumped, "the policy has the inconclusive rule");
+        std::fs::write(&file, &failing).unwrap();
+        let error = wait_for("the watcher's verdict", Duration::from_secs(30), async || {
+            let (_, file) = live_insurance(&server, &key).await;
+            file["error"].as_str().map(str::to_owned)
+        })
+        .await;
+        assert!(error.contains("embedded tests fail"), "{label}: {error}");
+        assert!(
+            error.contains("Inconclusive photo warns the adjuster"),
+            "{label}: {error}"
+        );
+        let (live, _) = live_insurance(&server, &key).await;
+        assert_eq!(live["version"], version, "{label}: the previous version stays");
+        assert_eq!(live["sha256"], before["sha256"], "{label}");
+        assert_eq!(activations(state).await.len(), 3, "{label}: nothing activated");
+        // The live policy still decides as before.
+        let id = live["id"].as_str().unwrap();
+        let facts = json!({"facts": {"verdict": {"label": "INCONCLUSIVE", "confidence": 0.0, "risk_level": "LOW"}, "photo": {"role": "damage"}}});
+        let (status, _, simulated) = server
+            .post(&key, &format!("/v1/policies/{id}/simulate"), facts)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {simulated}");
+        assert_eq!(
+            simulated["decision"]["action"], "adjuster_review",
+            "{label}: {simulated}"
+        );
+
+        // The same new version with its tests passing goes live through the same watcher.
+        std::fs::write(&file, &bumped).unwrap();
+        wait_for("the passing version", Duration::from_secs(30), async || {
+            let (live, _) = live_insurance(&server, &key).await;
+            (live["version"] == version + 1).then_some(())
+        })
+        .await;
+        wait_for("its activation", Duration::from_secs(10), async || {
+            (activations(state).await.len() == 4).then_some(())
+        })
+        .await;
+        server.stop().await;
+    })
+    .await;
 }

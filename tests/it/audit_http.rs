@@ -3,104 +3,43 @@
 //! both orders; one entry; a request's trail; checkpoints signed by the timer and at shutdown,
 //! announced as `audit.checkpoint` webhooks; the verifier key; the export as a tar archive that
 //! verifies. A tenant never sees another tenant's entries, and an `audit:read` key cannot analyze.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::repo;
+use crate::harness::{self, Databases, TestServer, b64, new_key, sample};
 
 use arbiter_audit::AuditMode;
 use arbiter_audit::{Checkpoint, VerifierKey, verify_bundle, verify_database};
-use arbiter_db::testing::PostgresTestDb;
 use arbiter_server::clock::SystemClock;
-use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{AppState, Config, Server, build_state};
-use base64::Engine;
+use arbiter_server::keys::Scope;
+use arbiter_server::{Config, build_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 fn image(name: &str) -> String {
-    let bytes = std::fs::read(repo().join("samples").join(name)).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    b64(&sample(name))
 }
 
-struct TestServer {
-    base: String,
-    state: AppState,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+/// The calls these tests make, over the harness's server.
+trait AuditCalls {
+    async fn key(&self, tenant: &str, scopes: &[Scope]) -> String;
+    async fn analyze(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value);
+    async fn raw(&self, key: &str, path: &str) -> reqwest::Response;
+    async fn all_entries(&self, key: &str, query: &str) -> Vec<Value>;
 }
 
-impl TestServer {
-    async fn start(config: Config) -> Self {
-        let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-            .await
-            .unwrap();
-        let base = format!("http://{}", server.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let task = tokio::spawn(async move { server.run(token).await.unwrap() });
-        Self {
-            base,
-            state,
-            client: reqwest::Client::new(),
-            shutdown,
-            task,
-        }
-    }
-
+impl AuditCalls for TestServer {
     async fn key(&self, tenant: &str, scopes: &[Scope]) -> String {
-        let txn = self.state.pipeline.db().begin_write().await.unwrap();
-        let new = NewKey {
-            tenant: tenant.into(),
-            name: "test".into(),
-            plan: "enterprise".into(),
-            scopes: scopes.to_vec(),
-            allow_ips: Vec::new(),
-            flow: None,
-        };
-        let (_, secret) = keys::create(&txn, new, "test", chrono::Utc::now())
-            .await
-            .unwrap();
-        txn.commit().await.unwrap();
-        secret.expose().to_owned()
+        self.mint_key(new_key(tenant, "enterprise", scopes)).await.1
     }
 
     async fn analyze(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
-        let response = self.raw(key, path).await;
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
+        let (status, _, body) = self.post(key, path, body).await;
+        (status, body)
     }
 
     async fn raw(&self, key: &str, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
+        self.get_raw(key, path).await
     }
 
     /// Every entry the key can list, following the cursors.
@@ -123,34 +62,14 @@ impl TestServer {
             }
         }
     }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
-    }
 }
 
 /// A configuration on a fresh database for `label`, development mode (the key is made in the
 /// data directory).
 fn config(dir: &std::path::Path, label: &str, url: &str) -> Config {
-    let mut config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.join(label),
-        database_url: url.to_owned(),
-        policies_dir: repo().join("policies").display().to_string(),
-        ..Config::default()
-    };
+    let mut config = harness::config(&dir.join(label), url);
     config.audit.log_name = "audit.test/arbiter".into();
     config
-}
-
-async fn databases() -> (Vec<(&'static str, String)>, Option<PostgresTestDb>) {
-    let postgres = PostgresTestDb::create().await.unwrap();
-    let mut urls = vec![("sqlite", String::new())];
-    if let Some(pg) = &postgres {
-        urls.push(("postgres", pg.url.clone()));
-    }
-    (urls, postgres)
 }
 
 fn seqs(entries: &[Value]) -> Vec<u64> {
@@ -160,8 +79,8 @@ fn seqs(entries: &[Value]) -> Vec<u64> {
 #[tokio::test]
 async fn each_tenant_reads_only_its_own_trail_with_filters_paging_and_exports() {
     let dir = tempfile::tempdir().unwrap();
-    let (urls, postgres) = databases().await;
-    for (label, url) in urls {
+    let databases = Databases::new().await;
+    for (label, url) in databases.urls.clone() {
         let server = TestServer::start(config(dir.path(), label, &url)).await;
         let acme = server.key("acme", &Scope::DEFAULT).await;
         let auditor = server.key("acme", &[Scope::AuditRead]).await;
@@ -433,16 +352,14 @@ async fn each_tenant_reads_only_its_own_trail_with_filters_paging_and_exports() 
         }
         server.stop().await;
     }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    databases.finish().await;
 }
 
 #[tokio::test]
 async fn concurrent_requests_build_gapless_chains_signed_by_the_timer_and_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let (urls, postgres) = databases().await;
-    for (label, url) in urls {
+    let databases = Databases::new().await;
+    for (label, url) in databases.urls.clone() {
         let mut config = config(dir.path(), label, &url);
         config.audit.checkpoint_every_entries = 10;
         config.audit.checkpoint_every_secs = 3600;
@@ -581,9 +498,7 @@ async fn concurrent_requests_build_gapless_chains_signed_by_the_timer_and_at_shu
         assert!(globex.is_empty(), "{label}: globex has no endpoint");
         db.close().await.unwrap();
     }
-    if let Some(pg) = postgres {
-        pg.drop_db().await.unwrap();
-    }
+    databases.finish().await;
 }
 
 #[tokio::test]
