@@ -7,6 +7,9 @@ use sea_orm::{ConnectionTrait, Database};
 /// The environment variable naming the PostgreSQL server tests may use.
 pub const POSTGRES_ENV: &str = "ARBITER_TEST_POSTGRES_URL";
 
+/// The environment variable that makes a missing [`POSTGRES_ENV`] a failure.
+pub const REQUIRE_ENV: &str = "ARBITER_REQUIRE_POSTGRES";
+
 /// Prefix of the databases tests create, so a CI run can drop leftovers.
 pub const TEST_DB_PREFIX: &str = "arbiter_test_";
 
@@ -21,9 +24,15 @@ pub struct PostgresTestDb {
 
 impl PostgresTestDb {
     /// Creates a fresh database on the server named by `ARBITER_TEST_POSTGRES_URL`; `None` when
-    /// the variable is not set.
+    /// the variable is not set, unless `ARBITER_REQUIRE_POSTGRES=1` (set by CI) makes that an
+    /// error, so that no test passes on SQLite alone where PostgreSQL was required.
     pub async fn create() -> Result<Option<Self>, DbError> {
         let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+                return Err(DbError::Db(sea_orm::DbErr::Custom(format!(
+                    "{REQUIRE_ENV}=1 but {POSTGRES_ENV} is not set"
+                ))));
+            }
             return Ok(None);
         };
         let name = format!(
