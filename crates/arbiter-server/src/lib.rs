@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod flows;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod jobs;
 pub mod keys;
