@@ -13,6 +13,7 @@ pub mod rate_counters;
 pub mod rd_uploads;
 pub mod requests;
 pub mod review;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usage;
 pub mod webhooks;
