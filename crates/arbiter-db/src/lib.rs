@@ -14,6 +14,7 @@ pub mod rd_uploads;
 pub mod requests;
 pub mod review;
 pub mod testing;
+pub mod thumbnails;
 pub mod usage;
 pub mod webhooks;
 
