@@ -27,6 +27,7 @@ mod providers;
 mod quota_images;
 mod rd_sdks;
 mod replay;
+mod reports;
 mod replica_limits;
 mod scan_e2e;
 mod webhooks;
