@@ -27,7 +27,7 @@ mod providers;
 mod quota_images;
 mod rd_sdks;
 mod replay;
-mod reports;
 mod replica_limits;
+mod reports;
 mod scan_e2e;
 mod webhooks;

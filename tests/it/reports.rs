@@ -49,7 +49,11 @@ fn read_back(pdf: &[u8], name: &str) -> String {
         .arg("-")
         .output()
         .unwrap();
-    assert!(text.status.success(), "pdftotext failed on {}", file.display());
+    assert!(
+        text.status.success(),
+        "pdftotext failed on {}",
+        file.display()
+    );
     let rendered = Command::new("pdftoppm")
         .args(["-png", "-r", "80"])
         .arg(&file)
@@ -329,12 +333,20 @@ async fn without_thumbnails_a_report_says_it_has_none() {
             .mint_key(new_key("acme", "enterprise", &Scope::ALL))
             .await;
         let (status, _, reply) = server
-            .post(&key, "/v1/analyze", json!({"image_base64": b64(&sample("plain-render.png"))}))
+            .post(
+                &key,
+                "/v1/analyze",
+                json!({"image_base64": b64(&sample("plain-render.png"))}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{label}: {reply}");
         let request_id = reply["request_id"].as_str().unwrap();
-        let (status, _, pdf) =
-            fetch(&server, &key, &format!("/v1/requests/{request_id}/report.pdf")).await;
+        let (status, _, pdf) = fetch(
+            &server,
+            &key,
+            &format!("/v1/requests/{request_id}/report.pdf"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{label}");
         let kept = arbiter_db::thumbnails::get(
             server.state.pipeline.db().conn(),
@@ -343,13 +355,20 @@ async fn without_thumbnails_a_report_says_it_has_none() {
         )
         .await
         .unwrap();
-        assert!(kept.is_none(), "{label}: no thumbnail is kept when reports.thumbnails is off");
+        assert!(
+            kept.is_none(),
+            "{label}: no thumbnail is kept when reports.thumbnails is off"
+        );
         if tools {
             let text = read_back(&pdf, &format!("{label}-no-thumbnail")).replace('\n', " ");
             let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
             assert_has(&words, "No thumbnail was kept of this image.", label);
             assert_has(&words, "No flow decided about this image", label);
-            assert_has(&words, "no signed checkpoint covers these entries yet", label);
+            assert_has(
+                &words,
+                "no signed checkpoint covers these entries yet",
+                label,
+            );
         }
         server.stop().await;
     })

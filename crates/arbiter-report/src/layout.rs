@@ -2,9 +2,7 @@
 //! text wrapped to its column and a new page begun when one is full.
 
 use crate::fonts::{Face, Fonts};
-use crate::{
-    DecisionSection, ImageSection, Report, ResultLine, verdict_colour, verdict_words,
-};
+use crate::{DecisionSection, ImageSection, Report, ResultLine, verdict_colour, verdict_words};
 
 /// A4 width, in points.
 pub(crate) const PAGE_WIDTH: f32 = 595.0;
@@ -209,7 +207,15 @@ impl<'f> Writer<'f> {
         self.page().items.push(item);
     }
 
-    fn text_at(&mut self, x: f32, baseline: f32, size: f32, bold: bool, colour: [u8; 3], text: &str) {
+    fn text_at(
+        &mut self,
+        x: f32,
+        baseline: f32,
+        size: f32,
+        bold: bool,
+        colour: [u8; 3],
+        text: &str,
+    ) {
         let text = self.fonts.face(bold).drawable(text);
         if text.trim().is_empty() {
             return;
@@ -225,7 +231,15 @@ impl<'f> Writer<'f> {
     }
 
     /// Text wrapped into a column, from the current position down; returns its height.
-    fn paragraph(&mut self, x: f32, width: f32, size: f32, bold: bool, colour: [u8; 3], text: &str) {
+    fn paragraph(
+        &mut self,
+        x: f32,
+        width: f32,
+        size: f32,
+        bold: bool,
+        colour: [u8; 3],
+        text: &str,
+    ) {
         for line in wrap(self.fonts.face(bold), text, size, width) {
             self.room(size * LINE);
             let baseline = self.y + size;
@@ -237,7 +251,12 @@ impl<'f> Writer<'f> {
     /// `label` in bold, then `value` wrapped in the rest of the column.
     fn field(&mut self, x: f32, width: f32, size: f32, label: &str, value: &str) {
         let label_width = self.fonts.bold.width(label, size) + size * 0.4;
-        let lines = wrap(&self.fonts.regular, value, size, (width - label_width).max(size * 4.0));
+        let lines = wrap(
+            &self.fonts.regular,
+            value,
+            size,
+            (width - label_width).max(size * 4.0),
+        );
         for (i, line) in lines.iter().enumerate() {
             self.room(size * LINE);
             let baseline = self.y + size;
@@ -276,7 +295,14 @@ impl<'f> Writer<'f> {
 /// Lays a report out on as many pages as it needs (one or two for a request or a small case).
 pub(crate) fn lay_out(report: &Report, fonts: &Fonts) -> Layout {
     let mut w = Writer::new(fonts);
-    w.paragraph(MARGIN, CONTENT_WIDTH, 16.0, true, BLACK, "Arbiter report card");
+    w.paragraph(
+        MARGIN,
+        CONTENT_WIDTH,
+        16.0,
+        true,
+        BLACK,
+        "Arbiter report card",
+    );
     w.paragraph(MARGIN, CONTENT_WIDTH, 11.0, true, BLACK, &report.title);
     w.paragraph(
         MARGIN,
@@ -294,7 +320,10 @@ pub(crate) fn lay_out(report: &Report, fonts: &Fonts) -> Layout {
     );
     if let Some(case) = &report.case {
         w.rule();
-        w.heading(&format!("Case decision ({} {})", case.kind, case.case_id), 10.0);
+        w.heading(
+            &format!("Case decision ({} {})", case.kind, case.case_id),
+            10.0,
+        );
         match &case.decision {
             Some(decision) => decision_block(&mut w, decision),
             None => w.paragraph(
@@ -455,12 +484,31 @@ fn image_block(w: &mut Writer<'_>, index: usize, image: &ImageSection) {
         );
     }
     if image.reviews.is_empty() && image.decision.is_some() {
-        w.field(MARGIN, CONTENT_WIDTH, 8.0, "Review:", "not sent to a review queue");
+        w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            8.0,
+            "Review:",
+            "not sent to a review queue",
+        );
     }
     if image.entries.is_empty() {
-        w.field(MARGIN, CONTENT_WIDTH, 8.0, "Audit entries:", "none recorded");
+        w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            8.0,
+            "Audit entries:",
+            "none recorded",
+        );
     } else {
-        w.paragraph(MARGIN, CONTENT_WIDTH, 8.0, true, BLACK, "Audit entries (seq, event, entry_hash):");
+        w.paragraph(
+            MARGIN,
+            CONTENT_WIDTH,
+            8.0,
+            true,
+            BLACK,
+            "Audit entries (seq, event, entry_hash):",
+        );
         for entry in &image.entries {
             w.paragraph(
                 MARGIN + 8.0,
@@ -481,7 +529,10 @@ fn results_table(w: &mut Writer<'_>, results: &[ResultLine]) {
     let widths = [105.0, 100.0, CONTENT_WIDTH - 215.0];
     w.room(size * LINE * 2.0);
     let baseline = w.y + size;
-    for (i, title) in ["Model or provider", "Result", "Evidence"].iter().enumerate() {
+    for (i, title) in ["Model or provider", "Result", "Evidence"]
+        .iter()
+        .enumerate()
+    {
         w.text_at(columns[i], baseline, size, true, GREY, title);
     }
     w.y += size * LINE;
@@ -515,7 +566,14 @@ fn decision_block(w: &mut Writer<'_>, decision: &DecisionSection) {
         &format!("{} (reason {})", decision.action, decision.reason),
     );
     if let Some(description) = &decision.description {
-        w.paragraph(MARGIN + 8.0, CONTENT_WIDTH - 8.0, 8.0, false, BLACK, description);
+        w.paragraph(
+            MARGIN + 8.0,
+            CONTENT_WIDTH - 8.0,
+            8.0,
+            false,
+            BLACK,
+            description,
+        );
     }
     let fired = if decision.fired.is_empty() {
         "none (the policy's default applied)".to_owned()
@@ -560,7 +618,13 @@ fn audit_block(w: &mut Writer<'_>, report: &Report) {
             "no signed checkpoint covers these entries yet; a later export's checkpoint will",
         ),
     }
-    w.field(MARGIN, CONTENT_WIDTH, 8.0, "Verifier key:", &audit.verifier_key);
+    w.field(
+        MARGIN,
+        CONTENT_WIDTH,
+        8.0,
+        "Verifier key:",
+        &audit.verifier_key,
+    );
     w.paragraph(
         MARGIN,
         CONTENT_WIDTH,
@@ -578,9 +642,10 @@ fn audit_block(w: &mut Writer<'_>, report: &Report) {
 fn footers(layout: &mut Layout, fonts: &Fonts, title: &str) {
     let count = layout.pages.len();
     for (i, page) in layout.pages.iter_mut().enumerate() {
-        let text = fonts
-            .regular
-            .drawable(&format!("Arbiter report card - {title} - page {} of {count}", i + 1));
+        let text = fonts.regular.drawable(&format!(
+            "Arbiter report card - {title} - page {} of {count}",
+            i + 1
+        ));
         page.items.push(Item::Text {
             x: MARGIN,
             y: PAGE_HEIGHT - 28.0,

@@ -29,7 +29,11 @@ fn fill(colour: [u8; 3]) -> Fill {
 }
 
 /// Writes the layout's pages; pictures the PDF writer cannot read are left out.
-pub(crate) fn write(layout: &Layout, fonts: &Fonts, report: &Report) -> Result<Vec<u8>, ReportError> {
+pub(crate) fn write(
+    layout: &Layout,
+    fonts: &Fonts,
+    report: &Report,
+) -> Result<Vec<u8>, ReportError> {
     let mut document = Document::new();
     document.set_metadata(
         Metadata::new()
@@ -64,7 +68,13 @@ fn draw(surface: &mut Surface<'_>, item: &Item, fonts: &Fonts, report: &Report) 
         } => {
             surface.set_stroke(None);
             surface.set_fill(Some(fill(*colour)));
-            text_line(surface, fonts.face(*bold), Point::from_xy(*x, *y), *size, text);
+            text_line(
+                surface,
+                fonts.face(*bold),
+                Point::from_xy(*x, *y),
+                *size,
+                text,
+            );
         }
         Item::Fill { x, y, w, h, colour } => {
             if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
@@ -101,7 +111,10 @@ fn draw(surface: &mut Surface<'_>, item: &Item, fonts: &Fonts, report: &Report) 
             picture,
         } => {
             let png = match picture {
-                Picture::Thumbnail(i) => report.images.get(*i).and_then(|im| im.thumbnail_png.clone()),
+                Picture::Thumbnail(i) => report
+                    .images
+                    .get(*i)
+                    .and_then(|im| im.thumbnail_png.clone()),
                 Picture::Heatmap(i) => report
                     .images
                     .get(*i)
@@ -110,7 +123,10 @@ fn draw(surface: &mut Surface<'_>, item: &Item, fonts: &Fonts, report: &Report) 
             let Some(png) = png else { return };
             // A heatmap is a few pixels a side: drawn without smoothing, each region a square.
             let interpolate = matches!(picture, Picture::Thumbnail(_));
-            let (Ok(image), Some(size)) = (Image::from_png(png.into(), interpolate), Size::from_wh(*w, *h)) else {
+            let (Ok(image), Some(size)) = (
+                Image::from_png(png.into(), interpolate),
+                Size::from_wh(*w, *h),
+            ) else {
                 return;
             };
             surface.push_transform(&Transform::from_translate(*x, *y));

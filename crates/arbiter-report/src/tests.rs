@@ -32,16 +32,21 @@ fn image_section(n: usize) -> ImageSection {
             risk_level: "HIGH".to_owned(),
         },
         detector: "local".to_owned(),
-        results: ["gan_detection", "diffusion_detection", "noise_analysis", "metadata_analysis"]
-            .iter()
-            .map(|source| ResultLine {
-                source: (*source).to_owned(),
-                outcome: "SYNTHETIC, score 0.91".to_owned(),
-                evidence: "The sensor noise is uniform across the frame, as a generator leaves \
+        results: [
+            "gan_detection",
+            "diffusion_detection",
+            "noise_analysis",
+            "metadata_analysis",
+        ]
+        .iter()
+        .map(|source| ResultLine {
+            source: (*source).to_owned(),
+            outcome: "SYNTHETIC, score 0.91".to_owned(),
+            evidence: "The sensor noise is uniform across the frame, as a generator leaves \
                            it; no camera wrote EXIF data and the file names a diffusion tool."
-                    .to_owned(),
-            })
-            .collect(),
+                .to_owned(),
+        })
+        .collect(),
         heatmap: Some(HeatmapSection {
             png: png(8, 6),
             caption: "Each square is a 128 px region of the image; brighter regions agree less \
@@ -96,23 +101,34 @@ fn report(images: usize) -> Report {
                 root_hash: SHA.to_owned(),
                 issued_at: "2026-12-05T21:20:00Z".to_owned(),
             }),
-            verifier_key: "arbiter+1a2b3c4d+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh".to_owned(),
+            verifier_key: "arbiter+1a2b3c4d+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh"
+                .to_owned(),
         },
     }
 }
 
 fn all_text(layout: &Layout) -> String {
-    layout.pages.iter().map(Page::text).collect::<Vec<_>>().join("\n")
+    layout
+        .pages
+        .iter()
+        .map(Page::text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
 fn long_text_wraps_within_its_column_and_loses_nothing() {
     let fonts = Fonts::load().expect("fonts");
-    let text = format!("The file names {SHA} as its parent and says nothing else about where it came from.");
+    let text = format!(
+        "The file names {SHA} as its parent and says nothing else about where it came from."
+    );
     let lines = wrap(&fonts.regular, &text, 8.0, 120.0);
     assert!(lines.len() > 3, "{lines:?}");
     for line in &lines {
-        assert!(fonts.regular.width(line, 8.0) <= 120.0, "{line:?} is too wide");
+        assert!(
+            fonts.regular.width(line, 8.0) <= 120.0,
+            "{line:?} is too wide"
+        );
     }
     // Only the breaks differ: every character is kept.
     let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
@@ -130,7 +146,11 @@ fn a_request_and_a_three_image_case_fit_on_two_pages() {
     let layout = lay_out(&report(3)).expect("layout");
     assert!(layout.pages.len() <= 2, "{} pages", layout.pages.len());
     let last = layout.pages.last().expect("a page").text();
-    assert!(last.contains(&format!("page {} of {}", layout.pages.len(), layout.pages.len())));
+    assert!(last.contains(&format!(
+        "page {} of {}",
+        layout.pages.len(),
+        layout.pages.len()
+    )));
     // Nothing is drawn below the footer line or off the page.
     for page in &layout.pages {
         for item in &page.items {
@@ -168,13 +188,27 @@ fn an_image_without_a_thumbnail_says_so_and_a_bad_one_is_not_drawn() {
     r.images[1].thumbnail_png = Some(b"not a png".to_vec());
     let layout = lay_out(&r).expect("layout");
     let text = all_text(&layout).replace('\n', " ");
-    assert!(text.contains("No thumbnail was kept of this image."), "{text}");
-    assert!(text.contains("The kept thumbnail could not be read."), "{text}");
+    assert!(
+        text.contains("No thumbnail was kept of this image."),
+        "{text}"
+    );
+    assert!(
+        text.contains("The kept thumbnail could not be read."),
+        "{text}"
+    );
     let thumbnails = layout
         .pages
         .iter()
         .flat_map(|p| &p.items)
-        .filter(|item| matches!(item, Item::Image { picture: Picture::Thumbnail(_), .. }))
+        .filter(|item| {
+            matches!(
+                item,
+                Item::Image {
+                    picture: Picture::Thumbnail(_),
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(thumbnails, 0);
     render(&r).expect("a PDF all the same");
@@ -192,7 +226,10 @@ fn reference_ids_in_any_script_are_drawn_or_replaced_never_dropped() {
         .unwrap_or_else(|| panic!("no reference line in:\n{text}"));
     assert!(line.starts_with("réf-Ωmega-??-"), "{line:?}");
     assert!(line.ends_with(" end"), "{line:?}");
-    assert!(!line.chars().any(|c| c.is_control() || c == '\u{202e}'), "{line:?}");
+    assert!(
+        !line.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{line:?}"
+    );
     let pdf = render(&r).expect("a PDF");
     assert!(pdf.starts_with(b"%PDF-"));
 }
@@ -202,9 +239,15 @@ fn the_pdf_embeds_its_fonts_and_pictures() {
     let pdf = render(&report(1)).expect("a PDF");
     let has = |needle: &[u8]| pdf.windows(needle.len()).any(|w| w == needle);
     assert!(pdf.starts_with(b"%PDF-"));
-    assert!(has(b"/FontFile2") || has(b"/FontFile3"), "no embedded font program");
+    assert!(
+        has(b"/FontFile2") || has(b"/FontFile3"),
+        "no embedded font program"
+    );
     assert!(has(b"/ToUnicode"), "text would not be extractable");
-    assert!(has(b"/Subtype /Image") || has(b"/Subtype/Image"), "no image");
+    assert!(
+        has(b"/Subtype /Image") || has(b"/Subtype/Image"),
+        "no image"
+    );
     assert!(pdf.len() < 200_000, "{} bytes", pdf.len());
 }
 
@@ -217,10 +260,14 @@ fn png_sizes_are_read_from_the_header() {
 
 #[test]
 fn verdicts_have_their_own_colours() {
-    let colours: std::collections::BTreeSet<_> = ["AUTHENTIC", "AI_GENERATED", "MANIPULATED", "INCONCLUSIVE"]
-        .iter()
-        .map(|l| verdict_colour(l))
-        .collect();
+    let colours: std::collections::BTreeSet<_> =
+        ["AUTHENTIC", "AI_GENERATED", "MANIPULATED", "INCONCLUSIVE"]
+            .iter()
+            .map(|l| verdict_colour(l))
+            .collect();
     assert_eq!(colours.len(), 4);
-    assert_eq!(verdict_colour("SOMETHING_ELSE"), verdict_colour("INCONCLUSIVE"));
+    assert_eq!(
+        verdict_colour("SOMETHING_ELSE"),
+        verdict_colour("INCONCLUSIVE")
+    );
 }

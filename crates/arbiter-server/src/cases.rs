@@ -106,7 +106,10 @@ pub struct CaseView {
 }
 
 /// The flow and its case rules, or a 404 when the build or configuration has no such flow.
-pub(crate) fn case_flow(state: &AppState, flow: &str) -> Result<(Arc<dyn Flow>, CaseSpec), ApiError> {
+pub(crate) fn case_flow(
+    state: &AppState,
+    flow: &str,
+) -> Result<(Arc<dyn Flow>, CaseSpec), ApiError> {
     let flow_impl = state
         .pipeline
         .flows()

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use arbiter_audit::{EntryFilter, Order};
 use arbiter_core::{Analysis, ImageInfo, MediaInput, ModelLabel, ModelResult, RunStatus};
+use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::thumbnails::{self, Thumbnail};
 use arbiter_report::{
     AuditSection, CaseSection, CheckpointLine, DecisionSection, EntryLine, HeatmapSection,
@@ -13,7 +14,6 @@ use arbiter_report::{
 };
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
-use arbiter_db::sea_orm::ConnectionTrait;
 use serde_json::Value;
 use std::io::Cursor;
 
@@ -32,8 +32,12 @@ pub fn thumbnail(bytes: &[u8]) -> Option<Thumbnail> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(THUMBNAIL_MAX_ALLOC);
     reader.limits(limits);
-    let decoded = std::panic::catch_unwind(move || reader.decode()).ok()?.ok()?;
-    let small = decoded.thumbnail(THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX).to_rgb8();
+    let decoded = std::panic::catch_unwind(move || reader.decode())
+        .ok()?
+        .ok()?;
+    let small = decoded
+        .thumbnail(THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX)
+        .to_rgb8();
     let mut png = Cursor::new(Vec::new());
     small.write_to(&mut png, image::ImageFormat::Png).ok()?;
     Some(Thumbnail {
@@ -88,9 +92,7 @@ pub async fn request_report(
     let image = image_section(state, tenant, request_id, None)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no analysed request {request_id} for this tenant"
-            ))
+            ApiError::not_found(format!("no analysed request {request_id} for this tenant"))
         })?;
     let audit = audit_section(state, tenant, std::slice::from_ref(&image)).await?;
     Ok(Report {
@@ -114,7 +116,9 @@ pub async fn case_report(
     let conn = state.pipeline.db().conn();
     let row = arbiter_db::cases::get(conn, tenant, flow, case_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
+        })?;
     let attached = arbiter_db::cases::images(conn, tenant, flow, case_id).await?;
     let count = attached.len();
     let mut images = Vec::with_capacity(count);
@@ -125,7 +129,9 @@ pub async fn case_report(
             .map(|role| format!(" ({role})"))
             .unwrap_or_default();
         let heading = format!("Image {} of {count}{role}", image.n);
-        if let Some(section) = image_section(state, tenant, &image.request_id, Some(heading)).await? {
+        if let Some(section) =
+            image_section(state, tenant, &image.request_id, Some(heading)).await?
+        {
             images.push(section);
         }
     }
@@ -311,7 +317,10 @@ fn image_line(info: &ImageInfo) -> String {
     } else {
         format!("{size} bytes")
     };
-    format!("{}, {} x {} px, {size}", info.format, info.width, info.height)
+    format!(
+        "{}, {} x {} px, {size}",
+        info.format, info.width, info.height
+    )
 }
 
 fn outcome(result: &ModelResult) -> String {
