@@ -374,3 +374,50 @@ async fn without_thumbnails_a_report_says_it_has_none() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_image_keeps_its_thumbnail_for_its_report() {
+    each_database(async |label, dir: &Path, url| {
+        let server = TestServer::start(config(dir, &url)).await;
+        let (_, key) = server
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
+        let image = fixture("camera/canon-ixus.jpg");
+        let (status, _, accepted) = server
+            .post(
+                &key,
+                "/v1/analyze/batch",
+                json!({"images": [{"image_base64": b64(&image), "reference_id": "upload-1"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{label}: {accepted}");
+        let batch = accepted["batch_id"].as_str().unwrap().to_owned();
+        crate::harness::wait_for(
+            "the batch",
+            std::time::Duration::from_secs(60),
+            async || {
+                let (_, status) = server.get(&key, &format!("/v1/batches/{batch}")).await;
+                (status["status"] == "COMPLETE").then_some(())
+            },
+        )
+        .await;
+        let kept =
+            arbiter_db::thumbnails::get(server.state.pipeline.db().conn(), "acme", &sha256(&image))
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{label}: no thumbnail kept for the batch image"));
+        assert!(kept.width <= 256 && kept.height <= 256, "{label}");
+        assert!(kept.png.starts_with(b"\x89PNG"), "{label}");
+        // Another tenant has none of it.
+        let other = arbiter_db::thumbnails::get(
+            server.state.pipeline.db().conn(),
+            "globex",
+            &sha256(&image),
+        )
+        .await
+        .unwrap();
+        assert!(other.is_none(), "{label}");
+        server.stop().await;
+    })
+    .await;
+}
