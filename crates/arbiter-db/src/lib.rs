@@ -15,6 +15,7 @@ pub mod requests;
 pub mod review;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod thumbnails;
 pub mod usage;
 pub mod webhooks;
 

@@ -213,6 +213,19 @@ pub async fn analyze(
     )
     .await?;
     obtained.committed(state, request_id);
+    // Kept after the decision commits, on its own: a thumbnail that fails to be written is
+    // logged, and its report says it has none.
+    if let Err(err) = crate::reports::keep_thumbnail(
+        state.pipeline.db().conn(),
+        tenant,
+        &obtained.analysis.image_info.sha256,
+        obtained.thumbnail.as_ref(),
+        obtained.at,
+    )
+    .await
+    {
+        tracing::warn!(error = %err.message, "thumbnail not kept");
+    }
     Ok(reply(
         request_id,
         call.reference_id.clone(),
@@ -236,6 +249,9 @@ pub struct Obtained {
     pub cache_key: String,
     /// When the request was taken in (milliseconds).
     pub at: DateTime<Utc>,
+    /// The thumbnail to keep for report cards (`reports.thumbnails`), made when the image was
+    /// analysed afresh.
+    pub thumbnail: Option<arbiter_db::thumbnails::Thumbnail>,
     /// The tenant and cache key.
     slot: String,
     /// Set while this request leads the lookup identical requests wait for.
@@ -335,11 +351,18 @@ pub async fn obtain(
     if ttl_secs > 0 {
         state.metrics.cache(cached);
     }
+    // A result reused from an earlier request of the tenant's has its thumbnail kept already.
+    let thumbnail = if cached {
+        None
+    } else {
+        crate::reports::make_thumbnail(state, &media).await
+    };
     Ok(Obtained {
         analysis,
         cached_from: cached.then_some(origin),
         cache_key: key,
         at: now,
+        thumbnail,
         slot,
         _lead: lead,
     })

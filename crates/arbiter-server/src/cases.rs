@@ -106,7 +106,10 @@ pub struct CaseView {
 }
 
 /// The flow and its case rules, or a 404 when the build or configuration has no such flow.
-fn case_flow(state: &AppState, flow: &str) -> Result<(Arc<dyn Flow>, CaseSpec), ApiError> {
+pub(crate) fn case_flow(
+    state: &AppState,
+    flow: &str,
+) -> Result<(Arc<dyn Flow>, CaseSpec), ApiError> {
     let flow_impl = state
         .pipeline
         .flows()
@@ -227,6 +230,14 @@ pub async fn add_image(
     queued += record_change(&txn, tenant, &spec, &previous, &standing, &view, now).await?;
     repo::add_image(&txn, attached).await?;
     repo::save(&txn, row).await?;
+    crate::reports::keep_thumbnail(
+        &txn,
+        tenant,
+        &obtained.analysis.image_info.sha256,
+        obtained.thumbnail.as_ref(),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     if queued > 0 {
         state.webhooks.wake.notify_waiters();

@@ -86,6 +86,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The domain flows.
     pub flows: FlowsConfig,
+    /// PDF report cards.
+    pub reports: ReportsConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -114,6 +116,7 @@ impl std::fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("audit", &self.audit)
             .field("flows", &self.flows)
+            .field("reports", &self.reports)
             .finish()
     }
 }
@@ -137,6 +140,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             audit: AuditConfig::default(),
             flows: FlowsConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -396,6 +400,22 @@ impl Default for CacheConfig {
         Self {
             ttl_secs: 24 * 3600,
         }
+    }
+}
+
+/// PDF report cards (`GET .../report.pdf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Keep a small PNG thumbnail (at most 256 px on a side) of each analysed image, per tenant
+    /// and image SHA-256, for report cards; the image itself is never stored. Off: reports say
+    /// that no thumbnail was kept.
+    pub thumbnails: bool,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self { thumbnails: true }
     }
 }
 

@@ -565,6 +565,14 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
                     request_row: Some(row),
                     case: None,
                 };
+                crate::reports::keep_thumbnail(
+                    &txn,
+                    &job.tenant,
+                    &done.obtained.analysis.image_info.sha256,
+                    done.obtained.thumbnail.as_ref(),
+                    now,
+                )
+                .await?;
                 let (batch_id, url) = (job.batch_id.as_deref(), job.webhook_url.as_deref());
                 deliveries
                     .add_analysis(&txn, &record, batch_id, url, now)

@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod policies;
 pub mod provider_usage;
 pub mod ratelimit;
+pub mod reports;
 pub mod review;
 pub mod routes;
 pub mod server;

@@ -8,6 +8,7 @@ pub mod health;
 pub mod openapi;
 pub mod policies;
 pub mod rd;
+pub mod reports;
 pub mod requests;
 pub mod review;
 pub mod trail;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(requests::router(&state))
         .merge(audit::router(&state))
         .merge(trail::router(&state))
+        .merge(reports::router(&state))
         .merge(batches::router(&state))
         .merge(webhooks::router(&state))
         .merge(policies::router(&state))

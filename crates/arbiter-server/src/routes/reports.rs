@@ -1,0 +1,176 @@
+//! PDF report cards: `GET /v1/requests/{request_id}/report.pdf` and the case reports of the
+//! insurance and KYC flows (served when the flow is compiled in and enabled).
+
+use crate::auth::{self, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::keys::Scope;
+use crate::reports;
+use crate::state::AppState;
+use arbiter_core::RequestId;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router, middleware};
+
+/// The routes, behind the `requests:read` scope.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let on =
+        |flow: &str| state.config.flows.enabled(flow) && state.pipeline.flows().get(flow).is_some();
+    let mut router = Router::new().route(
+        "/v1/requests/{request_id}/report.pdf",
+        get(get_request_report),
+    );
+    if on("insurance") {
+        router = router.route(
+            "/v1/flows/insurance/claims/{claim_id}/report.pdf",
+            get(get_claim_report),
+        );
+    }
+    if on("kyc") {
+        router = router.route(
+            "/v1/flows/kyc/sessions/{session_id}/report.pdf",
+            get(get_session_report),
+        );
+    }
+    router.route_layer(middleware::from_fn_with_state(
+        (state.clone(), Scope::RequestsRead),
+        auth::require,
+    ))
+}
+
+/// The PDF response, named for download.
+fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
+    // Ids in a file name keep to the characters case and request ids are made of.
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"report-{name}.pdf\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// A request's report card (PDF).
+///
+/// One page: the image's thumbnail (when one was kept), SHA-256 and reference id, the verdict
+/// colour-coded with each model's or provider's result and its evidence, the heatmap where there
+/// is one, the decision with its fired rules and the policy's id, version and SHA-256, review
+/// outcomes, and the request's audit entries (seq and `entry_hash`) with the latest signed
+/// checkpoint covering them and the verifier key, to check against an audit export.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{request_id}/report.pdf",
+    tag = "analysis",
+    params(("request_id" = String, Path, description = "The request's id (req_...)")),
+    responses(
+        (status = 200, description = "The report", content_type = "application/pdf", body = Vec<u8>),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the requests:read scope or network", body = ErrorBody),
+        (status = 404, description = "No analysed request with this id for this tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %current))]
+pub async fn get_request_report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(current): Extension<RequestId>,
+    Path(request_id): Path<String>,
+) -> Result<Response, ApiError> {
+    async {
+        let report = reports::request_report(&state, &caller.key.tenant, &request_id).await?;
+        Ok(pdf_response(reports::pdf(report).await?, &request_id))
+    }
+    .await
+    .map_err(|err: ApiError| err.for_request(&current))
+}
+
+/// A claim's report card (PDF).
+///
+/// The claim's decision, then each of its photos as in a request's report, then the latest
+/// signed checkpoint covering every audit entry listed and the verifier key.
+#[utoipa::path(
+    get,
+    path = "/v1/flows/insurance/claims/{claim_id}/report.pdf",
+    tag = "flows",
+    params(("claim_id" = String, Path, description = "Your claim id")),
+    responses(
+        (status = 200, description = "The report", content_type = "application/pdf", body = Vec<u8>),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the requests:read scope or network", body = ErrorBody),
+        (status = 404, description = "No such claim for this tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %current))]
+pub async fn get_claim_report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(current): Extension<RequestId>,
+    Path(claim_id): Path<String>,
+) -> Result<Response, ApiError> {
+    case_report(&state, &caller, "insurance", &claim_id)
+        .await
+        .map_err(|err| err.for_request(&current))
+}
+
+/// A KYC session's report card (PDF).
+///
+/// The session's decision, then each of its images (ID document, selfie) as in a request's
+/// report, then the latest signed checkpoint covering every audit entry listed and the
+/// verifier key.
+#[utoipa::path(
+    get,
+    path = "/v1/flows/kyc/sessions/{session_id}/report.pdf",
+    tag = "flows",
+    params(("session_id" = String, Path, description = "Your session id")),
+    responses(
+        (status = 200, description = "The report", content_type = "application/pdf", body = Vec<u8>),
+        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
+        (status = 403, description = "The key lacks the requests:read scope or network", body = ErrorBody),
+        (status = 404, description = "No such session for this tenant", body = ErrorBody),
+        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[tracing::instrument(skip_all, fields(request_id = %current))]
+pub async fn get_session_report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(current): Extension<RequestId>,
+    Path(session_id): Path<String>,
+) -> Result<Response, ApiError> {
+    case_report(&state, &caller, "kyc", &session_id)
+        .await
+        .map_err(|err| err.for_request(&current))
+}
+
+async fn case_report(
+    state: &AppState,
+    caller: &Caller,
+    flow: &str,
+    case_id: &str,
+) -> Result<Response, ApiError> {
+    let report = reports::case_report(state, &caller.key.tenant, flow, case_id).await?;
+    Ok(pdf_response(
+        reports::pdf(report).await?,
+        &format!("{flow}-{case_id}"),
+    ))
+}
