@@ -601,7 +601,7 @@ mod tests {
             ),
             (
                 Event::PolicyActivated {
-                    policy,
+                    policy: policy.clone(),
                     actor: "cli".into(),
                     previous_version: None,
                 },
