@@ -1008,6 +1008,28 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_source_is_configured_and_bad_values_name_the_key() {
+        let config = Config::from_yaml("policies:\n  source: database\n  backtest_days: 7\n")
+            .unwrap()
+            .with_env(env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "100")]))
+            .unwrap();
+        assert_eq!(config.policies.source, PolicySource::Database);
+        assert_eq!(config.policies.poll_interval_ms, 100);
+        assert_eq!(config.policies.backtest_days, 7);
+        config.validate().unwrap();
+
+        let err = Config::from_yaml("policies:\n  source: git\n").unwrap_err();
+        assert!(err.contains("source"), "{err}");
+        let zero = Config::default()
+            .with_env(env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "0")]))
+            .unwrap();
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "policies.poll_interval_ms: must be more than 0"
+        );
+    }
+
+    #[test]
     fn the_database_url_is_redacted_in_debug() {
         let config = Config {
             database_url: "postgres://u:secret@db/x".into(),
