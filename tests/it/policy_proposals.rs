@@ -361,6 +361,51 @@ async fn proposals_are_rejected_go_stale_roll_back_and_leave_a_history() {
         )
         .await;
 
+        // Two approvals at once of two proposals against the same live version: exactly one
+        // goes live, the other is refused as stale (the version check is in the transaction).
+        let v5a = insurance_at(files.path(), 5, "race-a");
+        let v5b = insurance_at(files.path(), 5, "race-b");
+        let race_a = run_json(&db, &["policy", "propose", &v5a, "--by", "alice", "--json"]).await;
+        let race_b = run_json(&db, &["policy", "propose", &v5b, "--by", "alice", "--json"]).await;
+        let approve_a = [
+            "policy",
+            "approve",
+            race_a["proposal_id"].as_str().unwrap(),
+            "--by",
+            "bob",
+        ];
+        let approve_b = [
+            "policy",
+            "approve",
+            race_b["proposal_id"].as_str().unwrap(),
+            "--by",
+            "carol",
+        ];
+        let (a, b) = tokio::join!(run(&db, &approve_a), run(&db, &approve_b));
+        let mut codes = [a.0, b.0];
+        codes.sort();
+        assert_eq!(codes, [0, 1], "{label}: {a:?} {b:?}");
+        let refused = if a.0 == 1 { &a.2 } else { &b.2 };
+        assert!(refused.contains("is stale"), "{label}: {refused}");
+        // The winner is live; the next change builds on it.
+        let v6 = insurance_at(files.path(), 6, "after-race");
+        let sixth = run_json(&db, &["policy", "propose", &v6, "--by", "carol", "--json"]).await;
+        assert_eq!(sixth["checks"]["live"]["version"], 5, "{label}");
+        let (code, _, err) = run(
+            &db,
+            &[
+                "policy",
+                "reject",
+                sixth["proposal_id"].as_str().unwrap(),
+                "--by",
+                "alice",
+                "--reason",
+                "not now",
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{label}: {err}");
+
         // Rollback to version 3 is itself a proposal needing a second person.
         let rollback = run_json(
             &db,
@@ -424,13 +469,14 @@ async fn proposals_are_rejected_go_stale_roll_back_and_leave_a_history() {
             [
                 (3, "alice".to_owned(), "bob".to_owned(), false),
                 (4, "carol".to_owned(), "alice".to_owned(), false),
+                (5, "alice".to_owned(), summary[2].2.clone(), false),
                 (3, "carol".to_owned(), "bob".to_owned(), true),
             ],
             "{label}: {history}"
         );
         assert_eq!(versions[0]["sha256"], first["policy"]["sha256"]);
         assert_eq!(versions[1]["sha256"], fourth["policy"]["sha256"]);
-        assert_eq!(versions[2]["proposal_id"], rollback_id);
+        assert_eq!(versions[3]["proposal_id"], rollback_id);
         let (code, out, _) = run(&db, &["policy", "history", "insurance"]).await;
         assert_eq!(code, 0);
         assert!(
@@ -460,7 +506,7 @@ async fn proposals_are_rejected_go_stale_roll_back_and_leave_a_history() {
             .into_iter()
             .filter(|e| e["event"] == "policy.rejected")
             .collect();
-        assert_eq!(rejections.len(), 1, "{label}");
+        assert_eq!(rejections.len(), 2, "{label}");
         assert_eq!(rejections[0]["rejected_by"], "bob");
         assert_eq!(rejections[0]["reason"], "needs SIU sign-off");
         conn.close().await.unwrap();
