@@ -308,8 +308,34 @@ async fn proposals_are_rejected_go_stale_roll_back_and_leave_a_history() {
         assert_eq!(code, 1, "{label}");
         assert!(err.contains("is not an operator name"), "{label}: {err}");
 
+        // Stored decisions for the backtest shown with each proposal.
+        let (code, out, err) = run(
+            &db,
+            &[
+                "scan",
+                "--json",
+                "--fact",
+                "claim.amount=12000",
+                "samples/sd-generated-duck.png",
+                "samples/plain-render.png",
+                "samples/c2pa-edited-photo.jpg",
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{label}: {out}{err}");
+
         // Rejected: it never goes live, and cannot be approved afterwards.
         let rejected = run_json(&db, &["policy", "propose", &v3, "--by", "alice", "--json"]).await;
+        let backtest = &rejected["checks"]["backtest"];
+        assert_eq!(backtest["replayed"], 3, "{label}: {backtest}");
+        assert_eq!(backtest["changed"], 0, "{label}: {backtest}");
+        assert!(
+            backtest["report"]
+                .as_str()
+                .unwrap()
+                .contains("replayed 3 decisions"),
+            "{label}: {backtest}"
+        );
         let rejected_id = rejected["proposal_id"].as_str().unwrap();
         let (code, out, err) = run(
             &db,
