@@ -1,4 +1,8 @@
-//! `arbiter policy`: check, test, explain, diff and backtest policy files.
+//! `arbiter policy`: check, test, explain, diff and backtest policy files; propose, approve,
+//! reject, show, roll back and list the versions of the database's policies (four-eyes change
+//! control, in `changes`).
+
+mod changes;
 
 use anyhow::{Context, bail};
 use arbiter_core::Facts;
@@ -67,12 +71,95 @@ pub enum PolicyCommand {
         #[arg(long, default_value_t = 10)]
         samples: usize,
     },
+    /// Propose a policy file as the next version of its flow: it is validated, its embedded
+    /// tests run, diffed against the live version and backtested over the last
+    /// `policies.backtest_days` of stored decisions; it goes live only when another person
+    /// approves it.
+    Propose {
+        /// The policy file.
+        file: PathBuf,
+        /// Who proposes it (an operator name, not an e-mail address).
+        #[arg(long, value_name = "USER")]
+        by: String,
+        /// The proposal as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file [default: ./arbiter.yaml when present, else built-in defaults].
+        #[arg(long, env = "ARBITER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Approve a proposal and make it the live version of its flow. Refused for its proposer
+    /// (four eyes), and when the live version changed since it was proposed.
+    Approve {
+        /// The proposal (`prop_...`).
+        id: String,
+        /// Who approves it: not its proposer.
+        #[arg(long, value_name = "USER")]
+        by: String,
+        /// The approved proposal as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a proposal.
+    Reject {
+        /// The proposal (`prop_...`).
+        id: String,
+        /// Who rejects it.
+        #[arg(long, value_name = "USER")]
+        by: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The rejected proposal as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a proposal: its status, people, tests, diff and backtest.
+    Show {
+        /// The proposal (`prop_...`).
+        id: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every version that was live in a flow, with its SHA-256, who proposed and approved it,
+    /// and when.
+    History {
+        /// The flow (`insurance`, `ugc`, `kyc`).
+        flow: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Propose restoring a version a flow had live before; it needs approval like any change.
+    Rollback {
+        /// The flow.
+        flow: String,
+        /// The version to restore (see `arbiter policy history FLOW`).
+        #[arg(long, value_name = "VERSION")]
+        to: u32,
+        /// Who proposes it.
+        #[arg(long, value_name = "USER")]
+        by: String,
+        /// The proposal as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file [default: ./arbiter.yaml when present, else built-in defaults].
+        #[arg(long, env = "ARBITER_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 impl PolicyCommand {
-    /// Only a backtest reads the database.
+    /// Checking, testing, explaining and diffing files reads no database.
     pub fn needs_database(&self) -> bool {
-        matches!(self, PolicyCommand::Backtest { .. })
+        !matches!(
+            self,
+            PolicyCommand::Check { .. }
+                | PolicyCommand::Test { .. }
+                | PolicyCommand::Explain { .. }
+                | PolicyCommand::Diff { .. }
+        )
     }
 }
 
@@ -102,6 +189,37 @@ pub async fn run(db: Option<&Db>, command: PolicyCommand) -> anyhow::Result<Exit
             };
             let db = db.context("a backtest needs the database")?;
             backtest(db, &file, since, until, tenant.as_deref(), samples, &flows).await
+        }
+        PolicyCommand::Propose {
+            file,
+            by,
+            json,
+            config,
+        } => changes::propose(db.context("needs the database")?, &file, &by, json, config).await,
+        PolicyCommand::Approve { id, by, json } => {
+            changes::approve(db.context("needs the database")?, &id, &by, json).await
+        }
+        PolicyCommand::Reject {
+            id,
+            by,
+            reason,
+            json,
+        } => changes::reject(db.context("needs the database")?, &id, &by, &reason, json).await,
+        PolicyCommand::Show { id, json } => {
+            changes::show(db.context("needs the database")?, &id, json).await
+        }
+        PolicyCommand::History { flow, json } => {
+            changes::history(db.context("needs the database")?, &flow, json).await
+        }
+        PolicyCommand::Rollback {
+            flow,
+            to,
+            by,
+            json,
+            config,
+        } => {
+            let db = db.context("needs the database")?;
+            changes::rollback(db, &flow, to, &by, json, config).await
         }
     }
 }

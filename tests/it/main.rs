@@ -23,6 +23,7 @@ mod hostile_http;
 mod logs;
 mod policies_http;
 mod policy_cli;
+mod policy_proposals;
 mod providers;
 mod quota_images;
 mod rd_sdks;

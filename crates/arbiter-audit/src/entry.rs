@@ -173,6 +173,48 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_version: Option<u32>,
     },
+    /// A policy version was proposed; it goes live only when another person approves it.
+    #[serde(rename = "policy.proposed")]
+    PolicyProposed {
+        /// The proposed version.
+        policy: PolicyRef,
+        /// The proposal (`prop_...`).
+        proposal_id: String,
+        /// Who proposed it (an operator name, never an e-mail address).
+        proposed_by: String,
+        /// The live version when it was proposed; absent when the flow had none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_version: Option<u32>,
+        /// For a rollback, the version it restores.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollback_to: Option<u32>,
+    },
+    /// A second person approved a proposed policy version (a `policy.activated` entry follows).
+    #[serde(rename = "policy.approved")]
+    PolicyApproved {
+        /// The approved version.
+        policy: PolicyRef,
+        /// The proposal.
+        proposal_id: String,
+        /// Who proposed it.
+        proposed_by: String,
+        /// Who approved it, never the proposer.
+        approved_by: String,
+    },
+    /// A proposed policy version was rejected.
+    #[serde(rename = "policy.rejected")]
+    PolicyRejected {
+        /// The rejected version.
+        policy: PolicyRef,
+        /// The proposal.
+        proposal_id: String,
+        /// Who proposed it.
+        proposed_by: String,
+        /// Who rejected it.
+        rejected_by: String,
+        /// Why.
+        reason: String,
+    },
     /// A reviewer resolved a review-queue item.
     #[serde(rename = "review.resolved")]
     ReviewResolved {
@@ -258,6 +300,9 @@ impl Event {
             Event::AnalysisRecorded { .. } => "analysis.recorded",
             Event::WebhookAbandoned { .. } => "webhook.abandoned",
             Event::PolicyActivated { .. } => "policy.activated",
+            Event::PolicyProposed { .. } => "policy.proposed",
+            Event::PolicyApproved { .. } => "policy.approved",
+            Event::PolicyRejected { .. } => "policy.rejected",
             Event::ReviewResolved { .. } => "review.resolved",
             Event::CaseDecided { .. } => "case.decided",
             Event::KeyCreated { .. } => "key.created",
@@ -274,9 +319,12 @@ impl Event {
             Event::WebhookAbandoned { request_id, .. }
             | Event::ReviewResolved { request_id, .. }
             | Event::CaseDecided { request_id, .. } => Some(request_id),
-            Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
-                None
-            }
+            Event::PolicyActivated { .. }
+            | Event::PolicyProposed { .. }
+            | Event::PolicyApproved { .. }
+            | Event::PolicyRejected { .. }
+            | Event::KeyCreated { .. }
+            | Event::KeyRevoked { .. } => None,
         }
     }
 
@@ -289,9 +337,12 @@ impl Event {
             Event::WebhookAbandoned { reference_id, .. }
             | Event::ReviewResolved { reference_id, .. }
             | Event::CaseDecided { reference_id, .. } => reference_id.as_deref(),
-            Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
-                None
-            }
+            Event::PolicyActivated { .. }
+            | Event::PolicyProposed { .. }
+            | Event::PolicyApproved { .. }
+            | Event::PolicyRejected { .. }
+            | Event::KeyCreated { .. }
+            | Event::KeyRevoked { .. } => None,
         }
     }
 
@@ -550,12 +601,63 @@ mod tests {
             ),
             (
                 Event::PolicyActivated {
-                    policy,
+                    policy: policy.clone(),
                     actor: "cli".into(),
                     previous_version: None,
                 },
                 format!(
                     r#"{{"actor":"cli","event":"policy.activated","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::PolicyProposed {
+                    policy: policy.clone(),
+                    proposal_id: "prop_01JH".into(),
+                    proposed_by: "alice".into(),
+                    previous_version: Some(3),
+                    rollback_to: None,
+                },
+                format!(
+                    r#"{{"event":"policy.proposed","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"previous_version":3,"proposal_id":"prop_01JH","proposed_by":"alice","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::PolicyProposed {
+                    policy: policy.clone(),
+                    proposal_id: "prop_01JH".into(),
+                    proposed_by: "alice".into(),
+                    previous_version: Some(5),
+                    rollback_to: Some(4),
+                },
+                format!(
+                    r#"{{"event":"policy.proposed","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"previous_version":5,"proposal_id":"prop_01JH","proposed_by":"alice","rollback_to":4,"seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::PolicyApproved {
+                    policy: policy.clone(),
+                    proposal_id: "prop_01JH".into(),
+                    proposed_by: "alice".into(),
+                    approved_by: "bob".into(),
+                },
+                format!(
+                    r#"{{"approved_by":"bob","event":"policy.approved","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"proposal_id":"prop_01JH","proposed_by":"alice","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
+                    sha("policy-v4")
+                ),
+            ),
+            (
+                Event::PolicyRejected {
+                    policy: policy.clone(),
+                    proposal_id: "prop_01JH".into(),
+                    proposed_by: "alice".into(),
+                    rejected_by: "bob".into(),
+                    reason: "too strict".into(),
+                },
+                format!(
+                    r#"{{"event":"policy.rejected","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"proposal_id":"prop_01JH","proposed_by":"alice","reason":"too strict","rejected_by":"bob","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
                     sha("policy-v4")
                 ),
             ),

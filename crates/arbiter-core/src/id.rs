@@ -135,6 +135,12 @@ define_id!(
     "rev"
 );
 
+define_id!(
+    /// A proposed policy version awaiting a second person's approval (`prop_`).
+    ProposalId,
+    "prop"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ pub use analysis::{
 pub use decision::{ActionRequest, ActionSpec, Decision, PolicyRef, ShadowHit};
 pub use error::ErrorCode;
 pub use facts::Facts;
-pub use id::{BatchId, EndpointId, KeyId, MessageId, RequestId, ReviewId};
+pub use id::{BatchId, EndpointId, KeyId, MessageId, ProposalId, RequestId, ReviewId};
 pub use plugin::{ActionSink, CaseSpec, DetectError, Detector, Flow, FlowError, SinkError};
 pub use schema::FactSchema;
 pub use verdict::{RiskLevel, Verdict, VerdictLabel};

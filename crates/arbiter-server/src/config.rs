@@ -64,6 +64,8 @@ pub struct Config {
     pub policies_dir: String,
     /// Seconds between checks of the policy directory for changed files; 0 disables reloading.
     pub policy_reload_secs: u64,
+    /// Where the live policies come from, and the four-eyes change workflow.
+    pub policies: PoliciesConfig,
     /// The server's log on stderr.
     pub log: LogConfig,
     /// This process among the replicas sharing a database.
@@ -105,6 +107,7 @@ impl std::fmt::Debug for Config {
             )
             .field("policies_dir", &self.policies_dir)
             .field("policy_reload_secs", &self.policy_reload_secs)
+            .field("policies", &self.policies)
             .field("log", &self.log)
             .field("replica", &self.replica)
             .field("detector", &self.detector)
@@ -129,6 +132,7 @@ impl Default for Config {
             database_url: String::new(),
             policies_dir: String::new(),
             policy_reload_secs: 2,
+            policies: PoliciesConfig::default(),
             log: LogConfig::default(),
             replica: ReplicaConfig::default(),
             detector: DetectorConfig::default(),
@@ -141,6 +145,42 @@ impl Default for Config {
             audit: AuditConfig::default(),
             flows: FlowsConfig::default(),
             reports: ReportsConfig::default(),
+        }
+    }
+}
+
+/// Where a deployment's live policies come from: its one source of truth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    /// Policy files (`policies_dir`), watched for changes: for teams that review changes in git.
+    #[default]
+    Files,
+    /// The version approved in the database (`arbiter policy propose` / `approve`): a change
+    /// goes live only when a second person approves it.
+    Database,
+}
+
+/// Where the live policies come from, and the four-eyes change workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// `files` (watched files, as `policies_dir` and `policy_reload_secs` say) or `database`
+    /// (the approved version in the database; the files seed a flow that has none yet).
+    pub source: PolicySource,
+    /// With `source: database`, how often a server looks for a newly approved version, in
+    /// milliseconds.
+    pub poll_interval_ms: u64,
+    /// Days of stored decisions `arbiter policy propose` backtests a proposal over.
+    pub backtest_days: u32,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            source: PolicySource::Files,
+            poll_interval_ms: 1000,
+            backtest_days: 30,
         }
     }
 }
@@ -606,6 +646,18 @@ impl Config {
                 ),
             });
         }
+        if self.policies.poll_interval_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "policies.poll_interval_ms",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        if self.policies.backtest_days == 0 {
+            return Err(ConfigError::Invalid {
+                key: "policies.backtest_days",
+                message: "must be more than 0".to_owned(),
+            });
+        }
         if self.limits.max_image_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "limits.max_image_bytes",
@@ -973,6 +1025,28 @@ mod tests {
         assert!(!made.is_empty() && replica.id_is_valid(), "{made}");
         replica.resolve();
         assert_eq!(replica.id, made);
+    }
+
+    #[test]
+    fn the_policy_source_is_configured_and_bad_values_name_the_key() {
+        let config = Config::from_yaml("policies:\n  source: database\n  backtest_days: 7\n")
+            .unwrap()
+            .with_env(env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "100")]))
+            .unwrap();
+        assert_eq!(config.policies.source, PolicySource::Database);
+        assert_eq!(config.policies.poll_interval_ms, 100);
+        assert_eq!(config.policies.backtest_days, 7);
+        config.validate().unwrap();
+
+        let err = Config::from_yaml("policies:\n  source: git\n").unwrap_err();
+        assert!(err.contains("source"), "{err}");
+        let zero = Config::default()
+            .with_env(env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "0")]))
+            .unwrap();
+        assert_eq!(
+            zero.validate().unwrap_err().to_string(),
+            "policies.poll_interval_ms: must be more than 0"
+        );
     }
 
     #[test]

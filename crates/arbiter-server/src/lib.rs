@@ -20,6 +20,7 @@ pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod policies;
+pub mod policy_changes;
 pub mod provider_usage;
 pub mod ratelimit;
 pub mod reports;

@@ -122,23 +122,7 @@ impl PolicyStore {
         policy: Policy,
         flows: &FlowRegistry,
     ) -> Result<(), PolicyLoadError> {
-        let flow = flows
-            .get(policy.flow())
-            .ok_or_else(|| PolicyLoadError::UnknownFlow {
-                origin: policy.origin().to_owned(),
-                flow: policy.flow().to_owned(),
-                known: flows.names().collect::<Vec<_>>().join(", "),
-            })?;
-        check_vocabulary(&policy, flow.actions())?;
-        policy.validate_against(flow.as_ref())?;
-        let report = policy.run_tests();
-        if !report.all_passed() {
-            return Err(PolicyLoadError::TestsFail {
-                origin: policy.origin().to_owned(),
-                failed: report.failed(),
-                details: report.to_string(),
-            });
-        }
+        check(&policy, flows)?;
         if let Some(existing) = self.by_flow.get(policy.flow())
             && existing.origin() != policy.origin()
         {
@@ -163,6 +147,38 @@ impl PolicyStore {
     pub fn for_flow(&self, flow: &str) -> Option<&Arc<Policy>> {
         self.by_flow.get(flow)
     }
+}
+
+/// What [`check`] found in a policy that may be activated.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Lints: the policy is valid, but a rule may not do what its author meant.
+    pub warnings: Vec<arbiter_policy::Diagnostic>,
+    /// The embedded tests, all passed.
+    pub tests: arbiter_policy::TestReport,
+}
+
+/// The checks a policy passes before it may be activated: its flow is one of this build's, its
+/// actions are the flow's, it is valid against the flow's facts, and its embedded tests pass.
+pub fn check(policy: &Policy, flows: &FlowRegistry) -> Result<Checked, PolicyLoadError> {
+    let flow = flows
+        .get(policy.flow())
+        .ok_or_else(|| PolicyLoadError::UnknownFlow {
+            origin: policy.origin().to_owned(),
+            flow: policy.flow().to_owned(),
+            known: flows.names().collect::<Vec<_>>().join(", "),
+        })?;
+    check_vocabulary(policy, flow.actions())?;
+    let warnings = policy.validate_against(flow.as_ref())?;
+    let tests = policy.run_tests();
+    if !tests.all_passed() {
+        return Err(PolicyLoadError::TestsFail {
+            origin: policy.origin().to_owned(),
+            failed: tests.failed(),
+            details: tests.to_string(),
+        });
+    }
+    Ok(Checked { warnings, tests })
 }
 
 /// The `*.yaml` / `*.yml` files of a directory, sorted.
@@ -247,6 +263,29 @@ impl LivePolicies {
     /// The policies in force now.
     pub fn snapshot(&self) -> Arc<PolicyStore> {
         self.read().store.clone()
+    }
+
+    /// Checks a policy (as [`PolicyStore::activate`]) and swaps it in as the live policy of its
+    /// flow, whatever was live before (an approved version from the database). Returns it, with
+    /// the version it replaced.
+    pub fn install(
+        &self,
+        policy: Policy,
+        flows: &FlowRegistry,
+    ) -> Result<(Arc<Policy>, Option<u32>), PolicyLoadError> {
+        check(&policy, flows)?;
+        let policy = Arc::new(policy);
+        let mut live = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut store = PolicyStore::clone(&live.store);
+        let previous = store
+            .by_flow
+            .insert(policy.flow().to_owned(), policy.clone())
+            .map(|p| p.version());
+        live.store = Arc::new(store);
+        Ok((policy, previous))
     }
 
     /// The status of each watched file.
@@ -391,7 +430,8 @@ pub async fn keep_versions(
 }
 
 /// Records a `policy.activated` audit entry for each policy whose exact file is not the last one
-/// recorded as activated under its id (so a restart on unchanged files records nothing), and
+/// recorded as activated under its id (so a restart on unchanged files records nothing), with
+/// its row in the flow's history (`arbiter policy history`) and as the flow's live version, and
 /// keeps each policy's text ([`keep_versions`]).
 pub async fn record_activations(
     db: &arbiter_db::Db,
@@ -426,6 +466,19 @@ pub async fn record_activations(
         };
         let txn = db.begin_write().await?;
         arbiter_audit::append(&txn, SYSTEM_TENANT, now, event).await?;
+        let activation = arbiter_db::policy_changes::ActivationRow {
+            flow: policy.flow().to_owned(),
+            policy_id: policy.id().to_owned(),
+            version: i32::try_from(policy.version()).unwrap_or(i32::MAX),
+            sha256: policy.sha256().to_owned(),
+            proposal_id: None,
+            proposed_by: None,
+            approved_by: None,
+            actor: actor.to_owned(),
+            activated_at: now,
+        };
+        arbiter_db::policy_changes::insert_activation(&txn, &activation).await?;
+        arbiter_db::policy_changes::set_head(&txn, policy.flow(), policy.sha256(), now).await?;
         txn.commit().await?;
         recorded += 1;
     }

@@ -1,7 +1,7 @@
 //! Building the services from configuration and serving HTTP until shutdown.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, PolicySource};
 use crate::flows::FlowRegistry;
 use crate::pipeline::Pipeline;
 use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
@@ -32,6 +32,9 @@ pub enum StartError {
     /// The flows could not be built.
     #[error("cannot build the flows: {0}")]
     Flows(String),
+    /// The policies recorded in the database could not be read or activated.
+    #[error("cannot start from the policies in the database: {0}")]
+    PolicyDatabase(#[from] crate::policy_changes::ChangeError),
     /// The webhook secret key file could not be opened or created.
     #[error(transparent)]
     WebhookKey(#[from] arbiter_webhooks::CipherError),
@@ -96,6 +99,9 @@ pub async fn build_state_with_detectors(
     let detectors = detectors(&db)?;
     let flows = FlowRegistry::configured(&config.flows).map_err(StartError::Flows)?;
     let policies = load_policies(&config.policies_dir, &flows)?;
+    if config.policies.source == PolicySource::Database {
+        start_from_database(&db, &policies, &flows, clock.now()).await?;
+    }
     let limits = IntakeLimits {
         max_bytes: config.limits.max_image_bytes,
         min_dimension: config.limits.min_dimension,
@@ -111,6 +117,25 @@ pub async fn build_state_with_detectors(
     let state = AppState::new(pipeline, config, clock, audit);
     state.webhooks.check_key_file().await?;
     Ok(state)
+}
+
+/// With `policies.source: database`: records the files' version of each flow that has none in
+/// the database yet, then swaps in each flow's version recorded there. A recorded version that
+/// cannot be activated fails the start: the database is the deployment's one source of truth.
+async fn start_from_database(
+    db: &Db,
+    policies: &LivePolicies,
+    flows: &FlowRegistry,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StartError> {
+    crate::policy_changes::seed_database(db, policies, now).await?;
+    let synced = crate::policy_changes::sync_from_database(db, policies, flows).await?;
+    if !synced.failed.is_empty() {
+        return Err(
+            crate::policy_changes::ChangeError::NotActivated(synced.failed.join("\n")).into(),
+        );
+    }
+    Ok(())
 }
 
 /// A bound server, ready to run.
@@ -240,9 +265,30 @@ async fn checkpoint_wal(db: arbiter_db::Db, shutdown: CancellationToken) {
     }
 }
 
+/// With `policies.source: database`: every `policies.poll_interval_ms`, swaps in the version of
+/// each flow approved since (its `policy.activated` entry was written by the approval).
+async fn poll_database_policies(state: AppState, shutdown: CancellationToken) {
+    let live = state.pipeline.policies().clone();
+    let db = state.pipeline.db().clone();
+    let flows = state.pipeline.flows().clone();
+    let every = std::time::Duration::from_millis(state.config.policies.poll_interval_ms);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(err) = crate::policy_changes::sync_from_database(&db, &live, &flows).await {
+            tracing::warn!(error = %err, "cannot read the approved policy versions");
+        }
+    }
+}
+
 /// Records the activation of the policies live at start, then re-reads the policy directory
 /// every `policy_reload_secs` and records each activation.
 async fn watch_policies(state: AppState, shutdown: CancellationToken) {
+    if state.config.policies.source == PolicySource::Database {
+        return poll_database_policies(state, shutdown).await;
+    }
     let live = state.pipeline.policies().clone();
     let db = state.pipeline.db().clone();
     let started: Vec<_> = live.snapshot().all().cloned().collect();

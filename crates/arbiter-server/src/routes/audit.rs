@@ -49,7 +49,8 @@ pub struct EntriesQuery {
     /// Only entries about this image (SHA-256 of its bytes, lowercase hex).
     pub image_sha256: Option<String>,
     /// Only this event: `decision.recorded`, `analysis.recorded`, `webhook.abandoned`,
-    /// `policy.activated`, `review.resolved`, `key.created`, `key.revoked`.
+    /// `policy.activated`, `policy.proposed`, `policy.approved`, `policy.rejected`,
+    /// `review.resolved`, `key.created`, `key.revoked`.
     pub event: Option<String>,
     /// Only decisions of this flow (`insurance`, `ugc`, `kyc`).
     pub flow: Option<String>,
