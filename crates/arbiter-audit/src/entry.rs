@@ -231,6 +231,28 @@ pub enum Event {
         /// Who revoked it.
         actor: String,
     },
+    /// A person signed in to the console.
+    #[serde(rename = "console.signed_in")]
+    ConsoleSignedIn {
+        /// The console user's id.
+        actor: String,
+        /// Their role.
+        role: String,
+    },
+    /// A person signed out of the console.
+    #[serde(rename = "console.signed_out")]
+    ConsoleSignedOut {
+        /// The console user's id.
+        actor: String,
+    },
+    /// A console sign-in was refused (never with the password typed).
+    #[serde(rename = "console.sign_in_failed")]
+    ConsoleSignInFailed {
+        /// The user id typed.
+        actor: String,
+        /// `wrong_password`, `unknown_user`, `disabled` or `throttled`.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -262,6 +284,9 @@ impl Event {
             Event::CaseDecided { .. } => "case.decided",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
+            Event::ConsoleSignedIn { .. } => "console.signed_in",
+            Event::ConsoleSignedOut { .. } => "console.signed_out",
+            Event::ConsoleSignInFailed { .. } => "console.sign_in_failed",
         }
     }
 
@@ -274,9 +299,12 @@ impl Event {
             Event::WebhookAbandoned { request_id, .. }
             | Event::ReviewResolved { request_id, .. }
             | Event::CaseDecided { request_id, .. } => Some(request_id),
-            Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
-                None
-            }
+            Event::PolicyActivated { .. }
+            | Event::KeyCreated { .. }
+            | Event::KeyRevoked { .. }
+            | Event::ConsoleSignedIn { .. }
+            | Event::ConsoleSignedOut { .. }
+            | Event::ConsoleSignInFailed { .. } => None,
         }
     }
 
@@ -289,9 +317,12 @@ impl Event {
             Event::WebhookAbandoned { reference_id, .. }
             | Event::ReviewResolved { reference_id, .. }
             | Event::CaseDecided { reference_id, .. } => reference_id.as_deref(),
-            Event::PolicyActivated { .. } | Event::KeyCreated { .. } | Event::KeyRevoked { .. } => {
-                None
-            }
+            Event::PolicyActivated { .. }
+            | Event::KeyCreated { .. }
+            | Event::KeyRevoked { .. }
+            | Event::ConsoleSignedIn { .. }
+            | Event::ConsoleSignedOut { .. }
+            | Event::ConsoleSignInFailed { .. } => None,
         }
     }
 
