@@ -17,6 +17,7 @@ mod m20261204_000011_key_flow;
 mod m20261204_000012_rate_counters;
 mod m20261204_000013_policy_versions;
 mod m20261205_000014_policy_proposals;
+mod m20261205_000015_console_users;
 mod m20261205_000016_thumbnails;
 
 /// Applies Arbiter's migrations in order.
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_rate_counters::Migration),
             Box::new(m20261204_000013_policy_versions::Migration),
             Box::new(m20261205_000014_policy_proposals::Migration),
+            Box::new(m20261205_000015_console_users::Migration),
             Box::new(m20261205_000016_thumbnails::Migration),
         ]
     }

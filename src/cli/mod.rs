@@ -7,6 +7,7 @@ mod replay;
 mod review;
 mod scan;
 mod serve;
+mod users;
 mod webhooks;
 
 use anyhow::Context;
@@ -61,6 +62,9 @@ enum Command {
     /// List and resolve human-review queue items.
     #[command(subcommand)]
     Review(review::ReviewCommand),
+    /// Create, list and disable the people who sign in to the console, and reset passwords.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 impl Cli {
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Webhooks(command) => webhooks::run(&db, cli.data_dir.clone(), command).await,
         Command::Review(command) => review::run(&db, command).await,
         Command::Replay(args) => replay::run(&db, args).await,
+        Command::Users(command) => users::run(&db, command).await,
         Command::Serve(_) => unreachable!("served above"),
     };
     db.clone().close().await.ok();

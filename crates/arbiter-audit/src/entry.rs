@@ -273,6 +273,28 @@ pub enum Event {
         /// Who revoked it.
         actor: String,
     },
+    /// A person signed in to the console.
+    #[serde(rename = "console.signed_in")]
+    ConsoleSignedIn {
+        /// The console user's id.
+        actor: String,
+        /// Their role.
+        role: String,
+    },
+    /// A person signed out of the console.
+    #[serde(rename = "console.signed_out")]
+    ConsoleSignedOut {
+        /// The console user's id.
+        actor: String,
+    },
+    /// A console sign-in was refused (never with the password typed).
+    #[serde(rename = "console.sign_in_failed")]
+    ConsoleSignInFailed {
+        /// The user id typed.
+        actor: String,
+        /// `wrong_password`, `unknown_user`, `disabled` or `throttled`.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -307,6 +329,9 @@ impl Event {
             Event::CaseDecided { .. } => "case.decided",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
+            Event::ConsoleSignedIn { .. } => "console.signed_in",
+            Event::ConsoleSignedOut { .. } => "console.signed_out",
+            Event::ConsoleSignInFailed { .. } => "console.sign_in_failed",
         }
     }
 
@@ -324,7 +349,10 @@ impl Event {
             | Event::PolicyApproved { .. }
             | Event::PolicyRejected { .. }
             | Event::KeyCreated { .. }
-            | Event::KeyRevoked { .. } => None,
+            | Event::KeyRevoked { .. }
+            | Event::ConsoleSignedIn { .. }
+            | Event::ConsoleSignedOut { .. }
+            | Event::ConsoleSignInFailed { .. } => None,
         }
     }
 
@@ -342,7 +370,10 @@ impl Event {
             | Event::PolicyApproved { .. }
             | Event::PolicyRejected { .. }
             | Event::KeyCreated { .. }
-            | Event::KeyRevoked { .. } => None,
+            | Event::KeyRevoked { .. }
+            | Event::ConsoleSignedIn { .. }
+            | Event::ConsoleSignedOut { .. }
+            | Event::ConsoleSignInFailed { .. } => None,
         }
     }
 

@@ -183,7 +183,17 @@ pub async fn analyze(
     request_id: &RequestId,
     call: AnalyzeCall,
 ) -> Result<AnalyzeReply, ApiError> {
-    let tenant = caller.key.tenant.as_str();
+    analyze_for(state, &caller.key.tenant, request_id, call).await
+}
+
+/// Runs one analysis request for a tenant: the path of `POST /v1/analyze`, also taken by the
+/// console's scans.
+pub async fn analyze_for(
+    state: &AppState,
+    tenant: &str,
+    request_id: &RequestId,
+    call: AnalyzeCall,
+) -> Result<AnalyzeReply, ApiError> {
     if let Some((flow, input)) = &call.flow {
         state.pipeline.check_input(flow, input)?;
     }
@@ -205,7 +215,7 @@ pub async fn analyze(
     .await?;
     let decided = record(
         state,
-        caller,
+        tenant,
         request_id,
         &call.reference_id,
         call.flow.as_ref(),
@@ -382,7 +392,7 @@ async fn run_detector(
 
 async fn record(
     state: &AppState,
-    caller: &Caller,
+    tenant: &str,
     request_id: &RequestId,
     reference_id: &Option<String>,
     flow: Option<&(String, Value)>,
@@ -394,13 +404,13 @@ async fn record(
         None => None,
     };
     let record = Record {
-        tenant: &caller.key.tenant,
+        tenant,
         request_id,
         reference_id: reference_id.as_deref(),
         analysis,
         decided: decided.as_ref(),
         request_row: Some(request_row(
-            &caller.key.tenant,
+            tenant,
             request_id,
             reference_id.clone(),
             obtained,

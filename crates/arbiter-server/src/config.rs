@@ -90,6 +90,8 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// PDF report cards.
     pub reports: ReportsConfig,
+    /// The console for people at `/console`.
+    pub console: ConsoleConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -120,6 +122,7 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("flows", &self.flows)
             .field("reports", &self.reports)
+            .field("console", &self.console)
             .finish()
     }
 }
@@ -145,6 +148,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             flows: FlowsConfig::default(),
             reports: ReportsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -181,6 +185,35 @@ impl Default for PoliciesConfig {
             source: PolicySource::Files,
             poll_interval_ms: 1000,
             backtest_days: 30,
+        }
+    }
+}
+
+/// The console for people at `/console`: sign-in, sessions and the throttle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Whether `/console` is served.
+    pub enabled: bool,
+    /// Mark the session cookie `Secure` (set it when people reach Arbiter over HTTPS, through a
+    /// proxy that terminates TLS).
+    pub secure_cookies: bool,
+    /// How long a session lasts after sign-in, in seconds.
+    pub session_ttl_secs: u64,
+    /// Failed sign-ins of one user within `throttle_window_secs` after which sign-in is refused.
+    pub max_failed_sign_ins: u64,
+    /// The window failed sign-ins are counted over, in seconds.
+    pub throttle_window_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            secure_cookies: false,
+            session_ttl_secs: 8 * 3600,
+            max_failed_sign_ins: 5,
+            throttle_window_secs: 900,
         }
     }
 }
@@ -714,6 +747,24 @@ impl Config {
                           ARBITER_AUDIT_SIGNING_KEY) to it"
                     .to_owned(),
             });
+        }
+        for (key, value) in [
+            ("console.session_ttl_secs", self.console.session_ttl_secs),
+            (
+                "console.max_failed_sign_ins",
+                self.console.max_failed_sign_ins,
+            ),
+            (
+                "console.throttle_window_secs",
+                self.console.throttle_window_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be more than 0".to_owned(),
+                });
+            }
         }
         if self.flows.ugc.batch_size == 0 {
             return Err(ConfigError::Invalid {

@@ -422,7 +422,7 @@ const EXPORT_RETRY_SECS: u64 = 10;
 /// Writes the bundle into a private temporary directory, then streams it as a tar archive and
 /// removes the directory. At most `audit.max_concurrent_exports` at once: each holds its place
 /// until its archive has been sent.
-async fn export_tar(
+pub(crate) async fn export_tar(
     state: &AppState,
     tenant: &str,
     range: &ExportRange,

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod audit;
 pub mod batches;
+pub mod console;
 pub mod flows;
 pub mod health;
 pub mod openapi;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flows::router(&state))
         .merge(review::router(&state))
         .merge(rd::router(&state))
+        .merge(console::router(&state))
         .layer(middleware::from_fn_with_state(bounds, bounded))
         .layer(middleware::from_fn_with_state(
             state.clone(),
