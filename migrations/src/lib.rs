@@ -16,6 +16,7 @@ mod m20261204_000010_rd_uploads;
 mod m20261204_000011_key_flow;
 mod m20261204_000012_rate_counters;
 mod m20261204_000013_policy_versions;
+mod m20261205_000017_leases;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_key_flow::Migration),
             Box::new(m20261204_000012_rate_counters::Migration),
             Box::new(m20261204_000013_policy_versions::Migration),
+            Box::new(m20261205_000017_leases::Migration),
         ]
     }
 }

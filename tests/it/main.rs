@@ -28,5 +28,6 @@ mod quota_images;
 mod rd_sdks;
 mod replay;
 mod replica_limits;
+mod replica_singletons;
 mod scan_e2e;
 mod webhooks;

@@ -13,6 +13,7 @@ pub mod rate_counters;
 pub mod rd_uploads;
 pub mod requests;
 pub mod review;
+pub mod singleton;
 pub mod testing;
 pub mod usage;
 pub mod webhooks;
@@ -225,7 +226,25 @@ impl Db {
             std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2)) as u32
         });
         let conn = Database::connect(options(readers)).await?;
-        Migrator::up(&conn, None).await?;
+        if sqlite {
+            // Processes opening one file together migrate one at a time: the migrations run in
+            // one transaction holding SQLite's write lock from its start.
+            let migrating = conn
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await?;
+            Migrator::up(&migrating, None).await?;
+            migrating.commit().await?;
+        } else {
+            // Replicas starting together on one PostgreSQL migrate one at a time: the others wait
+            // here, then find nothing left to do.
+            let migrating = conn.begin().await?;
+            singleton::hold(&migrating, singleton::names::MIGRATIONS).await?;
+            Migrator::up(&conn, None).await?;
+            migrating.commit().await?;
+        }
         let writer = if sqlite {
             Database::connect(options(Some(1))).await?
         } else {

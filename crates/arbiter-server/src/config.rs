@@ -197,6 +197,9 @@ pub struct ReplicaConfig {
     /// The replica's id in its log lines and `/metrics`; empty: `<hostname>-<pid>` (a random
     /// short id when the host has no name), made at start.
     pub id: String,
+    /// Seconds between SIGTERM and no longer accepting connections, while `/readyz` answers 503
+    /// (`draining`) so the load balancer stops sending new requests.
+    pub drain_secs: u64,
 }
 
 /// The longest replica id.
