@@ -29,5 +29,7 @@ mod rd_sdks;
 mod replay;
 mod replica_limits;
 mod replica_singletons;
+mod replicas;
+mod rolling_restart;
 mod scan_e2e;
 mod webhooks;
