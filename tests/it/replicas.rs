@@ -399,7 +399,7 @@ async fn three_replicas_killed_and_stopped_mid_traffic_behave_as_one() {
     for delivery in &deliveries {
         match delivery.status.as_str() {
             arbiter_db::webhooks::SUCCEEDED => assert!(
-                received.len() >= 1 && delivery.url.starts_with(&good.url("")),
+                delivery.url.starts_with(&good.url("")),
                 "{delivery:?}"
             ),
             arbiter_db::webhooks::FAILED => {
