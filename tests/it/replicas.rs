@@ -398,10 +398,9 @@ async fn three_replicas_killed_and_stopped_mid_traffic_behave_as_one() {
     let mut failed = 0;
     for delivery in &deliveries {
         match delivery.status.as_str() {
-            arbiter_db::webhooks::SUCCEEDED => assert!(
-                delivery.url.starts_with(&good.url("")),
-                "{delivery:?}"
-            ),
+            arbiter_db::webhooks::SUCCEEDED => {
+                assert!(delivery.url.starts_with(&good.url("")), "{delivery:?}")
+            }
             arbiter_db::webhooks::FAILED => {
                 failed += 1;
                 assert!(delivery.url.starts_with(&bad.url("")), "{delivery:?}");
