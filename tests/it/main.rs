@@ -32,4 +32,5 @@ mod replica_singletons;
 mod replicas;
 mod rolling_restart;
 mod scan_e2e;
+mod single_flight;
 mod webhooks;

@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod entity;
 pub mod group;
 pub mod jobs;
+pub mod leases;
 pub mod policy_versions;
 pub mod rate_counters;
 pub mod rd_uploads;

@@ -392,12 +392,16 @@ impl Default for OutboundConfig {
 pub struct CacheConfig {
     /// How long a result is reused for the same tenant, image and options, in seconds; 0 disables.
     pub ttl_secs: u64,
+    /// Identical requests arriving at several replicas at once run the detector once: the first
+    /// takes a lease in the database, the others wait for its result.
+    pub single_flight: bool,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             ttl_secs: 24 * 3600,
+            single_flight: true,
         }
     }
 }

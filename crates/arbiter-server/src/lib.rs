@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod review;
 pub mod routes;
 pub mod server;
+pub mod single_flight;
 pub mod sinks;
 pub mod state;
 
