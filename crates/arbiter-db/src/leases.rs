@@ -24,6 +24,21 @@ pub async fn take(
     Ok(!conn.query_all_raw(statement).await?.is_empty())
 }
 
+/// Extends the lease `key` to `until_ms` if `owner` still holds it; `false` when it does not.
+pub async fn renew(
+    conn: &impl ConnectionTrait,
+    key: &str,
+    owner: &str,
+    until_ms: i64,
+) -> Result<bool, DbErr> {
+    let statement = claim_statement(
+        conn.get_database_backend(),
+        "UPDATE leases SET expires_at_ms = $3 WHERE key = $1 AND owner = $2",
+        vec![key.into(), owner.into(), until_ms.into()],
+    );
+    Ok(conn.execute_raw(statement).await?.rows_affected() == 1)
+}
+
 /// Whether someone holds the lease `key` at `now_ms`.
 pub async fn held(conn: &impl ConnectionTrait, key: &str, now_ms: i64) -> Result<bool, DbErr> {
     let statement = claim_statement(
@@ -63,6 +78,8 @@ mod tests {
                 "{label}"
             );
             assert!(held(conn, "k", 1_500).await.unwrap(), "{label}");
+            assert!(renew(conn, "k", "a", 2_000).await.unwrap(), "{label}");
+            assert!(!renew(conn, "k", "b", 9_000).await.unwrap(), "{label}");
             // Expired: another takes it; the first may no longer give it up.
             assert!(take(conn, "k", "b", 2_001, 3_000).await.unwrap(), "{label}");
             release(conn, "k", "a").await.unwrap();

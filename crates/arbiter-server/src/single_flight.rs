@@ -2,7 +2,8 @@
 //! and options, same detector route) that miss the result cache on several replicas at once run
 //! the detector once. The first takes a lease row in the database (`leases`) and runs it; the
 //! others poll the shared result cache until its result is committed, and take over when its
-//! lease is given up (its request failed) or runs out (its process died). Within one process
+//! lease is given up (its request failed) or runs out (its process died: the leader renews its
+//! lease every second while it runs, and a lease not renewed ends after [`LEASE`]). Within one process
 //! identical requests already share one lookup (`analyze::Inflight`).
 
 use crate::error::ApiError;
@@ -13,6 +14,13 @@ use std::time::Duration;
 
 /// How often a follower looks for the leader's result.
 const FOLLOW_EVERY: Duration = Duration::from_millis(25);
+
+/// How long a leader's lease lasts without renewal: how long followers wait for a leader that
+/// died.
+pub const LEASE: Duration = Duration::from_secs(3);
+
+/// How often a running leader renews its lease.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// What a cache miss does.
 #[derive(Debug)]
@@ -31,10 +39,46 @@ pub struct Held {
     db: arbiter_db::Db,
     key: String,
     owner: String,
+    renewing: tokio::task::JoinHandle<()>,
+}
+
+impl Held {
+    /// Holds the lease `key` taken by `owner`, renewing it until dropped.
+    fn new(state: &AppState, key: String, owner: String) -> Self {
+        let db = state.pipeline.db().clone();
+        let clock = state.clock.clone();
+        let renewing = tokio::spawn({
+            let (db, key, owner) = (db.clone(), key.clone(), owner.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    let until = clock.now().timestamp_millis() + lease_ms();
+                    match arbiter_db::leases::renew(db.writer(), &key, &owner, until).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot renew a single-flight lease")
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            db,
+            key,
+            owner,
+            renewing,
+        }
+    }
+}
+
+fn lease_ms() -> i64 {
+    i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
+        self.renewing.abort();
         let (db, key, owner) = (self.db.clone(), self.key.clone(), self.owner.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -60,20 +104,15 @@ pub async fn begin(
     let db = state.pipeline.db();
     let key = format!("single-flight:{tenant}:{cache_key}");
     let owner = crate::jobs::claim_token(&state.config.replica.id);
-    // A leader may take as long as a request may; a follower waits no longer than that either.
-    let lease = Duration::from_secs(state.config.limits.request_timeout_secs.max(1));
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-    let gives_up = tokio::time::Instant::now() + lease;
+    // A follower waits no longer than a request may take.
+    let gives_up = tokio::time::Instant::now()
+        + Duration::from_secs(state.config.limits.request_timeout_secs.max(1));
     let mut followed = false;
     loop {
         let now_ms = state.clock.now().timestamp_millis();
-        if arbiter_db::leases::take(db.writer(), &key, &owner, now_ms, now_ms + lease_ms).await? {
+        if arbiter_db::leases::take(db.writer(), &key, &owner, now_ms, now_ms + lease_ms()).await? {
             state.metrics.single_flight(true);
-            return Ok(Flight::Run(Some(Held {
-                db: db.clone(),
-                key,
-                owner,
-            })));
+            return Ok(Flight::Run(Some(Held::new(state, key, owner))));
         }
         if !followed {
             followed = true;
