@@ -329,9 +329,7 @@ pub async fn obtain(
                 }
                 // Missed here: led or followed across replicas.
                 match crate::single_flight::begin(state, tenant, &key, since).await? {
-                    crate::single_flight::Flight::Found(analysis, origin) => {
-                        return Ok((analysis, origin));
-                    }
+                    crate::single_flight::Flight::Found(found) => return Ok(*found),
                     crate::single_flight::Flight::Run(held) => {
                         *flight.lock().unwrap_or_else(|p| p.into_inner()) = held;
                     }

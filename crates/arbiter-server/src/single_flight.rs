@@ -29,7 +29,7 @@ pub enum Flight {
     /// is off, or waiting took too long.
     Run(Option<Held>),
     /// Another replica's result, committed meanwhile.
-    Found(Analysis, RequestId),
+    Found(Box<(Analysis, RequestId)>),
 }
 
 /// A held lease, given up when dropped (once this request has ended, its result committed or
@@ -131,7 +131,7 @@ pub async fn begin(
                     .request_id
                     .parse()
                     .map_err(|err| ApiError::internal(&err))?;
-                return Ok(Flight::Found(analysis, origin));
+                return Ok(Flight::Found(Box::new((analysis, origin))));
             }
             let now_ms = state.clock.now().timestamp_millis();
             if !arbiter_db::leases::held(db.conn(), &key, now_ms).await? {
