@@ -262,7 +262,25 @@ async fn three_replicas_killed_and_stopped_mid_traffic_behave_as_one() {
     .unwrap();
     assert_eq!(status, StatusCode::ACCEPTED, "{batch}");
     let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = arbiter_db::Db::connect(&arbiter_db::DbTarget::Url(pg.url.clone()))
+        .await
+        .unwrap();
+    let conn = db.conn();
+    wait_for(
+        "r3 to claim batch jobs",
+        Duration::from_secs(10),
+        async || {
+            let held = job::Entity::find()
+                .filter(job::Column::BatchId.eq(batch_id.as_str()))
+                .filter(job::Column::Status.eq(arbiter_db::jobs::QUEUED))
+                .filter(job::Column::LeaseOwner.starts_with("r3."))
+                .count(conn)
+                .await
+                .ok()?;
+            (held > 0).then_some(())
+        },
+    )
+    .await;
     replicas[2].kill();
     let stopping = replicas.remove(1);
     let stopped = tokio::task::spawn_blocking(move || stopping.stop());
@@ -302,10 +320,6 @@ async fn three_replicas_killed_and_stopped_mid_traffic_behave_as_one() {
         accepted.push(result["request_id"].as_str().unwrap().to_owned());
     }
 
-    let db = arbiter_db::Db::connect(&arbiter_db::DbTarget::Url(pg.url.clone()))
-        .await
-        .unwrap();
-    let conn = db.conn();
     // Every delivery ends: delivered, or abandoned after the short schedule.
     wait_for(
         "every webhook delivery to end",
