@@ -19,6 +19,7 @@ mod m20261204_000013_policy_versions;
 mod m20261205_000014_policy_proposals;
 mod m20261205_000015_console_users;
 mod m20261205_000016_thumbnails;
+mod m20261205_000017_leases;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_policy_proposals::Migration),
             Box::new(m20261205_000015_console_users::Migration),
             Box::new(m20261205_000016_thumbnails::Migration),
+            Box::new(m20261205_000017_leases::Migration),
         ]
     }
 }

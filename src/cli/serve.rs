@@ -50,7 +50,7 @@ pub async fn run(
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: draining, then finishing in-flight requests");
         signal.cancel();
     });
     server.run(shutdown).await.context("while serving")?;

@@ -44,7 +44,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 /// The sample PNG with a `tEXt` chunk naming `n` after its header: a distinct image (its own
 /// SHA-256, so no shared cached result) with the same pixels.
-fn distinct_png(n: usize) -> Vec<u8> {
+pub(crate) fn distinct_png(n: usize) -> Vec<u8> {
     let png = sample("plain-render.png");
     let ihdr_end = 8 + 4 + 4 + 13 + 4;
     let data = format!("Comment\0arbiter test image {n}");

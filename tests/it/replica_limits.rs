@@ -95,3 +95,40 @@ async fn two_replicas_on_one_database_answer_a_starter_key_60_times_a_minute_bet
     })
     .await;
 }
+
+/// A key revoked through one replica is refused by the other on its very next request: keys are
+/// read from the database on each request, never cached in a process.
+#[tokio::test]
+async fn a_key_revoked_through_one_replica_is_refused_by_the_other_at_once() {
+    each_database(async |label, dir, url| {
+        let clock: Arc<dyn Clock> = Arc::new(arbiter_server::clock::SystemClock);
+        let replicas = [
+            replica(dir, &url, clock.clone()).await,
+            replica(dir, &url, clock).await,
+        ];
+        let (id, secret) = replicas[0]
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
+        let path = "/v1/requests/req_01JH0000000000000000000001";
+        for replica in &replicas {
+            assert_eq!(
+                replica.get(&secret, path).await.0,
+                StatusCode::NOT_FOUND,
+                "{label}"
+            );
+        }
+        let txn = replicas[0].state.pipeline.db().begin_write().await.unwrap();
+        arbiter_server::keys::revoke(&txn, &id.parse().unwrap(), "test", chrono::Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        txn.commit().await.unwrap();
+        let (status, body) = replicas[1].get(&secret, path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{label}: {body}");
+        assert_eq!(body["error"]["code"], "INVALID_API_KEY", "{label}");
+        for replica in replicas {
+            replica.stop().await;
+        }
+    })
+    .await;
+}

@@ -170,6 +170,9 @@ impl CheckpointWorker {
             return Ok(Vec::new());
         }
         let txn = self.db.begin_write().await?;
+        // One replica signs at a time; the next one reads what it signed and signs only what
+        // is due after it.
+        arbiter_db::singleton::hold(&txn, arbiter_db::singleton::names::AUDIT_CHECKPOINTS).await?;
         let written = if all {
             crate::write_checkpoints(&txn, &audit.signer, now).await?
         } else {

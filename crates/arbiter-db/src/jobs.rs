@@ -170,6 +170,19 @@ pub async fn renew(
     Ok(result.rows_affected)
 }
 
+/// Frees the queued jobs the claims `tokens` hold, at once and without counting an attempt
+/// (a replica stopping gives back what it claimed and did not start); returns how many.
+pub async fn hand_back(conn: &impl ConnectionTrait, tokens: &[String]) -> Result<u64, DbErr> {
+    let result = job::Entity::update_many()
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(0i64))
+        .filter(job::Column::LeaseOwner.is_in(tokens.iter().map(String::as_str)))
+        .filter(job::Column::Status.eq(QUEUED))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// Gives a job back after a passing failure (the database, a detector or vendor that failed):
 /// one more attempt counted, claimable again from `retry_at_ms`. `false` when the claim `token`
 /// no longer holds it.

@@ -8,12 +8,14 @@ pub mod decisions;
 pub mod entity;
 pub mod group;
 pub mod jobs;
+pub mod leases;
 pub mod policy_changes;
 pub mod policy_versions;
 pub mod rate_counters;
 pub mod rd_uploads;
 pub mod requests;
 pub mod review;
+pub mod singleton;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod thumbnails;
@@ -228,7 +230,25 @@ impl Db {
             std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2)) as u32
         });
         let conn = Database::connect(options(readers)).await?;
-        Migrator::up(&conn, None).await?;
+        if sqlite {
+            // Processes opening one file together migrate one at a time: the migrations run in
+            // one transaction holding SQLite's write lock from its start.
+            let migrating = conn
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await?;
+            Migrator::up(&migrating, None).await?;
+            migrating.commit().await?;
+        } else {
+            // Replicas starting together on one PostgreSQL migrate one at a time: the others wait
+            // here, then find nothing left to do.
+            let migrating = conn.begin().await?;
+            singleton::hold(&migrating, singleton::names::MIGRATIONS).await?;
+            Migrator::up(&conn, None).await?;
+            migrating.commit().await?;
+        }
         let writer = if sqlite {
             Database::connect(options(Some(1))).await?
         } else {

@@ -266,6 +266,8 @@ pub struct Obtained {
     slot: String,
     /// Set while this request leads the lookup identical requests wait for.
     _lead: Lead,
+    /// Set while this request leads identical requests on other replicas.
+    _flight: Option<crate::single_flight::Held>,
 }
 
 impl Obtained {
@@ -329,6 +331,8 @@ pub async fn obtain(
         (Shared::default(), false)
     };
     let lead = Lead(leader.then(|| (state.inflight.clone(), slot.clone())));
+    // The single-flight lease this request leads with, held until it ends.
+    let flight: Mutex<Option<crate::single_flight::Held>> = Mutex::new(None);
     let (analysis, origin) = cell
         .get_or_init(|| async {
             if ttl_secs > 0 {
@@ -348,6 +352,13 @@ pub async fn obtain(
                         .parse()
                         .map_err(|err| ApiError::internal(&err))?;
                     return Ok((analysis, origin));
+                }
+                // Missed here: led or followed across replicas.
+                match crate::single_flight::begin(state, tenant, &key, since).await? {
+                    crate::single_flight::Flight::Found(found) => return Ok(*found),
+                    crate::single_flight::Flight::Run(held) => {
+                        *flight.lock().unwrap_or_else(|p| p.into_inner()) = held;
+                    }
                 }
             }
             Ok((
@@ -375,6 +386,7 @@ pub async fn obtain(
         thumbnail,
         slot,
         _lead: lead,
+        _flight: flight.into_inner().unwrap_or_else(|p| p.into_inner()),
     })
 }
 

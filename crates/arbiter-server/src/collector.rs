@@ -75,6 +75,9 @@ pub async fn collect(
     let batch_size = state.config.flows.ugc.batch_size;
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_jobs(&txn, vec![row]).await?;
+    // One replica at a time counts and seals a tenant's uploads: each batch is sealed once, with
+    // `batch_size` uploads, however the uploads are spread over replicas.
+    hold_seal(&txn, tenant).await?;
     let collected = repo::collecting(&txn, tenant, FLOW).await?;
     let batch_id = if collected >= batch_size {
         seal(&txn, tenant, batch_size, now).await?
@@ -97,6 +100,12 @@ pub async fn collect(
         batch_id: batch_id.map(|id| id.to_string()),
         status_url: format!("{base_url}/v1/requests/{request_id}"),
     })
+}
+
+/// Takes the singleton of sealing `tenant`'s uploads for the rest of `txn`.
+async fn hold_seal(txn: &DatabaseTransaction, tenant: &str) -> Result<(), ApiError> {
+    let name = arbiter_db::singleton::names::collector_seal(FLOW, tenant);
+    Ok(arbiter_db::singleton::hold(txn, &name).await?)
 }
 
 /// Queues up to `batch_size` of a tenant's collected uploads, oldest first, as one batch.
@@ -141,6 +150,7 @@ pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
     let mut batches = 0;
     for tenant in tenants {
         let txn = state.pipeline.db().begin_write().await?;
+        hold_seal(&txn, &tenant).await?;
         while seal(&txn, &tenant, config.batch_size, now).await?.is_some() {
             batches += 1;
         }

@@ -274,6 +274,9 @@ pub struct ReplicaConfig {
     /// The replica's id in its log lines and `/metrics`; empty: `<hostname>-<pid>` (a random
     /// short id when the host has no name), made at start.
     pub id: String,
+    /// Seconds between SIGTERM and no longer accepting connections, while `/readyz` answers 503
+    /// (`draining`) so the load balancer stops sending new requests.
+    pub drain_secs: u64,
 }
 
 /// The longest replica id.
@@ -466,12 +469,16 @@ impl Default for OutboundConfig {
 pub struct CacheConfig {
     /// How long a result is reused for the same tenant, image and options, in seconds; 0 disables.
     pub ttl_secs: u64,
+    /// Identical requests arriving at several replicas at once run the detector once: the first
+    /// takes a lease in the database, the others wait for its result.
+    pub single_flight: bool,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             ttl_secs: 24 * 3600,
+            single_flight: true,
         }
     }
 }

@@ -403,10 +403,11 @@ async fn analyse(
 /// Jobs a worker claims at once, when fewer than it analyses at a time are left waiting.
 const CLAIM_GROUP: u32 = 32;
 
-/// Claims up to [`CLAIM_GROUP`] queued jobs; each holds the claim's token as its `lease_owner`.
+/// Claims up to [`CLAIM_GROUP`] queued jobs; each holds the claim's token as its `lease_owner`:
+/// `<replica id>.<ulid>`, so the jobs table and the logs say which replica holds a job.
 async fn claim(state: &AppState) -> Result<Vec<job::Model>, ApiError> {
     let now_ms = state.clock.now().timestamp_millis();
-    let token = ulid::Ulid::new().to_string();
+    let token = claim_token(&state.config.replica.id);
     let lease_ms = lease_ms(state);
     // A claim writes: on SQLite it goes through the writer connection, so it queues behind other
     // writes instead of sleeping in SQLite's busy handler.
@@ -421,6 +422,34 @@ async fn claim(state: &AppState) -> Result<Vec<job::Model>, ApiError> {
     .await?;
     txn.commit().await?;
     Ok(jobs)
+}
+
+/// A claim's token: the replica's id, a dot, and a ULID.
+pub fn claim_token(replica: &str) -> String {
+    format!("{replica}.{}", ulid::Ulid::new())
+}
+
+/// Gives back at once the jobs the claims `tokens` still hold (claimed, not started, at
+/// shutdown), so another replica takes them now rather than when their leases run out. No
+/// attempt is counted against them.
+async fn hand_back(state: &AppState, tokens: &HashSet<String>) {
+    if tokens.is_empty() {
+        return;
+    }
+    let tokens: Vec<String> = tokens.iter().cloned().collect();
+    let handed = async {
+        let txn = state.pipeline.db().begin_write().await?;
+        let handed = repo::hand_back(&txn, &tokens).await?;
+        txn.commit().await?;
+        Ok::<_, arbiter_db::sea_orm::DbErr>(handed)
+    };
+    match handed.await {
+        Ok(0) => {}
+        Ok(jobs) => tracing::info!(jobs, "claimed jobs handed back for another replica"),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot hand back claimed jobs; their leases will run out")
+        }
+    }
 }
 
 /// A worked job: its request id and what analysing it gave.
@@ -834,7 +863,9 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
         {
             claiming.set(claim(&state).fuse());
         }
+        // At shutdown the jobs under analysis finish; those still waiting are handed back.
         while running.len() < in_analysis
+            && !shutdown.is_cancelled()
             && let Some(job) = waiting.pop_front()
         {
             running.push(attempt(&state, job));
@@ -909,6 +940,11 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
         previous.await.ok();
     }
     renewing.abort();
+    let held = tokens
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    hand_back(&state, &held).await;
 }
 
 #[cfg(test)]

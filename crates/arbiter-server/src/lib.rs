@@ -27,6 +27,7 @@ pub mod reports;
 pub mod review;
 pub mod routes;
 pub mod server;
+pub mod single_flight;
 pub mod sinks;
 pub mod state;
 

@@ -55,6 +55,8 @@ struct Inner {
     detector: Histogram,
     cache_hits: u64,
     cache_misses: u64,
+    single_flight_leaders: u64,
+    single_flight_followers: u64,
 }
 
 /// The process's metrics. Cheap to clone.
@@ -98,6 +100,18 @@ impl Metrics {
         });
     }
 
+    /// A cache miss that led the analysis of identical requests across replicas (`leader`), or
+    /// waited for another replica's (`follower`).
+    pub fn single_flight(&self, leader: bool) {
+        self.with(|m| {
+            if leader {
+                m.single_flight_leaders += 1
+            } else {
+                m.single_flight_followers += 1
+            }
+        });
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.with(|m| {
@@ -115,6 +129,9 @@ impl Metrics {
             out.push_str("# HELP arbiter_cache_lookups_total Result-cache lookups by outcome.\n# TYPE arbiter_cache_lookups_total counter\n");
             let _ = writeln!(out, "arbiter_cache_lookups_total{{result=\"hit\"}} {}", m.cache_hits);
             let _ = writeln!(out, "arbiter_cache_lookups_total{{result=\"miss\"}} {}", m.cache_misses);
+            out.push_str("# HELP arbiter_single_flight_total Cache misses by their part in a single flight across replicas: the leader runs the detector, a follower waits for its result.\n# TYPE arbiter_single_flight_total counter\n");
+            let _ = writeln!(out, "arbiter_single_flight_total{{role=\"leader\"}} {}", m.single_flight_leaders);
+            let _ = writeln!(out, "arbiter_single_flight_total{{role=\"follower\"}} {}", m.single_flight_followers);
             out
         })
     }

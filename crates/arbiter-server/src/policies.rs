@@ -447,16 +447,29 @@ pub async fn record_activations(
     keep_versions(db, policies, now)
         .await
         .map_err(arbiter_audit::AuditError::from)?;
-    let mut last: BTreeMap<String, arbiter_core::PolicyRef> = BTreeMap::new();
-    for stored in arbiter_audit::entries(db.conn(), &filter).await? {
-        if let arbiter_audit::Event::PolicyActivated { policy, .. } = stored.entry.event {
-            last.insert(policy.id.clone(), policy);
-        }
-    }
     let mut recorded = 0;
     for policy in policies {
-        let previous = last.get(policy.id());
-        if previous.is_some_and(|p| p.sha256 == policy.sha256()) {
+        // One replica at a time decides whether this file is new under its id, reading what the
+        // others committed: a version is recorded once, not once per replica.
+        let txn = db.begin_write().await?;
+        arbiter_db::singleton::hold(
+            &txn,
+            &arbiter_db::singleton::names::policy_activated(policy.id()),
+        )
+        .await?;
+        let mut previous: Option<arbiter_core::PolicyRef> = None;
+        for stored in arbiter_audit::entries(&txn, &filter).await? {
+            if let arbiter_audit::Event::PolicyActivated { policy: p, .. } = stored.entry.event
+                && p.id == policy.id()
+            {
+                previous = Some(p);
+            }
+        }
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.sha256 == policy.sha256())
+        {
+            txn.rollback().await?;
             continue;
         }
         let event = arbiter_audit::Event::PolicyActivated {
@@ -464,7 +477,6 @@ pub async fn record_activations(
             actor: actor.to_owned(),
             previous_version: previous.map(|p| p.version),
         };
-        let txn = db.begin_write().await?;
         arbiter_audit::append(&txn, SYSTEM_TENANT, now, event).await?;
         let activation = arbiter_db::policy_changes::ActivationRow {
             flow: policy.flow().to_owned(),

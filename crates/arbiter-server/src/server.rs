@@ -168,8 +168,10 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting and finishes in-flight requests;
-    /// the job workers and webhook delivery loops run alongside and finish the work under way.
+    /// Serves until `shutdown` is cancelled; then `/readyz` answers 503 (`draining`) for
+    /// `replica.drain_secs` while requests are still served, and the server stops accepting and
+    /// finishes its in-flight requests. The job workers and webhook delivery loops stop claiming
+    /// at once, finish the work under way and hand back the jobs they claimed and had not started.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         remove_stale_batch_bodies(&self.state).await;
         let workers = spawn_workers(&self.state, &shutdown);
@@ -182,7 +184,21 @@ impl Server {
         )
         .with_graceful_shutdown({
             let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
+            let draining = self.state.draining.clone();
+            let drain = std::time::Duration::from_secs(self.state.config.replica.drain_secs);
+            async move {
+                shutdown.cancelled().await;
+                // Unready first, still serving, so the load balancer moves new requests away.
+                draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                if !drain.is_zero() {
+                    tracing::info!(
+                        drain_secs = drain.as_secs(),
+                        "draining: /readyz answers 503"
+                    );
+                    tokio::time::sleep(drain).await;
+                }
+                tracing::info!("no longer accepting: finishing in-flight requests");
+            }
         })
         .await?;
         shutdown.cancel();

@@ -12,6 +12,7 @@ use arbiter_db::api_keys::{KeyLookup, Lookups};
 use arbiter_db::requests::{CachedLookup, CachedLookups};
 use arbiter_webhooks::{DeliveryWorker, Webhooks};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use tokio::sync::Notify;
 
 /// The handles every handler needs. Cheap to clone.
@@ -41,6 +42,8 @@ pub struct AppState {
     pub jobs_wake: Arc<Notify>,
     /// The audit checkpoint signer and when it signs.
     pub audit: AuditSigning,
+    /// Set at shutdown: `/readyz` answers 503 while in-flight work finishes.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             webhooks,
             jobs_wake: Arc::default(),
             audit,
+            draining: Arc::default(),
         }
     }
 
@@ -95,5 +99,6 @@ impl AppState {
             Arc::new(move || clock.now()),
             std::time::Duration::from_millis(self.config.jobs.poll_interval_ms),
         )
+        .with_owner(&self.config.replica.id)
     }
 }

@@ -36,6 +36,9 @@ pub struct DeliveryWorker {
     webhooks: Webhooks,
     now: Now,
     poll: Duration,
+    /// The replica whose claims these are: a claim's token is `<owner>.<ulid>` (a bare ULID
+    /// when empty).
+    owner: Arc<str>,
 }
 
 impl std::fmt::Debug for DeliveryWorker {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for DeliveryWorker {
         f.debug_struct("DeliveryWorker")
             .field("webhooks", &self.webhooks)
             .field("poll", &self.poll)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +64,24 @@ impl DeliveryWorker {
             webhooks,
             now,
             poll: poll.max(Duration::from_millis(10)),
+            owner: Arc::from(""),
+        }
+    }
+
+    /// The same worker, its claims named after the replica `owner` (`<owner>.<ulid>`), so the
+    /// deliveries table and the logs say which replica holds a delivery.
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        self.owner = Arc::from(owner);
+        self
+    }
+
+    /// A new claim's token.
+    fn token(&self) -> String {
+        let ulid = ulid::Ulid::new();
+        if self.owner.is_empty() {
+            ulid.to_string()
+        } else {
+            format!("{}.{ulid}", self.owner)
         }
     }
 
@@ -67,7 +89,7 @@ impl DeliveryWorker {
     /// and makes one attempt of each, concurrently. Returns how many were claimed. The delivery
     /// loop ([`DeliveryWorker::run`]) refills continuously instead.
     pub async fn deliver_due(&self) -> Result<usize, OutboxError> {
-        let token = ulid::Ulid::new().to_string();
+        let token = self.token();
         let rows = self
             .claim_due(&token, self.webhooks.config().concurrency(), &[])
             .await?;
@@ -286,7 +308,7 @@ impl DeliveryWorker {
                     }
                     seen_waiting = Some(tokio::time::Instant::now());
                 }
-                let token = ulid::Ulid::new().to_string();
+                let token = self.token();
                 let free = shares.free();
                 match self.claim_due(&token, free, &shares.full()).await {
                     Ok(rows) => {

@@ -108,7 +108,17 @@ impl ServeProcess {
 }
 
 impl Drop for ServeProcess {
+    /// Kills the process; when a test is failing, prints what it logged, so the failure can be
+    /// read together with the server's side of it.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log: Vec<String> = self.log.try_iter().collect();
+            eprintln!(
+                "--- log of the server at {} ---\n{}\n--- end of its log ---",
+                self.base,
+                log.join("\n")
+            );
+        }
     }
 }

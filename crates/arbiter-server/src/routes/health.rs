@@ -22,7 +22,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database is reachable. The body also shows each vendor's health (circuit, budget,
+/// The database is reachable and the process is not shutting down (503 `draining` from SIGTERM
+/// on, while it finishes its in-flight work: take it out of rotation). The body also shows each vendor's health (circuit, budget,
 /// problem); a vendor that is down does not make the process unready, since its routes answer
 /// with an error naming it (or fail over) and every replica shares the vendor.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
@@ -43,6 +44,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             (status.name, shown)
         })
         .collect();
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        );
+    }
     match state.pipeline.db().conn().ping().await {
         Ok(()) => (
             StatusCode::OK,

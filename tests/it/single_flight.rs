@@ -1,0 +1,129 @@
+//! Single flight across replicas (`cache.single_flight`): identical requests arriving at two
+//! servers on one database at once run the detector once; with it off, once per replica. On
+//! SQLite, and PostgreSQL when `ARBITER_TEST_POSTGRES_URL` is set.
+
+use crate::batches::distinct_png;
+use crate::harness::{TestServer, b64, config, each_database, new_key};
+use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
+use arbiter_detect::LocalDetector;
+use arbiter_server::clock::SystemClock;
+use arbiter_server::keys::Scope;
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The local detector, counted, and slow enough that the requests overlap.
+#[derive(Debug, Default)]
+struct Counting(AtomicUsize);
+
+#[async_trait]
+impl Detector for Counting {
+    fn name(&self) -> &str {
+        "local"
+    }
+    fn models(&self) -> &[ModelKind] {
+        &ModelKind::ALL
+    }
+    async fn analyze(
+        &self,
+        input: &MediaInput,
+        options: &AnalyzeOptions,
+    ) -> Result<Analysis, DetectError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        LocalDetector.analyze(input, options).await
+    }
+    async fn health(&self) -> Result<(), DetectError> {
+        Ok(())
+    }
+}
+
+async fn replica(
+    dir: &Path,
+    url: &str,
+    single_flight: bool,
+    detector: Arc<Counting>,
+) -> TestServer {
+    let mut config = config(dir, url);
+    config.jobs.workers = 0;
+    config.webhooks.workers = 0;
+    config.cache.single_flight = single_flight;
+    TestServer::start_with(config, Arc::new(SystemClock), Some(detector)).await
+}
+
+/// Sends the same image three times to each replica at once; the detector's runs.
+async fn race(replicas: &[TestServer; 2], key: &str, image: &[u8], detector: &Counting) -> usize {
+    let before = detector.0.load(Ordering::SeqCst);
+    let body = json!({"image_base64": b64(image)});
+    let calls = (0..6).map(|n| replicas[n % 2].post(key, "/v1/analyze", body.clone()));
+    for (status, _, answer) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    detector.0.load(Ordering::SeqCst) - before
+}
+
+async fn metric(replica: &TestServer, role: &str) -> u64 {
+    let text = replica
+        .client
+        .get(format!("{}/metrics", replica.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("arbiter_single_flight_total{{role=\"{role}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn identical_requests_on_two_replicas_run_the_detector_once() {
+    each_database(async |label, dir, url| {
+        let detector = Arc::new(Counting::default());
+        let on = [
+            replica(dir, &url, true, detector.clone()).await,
+            replica(dir, &url, true, detector.clone()).await,
+        ];
+        let (_, key) = on[0]
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
+        assert_eq!(
+            race(&on, &key, &distinct_png(1), &detector).await,
+            1,
+            "{label}"
+        );
+        let leaders = metric(&on[0], "leader").await + metric(&on[1], "leader").await;
+        let followers = metric(&on[0], "follower").await + metric(&on[1], "follower").await;
+        assert_eq!(
+            (leaders, followers),
+            (1, 1),
+            "{label}: one replica led, the other followed"
+        );
+        for replica in on {
+            replica.stop().await;
+        }
+
+        // Off: each replica runs it once (its own requests still share one run).
+        let off = [
+            replica(dir, &url, false, detector.clone()).await,
+            replica(dir, &url, false, detector.clone()).await,
+        ];
+        assert_eq!(
+            race(&off, &key, &distinct_png(2), &detector).await,
+            2,
+            "{label}"
+        );
+        for replica in off {
+            replica.stop().await;
+        }
+    })
+    .await;
+}
