@@ -463,8 +463,10 @@ async fn a_batch_image_whose_vendor_cannot_answer_is_tried_again_and_then_analys
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     let batch_id = accepted["batch_id"].as_str().unwrap();
+    // Up to 30 s: about 10 s unloaded (the 503s, then attempts spaced by the job lease), more on a
+    // loaded machine.
     let mut batch = Value::Null;
-    for _ in 0..300 {
+    for _ in 0..600 {
         let (_, body) = running.get(&format!("/v1/batches/{batch_id}")).await;
         batch = serde_json::from_str(&body).unwrap();
         if batch["status"] == "COMPLETE" {
