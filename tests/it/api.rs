@@ -3,7 +3,9 @@
 //! customer's storage.
 
 use crate::harness::redactions::{MILLISECONDS, PROCESSED_AT, REQUEST_ID};
-use crate::harness::{TestServer, b64, config, each_database, new_key, repo, sample};
+use crate::harness::{
+    CountingDetector, TestServer, b64, config, each_database, new_key, repo, sample,
+};
 
 use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
 use arbiter_db::sea_orm::TransactionTrait;
@@ -15,35 +17,8 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
-
-/// Counts detector runs (the local detector underneath).
-#[derive(Debug, Default)]
-struct CountingDetector(AtomicUsize);
-
-#[async_trait]
-impl Detector for CountingDetector {
-    fn name(&self) -> &str {
-        "local"
-    }
-    fn models(&self) -> &[ModelKind] {
-        &ModelKind::ALL
-    }
-    async fn analyze(
-        &self,
-        input: &MediaInput,
-        options: &AnalyzeOptions,
-    ) -> Result<Analysis, DetectError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        // Slow enough that concurrent identical requests overlap.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        LocalDetector.analyze(input, options).await
-    }
-    async fn health(&self) -> Result<(), DetectError> {
-        Ok(())
-    }
-}
 
 /// The calls these tests make, over the harness's server.
 trait ApiCalls {
@@ -513,7 +488,9 @@ async fn rate_limits_and_quotas_follow_an_injected_clock() {
 
 #[tokio::test]
 async fn identical_requests_share_one_detector_run() {
-    let detector = Arc::new(CountingDetector::default());
+    let detector = Arc::new(CountingDetector::slowed(std::time::Duration::from_millis(
+        50,
+    )));
     let counter = detector.clone();
     each_server(|_| {}, system_clock(), detector, async |label, server| {
         counter.0.store(0, Ordering::SeqCst);
@@ -545,7 +522,9 @@ async fn identical_requests_share_one_detector_run() {
 
 #[tokio::test]
 async fn an_image_is_analysed_only_for_a_known_caller_within_its_scope() {
-    let detector = Arc::new(CountingDetector::default());
+    let detector = Arc::new(CountingDetector::slowed(std::time::Duration::from_millis(
+        50,
+    )));
     let counter = detector.clone();
     each_server(
         |_| {},
@@ -730,7 +709,9 @@ async fn health_metrics_and_the_openapi_document() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
-    let detector = Arc::new(CountingDetector::default());
+    let detector = Arc::new(CountingDetector::slowed(std::time::Duration::from_millis(
+        50,
+    )));
     let calls = detector.clone();
     each_server(
         |_| {},

@@ -3,33 +3,11 @@
 //! production key (on their timers and at shutdown), and `arbiter audit verify` finds nothing
 //! wrong afterwards. Runs when `ARBITER_TEST_POSTGRES_URL` is set.
 
+use crate::harness::process::{ok, replica_command as arbiter};
 use crate::harness::{self, ServeProcess, b64, repo, sample};
 
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn arbiter(url: &str, dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
-    command
-        .current_dir(repo())
-        .env("ARBITER_DATABASE_URL", url)
-        .env("ARBITER_DATA_DIR", dir)
-        .env("ARBITER_AUDIT_LOG_NAME", "audit.test/arbiter")
-        .env_remove("ARBITER_AUDIT_SIGNING_KEY")
-        .env_remove("ARBITER_CONFIG");
-    command
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// A replica: `arbiter serve` in production audit mode, signing with `key_file`.
 fn serve(url: &str, dir: &Path, key_file: &Path) -> ServeProcess {

@@ -11,6 +11,7 @@
 //! A failing run prints each replica's log.
 
 use crate::batches::distinct_png;
+use crate::harness::process::{ok, replica_command as arbiter};
 use crate::harness::{self, Receiver, ServeProcess, b64, repo, sample, wait_for};
 use arbiter_db::entity::{job, request, webhook_delivery};
 use arbiter_db::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -18,30 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
-
-fn arbiter(url: &str, dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
-    command
-        .current_dir(repo())
-        .env("ARBITER_DATABASE_URL", url)
-        .env("ARBITER_DATA_DIR", dir)
-        .env("ARBITER_AUDIT_LOG_NAME", "audit.test/arbiter")
-        .env_remove("ARBITER_AUDIT_SIGNING_KEY")
-        .env_remove("ARBITER_CONFIG");
-    command
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// A replica named `id`, sharing the data directory (so the webhook secret key file) and the
 /// audit signing key with the others, with short leases and polls; `deliveries` runs its webhook

@@ -3,50 +3,21 @@
 //! SQLite, and PostgreSQL when `ARBITER_TEST_POSTGRES_URL` is set.
 
 use crate::batches::distinct_png;
-use crate::harness::{TestServer, b64, config, each_database, new_key};
-use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
-use arbiter_detect::LocalDetector;
+use crate::harness::{CountingDetector, TestServer, b64, config, each_database, new_key};
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::Scope;
-use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// The local detector, counted, and slow enough that the requests overlap.
-#[derive(Debug, Default)]
-struct Counting(AtomicUsize);
-
-#[async_trait]
-impl Detector for Counting {
-    fn name(&self) -> &str {
-        "local"
-    }
-    fn models(&self) -> &[ModelKind] {
-        &ModelKind::ALL
-    }
-    async fn analyze(
-        &self,
-        input: &MediaInput,
-        options: &AnalyzeOptions,
-    ) -> Result<Analysis, DetectError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        LocalDetector.analyze(input, options).await
-    }
-    async fn health(&self) -> Result<(), DetectError> {
-        Ok(())
-    }
-}
 
 async fn replica(
     dir: &Path,
     url: &str,
     single_flight: bool,
-    detector: Arc<Counting>,
+    detector: Arc<CountingDetector>,
 ) -> TestServer {
     let mut config = config(dir, url);
     config.jobs.workers = 0;
@@ -56,7 +27,12 @@ async fn replica(
 }
 
 /// Sends the same image three times to each replica at once; the detector's runs.
-async fn race(replicas: &[TestServer; 2], key: &str, image: &[u8], detector: &Counting) -> usize {
+async fn race(
+    replicas: &[TestServer; 2],
+    key: &str,
+    image: &[u8],
+    detector: &CountingDetector,
+) -> usize {
     let before = detector.0.load(Ordering::SeqCst);
     let body = json!({"image_base64": b64(image)});
     let calls = (0..6).map(|n| replicas[n % 2].post(key, "/v1/analyze", body.clone()));
@@ -87,7 +63,7 @@ async fn metric(replica: &TestServer, role: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn identical_requests_on_two_replicas_run_the_detector_once() {
     each_database(async |label, dir, url| {
-        let detector = Arc::new(Counting::default());
+        let detector = Arc::new(CountingDetector::slowed(Duration::from_millis(400)));
         let on = [
             replica(dir, &url, true, detector.clone()).await,
             replica(dir, &url, true, detector.clone()).await,

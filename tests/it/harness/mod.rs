@@ -142,3 +142,37 @@ pub fn verify_delivery(
     arbiter_webhooks::verify_checkreal(secret, body.as_bytes(), header("x-checkreal-signature"))
         .unwrap();
 }
+
+/// The local detector with its runs counted (`.0`), each run slowed by `.1` so that concurrent
+/// identical requests overlap.
+#[derive(Debug)]
+pub struct CountingDetector(pub std::sync::atomic::AtomicUsize, pub std::time::Duration);
+
+impl CountingDetector {
+    /// A counter at zero whose runs each take at least `delay`.
+    pub fn slowed(delay: std::time::Duration) -> Self {
+        Self(std::sync::atomic::AtomicUsize::new(0), delay)
+    }
+}
+
+#[async_trait::async_trait]
+impl arbiter_core::Detector for CountingDetector {
+    fn name(&self) -> &str {
+        "local"
+    }
+    fn models(&self) -> &[arbiter_core::ModelKind] {
+        &arbiter_core::ModelKind::ALL
+    }
+    async fn analyze(
+        &self,
+        input: &arbiter_core::MediaInput,
+        options: &arbiter_core::AnalyzeOptions,
+    ) -> Result<arbiter_core::Analysis, arbiter_core::DetectError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.1).await;
+        arbiter_detect::LocalDetector.analyze(input, options).await
+    }
+    async fn health(&self) -> Result<(), arbiter_core::DetectError> {
+        Ok(())
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::repo;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// The database a run of the binary uses.
@@ -26,6 +26,31 @@ pub fn arbiter_command(db: &DbArg) -> Command {
         DbArg::Url(url) => command.env("ARBITER_DATABASE_URL", url),
     };
     command
+}
+
+/// The real `arbiter` binary as one replica of several on the PostgreSQL database `url`, with
+/// its own data directory and the tests' audit log name.
+pub fn replica_command(url: &str, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arbiter"));
+    command
+        .current_dir(repo())
+        .env("ARBITER_DATABASE_URL", url)
+        .env("ARBITER_DATA_DIR", dir)
+        .env("ARBITER_AUDIT_LOG_NAME", "audit.test/arbiter")
+        .env_remove("ARBITER_AUDIT_SIGNING_KEY")
+        .env_remove("ARBITER_CONFIG");
+    command
+}
+
+/// The stdout of a command that must have succeeded (its output shown when it did not).
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// Runs `arbiter` with `args` and waits for it.
