@@ -108,7 +108,7 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
         config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         config.jobs.poll_interval_ms = 50;
         let server =
-            TestServer::start_with(config, Arc::new(SystemClock), Some(Arc::new(LocalDetector)))
+            TestServer::start_with(config, Arc::new(SystemClock), Some(Arc::new(LocalDetector::default())))
                 .await;
         let (api, state) = (&server.base, &server.state);
         let client = reqwest::Client::new();

@@ -248,9 +248,9 @@ pub async fn analyze_for(
 
 /// A detector result for one request: fresh, or reused from an earlier identical request.
 /// While it is held, identical requests wait for it; once the request's record is committed,
-/// [`Obtained::committed`] offers it to later ones.
+/// [`DetectorResult::committed`] offers it to later ones.
 #[derive(Debug)]
-pub struct Obtained {
+pub struct DetectorResult {
     /// The analysis.
     pub analysis: Analysis,
     /// The request whose result was reused, if it was.
@@ -270,7 +270,7 @@ pub struct Obtained {
     _flight: Option<crate::single_flight::Held>,
 }
 
-impl Obtained {
+impl DetectorResult {
     /// Offers a fresh, committed result to later identical requests.
     pub fn committed(&self, state: &AppState, request_id: &RequestId) {
         if state.config.cache.ttl_secs > 0 && self.cached_from.is_none() {
@@ -303,7 +303,7 @@ pub async fn obtain(
     source: ImageSource,
     options: &AnalyzeOptions,
     detector: &Arc<dyn Detector>,
-) -> Result<Obtained, ApiError> {
+) -> Result<DetectorResult, ApiError> {
     let pipeline = &state.pipeline;
     let max_bytes = pipeline.limits().max_bytes;
     let media = match source {
@@ -378,7 +378,7 @@ pub async fn obtain(
     } else {
         crate::reports::make_thumbnail(state, &media).await
     };
-    Ok(Obtained {
+    Ok(DetectorResult {
         analysis,
         cached_from: cached.then_some(origin),
         cache_key: key,
@@ -408,7 +408,7 @@ async fn record(
     request_id: &RequestId,
     reference_id: &Option<String>,
     flow: Option<&(String, Value)>,
-    obtained: &Obtained,
+    obtained: &DetectorResult,
 ) -> Result<Option<Decided>, ApiError> {
     let analysis = &obtained.analysis;
     let decided = match flow {
@@ -438,7 +438,7 @@ pub fn request_row(
     tenant: &str,
     request_id: &RequestId,
     reference_id: Option<String>,
-    obtained: &Obtained,
+    obtained: &DetectorResult,
 ) -> Result<request::Model, ApiError> {
     Ok(request::Model {
         request_id: request_id.to_string(),

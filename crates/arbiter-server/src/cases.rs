@@ -9,7 +9,7 @@
 //! selfie, an ID document and a liveness result). Each change is committed in one transaction
 //! with the image's own decision, audit entry, review item and webhooks.
 
-use crate::analyze::{Obtained, request_row};
+use crate::analyze::{DetectorResult, request_row};
 use crate::announce::AnalysisDeliveries;
 use crate::error::ApiError;
 use crate::pipeline::{CaseContext, Decided, Record};
@@ -161,7 +161,7 @@ pub async fn add_image(
     flow: &str,
     request_id: &RequestId,
     image: NewCaseImage,
-    obtained: &Obtained,
+    obtained: &DetectorResult,
 ) -> Result<CaseImageReply, ApiError> {
     let (flow_impl, spec) = case_flow(state, flow)?;
     let now = obtained.at;
@@ -190,7 +190,7 @@ pub async fn add_image(
     };
     let mut images = repo::images(&txn, tenant, flow, &image.case_id).await?;
     images.push(attached.clone());
-    let standing = Standing::assess(
+    let standing = CaseAssessment::assess(
         state,
         &txn,
         flow_impl.as_ref(),
@@ -284,7 +284,7 @@ pub async fn set_fact(
         })?;
     let facts = merged(&row.facts, &update, true)?;
     let images = repo::images(&txn, tenant, flow, case_id).await?;
-    let standing = Standing::assess(
+    let standing = CaseAssessment::assess(
         state,
         &txn,
         flow_impl.as_ref(),
@@ -322,7 +322,7 @@ pub async fn get(
     let facts: Map<String, Value> =
         serde_json::from_str(&row.facts).map_err(|err| ApiError::internal(&err))?;
     let images = repo::images(conn, tenant, flow, case_id).await?;
-    let standing = Standing::assess(
+    let standing = CaseAssessment::assess(
         state,
         conn,
         flow_impl.as_ref(),
@@ -356,7 +356,7 @@ impl Previous {
 }
 
 /// Each image's decision under the case's current facts, and the case decision over them.
-struct Standing {
+struct CaseAssessment {
     /// Per image, in order: its request, reference and decision (as recorded for the image
     /// being added; recomputed with the case's current facts for the others).
     images: Vec<(String, Option<String>, Decided)>,
@@ -366,7 +366,7 @@ struct Standing {
     missing: Vec<String>,
 }
 
-impl Standing {
+impl CaseAssessment {
     async fn assess(
         state: &AppState,
         conn: &impl ConnectionTrait,
@@ -461,7 +461,7 @@ impl Standing {
     }
 }
 
-fn image_views(images: &[case_image::Model], standing: &Standing) -> Vec<Value> {
+fn image_views(images: &[case_image::Model], standing: &CaseAssessment) -> Vec<Value> {
     images
         .iter()
         .zip(&standing.images)
@@ -482,7 +482,7 @@ fn image_views(images: &[case_image::Model], standing: &Standing) -> Vec<Value> 
         .collect()
 }
 
-fn view(row: &case::Model, spec: &CaseSpec, standing: &Standing, images: Vec<Value>) -> CaseView {
+fn view(row: &case::Model, spec: &CaseSpec, standing: &CaseAssessment, images: Vec<Value>) -> CaseView {
     CaseView {
         case_id: row.case_id.clone(),
         flow: row.flow.clone(),
@@ -508,7 +508,7 @@ fn restate(
     row: &mut case::Model,
     facts: &Map<String, Value>,
     spec: &CaseSpec,
-    standing: &Standing,
+    standing: &CaseAssessment,
     images: &[case_image::Model],
     now: DateTime<Utc>,
 ) -> Result<(Previous, CaseView), ApiError> {
@@ -526,7 +526,7 @@ async fn record_change(
     tenant: &str,
     spec: &CaseSpec,
     previous: &Previous,
-    standing: &Standing,
+    standing: &CaseAssessment,
     view: &CaseView,
     now: DateTime<Utc>,
 ) -> Result<usize, ApiError> {
@@ -541,7 +541,7 @@ async fn audit_change(
     tenant: &str,
     case_id: &str,
     previous: &Previous,
-    standing: &Standing,
+    standing: &CaseAssessment,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let Some((request_id, reference_id, decided)) = standing.decider.map(|i| &standing.images[i])
