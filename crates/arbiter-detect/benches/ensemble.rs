@@ -138,14 +138,18 @@ fn report(name: &str, bytes: &[u8], runs: usize) {
         (
             "full ensemble (all six models)",
             median(runs, || {
-                black_box(LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()));
+                black_box(
+                    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()),
+                );
             }),
         ),
         (
             "full ensemble + SHA-256 (intake's hash)",
             median(runs, || {
                 black_box(Sha256::digest(&input.bytes[..]));
-                black_box(LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()));
+                black_box(
+                    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()),
+                );
             }),
         ),
     ];

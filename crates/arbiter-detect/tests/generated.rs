@@ -180,7 +180,9 @@ mod signed {
         .unwrap();
         let (mut signed, _) = sign_as("image/png", &png, AI);
         assert_eq!(
-            analyse_with(&LocalDetector::default(), signed.clone()).verdict.label,
+            analyse_with(&LocalDetector::default(), signed.clone())
+                .verdict
+                .label,
             VerdictLabel::AiGenerated
         );
         signed.extend(TRAILER);
@@ -409,7 +411,8 @@ mod hostile {
             let Ok(input) = intake(jpeg[..keep].to_vec(), &IntakeLimits::default()) else {
                 continue;
             };
-            let analysis = LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
+            let analysis =
+                LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
             assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive);
             analysed += 1;
         }

@@ -482,7 +482,12 @@ fn image_views(images: &[case_image::Model], standing: &CaseAssessment) -> Vec<V
         .collect()
 }
 
-fn view(row: &case::Model, spec: &CaseSpec, standing: &CaseAssessment, images: Vec<Value>) -> CaseView {
+fn view(
+    row: &case::Model,
+    spec: &CaseSpec,
+    standing: &CaseAssessment,
+    images: Vec<Value>,
+) -> CaseView {
     CaseView {
         case_id: row.case_id.clone(),
         flow: row.flow.clone(),

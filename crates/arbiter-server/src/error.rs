@@ -79,6 +79,15 @@ impl From<arbiter_db::sea_orm::DbErr> for ApiError {
     }
 }
 
+impl From<arbiter_engine::EngineError> for ApiError {
+    fn from(err: arbiter_engine::EngineError) -> Self {
+        match err {
+            arbiter_engine::EngineError::Refused { code, message } => Self::new(code, message),
+            failure => Self::internal(&failure),
+        }
+    }
+}
+
 impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(err: crate::pipeline::PipelineError) -> Self {
         match err.code() {

@@ -7,7 +7,9 @@
 //! recorded exactly once. A failing image fails alone; when the last image of a batch ends, the
 //! same transaction marks the batch complete and queues `batch.complete`.
 
-use crate::analyze::{AnalyzeCall, ImageSource, DetectorResult, decode_base64, obtain, request_row};
+use crate::analyze::{
+    AnalyzeCall, DetectorResult, ImageSource, decode_base64, obtain, request_row,
+};
 use crate::announce::AnalysisDeliveries;
 use crate::batch_body;
 use crate::error::ApiError;

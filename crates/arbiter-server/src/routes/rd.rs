@@ -12,7 +12,7 @@ use crate::review::{self, Resolve};
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, ErrorCode, RequestId};
 use arbiter_db::rd_uploads;
-use arbiter_providers::reality_defender::facade::{self, Media, AnalysisState};
+use arbiter_providers::reality_defender::facade::{self, AnalysisState, Media};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

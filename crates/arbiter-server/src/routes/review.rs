@@ -97,7 +97,9 @@ pub async fn list_items(
         Ok(ItemPage { data, next_cursor })
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result
+        .map(Json)
+        .map_err(|err| ApiError::from(err).for_request(&request_id))
 }
 
 /// One review item.
@@ -121,7 +123,7 @@ pub async fn get_item(
     review::get(state.pipeline.db().conn(), &caller.key.tenant, &item_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(|err| ApiError::from(err).for_request(&request_id))
 }
 
 /// Who claims an item.
@@ -174,7 +176,7 @@ pub async fn claim_item(
     review::claim(db, &caller.key.tenant, &item_id, actor, state.clock.now())
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(|err| ApiError::from(err).for_request(&request_id))
 }
 
 /// A reviewer's resolution.
@@ -241,7 +243,7 @@ pub async fn resolve_item(
         state.clock.now(),
     )
     .await
-    .map_err(|err| err.for_request(&request_id))?;
+    .map_err(|err| ApiError::from(err).for_request(&request_id))?;
     if queued > 0 {
         state.webhooks.wake.notify_waiters();
     }
