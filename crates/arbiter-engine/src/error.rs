@@ -14,12 +14,18 @@ pub enum EngineError {
         /// What is wrong, for the caller.
         message: String,
     },
+    /// The pipeline refused or failed (an unknown flow, bad flow input, a detector error).
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] arbiter_db::sea_orm::DbErr),
     /// The audit log could not be written.
     #[error("audit log: {0}")]
     Audit(#[from] arbiter_audit::AuditError),
+    /// Anything else that should not happen (a stored row that does not parse).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl EngineError {
@@ -41,11 +47,17 @@ impl EngineError {
         Self::refused(ErrorCode::NotFound, message)
     }
 
+    /// A failure that should not happen, with its cause (logged, never shown).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
     /// The stable code: the refusal's, or INTERNAL_ERROR for a failure.
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Refused { code, .. } => *code,
-            Self::Db(_) | Self::Audit(_) => ErrorCode::InternalError,
+            Self::Pipeline(err) => err.code(),
+            Self::Db(_) | Self::Audit(_) | Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 }

@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod announce;
+pub mod cases;
 pub mod clock;
+pub mod detector_result;
 pub mod error;
 pub mod flows;
 pub mod keys;
@@ -22,3 +24,18 @@ pub use flows::FlowRegistry;
 pub use pipeline::{DecideRequest, Outcome, Pipeline, PipelineError};
 pub use policies::{LivePolicies, PolicyLoadError, PolicyStore};
 pub use sinks::{LogSink, SinkSet};
+
+/// The handles the engine's operations on cases use, borrowed from the server's state: the
+/// pipeline (storage, flows, policies), which flows are switched on, the time, and the bell rung
+/// when webhook deliveries are queued.
+#[derive(Clone, Copy)]
+pub struct Engine<'a> {
+    /// Intake, detector, flows, policies, storage.
+    pub pipeline: &'a Pipeline,
+    /// Which flows are switched on.
+    pub flows: &'a flows::FlowsConfig,
+    /// The time.
+    pub clock: &'a dyn clock::Clock,
+    /// Rung when webhook deliveries are queued.
+    pub deliveries_wake: &'a tokio::sync::Notify,
+}

@@ -83,6 +83,7 @@ impl From<arbiter_engine::EngineError> for ApiError {
     fn from(err: arbiter_engine::EngineError) -> Self {
         match err {
             arbiter_engine::EngineError::Refused { code, message } => Self::new(code, message),
+            arbiter_engine::EngineError::Pipeline(err) => err.into(),
             failure => Self::internal(&failure),
         }
     }

@@ -7,9 +7,7 @@
 //! recorded exactly once. A failing image fails alone; when the last image of a batch ends, the
 //! same transaction marks the batch complete and queues `batch.complete`.
 
-use crate::analyze::{
-    AnalyzeCall, DetectorResult, ImageSource, decode_base64, obtain, request_row,
-};
+use crate::analyze::{AnalyzeCall, HeldResult, ImageSource, decode_base64, obtain, request_row};
 use crate::announce::AnalysisDeliveries;
 use crate::batch_body;
 use crate::error::ApiError;
@@ -355,7 +353,7 @@ fn write_result(job: &job::Model, out: &mut Vec<u8>) {
 
 /// What analysing a job's image gave: the detector result and the policy's decision.
 struct Analysed {
-    obtained: DetectorResult,
+    obtained: HeldResult,
     decided: Option<Decided>,
 }
 

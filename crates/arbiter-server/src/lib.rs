@@ -4,11 +4,11 @@
 
 pub mod analyze;
 pub use arbiter_engine::{
-    announce, clock, flows, keys, pipeline, policies, policy_changes, provider_usage, review, sinks,
+    announce, cases, clock, flows, keys, pipeline, policies, policy_changes, provider_usage,
+    review, sinks,
 };
 pub mod auth;
 pub mod batch_body;
-pub mod cases;
 pub mod collector;
 pub mod config;
 pub mod error;

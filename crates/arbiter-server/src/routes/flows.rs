@@ -183,7 +183,7 @@ async fn add_case_image(
     mut body: FlowBody,
     image: NewCaseImage,
 ) -> Result<CaseImageReply, ApiError> {
-    cases::check_image_input(state, flow, &image)?;
+    cases::check_image_input(state.engine(), flow, &image)?;
     let mut input = image.case_facts.clone();
     input.extend(image.image_facts.clone());
     let input = Value::Object(input);
@@ -195,7 +195,10 @@ async fn add_case_image(
     let tenant = caller.key.tenant.as_str();
     let obtained =
         analyze::obtain(state, tenant, request_id, body.source, &options, &detector).await?;
-    cases::add_image(state, tenant, flow, request_id, image, &obtained).await
+    let reply =
+        cases::add_image(state.engine(), tenant, flow, request_id, image, &obtained).await?;
+    obtained.committed(state, request_id);
+    Ok(reply)
 }
 
 /// Attach a photo to an insurance claim.
@@ -284,10 +287,10 @@ pub async fn get_claim(
     Extension(request_id): Extension<RequestId>,
     Path(claim_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    cases::get(&state, &caller.key.tenant, "insurance", &claim_id)
+    cases::get(state.engine(), &caller.key.tenant, "insurance", &claim_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(|err| ApiError::from(err).for_request(&request_id))
 }
 
 /// The image roles of a KYC session.
@@ -401,7 +404,7 @@ pub async fn set_liveness(
         cases::check_case_id("session", &session_id)?;
         let value = serde_json::to_value(&result).map_err(|err| ApiError::internal(&err))?;
         cases::set_fact(
-            &state,
+            state.engine(),
             &caller.key.tenant,
             "kyc",
             &session_id,
@@ -409,6 +412,7 @@ pub async fn set_liveness(
             value,
         )
         .await
+        .map_err(ApiError::from)
     }
     .await;
     outcome
@@ -434,10 +438,10 @@ pub async fn get_session(
     Extension(request_id): Extension<RequestId>,
     Path(session_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    cases::get(&state, &caller.key.tenant, "kyc", &session_id)
+    cases::get(state.engine(), &caller.key.tenant, "kyc", &session_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(|err| ApiError::from(err).for_request(&request_id))
 }
 
 /// Submit a user upload for moderation.
