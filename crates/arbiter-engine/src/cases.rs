@@ -680,7 +680,8 @@ mod tests {
         assert!(check_case_id("claim", "CLM-2026:0001.a_b").is_ok());
         for bad in ["", "a b", "x/y", &"c".repeat(101)] {
             let err = check_case_id("claim", bad).unwrap_err();
-            assert!(err.message.starts_with("claim_id"), "{}", err.message);
+            let message = err.to_string();
+            assert!(message.starts_with("claim_id"), "{message}");
         }
     }
 }
