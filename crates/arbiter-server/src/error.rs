@@ -109,24 +109,52 @@ fn retry_after(err: &crate::pipeline::PipelineError) -> Option<u64> {
     }
 }
 
+impl ErrorBody {
+    fn of(err: &ApiError) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: err.code.as_str().to_owned(),
+                message: err.message.clone(),
+                request_id: err.request_id.as_ref().map(ToString::to_string),
+            },
+        }
+    }
+}
+
+/// The error an error response was made from, kept on the response for
+/// [`with_request_id`] to finish.
+#[derive(Clone)]
+struct Answered(ApiError);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.as_str().to_owned(),
-                message: self.message,
-                request_id: self.request_id.map(|id| id.to_string()),
-            },
-        };
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(ErrorBody::of(&self))).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response.extensions_mut().insert(Answered(self));
         response
+    }
+}
+
+/// Puts the request's id into an error body made without one, so that every error body names
+/// its request and a handler need not: the request-context layer calls it on every response.
+/// A 5xx's cause was logged when the error was made, inside the request's span.
+pub(crate) fn with_request_id(response: &mut Response, request_id: &RequestId) {
+    let Some(Answered(err)) = response.extensions_mut().remove::<Answered>() else {
+        return;
+    };
+    if err.request_id.is_some() {
+        return;
+    }
+    let body = ErrorBody::of(&err.for_request(request_id));
+    if let Ok(bytes) = serde_json::to_vec(&body) {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        *response.body_mut() = axum::body::Body::from(bytes);
     }
 }
 
@@ -164,6 +192,42 @@ where
 mod tests {
     use super::*;
     use arbiter_core::DetectError;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_request_context_puts_the_request_id_into_an_error_body_made_without_it() {
+        let request_id = RequestId::new();
+        let mut response = ApiError::not_found("no such thing").into_response();
+        with_request_id(&mut response, &request_id);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["request_id"], request_id.to_string());
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        assert_eq!(body["error"]["message"], "no such thing");
+
+        // An error that names its request already, and a response that is no error, stay.
+        let other = RequestId::new();
+        let mut response = ApiError::bad_request("x")
+            .for_request(&other)
+            .into_response();
+        with_request_id(&mut response, &request_id);
+        assert_eq!(
+            body_of(response).await["error"]["request_id"],
+            other.to_string()
+        );
+        let mut response = (StatusCode::OK, "fine").into_response();
+        with_request_id(&mut response, &request_id);
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"fine");
+    }
 
     #[tokio::test]
     async fn a_busy_detector_is_a_503_with_retry_after_and_no_internals() {

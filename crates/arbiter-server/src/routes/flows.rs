@@ -266,7 +266,7 @@ pub async fn add_claim_photo(
         add_case_image(&state, &caller, &request_id, "insurance", body, image).await
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// A claim, its photos and both levels of decision.
@@ -284,13 +284,12 @@ pub async fn add_claim_photo(
 pub async fn get_claim(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(claim_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     cases::get(state.engine(), &caller.key.tenant, "insurance", &claim_id)
         .await
         .map(Json)
-        .map_err(|err| ApiError::from(err).for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// The image roles of a KYC session.
@@ -358,7 +357,7 @@ pub async fn add_session_image(
         add_case_image(&state, &caller, &request_id, "kyc", body, image).await
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// A liveness check's result, from the customer's liveness provider.
@@ -396,7 +395,6 @@ pub struct LivenessResult {
 pub async fn set_liveness(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(session_id): Path<String>,
     crate::error::ApiJson(result): crate::error::ApiJson<LivenessResult>,
 ) -> Result<Json<CaseView>, ApiError> {
@@ -415,9 +413,7 @@ pub async fn set_liveness(
         .map_err(ApiError::from)
     }
     .await;
-    outcome
-        .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+    outcome.map(Json)
 }
 
 /// A KYC session: its images, liveness result and decision.
@@ -435,13 +431,12 @@ pub async fn set_liveness(
 pub async fn get_session(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(session_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     cases::get(state.engine(), &caller.key.tenant, "kyc", &session_id)
         .await
         .map(Json)
-        .map_err(|err| ApiError::from(err).for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// Submit a user upload for moderation.
@@ -494,7 +489,5 @@ pub async fn add_upload(
         collector::collect(&state, &caller.key.tenant, &request_id, upload, &base).await
     }
     .await;
-    result
-        .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
-        .map_err(|err| err.for_request(&request_id))
+    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }

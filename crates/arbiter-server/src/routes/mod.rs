@@ -133,6 +133,7 @@ async fn request_context(
         route = %route,
     );
     let mut response = next.run(request).instrument(span.clone()).await;
+    crate::error::with_request_id(&mut response, &request_id);
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

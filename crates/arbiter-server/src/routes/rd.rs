@@ -226,7 +226,6 @@ pub struct UploadQuery {
 )]
 pub async fn upload(
     State(state): State<AppState>,
-    Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
@@ -292,7 +291,7 @@ pub async fn upload(
         Ok(StatusCode::OK)
     }
     .await;
-    result.map_err(|err| err.for_request(&current))
+    result
 }
 
 fn too_large(max: u64) -> ApiError {

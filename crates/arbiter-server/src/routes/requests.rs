@@ -47,7 +47,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub async fn get_request(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(current): Extension<RequestId>,
     headers: HeaderMap,
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -58,7 +57,7 @@ pub async fn get_request(
         }
         other => other.map(|reply| Json(reply).into_response()),
     };
-    result.map_err(|err| err.for_request(&current))
+    result
 }
 
 /// A request that has a job but no result yet: 202 with its status, or the error it failed with.
