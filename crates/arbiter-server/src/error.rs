@@ -121,13 +121,23 @@ impl ErrorBody {
     }
 }
 
-/// The error an error response was made from, kept on the response for
-/// [`with_request_id`] to finish.
-#[derive(Clone)]
-struct Answered(ApiError);
+tokio::task_local! {
+    /// The id of the request being answered, set by the request-context layer around the
+    /// routes, so that every error body names its request without a handler attaching it.
+    static ANSWERING: RequestId;
+}
+
+/// Runs `answer` (the routes' answer to one request) with `request_id` as the id every error
+/// body made inside it names.
+pub(crate) async fn answering<F: Future>(request_id: RequestId, answer: F) -> F::Output {
+    ANSWERING.scope(request_id, answer).await
+}
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        if self.request_id.is_none() {
+            self.request_id = ANSWERING.try_with(Clone::clone).ok();
+        }
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(ErrorBody::of(&self))).into_response();
@@ -136,25 +146,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response.extensions_mut().insert(Answered(self));
         response
-    }
-}
-
-/// Puts the request's id into an error body made without one, so that every error body names
-/// its request and a handler need not: the request-context layer calls it on every response.
-/// A 5xx's cause was logged when the error was made, inside the request's span.
-pub(crate) fn with_request_id(response: &mut Response, request_id: &RequestId) {
-    let Some(Answered(err)) = response.extensions_mut().remove::<Answered>() else {
-        return;
-    };
-    if err.request_id.is_some() {
-        return;
-    }
-    let body = ErrorBody::of(&err.for_request(request_id));
-    if let Ok(bytes) = serde_json::to_vec(&body) {
-        response.headers_mut().remove(header::CONTENT_LENGTH);
-        *response.body_mut() = axum::body::Body::from(bytes);
     }
 }
 
@@ -201,32 +193,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_request_context_puts_the_request_id_into_an_error_body_made_without_it() {
+    async fn an_error_body_made_while_answering_a_request_names_it() {
         let request_id = RequestId::new();
-        let mut response = ApiError::not_found("no such thing").into_response();
-        with_request_id(&mut response, &request_id);
+        let response = answering(request_id.clone(), async {
+            ApiError::not_found("no such thing").into_response()
+        })
+        .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let body = body_of(response).await;
         assert_eq!(body["error"]["request_id"], request_id.to_string());
         assert_eq!(body["error"]["code"], "NOT_FOUND");
         assert_eq!(body["error"]["message"], "no such thing");
 
-        // An error that names its request already, and a response that is no error, stay.
+        // An error that names its request already keeps it; outside a request there is none.
         let other = RequestId::new();
-        let mut response = ApiError::bad_request("x")
-            .for_request(&other)
-            .into_response();
-        with_request_id(&mut response, &request_id);
+        let response = answering(request_id, async {
+            ApiError::bad_request("x")
+                .for_request(&other)
+                .into_response()
+        })
+        .await;
         assert_eq!(
             body_of(response).await["error"]["request_id"],
             other.to_string()
         );
-        let mut response = (StatusCode::OK, "fine").into_response();
-        with_request_id(&mut response, &request_id);
-        let body = axum::body::to_bytes(response.into_body(), 64)
-            .await
-            .unwrap();
-        assert_eq!(&body[..], b"fine");
+        let response = ApiError::bad_request("x").into_response();
+        assert!(body_of(response).await["error"]["request_id"].is_null());
     }
 
     #[tokio::test]
