@@ -26,7 +26,7 @@ fn textured_jpeg(width: u32, height: u32, quality: u8) -> Vec<u8> {
     out
 }
 
-fn analyse_with(detector: &LocalDetector::default(), bytes: Vec<u8>) -> arbiter_core::Analysis {
+fn analyse_with(detector: &LocalDetector, bytes: Vec<u8>) -> arbiter_core::Analysis {
     let input = intake(bytes, &IntakeLimits::default()).unwrap();
     detector.analyze_sync(&input, &AnalyzeOptions::default())
 }

@@ -13,7 +13,8 @@ use crate::Engine;
 use crate::announce::AnalysisDeliveries;
 use crate::detector_result::{DetectorResult, request_row};
 use crate::error::EngineError;
-use crate::pipeline::{CaseContext, Decided, Record};
+
+use crate::record::{CaseContext, Decided, Record};
 use arbiter_audit::Event;
 use arbiter_core::{Analysis, CaseSpec, Decision, Flow, RequestId};
 use arbiter_db::entity::{case, case_image};

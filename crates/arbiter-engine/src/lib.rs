@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod policies;
 pub mod policy_changes;
 pub mod provider_usage;
+pub mod record;
 pub mod review;
 pub mod sinks;
 

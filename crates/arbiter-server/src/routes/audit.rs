@@ -403,7 +403,7 @@ pub async fn export_bundle(
     Extension(request_id): Extension<RequestId>,
     params: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let result = async {
+    async {
         let params = query(params)?;
         let range = ExportRange {
             from_seq: params.from_seq,
@@ -412,8 +412,7 @@ pub async fn export_bundle(
         };
         export_tar(&state, &caller.key.tenant, &range).await
     }
-    .await;
-    result
+    .await
 }
 
 /// Seconds a caller is asked to wait when every export place is taken.

@@ -231,7 +231,7 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
-    let result = async {
+    async {
         let refused = || ApiError::new(ErrorCode::Forbidden, "this upload URL is not valid");
         let slot = rd_uploads::get(state.pipeline.db().conn(), &request_id)
             .await?
@@ -290,8 +290,7 @@ pub async fn upload(
         txn.commit().await?;
         Ok(StatusCode::OK)
     }
-    .await;
-    result
+    .await
 }
 
 fn too_large(max: u64) -> ApiError {

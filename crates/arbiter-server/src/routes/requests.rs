@@ -51,13 +51,12 @@ pub async fn get_request(
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = &caller.key.tenant;
-    let result = match stored_result(&state, tenant, &request_id).await {
+    match stored_result(&state, tenant, &request_id).await {
         Err(err) if err.code == ErrorCode::NotFound => {
             pending(&state, tenant, &request_id, &headers).await
         }
         other => other.map(|reply| Json(reply).into_response()),
-    };
-    result
+    }
 }
 
 /// A request that has a job but no result yet: 202 with its status, or the error it failed with.

@@ -95,7 +95,7 @@ pub async fn list_items(
         Ok(ItemPage { data, next_cursor })
     }
     .await;
-    result.map(Json).map_err(ApiError::from)
+    result.map(Json)
 }
 
 /// One review item.
