@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Whether `pdftotext` and `pdftoppm` are there; a failure without them when CI requires them.
-fn pdf_tools() -> bool {
+pub(crate) fn pdf_tools() -> bool {
     let works = |tool: &str| {
         Command::new(tool)
             .arg("-v")
@@ -40,7 +40,7 @@ fn renders() -> PathBuf {
 }
 
 /// The PDF's text, as `pdftotext` extracts it; its pages rendered as PNG files next to it.
-fn read_back(pdf: &[u8], name: &str) -> String {
+pub(crate) fn read_back(pdf: &[u8], name: &str) -> String {
     let dir = renders();
     let file = dir.join(format!("{name}.pdf"));
     std::fs::write(&file, pdf).unwrap();
@@ -65,7 +65,7 @@ fn read_back(pdf: &[u8], name: &str) -> String {
 }
 
 /// The number of pages `pdftoppm` rendered for a report.
-fn pages(name: &str) -> usize {
+pub(crate) fn pages(name: &str) -> usize {
     std::fs::read_dir(renders())
         .unwrap()
         .filter_map(Result::ok)
