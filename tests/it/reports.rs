@@ -421,3 +421,53 @@ async fn a_batch_image_keeps_its_thumbnail_for_its_report() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_of_six_photos_stays_within_two_pages() {
+    let tools = pdf_tools();
+    each_database(async |label, dir: &Path, url| {
+        let server = TestServer::start(config(dir, &url)).await;
+        let (_, key) = server
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
+        let photos = "/v1/flows/insurance/claims/CLM-6/photos";
+        let claim = json!({"amount": 12000, "currency": "EUR"});
+        let images = [
+            sample("plain-render.png"),
+            sample("sd-generated-duck.png"),
+            sample("c2pa-edited-photo.jpg"),
+            fixture("camera/DSCN0010.jpg"),
+            fixture("camera/nikon-e950.jpg"),
+            sample("comfyui-render.png"),
+        ];
+        let mut ids = Vec::new();
+        for bytes in &images {
+            let (status, _, photo) = server
+                .post(
+                    &key,
+                    photos,
+                    json!({"image_base64": b64(bytes), "claim": claim, "photo": {"role": "damage"}, "options": {"return_heatmap": true}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{label}: {photo}");
+            ids.push(photo["request_id"].as_str().unwrap().to_owned());
+        }
+        let (status, kind, pdf) = fetch(&server, &key, "/v1/flows/insurance/claims/CLM-6/report.pdf").await;
+        assert_eq!(status, StatusCode::OK, "{label}");
+        assert_eq!(kind, "application/pdf", "{label}");
+        if tools {
+            let name = format!("{label}-six-photos");
+            let text = read_back(&pdf, &name);
+            assert!(pages(&name) <= 2, "{label}: {} pages", pages(&name));
+            for (id, bytes) in ids.iter().zip(&images) {
+                assert_has(&text, id, &name);
+                assert_has(&text, &sha256(bytes), &name);
+                for hash in entry_hashes(&server, &key, id).await {
+                    assert_has(&text, &hash, &name);
+                }
+            }
+        }
+        server.stop().await;
+    })
+    .await;
+}
