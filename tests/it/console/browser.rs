@@ -398,14 +398,23 @@ async fn the_console_works_in_a_real_browser() {
     driver.screenshots(&shots, "proposal").await;
     driver.click("#approve button[type=submit]").await;
     let refused = driver.wait_for("#proposal-error").await;
-    assert!(driver.text(&refused).await.starts_with("four-eyes rule: alice proposed prop_"));
+    assert!(
+        driver
+            .text(&refused)
+            .await
+            .starts_with("four-eyes rule: alice proposed prop_")
+    );
     driver.screenshots(&shots, "proposal-refused").await;
-    driver.go(&format!("{base}/console/policies/proposals")).await;
+    driver
+        .go(&format!("{base}/console/policies/proposals"))
+        .await;
     assert_eq!(driver.find_all("#proposals tbody tr").await.len(), 1);
     driver.screenshots(&shots, "proposals").await;
     let proposal_path = format!(
         "{base}/console/policies/proposals/{}",
-        proposal.trim_start_matches("Proposal ").trim_end_matches(" · Arbiter")
+        proposal
+            .trim_start_matches("Proposal ")
+            .trim_end_matches(" · Arbiter")
     );
 
     // A POST without the CSRF token, from the signed-in browser: refused.

@@ -405,12 +405,12 @@ pub async fn approve(
     let flows = state.pipeline.flows();
     let result =
         policy_changes::approve(db, flows, &proposal_id, &session.user, state.clock.now()).await;
-    if result.is_ok() && state.config.policies.source == PolicySource::Database {
-        if let Err(err) =
+    if result.is_ok()
+        && state.config.policies.source == PolicySource::Database
+        && let Err(err) =
             policy_changes::sync_from_database(db, state.pipeline.policies(), flows).await
-        {
-            tracing::warn!(error = %err, "cannot read the approved policy versions");
-        }
+    {
+        tracing::warn!(error = %err, "cannot read the approved policy versions");
     }
     decided(&state, &session, &proposal_id, result).await
 }
