@@ -23,6 +23,7 @@ pub mod policies;
 pub mod policy_changes;
 pub mod provider_usage;
 pub mod ratelimit;
+pub mod replay;
 pub mod reports;
 pub mod review;
 pub mod routes;
