@@ -3,14 +3,13 @@
 //! still reads the image as recorded.
 
 use anyhow::{Context, bail};
-use arbiter_core::{Analysis, AnalyzeOptions, Facts, ModelKind};
+use arbiter_core::{Analysis, AnalyzeOptions, ModelKind};
 use arbiter_db::Db;
 use arbiter_db::entity::decision;
-use arbiter_db::sea_orm::EntityTrait;
 use arbiter_detect::{IntakeLimits, LocalDetector};
-use arbiter_policy::Policy;
+use arbiter_server::replay::{Difference, Replayed, compare};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,69 +28,12 @@ pub struct ReplayArgs {
     json: bool,
 }
 
-/// One field that came out differently.
-struct Difference {
-    field: String,
-    recorded: Value,
-    replayed: Value,
-}
-
-/// Compares `recorded` and `replayed` under `field`, noting a difference.
-fn compare(differences: &mut Vec<Difference>, field: &str, recorded: Value, replayed: Value) {
-    if recorded != replayed {
-        differences.push(Difference {
-            field: field.to_owned(),
-            recorded,
-            replayed,
-        });
-    }
-}
-
 pub async fn run(db: &Db, args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let row = decision::Entity::find_by_id(args.request_id.clone())
-        .one(db.conn())
-        .await?
-        .with_context(|| format!("no decision is recorded for {}", args.request_id))?;
-    let kept = arbiter_db::policy_versions::get(db.conn(), &row.policy_sha256)
-        .await?
-        .with_context(|| {
-            format!(
-                "the text of policy {} v{} (sha256 {}) is not kept: it was recorded before \
-                 policy texts were kept, so it cannot be replayed",
-                row.policy_id, row.policy_version, row.policy_sha256
-            )
-        })?;
-    let origin = format!("{} v{} (kept)", kept.policy_id, kept.version);
-    let policy = Policy::from_yaml(&kept.source, &origin)
-        .map_err(|err| anyhow::anyhow!("{err}"))
-        .with_context(|| format!("while compiling the kept text of {origin}"))?;
-    if policy.sha256() != row.policy_sha256 {
-        bail!("the kept text of {origin} does not hash to the recorded SHA-256");
-    }
-    let facts: Facts =
-        serde_json::from_str(&row.facts).context("while reading the recorded facts")?;
-    let decision = policy.decide(&facts);
-    let recorded_fired: Value =
-        serde_json::from_str(&row.fired).context("while reading the recorded rules")?;
-    let mut differences = Vec::new();
-    compare(
-        &mut differences,
-        "action",
-        json!(row.action),
-        json!(decision.action),
-    );
-    compare(
-        &mut differences,
-        "reason",
-        json!(row.reason),
-        json!(decision.reason),
-    );
-    compare(
-        &mut differences,
-        "fired",
-        recorded_fired,
-        json!(decision.fired),
-    );
+    let Replayed {
+        row,
+        decision,
+        mut differences,
+    } = arbiter_server::replay::replay(db, None, &args.request_id).await?;
     if let Some(path) = &args.image {
         let recorded: Analysis =
             serde_json::from_str(&row.analysis).context("while reading the recorded analysis")?;
@@ -99,10 +41,6 @@ pub async fn run(db: &Db, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let identical = differences.is_empty();
     if args.json {
-        let differences: Vec<Value> = differences
-            .iter()
-            .map(|d| json!({"field": d.field, "recorded": d.recorded, "replayed": d.replayed}))
-            .collect();
         println!(
             "{}",
             json!({
@@ -112,12 +50,13 @@ pub async fn run(db: &Db, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 "identical": identical,
                 "action": decision.action,
                 "fired": decision.fired,
+                "description": decision.description,
                 "differences": differences,
             })
         );
     } else if identical {
         println!(
-            "{}: identical under {} v{}: {} ({}), fired {}{}",
+            "{}: identical under {} v{}: {} ({}), fired {}{}{}",
             row.request_id,
             row.policy_id,
             row.policy_version,
@@ -128,6 +67,11 @@ pub async fn run(db: &Db, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             } else {
                 decision.fired.join(", ")
             },
+            decision
+                .description
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
             if args.image.is_some() {
                 "; the image analyses the same"
             } else {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Whether `pdftotext` and `pdftoppm` are there; a failure without them when CI requires them.
-fn pdf_tools() -> bool {
+pub(crate) fn pdf_tools() -> bool {
     let works = |tool: &str| {
         Command::new(tool)
             .arg("-v")
@@ -40,7 +40,7 @@ fn renders() -> PathBuf {
 }
 
 /// The PDF's text, as `pdftotext` extracts it; its pages rendered as PNG files next to it.
-fn read_back(pdf: &[u8], name: &str) -> String {
+pub(crate) fn read_back(pdf: &[u8], name: &str) -> String {
     let dir = renders();
     let file = dir.join(format!("{name}.pdf"));
     std::fs::write(&file, pdf).unwrap();
@@ -65,7 +65,7 @@ fn read_back(pdf: &[u8], name: &str) -> String {
 }
 
 /// The number of pages `pdftoppm` rendered for a report.
-fn pages(name: &str) -> usize {
+pub(crate) fn pages(name: &str) -> usize {
     std::fs::read_dir(renders())
         .unwrap()
         .filter_map(Result::ok)
@@ -417,6 +417,56 @@ async fn a_batch_image_keeps_its_thumbnail_for_its_report() {
         .await
         .unwrap();
         assert!(other.is_none(), "{label}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_of_six_photos_stays_within_two_pages() {
+    let tools = pdf_tools();
+    each_database(async |label, dir: &Path, url| {
+        let server = TestServer::start(config(dir, &url)).await;
+        let (_, key) = server
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
+        let photos = "/v1/flows/insurance/claims/CLM-6/photos";
+        let claim = json!({"amount": 12000, "currency": "EUR"});
+        let images = [
+            sample("plain-render.png"),
+            sample("sd-generated-duck.png"),
+            sample("c2pa-edited-photo.jpg"),
+            fixture("camera/DSCN0010.jpg"),
+            fixture("camera/nikon-e950.jpg"),
+            sample("comfyui-render.png"),
+        ];
+        let mut ids = Vec::new();
+        for bytes in &images {
+            let (status, _, photo) = server
+                .post(
+                    &key,
+                    photos,
+                    json!({"image_base64": b64(bytes), "claim": claim, "photo": {"role": "damage"}, "options": {"return_heatmap": true}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{label}: {photo}");
+            ids.push(photo["request_id"].as_str().unwrap().to_owned());
+        }
+        let (status, kind, pdf) = fetch(&server, &key, "/v1/flows/insurance/claims/CLM-6/report.pdf").await;
+        assert_eq!(status, StatusCode::OK, "{label}");
+        assert_eq!(kind, "application/pdf", "{label}");
+        if tools {
+            let name = format!("{label}-six-photos");
+            let text = read_back(&pdf, &name);
+            assert!(pages(&name) <= 2, "{label}: {} pages", pages(&name));
+            for (id, bytes) in ids.iter().zip(&images) {
+                assert_has(&text, id, &name);
+                assert_has(&text, &sha256(bytes), &name);
+                for hash in entry_hashes(&server, &key, id).await {
+                    assert_has(&text, &hash, &name);
+                }
+            }
+        }
         server.stop().await;
     })
     .await;

@@ -63,6 +63,7 @@ fn row(new: &NewDecision<'_>) -> Result<decision::ActiveModel, DbErr> {
         action: Set(new.decision.action.clone()),
         reason: Set(new.decision.reason.clone()),
         fired: Set(to_json(&new.decision.fired)?),
+        description: Set(new.decision.description.clone()),
         policy_id: Set(new.decision.policy.id.clone()),
         policy_version: Set(i32::try_from(new.decision.policy.version).unwrap_or(i32::MAX)),
         policy_sha256: Set(new.decision.policy.sha256.clone()),

@@ -122,6 +122,19 @@ pub async fn proposal_by_id(
         .transpose()
 }
 
+/// The newest proposals first, at most `limit`.
+pub async fn proposals(conn: &impl ConnectionTrait, limit: u64) -> Result<Vec<ProposalRow>, DbErr> {
+    let sql = format!(
+        "SELECT {PROPOSAL_COLUMNS} FROM policy_proposals ORDER BY proposed_at DESC, id DESC \
+         LIMIT {limit}"
+    );
+    conn.query_all_raw(statement(conn, &sql, []))
+        .await?
+        .iter()
+        .map(proposal)
+        .collect()
+}
+
 /// Marks a pending proposal approved or rejected; `false` when it is no longer pending.
 pub async fn decide_proposal(
     conn: &impl ConnectionTrait,

@@ -485,6 +485,15 @@ pub async fn show(db: &Db, id: &str) -> Result<Proposal, ChangeError> {
     Proposal::from_row(row)
 }
 
+/// The newest proposals first (pending, approved and rejected), at most `limit`.
+pub async fn list(db: &Db, limit: u64) -> Result<Vec<Proposal>, ChangeError> {
+    rows::proposals(db.conn(), limit)
+        .await?
+        .into_iter()
+        .map(Proposal::from_row)
+        .collect()
+}
+
 async fn pending(db: &Db, id: &str) -> Result<ProposalRow, ChangeError> {
     let row = rows::proposal_by_id(db.conn(), id)
         .await?

@@ -292,8 +292,25 @@ impl<'f> Writer<'f> {
     }
 }
 
-/// Lays a report out on as many pages as it needs (one or two for a request or a small case).
+/// The side of a thumbnail in the compact layout of a case with many images.
+const SMALL_PICTURE: f32 = 58.0;
+/// The most pages a report card takes before its images are laid out compactly.
+const MAX_PAGES: usize = 2;
+
+/// Lays a report out: each image in full when the report fits on [`MAX_PAGES`] pages that way,
+/// else (a case with many images) each image compactly (a small thumbnail beside its facts, each
+/// result's outcome and the decision in a few lines; the evidence in words and the heatmap are
+/// left to the image's own report).
 pub(crate) fn lay_out(report: &Report, fonts: &Fonts) -> Layout {
+    let full = lay_out_as(report, fonts, false);
+    if full.pages.len() > MAX_PAGES && report.images.len() > 1 {
+        lay_out_as(report, fonts, true)
+    } else {
+        full
+    }
+}
+
+fn lay_out_as(report: &Report, fonts: &Fonts, compact: bool) -> Layout {
     let mut w = Writer::new(fonts);
     w.paragraph(
         MARGIN,
@@ -349,7 +366,11 @@ pub(crate) fn lay_out(report: &Report, fonts: &Fonts) -> Layout {
     }
     for (index, image) in report.images.iter().enumerate() {
         w.rule();
-        image_block(&mut w, index, image);
+        if compact {
+            compact_image_block(&mut w, index, image);
+        } else {
+            image_block(&mut w, index, image);
+        }
     }
     w.rule();
     audit_block(&mut w, report);
@@ -514,6 +535,162 @@ fn image_block(w: &mut Writer<'_>, index: usize, image: &ImageSection) {
                 MARGIN + 8.0,
                 CONTENT_WIDTH - 8.0,
                 7.0,
+                false,
+                BLACK,
+                &format!("{}  {}  {}", entry.seq, entry.event, entry.entry_hash),
+            );
+        }
+    }
+}
+
+/// An image in a few lines: a small thumbnail beside its identifying facts and verdict, then
+/// its results, decision, reviews and audit entries in small type.
+fn compact_image_block(w: &mut Writer<'_>, index: usize, image: &ImageSection) {
+    let size = 7.0;
+    w.room(SMALL_PICTURE + 40.0);
+    let top = w.y;
+    match image.thumbnail_png.as_deref().and_then(png_size) {
+        Some(picture) => {
+            let (pw, ph) = fit(picture, SMALL_PICTURE);
+            w.push(Item::Image {
+                x: MARGIN + (SMALL_PICTURE - pw) / 2.0,
+                y: top + (SMALL_PICTURE - ph) / 2.0,
+                w: pw,
+                h: ph,
+                picture: Picture::Thumbnail(index),
+            });
+        }
+        None => w.push(Item::Frame {
+            x: MARGIN,
+            y: top,
+            w: SMALL_PICTURE,
+            h: SMALL_PICTURE,
+            colour: RULE,
+        }),
+    }
+    let x = MARGIN + SMALL_PICTURE + 10.0;
+    let width = CONTENT_WIDTH - SMALL_PICTURE - 10.0;
+    if let Some(heading) = &image.heading {
+        w.paragraph(x, width, 8.5, true, BLACK, heading);
+    }
+    w.field(x, width, size, "Request:", &image.request_id);
+    w.field(
+        x,
+        width,
+        size,
+        "Reference id:",
+        image.reference_id.as_deref().unwrap_or("(none given)"),
+    );
+    w.field(x, width, size, "SHA-256:", &image.sha256);
+    let verdict = &image.verdict;
+    let badge = verdict_words(&verdict.label);
+    let badge_width = w.fonts.bold.width(&badge, 8.0) + 10.0;
+    let badge_top = w.y + 1.0;
+    w.push(Item::Fill {
+        x,
+        y: badge_top,
+        w: badge_width,
+        h: 12.0,
+        colour: verdict_colour(&verdict.label),
+    });
+    w.text_at(x + 5.0, badge_top + 8.8, 8.0, true, WHITE, &badge);
+    w.text_at(
+        x + badge_width + 6.0,
+        badge_top + 8.5,
+        size,
+        false,
+        BLACK,
+        &format!(
+            "Verdict {}, confidence {:.2}, risk {} - {} - {}",
+            verdict.label, verdict.confidence, verdict.risk_level, image.detector, image.image_line
+        ),
+    );
+    w.y = (badge_top + 14.0).max(top + SMALL_PICTURE + 2.0);
+    if !image.results.is_empty() {
+        let results: Vec<String> = image
+            .results
+            .iter()
+            .map(|r| format!("{}: {}", r.source, r.outcome))
+            .collect();
+        w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            6.5,
+            "Results:",
+            &format!(
+                "{} (the evidence in words is in the image's own report)",
+                results.join("; ")
+            ),
+        );
+    }
+    if image.heatmap.is_some() {
+        w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            6.5,
+            "Heatmap:",
+            "kept with the analysis; shown in the image's own report",
+        );
+    }
+    match &image.decision {
+        Some(decision) => {
+            let fired = if decision.fired.is_empty() {
+                "none (the policy's default applied)".to_owned()
+            } else {
+                decision.fired.join(", ")
+            };
+            let mut text = format!(
+                "{} (reason {}); fired rules: {fired}; policy {} version {}, SHA-256 {}",
+                decision.action,
+                decision.reason,
+                decision.policy_id,
+                decision.policy_version,
+                decision.policy_sha256
+            );
+            if let Some(description) = &decision.description {
+                text = format!("{text}. {description}");
+            }
+            w.field(MARGIN, CONTENT_WIDTH, size, "Decision:", &text);
+        }
+        None => w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            size,
+            "Decision:",
+            "none: the image was analysed only",
+        ),
+    }
+    for review in &image.reviews {
+        w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            size,
+            &format!("Review ({}, {}):", review.queue, review.status),
+            &review.outcome,
+        );
+    }
+    if image.entries.is_empty() {
+        w.field(
+            MARGIN,
+            CONTENT_WIDTH,
+            size,
+            "Audit entries:",
+            "none recorded",
+        );
+    } else {
+        w.paragraph(
+            MARGIN,
+            CONTENT_WIDTH,
+            6.5,
+            true,
+            BLACK,
+            "Audit entries (seq, event, entry_hash):",
+        );
+        for entry in &image.entries {
+            w.paragraph(
+                MARGIN + 8.0,
+                CONTENT_WIDTH - 8.0,
+                6.5,
                 false,
                 BLACK,
                 &format!("{}  {}  {}", entry.seq, entry.event, entry.entry_hash),

@@ -162,6 +162,39 @@ fn a_request_and_a_three_image_case_fit_on_two_pages() {
 }
 
 #[test]
+fn a_case_of_six_images_is_laid_out_compactly_on_two_pages_and_keeps_every_id() {
+    let r = report(6);
+    let layout = lay_out(&r).expect("layout");
+    assert!(layout.pages.len() <= 2, "{} pages", layout.pages.len());
+    let text = all_text(&layout);
+    for image in &r.images {
+        assert!(text.contains(&image.request_id), "{}", image.request_id);
+    }
+    // Every image keeps its thumbnail, drawn smaller.
+    let thumbnails: Vec<f32> = layout
+        .pages
+        .iter()
+        .flat_map(|page| &page.items)
+        .filter_map(|item| match item {
+            Item::Image {
+                w,
+                picture: Picture::Thumbnail(_),
+                ..
+            } => Some(*w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(thumbnails.len(), 6);
+    assert!(thumbnails.iter().all(|w| *w <= 58.0), "{thumbnails:?}");
+    // A case that fits in full is not made compact.
+    let small = lay_out(&report(2)).expect("layout");
+    let full = small.pages.iter().flat_map(|page| &page.items).any(
+        |item| matches!(item, Item::Image { w, picture: Picture::Thumbnail(_), .. } if *w > 58.0),
+    );
+    assert!(full, "two images keep their full-size thumbnails");
+}
+
+#[test]
 fn the_report_says_what_a_reader_checks_it_against() {
     let text = all_text(&lay_out(&report(1)).expect("layout"));
     for needle in [

@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
+pub mod replay;
 pub mod reports;
 pub mod routes;
 pub mod server;

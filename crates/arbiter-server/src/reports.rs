@@ -206,7 +206,7 @@ async fn image_section(
             Ok::<_, ApiError>(DecisionSection {
                 action: stored.action,
                 reason: stored.reason,
-                description: None,
+                description: stored.description,
                 fired: serde_json::from_str(&stored.fired)
                     .map_err(|err| ApiError::internal(&err))?,
                 policy_id: stored.policy_id,

@@ -2,7 +2,8 @@
 //! HTTP) against the real server on loopback. Signs in (a wrong password refused first), scans
 //! two files and reads their verdicts, claims and resolves a review item and finds the audit
 //! entry naming the person, searches the audit trail, is refused as a reviewer on an admin page,
-//! sees a POST without a CSRF token refused, and keeps screenshots of every page at 1280 and
+//! proposes a policy version by pasting its YAML and is refused its approval (four-eyes) before
+//! a second admin approves it, sees a POST without a CSRF token refused, and keeps screenshots of every page at 1280 and
 //! 390 pixels wide under `target/console-screenshots/`.
 //!
 //! Without chromium and chromedriver the test is skipped with a message, unless
@@ -267,6 +268,7 @@ async fn the_console_works_in_a_real_browser() {
     let server = TestServer::start(config(&dir.path().join("data"), "")).await;
     add_user(&server, "acme", "alice", "admin", "pw-alice-1").await;
     add_user(&server, "acme", "rita", "reviewer", "pw-rita-1").await;
+    add_user(&server, "acme", "bob", "admin", "pw-bob-1").await;
     let base = server.base.clone();
     let shots = screenshot_dir();
     let driver = Driver::start().await;
@@ -375,6 +377,46 @@ async fn the_console_works_in_a_real_browser() {
     driver.go(&format!("{base}/console/users")).await;
     driver.screenshots(&shots, "users").await;
 
+    // A policy change proposed by pasting its YAML: the proposal shows its diff and backtest,
+    // and its proposer's approval is refused with the four-eyes message.
+    driver.go(&format!("{base}/console/policies")).await;
+    driver.click("#proposals-link").await;
+    driver.wait_for("#propose").await;
+    assert_eq!(driver.title().await, "Policy proposals · Arbiter");
+    let yaml = serde_json::to_string(&super::proposals::insurance_at(3)).unwrap();
+    driver
+        .script(&format!(
+            "document.querySelector('#policy').value = {yaml}; return true;"
+        ))
+        .await;
+    driver.click("#propose button[type=submit]").await;
+    driver.wait_for("#diff").await;
+    let proposal = driver.title().await;
+    assert!(proposal.starts_with("Proposal prop_"), "{proposal}");
+    let diff = driver.find("#diff").await;
+    assert!(driver.text(&diff).await.contains("version: 2 -> 3"));
+    driver.screenshots(&shots, "proposal").await;
+    driver.click("#approve button[type=submit]").await;
+    let refused = driver.wait_for("#proposal-error").await;
+    assert!(
+        driver
+            .text(&refused)
+            .await
+            .starts_with("four-eyes rule: alice proposed prop_")
+    );
+    driver.screenshots(&shots, "proposal-refused").await;
+    driver
+        .go(&format!("{base}/console/policies/proposals"))
+        .await;
+    assert_eq!(driver.find_all("#proposals tbody tr").await.len(), 1);
+    driver.screenshots(&shots, "proposals").await;
+    let proposal_path = format!(
+        "{base}/console/policies/proposals/{}",
+        proposal
+            .trim_start_matches("Proposal ")
+            .trim_end_matches(" · Arbiter")
+    );
+
     // A POST without the CSRF token, from the signed-in browser: refused.
     driver
         .script(
@@ -387,6 +429,15 @@ async fn the_console_works_in_a_real_browser() {
     driver.wait_for("p.notice").await;
     assert_eq!(driver.title().await, "Form refused · Arbiter");
     assert!(!driver.source().await.contains(">eve<"));
+
+    // A second admin approves the proposal.
+    driver.click(".who button[type=submit]").await;
+    driver.wait_for("#tenant").await;
+    driver.sign_in(&base, "acme", "bob", "pw-bob-1").await;
+    driver.go(&proposal_path).await;
+    driver.click("#approve button[type=submit]").await;
+    driver.wait_for("dd[data-state=approved]").await;
+    driver.screenshots(&shots, "proposal-approved").await;
 
     // Sign out; a reviewer is refused on an admin page.
     driver.click(".who button[type=submit]").await;
@@ -409,6 +460,10 @@ async fn the_console_works_in_a_real_browser() {
         "audit",
         "policies",
         "users",
+        "proposals",
+        "proposal",
+        "proposal-refused",
+        "proposal-approved",
         "refused",
     ] {
         for width in [390, 1280] {

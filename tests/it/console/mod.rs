@@ -4,6 +4,8 @@
 //! sign-out. `browser` drives the same pages in Chromium.
 
 mod browser;
+mod evidence;
+mod proposals;
 
 use crate::harness::{TestServer, config, each_database, sample};
 use arbiter_server::Config;
@@ -73,6 +75,25 @@ impl Visitor {
             .map(|l| l.to_str().unwrap().to_owned())
             .unwrap_or_default();
         (status, location, response.text().await.unwrap())
+    }
+
+    /// `GET path` as bytes: the status, the content type and the body.
+    pub async fn get_bytes(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, kind, response.bytes().await.unwrap().to_vec())
     }
 
     /// `POST path` with a form.
@@ -175,7 +196,7 @@ pub async fn audit_events(server: &TestServer, tenant: &str) -> Vec<serde_json::
         .collect()
 }
 
-fn console_config(dir: &std::path::Path, url: &str) -> Config {
+pub fn console_config(dir: &std::path::Path, url: &str) -> Config {
     Config {
         console: ConsoleConfig {
             max_failed_sign_ins: 3,

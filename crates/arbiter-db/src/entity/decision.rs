@@ -31,6 +31,9 @@ pub struct Model {
     pub reason: String,
     /// Fired rule ids, as a JSON array.
     pub fired: String,
+    /// The deciding rule's description, rendered with the facts; `None` when the rule has
+    /// none, and in rows recorded before descriptions were stored.
+    pub description: Option<String>,
     /// The deciding policy's id.
     pub policy_id: String,
     /// The deciding policy's version.

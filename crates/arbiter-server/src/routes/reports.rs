@@ -40,7 +40,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// The PDF response, named for download.
-fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
+pub(crate) fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
     // Ids in a file name keep to the characters case and request ids are made of.
     let name: String = name
         .chars()

@@ -36,7 +36,9 @@ fn start(session: &Session) -> Response {
         "/console/requests" => "Search analysed images by reference, SHA-256, action or flow.",
         "/console/review" => "Claim and resolve the images policies sent for human review.",
         "/console/audit" => "Read, verify and export the tamper-evident audit trail.",
-        "/console/policies" => "The live policies, their files, and a simulator.",
+        "/console/policies" => {
+            "The live policies, their files, a simulator, and four-eyes proposals of new versions."
+        }
         "/console/users" => "Who can sign in to this tenant's console, and their roles.",
         _ => "",
     };

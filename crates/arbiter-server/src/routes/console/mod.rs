@@ -8,9 +8,12 @@
 //! | `/console/login`, `/console/logout` | anyone / signed in | sign in (`tenant`, `user`, `password`, `csrf`), sign out |
 //! | `/console/scan` | analyst, admin | up to 10 images: verdicts, scores, evidence, heatmap, decision |
 //! | `/console/requests`, `/console/requests/{id}` | every role | searchable requests; one request's decision, rules, policy and trail |
+//! | `/console/requests/{id}/report.pdf`, `/console/claims/{id}/report.pdf`, `/console/kyc/{id}/report.pdf` | every role | the report cards (PDF), as the API serves them |
+//! | `/console/requests/{id}/replay` (POST) | every role | re-decides the recorded facts under the recorded policy version, as `arbiter replay` |
 //! | `/console/review?queue=Q` | reviewer, admin | claim and resolve review items |
 //! | `/console/audit` | auditor, admin | entries, checkpoints, verification, the export bundle |
 //! | `/console/policies` | admin | live policies, their files and a simulator |
+//! | `/console/policies/proposals`, `/console/policies/proposals/{id}` | admin | propose a version (YAML); a proposal's diff and backtest; approve (a second admin) or reject |
 //! | `/console/users` | admin | the tenant's console users |
 
 // A page's early exits are whole responses (a redirect, a 403 page), returned as `Err` and
@@ -21,6 +24,8 @@ mod audit;
 mod html;
 mod login;
 mod policies;
+mod proposals;
+mod reports;
 mod requests;
 mod review;
 mod scan;
@@ -68,6 +73,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/console/requests", get(requests::list))
         .route("/console/requests/{request_id}", get(requests::detail))
+        .route(
+            "/console/requests/{request_id}/report.pdf",
+            get(reports::request),
+        )
+        .route(
+            "/console/requests/{request_id}/replay",
+            post(requests::replay),
+        )
+        .route("/console/claims/{claim_id}/report.pdf", get(reports::claim))
+        .route("/console/kyc/{session_id}/report.pdf", get(reports::kyc))
         .route("/console/review", get(review::page))
         .route("/console/review/{item_id}/claim", post(review::claim))
         .route("/console/review/{item_id}/resolve", post(review::resolve))
@@ -75,6 +90,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/audit/export", get(audit::export))
         .route("/console/policies", get(policies::page))
         .route("/console/policies/simulate", post(policies::simulate))
+        .route(
+            "/console/policies/proposals",
+            get(proposals::list).post(proposals::propose),
+        )
+        .route(
+            "/console/policies/proposals/{proposal_id}",
+            get(proposals::detail),
+        )
+        .route(
+            "/console/policies/proposals/{proposal_id}/approve",
+            post(proposals::approve),
+        )
+        .route(
+            "/console/policies/proposals/{proposal_id}/reject",
+            post(proposals::reject),
+        )
         .route("/console/users", get(users::page).post(users::create))
         .route("/console/users/disable", post(users::disable))
 }

@@ -88,7 +88,8 @@ fn body(state: &AppState, session: &Session, chosen: &str, facts: &str, result: 
         })
         .collect();
     format!(
-        r#"<h2>Simulator</h2>
+        r#"<p><a class="button secondary" href="/console/policies/proposals" id="proposals-link">Policy proposals</a> Propose a new version, or approve or reject one (four-eyes: a second admin approves).</p>
+<h2>Simulator</h2>
 <form method="post" action="/console/policies/simulate">{csrf}
 <label for="policy">Policy</label><select id="policy" name="policy">{options}</select>
 <label for="facts">Facts (JSON, as a policy sees them)</label><textarea id="facts" name="facts">{facts}</textarea>

@@ -3,8 +3,8 @@
 //! paging on the time-sortable request id); and one request's page with its decision, fired
 //! rules, policy version, review items and audit trail.
 
-use super::html::{self, escape, url_encode, verdict_badge};
-use super::require;
+use super::html::{self, csrf_field, escape, url_encode, verdict_badge};
+use super::{check_csrf, form, require};
 use crate::review::ItemView;
 use crate::state::AppState;
 use arbiter_console::{Area, Session};
@@ -15,6 +15,7 @@ use arbiter_db::sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -190,12 +191,103 @@ pub async fn detail(
         Ok(session) => session,
         Err(response) => return response,
     };
+    detail_page(&state, &session, &request_id, StatusCode::OK, "").await
+}
+
+/// The replay form.
+#[derive(Deserialize)]
+pub struct ReplayForm {
+    csrf: Option<String>,
+}
+
+/// `POST /console/requests/{request_id}/replay`: re-decides the recorded facts under the
+/// recorded policy version, as `arbiter replay REQUEST_ID` does, and shows the request's page
+/// with the outcome: identical, or each field that differs.
+pub async fn replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(request_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let session = match require(&state, &headers, Area::Requests).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let given: ReplayForm = match form(Some(&session), &body) {
+        Ok(given) => given,
+        Err(response) => return response,
+    };
+    if let Err(response) = check_csrf(&session, given.csrf.as_deref()) {
+        return response;
+    }
+    let replayed =
+        crate::replay::replay(state.pipeline.db(), Some(&session.tenant), &request_id).await;
+    let (status, outcome) = match replayed {
+        Ok(replayed) if replayed.identical() => {
+            let d = &replayed.decision;
+            (
+                StatusCode::OK,
+                format!(
+                    r#"<div class="ok" role="status" id="replay" data-identical="true"><p><strong>Identical</strong>: under {policy} v{version} the recorded facts give {action} ({reason}), rules fired: {fired}.</p></div>"#,
+                    policy = escape(&replayed.row.policy_id),
+                    version = replayed.row.policy_version,
+                    action = escape(&d.action),
+                    reason = escape(&d.reason),
+                    fired = if d.fired.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        escape(&d.fired.join(", "))
+                    },
+                ),
+            )
+        }
+        Ok(replayed) => {
+            let rows: String = replayed
+                .differences
+                .iter()
+                .map(|d| {
+                    format!(
+                        r#"<tr><th scope="row">{}</th><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
+                        escape(&d.field),
+                        escape(&d.recorded.to_string()),
+                        escape(&d.replayed.to_string())
+                    )
+                })
+                .collect();
+            (
+                StatusCode::OK,
+                format!(
+                    r#"<div class="notice" role="alert" id="replay" data-identical="false"><p><strong>Differs from the record</strong> under {policy} v{version}:</p><div class="table-wrap"><table><thead><tr><th scope="col">Field</th><th scope="col">Recorded</th><th scope="col">Replayed</th></tr></thead><tbody>{rows}</tbody></table></div></div>"#,
+                    policy = escape(&replayed.row.policy_id),
+                    version = replayed.row.policy_version,
+                ),
+            )
+        }
+        Err(crate::replay::ReplayError::Db(err)) => return html::server_error(&err),
+        Err(err) => (
+            StatusCode::CONFLICT,
+            format!(
+                r#"<p class="notice" role="alert" id="replay">Cannot replay: {}.</p>"#,
+                escape(&err.to_string())
+            ),
+        ),
+    };
+    detail_page(&state, &session, &request_id, status, &outcome).await
+}
+
+async fn detail_page(
+    state: &AppState,
+    session: &Session,
+    request_id: &str,
+    status: StatusCode,
+    replayed: &str,
+) -> Response {
     let conn = state.pipeline.db().conn();
     let found = async {
-        let row = arbiter_db::requests::get(conn, &session.tenant, &request_id).await?;
-        let decided = arbiter_db::decisions::get(conn, &session.tenant, &request_id).await?;
+        let row = arbiter_db::requests::get(conn, &session.tenant, request_id).await?;
+        let decided = arbiter_db::decisions::get(conn, &session.tenant, request_id).await?;
         let filter = ItemFilter {
-            request_id: Some(&request_id),
+            request_id: Some(request_id),
             ..ItemFilter::default()
         };
         let items = arbiter_db::review::list(conn, &session.tenant, &filter, 100).await?;
@@ -209,21 +301,24 @@ pub async fn detail(
     let Some(row) = row else {
         return html::message(
             StatusCode::NOT_FOUND,
-            Some(&session),
+            Some(session),
             "No such request",
             &format!("There is no request {request_id} for this tenant."),
         );
     };
-    let trail = crate::routes::trail::trail(&state, &session.tenant, &request_id)
+    let trail = crate::routes::trail::trail(state, &session.tenant, request_id)
         .await
         .map(|t| t.entries)
         .unwrap_or_default();
-    let body = detail_body(&session, &row, decided.as_ref(), &items, &trail);
-    html::page(
-        &format!("Request {request_id}"),
-        &session,
-        "/console/requests",
-        &body,
+    let body = detail_body(session, &row, decided.as_ref(), &items, &trail, replayed);
+    html::respond(
+        status,
+        html::layout(
+            &format!("Request {request_id}"),
+            Some(session),
+            "/console/requests",
+            &body,
+        ),
     )
 }
 
@@ -233,6 +328,7 @@ fn detail_body(
     decided: Option<&decision::Model>,
     items: &[arbiter_db::entity::review_item::Model],
     trail: &[Value],
+    replayed: &str,
 ) -> String {
     let analysis: Value = serde_json::from_str(&row.analysis).unwrap_or(Value::Null);
     let label = analysis["verdict"]["label"].as_str().unwrap_or("");
@@ -245,8 +341,19 @@ fn detail_body(
     let decision_html = match decided {
         Some(d) => {
             let fired: Vec<String> = serde_json::from_str(&d.fired).unwrap_or_default();
+            let id = url_encode(&row.request_id);
             format!(
-                r#"<h2>Decision</h2><dl><dt>Flow</dt><dd>{flow}</dd><dt>Action</dt><dd><strong>{action}</strong> ({reason})</dd><dt>Rules fired</dt><dd>{fired}</dd><dt>Policy</dt><dd>{policy} version {version}, <span class="mono">SHA-256 {psha}</span></dd></dl><h3>Facts the policy saw</h3><pre>{facts}</pre>"#,
+                r#"<h2>Decision</h2><dl><dt>Flow</dt><dd>{flow}</dd><dt>Action</dt><dd><strong>{action}</strong> ({reason})</dd><dt>Rules fired</dt><dd>{fired}</dd>{description}<dt>Policy</dt><dd>{policy} version {version}, <span class="mono">SHA-256 {psha}</span></dd></dl><h3>Facts the policy saw</h3><pre>{facts}</pre>
+<form method="post" action="/console/requests/{id}/replay" id="replay-form">{csrf}<button type="submit" class="secondary">Replay</button> <span class="muted">Re-decides the recorded facts under the recorded policy version, as <code>arbiter replay</code> does.</span></form>
+{replayed}"#,
+                csrf = csrf_field(&session.csrf),
+                description = d
+                    .description
+                    .as_deref()
+                    .map_or_else(String::new, |text| format!(
+                        r#"<dt>Why</dt><dd id="description">{}</dd>"#,
+                        escape(text)
+                    )),
                 flow = escape(&d.flow),
                 action = escape(&d.action),
                 reason = escape(&d.reason),
@@ -300,6 +407,7 @@ fn detail_body(
     };
     format!(
         r#"<p>{badge} at {confidence} confidence, {risk} risk.</p>
+<p><a class="button" id="report-pdf" href="/console/requests/{report_id}/report.pdf" download>Download report (PDF)</a></p>
 <dl><dt>Reference</dt><dd>{reference}</dd><dt>Image SHA-256</dt><dd class="mono">{sha}</dd><dt>Analysed</dt><dd>{time}</dd><dt>Format</dt><dd>{format}, {width}×{height}</dd></dl>
 {decision_html}
 <h2>Models</h2>{models}
@@ -307,6 +415,7 @@ fn detail_body(
 <h2>Review</h2>{reviews}
 <h2>Audit trail</h2>{trail_rows}{audit_link}"#,
         badge = verdict_badge(label),
+        report_id = url_encode(&row.request_id),
         confidence = html::percent(analysis["verdict"]["confidence"].as_f64()),
         risk = escape(analysis["verdict"]["risk_level"].as_str().unwrap_or("")),
         reference = escape(row.reference_id.as_deref().unwrap_or("—")),
