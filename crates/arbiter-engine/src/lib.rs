@@ -17,6 +17,7 @@ pub mod policies;
 pub mod policy_changes;
 pub mod provider_usage;
 pub mod record;
+pub mod replay;
 pub mod review;
 pub mod sinks;
 

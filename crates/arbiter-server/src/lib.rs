@@ -5,7 +5,7 @@
 pub mod analyze;
 pub use arbiter_engine::{
     announce, cases, clock, flows, keys, pipeline, policies, policy_changes, provider_usage,
-    review, sinks,
+    replay, review, sinks,
 };
 pub mod auth;
 pub mod batch_body;
@@ -18,7 +18,6 @@ pub mod fuzzing;
 pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
-pub mod replay;
 pub mod reports;
 pub mod routes;
 pub mod server;
