@@ -83,6 +83,7 @@ pub async fn list_items(
             status: params.status.as_deref(),
             after: params.after.as_deref(),
             request_id: params.request_id.as_deref(),
+            ..ItemFilter::default()
         };
         let data = review::list(
             state.pipeline.db().conn(),

@@ -8,6 +8,8 @@
 //! | `/console/login`, `/console/logout` | anyone / signed in | sign in (`tenant`, `user`, `password`, `csrf`), sign out |
 //! | `/console/scan` | analyst, admin | up to 10 images: verdicts, scores, evidence, heatmap, decision |
 //! | `/console/requests`, `/console/requests/{id}` | every role | searchable requests; one request's decision, rules, policy and trail |
+//! | `/console/claims`, `/console/claims/{claim_id}` | every role | searchable insurance claims; one claim's images, assessment, reviews and trail |
+//! | `/console/kyc`, `/console/kyc/{session_id}` | every role | searchable KYC sessions; one session's page, as for a claim |
 //! | `/console/review?queue=Q` | reviewer, admin | claim and resolve review items |
 //! | `/console/audit` | auditor, admin | entries, checkpoints, verification, the export bundle |
 //! | `/console/policies` | admin | live policies, their files and a simulator |
@@ -18,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 mod audit;
+mod cases;
 mod html;
 mod login;
 mod policies;
@@ -68,6 +71,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/console/requests", get(requests::list))
         .route("/console/requests/{request_id}", get(requests::detail))
+        .route("/console/claims", get(cases::claims))
+        .route("/console/claims/{claim_id}", get(cases::claim))
+        .route("/console/kyc", get(cases::sessions))
+        .route("/console/kyc/{session_id}", get(cases::session))
         .route("/console/review", get(review::page))
         .route("/console/review/{item_id}/claim", post(review::claim))
         .route("/console/review/{item_id}/resolve", post(review::resolve))
