@@ -386,7 +386,7 @@ async fn forms_without_a_csrf_token_and_roles_without_the_area_are_refused() {
         let (status, _, page) = auditor.get("/console/audit?verify=1").await;
         assert_eq!(status, StatusCode::OK, "{label}");
         assert!(
-            page.contains(r#"id="verify-result""#) && page.contains("The live chains verify"),
+            page.contains(r#"id="verify-result""#) && page.contains("The live chain verifies"),
             "{label}: {page}"
         );
         let (status, _, _) = auditor.get("/console/review").await;

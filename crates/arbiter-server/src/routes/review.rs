@@ -134,7 +134,8 @@ pub struct ClaimRequest {
     pub reviewer: Option<String>,
 }
 
-/// Claim an item: it is yours until you resolve it. The claim belongs to the reviewer it names
+/// Claim an item: it is yours until you resolve it, and the claim is recorded in the audit log
+/// (`review.claimed`, with the reviewer and the API key's id). The claim belongs to the reviewer it names
 /// and to the API key that made it: only that key, naming that reviewer, can resolve it. The
 /// body may be left out.
 #[utoipa::path(
