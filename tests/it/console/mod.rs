@@ -4,6 +4,8 @@
 //! sign-out. `browser` drives the same pages in Chromium.
 
 mod browser;
+mod cases;
+mod pages;
 
 use crate::harness::{TestServer, config, each_database, sample};
 use arbiter_server::Config;
@@ -175,7 +177,7 @@ pub async fn audit_events(server: &TestServer, tenant: &str) -> Vec<serde_json::
         .collect()
 }
 
-fn console_config(dir: &std::path::Path, url: &str) -> Config {
+pub fn console_config(dir: &std::path::Path, url: &str) -> Config {
     Config {
         console: ConsoleConfig {
             max_failed_sign_ins: 3,
@@ -489,6 +491,16 @@ async fn a_scan_then_a_review_claim_and_resolution_name_the_signed_in_person() {
             .collect();
         assert_eq!(resolved.len(), 1, "{label}");
         assert_eq!(resolved[0]["actor"], "rita", "{label}");
+        // The claim is an entry of its own, naming her (not the id typed into the form).
+        let claimed: Vec<_> = audit_events(&server, "acme")
+            .await
+            .into_iter()
+            .filter(|e| e["event"] == "review.claimed")
+            .collect();
+        assert_eq!(claimed.len(), 1, "{label}: the refused claim left no entry");
+        assert_eq!(claimed[0]["actor"], "rita", "{label}");
+        assert_eq!(claimed[0]["key_id"], "console", "{label}");
+        assert_eq!(claimed[0]["request_id"], resolved[0]["request_id"], "{label}");
         assert_eq!(resolved[0]["label"], "confirmed_fake", "{label}");
 
         // The audit page, searched by event, shows the entry naming her.
