@@ -7,10 +7,11 @@
 //! HTTP:
 //!
 //! 1. the baseline: `/console/requests?q=ID`, the list page searched down to one request;
-//! 2. `/console/requests`, the first page of 50;
-//! 3. `/console/requests?after=ID`, a page 9,000 requests deep (keyset cursor);
-//! 4. `/console/claims`, the first page of claims;
-//! 5. `/console/claims?after=ID`, a page 9,000 claims deep.
+//! 2. `/console/requests/ID`, that request's own page;
+//! 3. `/console/requests`, the first page of 50;
+//! 4. `/console/requests?after=ID`, a page 9,000 requests deep (keyset cursor);
+//! 5. `/console/claims`, the first page of claims;
+//! 6. `/console/claims?after=ID`, a page 9,000 claims deep.
 //!
 //! It prints each one's median and 90th percentile and their ratios to (1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -160,6 +161,11 @@ async fn run(rounds: usize) {
             "one request (/console/requests?q=ID)",
             format!("/console/requests?q={one_request}"),
             1,
+        ),
+        (
+            "one request's page (/console/requests/ID)",
+            format!("/console/requests/{one_request}"),
+            0,
         ),
         (
             "first page of requests",

@@ -7,7 +7,7 @@
 use crate::entity::{case, case_image, request};
 use crate::jobs::claim_statement;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Query, SimpleExpr, UnionType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -145,16 +145,21 @@ pub async fn page(
         .filter(case::Column::Tenant.eq(tenant))
         .filter(case::Column::Flow.eq(flow));
     if let Some(text) = filter.text {
-        let mut by_image = Query::select();
-        by_image
-            .column(request::Column::RequestId)
-            .from(request::Entity)
-            .and_where(request::Column::Tenant.eq(tenant))
-            .cond_where(
-                Condition::any()
-                    .add(request::Column::ReferenceId.eq(text))
-                    .add(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
-            );
+        // One indexed lookup per column, united: an `OR` would walk the tenant's requests.
+        let by = |condition: SimpleExpr| {
+            Query::select()
+                .column(request::Column::RequestId)
+                .from(request::Entity)
+                .and_where(request::Column::Tenant.eq(tenant))
+                .and_where(condition)
+                .to_owned()
+        };
+        let by_image = by(request::Column::ReferenceId.eq(text))
+            .union(
+                UnionType::Distinct,
+                by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
+            )
+            .to_owned();
         let mut cases_of_images = Query::select();
         cases_of_images
             .column(case_image::Column::CaseId)
