@@ -167,11 +167,7 @@ async fn run(rounds: usize) {
             format!("/console/requests/{one_request}"),
             0,
         ),
-        (
-            "first page of requests",
-            "/console/requests".to_owned(),
-            50,
-        ),
+        ("first page of requests", "/console/requests".to_owned(), 50),
         (
             "requests 9,000 deep (?after=ID)",
             format!("/console/requests?after={deep_request}"),

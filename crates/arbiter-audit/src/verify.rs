@@ -709,14 +709,14 @@ async fn verify_chains(
     let mut tenants: BTreeSet<String> = match only {
         Some(tenant) => BTreeSet::from([tenant.to_owned()]),
         None => audit_entry::Entity::find()
-        .select_only()
-        .column(audit_entry::Column::Tenant)
-        .distinct()
-        .into_tuple::<String>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .collect(),
+            .select_only()
+            .column(audit_entry::Column::Tenant)
+            .distinct()
+            .into_tuple::<String>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect(),
     };
     tenants.extend(heads.keys().cloned());
     let stored = checkpoints(conn, only).await?;

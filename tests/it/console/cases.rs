@@ -157,11 +157,20 @@ async fn claims_and_kyc_sessions_are_searchable_and_each_has_a_page() {
 async fn scans_count_against_the_tenants_plan_and_verification_walks_only_its_chain() {
     each_database(async |label, dir, url| {
         let mut config = console_config(dir, &url);
-        config.rate_limits.plans.insert("tiny".into(), Plan { per_minute: 1, per_day: 3, batch_size: 1 });
+        config.rate_limits.plans.insert(
+            "tiny".into(),
+            Plan {
+                per_minute: 1,
+                per_day: 3,
+                batch_size: 1,
+            },
+        );
         let clock = ManualClock::new(chrono::Utc::now());
         let server = TestServer::start_with(config, Arc::new(clock.clone()), None).await;
         server.mint_key(new_key("acme", "tiny", &Scope::ALL)).await;
-        let (_, other_key) = server.mint_key(new_key("other", "enterprise", &Scope::ALL)).await;
+        let (_, other_key) = server
+            .mint_key(new_key("other", "enterprise", &Scope::ALL))
+            .await;
         add_user(&server, "acme", "alice", "admin", "pw-alice").await;
 
         let mut alice = Visitor::new(&server.base);
@@ -169,7 +178,11 @@ async fn scans_count_against_the_tenants_plan_and_verification_walks_only_its_ch
         let scan = |csrf: &str, files: usize| {
             let mut form = reqwest::multipart::Form::new().text("csrf", csrf.to_owned());
             for n in 0..files {
-                form = form.part("file", reqwest::multipart::Part::bytes(sample("plain-render.png")).file_name(format!("p{n}.png")));
+                form = form.part(
+                    "file",
+                    reqwest::multipart::Part::bytes(sample("plain-render.png"))
+                        .file_name(format!("p{n}.png")),
+                );
             }
             form
         };
@@ -190,16 +203,26 @@ async fn scans_count_against_the_tenants_plan_and_verification_walks_only_its_ch
         // The minute's one request is spent: a 429 page saying so, and nothing analysed.
         let response = scan_raw(&csrf, 1).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{label}");
-        let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry), "{label}: {retry}");
         let page = response.text().await.unwrap();
-        assert!(page.contains("allows 1 requests a minute, and they are spent"), "{label}: {page}");
+        assert!(
+            page.contains("allows 1 requests a minute, and they are spent"),
+            "{label}: {page}"
+        );
         // A minute later, three images do not fit in the day's quota of three (one is used).
         clock.advance(chrono::Duration::seconds(61));
         let response = scan_raw(&csrf, 3).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{label}");
         let page = response.text().await.unwrap();
-        assert!(page.contains("daily quota of 3 images is spent (this scan has 3)"), "{label}: {page}");
+        assert!(
+            page.contains("daily quota of 3 images is spent (this scan has 3)"),
+            "{label}: {page}"
+        );
         let response = scan_raw(&csrf, 2).await;
         assert_eq!(response.status(), StatusCode::OK, "{label}");
         let analysed = arbiter_db::entity::request::Entity::find()
@@ -211,7 +234,11 @@ async fn scans_count_against_the_tenants_plan_and_verification_walks_only_its_ch
 
         // Another tenant's entries are not walked: the count is acme's chain alone.
         let (status, _, _) = server
-            .post(&other_key, "/v1/analyze", json!({"image_base64": b64(&sample("plain-render.png"))}))
+            .post(
+                &other_key,
+                "/v1/analyze",
+                json!({"image_base64": b64(&sample("plain-render.png"))}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{label}");
         let acme_entries = super::audit_events(&server, "acme").await.len();
@@ -219,7 +246,9 @@ async fn scans_count_against_the_tenants_plan_and_verification_walks_only_its_ch
         let (status, _, page) = alice.get("/console/audit?verify=1").await;
         assert_eq!(status, StatusCode::OK, "{label}");
         assert!(
-            page.contains(&format!("The live chain verifies: {acme_entries} entries and ")),
+            page.contains(&format!(
+                "The live chain verifies: {acme_entries} entries and "
+            )),
             "{label}: {page}"
         );
         server.stop().await;

@@ -164,7 +164,13 @@ async fn list(state: &AppState, headers: &HeaderMap, kind: Kind, search: &Search
     )
 }
 
-fn list_body(kind: Kind, search: &Search, notice: &str, rows: &[case::Model], more: bool) -> String {
+fn list_body(
+    kind: Kind,
+    search: &Search,
+    notice: &str,
+    rows: &[case::Model],
+    more: bool,
+) -> String {
     let body_rows: String = rows
         .iter()
         .map(|row| {

@@ -12,8 +12,7 @@ use arbiter_db::entity::{decision, request};
 use arbiter_db::review::ItemFilter;
 use arbiter_db::sea_orm::sea_query::{Query as SqlQuery, SimpleExpr, UnionType};
 use arbiter_db::sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -61,7 +60,10 @@ pub async fn page_of(
                 .to_owned()
         };
         let found = by(request::Column::RequestId.eq(text))
-            .union(UnionType::Distinct, by(request::Column::ReferenceId.eq(text)))
+            .union(
+                UnionType::Distinct,
+                by(request::Column::ReferenceId.eq(text)),
+            )
             .union(
                 UnionType::Distinct,
                 by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),

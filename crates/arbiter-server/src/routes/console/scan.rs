@@ -6,8 +6,8 @@
 use super::html::{self, csrf_field, escape, percent, verdict_badge};
 use super::{MAX_SCAN_FILES, check_csrf, require};
 use crate::analyze::{AnalyzeCall, AnalyzeReply, ImageSource, analyze_for};
-use crate::error::ApiError;
 use crate::config::Plan;
+use crate::error::ApiError;
 use crate::ratelimit::Refusal;
 use crate::state::AppState;
 use arbiter_console::{Area, Session};
