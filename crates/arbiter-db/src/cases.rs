@@ -191,15 +191,14 @@ pub async fn page(
         let Some(last) = get(conn, tenant, flow, after).await? else {
             return Ok((Vec::new(), false));
         };
-        query = query.filter(
-            Condition::any()
-                .add(case::Column::CreatedAt.lt(last.created_at))
-                .add(
-                    Condition::all()
-                        .add(case::Column::CreatedAt.eq(last.created_at))
-                        .add(case::Column::CaseId.lt(last.case_id)),
-                ),
-        );
+        // `created_at <= t` bounds the index range; the rest only breaks ties at `t`.
+        query = query
+            .filter(case::Column::CreatedAt.lte(last.created_at))
+            .filter(
+                Condition::any()
+                    .add(case::Column::CreatedAt.lt(last.created_at))
+                    .add(case::Column::CaseId.lt(last.case_id)),
+            );
     }
     let mut rows = query
         .order_by_desc(case::Column::CreatedAt)
