@@ -713,6 +713,16 @@ mod tests {
                 ),
             ),
             (
+                Event::ReviewClaimed {
+                    request_id: "req_1".into(),
+                    reference_id: Some("claim-1".into()),
+                    queue: "siu".into(),
+                    actor: "rita".into(),
+                    key_id: Some("console".into()),
+                },
+                r#"{"actor":"rita","event":"review.claimed","key_id":"console","queue":"siu","reference_id":"claim-1","request_id":"req_1","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
+            ),
+            (
                 Event::ReviewResolved {
                     request_id: "req_1".into(),
                     reference_id: Some("claim-1".into()),
