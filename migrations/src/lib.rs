@@ -21,6 +21,7 @@ mod m20261205_000015_console_users;
 mod m20261205_000016_thumbnails;
 mod m20261205_000017_leases;
 mod m20261206_000020_decision_descriptions;
+mod m20261206_000021_console_list_indexes;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_thumbnails::Migration),
             Box::new(m20261205_000017_leases::Migration),
             Box::new(m20261206_000020_decision_descriptions::Migration),
+            Box::new(m20261206_000021_console_list_indexes::Migration),
         ]
     }
 }
