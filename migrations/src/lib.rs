@@ -20,6 +20,7 @@ mod m20261205_000014_policy_proposals;
 mod m20261205_000015_console_users;
 mod m20261205_000016_thumbnails;
 mod m20261205_000017_leases;
+mod m20261206_000018_job_image_bytes;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_console_users::Migration),
             Box::new(m20261205_000016_thumbnails::Migration),
             Box::new(m20261205_000017_leases::Migration),
+            Box::new(m20261206_000018_job_image_bytes::Migration),
         ]
     }
 }
