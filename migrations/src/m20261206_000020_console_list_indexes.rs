@@ -9,7 +9,7 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261206_000021_console_list_indexes"
+        "m20261206_000020_console_list_indexes"
     }
 }
 
