@@ -20,7 +20,9 @@ mod m20261205_000014_policy_proposals;
 mod m20261205_000015_console_users;
 mod m20261205_000016_thumbnails;
 mod m20261205_000017_leases;
-mod m20261206_000020_decision_descriptions;
+mod m20261206_000018_job_image_bytes;
+mod m20261206_000019_decision_descriptions;
+mod m20261206_000020_console_list_indexes;
 
 /// Applies Arbiter's migrations in order.
 pub struct Migrator;
@@ -46,7 +48,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_console_users::Migration),
             Box::new(m20261205_000016_thumbnails::Migration),
             Box::new(m20261205_000017_leases::Migration),
-            Box::new(m20261206_000020_decision_descriptions::Migration),
+            Box::new(m20261206_000018_job_image_bytes::Migration),
+            Box::new(m20261206_000019_decision_descriptions::Migration),
+            Box::new(m20261206_000020_console_list_indexes::Migration),
         ]
     }
 }

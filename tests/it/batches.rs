@@ -522,3 +522,99 @@ async fn two_servers_on_one_postgres_share_a_batch_each_image_once() {
     assert_exactly_once(&DbTarget::Url(pg.url.clone()), &batch_id, 40).await;
     pg.drop_db().await.unwrap();
 }
+
+/// A batch's images are kept in the database as bytes (`job_images.image`), not base64 text,
+/// where the database keeps them (PostgreSQL; SQLite reads them from the kept request body); a
+/// row written before, still base64 text, is analysed all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batch_images_are_stored_as_bytes_and_old_base64_rows_stay_readable() {
+    use arbiter_db::entity::{job, job_image};
+    use arbiter_db::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    harness::each_database(async |label, dir, url| {
+        let start = async |workers: u32| {
+            let mut config = config(dir, &url);
+            config.jobs.workers = workers;
+            config.jobs.poll_interval_ms = 50;
+            config.webhooks.workers = 0;
+            TestServer::start_with(
+                config,
+                Arc::new(SystemClock),
+                Some(Arc::new(LocalDetector::default())),
+            )
+            .await
+        };
+        let queue = start(0).await;
+        let (_, key) = queue
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
+        let pngs: Vec<Vec<u8>> = (0..4).map(|n| distinct_png(900 + n)).collect();
+        let images: Vec<Value> = pngs
+            .iter()
+            .enumerate()
+            .map(|(n, png)| json!({"image_base64": b64(png), "reference_id": format!("s-{n}")}))
+            .collect();
+        let (status, _, batch) = queue
+            .post(&key, "/v1/analyze/batch", json!({"images": images}))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{label}: {batch}");
+        let batch_id = batch["batch_id"].as_str().unwrap().to_owned();
+        let conn = queue.state.pipeline.db().conn().clone();
+        let jobs = job::Entity::find()
+            .filter(job::Column::BatchId.eq(batch_id.as_str()))
+            .all(&conn)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 4, "{label}");
+        let mut stored = Vec::new();
+        for job in &jobs {
+            let row = job_image::Entity::find_by_id(job.request_id.clone())
+                .one(&conn)
+                .await
+                .unwrap()
+                .unwrap();
+            stored.push(row);
+        }
+        if label == "postgres" {
+            for (job, row) in jobs.iter().zip(&stored) {
+                assert_eq!(row.source, r#""stored""#, "{label}");
+                let position = usize::try_from(job.position).unwrap();
+                assert_eq!(row.image.as_deref(), Some(&pngs[position][..]), "{label}");
+            }
+        } else {
+            assert!(
+                stored
+                    .iter()
+                    .all(|row| row.image.is_none() && row.source.contains("kept")),
+                "{label}: {:?}",
+                stored.iter().map(|row| &row.source).collect::<Vec<_>>()
+            );
+        }
+        // One image as a row written before images were kept as bytes.
+        let old = &jobs[0];
+        let position = usize::try_from(old.position).unwrap();
+        let txn = queue.state.pipeline.db().begin_write().await.unwrap();
+        job_image::Entity::update(job_image::ActiveModel {
+            request_id: arbiter_db::sea_orm::ActiveValue::Unchanged(old.request_id.clone()),
+            source: arbiter_db::sea_orm::ActiveValue::Set(
+                json!({"base64": b64(&pngs[position])}).to_string(),
+            ),
+            image: arbiter_db::sea_orm::ActiveValue::Set(None),
+        })
+        .exec(&txn)
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+        queue.stop().await;
+
+        let worker = start(1).await;
+        let done = wait_for("the batch", Duration::from_secs(30), async || {
+            let (_, body) = worker.get(&key, &format!("/v1/batches/{batch_id}")).await;
+            (body["status"] == "COMPLETE").then_some(body)
+        })
+        .await;
+        assert_eq!(done["completed"], 4, "{label}: {done}");
+        assert_eq!(done["failed"], 0, "{label}: {done}");
+        worker.stop().await;
+    })
+    .await;
+}

@@ -339,7 +339,7 @@ async fn an_insurance_claim_escalates_to_siu_and_a_reviewer_resolves_it() {
         let request_id = second["request_id"].as_str().unwrap();
         assert_eq!(
             trail(&running, request_id).await,
-            ["decision.recorded", "case.decided", "review.resolved"],
+            ["decision.recorded", "case.decided", "review.claimed", "review.resolved"],
             "{label}"
         );
         running.stop().await;

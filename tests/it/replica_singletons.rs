@@ -3,6 +3,8 @@
 //! the migrations and the start-up activations of two replicas started together, a
 //! `policy.activated` entry per policy version recorded by both at once, the UGC collector's
 //! sealing of a tenant's uploads spread over both, and an audit checkpoint signed by both at once.
+//! And a policy file edited under two replicas watching the same files (`policies.source:
+//! files`) is live on both within `policy_reload_secs` plus the time to read it, recorded once.
 
 use crate::harness::{TestServer, b64, config, each_database, new_key, repo, sample, wait_for};
 use arbiter_db::entity::{batch, job};
@@ -14,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A replica with its workers off (nothing analysed: only the singletons are under test),
 /// collecting UGC uploads four to a batch and never flushing them by age.
@@ -165,6 +167,112 @@ async fn two_replicas_racing_produce_exactly_one_of_each_singleton() {
             "{label}: {per_chain:?}"
         );
 
+        a.stop().await;
+        b.stop().await;
+    })
+    .await;
+}
+
+/// Every `policy.activated` entry of the policy `id`: the sha256 of the file each recorded.
+async fn activated_versions(pipeline: &Pipeline, id: &str) -> Vec<String> {
+    let filter = arbiter_audit::EntryFilter {
+        tenant: Some(SYSTEM_TENANT.to_owned()),
+        event: Some("policy.activated".to_owned()),
+        ..Default::default()
+    };
+    arbiter_audit::entries(pipeline.db().conn(), &filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|stored| match stored.entry.event {
+            arbiter_audit::Event::PolicyActivated { policy, .. } if policy.id == id => {
+                Some(policy.sha256)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_policy_file_is_live_on_both_replicas_within_the_reload_period_recorded_once() {
+    each_database(async |label, dir, url| {
+        // One directory of policy files both replicas watch (one volume shipped to both).
+        let shared = dir.join("shared-policies");
+        std::fs::create_dir_all(&shared).unwrap();
+        for entry in std::fs::read_dir(repo().join("policies")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "yaml") {
+                std::fs::copy(&path, shared.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let reload_secs = 1;
+        let start = async || {
+            let mut config = config(dir, &url);
+            config.jobs.workers = 0;
+            config.webhooks.workers = 0;
+            config.policies_dir = shared.display().to_string();
+            config.policy_reload_secs = reload_secs;
+            TestServer::start(config).await
+        };
+        let (a, b) = tokio::join!(start(), start());
+        let id = "ugc.moderation";
+        let live = |server: &TestServer| {
+            server
+                .state
+                .pipeline
+                .policies()
+                .snapshot()
+                .by_id(id)
+                .map(|policy| policy.sha256().to_owned())
+                .unwrap()
+        };
+        let before = live(&a);
+        assert_eq!(live(&b), before, "{label}");
+        wait_for(
+            "the start-up activation",
+            Duration::from_secs(10),
+            async || (!activated_versions(&a.state.pipeline, id).await.is_empty()).then_some(()),
+        )
+        .await;
+
+        // The file edited as a deployment writes it: a new file renamed over the old one.
+        let file = shared.join("ugc-moderation.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let next = shared.join(".ugc-moderation.yaml.new");
+        // A changed policy raises its version.
+        let text = text.replacen("\n  version: 1\n", "\n  version: 2\n", 1);
+        assert!(text.contains("\n  version: 2\n"), "{label}");
+        std::fs::write(&next, format!("{text}\n# edited under two replicas\n")).unwrap();
+        std::fs::rename(&next, &file).unwrap();
+        let edited = Instant::now();
+
+        // Live on both within the reload period plus the time to read the files (bounded
+        // here at a second, far above what reading takes).
+        let bound = Duration::from_secs(reload_secs + 1);
+        wait_for("both replicas to pick the edit up", bound, async || {
+            (live(&a) != before && live(&b) != before).then_some(())
+        })
+        .await;
+        assert_eq!(live(&a), live(&b), "{label}");
+        let after = live(&a);
+        eprintln!(
+            "{label}: live on both replicas {:?} after the edit",
+            edited.elapsed()
+        );
+
+        // Both replicas recorded the new version on their reload: one entry between them.
+        tokio::time::sleep(Duration::from_secs(reload_secs) * 2).await;
+        let versions = activated_versions(&a.state.pipeline, id).await;
+        assert_eq!(
+            versions.iter().filter(|sha| **sha == after).count(),
+            1,
+            "{label}: {versions:?}"
+        );
+        assert_eq!(
+            versions.iter().filter(|sha| **sha == before).count(),
+            1,
+            "{label}: {versions:?}"
+        );
         a.stop().await;
         b.stop().await;
     })

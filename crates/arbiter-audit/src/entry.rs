@@ -215,6 +215,23 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A reviewer claimed a review-queue item (took it to look at).
+    #[serde(rename = "review.claimed")]
+    ReviewClaimed {
+        /// The request under review.
+        request_id: String,
+        /// The caller's reference.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference_id: Option<String>,
+        /// The review queue.
+        queue: String,
+        /// Who claimed it (a reviewer id or console user id, never a name).
+        actor: String,
+        /// The API key it was claimed through (its id; `console` for the console); absent for
+        /// the operator's command line.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
+    },
     /// A reviewer resolved a review-queue item.
     #[serde(rename = "review.resolved")]
     ReviewResolved {
@@ -325,6 +342,7 @@ impl Event {
             Event::PolicyProposed { .. } => "policy.proposed",
             Event::PolicyApproved { .. } => "policy.approved",
             Event::PolicyRejected { .. } => "policy.rejected",
+            Event::ReviewClaimed { .. } => "review.claimed",
             Event::ReviewResolved { .. } => "review.resolved",
             Event::CaseDecided { .. } => "case.decided",
             Event::KeyCreated { .. } => "key.created",
@@ -342,6 +360,7 @@ impl Event {
                 Some(&analysis.request_id)
             }
             Event::WebhookAbandoned { request_id, .. }
+            | Event::ReviewClaimed { request_id, .. }
             | Event::ReviewResolved { request_id, .. }
             | Event::CaseDecided { request_id, .. } => Some(request_id),
             Event::PolicyActivated { .. }
@@ -363,6 +382,7 @@ impl Event {
                 analysis.reference_id.as_deref()
             }
             Event::WebhookAbandoned { reference_id, .. }
+            | Event::ReviewClaimed { reference_id, .. }
             | Event::ReviewResolved { reference_id, .. }
             | Event::CaseDecided { reference_id, .. } => reference_id.as_deref(),
             Event::PolicyActivated { .. }
@@ -691,6 +711,16 @@ mod tests {
                     r#"{{"event":"policy.rejected","policy":{{"id":"insurance.fnol","sha256":"{}","version":4}},"proposal_id":"prop_01JH","proposed_by":"alice","reason":"too strict","rejected_by":"bob","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}}"#,
                     sha("policy-v4")
                 ),
+            ),
+            (
+                Event::ReviewClaimed {
+                    request_id: "req_1".into(),
+                    reference_id: Some("claim-1".into()),
+                    queue: "siu".into(),
+                    actor: "rita".into(),
+                    key_id: Some("console".into()),
+                },
+                r#"{"actor":"rita","event":"review.claimed","key_id":"console","queue":"siu","reference_id":"claim-1","request_id":"req_1","seq":4,"tenant":"acme","ts":"2026-01-15T10:00:00.000Z","v":1}"#.to_owned(),
             ),
             (
                 Event::ReviewResolved {

@@ -27,4 +27,4 @@ pub use entry::{Entry, Event, GENESIS_HASH, entry_hash};
 pub use export::{ExportError, ExportRange, ExportSummary, export};
 pub use keys::{KeyError, Signer, SigningKey, VerifierKey};
 pub use signing::{Announce, AuditSigning, CheckpointWorker, NoAnnouncement, SigningSetupError};
-pub use verify::{Problem, Report, VerifyError, verify_bundle, verify_database};
+pub use verify::{Problem, Report, VerifyError, verify_bundle, verify_database, verify_tenant};

@@ -673,29 +673,53 @@ pub async fn verify_database(
     conn: &impl ConnectionTrait,
     vkey: Option<&VerifierKey>,
 ) -> Result<Report, VerifyError> {
+    verify_chains(conn, vkey, None).await
+}
+
+/// [`verify_database`] for one tenant's chain only: its entries, head and checkpoints.
+pub async fn verify_tenant(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    vkey: Option<&VerifierKey>,
+) -> Result<Report, VerifyError> {
+    verify_chains(conn, vkey, Some(tenant)).await
+}
+
+async fn verify_chains(
+    conn: &impl ConnectionTrait,
+    vkey: Option<&VerifierKey>,
+    only: Option<&str>,
+) -> Result<Report, VerifyError> {
     let mut report = Report::default();
     if vkey.is_none() {
         report
             .notes
             .push("no verifier key given: checkpoint signatures were not checked".into());
     }
-    let heads: BTreeMap<String, audit_head::Model> = audit_head::Entity::find()
+    let mut heads_query = audit_head::Entity::find();
+    if let Some(tenant) = only {
+        heads_query = heads_query.filter(audit_head::Column::Tenant.eq(tenant));
+    }
+    let heads: BTreeMap<String, audit_head::Model> = heads_query
         .all(conn)
         .await?
         .into_iter()
         .map(|head| (head.tenant.clone(), head))
         .collect();
-    let mut tenants: BTreeSet<String> = audit_entry::Entity::find()
-        .select_only()
-        .column(audit_entry::Column::Tenant)
-        .distinct()
-        .into_tuple::<String>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .collect();
+    let mut tenants: BTreeSet<String> = match only {
+        Some(tenant) => BTreeSet::from([tenant.to_owned()]),
+        None => audit_entry::Entity::find()
+            .select_only()
+            .column(audit_entry::Column::Tenant)
+            .distinct()
+            .into_tuple::<String>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect(),
+    };
     tenants.extend(heads.keys().cloned());
-    let stored = checkpoints(conn, None).await?;
+    let stored = checkpoints(conn, only).await?;
     tenants.extend(stored.iter().map(|cp| cp.tenant.clone()));
 
     for tenant in tenants {

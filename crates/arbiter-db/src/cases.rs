@@ -4,11 +4,13 @@
 //! ([`open`] or [`lock`]): on PostgreSQL the upsert or update takes a row lock, so two images of
 //! one claim arriving on two replicas are numbered one after the other; SQLite has one writer.
 
-use crate::entity::{case, case_image};
+use crate::entity::{case, case_image, request};
 use crate::jobs::claim_statement;
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Query, SimpleExpr, UnionType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 /// Opens a case (creating it with no facts and no images) and locks its row until the end of
@@ -112,4 +114,99 @@ pub async fn images(
         .order_by_asc(case_image::Column::N)
         .all(conn)
         .await
+}
+
+/// Which cases of a flow to list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter<'a> {
+    /// A case id, or the request id, reference id or SHA-256 of one of its images.
+    pub text: Option<&'a str>,
+    /// Only cases whose decision has this action.
+    pub action: Option<&'a str>,
+    /// Only cases opened at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only cases opened before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only cases after this one, newest first (the paging cursor: a case id of the last page).
+    pub after: Option<&'a str>,
+}
+
+/// One page of a tenant's cases of `flow`, newest first (by opening time, then case id), and
+/// whether there are more. Paging is by keyset: the cursor case's opening time and id, so a
+/// deep page costs what the first does.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    flow: &str,
+    filter: &CaseFilter<'_>,
+    limit: u64,
+) -> Result<(Vec<case::Model>, bool), DbErr> {
+    let mut query = case::Entity::find()
+        .filter(case::Column::Tenant.eq(tenant))
+        .filter(case::Column::Flow.eq(flow));
+    if let Some(text) = filter.text {
+        // One indexed lookup per column, united: an `OR` would walk the tenant's requests.
+        let by = |condition: SimpleExpr| {
+            Query::select()
+                .column(request::Column::RequestId)
+                .from(request::Entity)
+                .and_where(request::Column::Tenant.eq(tenant))
+                .and_where(condition)
+                .to_owned()
+        };
+        let by_image = by(request::Column::ReferenceId.eq(text))
+            .union(
+                UnionType::Distinct,
+                by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
+            )
+            .to_owned();
+        let mut cases_of_images = Query::select();
+        cases_of_images
+            .column(case_image::Column::CaseId)
+            .from(case_image::Entity)
+            .and_where(case_image::Column::Tenant.eq(tenant))
+            .and_where(case_image::Column::Flow.eq(flow))
+            .cond_where(
+                Condition::any()
+                    .add(case_image::Column::RequestId.eq(text))
+                    .add(case_image::Column::RequestId.in_subquery(by_image.to_owned())),
+            );
+        query = query.filter(
+            Condition::any()
+                .add(case::Column::CaseId.eq(text))
+                .add(case::Column::CaseId.in_subquery(cases_of_images.to_owned())),
+        );
+    }
+    if let Some(action) = filter.action {
+        query = query.filter(case::Column::Action.eq(action));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(case::Column::CreatedAt.gte(since));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(case::Column::CreatedAt.lt(before));
+    }
+    if let Some(after) = filter.after {
+        // An unknown cursor (a case of another tenant, say) ends the list.
+        let Some(last) = get(conn, tenant, flow, after).await? else {
+            return Ok((Vec::new(), false));
+        };
+        // `created_at <= t` bounds the index range; the rest only breaks ties at `t`.
+        query = query
+            .filter(case::Column::CreatedAt.lte(last.created_at))
+            .filter(
+                Condition::any()
+                    .add(case::Column::CreatedAt.lt(last.created_at))
+                    .add(case::Column::CaseId.lt(last.case_id)),
+            );
+    }
+    let mut rows = query
+        .order_by_desc(case::Column::CreatedAt)
+        .order_by_desc(case::Column::CaseId)
+        .limit(limit + 1)
+        .all(conn)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((rows, more))
 }

@@ -55,12 +55,13 @@ pub async fn insert_batch(conn: &impl ConnectionTrait, row: batch::Model) -> Res
 pub async fn insert_jobs(conn: &impl ConnectionTrait, rows: Vec<job::Model>) -> Result<(), DbErr> {
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(100).collect();
+        let mut chunk: Vec<_> = rows.by_ref().take(100).collect();
         let images: Vec<_> = chunk
-            .iter()
+            .iter_mut()
             .map(|row| job_image::ActiveModel {
                 request_id: Set(row.request_id.clone()),
-                source: Set(row.source.clone()),
+                source: Set(std::mem::take(&mut row.source)),
+                image: Set(row.image.take()),
             })
             .collect();
         job::Entity::insert_many(chunk.into_iter().map(job::ActiveModel::from))
@@ -207,15 +208,15 @@ pub async fn release_failed(
     Ok(result.rows_affected == 1)
 }
 
-/// The image of a job still to be analysed (`job_images.source`); `None` once it has ended.
+/// The image of a job still to be analysed (`job_images`: its source, and its bytes when
+/// stored); `None` once it has ended.
 pub async fn source(
     conn: &impl ConnectionTrait,
     request_id: &str,
-) -> Result<Option<String>, DbErr> {
-    Ok(job_image::Entity::find_by_id(request_id.to_owned())
+) -> Result<Option<job_image::Model>, DbErr> {
+    job_image::Entity::find_by_id(request_id.to_owned())
         .one(conn)
-        .await?
-        .map(|image| image.source))
+        .await
 }
 
 /// How a job ended.
@@ -420,6 +421,7 @@ pub fn new_job(
         position: 0,
         reference_id: None,
         source,
+        image: None,
         options,
         flow: None,
         facts: None,
@@ -669,7 +671,7 @@ mod tests {
                 claimed.iter().all(|job| job.source.is_empty()),
                 "{label}: a claim holds no image"
             );
-            let a = source(conn, "req_a").await.unwrap().unwrap();
+            let a = source(conn, "req_a").await.unwrap().unwrap().source;
             assert!(a.starts_with(r#"{"base64":"AAAA"#), "{label}");
             assert_eq!(a.len(), 4096 + 13, "{label}");
             finish(conn, "t1", &[("req_a", end(now))]).await.unwrap();

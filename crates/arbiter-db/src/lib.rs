@@ -509,4 +509,60 @@ mod tests {
             .unwrap();
         assert_eq!(job.status, "queued");
     }
+
+    #[tokio::test]
+    async fn queued_base64_images_become_bytes_on_postgres_and_stay_readable_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let postgres = testing::PostgresTestDb::create().await.unwrap();
+        let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let mut urls = vec![("sqlite", sqlite)];
+        if let Some(pg) = &postgres {
+            urls.push(("postgres", pg.url.clone()));
+        }
+        for (label, url) in urls {
+            let conn = Database::connect(&url).await.unwrap();
+            Migrator::up(&conn, Some(17)).await.unwrap();
+            // Plain base64 of "PNG!", and text `decode` would not take whole (a data URL).
+            for (id, source) in [
+                ("req_1", r#"{"base64":"UE5HIQ=="}"#),
+                ("req_2", r#"{"base64":"data:image/png;base64,UE5HIQ=="}"#),
+                ("req_3", r#"{"url":"https://example.com/a.png"}"#),
+            ] {
+                conn.execute_unprepared(&format!(
+                    "INSERT INTO job_images (request_id, source) VALUES ('{id}', '{source}')"
+                ))
+                .await
+                .unwrap();
+            }
+            Migrator::up(&conn, None).await.unwrap();
+            let images = entity::job_image::Entity::find()
+                .order_by_asc(entity::job_image::Column::RequestId)
+                .all(&conn)
+                .await
+                .unwrap();
+            let got: Vec<_> = images
+                .iter()
+                .map(|i| (i.source.as_str(), i.image.as_deref()))
+                .collect();
+            if label == "postgres" {
+                assert_eq!(got[0], (r#""stored""#, Some(&b"PNG!"[..])), "{label}");
+            } else {
+                assert_eq!(got[0], (r#"{"base64":"UE5HIQ=="}"#, None), "{label}");
+            }
+            assert_eq!(
+                got[1],
+                (r#"{"base64":"data:image/png;base64,UE5HIQ=="}"#, None),
+                "{label}"
+            );
+            assert_eq!(
+                got[2],
+                (r#"{"url":"https://example.com/a.png"}"#, None),
+                "{label}"
+            );
+            conn.close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
 }

@@ -46,6 +46,8 @@ pub struct ItemFilter<'a> {
     pub after: Option<&'a str>,
     /// Only this request's items.
     pub request_id: Option<&'a str>,
+    /// Only this case's items (a claim id, a KYC session id).
+    pub case_id: Option<&'a str>,
 }
 
 /// A tenant's items, oldest first (item ids sort by creation time).
@@ -67,6 +69,9 @@ pub async fn list(
     }
     if let Some(request_id) = filter.request_id {
         query = query.filter(review_item::Column::RequestId.eq(request_id));
+    }
+    if let Some(case_id) = filter.case_id {
+        query = query.filter(review_item::Column::CaseId.eq(case_id));
     }
     query
         .order_by_asc(review_item::Column::ItemId)

@@ -6,7 +6,7 @@
 use crate::entity::{webhook_attempt, webhook_delivery, webhook_endpoint, webhook_secret};
 use crate::jobs::claim_statement;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait,
@@ -210,6 +210,42 @@ pub async fn claim_deliveries(
         .from_raw_sql(statement)
         .all(conn)
         .await
+}
+
+/// Frees at once, without counting an attempt, the pending deliveries held by claims of the
+/// replica `replica` (tokens `<replica>.<ulid>`); returns how many. A stopping replica calls it
+/// once its delivery loops have ended, so what it claimed and did not send goes to another
+/// replica now rather than when the lease runs out. Replica ids are unique among the running
+/// replicas, so no other process's claim matches.
+pub async fn hand_back_deliveries(
+    conn: &impl ConnectionTrait,
+    replica: &str,
+) -> Result<u64, DbErr> {
+    if replica.is_empty() {
+        return Ok(0);
+    }
+    let mut pattern = String::with_capacity(replica.len() + 2);
+    for c in replica.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str(".%");
+    let result = webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(webhook_delivery::Column::LeaseUntilMs, Expr::value(0i64))
+        .filter(
+            Expr::col(webhook_delivery::Column::LeaseOwner)
+                .like(LikeExpr::new(pattern).escape('\\')),
+        )
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Up to `limit` tenants with deliveries due and not leased at `now_ms`.

@@ -190,10 +190,22 @@ pub async fn claim(
     check_reviewer(actor.reviewer)?;
     let txn = db.begin_write().await?;
     let claimed = repo::claim(&txn, tenant, item_id, actor, now).await?;
-    txn.commit().await?;
     if !claimed {
+        txn.rollback().await?;
         return Err(refusal(db, tenant, item_id).await);
     }
+    let item = repo::get(&txn, tenant, item_id)
+        .await?
+        .ok_or_else(|| not_found(item_id))?;
+    let event = Event::ReviewClaimed {
+        request_id: item.request_id,
+        reference_id: item.reference_id,
+        queue: item.queue,
+        actor: actor.reviewer.to_owned(),
+        key_id: actor.key.map(str::to_owned),
+    };
+    arbiter_audit::append(&txn, tenant, now, event).await?;
+    txn.commit().await?;
     tracing::info!(
         item_id,
         reviewer = actor.reviewer,

@@ -61,13 +61,15 @@ pub async fn collect(
     base_url: &str,
 ) -> Result<UploadAccepted, ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
+    let (source, image) = JobSource::from(upload.source).into_columns()?;
     let mut row = repo::new_job(
         request_id.to_string(),
         tenant.to_owned(),
-        to_json(&JobSource::from(upload.source))?,
+        source,
         to_json(&upload.options)?,
         now,
     );
+    row.image = image;
     row.status = repo::COLLECTING.to_owned();
     row.reference_id = upload.reference_id.clone();
     row.flow = Some(FLOW.to_owned());

@@ -18,7 +18,6 @@ use arbiter_db::entity::{batch, job};
 use arbiter_db::jobs as repo;
 use arbiter_db::sea_orm::DatabaseConnection;
 use arbiter_webhooks::{Deliveries, Message};
-use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use futures_util::StreamExt;
 use futures_util::future::{FusedFuture, FutureExt};
@@ -36,8 +35,14 @@ use tokio_util::sync::CancellationToken;
 pub enum JobSource {
     /// Fetched by the worker, under the outbound rules.
     Url(String),
-    /// The image, base64-encoded, as the caller sent it.
+    /// The image, base64-encoded, as the caller sent it: rows written before images were kept
+    /// as bytes, and text that is not valid base64 (its job fails as a direct request would).
     Base64(String),
+    /// The image's bytes, in `job_images.image` beside this source.
+    Stored,
+    /// The image's bytes, on their way to the database as [`JobSource::Stored`].
+    #[serde(skip)]
+    Bytes(Vec<u8>),
     /// A batch image in its batch's kept body: the JSON of its `images` element, at these
     /// byte offsets (SQLite only; see `batch_body`).
     Kept {
@@ -52,13 +57,40 @@ impl From<ImageSource> for JobSource {
     fn from(source: ImageSource) -> Self {
         match source {
             ImageSource::Url(url) => JobSource::Url(url),
-            ImageSource::Bytes(bytes) => {
-                JobSource::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
-            }
-            ImageSource::Taken(media) => {
-                JobSource::Base64(base64::engine::general_purpose::STANDARD.encode(&media.bytes))
-            }
+            ImageSource::Bytes(bytes) => JobSource::Bytes(bytes),
+            ImageSource::Taken(media) => JobSource::Bytes(media.bytes.to_vec()),
         }
+    }
+}
+
+impl JobSource {
+    /// The `job_images` columns of this source: its JSON, and the image's bytes when it has
+    /// them (base64 is decoded here, so the database keeps bytes, not a third more of text).
+    pub fn into_columns(self) -> Result<(String, Option<Vec<u8>>), ApiError> {
+        let bytes = match self {
+            JobSource::Bytes(bytes) => bytes,
+            JobSource::Base64(encoded) => match decode_base64(&encoded) {
+                Ok(bytes) => bytes,
+                // Kept as sent: the job fails with the same error a direct request gets.
+                Err(_) => return Ok((to_json(&JobSource::Base64(encoded))?, None)),
+            },
+            other => return Ok((to_json(&other)?, None)),
+        };
+        Ok((to_json(&JobSource::Stored)?, Some(bytes)))
+    }
+
+    /// A job row for this image, its bytes (if any) beside it.
+    fn job(
+        self,
+        request_id: String,
+        tenant: String,
+        options: String,
+        now: DateTime<Utc>,
+    ) -> Result<job::Model, ApiError> {
+        let (source, image) = self.into_columns()?;
+        let mut row = repo::new_job(request_id, tenant, source, options, now);
+        row.image = image;
+        Ok(row)
     }
 }
 
@@ -186,13 +218,12 @@ pub async fn submit_batch(
         };
         let mut rows = Vec::with_capacity(chunk.len());
         for image in chunk {
-            let mut row = repo::new_job(
+            let mut row = image.source.job(
                 RequestId::new().to_string(),
                 tenant.to_owned(),
-                to_json(&image.source)?,
                 options.clone(),
                 now,
-            );
+            )?;
             row.batch_id = Some(batch_id.to_string());
             row.position = i32::try_from(position).unwrap_or(i32::MAX);
             row.reference_id = image.reference_id;
@@ -236,13 +267,12 @@ pub async fn submit_single(
     base_url: &str,
 ) -> Result<AsyncAccepted, ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
-    let mut row = repo::new_job(
+    let mut row = JobSource::from(call.source).job(
         request_id.to_string(),
         tenant.to_owned(),
-        to_json(&JobSource::from(call.source))?,
         to_json(&call.options)?,
         now,
-    );
+    )?;
     row.reference_id = call.reference_id.clone();
     row.webhook_url = webhook_url;
     if let Some((flow, facts)) = &call.flow {
@@ -363,6 +393,7 @@ async fn analyse(
     state: &AppState,
     job: &job::Model,
     source: &str,
+    image: Option<Vec<u8>>,
     request_id: &RequestId,
 ) -> Result<Analysed, ApiError> {
     let source = match serde_json::from_str(source).map_err(|err| ApiError::internal(&err))? {
@@ -377,6 +408,10 @@ async fn analyse(
         }
         JobSource::Url(url) => ImageSource::Url(url),
         JobSource::Base64(encoded) => ImageSource::Bytes(decode_base64(&encoded)?),
+        JobSource::Stored | JobSource::Bytes(_) => match image {
+            Some(bytes) => ImageSource::Bytes(bytes),
+            None => return Err(ApiError::internal(&"a stored image has no bytes")),
+        },
     };
     let options: AnalyzeOptions =
         serde_json::from_str(&job.options).map_err(|err| ApiError::internal(&err))?;
@@ -513,7 +548,7 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<JobOutcome>
                 return Ok(None);
             }
         };
-        match analyse(state, &job, &source, &request_id).await {
+        match analyse(state, &job, &source.source, source.image, &request_id).await {
             // A passing fault, or a vendor that could not answer: the job is tried again.
             Err(err)
                 if matches!(

@@ -171,7 +171,8 @@ impl Server {
     /// Serves until `shutdown` is cancelled; then `/readyz` answers 503 (`draining`) for
     /// `replica.drain_secs` while requests are still served, and the server stops accepting and
     /// finishes its in-flight requests. The job workers and webhook delivery loops stop claiming
-    /// at once, finish the work under way and hand back the jobs they claimed and had not started.
+    /// at once, finish the work under way and hand back the jobs and the webhook deliveries they
+    /// claimed and had not started.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         remove_stale_batch_bodies(&self.state).await;
         let workers = spawn_workers(&self.state, &shutdown);
@@ -203,11 +204,38 @@ impl Server {
         .await?;
         shutdown.cancel();
         futures_util::future::join_all(workers).await;
+        hand_back_deliveries(&self.state).await;
         checkpoints.await.ok();
         self.state.checkpoint_worker().sign_at_shutdown().await;
         self.state.pipeline.db().clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Gives back at once the webhook deliveries this replica's claims still hold once its delivery
+/// loops have ended (claimed, not sent), so another replica sends them now rather than when
+/// their leases run out. No attempt is counted against them.
+async fn hand_back_deliveries(state: &AppState) {
+    let handed = async {
+        let txn = state.pipeline.db().begin_write().await?;
+        let handed =
+            arbiter_db::webhooks::hand_back_deliveries(&txn, &state.config.replica.id).await?;
+        txn.commit().await?;
+        Ok::<_, arbiter_db::sea_orm::DbErr>(handed)
+    };
+    match handed.await {
+        Ok(0) => {}
+        Ok(deliveries) => {
+            tracing::info!(
+                deliveries,
+                "claimed webhook deliveries handed back for another replica"
+            )
+        }
+        Err(err) => tracing::warn!(
+            error = %err,
+            "cannot hand back claimed webhook deliveries; their leases will run out"
+        ),
     }
 }
 

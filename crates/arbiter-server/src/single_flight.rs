@@ -4,7 +4,8 @@
 //! others poll the shared result cache until its result is committed, and take over when its
 //! lease is given up (its request failed) or runs out (its process died: the leader renews its
 //! lease every second while it runs, and a lease not renewed ends after [`LEASE`]). Within one process
-//! identical requests already share one lookup (`analyze::Inflight`).
+//! identical requests already share one lookup (`analyze::Inflight`), which is all there is on
+//! SQLite (one process's database): there a cache miss writes no lease.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -90,6 +91,14 @@ impl Drop for Held {
     }
 }
 
+/// Whether other processes can share `db`, so a lease can spare them a detector run: PostgreSQL.
+/// SQLite is one process's database (README: PostgreSQL as soon as there is more than one
+/// process), and within a process identical requests share one analysis already
+/// (`analyze::Inflight`), so a cache miss writes no lease there.
+fn across_processes(db: &arbiter_db::Db) -> bool {
+    db.backend() != arbiter_db::sea_orm::DbBackend::Sqlite
+}
+
 /// Leads or follows the analysis of `cache_key` for `tenant` after a cache miss; results
 /// committed at or after `since` count.
 pub async fn begin(
@@ -98,10 +107,10 @@ pub async fn begin(
     cache_key: &str,
     since: DateTime<Utc>,
 ) -> Result<Flight, ApiError> {
-    if !state.config.cache.single_flight {
+    let db = state.pipeline.db();
+    if !state.config.cache.single_flight || !across_processes(db) {
         return Ok(Flight::Run(None));
     }
-    let db = state.pipeline.db();
     let key = format!("single-flight:{tenant}:{cache_key}");
     let owner = crate::jobs::claim_token(&state.config.replica.id);
     // A follower waits no longer than a request may take.

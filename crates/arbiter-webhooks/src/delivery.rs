@@ -39,6 +39,9 @@ pub struct DeliveryWorker {
     /// The replica whose claims these are: a claim's token is `<owner>.<ulid>` (a bare ULID
     /// when empty).
     owner: Arc<str>,
+    /// Set while the delivery loop runs: once cancelled, a claimed delivery whose attempt has not
+    /// reached sending is left unsent, for the stopping replica to hand back.
+    stopping: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for DeliveryWorker {
@@ -65,6 +68,7 @@ impl DeliveryWorker {
             now,
             poll: poll.max(Duration::from_millis(10)),
             owner: Arc::from(""),
+            stopping: None,
         }
     }
 
@@ -176,6 +180,16 @@ impl DeliveryWorker {
                     row.body.as_bytes(),
                 );
                 let sender = self.webhooks.sender().await?;
+                if self
+                    .stopping
+                    .as_ref()
+                    .is_some_and(CancellationToken::is_cancelled)
+                {
+                    // Not sent yet: the stopping replica hands it back (see
+                    // `arbiter_db::webhooks::hand_back_deliveries`), no attempt counted.
+                    tracing::info!("stopping before sending: the delivery is handed back");
+                    return Ok(());
+                }
                 let result = sender
                     .send(&row.url, &headers, row.body.clone().into_bytes())
                     .await;
@@ -282,7 +296,12 @@ impl DeliveryWorker {
     /// Up to `webhooks.concurrency` attempts run at once, and each one that ends makes room for
     /// the next at once (the loop never waits for a whole group); the capacity is shared between
     /// tenants ([`Shares`]).
-    pub async fn run(self, shutdown: CancellationToken) {
+    ///
+    /// From `shutdown` on, attempts that have not reached sending leave their deliveries unsent
+    /// and held; the replica hands them back once all its loops have ended
+    /// ([`arbiter_db::webhooks::hand_back_deliveries`]).
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        self.stopping = Some(shutdown.clone());
         let poll = self.poll;
         let mut shares = Shares::new(self.webhooks.config().concurrency());
         // When the tenants with due deliveries were last read: at most once per poll interval.

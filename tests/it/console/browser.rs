@@ -3,14 +3,16 @@
 //! two files and reads their verdicts, claims and resolves a review item and finds the audit
 //! entry naming the person, searches the audit trail, is refused as a reviewer on an admin page,
 //! proposes a policy version by pasting its YAML and is refused its approval (four-eyes) before
-//! a second admin approves it, sees a POST without a CSRF token refused, and keeps screenshots of every page at 1280 and
+//! a second admin approves it, sees a POST without a CSRF token refused, opens a claim and a KYC
+//! session from their lists, and keeps screenshots of every page at 1280 and
 //! 390 pixels wide under `target/console-screenshots/`.
 //!
 //! Without chromium and chromedriver the test is skipped with a message, unless
 //! `ARBITER_REQUIRE_BROWSER=1` (set by CI), which makes that a failure.
 
 use super::add_user;
-use crate::harness::{TestServer, config, repo};
+use crate::harness::{TestServer, b64, config, fixture, new_key, repo, sample};
+use arbiter_server::keys::Scope;
 use base64::Engine;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -447,6 +449,44 @@ async fn the_console_works_in_a_real_browser() {
     assert_eq!(driver.title().await, "Not allowed · Arbiter");
     driver.screenshots(&shots, "refused").await;
 
+    // A claim and a KYC session made through the API, in their lists and on their pages (every
+    // role reaches them, a reviewer too).
+    let (_, key) = server
+        .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+        .await;
+    let (status, _, _) = server
+        .post(
+            &key,
+            "/v1/flows/insurance/claims/CLM-1/photos",
+            json!({"image_base64": b64(&sample("plain-render.png")), "claim": {"amount": 900, "currency": "EUR"}, "photo": {"role": "damage"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = server
+        .post(
+            &key,
+            "/v1/flows/kyc/sessions/kyc-1/images",
+            json!({"image_base64": b64(&fixture("camera/DSCN0010.jpg")), "role": "id_document"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for (list, name, title) in [
+        ("claims", "claim", "Claim CLM-1"),
+        ("kyc", "kyc-session", "KYC session kyc-1"),
+    ] {
+        driver.go(&format!("{base}/console/{list}")).await;
+        assert_eq!(driver.find_all("#cases tbody tr").await.len(), 1);
+        driver.screenshots(&shots, list).await;
+        let link = driver.find("#cases tbody a").await;
+        driver
+            .call("POST", &format!("/element/{link}/click"), json!({}))
+            .await;
+        driver.wait_for("#assessment").await;
+        assert!(driver.title().await.starts_with(title));
+        assert_eq!(driver.find_all("section.case-image").await.len(), 1);
+        driver.screenshots(&shots, name).await;
+    }
+
     driver.quit().await;
     server.stop().await;
     for name in [
@@ -465,6 +505,10 @@ async fn the_console_works_in_a_real_browser() {
         "proposal-refused",
         "proposal-approved",
         "refused",
+        "claims",
+        "claim",
+        "kyc",
+        "kyc-session",
     ] {
         for width in [390, 1280] {
             assert!(

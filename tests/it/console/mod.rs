@@ -4,7 +4,9 @@
 //! sign-out. `browser` drives the same pages in Chromium.
 
 mod browser;
+mod cases;
 mod evidence;
+mod pages;
 mod proposals;
 
 use crate::harness::{TestServer, config, each_database, sample};
@@ -407,7 +409,7 @@ async fn forms_without_a_csrf_token_and_roles_without_the_area_are_refused() {
         let (status, _, page) = auditor.get("/console/audit?verify=1").await;
         assert_eq!(status, StatusCode::OK, "{label}");
         assert!(
-            page.contains(r#"id="verify-result""#) && page.contains("The live chains verify"),
+            page.contains(r#"id="verify-result""#) && page.contains("The live chain verifies"),
             "{label}: {page}"
         );
         let (status, _, _) = auditor.get("/console/review").await;
@@ -510,6 +512,16 @@ async fn a_scan_then_a_review_claim_and_resolution_name_the_signed_in_person() {
             .collect();
         assert_eq!(resolved.len(), 1, "{label}");
         assert_eq!(resolved[0]["actor"], "rita", "{label}");
+        // The claim is an entry of its own, naming her (not the id typed into the form).
+        let claimed: Vec<_> = audit_events(&server, "acme")
+            .await
+            .into_iter()
+            .filter(|e| e["event"] == "review.claimed")
+            .collect();
+        assert_eq!(claimed.len(), 1, "{label}: the refused claim left no entry");
+        assert_eq!(claimed[0]["actor"], "rita", "{label}");
+        assert_eq!(claimed[0]["key_id"], "console", "{label}");
+        assert_eq!(claimed[0]["request_id"], resolved[0]["request_id"], "{label}");
         assert_eq!(resolved[0]["label"], "confirmed_fake", "{label}");
 
         // The audit page, searched by event, shows the entry naming her.

@@ -17,10 +17,14 @@ pub struct Model {
     pub position: i32,
     /// The caller's reference.
     pub reference_id: Option<String>,
-    /// Where the image is: `{"url": ...}` or `{"base64": ...}`. Kept in `job_images` (written
-    /// by [`crate::jobs::insert_jobs`], read by [`crate::jobs::claim`]), not in this row.
+    /// Where the image is: `{"url": ...}`, `"stored"` (bytes in `image`) or `{"base64": ...}`.
+    /// Kept in `job_images` (written by [`crate::jobs::insert_jobs`], read by
+    /// [`crate::jobs::source`]), not in this row.
     #[sea_orm(ignore)]
     pub source: String,
+    /// The image's bytes when `source` is `"stored"`; kept in `job_images.image`.
+    #[sea_orm(ignore)]
+    pub image: Option<Vec<u8>>,
     /// Detector options (`arbiter_core::AnalyzeOptions`), as JSON.
     pub options: String,
     /// A flow to decide under.

@@ -9,8 +9,11 @@ pub struct Model {
     /// The job's request id.
     #[sea_orm(primary_key, auto_increment = false)]
     pub request_id: String,
-    /// Where the image is: `{"url": ...}` or `{"base64": ...}`.
+    /// Where the image is: `{"url": ...}`, `"stored"` (the bytes are in `image`), or
+    /// `{"base64": ...}` (rows written before `image` existed).
     pub source: String,
+    /// The image's bytes, when `source` is `"stored"` (BLOB on SQLite, BYTEA on PostgreSQL).
+    pub image: Option<Vec<u8>>,
 }
 
 /// No relations.

@@ -50,7 +50,7 @@ pub struct EntriesQuery {
     pub image_sha256: Option<String>,
     /// Only this event: `decision.recorded`, `analysis.recorded`, `webhook.abandoned`,
     /// `policy.activated`, `policy.proposed`, `policy.approved`, `policy.rejected`,
-    /// `review.resolved`, `key.created`, `key.revoked`.
+    /// `review.claimed`, `review.resolved`, `case.decided`, `key.created`, `key.revoked`.
     pub event: Option<String>,
     /// Only decisions of this flow (`insurance`, `ugc`, `kyc`).
     pub flow: Option<String>,

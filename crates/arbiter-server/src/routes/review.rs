@@ -81,6 +81,7 @@ pub async fn list_items(
             status: params.status.as_deref(),
             after: params.after.as_deref(),
             request_id: params.request_id.as_deref(),
+            ..ItemFilter::default()
         };
         let data = review::list(
             state.pipeline.db().conn(),
@@ -130,7 +131,8 @@ pub struct ClaimRequest {
     pub reviewer: Option<String>,
 }
 
-/// Claim an item: it is yours until you resolve it. The claim belongs to the reviewer it names
+/// Claim an item: it is yours until you resolve it, and the claim is recorded in the audit log
+/// (`review.claimed`, with the reviewer and the API key's id). The claim belongs to the reviewer it names
 /// and to the API key that made it: only that key, naming that reviewer, can resolve it. The
 /// body may be left out.
 #[utoipa::path(

@@ -39,9 +39,11 @@ pub fn url_encode(text: &str) -> String {
 }
 
 /// The areas in the navigation, with their paths and names.
-const NAV: [(Area, &str, &str); 6] = [
+const NAV: [(Area, &str, &str); 8] = [
     (Area::Scan, "/console/scan", "Scan"),
     (Area::Requests, "/console/requests", "Requests"),
+    (Area::Requests, "/console/claims", "Claims"),
+    (Area::Requests, "/console/kyc", "KYC"),
     (Area::Review, "/console/review", "Review"),
     (Area::Audit, "/console/audit", "Audit"),
     (Area::Policies, "/console/policies", "Policies"),

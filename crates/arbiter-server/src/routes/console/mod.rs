@@ -10,6 +10,8 @@
 //! | `/console/requests`, `/console/requests/{id}` | every role | searchable requests; one request's decision, rules, policy and trail |
 //! | `/console/requests/{id}/report.pdf`, `/console/claims/{id}/report.pdf`, `/console/kyc/{id}/report.pdf` | every role | the report cards (PDF), as the API serves them |
 //! | `/console/requests/{id}/replay` (POST) | every role | re-decides the recorded facts under the recorded policy version, as `arbiter replay` |
+//! | `/console/claims`, `/console/claims/{claim_id}` | every role | searchable insurance claims; one claim's images, assessment, reviews and trail |
+//! | `/console/kyc`, `/console/kyc/{session_id}` | every role | searchable KYC sessions; one session's page, as for a claim |
 //! | `/console/review?queue=Q` | reviewer, admin | claim and resolve review items |
 //! | `/console/audit` | auditor, admin | entries, checkpoints, verification, the export bundle |
 //! | `/console/policies` | admin | live policies, their files and a simulator |
@@ -21,6 +23,7 @@
 #![allow(clippy::result_large_err)]
 
 mod audit;
+mod cases;
 mod html;
 mod login;
 mod policies;
@@ -83,6 +86,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/console/claims/{claim_id}/report.pdf", get(reports::claim))
         .route("/console/kyc/{session_id}/report.pdf", get(reports::kyc))
+        .route("/console/claims", get(cases::claims))
+        .route("/console/claims/{claim_id}", get(cases::claim))
+        .route("/console/kyc", get(cases::sessions))
+        .route("/console/kyc/{session_id}", get(cases::session))
         .route("/console/review", get(review::page))
         .route("/console/review/{item_id}/claim", post(review::claim))
         .route("/console/review/{item_id}/resolve", post(review::resolve))

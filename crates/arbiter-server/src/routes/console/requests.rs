@@ -10,10 +10,9 @@ use crate::state::AppState;
 use arbiter_console::{Area, Session};
 use arbiter_db::entity::{decision, request};
 use arbiter_db::review::ItemFilter;
-use arbiter_db::sea_orm::sea_query::Query as SqlQuery;
+use arbiter_db::sea_orm::sea_query::{Query as SqlQuery, SimpleExpr, UnionType};
 use arbiter_db::sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -51,12 +50,27 @@ pub async fn page_of(
 ) -> Result<(Vec<request::Model>, bool), DbErr> {
     let mut query = request::Entity::find().filter(request::Column::Tenant.eq(tenant));
     if let Some(text) = given(search.q.as_ref()) {
-        query = query.filter(
-            Condition::any()
-                .add(request::Column::RequestId.eq(text))
-                .add(request::Column::ReferenceId.eq(text))
-                .add(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
-        );
+        // One indexed lookup per column, united: an `OR` of the three would have the database
+        // walk the tenant's whole list.
+        let by = |condition: SimpleExpr| {
+            SqlQuery::select()
+                .column(request::Column::RequestId)
+                .from(request::Entity)
+                .and_where(request::Column::Tenant.eq(tenant))
+                .and_where(condition)
+                .to_owned()
+        };
+        let found = by(request::Column::RequestId.eq(text))
+            .union(
+                UnionType::Distinct,
+                by(request::Column::ReferenceId.eq(text)),
+            )
+            .union(
+                UnionType::Distinct,
+                by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
+            )
+            .to_owned();
+        query = query.filter(request::Column::RequestId.in_subquery(found));
     }
     let action = given(search.action.as_ref());
     let flow = given(search.flow.as_ref());

@@ -1,6 +1,6 @@
 //! `/console/review?queue=Q`: the review queues. A claim or resolution made here names the
-//! signed-in person (the review item's `claimed_by` / `resolved_by`, the `review.resolved`
-//! audit entry's `actor`), never an id typed into a form; it is made through the key id
+//! signed-in person (the review item's `claimed_by` / `resolved_by`, the `review.claimed` and
+//! `review.resolved` audit entries' `actor`), never an id typed into a form; it is made through the key id
 //! `console`, so a claim made here is not another key's.
 
 use super::html::{self, csrf_field, escape, url_encode};

@@ -6,12 +6,14 @@
 use super::html::{self, csrf_field, escape, percent, verdict_badge};
 use super::{MAX_SCAN_FILES, check_csrf, require};
 use crate::analyze::{AnalyzeCall, AnalyzeReply, ImageSource, analyze_for};
+use crate::config::Plan;
 use crate::error::ApiError;
+use crate::ratelimit::Refusal;
 use crate::state::AppState;
 use arbiter_console::{Area, Session};
 use arbiter_core::{AnalyzeOptions, RequestId};
 use axum::extract::{Multipart, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
 use serde_json::Value;
@@ -138,6 +140,9 @@ pub async fn submit(
             Err(text) => return refuse(text),
         }
     };
+    if let Err(response) = admit(&state, &session, uploads.len()).await {
+        return response;
+    }
     let mut cards = String::new();
     for upload in uploads {
         let request_id = RequestId::new();
@@ -165,6 +170,70 @@ pub async fn submit(
         form(&state, &session, &flow, &facts)
     );
     html::page("Scan", &session, "/console/scan", &body)
+}
+
+/// The plan a tenant's console scans count against: the most generous plan among the tenant's
+/// live API keys (the counters are the tenant's, shared with the API), or
+/// `rate_limits.default_plan` for a tenant without keys.
+pub async fn tenant_plan(
+    state: &AppState,
+    tenant: &str,
+) -> Result<Plan, arbiter_db::sea_orm::DbErr> {
+    let limits = &state.config.rate_limits;
+    let keys = arbiter_db::api_keys::list(state.pipeline.db().conn(), Some(tenant)).await?;
+    let best = keys
+        .iter()
+        .filter(|key| key.revoked_at.is_none())
+        .filter_map(|key| limits.plans.get(&key.plan))
+        .max_by_key(|plan| (plan.per_minute, plan.per_day))
+        .or_else(|| limits.plans.get(&limits.default_plan));
+    // Start-up validation makes the default plan one of the plans.
+    best.copied().ok_or_else(|| {
+        arbiter_db::sea_orm::DbErr::Custom("rate_limits.default_plan is not a plan".into())
+    })
+}
+
+/// Counts a scan against the tenant's plan, as the API counts a request: one request in the
+/// minute and each image in the day's quota. Over either limit, a 429 page that says which and
+/// when to try again (and `Retry-After`).
+async fn admit(state: &AppState, session: &Session, images: usize) -> Result<(), Response> {
+    let counted = async {
+        let plan = tenant_plan(state, &session.tenant).await?;
+        let (_, refusal) = state
+            .limiter
+            .check_counting(&session.tenant, &plan, images as u64)
+            .await?;
+        Ok::<_, arbiter_db::sea_orm::DbErr>((plan, refusal))
+    }
+    .await;
+    let (plan, refusal) = counted.map_err(|err| html::server_error(&err))?;
+    let (text, retry_after) = match refusal {
+        None => return Ok(()),
+        Some(Refusal::RateLimit { retry_after }) => (
+            format!(
+                "Your organisation's plan allows {} requests a minute, and they are spent. Try again in {retry_after} seconds.",
+                plan.per_minute
+            ),
+            retry_after,
+        ),
+        Some(Refusal::Quota { retry_after }) => (
+            format!(
+                "Your organisation's daily quota of {} images is spent (this scan has {images}); it renews at 00:00 UTC.",
+                plan.per_day
+            ),
+            retry_after,
+        ),
+    };
+    let mut response = html::message(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(session),
+        "Too many scans",
+        &text,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    Err(response)
 }
 
 /// The flow's domain input from `path=value` lines, typed as its schema declares.

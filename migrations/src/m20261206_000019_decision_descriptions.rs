@@ -9,7 +9,7 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261206_000020_decision_descriptions"
+        "m20261206_000019_decision_descriptions"
     }
 }
 
