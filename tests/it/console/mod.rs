@@ -7,6 +7,7 @@ mod browser;
 mod evidence;
 mod proposals;
 mod cases;
+mod oidc;
 mod pages;
 
 use crate::harness::{TestServer, config, each_database, sample};
