@@ -214,7 +214,11 @@ pub fn verify_id_token(
     else {
         return Err(TokenError::Malformed);
     };
-    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed);
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| TokenError::Malformed)
+    };
     let header: Map<String, Value> =
         serde_json::from_slice(&decode(header)?).map_err(|_| TokenError::Malformed)?;
     let claims: Map<String, Value> =
@@ -269,8 +273,7 @@ pub fn verify_id_token(
     if !audiences.contains(&expected.client_id) {
         return Err(TokenError::Audience);
     }
-    if audiences.len() > 1
-        && claims.get("azp").and_then(Value::as_str) != Some(expected.client_id)
+    if audiences.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(expected.client_id)
     {
         return Err(TokenError::Audience);
     }

@@ -296,7 +296,8 @@ impl OidcConfig {
 
     /// Checks every key, naming the first that is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        let invalid =
+            |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
         for (key, value) in [
             ("console.oidc.issuer", &self.issuer),
             ("console.oidc.redirect_url", &self.redirect_url),

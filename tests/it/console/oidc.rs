@@ -99,7 +99,10 @@ async fn authorize(
     if knobs.wrong_challenge {
         challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(b"another verifier"));
     }
-    let code = hex::encode(Sha256::digest(format!("{}{}", query["state"], query["nonce"])));
+    let code = hex::encode(Sha256::digest(format!(
+        "{}{}",
+        query["state"], query["nonce"]
+    )));
     idp.grants.lock().unwrap().insert(
         code.clone(),
         Grant {
@@ -108,24 +111,38 @@ async fn authorize(
             redirect_uri: query["redirect_uri"].clone(),
         },
     );
-    let state = if knobs.wrong_state { "forged" } else { &query["state"] };
+    let state = if knobs.wrong_state {
+        "forged"
+    } else {
+        &query["state"]
+    };
     let location = format!("{}?code={code}&state={state}", query["redirect_uri"]);
     (AxumStatus::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
 fn refuse(error: &str) -> Response {
-    (AxumStatus::BAD_REQUEST, axum::Json(json!({ "error": error }))).into_response()
+    (
+        AxumStatus::BAD_REQUEST,
+        axum::Json(json!({ "error": error })),
+    )
+        .into_response()
 }
 
-async fn token(
-    State(idp): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn token(State(idp): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let form: BTreeMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap();
-    let basic = format!("Basic {}", STANDARD.encode(format!("{CLIENT_ID}:test+client+secret")));
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
-        return (AxumStatus::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"})))
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{CLIENT_ID}:test+client+secret"))
+    );
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(basic.as_str())
+    {
+        return (
+            AxumStatus::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
             .into_response();
     }
     if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
@@ -231,7 +248,10 @@ fn oidc_config(idp: &Idp, dir: &std::path::Path) -> OidcConfig {
 async fn sso(visitor: &mut Visitor, idp: &Idp) -> (StatusCode, String, String) {
     let (status, location, _) = visitor.get("/console/login/oidc").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert!(location.starts_with(&format!("{}/authorize?", idp.issuer)), "{location}");
+    assert!(
+        location.starts_with(&format!("{}/authorize?", idp.issuer)),
+        "{location}"
+    );
     assert!(visitor.cookies.contains_key("arbiter_oidc"));
     let at_provider = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -242,8 +262,12 @@ async fn sso(visitor: &mut Visitor, idp: &Idp) -> (StatusCode, String, String) {
         .await
         .unwrap();
     assert_eq!(at_provider.status(), StatusCode::SEE_OTHER);
-    let back = at_provider.headers()[reqwest::header::LOCATION].to_str().unwrap();
-    let path = back.strip_prefix("http://127.0.0.1").expect("the redirect URL");
+    let back = at_provider.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap();
+    let path = back
+        .strip_prefix("http://127.0.0.1")
+        .expect("the redirect URL");
     let answer = visitor.get(path).await;
     assert!(
         !visitor.cookies.contains_key("arbiter_oidc"),
@@ -395,7 +419,8 @@ fn the_configuration_names_the_key_that_is_wrong() {
     };
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "s").unwrap();
-    let cases: [(&dyn Fn(&mut OidcConfig), &str); 5] = [
+    type Edit<'a> = &'a dyn Fn(&mut OidcConfig);
+    let cases: [(Edit, &str); 5] = [
         (&|_| {}, "console.oidc.client_secret_file: set exactly one"),
         (&|o| o.issuer = "not a url".into(), "console.oidc.issuer:"),
         (

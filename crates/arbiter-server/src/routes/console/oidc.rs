@@ -337,10 +337,7 @@ async fn complete(
                 "The identity provider would not exchange the sign-in for a token.",
             )
         })?;
-    if !provider
-        .jwks
-        .has(flow::token_kid(&id_token).as_deref())
-    {
+    if !provider.jwks.has(flow::token_kid(&id_token).as_deref()) {
         provider = self::provider(config, true).await.map_err(unreachable)?;
     }
     let expected = Expected {
@@ -370,8 +367,7 @@ async fn complete(
             ));
         }
     };
-    if config.user_claim == "email" && claims.get("email_verified") == Some(&Value::Bool(false))
-    {
+    if config.user_claim == "email" && claims.get("email_verified") == Some(&Value::Bool(false)) {
         return Err(Refusal {
             actor: user,
             ..Refusal::new(
@@ -483,7 +479,8 @@ async fn exchange(
         .header(header::ACCEPT, "application/json");
     if basic {
         // RFC 6749 2.3.1: each part form-encoded, then Basic.
-        let encode = |s: &str| serde_urlencoded::to_string([("", s)]).unwrap_or_default()[1..].to_owned();
+        let encode =
+            |s: &str| serde_urlencoded::to_string([("", s)]).unwrap_or_default()[1..].to_owned();
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             encode(&config.client_id),
