@@ -302,8 +302,8 @@ mod tests {
     #[test]
     fn the_pkce_challenge_is_rfc_7636s_example() {
         assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-1mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFX7D1B-HOMbFfoZDIlhNn-6fkU_ZYlU"
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 
