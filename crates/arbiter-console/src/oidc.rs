@@ -339,4 +339,89 @@ mod tests {
             Err(TokenError::UnknownKey)
         );
     }
+
+    #[test]
+    fn es256_tokens_verify_and_their_claims_are_checked() {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        use serde_json::json;
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = key.public_key().as_ref().to_vec();
+        let jwks: Jwks = serde_json::from_value(json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "ec", "use": "sig",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+        }]}))
+        .unwrap();
+        let sign = |alg: &str, claims: Value| {
+            let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "ec"}).to_string());
+            let signed = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+            let sig = key.sign(&rng, signed.as_bytes()).unwrap();
+            format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        };
+        let expected = Expected {
+            issuer: "https://id.example",
+            client_id: "arbiter",
+            nonce: "n1",
+            now: 1_000_000,
+        };
+        let claims = |edit: &dyn Fn(&mut Value)| {
+            let mut claims = json!({
+                "iss": "https://id.example", "aud": "arbiter", "exp": 1_000_100,
+                "nonce": "n1", "sub": "s1",
+            });
+            edit(&mut claims);
+            claims
+        };
+        let verified = verify_id_token(&sign("ES256", claims(&|_| {})), &jwks, &expected).unwrap();
+        assert_eq!(verified["sub"], "s1");
+        let refused = |alg: &str, edit: &dyn Fn(&mut Value)| {
+            verify_id_token(&sign(alg, claims(edit)), &jwks, &expected).unwrap_err()
+        };
+        assert_eq!(
+            refused("ES256", &|c| c["nonce"] = json!("n2")),
+            TokenError::Nonce
+        );
+        assert_eq!(
+            refused("ES256", &|c| c["iss"] = json!("https://evil")),
+            TokenError::Issuer
+        );
+        assert_eq!(
+            refused("ES256", &|c| c["aud"] = json!("other")),
+            TokenError::Audience
+        );
+        assert_eq!(
+            refused("ES256", &|c| c["aud"] = json!(["arbiter", "other"])),
+            TokenError::Audience
+        );
+        assert_eq!(
+            refused("ES256", &|c| c["exp"] = json!(999_000)),
+            TokenError::Expired
+        );
+        assert_eq!(
+            refused("ES256", &|c| c["nbf"] = json!(1_000_500)),
+            TokenError::Expired
+        );
+        assert_eq!(
+            refused("RS256", &|_| {}),
+            TokenError::Algorithm("RS256".to_owned())
+        );
+        // Several audiences with this client as the authorized party are accepted.
+        let many = claims(&|c| {
+            c["aud"] = json!(["arbiter", "other"]);
+            c["azp"] = json!("arbiter");
+        });
+        assert!(verify_id_token(&sign("ES256", many), &jwks, &expected).is_ok());
+        // A payload changed after signing does not verify.
+        let token = sign("ES256", claims(&|_| {}));
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(claims(&|c| c["sub"] = json!("admin")).to_string());
+        parts[1] = &forged;
+        assert_eq!(
+            verify_id_token(&parts.join("."), &jwks, &expected),
+            Err(TokenError::Signature)
+        );
+    }
 }
