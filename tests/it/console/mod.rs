@@ -4,10 +4,11 @@
 //! sign-out. `browser` drives the same pages in Chromium.
 
 mod browser;
-mod evidence;
-mod proposals;
 mod cases;
+mod evidence;
+mod oidc;
 mod pages;
+mod proposals;
 
 use crate::harness::{TestServer, config, each_database, sample};
 use arbiter_server::Config;
