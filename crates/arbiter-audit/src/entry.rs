@@ -297,6 +297,9 @@ pub enum Event {
         actor: String,
         /// Their role.
         role: String,
+        /// How they signed in when not with a password: `oidc` for single sign-on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
     },
     /// A person signed out of the console.
     #[serde(rename = "console.signed_out")]
@@ -309,7 +312,8 @@ pub enum Event {
     ConsoleSignInFailed {
         /// The user id typed.
         actor: String,
-        /// `wrong_password`, `unknown_user`, `disabled` or `throttled`.
+        /// `wrong_password`, `unknown_user`, `disabled` or `throttled`; for single sign-on
+        /// `oidc_` and what failed (`oidc_state`, `oidc_signature`, `oidc_no_role`, ...).
         reason: String,
     },
 }

@@ -152,6 +152,19 @@ pub async fn sign_in(
         .role
         .parse()
         .map_err(|err: crate::role::UnknownRole| DbErr::Custom(err.to_string()))?;
+    open(db, throttle, tenant, user, role, None, now).await
+}
+
+/// Stores a new session and its `console.signed_in` entry (with `method` when not a password).
+async fn open(
+    db: &Db,
+    throttle: &Throttle,
+    tenant: &str,
+    user: &str,
+    role: Role,
+    method: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<NewSession, SignInError> {
     let new = NewSession {
         token: token::new(),
         session: Session {
@@ -163,6 +176,37 @@ pub async fn sign_in(
         },
     };
     let txn = db.begin_write().await?;
+    if let Some(method) = method {
+        // A person who signs in through the identity provider is a console user with the role
+        // the provider's claims map to (kept up to date at each sign-in) and no password.
+        match users::get(&txn, tenant, user).await? {
+            Some(row) if row.disabled => {
+                txn.rollback().await?;
+                sso_failed(db, tenant, user, "disabled", now).await?;
+                return Err(SignInError::Refused);
+            }
+            Some(row) => {
+                if row.role != role.as_str() {
+                    let mut row: console_user::ActiveModel = row.into();
+                    row.role = Set(role.as_str().to_owned());
+                    console_user::Entity::update(row).exec(&txn).await?;
+                }
+            }
+            None => {
+                console_user::Entity::insert(console_user::ActiveModel {
+                    tenant: Set(tenant.to_owned()),
+                    user_id: Set(user.to_owned()),
+                    role: Set(role.as_str().to_owned()),
+                    // Not a PHC string: no password ever matches it.
+                    password_hash: Set(format!("!{method}")),
+                    disabled: Set(false),
+                    created_at: Set(now),
+                })
+                .exec(&txn)
+                .await?;
+            }
+        }
+    }
     console_session::Entity::insert(console_session::ActiveModel {
         token_sha256: Set(token::sha256(&new.token)),
         tenant: Set(tenant.to_owned()),
@@ -181,11 +225,59 @@ pub async fn sign_in(
     let event = Event::ConsoleSignedIn {
         actor: user.to_owned(),
         role: role.as_str().to_owned(),
+        method: method.map(str::to_owned),
     };
     audit(&txn, tenant, now, event).await?;
     txn.commit().await?;
-    tracing::info!(tenant, user, role = role.as_str(), "console sign-in");
+    tracing::info!(
+        tenant,
+        user,
+        role = role.as_str(),
+        method = method.unwrap_or("password"),
+        "console sign-in"
+    );
     Ok(new)
+}
+
+/// Signs in a person an identity provider vouched for (`method`, e.g. `oidc`) with the role
+/// their claims map to: creates or updates their console user (no password), refuses a
+/// disabled one, and opens a session as a password sign-in does.
+pub async fn sign_in_external(
+    db: &Db,
+    throttle: &Throttle,
+    tenant: &str,
+    user: &str,
+    role: Role,
+    method: &str,
+    now: DateTime<Utc>,
+) -> Result<NewSession, SignInError> {
+    if users::check_id("tenant", tenant).is_err() || users::check_id("user", user).is_err() {
+        sso_failed(db, tenant, user, "bad_user_id", now).await?;
+        return Err(SignInError::Refused);
+    }
+    open(db, throttle, tenant, user, role, Some(method), now).await
+}
+
+/// Records a refused single sign-on: a `console.sign_in_failed` entry when the tenant has
+/// console users (no throttle row: there was no password to guess).
+pub async fn sso_failed(
+    db: &Db,
+    tenant: &str,
+    actor: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let txn = db.begin_write().await?;
+    if users::check_id("tenant", tenant).is_ok() && users::tenant_has_users(&txn, tenant).await? {
+        let event = Event::ConsoleSignInFailed {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+        };
+        audit(&txn, tenant, now, event).await?;
+    }
+    txn.commit().await?;
+    tracing::warn!(tenant, actor, reason, "console single sign-on refused");
+    Ok(())
 }
 
 async fn audit(

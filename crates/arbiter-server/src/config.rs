@@ -205,6 +205,142 @@ pub struct ConsoleConfig {
     pub max_failed_sign_ins: u64,
     /// The window failed sign-ins are counted over, in seconds.
     pub throttle_window_secs: u64,
+    /// Single sign-on with OpenID Connect; absent, only passwords.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `console.oidc`: single sign-on with an OpenID Connect provider (authorization code with
+/// PKCE). The people it signs in belong to one tenant and get the console role their
+/// `roles_claim` maps to; someone with no mapped role is refused.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL; its discovery document is `issuer/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// This console's client id at the provider.
+    pub client_id: String,
+    /// A file holding the client secret (one of this and `client_secret_env`).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// An environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Where the provider sends people back: this server's `/console/login/oidc/callback`.
+    pub redirect_url: String,
+    /// The tenant the provider's users belong to.
+    pub tenant: String,
+    /// The claim that is the console user id (`email` or `sub`).
+    #[serde(default = "OidcConfig::default_user_claim")]
+    pub user_claim: String,
+    /// The claim listing the person's groups or roles (a string or a list), e.g. `groups`.
+    pub roles_claim: String,
+    /// Claim value to console role (`admin`, `reviewer`, `auditor`, `analyst`).
+    pub roles: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret_file", &self.client_secret_file)
+            .field("client_secret_env", &self.client_secret_env)
+            .field("redirect_url", &self.redirect_url)
+            .field("tenant", &self.tenant)
+            .field("user_claim", &self.user_claim)
+            .field("roles_claim", &self.roles_claim)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+impl OidcConfig {
+    fn default_user_claim() -> String {
+        "email".to_owned()
+    }
+
+    /// The client secret, from `client_secret_file` (trimmed) or `client_secret_env`.
+    pub fn client_secret(&self) -> Result<String, ConfigError> {
+        let secret = match (&self.client_secret_file, &self.client_secret_env) {
+            (Some(path), None) => std::fs::read_to_string(path)
+                .map_err(|err| ConfigError::Invalid {
+                    key: "console.oidc.client_secret_file",
+                    message: format!("cannot read {}: {err}", path.display()),
+                })?
+                .trim()
+                .to_owned(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| ConfigError::Invalid {
+                key: "console.oidc.client_secret_env",
+                message: format!("the environment variable {var} is not set"),
+            })?,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "console.oidc.client_secret_file",
+                    message: "set exactly one of console.oidc.client_secret_file and \
+                              console.oidc.client_secret_env (the secret is never inline)"
+                        .to_owned(),
+                });
+            }
+        };
+        if secret.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: if self.client_secret_file.is_some() {
+                    "console.oidc.client_secret_file"
+                } else {
+                    "console.oidc.client_secret_env"
+                },
+                message: "the client secret is empty".to_owned(),
+            });
+        }
+        Ok(secret)
+    }
+
+    /// Checks every key, naming the first that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        for (key, value) in [
+            ("console.oidc.issuer", &self.issuer),
+            ("console.oidc.redirect_url", &self.redirect_url),
+        ] {
+            match reqwest::Url::parse(value) {
+                Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {}
+                _ => return invalid(key, format!("{value:?} is not an http(s) URL")),
+            }
+        }
+        if self.client_id.is_empty() {
+            return invalid("console.oidc.client_id", "must not be empty".to_owned());
+        }
+        if arbiter_console::users::check_id("tenant", &self.tenant).is_err() {
+            return invalid(
+                "console.oidc.tenant",
+                format!("{:?} is not a tenant id", self.tenant),
+            );
+        }
+        if self.user_claim.is_empty() {
+            return invalid("console.oidc.user_claim", "must not be empty".to_owned());
+        }
+        if self.roles_claim.is_empty() {
+            return invalid("console.oidc.roles_claim", "must not be empty".to_owned());
+        }
+        if self.roles.is_empty() {
+            return invalid(
+                "console.oidc.roles",
+                "map at least one claim value to a console role".to_owned(),
+            );
+        }
+        for (value, role) in &self.roles {
+            if role.parse::<arbiter_console::Role>().is_err() {
+                return invalid(
+                    "console.oidc.roles",
+                    format!(
+                        "{value:?} maps to {role:?}, not one of admin, reviewer, auditor, analyst"
+                    ),
+                );
+            }
+        }
+        self.client_secret().map(drop)
+    }
 }
 
 impl Default for ConsoleConfig {
@@ -215,6 +351,7 @@ impl Default for ConsoleConfig {
             session_ttl_secs: 8 * 3600,
             max_failed_sign_ins: 5,
             throttle_window_secs: 900,
+            oidc: None,
         }
     }
 }
@@ -702,6 +839,9 @@ impl Config {
                     message: "must be more than 0".to_owned(),
                 });
             }
+        }
+        if let Some(oidc) = &self.console.oidc {
+            oidc.validate()?;
         }
         if self.flows.ugc.batch_size == 0 {
             return Err(ConfigError::Invalid {

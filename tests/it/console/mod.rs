@@ -6,6 +6,7 @@
 mod browser;
 mod cases;
 mod evidence;
+mod oidc;
 mod pages;
 mod proposals;
 

@@ -89,7 +89,12 @@ fn sign_in_page(
 <label for="user">User</label><input type="text" id="user" name="user" value="{user}" autocomplete="username" required>
 <label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>"#,
+</form>{sso}"#,
+        sso = if state.config.console.oidc.is_some() {
+            r#"<p class="sso"><a href="/console/login/oidc" id="sso">Sign in with single sign-on</a></p>"#
+        } else {
+            ""
+        },
         csrf = escape(&csrf),
         tenant = escape(tenant),
         user = escape(user),

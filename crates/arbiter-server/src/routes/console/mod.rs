@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `/console` | anyone | the sign-in page, or the start page once signed in |
 //! | `/console/login`, `/console/logout` | anyone / signed in | sign in (`tenant`, `user`, `password`, `csrf`), sign out |
+//! | `/console/login/oidc`, `/console/login/oidc/callback` | anyone | single sign-on with OpenID Connect, when `console.oidc` is set |
 //! | `/console/scan` | analyst, admin | up to 10 images: verdicts, scores, evidence, heatmap, decision |
 //! | `/console/requests`, `/console/requests/{id}` | every role | searchable requests; one request's decision, rules, policy and trail |
 //! | `/console/requests/{id}/report.pdf`, `/console/claims/{id}/report.pdf`, `/console/kyc/{id}/report.pdf` | every role | the report cards (PDF), as the API serves them |
@@ -26,6 +27,7 @@ mod audit;
 mod cases;
 mod html;
 mod login;
+mod oidc;
 mod policies;
 mod proposals;
 mod reports;
@@ -66,6 +68,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console", get(login::home))
         .route("/console/login", get(login::page).post(login::sign_in))
         .route("/console/logout", post(login::sign_out))
+        .route("/console/login/oidc", get(oidc::start))
+        .route("/console/login/oidc/callback", get(oidc::callback))
         .route("/console/console.css", get(html::css))
         .route("/console/console.js", get(html::js))
         .route(
