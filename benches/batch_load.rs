@@ -110,7 +110,7 @@ fn mib(kib: u64) -> String {
 async fn detector_baseline(images: Arc<Vec<Vec<u8>>>, parallel: usize) -> f64 {
     // Warm up on an image not in the set.
     let warm = intake(jpeg(u32::MAX), &IntakeLimits::default()).unwrap();
-    LocalDetector
+    LocalDetector::default()
         .analyze(&warm, &AnalyzeOptions::default())
         .await
         .unwrap();
@@ -124,7 +124,7 @@ async fn detector_baseline(images: Arc<Vec<Vec<u8>>>, parallel: usize) -> f64 {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let Some(bytes) = images.get(i) else { break };
                 let media = intake(bytes.clone(), &IntakeLimits::default()).unwrap();
-                LocalDetector
+                LocalDetector::default()
                     .analyze(&media, &AnalyzeOptions::default())
                     .await
                     .unwrap();

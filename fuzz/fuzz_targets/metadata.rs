@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 models: vec![ModelKind::Metadata],
                 ..AnalyzeOptions::default()
             };
-            let analysis = LocalDetector.analyze_sync(&input, &options);
+            let analysis = LocalDetector::default().analyze_sync(&input, &options);
             let detail = analysis
                 .model_results
                 .metadata_analysis

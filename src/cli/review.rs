@@ -70,7 +70,7 @@ pub async fn run(db: &Db, command: ReviewCommand) -> anyhow::Result<ExitCode> {
             };
             let items = review::list(db.conn(), &tenant, &filter, limit)
                 .await
-                .map_err(|err| anyhow::anyhow!(err.message))?;
+                .map_err(|err| anyhow::anyhow!(err.to_string()))?;
             for item in &items {
                 if json {
                     println!("{}", serde_json::to_string(item)?);
@@ -104,7 +104,7 @@ pub async fn run(db: &Db, command: ReviewCommand) -> anyhow::Result<ExitCode> {
             let (item, _) =
                 review::resolve(db, &flows, &tenant, &item_id, &request, chrono::Utc::now())
                     .await
-                    .map_err(|err| anyhow::anyhow!("{}: {}", err.code, err.message))?;
+                    .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
             if json {
                 println!("{}", serde_json::to_string(&item)?);
             } else {

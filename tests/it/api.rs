@@ -81,7 +81,7 @@ async fn each_server<F>(
 }
 
 fn local() -> Arc<dyn Detector> {
-    Arc::new(LocalDetector)
+    Arc::new(LocalDetector::default())
 }
 
 fn system_clock() -> Arc<dyn Clock> {
@@ -602,7 +602,7 @@ impl Detector for Gated {
     ) -> Result<Analysis, DetectError> {
         self.entered.notify_one();
         self.open.notified().await;
-        LocalDetector.analyze(input, options).await
+        LocalDetector::default().analyze(input, options).await
     }
     async fn health(&self) -> Result<(), DetectError> {
         Ok(())

@@ -107,9 +107,12 @@ async fn a_batch_is_analysed_and_announced_by_signed_webhooks() {
         let mut config = config(&dir.path().join(label), &url);
         config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
         config.jobs.poll_interval_ms = 50;
-        let server =
-            TestServer::start_with(config, Arc::new(SystemClock), Some(Arc::new(LocalDetector)))
-                .await;
+        let server = TestServer::start_with(
+            config,
+            Arc::new(SystemClock),
+            Some(Arc::new(LocalDetector::default())),
+        )
+        .await;
         let (api, state) = (&server.base, &server.state);
         let client = reqwest::Client::new();
         let receiver = Receiver::start(200).await;
@@ -533,8 +536,12 @@ async fn batch_images_are_stored_as_bytes_and_old_base64_rows_stay_readable() {
             config.jobs.workers = workers;
             config.jobs.poll_interval_ms = 50;
             config.webhooks.workers = 0;
-            TestServer::start_with(config, Arc::new(SystemClock), Some(Arc::new(LocalDetector)))
-                .await
+            TestServer::start_with(
+                config,
+                Arc::new(SystemClock),
+                Some(Arc::new(LocalDetector::default())),
+            )
+            .await
         };
         let queue = start(0).await;
         let (_, key) = queue

@@ -43,7 +43,7 @@ impl Detector for Scripted {
         input: &MediaInput,
         options: &AnalyzeOptions,
     ) -> Result<Analysis, DetectError> {
-        let mut analysis = LocalDetector.analyze(input, options).await?;
+        let mut analysis = LocalDetector::default().analyze(input, options).await?;
         if let Some(verdict) = self.0.get(&analysis.image_info.sha256) {
             analysis.verdict = *verdict;
         }

@@ -41,7 +41,7 @@ impl Detector for Slow {
         options: &AnalyzeOptions,
     ) -> Result<Analysis, DetectError> {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        LocalDetector.analyze(input, options).await
+        LocalDetector::default().analyze(input, options).await
     }
     async fn health(&self) -> Result<(), DetectError> {
         Ok(())

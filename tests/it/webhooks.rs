@@ -35,7 +35,7 @@ async fn start(dir: &std::path::Path, url: String) -> Running {
     let server = TestServer::start_with(
         config,
         Arc::new(clock.clone()),
-        Some(Arc::new(LocalDetector)),
+        Some(Arc::new(LocalDetector::default())),
     )
     .await;
     Running {

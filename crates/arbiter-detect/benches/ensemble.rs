@@ -138,14 +138,18 @@ fn report(name: &str, bytes: &[u8], runs: usize) {
         (
             "full ensemble (all six models)",
             median(runs, || {
-                black_box(LocalDetector.analyze_sync(&input, &AnalyzeOptions::default()));
+                black_box(
+                    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()),
+                );
             }),
         ),
         (
             "full ensemble + SHA-256 (intake's hash)",
             median(runs, || {
                 black_box(Sha256::digest(&input.bytes[..]));
-                black_box(LocalDetector.analyze_sync(&input, &AnalyzeOptions::default()));
+                black_box(
+                    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()),
+                );
             }),
         ),
     ];
@@ -263,7 +267,7 @@ fn make_png(width: u32, height: u32) -> Vec<u8> {
 fn peak_child(what: &str, path: &str) {
     let bytes = std::fs::read(path).unwrap();
     let input = intake(bytes, &IntakeLimits::default()).unwrap();
-    let detector = LocalDetector;
+    let detector = LocalDetector::default();
     // Warm the detector's lazily built parts, then reset the high-water mark.
     let _ = detector.analyze_sync(
         &intake(make_png(128, 128), &IntakeLimits::default()).unwrap(),

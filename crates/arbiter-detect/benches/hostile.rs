@@ -30,7 +30,9 @@ fn main() {
     let time = |bytes: &[u8]| -> Duration {
         median(runs, || {
             if let Ok(input) = intake(bytes.to_vec(), &limits) {
-                black_box(LocalDetector.analyze_sync(&input, &AnalyzeOptions::default()));
+                black_box(
+                    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default()),
+                );
             }
         })
     };

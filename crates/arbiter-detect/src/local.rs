@@ -76,14 +76,11 @@ struct Built {
     diffusion: Option<Arc<dyn PixelClassifier>>,
 }
 
-/// The local detector with its default configuration (no trust anchors, default limits), usable
-/// as a value: `Arc::new(LocalDetector)`.
-#[allow(non_upper_case_globals)]
-pub const LocalDetector: LocalDetector = LocalDetector { config: None };
-
+/// The local detector with its default configuration (no trust anchors, default limits):
+/// `Arc::new(LocalDetector::default())`.
 impl Default for LocalDetector {
     fn default() -> Self {
-        LocalDetector
+        LocalDetector { config: None }
     }
 }
 
@@ -509,7 +506,7 @@ mod tests {
     #[test]
     fn no_evidence_is_inconclusive_and_low() {
         let input = intake(png(640, 480), &IntakeLimits::default()).unwrap();
-        let analysis = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
+        let analysis = LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
         assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive);
         assert_eq!(analysis.verdict.risk_level, RiskLevel::Low);
         assert_eq!(analysis.image_info, input.info);
@@ -531,7 +528,7 @@ mod tests {
             models: vec![ModelKind::Gan],
             ..AnalyzeOptions::default()
         };
-        let analysis = LocalDetector.analyze_sync(&input, &options);
+        let analysis = LocalDetector::default().analyze_sync(&input, &options);
         let present: Vec<_> = analysis.model_results.iter().map(|(m, _)| m).collect();
         assert_eq!(present, vec![ModelKind::Gan]);
     }

@@ -20,7 +20,7 @@ fn analyse(path: &str) -> Analysis {
         ..IntakeLimits::default()
     };
     let input = intake(fixture(path), &limits).unwrap();
-    LocalDetector.analyze_sync(&input, &AnalyzeOptions::default())
+    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default())
 }
 
 fn metadata_detail(analysis: &Analysis) -> String {

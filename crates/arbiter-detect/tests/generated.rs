@@ -102,7 +102,7 @@ mod signed {
     #[test]
     fn a_signed_ai_creation_is_ai_generated_even_from_an_untrusted_signer() {
         let (signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
-        let analysis = analyse_with(&LocalDetector, signed);
+        let analysis = analyse_with(&LocalDetector::default(), signed);
         assert_eq!(
             analysis.verdict.label,
             VerdictLabel::AiGenerated,
@@ -122,7 +122,7 @@ mod signed {
     fn the_same_file_with_its_pixels_altered_is_manipulated_with_lower_confidence() {
         let (mut signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
         alter_pixels(&mut signed);
-        let analysis = analyse_with(&LocalDetector, signed);
+        let analysis = analyse_with(&LocalDetector::default(), signed);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
         assert_eq!(analysis.verdict.risk_level, RiskLevel::Medium, "{said}");
@@ -138,7 +138,7 @@ mod signed {
     fn bytes_added_after_the_end_keep_the_manifests_own_conclusion() {
         let (mut signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
         signed.extend(TRAILER);
-        let analysis = analyse_with(&LocalDetector, signed);
+        let analysis = analyse_with(&LocalDetector::default(), signed);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{said}");
         assert!(said.contains("c2pa_ai_created"), "{said}");
@@ -180,11 +180,13 @@ mod signed {
         .unwrap();
         let (mut signed, _) = sign_as("image/png", &png, AI);
         assert_eq!(
-            analyse_with(&LocalDetector, signed.clone()).verdict.label,
+            analyse_with(&LocalDetector::default(), signed.clone())
+                .verdict
+                .label,
             VerdictLabel::AiGenerated
         );
         signed.extend(TRAILER);
-        let analysis = analyse_with(&LocalDetector, signed);
+        let analysis = analyse_with(&LocalDetector::default(), signed);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{said}");
         assert!(
@@ -198,7 +200,7 @@ mod signed {
         let (mut signed, _) = sign(&textured_jpeg(320, 240, 85), AI);
         alter_pixels(&mut signed);
         signed.extend(TRAILER);
-        let analysis = analyse_with(&LocalDetector, signed);
+        let analysis = analyse_with(&LocalDetector::default(), signed);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
         assert!(said.contains("c2pa_pixels_changed"), "{said}");
@@ -214,7 +216,7 @@ mod signed {
         rewritten.extend([0xFF, 0xFE, 0, 9]);
         rewritten.extend(b"edited!");
         rewritten.extend(&signed[2..]);
-        let analysis = analyse_with(&LocalDetector, rewritten);
+        let analysis = analyse_with(&LocalDetector::default(), rewritten);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
         assert!(said.contains("its pixels or its metadata"), "{said}");
@@ -232,7 +234,7 @@ mod signed {
         };
         let mut ca = fixture("c2pa/CA.jpg");
         ca.extend(TRAILER);
-        let analysis = analyse_with(&LocalDetector, ca);
+        let analysis = analyse_with(&LocalDetector::default(), ca);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive, "{said}");
         assert!(said.contains("c2pa.color_adjustments"), "{said}");
@@ -240,7 +242,7 @@ mod signed {
 
         let mut xca = fixture("c2pa/XCA.jpg");
         xca.extend(TRAILER);
-        let analysis = analyse_with(&LocalDetector, xca);
+        let analysis = analyse_with(&LocalDetector::default(), xca);
         let said = detail(&analysis);
         assert_eq!(analysis.verdict.label, VerdictLabel::Manipulated, "{said}");
         assert!(said.contains("assertion.dataHash.mismatch"), "{said}");
@@ -249,7 +251,7 @@ mod signed {
     #[test]
     fn a_capture_is_authentic_only_from_a_trusted_signer() {
         let (signed, ca_pem) = sign(&textured_jpeg(320, 240, 90), CAPTURE);
-        let untrusted = analyse_with(&LocalDetector, signed.clone());
+        let untrusted = analyse_with(&LocalDetector::default(), signed.clone());
         assert_eq!(
             untrusted.verdict.label,
             VerdictLabel::Inconclusive,
@@ -310,7 +312,7 @@ fn a_camera_like_jpeg_is_inconclusive_and_every_pixel_model_runs() {
     file.extend(((app1.len() + 2) as u16).to_be_bytes());
     file.extend(&app1);
     file.extend(&jpeg[2..]);
-    let analysis = analyse_with(&LocalDetector, file);
+    let analysis = analyse_with(&LocalDetector::default(), file);
     assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive);
     assert_eq!(analysis.verdict.risk_level, RiskLevel::Low);
     assert_eq!(analysis.metadata.camera_make.as_deref(), Some("Canon"));
@@ -328,7 +330,7 @@ fn a_generator_png_re_encoded_without_metadata_is_inconclusive_never_authentic()
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    let declared = analyse_with(&LocalDetector, sample.clone());
+    let declared = analyse_with(&LocalDetector::default(), sample.clone());
     assert_eq!(declared.verdict.label, VerdictLabel::AiGenerated);
 
     let image = image::load_from_memory(&sample).unwrap();
@@ -339,7 +341,7 @@ fn a_generator_png_re_encoded_without_metadata_is_inconclusive_never_authentic()
             image::ImageFormat::Png,
         )
         .unwrap();
-    let analysis = analyse_with(&LocalDetector, stripped);
+    let analysis = analyse_with(&LocalDetector::default(), stripped);
     assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive);
     assert_eq!(analysis.verdict.risk_level, RiskLevel::Low);
     assert!(!analysis.metadata.ai_declared);
@@ -350,7 +352,7 @@ fn a_generator_png_re_encoded_without_metadata_is_inconclusive_never_authentic()
 #[test]
 fn the_heatmap_comes_back_only_when_asked_for() {
     let input = intake(textured_jpeg(512, 384, 80), &IntakeLimits::default()).unwrap();
-    let plain = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
+    let plain = LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
     assert!(
         plain
             .model_results
@@ -363,7 +365,7 @@ fn the_heatmap_comes_back_only_when_asked_for() {
         return_heatmap: true,
         ..AnalyzeOptions::default()
     };
-    let with_map = LocalDetector.analyze_sync(&input, &options);
+    let with_map = LocalDetector::default().analyze_sync(&input, &options);
     let map = with_map
         .model_results
         .splicing_detection
@@ -409,7 +411,8 @@ mod hostile {
             let Ok(input) = intake(jpeg[..keep].to_vec(), &IntakeLimits::default()) else {
                 continue;
             };
-            let analysis = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
+            let analysis =
+                LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
             assert_eq!(analysis.verdict.label, VerdictLabel::Inconclusive);
             analysed += 1;
         }
@@ -425,7 +428,7 @@ mod hostile {
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
         let input = intake(jpeg, &IntakeLimits::default()).unwrap();
-        let analysis = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
+        let analysis = LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
         let noise = analysis.model_results.noise_analysis.unwrap();
         assert_eq!(noise.label, ModelLabel::NotRun);
         assert!(noise.detail.unwrap().contains("decode limit"));
@@ -576,7 +579,7 @@ mod copied_chunks {
                 .collect();
             assert!(!text.is_empty(), "{path}");
             let png = with_chunks(&generated_png(160, 120), &text);
-            let analysis = analyse_with(&LocalDetector, png);
+            let analysis = analyse_with(&LocalDetector::default(), png);
             assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated, "{path}");
             assert_eq!(analysis.verdict.risk_level, RiskLevel::High, "{path}");
             assert_eq!(
@@ -598,7 +601,7 @@ mod copied_chunks {
         file.extend(((exif.len() + 2) as u16).to_be_bytes());
         file.extend(exif);
         file.extend(&jpeg[2..]);
-        let analysis = analyse_with(&LocalDetector, file);
+        let analysis = analyse_with(&LocalDetector::default(), file);
         assert_eq!(analysis.verdict.label, VerdictLabel::AiGenerated);
         assert_eq!(
             analysis.metadata.generator.as_deref(),
@@ -630,7 +633,7 @@ mod copied_chunks {
         image
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        let analysis = analyse_with(&LocalDetector, png);
+        let analysis = analyse_with(&LocalDetector::default(), png);
         assert_eq!(
             analysis.verdict.label,
             VerdictLabel::AiGenerated,

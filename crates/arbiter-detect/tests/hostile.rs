@@ -16,7 +16,7 @@ const MAX_ANALYSIS_JSON: usize = 64 << 10;
 
 fn analyse(bytes: Vec<u8>) -> Analysis {
     let input = intake(bytes, &IntakeLimits::default()).unwrap();
-    LocalDetector.analyze_sync(&input, &AnalyzeOptions::default())
+    LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default())
 }
 
 fn metadata_detail(analysis: &Analysis) -> String {
@@ -107,7 +107,7 @@ async fn through_the_detector(name: &str, bytes: Vec<u8>) {
             return;
         }
     };
-    match LocalDetector
+    match LocalDetector::default()
         .analyze(&input, &AnalyzeOptions::default())
         .await
     {

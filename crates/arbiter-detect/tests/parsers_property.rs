@@ -153,7 +153,7 @@ fn the_whole_detector_survives_mutated_small_images() {
         let seed = &seeds[rng.below(seeds.len())];
         let bytes = mutate(&mut rng, seed);
         if let Ok(input) = intake(bytes, &limits) {
-            let _ = LocalDetector.analyze_sync(&input, &AnalyzeOptions::default());
+            let _ = LocalDetector::default().analyze_sync(&input, &AnalyzeOptions::default());
         }
     }
 }
@@ -205,7 +205,7 @@ fn the_per_file_caps_hold_for_floods_of_mutated_chunks() {
         let Ok(input) = intake(png, &limits) else {
             continue;
         };
-        let analysis = LocalDetector.analyze_sync(&input, &options);
+        let analysis = LocalDetector::default().analyze_sync(&input, &options);
         let detail = analysis
             .model_results
             .metadata_analysis

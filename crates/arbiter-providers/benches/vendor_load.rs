@@ -257,7 +257,7 @@ struct LocalTime {
 
 /// The local detector's time on `image`, one analysis at a time.
 async fn local_time(image: &MediaInput, runs: u32) -> LocalTime {
-    let local = LocalDetector;
+    let local = LocalDetector::default();
     local
         .analyze(image, &AnalyzeOptions::default())
         .await

@@ -223,7 +223,7 @@ async fn serve(cache_ttl_secs: u64, dir: &std::path::Path) -> (String, String, C
 async fn detect(image: &[u8]) -> Duration {
     let started = Instant::now();
     let media = intake(image.to_vec(), &IntakeLimits::default()).unwrap();
-    LocalDetector
+    LocalDetector::default()
         .analyze(&media, &AnalyzeOptions::default())
         .await
         .unwrap();

@@ -9,8 +9,8 @@ use crate::state::AppState;
 use arbiter_core::{
     Analysis, AnalysisResponse, AnalyzeOptions, Detector, ErrorCode, MediaInput, RequestId,
 };
-use arbiter_db::entity::request;
 use arbiter_detect::IntakeLimits;
+pub use arbiter_engine::detector_result::{DetectorResult, request_row};
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
@@ -246,22 +246,13 @@ pub async fn analyze_for(
     ))
 }
 
-/// A detector result for one request: fresh, or reused from an earlier identical request.
-/// While it is held, identical requests wait for it; once the request's record is committed,
-/// [`Obtained::committed`] offers it to later ones.
+/// A detector result held by the request that obtained it. While it is held, identical
+/// requests wait for it; once the request's record is committed, [`HeldResult::committed`]
+/// offers it to later ones.
 #[derive(Debug)]
-pub struct Obtained {
-    /// The analysis.
-    pub analysis: Analysis,
-    /// The request whose result was reused, if it was.
-    pub cached_from: Option<RequestId>,
-    /// The cache key of the image and options.
-    pub cache_key: String,
-    /// When the request was taken in (milliseconds).
-    pub at: DateTime<Utc>,
-    /// The thumbnail to keep for report cards (`reports.thumbnails`), made when the image was
-    /// analysed afresh.
-    pub thumbnail: Option<arbiter_db::thumbnails::Thumbnail>,
+pub struct HeldResult {
+    /// The result.
+    result: DetectorResult,
     /// The tenant and cache key.
     slot: String,
     /// Set while this request leads the lookup identical requests wait for.
@@ -270,7 +261,15 @@ pub struct Obtained {
     _flight: Option<crate::single_flight::Held>,
 }
 
-impl Obtained {
+impl std::ops::Deref for HeldResult {
+    type Target = DetectorResult;
+
+    fn deref(&self) -> &DetectorResult {
+        &self.result
+    }
+}
+
+impl HeldResult {
     /// Offers a fresh, committed result to later identical requests.
     pub fn committed(&self, state: &AppState, request_id: &RequestId) {
         if state.config.cache.ttl_secs > 0 && self.cached_from.is_none() {
@@ -303,7 +302,7 @@ pub async fn obtain(
     source: ImageSource,
     options: &AnalyzeOptions,
     detector: &Arc<dyn Detector>,
-) -> Result<Obtained, ApiError> {
+) -> Result<HeldResult, ApiError> {
     let pipeline = &state.pipeline;
     let max_bytes = pipeline.limits().max_bytes;
     let media = match source {
@@ -378,12 +377,14 @@ pub async fn obtain(
     } else {
         crate::reports::make_thumbnail(state, &media).await
     };
-    Ok(Obtained {
-        analysis,
-        cached_from: cached.then_some(origin),
-        cache_key: key,
-        at: now,
-        thumbnail,
+    Ok(HeldResult {
+        result: DetectorResult {
+            analysis,
+            cached_from: cached.then_some(origin),
+            cache_key: key,
+            at: now,
+            thumbnail,
+        },
         slot,
         _lead: lead,
         _flight: flight.into_inner().unwrap_or_else(|p| p.into_inner()),
@@ -408,7 +409,7 @@ async fn record(
     request_id: &RequestId,
     reference_id: &Option<String>,
     flow: Option<&(String, Value)>,
-    obtained: &Obtained,
+    obtained: &DetectorResult,
 ) -> Result<Option<Decided>, ApiError> {
     let analysis = &obtained.analysis;
     let decided = match flow {
@@ -431,27 +432,6 @@ async fn record(
     };
     state.pipeline.record(&record).await?;
     Ok(decided)
-}
-
-/// The request row of an obtained result.
-pub fn request_row(
-    tenant: &str,
-    request_id: &RequestId,
-    reference_id: Option<String>,
-    obtained: &Obtained,
-) -> Result<request::Model, ApiError> {
-    Ok(request::Model {
-        request_id: request_id.to_string(),
-        tenant: tenant.to_owned(),
-        reference_id,
-        image_sha256: obtained.analysis.image_info.sha256.clone(),
-        cache_key: obtained.cache_key.clone(),
-        cached_from: obtained.cached_from.as_ref().map(ToString::to_string),
-        status: "complete".to_owned(),
-        analysis: serde_json::to_string(&obtained.analysis)
-            .map_err(|err| ApiError::internal(&err))?,
-        created_at: obtained.at,
-    })
 }
 
 /// The response body for a stored or fresh result.

@@ -5,6 +5,7 @@
 //! committed `arbiter.yaml` documents every key.
 
 pub use arbiter_audit::{AuditConfig, AuditMode};
+pub use arbiter_engine::flows::{FlowsConfig, InsuranceConfig, KycConfig, UgcConfig};
 pub use arbiter_providers::DetectorConfig;
 pub use arbiter_webhooks::WebhooksConfig;
 use ipnet::IpNet;
@@ -463,77 +464,6 @@ fn default_replica_id() -> String {
         .take(room)
         .collect();
     format!("{hostname}-{pid}")
-}
-
-/// The domain flows compiled into this build, each switched on or off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FlowsConfig {
-    /// Insurance claims intake (FNOL).
-    pub insurance: InsuranceConfig,
-    /// User-generated content moderation.
-    pub ugc: UgcConfig,
-    /// KYC verification.
-    pub kyc: KycConfig,
-}
-
-impl Default for FlowsConfig {
-    fn default() -> Self {
-        Self {
-            insurance: InsuranceConfig {
-                enabled: true,
-                announce_cleared: false,
-            },
-            ugc: UgcConfig {
-                enabled: true,
-                batch_size: 50,
-                max_wait_secs: 5,
-            },
-            kyc: KycConfig { enabled: true },
-        }
-    }
-}
-
-/// The insurance flow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InsuranceConfig {
-    /// Whether its routes are served.
-    pub enabled: bool,
-    /// Announce `proceed` decisions as `claim.cleared` webhooks.
-    pub announce_cleared: bool,
-}
-
-/// The UGC flow and its upload collector.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UgcConfig {
-    /// Whether its routes are served.
-    pub enabled: bool,
-    /// Uploads submitted together as one batch once this many have arrived...
-    pub batch_size: u64,
-    /// ...or once the oldest has waited this many seconds.
-    pub max_wait_secs: u64,
-}
-
-/// The KYC flow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KycConfig {
-    /// Whether its routes are served.
-    pub enabled: bool,
-}
-
-impl FlowsConfig {
-    /// Whether a flow is switched on (a flow this build does not know is off).
-    pub fn enabled(&self, flow: &str) -> bool {
-        match flow {
-            "insurance" => self.insurance.enabled,
-            "ugc" => self.ugc.enabled,
-            "kyc" => self.kyc.enabled,
-            _ => false,
-        }
-    }
 }
 
 /// Limits on accepted images and requests.

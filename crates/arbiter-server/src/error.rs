@@ -79,6 +79,16 @@ impl From<arbiter_db::sea_orm::DbErr> for ApiError {
     }
 }
 
+impl From<arbiter_engine::EngineError> for ApiError {
+    fn from(err: arbiter_engine::EngineError) -> Self {
+        match err {
+            arbiter_engine::EngineError::Refused { code, message } => Self::new(code, message),
+            arbiter_engine::EngineError::Pipeline(err) => err.into(),
+            failure => Self::internal(&failure),
+        }
+    }
+}
+
 impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(err: crate::pipeline::PipelineError) -> Self {
         match err.code() {
@@ -99,18 +109,38 @@ fn retry_after(err: &crate::pipeline::PipelineError) -> Option<u64> {
     }
 }
 
+impl ErrorBody {
+    fn of(err: &ApiError) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: err.code.as_str().to_owned(),
+                message: err.message.clone(),
+                request_id: err.request_id.as_ref().map(ToString::to_string),
+            },
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The id of the request being answered, set by the request-context layer around the
+    /// routes, so that every error body names its request without a handler attaching it.
+    static ANSWERING: RequestId;
+}
+
+/// Runs `answer` (the routes' answer to one request) with `request_id` as the id every error
+/// body made inside it names.
+pub(crate) async fn answering<F: Future>(request_id: RequestId, answer: F) -> F::Output {
+    ANSWERING.scope(request_id, answer).await
+}
+
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        if self.request_id.is_none() {
+            self.request_id = ANSWERING.try_with(Clone::clone).ok();
+        }
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.as_str().to_owned(),
-                message: self.message,
-                request_id: self.request_id.map(|id| id.to_string()),
-            },
-        };
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(ErrorBody::of(&self))).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -154,6 +184,42 @@ where
 mod tests {
     use super::*;
     use arbiter_core::DetectError;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_error_body_made_while_answering_a_request_names_it() {
+        let request_id = RequestId::new();
+        let response = answering(request_id.clone(), async {
+            ApiError::not_found("no such thing").into_response()
+        })
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["request_id"], request_id.to_string());
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        assert_eq!(body["error"]["message"], "no such thing");
+
+        // An error that names its request already keeps it; outside a request there is none.
+        let other = RequestId::new();
+        let response = answering(request_id, async {
+            ApiError::bad_request("x")
+                .for_request(&other)
+                .into_response()
+        })
+        .await;
+        assert_eq!(
+            body_of(response).await["error"]["request_id"],
+            other.to_string()
+        );
+        let response = ApiError::bad_request("x").into_response();
+        assert!(body_of(response).await["error"]["request_id"].is_null());
+    }
 
     #[tokio::test]
     async fn a_busy_detector_is_a_503_with_retry_after_and_no_internals() {

@@ -7,7 +7,7 @@
 //! recorded exactly once. A failing image fails alone; when the last image of a batch ends, the
 //! same transaction marks the batch complete and queues `batch.complete`.
 
-use crate::analyze::{AnalyzeCall, ImageSource, Obtained, decode_base64, obtain, request_row};
+use crate::analyze::{AnalyzeCall, HeldResult, ImageSource, decode_base64, obtain, request_row};
 use crate::announce::AnalysisDeliveries;
 use crate::batch_body;
 use crate::error::ApiError;
@@ -383,7 +383,7 @@ fn write_result(job: &job::Model, out: &mut Vec<u8>) {
 
 /// What analysing a job's image gave: the detector result and the policy's decision.
 struct Analysed {
-    obtained: Obtained,
+    obtained: HeldResult,
     decided: Option<Decided>,
 }
 
@@ -488,7 +488,7 @@ async fn hand_back(state: &AppState, tokens: &HashSet<String>) {
 }
 
 /// A worked job: its request id and what analysing it gave.
-struct End {
+struct JobOutcome {
     job: job::Model,
     request_id: RequestId,
     outcome: Result<Analysed, ApiError>,
@@ -524,7 +524,7 @@ fn lease_ms(state: &AppState) -> i64 {
 /// for a later attempt: it is given back, its failure counted, and claimed again later, until
 /// it has failed `jobs.max_attempts` times.
 #[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
-async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiError> {
+async fn attempt(state: &AppState, job: job::Model) -> Result<Option<JobOutcome>, ApiError> {
     let max_attempts = i32::try_from(state.config.jobs.max_attempts.max(1)).unwrap_or(i32::MAX);
     let request_id: RequestId = job
         .request_id
@@ -563,7 +563,7 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
             other => other,
         }
     };
-    Ok(Some(End {
+    Ok(Some(JobOutcome {
         job,
         request_id,
         outcome,
@@ -573,7 +573,7 @@ async fn attempt(state: &AppState, job: job::Model) -> Result<Option<End>, ApiEr
 /// The ends of a group of jobs in one transaction, each written only while the claim that took
 /// it still holds its lease; then their actions. Each kind of row is written for the whole group
 /// at once, so the group costs the database about as many statements as one job.
-async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
+async fn commit(state: &AppState, ends: &[JobOutcome]) -> Result<(), ApiError> {
     let now = state.clock.now().trunc_subsecs(3);
     let txn = state.pipeline.db().begin_write().await?;
     let mut by_claim: BTreeMap<&str, Vec<_>> = BTreeMap::new();
@@ -701,7 +701,7 @@ async fn commit(state: &AppState, ends: &[End]) -> Result<(), ApiError> {
 }
 
 /// How a job ended, as its row records it.
-fn job_end(end: &End, now: DateTime<Utc>) -> repo::JobEnd {
+fn job_end(end: &JobOutcome, now: DateTime<Utc>) -> repo::JobEnd {
     let job = &end.job;
     match &end.outcome {
         Ok(done) => {
@@ -875,7 +875,7 @@ pub async fn run_worker(state: AppState, shutdown: CancellationToken) {
     let in_analysis = 2 * cores + state.pipeline.detectors().vendor_slots();
     let mut waiting: VecDeque<job::Model> = VecDeque::new();
     let mut running = FuturesUnordered::new();
-    let mut finished: Vec<End> = Vec::new();
+    let mut finished: Vec<JobOutcome> = Vec::new();
     // When the oldest finished job is to be committed, however few have finished with it.
     let mut commit_due = tokio::time::Instant::now();
     let mut committing: Option<tokio::task::JoinHandle<()>> = None;

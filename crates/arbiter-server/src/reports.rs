@@ -112,7 +112,7 @@ pub async fn case_report(
     flow: &str,
     case_id: &str,
 ) -> Result<Report, ApiError> {
-    let (_, spec) = crate::cases::case_flow(state, flow)?;
+    let (_, spec) = crate::cases::case_flow(state.engine(), flow)?;
     let conn = state.pipeline.db().conn();
     let row = arbiter_db::cases::get(conn, tenant, flow, case_id)
         .await?

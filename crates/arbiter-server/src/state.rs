@@ -74,6 +74,16 @@ impl AppState {
         }
     }
 
+    /// The engine's handles, borrowed from this state.
+    pub fn engine(&self) -> arbiter_engine::Engine<'_> {
+        arbiter_engine::Engine {
+            pipeline: &self.pipeline,
+            flows: &self.config.flows,
+            clock: self.clock.as_ref(),
+            deliveries_wake: &self.webhooks.wake,
+        }
+    }
+
     /// The audit checkpoint signer over this state's database and clock; each checkpoint is
     /// announced as an `audit.checkpoint` webhook in its own transaction.
     pub fn checkpoint_worker(&self) -> CheckpointWorker {

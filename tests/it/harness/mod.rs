@@ -170,7 +170,9 @@ impl arbiter_core::Detector for CountingDetector {
     ) -> Result<arbiter_core::Analysis, arbiter_core::DetectError> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(self.1).await;
-        arbiter_detect::LocalDetector.analyze(input, options).await
+        arbiter_detect::LocalDetector::default()
+            .analyze(input, options)
+            .await
     }
     async fn health(&self) -> Result<(), arbiter_core::DetectError> {
         Ok(())

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 /// Where an analysis stands.
 #[derive(Debug, Clone, Copy)]
-pub enum Standing<'a> {
+pub enum AnalysisState<'a> {
     /// Not analysed yet (or the bytes have not arrived).
     Pending,
     /// Analysed.
@@ -126,15 +126,15 @@ fn models(model_results: &ModelResults, providers: &[DetectorRun]) -> Vec<Value>
 }
 
 /// The media detail (`GET /api/media/users/{requestId}`).
-pub fn media_detail(media: &Media<'_>, standing: &Standing<'_>) -> Value {
+pub fn media_detail(media: &Media<'_>, standing: &AnalysisState<'_>) -> Value {
     let (status, summary_value, models) = match standing {
         // The one pending shape all five SDKs accept: never a null or missing summary.
-        Standing::Pending => (
+        AnalysisState::Pending => (
             "ANALYZING",
             json!({"status": "ANALYZING", "metadata": {"finalScore": null}}),
             Vec::new(),
         ),
-        Standing::Final {
+        AnalysisState::Final {
             verdict,
             model_results,
             providers,
@@ -160,7 +160,7 @@ pub fn media_detail(media: &Media<'_>, standing: &Standing<'_>) -> Value {
                 models(model_results, providers),
             )
         }
-        Standing::Failed { code, message } => (
+        AnalysisState::Failed { code, message } => (
             "UNABLE_TO_EVALUATE",
             json!({
                 "status": "UNABLE_TO_EVALUATE",
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn pending_is_the_one_shape_every_sdk_accepts() {
-        let body = media_detail(&media(), &Standing::Pending);
+        let body = media_detail(&media(), &AnalysisState::Pending);
         assert_eq!(body["overallStatus"], "ANALYZING");
         assert_eq!(body["resultsSummary"]["status"], "ANALYZING");
         assert!(body["resultsSummary"]["metadata"]["finalScore"].is_null());
@@ -238,7 +238,7 @@ mod tests {
         let fake = verdict(VerdictLabel::AiGenerated, 0.95);
         let body = media_detail(
             &media(),
-            &Standing::Final {
+            &AnalysisState::Final {
                 verdict: &fake,
                 model_results: &results,
                 providers: &[],
@@ -260,7 +260,7 @@ mod tests {
         let unsure = verdict(VerdictLabel::Inconclusive, 0.0);
         let body = media_detail(
             &media(),
-            &Standing::Final {
+            &AnalysisState::Final {
                 verdict: &unsure,
                 model_results: &results,
                 providers: &[],
@@ -297,7 +297,7 @@ mod tests {
     fn a_failed_analysis_is_unable_to_evaluate_with_its_error() {
         let body = media_detail(
             &media(),
-            &Standing::Failed {
+            &AnalysisState::Failed {
                 code: "UNSUPPORTED_FORMAT",
                 message: "not an image",
             },
@@ -317,7 +317,7 @@ mod tests {
         let fake = verdict(VerdictLabel::Manipulated, 0.9);
         let body = media_detail(
             &media(),
-            &Standing::Final {
+            &AnalysisState::Final {
                 verdict: &fake,
                 model_results: &ModelResults::default(),
                 providers: &[],
@@ -329,7 +329,7 @@ mod tests {
         };
         assert_eq!(mapped.status, "FAKE");
         assert_eq!(mapped.score, Some(0.9));
-        let pending = media_detail(&media(), &Standing::Pending);
+        let pending = media_detail(&media(), &AnalysisState::Pending);
         assert_eq!(
             super::super::wire::read_detail(pending.to_string().as_bytes()).unwrap(),
             super::super::wire::Progress::Pending

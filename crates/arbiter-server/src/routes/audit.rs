@@ -250,7 +250,7 @@ pub async fn list_entries(
         entries_page(&state, &caller.key.tenant, &params).await
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// Read one entry.
@@ -294,7 +294,7 @@ pub async fn get_entry(
         entry_json(&stored)
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// List signed checkpoints.
@@ -349,7 +349,7 @@ pub async fn list_checkpoints(
         })
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// The verifier key.
@@ -403,7 +403,7 @@ pub async fn export_bundle(
     Extension(request_id): Extension<RequestId>,
     params: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let result = async {
+    async {
         let params = query(params)?;
         let range = ExportRange {
             from_seq: params.from_seq,
@@ -412,8 +412,7 @@ pub async fn export_bundle(
         };
         export_tar(&state, &caller.key.tenant, &range).await
     }
-    .await;
-    result.map_err(|err| err.for_request(&request_id))
+    .await
 }
 
 /// Seconds a caller is asked to wait when every export place is taken.

@@ -9,7 +9,7 @@ use crate::keys::Scope;
 use crate::ratelimit::Refusal;
 use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
 use crate::state::AppState;
-use arbiter_core::{ErrorCode, RequestId};
+use arbiter_core::ErrorCode;
 use arbiter_db::sea_orm::DbBackend;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -104,7 +104,6 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
 pub async fn submit_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
@@ -146,9 +145,7 @@ pub async fn submit_batch(
         submitted
     }
     .await;
-    result
-        .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
-        .map_err(|err| err.for_request(&request_id))
+    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }
 
 /// Takes a batch's images from the tenant's quota for the day, all of them or none: 429
@@ -288,11 +285,9 @@ pub(crate) fn check_image(
 pub async fn get_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(batch_id): Path<String>,
 ) -> Result<([(header::HeaderName, &'static str); 1], axum::body::Body), ApiError> {
     jobs::batch_status(&state, &caller.key.tenant, &batch_id)
         .await
         .map(|body| ([(header::CONTENT_TYPE, "application/json")], body))
-        .map_err(|err| err.for_request(&request_id))
 }

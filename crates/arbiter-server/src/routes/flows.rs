@@ -183,7 +183,7 @@ async fn add_case_image(
     mut body: FlowBody,
     image: NewCaseImage,
 ) -> Result<CaseImageReply, ApiError> {
-    cases::check_image_input(state, flow, &image)?;
+    cases::check_image_input(state.engine(), flow, &image)?;
     let mut input = image.case_facts.clone();
     input.extend(image.image_facts.clone());
     let input = Value::Object(input);
@@ -195,7 +195,10 @@ async fn add_case_image(
     let tenant = caller.key.tenant.as_str();
     let obtained =
         analyze::obtain(state, tenant, request_id, body.source, &options, &detector).await?;
-    cases::add_image(state, tenant, flow, request_id, image, &obtained).await
+    let reply =
+        cases::add_image(state.engine(), tenant, flow, request_id, image, &obtained).await?;
+    obtained.committed(state, request_id);
+    Ok(reply)
 }
 
 /// Attach a photo to an insurance claim.
@@ -263,7 +266,7 @@ pub async fn add_claim_photo(
         add_case_image(&state, &caller, &request_id, "insurance", body, image).await
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// A claim, its photos and both levels of decision.
@@ -281,13 +284,12 @@ pub async fn add_claim_photo(
 pub async fn get_claim(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(claim_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    cases::get(&state, &caller.key.tenant, "insurance", &claim_id)
+    cases::get(state.engine(), &caller.key.tenant, "insurance", &claim_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// The image roles of a KYC session.
@@ -355,7 +357,7 @@ pub async fn add_session_image(
         add_case_image(&state, &caller, &request_id, "kyc", body, image).await
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// A liveness check's result, from the customer's liveness provider.
@@ -393,7 +395,6 @@ pub struct LivenessResult {
 pub async fn set_liveness(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(session_id): Path<String>,
     crate::error::ApiJson(result): crate::error::ApiJson<LivenessResult>,
 ) -> Result<Json<CaseView>, ApiError> {
@@ -401,7 +402,7 @@ pub async fn set_liveness(
         cases::check_case_id("session", &session_id)?;
         let value = serde_json::to_value(&result).map_err(|err| ApiError::internal(&err))?;
         cases::set_fact(
-            &state,
+            state.engine(),
             &caller.key.tenant,
             "kyc",
             &session_id,
@@ -409,11 +410,10 @@ pub async fn set_liveness(
             value,
         )
         .await
+        .map_err(ApiError::from)
     }
     .await;
-    outcome
-        .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+    outcome.map(Json)
 }
 
 /// A KYC session: its images, liveness result and decision.
@@ -431,13 +431,12 @@ pub async fn set_liveness(
 pub async fn get_session(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(session_id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    cases::get(&state, &caller.key.tenant, "kyc", &session_id)
+    cases::get(state.engine(), &caller.key.tenant, "kyc", &session_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// Submit a user upload for moderation.
@@ -490,7 +489,5 @@ pub async fn add_upload(
         collector::collect(&state, &caller.key.tenant, &request_id, upload, &base).await
     }
     .await;
-    result
-        .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
-        .map_err(|err| err.for_request(&request_id))
+    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }

@@ -132,7 +132,8 @@ async fn request_context(
         %method,
         route = %route,
     );
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let answer = next.run(request).instrument(span.clone());
+    let mut response = crate::error::answering(request_id.clone(), answer).await;
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

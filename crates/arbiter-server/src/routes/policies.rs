@@ -5,11 +5,11 @@ use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::policies::FileStatus;
 use crate::state::AppState;
-use arbiter_core::{Facts, RequestId};
+use arbiter_core::Facts;
 use arbiter_policy::Policy;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router, middleware};
+use axum::{Json, Router, middleware};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -109,13 +109,12 @@ pub struct RuleSummary {
     security(("bearer" = [])))]
 pub async fn get_policy(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Json<PolicyDetail>, ApiError> {
     let store = state.pipeline.policies().snapshot();
-    let policy = store.by_id(&id).ok_or_else(|| {
-        ApiError::not_found(format!("no live policy {id}")).for_request(&request_id)
-    })?;
+    let policy = store
+        .by_id(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no live policy {id}")))?;
     let rules = policy
         .rules()
         .map(|rule| RuleSummary {
@@ -158,16 +157,15 @@ pub struct SimulateReply {
     security(("bearer" = [])))]
 pub async fn simulate(
     State(state): State<AppState>,
-    Extension(request_id): Extension<RequestId>,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<SimulateRequest>,
 ) -> Result<Json<SimulateReply>, ApiError> {
     let store = state.pipeline.policies().snapshot();
-    let policy = store.by_id(&id).ok_or_else(|| {
-        ApiError::not_found(format!("no live policy {id}")).for_request(&request_id)
-    })?;
+    let policy = store
+        .by_id(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no live policy {id}")))?;
     let Value::Object(map) = request.facts else {
-        return Err(ApiError::bad_request("facts must be a JSON object").for_request(&request_id));
+        return Err(ApiError::bad_request("facts must be a JSON object"));
     };
     let (decision, explanation) = policy.explain(&Facts::from_map(map));
     Ok(Json(SimulateReply {

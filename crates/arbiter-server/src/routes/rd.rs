@@ -12,7 +12,7 @@ use crate::review::{self, Resolve};
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, ErrorCode, RequestId};
 use arbiter_db::rd_uploads;
-use arbiter_providers::reality_defender::facade::{self, Media, Standing};
+use arbiter_providers::reality_defender::facade::{self, AnalysisState, Media};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -226,13 +226,12 @@ pub struct UploadQuery {
 )]
 pub async fn upload(
     State(state): State<AppState>,
-    Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
-    let result = async {
+    async {
         let refused = || ApiError::new(ErrorCode::Forbidden, "this upload URL is not valid");
         let slot = rd_uploads::get(state.pipeline.db().conn(), &request_id)
             .await?
@@ -291,8 +290,7 @@ pub async fn upload(
         txn.commit().await?;
         Ok(StatusCode::OK)
     }
-    .await;
-    result.map_err(|err| err.for_request(&current))
+    .await
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -346,7 +344,7 @@ async fn detail(state: &AppState, tenant: &str, request_id: &str) -> Result<Valu
                 uploaded: uploaded(result.processed_at),
                 file_size: Some(result.image_info.file_size_bytes),
             };
-            let standing = Standing::Final {
+            let standing = AnalysisState::Final {
                 verdict: &result.verdict,
                 model_results: &result.model_results,
                 providers: &result.providers,
@@ -366,11 +364,11 @@ async fn detail(state: &AppState, tenant: &str, request_id: &str) -> Result<Valu
                 file_size: None,
             };
             let standing = match &job {
-                Some(job) if job.status == arbiter_db::jobs::FAILED => Standing::Failed {
+                Some(job) if job.status == arbiter_db::jobs::FAILED => AnalysisState::Failed {
                     code: job.error_code.as_deref().unwrap_or("INTERNAL_ERROR"),
                     message: job.error_message.as_deref().unwrap_or_default(),
                 },
-                _ => Standing::Pending,
+                _ => AnalysisState::Pending,
             };
             Ok(facade::media_detail(&media, &standing))
         }

@@ -93,12 +93,8 @@ pub async fn get_request_report(
     Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    async {
-        let report = reports::request_report(&state, &caller.key.tenant, &request_id).await?;
-        Ok(pdf_response(reports::pdf(report).await?, &request_id))
-    }
-    .await
-    .map_err(|err: ApiError| err.for_request(&current))
+    let report = reports::request_report(&state, &caller.key.tenant, &request_id).await?;
+    Ok(pdf_response(reports::pdf(report).await?, &request_id))
 }
 
 /// A claim's report card (PDF).
@@ -126,9 +122,7 @@ pub async fn get_claim_report(
     Extension(current): Extension<RequestId>,
     Path(claim_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    case_report(&state, &caller, "insurance", &claim_id)
-        .await
-        .map_err(|err| err.for_request(&current))
+    case_report(&state, &caller, "insurance", &claim_id).await
 }
 
 /// A KYC session's report card (PDF).
@@ -157,9 +151,7 @@ pub async fn get_session_report(
     Extension(current): Extension<RequestId>,
     Path(session_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    case_report(&state, &caller, "kyc", &session_id)
-        .await
-        .map_err(|err| err.for_request(&current))
+    case_report(&state, &caller, "kyc", &session_id).await
 }
 
 async fn case_report(

@@ -47,18 +47,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub async fn get_request(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(current): Extension<RequestId>,
     headers: HeaderMap,
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = &caller.key.tenant;
-    let result = match stored_result(&state, tenant, &request_id).await {
+    match stored_result(&state, tenant, &request_id).await {
         Err(err) if err.code == ErrorCode::NotFound => {
             pending(&state, tenant, &request_id, &headers).await
         }
         other => other.map(|reply| Json(reply).into_response()),
-    };
-    result.map_err(|err| err.for_request(&current))
+    }
 }
 
 /// A request that has a job but no result yet: 202 with its status, or the error it failed with.

@@ -5,7 +5,6 @@ use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::review::{self, ItemView, Resolve};
 use crate::state::AppState;
-use arbiter_core::RequestId;
 use arbiter_db::review::{Actor, ItemFilter};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -67,7 +66,6 @@ pub struct ItemPage {
 pub async fn list_items(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     params: Result<Query<ItemsQuery>, QueryRejection>,
 ) -> Result<Json<ItemPage>, ApiError> {
     let result = async {
@@ -98,7 +96,7 @@ pub async fn list_items(
         Ok(ItemPage { data, next_cursor })
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// One review item.
@@ -116,13 +114,12 @@ pub async fn list_items(
 pub async fn get_item(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(item_id): Path<String>,
 ) -> Result<Json<ItemView>, ApiError> {
     review::get(state.pipeline.db().conn(), &caller.key.tenant, &item_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// Who claims an item.
@@ -155,16 +152,14 @@ pub struct ClaimRequest {
 pub async fn claim_item(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(item_id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ItemView>, ApiError> {
     let body: ClaimRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ClaimRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|err| {
-            ApiError::bad_request(format!("invalid JSON body: {err}")).for_request(&request_id)
-        })?
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?
     };
     let reviewer = body.reviewer.unwrap_or_else(|| caller.key.id.to_string());
     let db = state.pipeline.db();
@@ -176,7 +171,7 @@ pub async fn claim_item(
     review::claim(db, &caller.key.tenant, &item_id, actor, state.clock.now())
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// A reviewer's resolution.
@@ -218,7 +213,6 @@ pub struct ResolveRequest {
 pub async fn resolve_item(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(item_id): Path<String>,
     ApiJson(body): ApiJson<ResolveRequest>,
 ) -> Result<Json<ItemView>, ApiError> {
@@ -243,7 +237,7 @@ pub async fn resolve_item(
         state.clock.now(),
     )
     .await
-    .map_err(|err| err.for_request(&request_id))?;
+    .map_err(ApiError::from)?;
     if queued > 0 {
         state.webhooks.wake.notify_waiters();
     }

@@ -63,7 +63,6 @@ pub async fn get_trail(
     trail(&state, &caller.key.tenant, &request_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&current))
 }
 
 /// Every entry of `tenant`'s chain about `request_id`, oldest first.

@@ -5,7 +5,7 @@ use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
-use arbiter_core::{ErrorCode, RequestId};
+use arbiter_core::ErrorCode;
 use arbiter_db::entity::{webhook_attempt, webhook_delivery, webhook_endpoint};
 use arbiter_db::webhooks as repo;
 use arbiter_webhooks::OutboxError;
@@ -150,10 +150,9 @@ pub fn check_events(events: &[String]) -> Result<(), ApiError> {
 pub async fn create_endpoint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     ApiJson(new): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
-    let result = async {
+    let result: Result<EndpointCreated, ApiError> = async {
         check_events(&new.events)?;
         state
             .webhooks
@@ -192,9 +191,7 @@ pub async fn create_endpoint(
         })
     }
     .await;
-    result
-        .map(|created| (StatusCode::CREATED, Json(created)))
-        .map_err(|err: ApiError| err.for_request(&request_id))
+    result.map(|created| (StatusCode::CREATED, Json(created)))
 }
 
 /// List the tenant's webhook endpoints.
@@ -211,7 +208,6 @@ pub async fn create_endpoint(
 pub async fn list_endpoints(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
 ) -> Result<Json<ListOf<EndpointView>>, ApiError> {
     repo::list_endpoints(state.pipeline.db().conn(), &caller.key.tenant)
         .await
@@ -220,7 +216,7 @@ pub async fn list_endpoints(
                 data: rows.into_iter().map(Into::into).collect(),
             })
         })
-        .map_err(|err| ApiError::from(err).for_request(&request_id))
+        .map_err(ApiError::from)
 }
 
 /// Delete a webhook endpoint; its pending deliveries fail.
@@ -238,20 +234,18 @@ pub async fn list_endpoints(
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(endpoint_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let deleted =
         repo::delete_endpoint(state.pipeline.db().conn(), &caller.key.tenant, &endpoint_id)
             .await
-            .map_err(|err| ApiError::from(err).for_request(&request_id))?;
+            .map_err(ApiError::from)?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(
-            ApiError::not_found(format!("no endpoint {endpoint_id} for this tenant"))
-                .for_request(&request_id),
-        )
+        Err(ApiError::not_found(format!(
+            "no endpoint {endpoint_id} for this tenant"
+        )))
     }
 }
 
@@ -370,7 +364,6 @@ pub struct DeliveryQuery {
 pub async fn list_deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Query(query): Query<DeliveryQuery>,
 ) -> Result<Json<ListOf<DeliveryView>>, ApiError> {
     let result = async {
@@ -396,7 +389,7 @@ pub async fn list_deliveries(
         })
     }
     .await;
-    result.map(Json).map_err(|err| err.for_request(&request_id))
+    result.map(Json)
 }
 
 /// One delivery with every attempt.
@@ -414,13 +407,11 @@ pub async fn list_deliveries(
 pub async fn get_delivery(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(delivery_id): Path<String>,
 ) -> Result<Json<DeliveryView>, ApiError> {
     delivery_view(&state, &caller.key.tenant, &delivery_id)
         .await
         .map(Json)
-        .map_err(|err| err.for_request(&request_id))
 }
 
 async fn delivery_view(
@@ -455,7 +446,6 @@ async fn delivery_view(
 pub async fn replay_delivery(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path(delivery_id): Path<String>,
 ) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
     let result = async {
@@ -476,7 +466,5 @@ pub async fn replay_delivery(
         delivery_view(&state, tenant, &delivery_id).await
     }
     .await;
-    result
-        .map(|view| (StatusCode::ACCEPTED, Json(view)))
-        .map_err(|err| err.for_request(&request_id))
+    result.map(|view| (StatusCode::ACCEPTED, Json(view)))
 }

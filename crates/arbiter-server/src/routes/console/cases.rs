@@ -254,9 +254,9 @@ async fn detail(state: &AppState, headers: &HeaderMap, kind: Kind, case_id: &str
         Ok(session) => session,
         Err(response) => return response,
     };
-    let view = match crate::cases::get(state, &session.tenant, kind.flow, case_id).await {
+    let view = match crate::cases::get(state.engine(), &session.tenant, kind.flow, case_id).await {
         Ok(view) => view,
-        Err(err) if err.code.http_status() == 404 => {
+        Err(err) if err.code().http_status() == 404 => {
             return html::message(
                 StatusCode::NOT_FOUND,
                 Some(&session),
@@ -267,7 +267,7 @@ async fn detail(state: &AppState, headers: &HeaderMap, kind: Kind, case_id: &str
                 ),
             );
         }
-        Err(err) => return html::server_error(&err.message),
+        Err(err) => return html::server_error(&err),
     };
     let around = match around(state, &session.tenant, &view).await {
         Ok(around) => around,

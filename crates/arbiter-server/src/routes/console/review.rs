@@ -285,7 +285,7 @@ pub async fn claim(
     .await
     {
         Ok(_) => back_to(&query, &format!("You claimed {item_id}.")),
-        Err(err) => refusal(&session, &err),
+        Err(err) => refusal(&session, &err.into()),
     }
 }
 
@@ -361,6 +361,6 @@ pub async fn resolve(
                 ),
             )
         }
-        Err(err) => refusal(&session, &err),
+        Err(err) => refusal(&session, &err.into()),
     }
 }

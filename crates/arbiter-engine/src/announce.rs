@@ -4,7 +4,7 @@
 //! each signed audit checkpoint's `audit.checkpoint` (the checkpoint signer's
 //! [`Announce`] hook).
 
-use crate::pipeline::Record;
+use crate::record::Record;
 use arbiter_audit::{Announce, StoredCheckpoint, VerifierKey};
 use arbiter_db::sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use arbiter_webhooks::{Deliveries, Message};

@@ -5,7 +5,7 @@
 //! webhook. Labels stay with the decision (by request id), so a policy backtest can say how
 //! often each rule was right.
 
-use crate::error::ApiError;
+use crate::error::EngineError;
 use crate::flows::FlowRegistry;
 use arbiter_audit::Event;
 use arbiter_core::ErrorCode;
@@ -111,14 +111,14 @@ impl From<review_item::Model> for ItemView {
 
 /// Checks a reviewer id: 1 to 64 of `A-Z a-z 0-9 . _ - : @`. An id, never a person's name:
 /// it goes into the audit log.
-pub fn check_reviewer(reviewer: &str) -> Result<(), ApiError> {
+pub fn check_reviewer(reviewer: &str) -> Result<(), EngineError> {
     if reviewer.is_empty()
         || reviewer.len() > 64
         || !reviewer
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-:@".contains(c))
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "reviewer must be an id of 1 to 64 letters, digits and . _ - : @ (found {reviewer:?})"
         )));
     }
@@ -131,11 +131,11 @@ pub async fn list(
     tenant: &str,
     filter: &ItemFilter<'_>,
     limit: u64,
-) -> Result<Vec<ItemView>, ApiError> {
+) -> Result<Vec<ItemView>, EngineError> {
     if let Some(status) = filter.status
         && !STATUSES.contains(&status)
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "status must be one of {}; found {status:?}",
             STATUSES.join(", ")
         )));
@@ -149,25 +149,25 @@ pub async fn get(
     conn: &impl ConnectionTrait,
     tenant: &str,
     item_id: &str,
-) -> Result<ItemView, ApiError> {
+) -> Result<ItemView, EngineError> {
     repo::get(conn, tenant, item_id)
         .await?
         .map(ItemView::from)
         .ok_or_else(|| not_found(item_id))
 }
 
-fn not_found(item_id: &str) -> ApiError {
-    ApiError::not_found(format!("no review item {item_id} for this tenant"))
+fn not_found(item_id: &str) -> EngineError {
+    EngineError::not_found(format!("no review item {item_id} for this tenant"))
 }
 
 /// Why an item cannot be taken: 404, or 409. A 409 does not say who holds the item.
-async fn refusal(db: &Db, tenant: &str, item_id: &str) -> ApiError {
+async fn refusal(db: &Db, tenant: &str, item_id: &str) -> EngineError {
     match repo::get(db.conn(), tenant, item_id).await {
-        Ok(Some(item)) if item.status == repo::RESOLVED => ApiError::new(
+        Ok(Some(item)) if item.status == repo::RESOLVED => EngineError::refused(
             ErrorCode::Conflict,
             format!("review item {item_id} was resolved already"),
         ),
-        Ok(Some(_)) => ApiError::new(
+        Ok(Some(_)) => EngineError::refused(
             ErrorCode::Conflict,
             format!(
                 "review item {item_id} is claimed by another reviewer, or through another API key"
@@ -186,7 +186,7 @@ pub async fn claim(
     item_id: &str,
     actor: Actor<'_>,
     now: DateTime<Utc>,
-) -> Result<ItemView, ApiError> {
+) -> Result<ItemView, EngineError> {
     check_reviewer(actor.reviewer)?;
     let txn = db.begin_write().await?;
     let claimed = repo::claim(&txn, tenant, item_id, actor, now).await?;
@@ -204,9 +204,7 @@ pub async fn claim(
         actor: actor.reviewer.to_owned(),
         key_id: actor.key.map(str::to_owned),
     };
-    arbiter_audit::append(&txn, tenant, now, event)
-        .await
-        .map_err(|err| ApiError::internal(&err))?;
+    arbiter_audit::append(&txn, tenant, now, event).await?;
     txn.commit().await?;
     tracing::info!(
         item_id,
@@ -281,10 +279,10 @@ pub async fn resolve(
     item_id: &str,
     request: &Resolve<'_>,
     now: DateTime<Utc>,
-) -> Result<(ItemView, usize), ApiError> {
+) -> Result<(ItemView, usize), EngineError> {
     check_reviewer(request.reviewer)?;
     let Some((_, fake)) = LABELS.iter().find(|(name, _)| *name == request.label) else {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "label must be one of {}; found {:?}",
             label_names(),
             request.label
@@ -294,7 +292,7 @@ pub async fn resolve(
         .note
         .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "note is longer than {MAX_NOTE_CHARS} characters"
         )));
     }
@@ -308,7 +306,7 @@ pub async fn resolve(
     let action = match (request.action, fake) {
         (Some(action), _) => {
             if !vocabulary.iter().any(|a| a.name == action) {
-                return Err(ApiError::bad_request(format!(
+                return Err(EngineError::invalid(format!(
                     "action must be one of the {} flow's actions ({}); found {action:?}",
                     item.flow,
                     vocabulary
@@ -350,9 +348,7 @@ pub async fn resolve(
         label: request.label.to_owned(),
         action: action.clone(),
     };
-    let audit = arbiter_audit::append(&txn, tenant, now, event)
-        .await
-        .map_err(|err| ApiError::internal(&err))?;
+    let audit = arbiter_audit::append(&txn, tenant, now, event).await?;
     let resolved = repo::get(&txn, tenant, item_id)
         .await?
         .map(ItemView::from)

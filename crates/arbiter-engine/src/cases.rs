@@ -9,11 +9,12 @@
 //! selfie, an ID document and a liveness result). Each change is committed in one transaction
 //! with the image's own decision, audit entry, review item and webhooks.
 
-use crate::analyze::{Obtained, request_row};
+use crate::Engine;
 use crate::announce::AnalysisDeliveries;
-use crate::error::ApiError;
-use crate::pipeline::{CaseContext, Decided, Record};
-use crate::state::AppState;
+use crate::detector_result::{DetectorResult, request_row};
+use crate::error::EngineError;
+
+use crate::record::{CaseContext, Decided, Record};
 use arbiter_audit::Event;
 use arbiter_core::{Analysis, CaseSpec, Decision, Flow, RequestId};
 use arbiter_db::entity::{case, case_image};
@@ -106,33 +107,30 @@ pub struct CaseView {
 }
 
 /// The flow and its case rules, or a 404 when the build or configuration has no such flow.
-pub(crate) fn case_flow(
-    state: &AppState,
-    flow: &str,
-) -> Result<(Arc<dyn Flow>, CaseSpec), ApiError> {
-    let flow_impl = state
+pub fn case_flow(engine: Engine<'_>, flow: &str) -> Result<(Arc<dyn Flow>, CaseSpec), EngineError> {
+    let flow_impl = engine
         .pipeline
         .flows()
         .get(flow)
-        .filter(|_| state.config.flows.enabled(flow))
+        .filter(|_| engine.flows.enabled(flow))
         .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("flow {flow} is not enabled")))?;
+        .ok_or_else(|| EngineError::not_found(format!("flow {flow} is not enabled")))?;
     let spec = *flow_impl
         .case()
-        .ok_or_else(|| ApiError::not_found(format!("flow {flow} has no cases")))?;
+        .ok_or_else(|| EngineError::not_found(format!("flow {flow} has no cases")))?;
     Ok((flow_impl, spec))
 }
 
 /// Checks a case id from a path: 1 to 100 of `A-Z a-z 0-9 . _ - :`, so that references made
 /// from it stay valid.
-pub fn check_case_id(kind: &str, case_id: &str) -> Result<(), ApiError> {
+pub fn check_case_id(kind: &str, case_id: &str) -> Result<(), EngineError> {
     if case_id.is_empty()
         || case_id.len() > 100
         || !case_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "{kind}_id must be 1 to 100 letters, digits and . _ - : (found {case_id:?})"
         )));
     }
@@ -142,30 +140,30 @@ pub fn check_case_id(kind: &str, case_id: &str) -> Result<(), ApiError> {
 /// Checks the domain input an image brings (case facts and image facts together) before the
 /// detector runs, naming the bad field.
 pub fn check_image_input(
-    state: &AppState,
+    engine: Engine<'_>,
     flow: &str,
     image: &NewCaseImage,
-) -> Result<(), ApiError> {
-    case_flow(state, flow)?;
+) -> Result<(), EngineError> {
+    case_flow(engine, flow)?;
     let mut input = image.case_facts.clone();
     input.extend(image.image_facts.clone());
-    state.pipeline.check_input(flow, &Value::Object(input))?;
+    engine.pipeline.check_input(flow, &Value::Object(input))?;
     Ok(())
 }
 
 /// Attaches an analysed image to its case (opening the case if needed) and commits, in one
 /// transaction, its decision, audit entry, review item and webhooks, and the case's new state.
 pub async fn add_image(
-    state: &AppState,
+    engine: Engine<'_>,
     tenant: &str,
     flow: &str,
     request_id: &RequestId,
     image: NewCaseImage,
-    obtained: &Obtained,
-) -> Result<CaseImageReply, ApiError> {
-    let (flow_impl, spec) = case_flow(state, flow)?;
+    obtained: &DetectorResult,
+) -> Result<CaseImageReply, EngineError> {
+    let (flow_impl, spec) = case_flow(engine, flow)?;
     let now = obtained.at;
-    let txn = state.pipeline.db().begin_write().await?;
+    let txn = engine.pipeline.db().begin_write().await?;
     let mut row = repo::open(&txn, tenant, flow, &image.case_id, now).await?;
     let facts = merged(&row.facts, &image.case_facts, false)?;
     let n = row.images + 1;
@@ -173,7 +171,7 @@ pub async fn add_image(
         .reference_id
         .clone()
         .unwrap_or_else(|| format!("{}-{}-{n}", image.case_id, image.reference_stem));
-    let decided = state.pipeline.apply_policy(
+    let decided = engine.pipeline.apply_policy(
         flow,
         &with_image_facts(&facts, &image.image_facts),
         &obtained.analysis,
@@ -190,8 +188,8 @@ pub async fn add_image(
     };
     let mut images = repo::images(&txn, tenant, flow, &image.case_id).await?;
     images.push(attached.clone());
-    let standing = Standing::assess(
-        state,
+    let standing = CaseAssessment::assess(
+        engine,
         &txn,
         flow_impl.as_ref(),
         &spec,
@@ -221,7 +219,7 @@ pub async fn add_image(
         )?),
         case: Some(&context),
     };
-    state.pipeline.write(&txn, &record).await?;
+    engine.pipeline.write(&txn, &record).await?;
     let mut deliveries = outbox::Deliveries::default();
     deliveries
         .add_analysis(&txn, &record, None, None, now)
@@ -230,20 +228,15 @@ pub async fn add_image(
     queued += record_change(&txn, tenant, &spec, &previous, &standing, &view, now).await?;
     repo::add_image(&txn, attached).await?;
     repo::save(&txn, row).await?;
-    crate::reports::keep_thumbnail(
-        &txn,
-        tenant,
-        &obtained.analysis.image_info.sha256,
-        obtained.thumbnail.as_ref(),
-        now,
-    )
-    .await?;
+    if let Some(thumbnail) = &obtained.thumbnail {
+        let sha256 = &obtained.analysis.image_info.sha256;
+        arbiter_db::thumbnails::keep(&txn, tenant, sha256, thumbnail, now).await?;
+    }
     txn.commit().await?;
     if queued > 0 {
-        state.webhooks.wake.notify_waiters();
+        engine.deliveries_wake.notify_waiters();
     }
-    obtained.committed(state, request_id);
-    state.pipeline.act(&record).await;
+    engine.pipeline.act(&record).await;
     tracing::info!(flow, case_id = %image.case_id, n, action = %decided.decision.action, case_action = ?view.decision.as_ref().map(|d| d["action"].clone()), "case image recorded");
     Ok(CaseImageReply {
         request_id: request_id.clone(),
@@ -263,29 +256,29 @@ pub async fn add_image(
 /// Replaces one case-level fact (a KYC session's `liveness`) of an existing case and
 /// recomputes its decision; 404 when there is no such case.
 pub async fn set_fact(
-    state: &AppState,
+    engine: Engine<'_>,
     tenant: &str,
     flow: &str,
     case_id: &str,
     key: &str,
     value: Value,
-) -> Result<CaseView, ApiError> {
-    let (flow_impl, spec) = case_flow(state, flow)?;
+) -> Result<CaseView, EngineError> {
+    let (flow_impl, spec) = case_flow(engine, flow)?;
     let update: Map<String, Value> = [(key.to_owned(), value)].into_iter().collect();
-    state
+    engine
         .pipeline
         .check_input(flow, &Value::Object(update.clone()))?;
-    let now = state.clock.now();
-    let txn = state.pipeline.db().begin_write().await?;
+    let now = engine.clock.now();
+    let txn = engine.pipeline.db().begin_write().await?;
     let mut row = repo::lock(&txn, tenant, flow, case_id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
+            EngineError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
         })?;
     let facts = merged(&row.facts, &update, true)?;
     let images = repo::images(&txn, tenant, flow, case_id).await?;
-    let standing = Standing::assess(
-        state,
+    let standing = CaseAssessment::assess(
+        engine,
         &txn,
         flow_impl.as_ref(),
         &spec,
@@ -299,7 +292,7 @@ pub async fn set_fact(
     repo::save(&txn, row).await?;
     txn.commit().await?;
     if queued > 0 {
-        state.webhooks.wake.notify_waiters();
+        engine.deliveries_wake.notify_waiters();
     }
     tracing::info!(flow, case_id, fact = key, status = %view.status, "case fact recorded");
     Ok(view)
@@ -307,23 +300,23 @@ pub async fn set_fact(
 
 /// A case as it stands; 404 when there is no such case.
 pub async fn get(
-    state: &AppState,
+    engine: Engine<'_>,
     tenant: &str,
     flow: &str,
     case_id: &str,
-) -> Result<CaseView, ApiError> {
-    let (flow_impl, spec) = case_flow(state, flow)?;
-    let conn = state.pipeline.db().conn();
+) -> Result<CaseView, EngineError> {
+    let (flow_impl, spec) = case_flow(engine, flow)?;
+    let conn = engine.pipeline.db().conn();
     let row = repo::get(conn, tenant, flow, case_id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
+            EngineError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
         })?;
     let facts: Map<String, Value> =
-        serde_json::from_str(&row.facts).map_err(|err| ApiError::internal(&err))?;
+        serde_json::from_str(&row.facts).map_err(EngineError::internal)?;
     let images = repo::images(conn, tenant, flow, case_id).await?;
-    let standing = Standing::assess(
-        state,
+    let standing = CaseAssessment::assess(
+        engine,
         conn,
         flow_impl.as_ref(),
         &spec,
@@ -356,7 +349,7 @@ impl Previous {
 }
 
 /// Each image's decision under the case's current facts, and the case decision over them.
-struct Standing {
+struct CaseAssessment {
     /// Per image, in order: its request, reference and decision (as recorded for the image
     /// being added; recomputed with the case's current facts for the others).
     images: Vec<(String, Option<String>, Decided)>,
@@ -366,16 +359,16 @@ struct Standing {
     missing: Vec<String>,
 }
 
-impl Standing {
+impl CaseAssessment {
     async fn assess(
-        state: &AppState,
+        engine: Engine<'_>,
         conn: &impl ConnectionTrait,
         flow: &dyn Flow,
         spec: &CaseSpec,
         facts: &Map<String, Value>,
         images: &[case_image::Model],
         new: Option<(&RequestId, &str, &Decided)>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, EngineError> {
         let mut decided = Vec::with_capacity(images.len());
         // Every image but the one being added has a stored decision: read them at once.
         let stored_ids: Vec<String> = images
@@ -401,13 +394,13 @@ impl Standing {
                 continue;
             }
             let stored = stored.remove(&image.request_id).ok_or_else(|| {
-                ApiError::internal(&format!("no decision for {}", image.request_id))
+                EngineError::internal(format!("no decision for {}", image.request_id))
             })?;
             let analysis: Analysis =
-                serde_json::from_str(&stored.analysis).map_err(|err| ApiError::internal(&err))?;
+                serde_json::from_str(&stored.analysis).map_err(EngineError::internal)?;
             let own: Map<String, Value> =
-                serde_json::from_str(&image.facts).map_err(|err| ApiError::internal(&err))?;
-            let d = state.pipeline.apply_policy(
+                serde_json::from_str(&image.facts).map_err(EngineError::internal)?;
+            let d = engine.pipeline.apply_policy(
                 flow.name(),
                 &with_image_facts(facts, &own),
                 &analysis,
@@ -448,7 +441,7 @@ impl Standing {
         Some(summary)
     }
 
-    fn apply(&self, row: &mut case::Model, now: DateTime<Utc>) -> Result<(), ApiError> {
+    fn apply(&self, row: &mut case::Model, now: DateTime<Utc>) -> Result<(), EngineError> {
         let decision = self.decision();
         row.action = decision
             .as_ref()
@@ -461,7 +454,7 @@ impl Standing {
     }
 }
 
-fn image_views(images: &[case_image::Model], standing: &Standing) -> Vec<Value> {
+fn image_views(images: &[case_image::Model], standing: &CaseAssessment) -> Vec<Value> {
     images
         .iter()
         .zip(&standing.images)
@@ -482,7 +475,12 @@ fn image_views(images: &[case_image::Model], standing: &Standing) -> Vec<Value> 
         .collect()
 }
 
-fn view(row: &case::Model, spec: &CaseSpec, standing: &Standing, images: Vec<Value>) -> CaseView {
+fn view(
+    row: &case::Model,
+    spec: &CaseSpec,
+    standing: &CaseAssessment,
+    images: Vec<Value>,
+) -> CaseView {
     CaseView {
         case_id: row.case_id.clone(),
         flow: row.flow.clone(),
@@ -508,10 +506,10 @@ fn restate(
     row: &mut case::Model,
     facts: &Map<String, Value>,
     spec: &CaseSpec,
-    standing: &Standing,
+    standing: &CaseAssessment,
     images: &[case_image::Model],
     now: DateTime<Utc>,
-) -> Result<(Previous, CaseView), ApiError> {
+) -> Result<(Previous, CaseView), EngineError> {
     let previous = Previous::of(row);
     row.facts = to_json(facts)?;
     standing.apply(row, now)?;
@@ -526,10 +524,10 @@ async fn record_change(
     tenant: &str,
     spec: &CaseSpec,
     previous: &Previous,
-    standing: &Standing,
+    standing: &CaseAssessment,
     view: &CaseView,
     now: DateTime<Utc>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, EngineError> {
     audit_change(conn, tenant, &view.case_id, previous, standing, now).await?;
     announce(conn, tenant, spec, previous, view, now).await
 }
@@ -541,9 +539,9 @@ async fn audit_change(
     tenant: &str,
     case_id: &str,
     previous: &Previous,
-    standing: &Standing,
+    standing: &CaseAssessment,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     let Some((request_id, reference_id, decided)) = standing.decider.map(|i| &standing.images[i])
     else {
         return Ok(());
@@ -566,7 +564,7 @@ async fn audit_change(
     };
     arbiter_audit::append(conn, tenant, now, event)
         .await
-        .map_err(|err| ApiError::internal(&err))?;
+        .map_err(EngineError::internal)?;
     Ok(())
 }
 
@@ -579,7 +577,7 @@ async fn announce(
     previous: &Previous,
     view: &CaseView,
     now: DateTime<Utc>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, EngineError> {
     let Some(event) = spec.event else {
         return Ok(0);
     };
@@ -620,9 +618,9 @@ fn merged(
     stored: &str,
     update: &Map<String, Value>,
     replace: bool,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, EngineError> {
     let mut facts: Map<String, Value> =
-        serde_json::from_str(stored).map_err(|err| ApiError::internal(&err))?;
+        serde_json::from_str(stored).map_err(EngineError::internal)?;
     if replace {
         facts.extend(update.clone());
         return Ok(facts);
@@ -638,8 +636,8 @@ fn with_image_facts(case: &Map<String, Value>, image: &Map<String, Value>) -> Va
     Value::Object(input.as_map().clone())
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|err| ApiError::internal(&err))
+fn to_json<T: Serialize>(value: &T) -> Result<String, EngineError> {
+    serde_json::to_string(value).map_err(EngineError::internal)
 }
 
 #[cfg(test)]
@@ -683,7 +681,8 @@ mod tests {
         assert!(check_case_id("claim", "CLM-2026:0001.a_b").is_ok());
         for bad in ["", "a b", "x/y", &"c".repeat(101)] {
             let err = check_case_id("claim", bad).unwrap_err();
-            assert!(err.message.starts_with("claim_id"), "{}", err.message);
+            let message = err.to_string();
+            assert!(message.starts_with("claim_id"), "{message}");
         }
     }
 }
