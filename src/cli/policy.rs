@@ -7,13 +7,12 @@ mod changes;
 use anyhow::{Context, bail};
 use arbiter_core::Facts;
 use arbiter_db::Db;
-use arbiter_policy::{BacktestWindow, Diagnostic, Policy, PolicyError, RuleMode, StoredDecision};
+use arbiter_policy::{Diagnostic, Policy, PolicyError, RuleMode};
 use arbiter_server::FlowRegistry;
-use arbiter_server::review;
+use arbiter_server::policy_changes;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -457,34 +456,9 @@ async fn backtest(
             return Ok(ExitCode::FAILURE);
         }
     };
-    let rows = arbiter_db::decisions::list_between(db.conn(), tenant, since, until)
+    let report = policy_changes::backtest(db, &policy, since, until, tenant, samples)
         .await
-        .context("while reading the stored decisions")?;
-    let labels: BTreeMap<String, String> = arbiter_db::review::labels(db.conn(), tenant)
-        .await
-        .context("while reading the reviewers' labels")?
-        .into_iter()
-        .collect();
-    let decisions = rows.iter().map(|row| StoredDecision {
-        request_id: &row.request_id,
-        tenant: &row.tenant,
-        flow: &row.flow,
-        created_at: row.created_at,
-        facts: &row.facts,
-        fired: &row.fired,
-        action: &row.action,
-        reason: &row.reason,
-        policy_id: &row.policy_id,
-        policy_version: i64::from(row.policy_version),
-        label_says_fake: labels
-            .get(&row.request_id)
-            .and_then(|label| review::label_says_fake(label)),
-    });
-    let window = BacktestWindow {
-        since,
-        until,
-        tenant: tenant.map(str::to_owned),
-    };
-    print!("{}", policy.backtest(window, decisions, samples));
+        .context("while reading the stored decisions and the reviewers' labels")?;
+    print!("{report}");
     Ok(ExitCode::SUCCESS)
 }

@@ -189,6 +189,25 @@ pub fn form<T: DeserializeOwned>(session: Option<&Session>, body: &Bytes) -> Res
     })
 }
 
+/// The signed-in person allowed into `area` and their posted form, read as `T` once its CSRF
+/// token is the session's; each refusal is the page `require`, `form` or `check_csrf` gives.
+pub async fn posted<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    area: Area,
+    body: &Bytes,
+) -> Result<(Session, T), Response> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        csrf: Option<String>,
+    }
+    let session = require(state, headers, area).await?;
+    let token: Token = form(Some(&session), body)?;
+    check_csrf(&session, token.csrf.as_deref())?;
+    let given = form(Some(&session), body)?;
+    Ok((session, given))
+}
+
 /// Refuses a form whose CSRF token is missing or not the session's.
 pub fn check_csrf(session: &Session, given: Option<&str>) -> Result<(), Response> {
     match given {

@@ -2,7 +2,7 @@
 //! and a simulator (facts in, the decision and its explanation out; nothing is recorded).
 
 use super::html::{self, csrf_field, escape};
-use super::{check_csrf, form, require};
+use super::{posted, require};
 use crate::state::AppState;
 use arbiter_console::{Area, Session};
 use arbiter_core::Facts;
@@ -105,7 +105,6 @@ fn body(state: &AppState, session: &Session, chosen: &str, facts: &str, result: 
 /// The simulator's form.
 #[derive(Deserialize)]
 pub struct SimulateForm {
-    csrf: Option<String>,
     policy: Option<String>,
     facts: Option<String>,
 }
@@ -116,17 +115,11 @@ pub async fn simulate(
     headers: HeaderMap,
     body_bytes: Bytes,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Policies).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let sim: SimulateForm = match form(Some(&session), &body_bytes) {
-        Ok(sim) => sim,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, sim.csrf.as_deref()) {
-        return response;
-    }
+    let (session, sim) =
+        match posted::<SimulateForm>(&state, &headers, Area::Policies, &body_bytes).await {
+            Ok(posted) => posted,
+            Err(response) => return response,
+        };
     let chosen = sim.policy.unwrap_or_default();
     let facts = sim.facts.unwrap_or_default();
     let store = state.pipeline.policies().snapshot();

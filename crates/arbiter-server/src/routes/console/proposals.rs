@@ -5,7 +5,7 @@
 //! `crate::policy_changes`'s; this module reads forms and renders pages.
 
 use super::html::{self, csrf_field, escape};
-use super::{check_csrf, form, require};
+use super::{posted, require};
 use crate::config::PolicySource;
 use crate::policy_changes::{self, ChangeError, Proposal, ProposeWith};
 use crate::state::AppState;
@@ -142,7 +142,6 @@ async fn list_page(
 /// The form proposing a version.
 #[derive(Deserialize)]
 pub struct ProposeForm {
-    csrf: Option<String>,
     policy: Option<String>,
 }
 
@@ -153,17 +152,11 @@ pub async fn propose(
     headers: HeaderMap,
     body_bytes: Bytes,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Policies).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let given: ProposeForm = match form(Some(&session), &body_bytes) {
-        Ok(given) => given,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, given.csrf.as_deref()) {
-        return response;
-    }
+    let (session, given) =
+        match posted::<ProposeForm>(&state, &headers, Area::Policies, &body_bytes).await {
+            Ok(posted) => posted,
+            Err(response) => return response,
+        };
     let text = given.policy.unwrap_or_default();
     if text.trim().is_empty() {
         return list_page(
@@ -352,7 +345,6 @@ fn detail_body(session: &Session, p: &Proposal, note: &str) -> String {
 /// The approval and rejection forms.
 #[derive(Deserialize)]
 pub struct DecideForm {
-    csrf: Option<String>,
     reason: Option<String>,
 }
 
@@ -361,9 +353,7 @@ async fn decide_form(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(Session, DecideForm), Response> {
-    let session = require(state, headers, Area::Policies).await?;
-    let given: DecideForm = form(Some(&session), body)?;
-    check_csrf(&session, given.csrf.as_deref())?;
+    let (session, given) = posted::<DecideForm>(state, headers, Area::Policies, body).await?;
     Ok((session, given))
 }
 

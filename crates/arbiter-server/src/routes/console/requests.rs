@@ -4,7 +4,7 @@
 //! rules, policy version, review items and audit trail.
 
 use super::html::{self, csrf_field, escape, url_encode, verdict_badge};
-use super::{check_csrf, form, require};
+use super::{posted, require};
 use crate::review::ItemView;
 use crate::state::AppState;
 use arbiter_console::{Area, Session};
@@ -19,6 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 /// Rows per page.
@@ -208,12 +209,6 @@ pub async fn detail(
     detail_page(&state, &session, &request_id, StatusCode::OK, "").await
 }
 
-/// The replay form.
-#[derive(Deserialize)]
-pub struct ReplayForm {
-    csrf: Option<String>,
-}
-
 /// `POST /console/requests/{request_id}/replay`: re-decides the recorded facts under the
 /// recorded policy version, as `arbiter replay REQUEST_ID` does, and shows the request's page
 /// with the outcome: identical, or each field that differs.
@@ -223,17 +218,11 @@ pub async fn replay(
     Path(request_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Requests).await {
-        Ok(session) => session,
+    // The replay form carries nothing but its CSRF token.
+    let (session, _) = match posted::<IgnoredAny>(&state, &headers, Area::Requests, &body).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let given: ReplayForm = match form(Some(&session), &body) {
-        Ok(given) => given,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, given.csrf.as_deref()) {
-        return response;
-    }
     let replayed =
         crate::replay::replay(state.pipeline.db(), Some(&session.tenant), &request_id).await;
     let (status, outcome) = match replayed {

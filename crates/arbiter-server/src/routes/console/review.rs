@@ -4,7 +4,7 @@
 //! `console`, so a claim made here is not another key's.
 
 use super::html::{self, csrf_field, escape, url_encode};
-use super::{check_csrf, form, require};
+use super::{posted, require};
 use crate::review::{self, ItemView, LABELS, Resolve};
 use crate::state::AppState;
 use arbiter_console::{Area, Session};
@@ -16,6 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// The key id claims and resolutions made in the console are recorded under.
 pub const CONSOLE_KEY: &str = "console";
@@ -237,12 +238,6 @@ fn resolve_card(state: &AppState, session: &Session, item: &ItemView, back: &str
     )
 }
 
-/// A claim form.
-#[derive(Deserialize)]
-pub struct ClaimForm {
-    csrf: Option<String>,
-}
-
 /// Back to the review page after a form, with a message.
 fn back_to(query: &QueueQuery, done: &str) -> Response {
     let mut location = format!("/console/review?done={}", url_encode(done));
@@ -260,17 +255,11 @@ pub async fn claim(
     Query(query): Query<QueueQuery>,
     body: Bytes,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Review).await {
-        Ok(session) => session,
+    // The claim form carries nothing but its CSRF token.
+    let (session, _) = match posted::<IgnoredAny>(&state, &headers, Area::Review, &body).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let claim: ClaimForm = match form(Some(&session), &body) {
-        Ok(claim) => claim,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, claim.csrf.as_deref()) {
-        return response;
-    }
     let actor = Actor {
         reviewer: &session.user,
         key: Some(CONSOLE_KEY),
@@ -300,7 +289,6 @@ fn refusal(session: &Session, err: &crate::error::ApiError) -> Response {
 /// A resolution form.
 #[derive(Deserialize)]
 pub struct ResolveForm {
-    csrf: Option<String>,
     label: Option<String>,
     note: Option<String>,
     action: Option<String>,
@@ -314,17 +302,11 @@ pub async fn resolve(
     Query(query): Query<QueueQuery>,
     body: Bytes,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Review).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let resolution: ResolveForm = match form(Some(&session), &body) {
-        Ok(resolution) => resolution,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, resolution.csrf.as_deref()) {
-        return response;
-    }
+    let (session, resolution) =
+        match posted::<ResolveForm>(&state, &headers, Area::Review, &body).await {
+            Ok(posted) => posted,
+            Err(response) => return response,
+        };
     let note = resolution
         .note
         .as_deref()

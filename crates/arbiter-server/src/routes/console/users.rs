@@ -1,7 +1,7 @@
 //! `/console/users`: the tenant's console users (admins only): create one, disable one.
 
 use super::html::{self, csrf_field, escape};
-use super::{check_csrf, form, require};
+use super::{posted, require};
 use crate::state::AppState;
 use arbiter_console::{Area, Role, Session, users};
 use axum::body::Bytes;
@@ -68,7 +68,6 @@ async fn render(state: &AppState, session: &Session, status: StatusCode, notice:
 /// The add-a-user form.
 #[derive(Deserialize)]
 pub struct CreateForm {
-    csrf: Option<String>,
     user: Option<String>,
     role: Option<String>,
     password: Option<String>,
@@ -76,17 +75,10 @@ pub struct CreateForm {
 
 /// `POST /console/users`.
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let session = match require(&state, &headers, Area::Users).await {
-        Ok(session) => session,
+    let (session, new) = match posted::<CreateForm>(&state, &headers, Area::Users, &body).await {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let new: CreateForm = match form(Some(&session), &body) {
-        Ok(new) => new,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, new.csrf.as_deref()) {
-        return response;
-    }
     let result = users::create(
         state.pipeline.db().writer(),
         &session.tenant,
@@ -126,23 +118,16 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Byt
 /// The disable form.
 #[derive(Deserialize)]
 pub struct DisableForm {
-    csrf: Option<String>,
     user: Option<String>,
 }
 
 /// `POST /console/users/disable`.
 pub async fn disable(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let session = match require(&state, &headers, Area::Users).await {
-        Ok(session) => session,
+    let (session, form_in) = match posted::<DisableForm>(&state, &headers, Area::Users, &body).await
+    {
+        Ok(posted) => posted,
         Err(response) => return response,
     };
-    let form_in: DisableForm = match form(Some(&session), &body) {
-        Ok(form_in) => form_in,
-        Err(response) => return response,
-    };
-    if let Err(response) = check_csrf(&session, form_in.csrf.as_deref()) {
-        return response;
-    }
     let user = form_in.user.unwrap_or_default();
     match users::set_disabled(state.pipeline.db().writer(), &session.tenant, &user, true).await {
         Ok(()) => {
