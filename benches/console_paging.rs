@@ -17,8 +17,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use arbiter_server::clock::SystemClock;
+mod common;
+
 use arbiter_server::{Config, Server, build_state};
-use std::path::PathBuf;
+use common::{ms, quantile, repo};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -27,20 +29,6 @@ const ROUNDS: usize = 100;
 const WARMUP: usize = 5;
 const ITEMS: usize = 10_000;
 const DEPTH: usize = 9_000;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn quantile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort();
-    let at = ((samples.len() - 1) as f64 * q).round() as usize;
-    samples[at]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");

@@ -17,30 +17,18 @@
 
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
+mod common;
+
 use arbiter_server::{Config, Server, build_state};
 use base64::Engine;
+use common::{ms, quantile, repo};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 200;
 const WARMUP: usize = 10;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn quantile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort();
-    let at = ((samples.len() - 1) as f64 * q).round() as usize;
-    samples[at]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
