@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod facts;
 pub mod id;
+pub mod intake;
 pub mod net;
 pub mod plugin;
 pub mod schema;
@@ -25,6 +26,12 @@ pub use decision::{ActionRequest, ActionSpec, Decision, PolicyRef, ShadowHit};
 pub use error::ErrorCode;
 pub use facts::Facts;
 pub use id::{BatchId, EndpointId, KeyId, MessageId, ProposalId, RequestId, ReviewId};
-pub use plugin::{ActionSink, CaseSpec, DetectError, Detector, Flow, FlowError, SinkError};
+pub use intake::{
+    CaseFactIntake, CaseImageFacts, CaseIntake, CollectedIntake, FlowConfig, FlowPlugin,
+    ImageFacts, Intake, IntakeError, IntakeMode,
+};
+pub use plugin::{
+    ActionSink, CaseSpec, DefaultPolicy, DetectError, Detector, Flow, FlowError, SinkError,
+};
 pub use schema::FactSchema;
 pub use verdict::{RiskLevel, Verdict, VerdictLabel};

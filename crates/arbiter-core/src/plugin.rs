@@ -1,6 +1,7 @@
 //! The plugin contracts: detectors analyse images, flows turn analyses into domain facts, and
 //! action sinks carry decisions to the systems that act on them.
 
+use crate::intake::Intake;
 use crate::{
     ActionRequest, ActionSpec, Analysis, AnalyzeOptions, Decision, ErrorCode, FactSchema, Facts,
     MediaInput, ModelKind,
@@ -159,6 +160,24 @@ pub trait Flow: Send + Sync {
     fn case(&self) -> Option<&CaseSpec> {
         None
     }
+
+    /// The flow's own intake routes under `/v1/flows/<name>/`, if it has any (a flow without
+    /// them decides images sent to `/v1/analyze?flow=<name>`).
+    fn intake(&self) -> Option<Intake> {
+        None
+    }
+
+    /// The policy the flow runs on when the deployment brings none: its file name and YAML.
+    fn default_policy(&self) -> DefaultPolicy;
+}
+
+/// A flow's shipped policy, built into the binary so that Arbiter runs anywhere on its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultPolicy {
+    /// The file name it is known by (`kyc.yaml`).
+    pub file: &'static str,
+    /// The policy's YAML.
+    pub yaml: &'static str,
 }
 
 /// Why an action could not be delivered.

@@ -2,9 +2,66 @@
 //! review or proceed out.
 #![forbid(unsafe_code)]
 
-use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow};
+use arbiter_core::{
+    ActionSpec, Analysis, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts, Flow,
+    FlowConfig, ImageFacts, Intake, IntakeMode,
+};
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The flow's settings, `flows.insurance` in `arbiter.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsuranceConfig {
+    /// Whether its routes are served.
+    pub enabled: bool,
+    /// Announce `proceed` decisions as `claim.cleared` webhooks.
+    pub announce_cleared: bool,
+}
+
+impl Default for InsuranceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            announce_cleared: false,
+        }
+    }
+}
+
+impl FlowConfig for InsuranceConfig {
+    const FLOW: &'static str = "insurance";
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn build(&self) -> Result<Arc<dyn Flow>, String> {
+        Ok(Arc::new(
+            InsuranceFlow::new()?.announcing_cleared(self.announce_cleared),
+        ))
+    }
+}
+
+/// The shipped policy.
+pub const DEFAULT_POLICY: DefaultPolicy = DefaultPolicy {
+    file: "insurance-fnol.yaml",
+    yaml: include_str!("../../../policies/insurance-fnol.yaml"),
+};
+
+/// Claims at `/v1/flows/insurance/claims/{claim_id}`, their photos posted to `.../photos` with
+/// the claim's facts (`claim`) and the photo's (`photo`, whose `role` routes it).
+const INTAKE: Intake = Intake {
+    path: "claims",
+    mode: IntakeMode::Cases(CaseIntake {
+        id_param: "claim_id",
+        images: "photos",
+        case_facts_in_request: true,
+        image_facts: ImageFacts::Object { field: "photo" },
+        case_facts: &[],
+    }),
+};
 
 /// The flow's action vocabulary, strictest first.
 pub const ACTIONS: [ActionSpec; 3] = [
@@ -112,6 +169,14 @@ impl Flow for InsuranceFlow {
     fn case(&self) -> Option<&CaseSpec> {
         Some(&CLAIM)
     }
+
+    fn intake(&self) -> Option<Intake> {
+        Some(INTAKE)
+    }
+
+    fn default_policy(&self) -> DefaultPolicy {
+        DEFAULT_POLICY
+    }
 }
 
 /// The date of an EXIF `DateTimeOriginal` (`2008:10:22 16:28:39`).
@@ -191,6 +256,16 @@ mod tests {
         for action in flow.actions() {
             assert!(flow.event_for(action.name).is_some(), "{}", action.name);
         }
+    }
+
+    #[test]
+    fn the_documented_config_parses_and_builds_the_flow() {
+        let config: InsuranceConfig =
+            serde_json::from_value(json!({"enabled": true, "announce_cleared": true})).unwrap();
+        let flow = config.build().unwrap();
+        assert_eq!(flow.event_for("proceed"), Some("claim.cleared"));
+        assert_eq!(InsuranceConfig::default().build().unwrap().event_for("proceed"), None);
+        assert!(serde_json::from_value::<InsuranceConfig>(json!({"announce": true})).is_err());
     }
 
     #[test]

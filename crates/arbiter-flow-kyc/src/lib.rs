@@ -2,8 +2,91 @@
 //! step-up verification or approve out.
 #![forbid(unsafe_code)]
 
-use arbiter_core::{ActionSpec, Analysis, CaseSpec, FactSchema, Facts, Flow, ModelKind};
+use arbiter_core::{
+    ActionSpec, Analysis, CaseFactIntake, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts,
+    Flow, FlowConfig, ImageFacts, Intake, IntakeMode, ModelKind,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The flow's settings, `flows.kyc` in `arbiter.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KycConfig {
+    /// Whether its routes are served.
+    pub enabled: bool,
+}
+
+impl Default for KycConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl FlowConfig for KycConfig {
+    const FLOW: &'static str = "kyc";
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn build(&self) -> Result<Arc<dyn Flow>, String> {
+        Ok(Arc::new(KycFlow::new()?))
+    }
+}
+
+/// The shipped policy.
+pub const DEFAULT_POLICY: DefaultPolicy = DefaultPolicy {
+    file: "kyc.yaml",
+    yaml: include_str!("../../../policies/kyc.yaml"),
+};
+
+/// The image roles of a session.
+pub const ROLES: [&str; 2] = ["id_document", "selfie"];
+
+/// Sessions at `/v1/flows/kyc/sessions/{session_id}`: images posted to `.../images` with their
+/// `role`, the liveness result to `.../liveness`.
+const INTAKE: Intake = Intake {
+    path: "sessions",
+    mode: IntakeMode::Cases(CaseIntake {
+        id_param: "session_id",
+        images: "images",
+        case_facts_in_request: false,
+        image_facts: ImageFacts::Role {
+            fact: "image_role",
+            roles: &ROLES,
+        },
+        case_facts: &[CaseFactIntake {
+            name: "liveness",
+            read: read_liveness,
+        }],
+    }),
+};
+
+/// A liveness check's result, from the customer's liveness provider. Its values are checked by
+/// the flow's fact schema (`liveness.passed` is a boolean, ...).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivenessResult {
+    /// Whether the check passed.
+    pub passed: Value,
+    /// The provider's score, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Value>,
+    /// The provider's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+}
+
+/// Reads a posted liveness result: `passed` is required and no other field than `score` and
+/// `provider` is taken.
+fn read_liveness(value: Value) -> Result<Value, String> {
+    let result: LivenessResult = serde_json::from_value(value).map_err(|err| {
+        format!("Failed to deserialize the JSON body into the target type: {err}")
+    })?;
+    serde_json::to_value(&result).map_err(|err| err.to_string())
+}
 
 /// The flow's action vocabulary, strictest first.
 pub const ACTIONS: [ActionSpec; 3] = [
@@ -99,6 +182,14 @@ impl Flow for KycFlow {
     fn case(&self) -> Option<&CaseSpec> {
         Some(&SESSION)
     }
+
+    fn intake(&self) -> Option<Intake> {
+        Some(INTAKE)
+    }
+
+    fn default_policy(&self) -> DefaultPolicy {
+        DEFAULT_POLICY
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +242,24 @@ mod tests {
             Some(json!("missing"))
         );
         assert_eq!(capture(phone, &json!({"image_role": "selfie"})), None);
+    }
+
+    #[test]
+    fn the_documented_config_parses_and_builds_the_flow() {
+        let config: KycConfig = serde_json::from_value(json!({"enabled": false})).unwrap();
+        assert!(!config.enabled());
+        assert_eq!(config.build().unwrap().name(), "kyc");
+        assert!(serde_json::from_value::<KycConfig>(json!({"enabled": "no"})).is_err());
+    }
+
+    #[test]
+    fn a_liveness_result_needs_passed_and_takes_no_other_field() {
+        let kept = read_liveness(json!({"passed": true, "score": 0.9})).unwrap();
+        assert_eq!(kept, json!({"passed": true, "score": 0.9}));
+        let err = read_liveness(json!({"score": 0.9})).unwrap_err();
+        assert!(err.contains("missing field `passed`"), "{err}");
+        let err = read_liveness(json!({"passed": true, "by": "me"})).unwrap_err();
+        assert!(err.contains("unknown field `by`"), "{err}");
     }
 
     #[test]
