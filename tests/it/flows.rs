@@ -550,8 +550,8 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
         let held = fixture("camera/DSCN0010.jpg");
         let verdicts = HashMap::from([(sha256(&held), verdict(VerdictLabel::AiGenerated, 0.7))]);
         let running = Running::start(dir, &url, verdicts, |config| {
-            config.flows.ugc.batch_size = 3;
-            config.flows.ugc.max_wait_secs = 1;
+            config.flows.set("ugc", "batch_size", json!(3)).unwrap();
+            config.flows.set("ugc", "max_wait_secs", json!(1)).unwrap();
         })
         .await;
         let receiver = Receiver::start(200).await;
@@ -640,7 +640,7 @@ async fn ugc_uploads_are_collected_into_batches_and_each_decision_is_announced()
 async fn a_flow_switched_off_serves_no_routes() {
     let dir = tempfile::tempdir().unwrap();
     let running = Running::start(dir.path(), "", HashMap::new(), |config| {
-        config.flows.kyc.enabled = false;
+        config.flows.set("kyc", "enabled", json!(false)).unwrap();
     })
     .await;
     let (status, _) = running

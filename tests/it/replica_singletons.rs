@@ -25,8 +25,8 @@ async fn replica(dir: &Path, url: &str) -> TestServer {
     config.jobs.workers = 0;
     config.webhooks.workers = 0;
     config.policy_reload_secs = 0;
-    config.flows.ugc.batch_size = 4;
-    config.flows.ugc.max_wait_secs = 3600;
+    config.flows.set("ugc", "batch_size", json!(4)).unwrap();
+    config.flows.set("ugc", "max_wait_secs", json!(3600)).unwrap();
     TestServer::start(config).await
 }
 

@@ -9,19 +9,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// The shipped policies, built into the binary so that Arbiter runs anywhere on its defaults.
-pub const EMBEDDED: [(&str, &str); 3] = [
-    (
-        "insurance-fnol.yaml",
-        include_str!("../../../policies/insurance-fnol.yaml"),
-    ),
-    (
-        "ugc-moderation.yaml",
-        include_str!("../../../policies/ugc-moderation.yaml"),
-    ),
-    ("kyc.yaml", include_str!("../../../policies/kyc.yaml")),
-];
-
 /// Why a policy could not be activated.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyLoadError {
@@ -87,11 +74,13 @@ pub struct PolicyStore {
 }
 
 impl PolicyStore {
-    /// The policies built into the binary.
+    /// The flows' shipped policies, built into the binary so that Arbiter runs anywhere on its
+    /// defaults.
     pub fn embedded(flows: &FlowRegistry) -> Result<Self, PolicyLoadError> {
         let mut store = Self::default();
-        for (origin, source) in EMBEDDED {
-            store.activate(Policy::from_yaml(source, origin)?, flows)?;
+        for flow in flows.iter() {
+            let shipped = flow.default_policy();
+            store.activate(Policy::from_yaml(shipped.yaml, shipped.file)?, flows)?;
         }
         Ok(store)
     }

@@ -74,7 +74,9 @@ pub async fn collect(
     row.reference_id = upload.reference_id.clone();
     row.flow = Some(FLOW.to_owned());
     row.facts = Some(to_json(&upload.facts)?);
-    let batch_size = state.config.flows.ugc.batch_size;
+    let Some(batch_size) = state.pipeline.flows().collected(FLOW).map(|c| c.batch_size) else {
+        return Err(ApiError::not_found(format!("flow {FLOW} is not in this build")));
+    };
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_jobs(&txn, vec![row]).await?;
     // One replica at a time counts and seals a tenant's uploads: each batch is sealed once, with
@@ -144,7 +146,9 @@ async fn seal(
 
 /// Queues every tenant's collected uploads whose oldest has waited `max_wait_secs`.
 pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
-    let config = &state.config.flows.ugc;
+    let Some(config) = state.pipeline.flows().collected(FLOW) else {
+        return Ok(0);
+    };
     let now = state.clock.now().trunc_subsecs(3);
     let wait =
         chrono::Duration::seconds(i64::try_from(config.max_wait_secs).unwrap_or(i64::MAX / 2_000));
@@ -166,8 +170,9 @@ pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
 
 /// Flushes due uploads until `shutdown`, checking a few times per `max_wait_secs`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let max_wait_secs = state.pipeline.flows().collected(FLOW).map_or(1, |c| c.max_wait_secs);
     let every =
-        Duration::from_millis((state.config.flows.ugc.max_wait_secs * 1000 / 4).clamp(100, 1000));
+        Duration::from_millis((max_wait_secs * 1000 / 4).clamp(100, 1000));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -249,11 +249,10 @@ fn spawn_workers(
         .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
     let deliveries = (0..state.config.webhooks.workers)
         .map(|_| tokio::spawn(state.delivery_worker().run(shutdown.clone())));
-    let collector = state
-        .config
-        .flows
-        .ugc
-        .enabled
+    let flows = state.pipeline.flows();
+    let collector = flows
+        .names()
+        .any(|name| state.config.flows.enabled(name) && flows.collected(name).is_some())
         .then(|| tokio::spawn(crate::collector::run(state.clone(), shutdown.clone())));
     let wal = tokio::spawn(checkpoint_wal(
         state.pipeline.db().clone(),

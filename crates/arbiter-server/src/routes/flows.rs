@@ -1,52 +1,98 @@
-//! The flows' own routes: insurance claim photos, KYC session images and liveness, UGC uploads.
-//! A flow serves its routes only when it is compiled in and switched on (`flows.<name>.enabled`).
+//! The flows' own routes, one set of handlers for every flow, served as each flow's intake
+//! declaration says ([`arbiter_core::Intake`]): for a flow whose images are decided into cases,
+//! `POST /v1/flows/<flow>/<path>/{id}/<images>`, `GET /v1/flows/<flow>/<path>/{id}` and a route
+//! per case-level fact (`.../liveness`); for a flow whose images are collected into batches,
+//! `POST /v1/flows/<flow>/<path>` (202). A flow serves its routes only when it is compiled in
+//! and switched on (`flows.<name>.enabled`).
 
 use crate::analyze::{self, ImageSource, check_reference_id};
 use crate::auth::{self, Caller};
 use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
 use crate::collector::{self, UploadAccepted};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiJson};
 use crate::keys::Scope;
 use crate::routes::analyze::{
     RawBody, RequestOptions, image_source, parse_options, part_text, raw_body,
 };
 use crate::state::AppState;
-use arbiter_core::{AnalyzeOptions, ModelKind, RequestId};
+use arbiter_core::{
+    AnalyzeOptions, CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts,
+    IntakeError, IntakeMode, ModelKind, RequestId,
+};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, Paths, Ref, Required, ResponseBuilder, Type,
+};
 
 /// The routes of the enabled flows: intake behind the `analyze` scope, reading behind
 /// `requests:read`.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let on =
-        |flow: &str| state.config.flows.enabled(flow) && state.pipeline.flows().get(flow).is_some();
     let mut intake = Router::new();
     let mut read = Router::new();
-    if on("insurance") {
-        intake = intake.route(
-            "/v1/flows/insurance/claims/{claim_id}/photos",
-            post(add_claim_photo),
-        );
-        read = read.route("/v1/flows/insurance/claims/{claim_id}", get(get_claim));
-    }
-    if on("kyc") {
-        intake = intake
-            .route(
-                "/v1/flows/kyc/sessions/{session_id}/images",
-                post(add_session_image),
-            )
-            .route(
-                "/v1/flows/kyc/sessions/{session_id}/liveness",
-                post(set_liveness),
-            );
-        read = read.route("/v1/flows/kyc/sessions/{session_id}", get(get_session));
-    }
-    if on("ugc") {
-        intake = intake.route("/v1/flows/ugc/uploads", post(add_upload));
+    for (flow, mode) in served(state) {
+        let name = flow.name();
+        match (mode, flow.case()) {
+            (Served::Cases(cases), Some(&spec)) => {
+                let base = case_path(name, flow_path(&*flow), &cases);
+                intake = intake.route(
+                    &format!("{base}/{}", cases.images),
+                    post(
+                        move |state: State<AppState>,
+                              caller: Extension<Caller>,
+                              request_id: Extension<RequestId>,
+                              case_id: Path<String>,
+                              request: Request| {
+                            add_image(state, caller, request_id, case_id, request, name, spec, cases)
+                        },
+                    ),
+                );
+                for fact in cases.case_facts {
+                    let fact = *fact;
+                    intake = intake.route(
+                        &format!("{base}/{}", fact.name),
+                        post(
+                            move |state: State<AppState>,
+                                  caller: Extension<Caller>,
+                                  case_id: Path<String>,
+                                  body: ApiJson<Value>| {
+                                set_case_fact(state, caller, case_id, body, name, spec, fact)
+                            },
+                        ),
+                    );
+                }
+                read = read.route(
+                    &base,
+                    get(
+                        move |state: State<AppState>,
+                              caller: Extension<Caller>,
+                              case_id: Path<String>| {
+                            get_case(state, caller, case_id, name)
+                        },
+                    ),
+                );
+            }
+            (Served::Collected(collected), _) => {
+                intake = intake.route(
+                    &format!("/v1/flows/{name}/{}", flow_path(&*flow)),
+                    post(
+                        move |state: State<AppState>,
+                              caller: Extension<Caller>,
+                              request_id: Extension<RequestId>,
+                              request: Request| {
+                            add_collected(state, caller, request_id, request, name, collected)
+                        },
+                    ),
+                );
+            }
+            (Served::Cases(_), None) => {}
+        }
     }
     let max_image = state.config.limits.max_image_bytes;
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
@@ -60,6 +106,44 @@ pub fn router(state: &AppState) -> Router<AppState> {
             (state.clone(), Scope::RequestsRead),
             auth::require,
         )))
+}
+
+/// How a served flow takes its images in.
+#[derive(Clone, Copy)]
+enum Served {
+    Cases(CaseIntake),
+    Collected(CollectedIntake),
+}
+
+/// The flows compiled in and switched on that have intake routes, with their intake.
+fn served(state: &AppState) -> Vec<(std::sync::Arc<dyn Flow>, Served)> {
+    state
+        .pipeline
+        .flows()
+        .iter()
+        .filter(|flow| state.config.flows.enabled(flow.name()))
+        .filter_map(|flow| {
+            let served = match flow.intake()?.mode {
+                IntakeMode::Cases(cases) => Served::Cases(cases),
+                IntakeMode::Collected(collected) => Served::Collected(collected),
+            };
+            Some((flow.clone(), served))
+        })
+        .collect()
+}
+
+/// The path segment of a flow's intake (`claims`).
+fn flow_path(flow: &dyn Flow) -> &'static str {
+    flow.intake().map_or("", |intake| intake.path)
+}
+
+/// `/v1/flows/<flow>/<path>/{<id>}`.
+fn case_path(flow: &str, path: &str, cases: &CaseIntake) -> String {
+    format!("/v1/flows/{flow}/{path}/{{{}}}", cases.id_param)
+}
+
+fn bad_request(err: IntakeError) -> ApiError {
+    ApiError::bad_request(err.0)
 }
 
 /// The multipart parts taken as plain text.
@@ -133,17 +217,6 @@ async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, 
 }
 
 impl FlowBody {
-    /// Takes out the named domain fields; any other field is refused, by name.
-    fn take(&mut self, allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
-        if let Some(unknown) = self.fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(format!(
-                "unknown field {unknown:?}; expected image_url, image_base64 or a file, options, reference_id, {}",
-                allowed.join(", ")
-            )));
-        }
-        Ok(std::mem::take(&mut self.fields))
-    }
-
     /// The detector options: the caller's, else the flow's choice of models for this input.
     fn options(
         &mut self,
@@ -201,212 +274,59 @@ async fn add_case_image(
     Ok(reply)
 }
 
-/// Attach a photo to an insurance claim.
-///
-/// JSON with `image_url` or `image_base64`, or multipart with a `file` part; `claim` (the
-/// claim's facts: `amount`, `currency`, `line_of_business`, `incident_date`) and `photo`
-/// (`role`). Claim facts are kept with the claim: later photos may leave them out. The photo is
-/// analysed and decided under the insurance policy; the claim's decision is the strictest over
-/// its photos. `reference_id` defaults to `<claim_id>-photo-<n>`.
-#[utoipa::path(
-    post,
-    path = "/v1/flows/insurance/claims/{claim_id}/photos",
-    tag = "flows",
-    params(("claim_id" = String, Path, description = "Your claim id")),
-    request_body(content = Object, description = "JSON or multipart: image, claim, photo, options, reference_id"),
-    responses(
-        (status = 200, description = "The photo's analysis and decision, and the claim", body = CaseImageReply),
-        (status = 400, description = "Malformed request or claim facts; the message names the field", body = ErrorBody),
-        (status = 413, description = "Image too large", body = ErrorBody),
-        (status = 422, description = "Unsupported, too small, corrupt or unreachable image", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn add_claim_photo(
+
+/// Adds an image to a case: analysed and decided at once under the flow's policy; the case
+/// decision is recomputed.
+#[allow(clippy::too_many_arguments)]
+async fn add_image(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
-    Path(claim_id): Path<String>,
+    Path(case_id): Path<String>,
     request: Request,
+    flow: &'static str,
+    spec: CaseSpec,
+    cases: CaseIntake,
 ) -> Result<Json<CaseImageReply>, ApiError> {
     let result = async {
-        cases::check_case_id("claim", &claim_id)?;
+        cases::check_case_id(spec.kind, &case_id)?;
         let mut body = read_flow_body(&state, request).await?;
-        let mut fields = body.take(&["claim", "photo"])?;
-        let mut claim = match fields.remove("claim") {
-            None => Map::new(),
-            Some(Value::Object(claim)) => claim,
-            Some(_) => return Err(ApiError::bad_request("claim must be an object")),
-        };
-        match claim.get("id") {
-            Some(id) if id != &json!(claim_id) => {
-                return Err(ApiError::bad_request(format!(
-                    "claim.id: {id} is not the claim of the path ({claim_id})"
-                )));
-            }
-            _ => {}
-        }
-        claim.insert("id".to_owned(), json!(claim_id));
-        let photo = fields.remove("photo");
-        let role = photo
-            .as_ref()
-            .and_then(|p| p.get("role"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let fields = std::mem::take(&mut body.fields);
+        let read = cases.read(spec.kind, &case_id, fields).map_err(bad_request)?;
         let image = NewCaseImage {
-            case_id: claim_id.clone(),
-            case_facts: [("claim".to_owned(), Value::Object(claim))]
-                .into_iter()
-                .collect(),
-            image_facts: photo.map(|p| ("photo".to_owned(), p)).into_iter().collect(),
-            role,
+            case_id: case_id.clone(),
+            case_facts: read.case_facts,
+            image_facts: read.image_facts,
+            role: read.role,
             reference_id: body.reference_id.take(),
-            reference_stem: "photo".to_owned(),
+            reference_stem: read.reference_stem,
         };
-        add_case_image(&state, &caller, &request_id, "insurance", body, image).await
+        add_case_image(&state, &caller, &request_id, flow, body, image).await
     }
     .await;
     result.map(Json)
 }
 
-/// A claim, its photos and both levels of decision.
-#[utoipa::path(
-    get,
-    path = "/v1/flows/insurance/claims/{claim_id}",
-    tag = "flows",
-    params(("claim_id" = String, Path, description = "Your claim id")),
-    responses(
-        (status = 200, description = "The claim", body = CaseView),
-        (status = 404, description = "No such claim for this tenant", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn get_claim(
+/// Records a case-level fact (a KYC session's liveness result): the case must exist; the fact
+/// replaces any earlier one and the case decision is recomputed.
+async fn set_case_fact(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(claim_id): Path<String>,
-) -> Result<Json<CaseView>, ApiError> {
-    cases::get(state.engine(), &caller.key.tenant, "insurance", &claim_id)
-        .await
-        .map(Json)
-        .map_err(ApiError::from)
-}
-
-/// The image roles of a KYC session.
-const KYC_ROLES: [&str; 2] = ["id_document", "selfie"];
-
-/// Add an ID document or selfie to a KYC session.
-///
-/// JSON with `image_url` or `image_base64`, or multipart with a `file` part; `role`
-/// (`id_document` or `selfie`). A selfie is analysed with the gan, diffusion and splicing
-/// models (and the metadata model, unless `options.metadata_analysis` is false) unless
-/// `options.models` says otherwise. The session decision is recomputed; it is
-/// final (`status: decided`, webhook `kyc.decision`) once the session has a selfie, an ID
-/// document and a liveness result.
-#[utoipa::path(
-    post,
-    path = "/v1/flows/kyc/sessions/{session_id}/images",
-    tag = "flows",
-    params(("session_id" = String, Path, description = "Your verification session id")),
-    request_body(content = Object, description = "JSON or multipart: image, role, options, reference_id"),
-    responses(
-        (status = 200, description = "The image's analysis and decision, and the session", body = CaseImageReply),
-        (status = 400, description = "Malformed request; the message names the field", body = ErrorBody),
-        (status = 422, description = "Unsupported, too small, corrupt or unreachable image", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn add_session_image(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    Path(session_id): Path<String>,
-    request: Request,
-) -> Result<Json<CaseImageReply>, ApiError> {
-    let result = async {
-        cases::check_case_id("session", &session_id)?;
-        let mut body = read_flow_body(&state, request).await?;
-        let mut fields = body.take(&["role"])?;
-        let role = match fields.remove("role") {
-            Some(Value::String(role)) if KYC_ROLES.contains(&role.as_str()) => role,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "role: {other} is not one of {}",
-                    KYC_ROLES.join(", ")
-                )));
-            }
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "role is required: one of {}",
-                    KYC_ROLES.join(", ")
-                )));
-            }
-        };
-        let image = NewCaseImage {
-            case_id: session_id.clone(),
-            case_facts: [("session".to_owned(), json!({"id": session_id}))]
-                .into_iter()
-                .collect(),
-            image_facts: [("image_role".to_owned(), json!(role))]
-                .into_iter()
-                .collect(),
-            role: Some(role.clone()),
-            reference_id: body.reference_id.take(),
-            reference_stem: role,
-        };
-        add_case_image(&state, &caller, &request_id, "kyc", body, image).await
-    }
-    .await;
-    result.map(Json)
-}
-
-/// A liveness check's result, from the customer's liveness provider.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LivenessResult {
-    /// Whether the check passed.
-    pub passed: Value,
-    /// The provider's score, 0 to 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<Value>,
-    /// The provider's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<Value>,
-}
-
-/// Record the liveness result of a KYC session.
-///
-/// The session must exist (an image was added to it). The result replaces any earlier one and
-/// the session decision is recomputed; a session is never approved without a passed liveness
-/// check.
-#[utoipa::path(
-    post,
-    path = "/v1/flows/kyc/sessions/{session_id}/liveness",
-    tag = "flows",
-    params(("session_id" = String, Path, description = "Your verification session id")),
-    request_body = LivenessResult,
-    responses(
-        (status = 200, description = "The session", body = CaseView),
-        (status = 400, description = "Malformed result; the message names the field", body = ErrorBody),
-        (status = 404, description = "No such session for this tenant", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn set_liveness(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(session_id): Path<String>,
-    crate::error::ApiJson(result): crate::error::ApiJson<LivenessResult>,
+    Path(case_id): Path<String>,
+    ApiJson(value): ApiJson<Value>,
+    flow: &'static str,
+    spec: CaseSpec,
+    fact: CaseFactIntake,
 ) -> Result<Json<CaseView>, ApiError> {
     let outcome = async {
-        cases::check_case_id("session", &session_id)?;
-        let value = serde_json::to_value(&result).map_err(|err| ApiError::internal(&err))?;
+        let value = (fact.read)(value).map_err(ApiError::bad_request)?;
+        cases::check_case_id(spec.kind, &case_id)?;
         cases::set_fact(
             state.engine(),
             &caller.key.tenant,
-            "kyc",
-            &session_id,
-            "liveness",
+            flow,
+            &case_id,
+            fact.name,
             value,
         )
         .await
@@ -416,67 +336,40 @@ pub async fn set_liveness(
     outcome.map(Json)
 }
 
-/// A KYC session: its images, liveness result and decision.
-#[utoipa::path(
-    get,
-    path = "/v1/flows/kyc/sessions/{session_id}",
-    tag = "flows",
-    params(("session_id" = String, Path, description = "Your verification session id")),
-    responses(
-        (status = 200, description = "The session", body = CaseView),
-        (status = 404, description = "No such session for this tenant", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn get_session(
+/// A case, its images and both levels of decision.
+async fn get_case(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(session_id): Path<String>,
+    Path(case_id): Path<String>,
+    flow: &'static str,
 ) -> Result<Json<CaseView>, ApiError> {
-    cases::get(state.engine(), &caller.key.tenant, "kyc", &session_id)
+    cases::get(state.engine(), &caller.key.tenant, flow, &case_id)
         .await
         .map(Json)
         .map_err(ApiError::from)
 }
 
-/// Submit a user upload for moderation.
-///
-/// JSON with `image_url` or `image_base64`, or multipart with a `file` part; `upload` (`id`,
-/// `visibility`) and `uploader` (`id`, `account_age_days`, `prior_strikes`). Answers 202 at
-/// once: uploads are collected and analysed together as one batch once `flows.ugc.batch_size`
-/// have arrived or the oldest has waited `flows.ugc.max_wait_secs`; each decision is announced
-/// as a `content.decision` webhook, and an upload that cannot be analysed (not an image, too
-/// small, ...) as `analysis.failed`. `reference_id` defaults to `upload.id`.
-#[utoipa::path(
-    post,
-    path = "/v1/flows/ugc/uploads",
-    tag = "flows",
-    request_body(content = Object, description = "JSON or multipart: image, upload, uploader, options, reference_id"),
-    responses(
-        (status = 202, description = "Collected; the decision comes by webhook", body = UploadAccepted),
-        (status = 400, description = "Malformed request or upload facts; the message names the field", body = ErrorBody),
-        (status = 413, description = "Image too large", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn add_upload(
+/// Collects an image for a later batch: answers 202 at once; each decision comes by webhook.
+async fn add_collected(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
     request: Request,
+    flow: &'static str,
+    collected: CollectedIntake,
 ) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
     let base = super::batches::base_url(request.headers());
     let result = async {
         let mut body = read_flow_body(&state, request).await?;
-        let facts = Value::Object(body.take(&["upload", "uploader"])?);
-        state.pipeline.check_input("ugc", &facts)?;
-        let options = body.options(&state, "ugc", &facts)?;
-        let reference_id = body.reference_id.take().or_else(|| {
-            facts
-                .pointer("/upload/id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        let facts = collected
+            .read(std::mem::take(&mut body.fields))
+            .map_err(bad_request)?;
+        state.pipeline.check_input(flow, &facts)?;
+        let options = body.options(&state, flow, &facts)?;
+        let reference_id = body
+            .reference_id
+            .take()
+            .or_else(|| collected.reference(&facts));
         if let Some(reference_id) = &reference_id {
             check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
         }
@@ -490,4 +383,126 @@ pub async fn add_upload(
     }
     .await;
     result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// The API document's operations of the served flows' routes.
+pub fn openapi_paths(state: &AppState) -> Paths {
+    let mut paths = Paths::new();
+    for (flow, served) in served(state) {
+        let name = flow.name();
+        let path = flow_path(&*flow);
+        match (served, flow.case()) {
+            (Served::Cases(cases), Some(spec)) => {
+                let base = case_path(name, path, &cases);
+                let id = || {
+                    ParameterBuilder::new()
+                        .name(cases.id_param)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .description(Some(format!("Your {} id", spec.kind)))
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                };
+                let fields = cases.fields(spec.kind).join(", ");
+                let roles = match cases.image_facts {
+                    ImageFacts::Role { roles, .. } => format!(" `role` is one of {}.", roles.join(", ")),
+                    ImageFacts::Object { field } => format!(" The image's role is `{field}.role`."),
+                };
+                paths.add_path_operation(
+                    format!("{base}/{}", cases.images),
+                    vec![HttpMethod::Post],
+                    operation(&format!("add_{}_{}", spec.kind, cases.images))
+                        .summary(Some(format!("Add an image to a {} of the {name} flow", spec.kind)))
+                        .description(Some(format!(
+                            "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`, `options`, `reference_id`.{roles} The image is analysed and decided under the {name} policy and the {} decision recomputed.",
+                            spec.kind
+                        )))
+                        .parameter(id())
+                        .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
+                        .response("200", reply("The image's analysis and decision, and the case", "CaseImageReply"))
+                        .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
+                        .response("413", reply("Image too large", "ErrorBody"))
+                        .response("422", reply("Unsupported, too small, corrupt or unreachable image", "ErrorBody")),
+                );
+                for fact in cases.case_facts {
+                    paths.add_path_operation(
+                        format!("{base}/{}", fact.name),
+                        vec![HttpMethod::Post],
+                        operation(&format!("set_{}", fact.name))
+                            .summary(Some(format!("Record the {} of a {}", fact.name, spec.kind)))
+                            .description(Some(format!(
+                                "The {} must exist (an image was added to it). The result replaces any earlier one and the decision is recomputed.",
+                                spec.kind
+                            )))
+                            .parameter(id())
+                            .request_body(Some(object_body(&format!("The {}", fact.name))))
+                            .response("200", reply("The case", "CaseView"))
+                            .response("400", reply("Malformed value; the message names the field", "ErrorBody"))
+                            .response("404", reply("No such case for this tenant", "ErrorBody")),
+                    );
+                }
+                paths.add_path_operation(
+                    base,
+                    vec![HttpMethod::Get],
+                    operation(&format!("get_{}", spec.kind))
+                        .summary(Some(format!("A {} of the {name} flow: its images, facts and decision", spec.kind)))
+                        .parameter(id())
+                        .response("200", reply("The case", "CaseView"))
+                        .response("404", reply("No such case for this tenant", "ErrorBody")),
+                );
+            }
+            (Served::Collected(collected), _) => {
+                let fields = collected.fields.join(", ");
+                paths.add_path_operation(
+                    format!("/v1/flows/{name}/{path}"),
+                    vec![HttpMethod::Post],
+                    operation(&format!("add_{path}"))
+                        .summary(Some(format!("Submit an image to the {name} flow")))
+                        .description(Some(format!(
+                            "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`. Answers 202 at once: images are collected and analysed together as one batch once `flows.{name}.batch_size` have arrived or the oldest has waited `flows.{name}.max_wait_secs`; each decision is announced by webhook, and an image that cannot be analysed as `analysis.failed`."
+                        )))
+                        .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
+                        .response("202", reply("Collected; the decision comes by webhook", "UploadAccepted"))
+                        .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
+                        .response("413", reply("Image too large", "ErrorBody")),
+                );
+            }
+            (Served::Cases(_), None) => {}
+        }
+    }
+    paths
+}
+
+/// An operation of the `flows` tag behind an API key.
+fn operation(id: &str) -> OperationBuilder {
+    OperationBuilder::new()
+        .tag("flows")
+        .operation_id(Some(id))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+}
+
+/// A JSON object body.
+fn object_body(description: &str) -> utoipa::openapi::request_body::RequestBody {
+    RequestBodyBuilder::new()
+        .description(Some(description))
+        .required(Some(Required::True))
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                .build(),
+        )
+        .build()
+}
+
+/// A JSON answer of a named schema.
+fn reply(description: &str, schema: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(schema)))
+                .build(),
+        )
+        .build()
 }

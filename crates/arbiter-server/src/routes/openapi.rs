@@ -1,6 +1,7 @@
 //! `GET /v1/openapi.json`: the API document, generated from the handlers and types.
 
 use crate::state::AppState;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,14 +33,8 @@ use utoipa::{Modify, OpenApi};
         super::policies::list_policies,
         super::policies::get_policy,
         super::policies::simulate,
-        super::flows::add_claim_photo,
-        super::flows::get_claim,
-        super::flows::add_session_image,
-        super::flows::set_liveness,
-        super::flows::get_session,
         super::reports::get_claim_report,
         super::reports::get_session_report,
-        super::flows::add_upload,
         super::review::list_items,
         super::review::get_item,
         super::review::claim_item,
@@ -54,6 +49,11 @@ use utoipa::{Modify, OpenApi};
         super::health::readyz,
         super::health::metrics,
     ),
+    components(schemas(
+        crate::cases::CaseImageReply,
+        crate::cases::CaseView,
+        crate::collector::UploadAccepted
+    )),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -128,6 +128,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/openapi.json", get(openapi_json))
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document, with the operations of the flows this server serves.
+async fn openapi_json(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    let mut doc = ApiDoc::openapi();
+    doc.paths.paths.extend(super::flows::openapi_paths(&state).paths);
+    BearerAuth.modify(&mut doc);
+    Json(doc)
 }
