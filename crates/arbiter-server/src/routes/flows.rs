@@ -506,3 +506,80 @@ fn reply(description: &str, schema: &str) -> utoipa::openapi::Response {
         )
         .build()
 }
+
+/// A build with the KYC flow alone (`--no-default-features --features flow-kyc`) starts and
+/// serves that flow only.
+#[cfg(all(
+    test,
+    feature = "flow-kyc",
+    not(feature = "flow-insurance"),
+    not(feature = "flow-ugc")
+))]
+mod one_flow_build_tests {
+    use crate::config::Config;
+    use crate::server::Server;
+    use reqwest::StatusCode;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn a_build_with_one_flow_serves_only_that_flow() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".to_owned(),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let server = Server::bind(config).await.unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+        let client = reqwest::Client::new();
+        let status = |method: reqwest::Method, path: &str| {
+            let request = client.request(method, format!("{base}{path}")).send();
+            async move { request.await.unwrap().status() }
+        };
+        use reqwest::Method;
+        // The KYC routes are there (they ask for a key)...
+        for (method, path) in [
+            (Method::POST, "/v1/flows/kyc/sessions/s1/images"),
+            (Method::POST, "/v1/flows/kyc/sessions/s1/liveness"),
+            (Method::GET, "/v1/flows/kyc/sessions/s1"),
+        ] {
+            assert_eq!(status(method, path).await, StatusCode::UNAUTHORIZED, "{path}");
+        }
+        // ...the other flows' are not.
+        for (method, path) in [
+            (Method::POST, "/v1/flows/insurance/claims/c1/photos"),
+            (Method::GET, "/v1/flows/insurance/claims/c1"),
+            (Method::POST, "/v1/flows/ugc/uploads"),
+        ] {
+            assert_eq!(status(method, path).await, StatusCode::NOT_FOUND, "{path}");
+        }
+        let doc: serde_json::Value = serde_json::from_str(
+            &client
+                .get(format!("{base}/v1/openapi.json"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let flow_paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            // The case report routes are documented apart (`routes/reports.rs`).
+            .filter(|path| path.starts_with("/v1/flows/") && !path.ends_with("/report.pdf"))
+            .collect();
+        assert!(!flow_paths.is_empty());
+        assert!(
+            flow_paths.iter().all(|path| path.starts_with("/v1/flows/kyc/")),
+            "{flow_paths:?}"
+        );
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+    }
+}
