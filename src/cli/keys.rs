@@ -82,7 +82,11 @@ pub async fn run(db: &Db, command: KeysCommand) -> anyhow::Result<ExitCode> {
             if let Some(flow) = &flow
                 && !config.flows.enabled(flow)
             {
-                bail!("--flow {flow:?} is not a flow that is switched on (insurance, ugc, kyc)");
+                let on: Vec<&str> = config.flows.switched_on().collect();
+                bail!(
+                    "--flow {flow:?} is not a flow that is switched on ({})",
+                    on.join(", ")
+                );
             }
             let scopes = if scope.is_empty() {
                 Scope::DEFAULT.to_vec()

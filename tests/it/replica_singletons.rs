@@ -26,7 +26,10 @@ async fn replica(dir: &Path, url: &str) -> TestServer {
     config.webhooks.workers = 0;
     config.policy_reload_secs = 0;
     config.flows.set("ugc", "batch_size", json!(4)).unwrap();
-    config.flows.set("ugc", "max_wait_secs", json!(3600)).unwrap();
+    config
+        .flows
+        .set("ugc", "max_wait_secs", json!(3600))
+        .unwrap();
     TestServer::start(config).await
 }
 

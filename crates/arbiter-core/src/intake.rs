@@ -235,13 +235,22 @@ pub trait FlowConfig: Serialize + DeserializeOwned + Default + 'static {
     fn build(&self) -> Result<Arc<dyn Flow>, String>;
 }
 
+/// A flow's configuration as read: every default filled in, and whether the flow is switched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowSettings {
+    /// The flow's `flows.<name>` section with every default filled in.
+    pub config: Value,
+    /// Whether the flow's routes are served.
+    pub enabled: bool,
+}
+
 /// A flow as a build registers it: its name, how its configuration is read and how the flow is
 /// built from it.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowPlugin {
     /// The flow's name.
     pub name: &'static str,
-    read: fn(Option<Value>) -> Result<(Value, bool), String>,
+    read: fn(Option<Value>) -> Result<FlowSettings, String>,
     build: fn(&Value) -> Result<Arc<dyn Flow>, String>,
 }
 
@@ -255,9 +264,8 @@ impl FlowPlugin {
         }
     }
 
-    /// Reads `flows.<name>` (absent: the defaults): the configuration with every default filled
-    /// in, and whether the flow is switched on. The error names the key.
-    pub fn read_config(&self, value: Option<Value>) -> Result<(Value, bool), String> {
+    /// Reads `flows.<name>` (absent: the defaults). The error names the key.
+    pub fn read_config(&self, value: Option<Value>) -> Result<FlowSettings, String> {
         (self.read)(value)
     }
 
@@ -267,22 +275,25 @@ impl FlowPlugin {
     }
 }
 
-fn read_config<C: FlowConfig>(value: Option<Value>) -> Result<(Value, bool), String> {
+fn read_config<C: FlowConfig>(value: Option<Value>) -> Result<FlowSettings, String> {
     let config: C = match value {
         None | Some(Value::Null) => C::default(),
-        Some(value) => serde_json::from_value(value)
-            .map_err(|err| format!("flows.{}: {err}", C::FLOW))?,
+        Some(value) => {
+            serde_json::from_value(value).map_err(|err| format!("flows.{}: {err}", C::FLOW))?
+        }
     };
     config
         .validate()
         .map_err(|(key, message)| format!("flows.{}.{key}: {message}", C::FLOW))?;
-    let value = serde_json::to_value(&config).map_err(|err| err.to_string())?;
-    Ok((value, config.enabled()))
+    Ok(FlowSettings {
+        config: serde_json::to_value(&config).map_err(|err| err.to_string())?,
+        enabled: config.enabled(),
+    })
 }
 
 fn build_flow<C: FlowConfig>(value: &Value) -> Result<Arc<dyn Flow>, String> {
-    let config: C = serde_json::from_value(value.clone())
-        .map_err(|err| format!("flows.{}: {err}", C::FLOW))?;
+    let config: C =
+        serde_json::from_value(value.clone()).map_err(|err| format!("flows.{}: {err}", C::FLOW))?;
     config.build()
 }
 
@@ -360,7 +371,11 @@ mod tests {
         assert_eq!(err.0, "role is required: one of id_document, selfie");
         // The case facts are not the caller's to send here.
         let err = SESSIONS
-            .read("session", "s1", fields(json!({"session": {}, "role": "selfie"})))
+            .read(
+                "session",
+                "s1",
+                fields(json!({"session": {}, "role": "selfie"})),
+            )
             .unwrap_err();
         assert!(err.0.starts_with("unknown field \"session\""), "{err}");
         assert!(err.0.ends_with("reference_id, role"), "{err}");

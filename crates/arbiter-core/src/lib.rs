@@ -28,7 +28,7 @@ pub use facts::Facts;
 pub use id::{BatchId, EndpointId, KeyId, MessageId, ProposalId, RequestId, ReviewId};
 pub use intake::{
     CaseFactIntake, CaseImageFacts, CaseIntake, CollectedIntake, FlowConfig, FlowPlugin,
-    ImageFacts, Intake, IntakeError, IntakeMode,
+    FlowSettings, ImageFacts, Intake, IntakeError, IntakeMode,
 };
 pub use plugin::{
     ActionSink, CaseSpec, DefaultPolicy, DetectError, Detector, Flow, FlowError, SinkError,

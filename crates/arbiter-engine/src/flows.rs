@@ -1,7 +1,7 @@
 //! The domain adapters compiled into this build, by name, and their configuration
 //! (`flows.<name>` in `arbiter.yaml`, each read by its flow's own config type).
 
-use arbiter_core::{CollectedIntake, Flow, FlowPlugin, IntakeMode};
+use arbiter_core::{CollectedIntake, Flow, FlowPlugin, FlowSettings, IntakeMode};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -81,13 +81,6 @@ impl FlowRegistry {
     }
 }
 
-/// One flow's settings: its own configuration with every default filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FlowSettings {
-    config: Value,
-    enabled: bool,
-}
-
 /// The settings of the flows compiled into this build (`flows.<name>`), each read and checked
 /// by its flow's own config type; a name this build has no flow of is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +113,10 @@ impl FlowsConfig {
         }
         let mut flows = BTreeMap::new();
         for plugin in plugins {
-            let (config, enabled) = plugin.read_config(sections.remove(plugin.name))?;
-            flows.insert(plugin.name, FlowSettings { config, enabled });
+            flows.insert(
+                plugin.name,
+                plugin.read_config(sections.remove(plugin.name))?,
+            );
         }
         Ok(Self { flows })
     }
@@ -129,6 +124,14 @@ impl FlowsConfig {
     /// Whether a flow is switched on (a flow this build does not know is off).
     pub fn enabled(&self, flow: &str) -> bool {
         self.flows.get(flow).is_some_and(|s| s.enabled)
+    }
+
+    /// The names of the flows switched on, sorted.
+    pub fn switched_on(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.flows
+            .iter()
+            .filter(|(_, s)| s.enabled)
+            .map(|(name, _)| *name)
     }
 
     /// Sets one key of a flow's settings (`("ugc", "batch_size", 3)`), checked as in a file.
@@ -162,12 +165,8 @@ impl<'de> Deserialize<'de> for FlowsConfig {
     }
 }
 
-#[cfg(all(
-    test,
-    feature = "flow-insurance",
-    feature = "flow-ugc",
-    feature = "flow-kyc"
-))]
+#[cfg(test)]
+#[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -178,12 +177,17 @@ mod tests {
 
     #[test]
     fn each_flow_reads_its_own_section_and_absent_ones_take_the_defaults() {
-        let config =
-            FlowsConfig::read(sections(json!({"kyc": {"enabled": false}, "ugc": {"batch_size": 7}})))
-                .unwrap();
+        let config = FlowsConfig::read(sections(
+            json!({"kyc": {"enabled": false}, "ugc": {"batch_size": 7}}),
+        ))
+        .unwrap();
         assert!(!config.enabled("kyc"));
         assert!(config.enabled("insurance"));
         assert!(!config.enabled("nonesuch"));
+        assert_eq!(
+            config.switched_on().collect::<Vec<_>>(),
+            ["insurance", "ugc"]
+        );
         assert_eq!(
             serde_json::to_value(&config).unwrap(),
             json!({
@@ -193,7 +197,10 @@ mod tests {
             })
         );
         let registry = FlowRegistry::configured(&config).unwrap();
-        assert_eq!(registry.names().collect::<Vec<_>>(), ["insurance", "kyc", "ugc"]);
+        assert_eq!(
+            registry.names().collect::<Vec<_>>(),
+            ["insurance", "kyc", "ugc"]
+        );
     }
 
     #[test]
@@ -207,7 +214,10 @@ mod tests {
             FlowsConfig::read(sections(json!({"insurance": {"enabled": "yes"}}))).unwrap_err();
         assert!(err.starts_with("flows.insurance: invalid type"), "{err}");
         let err = FlowsConfig::read(sections(json!({"kyc": {"batch_size": 3}}))).unwrap_err();
-        assert!(err.starts_with("flows.kyc: unknown field `batch_size`"), "{err}");
+        assert!(
+            err.starts_with("flows.kyc: unknown field `batch_size`"),
+            "{err}"
+        );
         let err = FlowsConfig::read(sections(json!({"ugc": {"batch_size": 0}}))).unwrap_err();
         assert_eq!(err, "flows.ugc.batch_size: must be more than 0");
     }
@@ -216,7 +226,10 @@ mod tests {
     fn a_set_key_is_checked_like_the_file() {
         let mut config = FlowsConfig::default();
         config.set("ugc", "max_wait_secs", json!(1)).unwrap();
-        assert_eq!(serde_json::to_value(&config).unwrap()["ugc"]["max_wait_secs"], 1);
+        assert_eq!(
+            serde_json::to_value(&config).unwrap()["ugc"]["max_wait_secs"],
+            1
+        );
         assert!(config.set("ugc", "max_wait_secs", json!(0)).is_err());
         assert!(config.set("payroll", "enabled", json!(true)).is_err());
     }

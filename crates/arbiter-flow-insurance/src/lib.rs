@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use arbiter_core::{
-    ActionSpec, Analysis, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts, Flow,
-    FlowConfig, ImageFacts, Intake, IntakeMode,
+    ActionSpec, Analysis, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts, Flow, FlowConfig,
+    ImageFacts, Intake, IntakeMode,
 };
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -264,7 +264,13 @@ mod tests {
             serde_json::from_value(json!({"enabled": true, "announce_cleared": true})).unwrap();
         let flow = config.build().unwrap();
         assert_eq!(flow.event_for("proceed"), Some("claim.cleared"));
-        assert_eq!(InsuranceConfig::default().build().unwrap().event_for("proceed"), None);
+        assert_eq!(
+            InsuranceConfig::default()
+                .build()
+                .unwrap()
+                .event_for("proceed"),
+            None
+        );
         assert!(serde_json::from_value::<InsuranceConfig>(json!({"announce": true})).is_err());
     }
 

@@ -47,7 +47,9 @@ impl FlowConfig for UgcConfig {
     }
 
     fn build(&self) -> Result<Arc<dyn Flow>, String> {
-        Ok(Arc::new(UgcFlow::new()?.collecting(self.batch_size, self.max_wait_secs)))
+        Ok(Arc::new(
+            UgcFlow::new()?.collecting(self.batch_size, self.max_wait_secs),
+        ))
     }
 }
 
@@ -147,10 +149,9 @@ mod tests {
 
     #[test]
     fn the_documented_config_parses_and_builds_the_collecting_flow() {
-        let config: UgcConfig = serde_json::from_value(
-            json!({"enabled": true, "batch_size": 3, "max_wait_secs": 1}),
-        )
-        .unwrap();
+        let config: UgcConfig =
+            serde_json::from_value(json!({"enabled": true, "batch_size": 3, "max_wait_secs": 1}))
+                .unwrap();
         let flow = config.build().unwrap();
         let Some(Intake {
             mode: IntakeMode::Collected(uploads),

@@ -75,7 +75,9 @@ pub async fn collect(
     row.flow = Some(FLOW.to_owned());
     row.facts = Some(to_json(&upload.facts)?);
     let Some(batch_size) = state.pipeline.flows().collected(FLOW).map(|c| c.batch_size) else {
-        return Err(ApiError::not_found(format!("flow {FLOW} is not in this build")));
+        return Err(ApiError::not_found(format!(
+            "flow {FLOW} is not in this build"
+        )));
     };
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_jobs(&txn, vec![row]).await?;
@@ -170,9 +172,12 @@ pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
 
 /// Flushes due uploads until `shutdown`, checking a few times per `max_wait_secs`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let max_wait_secs = state.pipeline.flows().collected(FLOW).map_or(1, |c| c.max_wait_secs);
-    let every =
-        Duration::from_millis((max_wait_secs * 1000 / 4).clamp(100, 1000));
+    let max_wait_secs = state
+        .pipeline
+        .flows()
+        .collected(FLOW)
+        .map_or(1, |c| c.max_wait_secs);
+    let every = Duration::from_millis((max_wait_secs * 1000 / 4).clamp(100, 1000));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

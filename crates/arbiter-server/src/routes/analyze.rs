@@ -360,9 +360,14 @@ fn parse_call(
             facts.unwrap_or_else(|| Value::Object(Default::default())),
         )),
         (None, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "facts need ?flow=insurance, ugc or kyc",
-            ));
+            let names: Vec<&str> = state.pipeline.flows().names().collect();
+            let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+            let named = if rest.is_empty() {
+                (*last).to_owned()
+            } else {
+                format!("{} or {last}", rest.join(", "))
+            };
+            return Err(ApiError::bad_request(format!("facts need ?flow={named}")));
         }
         (None, None) => None,
     };

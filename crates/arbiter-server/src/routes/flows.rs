@@ -27,9 +27,7 @@ use serde_json::{Map, Value};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::SecurityRequirement;
-use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, Paths, Ref, Required, ResponseBuilder, Type,
-};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Paths, Ref, Required, ResponseBuilder, Type};
 
 /// The routes of the enabled flows: intake behind the `analyze` scope, reading behind
 /// `requests:read`.
@@ -49,7 +47,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
                               request_id: Extension<RequestId>,
                               case_id: Path<String>,
                               request: Request| {
-                            add_image(state, caller, request_id, case_id, request, name, spec, cases)
+                            add_image(
+                                state, caller, request_id, case_id, request, name, spec, cases,
+                            )
                         },
                     ),
                 );
@@ -274,7 +274,6 @@ async fn add_case_image(
     Ok(reply)
 }
 
-
 /// Adds an image to a case: analysed and decided at once under the flow's policy; the case
 /// decision is recomputed.
 #[allow(clippy::too_many_arguments)]
@@ -292,7 +291,9 @@ async fn add_image(
         cases::check_case_id(spec.kind, &case_id)?;
         let mut body = read_flow_body(&state, request).await?;
         let fields = std::mem::take(&mut body.fields);
-        let read = cases.read(spec.kind, &case_id, fields).map_err(bad_request)?;
+        let read = cases
+            .read(spec.kind, &case_id, fields)
+            .map_err(bad_request)?;
         let image = NewCaseImage {
             case_id: case_id.clone(),
             case_facts: read.case_facts,
@@ -404,7 +405,9 @@ pub fn openapi_paths(state: &AppState) -> Paths {
                 };
                 let fields = cases.fields(spec.kind).join(", ");
                 let roles = match cases.image_facts {
-                    ImageFacts::Role { roles, .. } => format!(" `role` is one of {}.", roles.join(", ")),
+                    ImageFacts::Role { roles, .. } => {
+                        format!(" `role` is one of {}.", roles.join(", "))
+                    }
                     ImageFacts::Object { field } => format!(" The image's role is `{field}.role`."),
                 };
                 paths.add_path_operation(
@@ -444,7 +447,10 @@ pub fn openapi_paths(state: &AppState) -> Paths {
                     base,
                     vec![HttpMethod::Get],
                     operation(&format!("get_{}", spec.kind))
-                        .summary(Some(format!("A {} of the {name} flow: its images, facts and decision", spec.kind)))
+                        .summary(Some(format!(
+                            "A {} of the {name} flow: its images, facts and decision",
+                            spec.kind
+                        )))
                         .parameter(id())
                         .response("200", reply("The case", "CaseView"))
                         .response("404", reply("No such case for this tenant", "ErrorBody")),
@@ -509,8 +515,8 @@ fn reply(description: &str, schema: &str) -> utoipa::openapi::Response {
 
 /// A build with the KYC flow alone (`--no-default-features --features flow-kyc`) starts and
 /// serves that flow only.
+#[cfg(test)]
 #[cfg(all(
-    test,
     feature = "flow-kyc",
     not(feature = "flow-insurance"),
     not(feature = "flow-ugc")
@@ -545,7 +551,11 @@ mod one_flow_build_tests {
             (Method::POST, "/v1/flows/kyc/sessions/s1/liveness"),
             (Method::GET, "/v1/flows/kyc/sessions/s1"),
         ] {
-            assert_eq!(status(method, path).await, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(
+                status(method, path).await,
+                StatusCode::UNAUTHORIZED,
+                "{path}"
+            );
         }
         // ...the other flows' are not.
         for (method, path) in [
@@ -576,7 +586,9 @@ mod one_flow_build_tests {
             .collect();
         assert!(!flow_paths.is_empty());
         assert!(
-            flow_paths.iter().all(|path| path.starts_with("/v1/flows/kyc/")),
+            flow_paths
+                .iter()
+                .all(|path| path.starts_with("/v1/flows/kyc/")),
             "{flow_paths:?}"
         );
         shutdown.cancel();

@@ -131,7 +131,9 @@ pub fn router() -> Router<AppState> {
 /// The document, with the operations of the flows this server serves.
 async fn openapi_json(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
     let mut doc = ApiDoc::openapi();
-    doc.paths.paths.extend(super::flows::openapi_paths(&state).paths);
+    doc.paths
+        .paths
+        .extend(super::flows::openapi_paths(&state).paths);
     BearerAuth.modify(&mut doc);
     Json(doc)
 }
