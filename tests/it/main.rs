@@ -16,6 +16,7 @@ mod audit_http;
 mod audit_replicas;
 mod audit_verify;
 mod batches;
+mod bodies;
 mod console;
 mod detector_queue;
 mod examples;
