@@ -1,8 +1,12 @@
 //! `GET /v1/openapi.json`: the API document, generated from the handlers and types.
 
 use crate::state::AppState;
+use arbiter_core::ModelKind;
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::schema::{
+    AllOfBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -54,7 +58,7 @@ use utoipa::{Modify, OpenApi};
         super::health::readyz,
         super::health::metrics,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &StatedRules)
 )]
 pub struct ApiDoc;
 
@@ -108,6 +112,72 @@ impl Modify for BearerAuth {
                 }
             }
         }
+    }
+}
+
+/// The rules the API enforces on bodies that the derived schemas cannot state: an image is
+/// sent by exactly one of `image_url` and `image_base64`, `options.models` names known models,
+/// and a review label is one of the engine's labels.
+struct StatedRules;
+
+/// The schemas that carry one image by URL or inline.
+const IMAGE_SOURCES: [&str; 2] = ["AnalyzeRequest", "BatchImage"];
+
+impl Modify for StatedRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in IMAGE_SOURCES {
+            if let Some(schema) = components.schemas.get_mut(name) {
+                let fields = std::mem::replace(schema, RefOr::T(Schema::default()));
+                *schema = AllOfBuilder::new()
+                    .item(fields)
+                    .item(exactly_one_of(&["image_url", "image_base64"]))
+                    .into();
+            }
+        }
+        let models = std::iter::once("all").chain(ModelKind::ALL.map(ModelKind::short_name));
+        if let Some(RefOr::T(Schema::Array(array))) =
+            property_mut(&mut components.schemas, "RequestOptions", "models")
+        {
+            array.items = ArrayItems::RefOrSchema(Box::new(string_enum(models).into()));
+        }
+        let labels = crate::review::LABELS.map(|(label, _)| label);
+        if let Some(RefOr::T(Schema::Object(label))) =
+            property_mut(&mut components.schemas, "ResolveRequest", "label")
+        {
+            label.enum_values = Some(labels.map(serde_json::Value::from).to_vec());
+        }
+    }
+}
+
+/// A schema that holds when exactly one of `fields` is present.
+fn exactly_one_of(fields: &[&str]) -> Schema {
+    fields
+        .iter()
+        .fold(OneOfBuilder::new(), |one_of, field| {
+            one_of.item(ObjectBuilder::new().required(*field))
+        })
+        .into()
+}
+
+/// A string schema that takes one of `values`.
+fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+}
+
+/// The schema of `property` in the component schema `schema`, if both exist.
+fn property_mut<'a>(
+    schemas: &'a mut std::collections::BTreeMap<String, RefOr<Schema>>,
+    schema: &str,
+    property: &str,
+) -> Option<&'a mut RefOr<Schema>> {
+    match schemas.get_mut(schema)? {
+        RefOr::T(Schema::Object(object)) => object.properties.get_mut(property),
+        _ => None,
     }
 }
 

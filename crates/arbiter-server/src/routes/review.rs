@@ -39,6 +39,7 @@ pub struct ItemsQuery {
     /// The cursor: `next_cursor` of the previous page.
     pub after: Option<String>,
     /// Items per page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
 }
 
@@ -126,8 +127,10 @@ pub async fn get_item(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
-    /// The reviewer's id (never a name: it goes into the audit log). Default: the API key's id.
+    /// The reviewer's id (never a name: it goes into the audit log): 1 to 64 letters, digits and
+    /// `. _ - : @`. Default: the API key's id.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._\\-:@]{1,64}$")]
     pub reviewer: Option<String>,
 }
 
@@ -183,13 +186,16 @@ pub struct ResolveRequest {
     /// Why, in the reviewer's words (at most 4,000 characters; kept with the item, not in the
     /// audit log).
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub note: Option<String>,
-    /// The flow action settled on. Default: the policy's action for a fake, the flow's mildest
-    /// action (`proceed`, `publish`, `approve`) for an authentic image.
+    /// The flow action settled on: one of the actions of the item's flow (a rule the document
+    /// cannot state, as it depends on the item). Default: the policy's action for a fake, the
+    /// flow's mildest action (`proceed`, `publish`, `approve`) for an authentic image.
     #[serde(default)]
     pub action: Option<String>,
-    /// The reviewer's id. Default: the API key's id.
+    /// The reviewer's id: 1 to 64 letters, digits and `. _ - : @`. Default: the API key's id.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._\\-:@]{1,64}$")]
     pub reviewer: Option<String>,
 }
 

@@ -49,11 +49,15 @@ impl From<OutboxError> for ApiError {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
-    /// Where deliveries go (http or https; public addresses unless `outbound.allow_cidrs`).
+    /// Where deliveries go: an http or https URL whose host resolves, at registration, to
+    /// addresses the server may reach (public ones unless `outbound.allow_cidrs`). That last
+    /// rule depends on DNS and the server's configuration: the document cannot state it.
+    #[schema(pattern = "^https?://[^/?#]+")]
     pub url: String,
     /// Events it receives (`analysis.complete`, `analysis.failed`, `batch.complete`, or a flow's
-    /// action event); none or empty: every event.
+    /// action event), each 1 to 64 of `a-z 0-9 . _`; none or empty: every event.
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9._]{1,64}$")]
     pub events: Vec<String>,
     /// A label for people.
     #[serde(default)]
@@ -344,6 +348,7 @@ impl From<webhook_delivery::Model> for DeliveryView {
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// Only deliveries with this status: `pending`, `succeeded` or `failed`.
+    #[param(pattern = "^(pending|succeeded|failed)$")]
     pub status: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<u64>,
