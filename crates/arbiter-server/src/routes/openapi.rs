@@ -201,3 +201,60 @@ pub fn router() -> Router<AppState> {
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn schemas() -> Value {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        doc["components"]["schemas"].clone()
+    }
+
+    #[test]
+    fn an_image_is_sent_by_exactly_one_of_url_and_base64() {
+        let schemas = schemas();
+        for name in IMAGE_SOURCES {
+            let [fields, rule] = [0, 1].map(|i| &schemas[name]["allOf"][i]);
+            assert!(
+                fields["properties"]["image_url"].is_object(),
+                "{name}: {fields}"
+            );
+            assert_eq!(
+                rule["oneOf"],
+                json!([
+                    {"type": "object", "required": ["image_url"]},
+                    {"type": "object", "required": ["image_base64"]},
+                ]),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn models_and_review_labels_are_listed() {
+        let schemas = schemas();
+        assert_eq!(
+            schemas["RequestOptions"]["properties"]["models"]["items"]["enum"],
+            json!([
+                "all",
+                "gan",
+                "diffusion",
+                "noise",
+                "metadata",
+                "frequency",
+                "splicing"
+            ])
+        );
+        assert_eq!(
+            schemas["ResolveRequest"]["properties"]["label"]["enum"],
+            json!([
+                "confirmed_fake",
+                "confirmed_authentic",
+                "false_positive",
+                "unclear"
+            ])
+        );
+    }
+}
