@@ -57,14 +57,19 @@ pub struct EntriesQuery {
     /// Only entries naming this action (a decision's `actions`, a review's `action`).
     pub action: Option<String>,
     /// Only entries at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only entries at or before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[param(pattern = "^(asc|desc)$")]
     pub order: Option<String>,
     /// Entries per page (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page (with the same filters and order).
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub cursor: Option<String>,
 }
 
@@ -84,10 +89,13 @@ pub struct EntryPage {
 #[serde(deny_unknown_fields)]
 pub struct CheckpointsQuery {
     /// `asc` (smallest size first, the default) or `desc` (newest first).
+    #[param(pattern = "^(asc|desc)$")]
     pub order: Option<String>,
     /// Checkpoints per page (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub cursor: Option<String>,
 }
 
@@ -122,8 +130,10 @@ pub struct ExportQuery {
     /// Start at this seq: 0 or the size of a checkpoint.
     pub from_seq: Option<u64>,
     /// Start at the checkpoint boundary before the first entry at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// End with the last entry at or before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
