@@ -10,6 +10,7 @@ pub struct ItemsQuery {
     /// Only this queue (`siu`, `adjusters`, `moderation`, `kyc_review`).
     pub queue: Option<String>,
     /// Only this status: `open`, `claimed` or `resolved`.
+    #[param(pattern = "^(open|claimed|resolved)$")]
     pub status: Option<String>,
     /// Only items of this request.
     pub request_id: Option<String>,
