@@ -1,7 +1,9 @@
 //! `GET /v1/openapi.json`: the API document, generated from the handlers and types.
 
+use crate::config::Config;
 use crate::state::AppState;
 use arbiter_core::ModelKind;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::schema::{
@@ -169,16 +171,22 @@ fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
         .enum_values(Some(values))
 }
 
-/// The schema of `property` in the component schema `schema`, if both exist.
+/// The schema of `property` in the component schema `schema`, if both exist; in a schema
+/// that [`StatedRules`] made an `allOf`, the property of its fields.
 fn property_mut<'a>(
     schemas: &'a mut std::collections::BTreeMap<String, RefOr<Schema>>,
     schema: &str,
     property: &str,
 ) -> Option<&'a mut RefOr<Schema>> {
-    match schemas.get_mut(schema)? {
-        RefOr::T(Schema::Object(object)) => object.properties.get_mut(property),
-        _ => None,
-    }
+    let object = match schemas.get_mut(schema)? {
+        RefOr::T(Schema::Object(object)) => object,
+        RefOr::T(Schema::AllOf(all_of)) => match all_of.items.first_mut()? {
+            RefOr::T(Schema::Object(object)) => object,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    object.properties.get_mut(property)
 }
 
 fn error_response(description: &str) -> RefOr<Response> {
@@ -198,8 +206,60 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/openapi.json", get(openapi_json))
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn openapi_json(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    let mut openapi = ApiDoc::openapi();
+    ServedLimits::of(&state.config).state(&mut openapi);
+    Json(openapi)
+}
+
+/// The limits of a server's configuration that bound request fields: the document states
+/// these, not the defaults it is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedLimits {
+    /// `limits.max_reference_id_len`: the longest `reference_id`.
+    pub max_reference_id_len: usize,
+    /// The largest `batch_size` of the rate-limit plans: the most images a batch may carry.
+    pub max_batch_size: u32,
+}
+
+impl ServedLimits {
+    /// The limits `config` sets.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            max_reference_id_len: config.limits.max_reference_id_len,
+            max_batch_size: config
+                .rate_limits
+                .plans
+                .values()
+                .map(|plan| plan.batch_size)
+                .max()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Writes the limits into the fields they bound.
+    pub fn state(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let reference_ids = [
+            ("AnalyzeRequest", "reference_id"),
+            ("BatchImage", "reference_id"),
+            ("BatchRequest", "batch_reference_id"),
+        ];
+        for (schema, property) in reference_ids {
+            if let Some(RefOr::T(Schema::Object(field))) =
+                property_mut(&mut components.schemas, schema, property)
+            {
+                field.max_length = Some(self.max_reference_id_len);
+            }
+        }
+        if let Some(RefOr::T(Schema::Array(images))) =
+            property_mut(&mut components.schemas, "BatchRequest", "images")
+        {
+            images.max_items = usize::try_from(self.max_batch_size).ok();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +290,35 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn the_served_document_states_the_configured_limits() {
+        let mut config = Config::default();
+        config.limits.max_reference_id_len = 40;
+        let limits = ServedLimits::of(&config);
+        let largest = config
+            .rate_limits
+            .plans
+            .values()
+            .map(|p| p.batch_size)
+            .max();
+        assert_eq!(Some(limits.max_batch_size), largest);
+        let mut openapi = ApiDoc::openapi();
+        limits.state(&mut openapi);
+        let doc = serde_json::to_value(openapi).expect("the document is JSON");
+        let schemas = &doc["components"]["schemas"];
+        for reference_id in [
+            &schemas["AnalyzeRequest"]["allOf"][0]["properties"]["reference_id"],
+            &schemas["BatchImage"]["allOf"][0]["properties"]["reference_id"],
+            &schemas["BatchRequest"]["properties"]["batch_reference_id"],
+        ] {
+            assert_eq!(reference_id["maxLength"], json!(40), "{reference_id}");
+        }
+        assert_eq!(
+            schemas["BatchRequest"]["properties"]["images"]["maxItems"],
+            json!(limits.max_batch_size)
+        );
     }
 
     #[test]
