@@ -23,6 +23,7 @@ mod examples;
 mod flows;
 mod hostile_http;
 mod logs;
+mod openapi;
 mod policies_http;
 mod policy_cli;
 mod policy_proposals;
