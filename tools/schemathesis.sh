@@ -26,6 +26,7 @@ done
 
 schemathesis --config-file tools/schemathesis.toml run "http://127.0.0.1:$port/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
+  --header "X-API-KEY: $key" \
   --max-examples "$max_examples" \
   --seed 1 \
   --no-color || { echo "--- server log ---"; tail -50 "$log"; exit 1; }
