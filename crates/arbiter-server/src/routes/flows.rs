@@ -142,6 +142,9 @@ fn case_path(flow: &str, path: &str, cases: &CaseIntake) -> String {
     format!("/v1/flows/{flow}/{path}/{{{}}}", cases.id_param)
 }
 
+/// The case ids `cases::check_case_id` accepts, as the API document states them.
+const CASE_ID_PATTERN: &str = "^[A-Za-z0-9._\\-:]{1,100}$";
+
 fn bad_request(err: IntakeError) -> ApiError {
     ApiError::bad_request(err.0)
 }
@@ -400,8 +403,15 @@ pub fn openapi_paths(state: &AppState) -> Paths {
                         .name(cases.id_param)
                         .parameter_in(ParameterIn::Path)
                         .required(Required::True)
-                        .description(Some(format!("Your {} id", spec.kind)))
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .description(Some(format!(
+                            "Your {} id: 1 to 100 letters, digits and `. _ - :`",
+                            spec.kind
+                        )))
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some(CASE_ID_PATTERN)),
+                        ))
                 };
                 let fields = cases.fields(spec.kind).join(", ");
                 let roles = match cases.image_facts {

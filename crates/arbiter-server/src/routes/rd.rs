@@ -115,6 +115,19 @@ async fn rd_shape(mut request: Request, next: Next) -> Response {
     Response::from_parts(parts, body.into())
 }
 
+/// The presign body, as the document states it; [`file_name`] reads it from JSON or a form.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "the document's schema of a body read by file_name"
+)]
+struct PresignBody {
+    /// The file's name; only its base name (after the last `/` or `\`) is kept, and it must
+    /// not be blank.
+    #[schema(rename = "fileName", pattern = "[^/\\\\\\s][^/\\\\]*$")]
+    file_name: String,
+}
+
 /// `fileName` from a JSON body (TS, Go, Rust, Java) or a form-urlencoded one (Python); other
 /// fields (`fileSize`) are ignored. Only the base name is kept, at most 200 characters.
 fn file_name(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
@@ -149,7 +162,7 @@ fn file_name(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     post,
     path = "/api/files/aws-presigned",
     tag = "reality-defender",
-    request_body(content = Object, description = "{\"fileName\": \"photo.jpg\"} as JSON or form-urlencoded"),
+    request_body(content = PresignBody, description = "As JSON, or the same field form-urlencoded"),
     responses(
         (status = 200, description = "{code, errno, requestId, mediaId, response: {signedUrl}}", body = Object),
         (status = 400, description = "No fileName", body = Object),
@@ -443,10 +456,10 @@ fn day(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
     tag = "reality-defender",
     params(
         ("page" = u64, Path, description = "The page, from 0"),
-        ("size" = Option<u64>, Query, description = "Items per page (1 to 100, default 10)"),
+        ("size" = Option<u64>, Query, minimum = 1, maximum = 100, description = "Items per page (1 to 100, default 10)"),
         ("name" = Option<String>, Query, description = "Part of the file name"),
-        ("startDate" = Option<String>, Query, description = "The first day, YYYY-MM-DD"),
-        ("endDate" = Option<String>, Query, description = "The last day, YYYY-MM-DD"),
+        ("startDate" = Option<String>, Query, format = Date, description = "The first day, YYYY-MM-DD"),
+        ("endDate" = Option<String>, Query, format = Date, description = "The last day, YYYY-MM-DD"),
     ),
     responses(
         (status = 200, description = "A page of media details", body = Object),
@@ -494,14 +507,17 @@ pub async fn media_page(
 }
 
 /// RD's feedback body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Feedback {
-    /// The request.
+    /// The request: one of this tenant's results (another answers 400).
+    #[schema(pattern = "^req_[0-9A-HJKMNP-TV-Z]{26}$")]
     request_id: String,
     /// `REAL`, `SYNTHETIC`, `MANIPULATED` or `UNKNOWN`.
+    #[schema(pattern = "^(REAL|SYNTHETIC|MANIPULATED|UNKNOWN)$")]
     label: String,
     /// `FALSE_POSITIVE`, `FALSE_NEGATIVE`, `CONFIRMATION` or `OTHER`.
+    #[schema(pattern = "^(FALSE_POSITIVE|FALSE_NEGATIVE|CONFIRMATION|OTHER)$")]
     feedback_category: Option<String>,
     /// A comment.
     comment: Option<String>,
@@ -533,7 +549,7 @@ fn review_label(label: &str, category: Option<&str>) -> Result<&'static str, Api
     post,
     path = "/api/v2/user-feedback",
     tag = "reality-defender",
-    request_body(content = Object, description = "{requestId, label, feedbackCategory, comment}"),
+    request_body(content = Feedback),
     responses(
         (status = 201, description = "The feedback, recorded as a review label", body = Object),
         (status = 400, description = "An unknown label, or no such result", body = Object),
