@@ -75,6 +75,9 @@ pub struct CaseFactIntake {
     pub name: &'static str,
     /// Checks the posted JSON's shape and gives back the value to keep, or what is wrong.
     pub read: fn(Value) -> Result<Value, String>,
+    /// The JSON Schema of the posted body, as the API document states it: every body it
+    /// accepts, `read` accepts.
+    pub body_schema: &'static str,
 }
 
 /// A flow whose images are collected and analysed together as batches.

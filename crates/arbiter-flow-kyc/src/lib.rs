@@ -60,6 +60,7 @@ const INTAKE: Intake = Intake {
         case_facts: &[CaseFactIntake {
             name: "liveness",
             read: read_liveness,
+            body_schema: LIVENESS_SCHEMA,
         }],
     }),
 };
@@ -78,6 +79,18 @@ pub struct LivenessResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Value>,
 }
+
+/// The JSON Schema of a posted liveness result.
+const LIVENESS_SCHEMA: &str = r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["passed"],
+  "properties": {
+    "passed": { "type": "boolean", "description": "Whether the check passed." },
+    "score": { "type": "number", "minimum": 0, "maximum": 1, "description": "The provider's score, 0 to 1." },
+    "provider": { "type": "string", "minLength": 1, "maxLength": 64, "description": "The provider's name, 1 to 64 characters." }
+  }
+}"#;
 
 /// Reads a posted liveness result: `passed` is required and no other field than `score` and
 /// `provider` is taken.
@@ -260,6 +273,13 @@ mod tests {
         assert!(err.contains("missing field `passed`"), "{err}");
         let err = read_liveness(json!({"passed": true, "by": "me"})).unwrap_err();
         assert!(err.contains("unknown field `by`"), "{err}");
+        // A body the API document states is read and taken by the flow's fact schema.
+        let stated: Value = serde_json::from_str(LIVENESS_SCHEMA).unwrap();
+        assert_eq!(stated["required"], json!(["passed"]));
+        let body = json!({"passed": false, "score": 0.5, "provider": "acme"});
+        let fact = read_liveness(body).unwrap();
+        let flow = KycFlow::new().unwrap();
+        assert!(flow.schema().validate(&json!({"liveness": fact})).is_ok());
     }
 
     #[test]

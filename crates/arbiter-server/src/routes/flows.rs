@@ -447,7 +447,7 @@ pub fn openapi_paths(state: &AppState) -> Paths {
                                 spec.kind
                             )))
                             .parameter(id())
-                            .request_body(Some(object_body(&format!("The {}", fact.name))))
+                            .request_body(Some(schema_body(&format!("The {}", fact.name), fact.body_schema)))
                             .response("200", reply("The case", "CaseView"))
                             .response("400", reply("Malformed value; the message names the field", "ErrorBody"))
                             .response("404", reply("No such case for this tenant", "ErrorBody")),
@@ -506,6 +506,20 @@ fn object_body(description: &str) -> utoipa::openapi::request_body::RequestBody 
             ContentBuilder::new()
                 .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
                 .build(),
+        )
+        .build()
+}
+
+/// A JSON body of the schema a flow states (an object, should the text not be a schema).
+fn schema_body(description: &str, schema: &str) -> utoipa::openapi::request_body::RequestBody {
+    let schema = serde_json::from_str::<utoipa::openapi::Schema>(schema)
+        .unwrap_or_else(|_| ObjectBuilder::new().schema_type(Type::Object).into());
+    RequestBodyBuilder::new()
+        .description(Some(description))
+        .required(Some(Required::True))
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
         )
         .build()
 }
