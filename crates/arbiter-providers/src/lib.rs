@@ -2,9 +2,12 @@
 //! Reality AI), and routes over them (cascade, ensemble, failover), chosen per flow and image
 //! role by the `detector:` section of `arbiter.yaml`.
 //!
-//! Each vendor owns its wiring in its module: its configuration type (every field documented,
-//! unknown fields refused, the API key redacted), its client and its mapping onto Arbiter's
-//! verdicts. [`Detectors::build`] is the one place that names them. See `README.md` for the
+//! Every detector is a plugin ([`plugin::DetectorPlugin`]): its configuration type (every field
+//! documented, unknown fields refused, explicit defaults, an API key redacted) builds it, and
+//! the detector answers for its own health. Each vendor owns all of that in its module, with its
+//! client and its mapping onto Arbiter's verdicts; the local detector's are `arbiter-detect`'s.
+//! [`ProvidersConfig`] is the one place that names the vendors. [`Detectors::build`] builds
+//! every plugin once and the routes over them, knowing none by name. See `README.md` for the
 //! mapping tables, routing and budgets.
 #![forbid(unsafe_code)]
 
@@ -13,19 +16,40 @@ pub mod call;
 pub mod config;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod plugin;
 pub mod reality_ai;
 pub mod reality_defender;
 pub mod route;
 
 pub use call::{MemoryUsage, Provider, ProviderStatus, Usage};
 pub use config::{DetectorConfig, RouteMode, RouteSpec, Secret};
+pub use plugin::{BuildContext, DetectorHealth, DetectorPlugin};
 
 use arbiter_core::Detector;
 use arbiter_core::net::AddressGuard;
 use arbiter_detect::LocalDetector;
 use route::{Member, Route};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The vendors, each under its own name (`detector.providers.<name>`): the registry of vendor
+/// plugins. A vendor is usable once it has an API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// Reality Defender (presigned upload, then polling).
+    pub reality_defender: reality_defender::RealityDefenderConfig,
+    /// The Reality AI image-authentication API (`POST /v1/analyze`).
+    pub reality_ai: reality_ai::RealityAiConfig,
+}
+
+impl ProvidersConfig {
+    /// Every vendor plugin with its settings, in the order they are built.
+    pub fn plugins(&self) -> Vec<&dyn DetectorPlugin> {
+        vec![&self.reality_defender, &self.reality_ai]
+    }
+}
 
 /// Why the detectors could not be built. Each error names the configuration key.
 #[derive(Debug, thiserror::Error)]
@@ -55,51 +79,35 @@ pub struct Detectors {
 }
 
 impl Detectors {
-    /// Builds the local detector, every vendor that has an API key, and the routes, counting
-    /// budgets in memory. See [`Detectors::build_with_usage`].
+    /// Builds every detector plugin (the local detector, every vendor that has an API key) and
+    /// the routes, counting budgets in memory. See [`Detectors::build_with_usage`].
     pub fn build(config: &DetectorConfig, guard: AddressGuard) -> Result<Self, BuildError> {
         Self::build_with_usage(config, guard, Arc::new(call::MemoryUsage::default()))
     }
 
-    /// Builds the local detector, every vendor that has an API key, and the routes. A route that
-    /// names an unknown or unconfigured detector is refused, naming its key. `guard` checks the
+    /// Builds every detector plugin of `config` (the local detector, every vendor that has an
+    /// API key) and the routes. A route that names an unknown or unconfigured detector is
+    /// refused, naming its key. `guard` checks the
     /// URLs vendors hand back (upload URLs); `usage` keeps the monthly budgets' counts.
     pub fn build_with_usage(
         config: &DetectorConfig,
         guard: AddressGuard,
         usage: Arc<dyn call::Usage>,
     ) -> Result<Self, BuildError> {
+        let context = BuildContext { guard, usage };
         let mut members = BTreeMap::new();
-        let local = LocalDetector::build(config.local.clone())?;
-        members.insert(
-            LocalDetector::NAME.to_owned(),
-            Member::Plain(Arc::new(local)),
-        );
-        // The vendors, a line each: a vendor without an API key is left out.
-        let (rd, ra) = (
-            &config.providers.reality_defender,
-            &config.providers.reality_ai,
-        );
-        let vendors = [
-            (reality_defender::NAME, rd.build(guard)?, &rd.calls),
-            (reality_ai::NAME, ra.build()?, &ra.calls),
-        ];
         let mut providers = Vec::new();
         let mut unconfigured = Vec::new();
-        for (name, built, limits) in vendors {
-            let Some((vendor, deadline)) = built else {
-                unconfigured.push(name);
-                continue;
-            };
-            let provider = Arc::new(Provider::new(
-                name,
-                vendor,
-                deadline,
-                limits.clone(),
-                usage.clone(),
-            ));
-            providers.push(provider.clone());
-            members.insert(name.to_owned(), Member::Provider(provider));
+        for plugin in config.plugins() {
+            match plugin.build(&context)? {
+                Some(member) => {
+                    if let Member::Provider(provider) = &member {
+                        providers.push(provider.clone());
+                    }
+                    members.insert(plugin.name().to_owned(), member);
+                }
+                None => unconfigured.push(plugin.name()),
+            }
         }
         let mut detectors = Self {
             default: Arc::new(LocalDetector::default()),
@@ -197,5 +205,57 @@ impl Detectors {
     /// Every configured vendor, for health and metrics.
     pub fn providers(&self) -> &[Arc<Provider>] {
         &self.providers
+    }
+
+    /// Each built detector's health, by name, from its own [`Detector::health`].
+    pub async fn health(&self) -> Vec<DetectorHealth> {
+        let mut health = Vec::with_capacity(self.members.len());
+        for (name, member) in &self.members {
+            let (vendor, checked) = match member {
+                Member::Plain(detector) => (false, detector.health().await),
+                Member::Provider(provider) => (true, provider.health().await),
+            };
+            health.push(DetectorHealth {
+                name: name.clone(),
+                vendor,
+                problem: checked.err().map(|err| route::message_of(&err)),
+            });
+        }
+        health
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vendor_key_is_a_registered_plugin_of_that_name() {
+        let config = ProvidersConfig::default();
+        let keys: Vec<String> = match serde_json::to_value(&config) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            other => panic!("the vendors' settings are not a map: {other:?}"),
+        };
+        let names: Vec<&str> = config.plugins().iter().map(|p| p.name()).collect();
+        assert_eq!(keys, names);
+        let all: Vec<&str> = DetectorConfig::default()
+            .plugins()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        assert_eq!(all, ["local", "reality_defender", "reality_ai"]);
+    }
+
+    #[tokio::test]
+    async fn health_names_each_built_detector_and_whether_it_is_a_vendor() {
+        let mut config = DetectorConfig::default();
+        config.providers.reality_ai.api_key = Secret::new("example-key");
+        let detectors = Detectors::build(&config, AddressGuard::default()).unwrap();
+        let health = detectors.health().await;
+        let shown: Vec<(&str, bool, bool)> = health
+            .iter()
+            .map(|h| (h.name.as_str(), h.vendor, h.healthy()))
+            .collect();
+        assert_eq!(shown, [("local", false, true), ("reality_ai", true, true)]);
     }
 }

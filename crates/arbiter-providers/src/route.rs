@@ -231,7 +231,8 @@ fn runs_of(name: &str, analysis: &Analysis) -> Vec<DetectorRun> {
     }
 }
 
-fn message_of(err: &DetectError) -> String {
+/// What an error says, without the detector's name (the record it goes into is named already).
+pub(crate) fn message_of(err: &DetectError) -> String {
     match err {
         DetectError::Failed { message, .. } | DetectError::Input { message, .. } => message.clone(),
         busy @ DetectError::Busy { .. } => busy.to_string(),
