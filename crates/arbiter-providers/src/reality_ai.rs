@@ -248,7 +248,16 @@ mod tests {
         };
         assert_eq!(provider.name(), NAME);
         assert_eq!(provider.max_concurrency(), 8);
-        assert!(arbiter_core::Detector::health(provider.as_ref()).await.is_ok());
-        assert!(RealityAiConfig::default().build(&context).unwrap().is_none());
+        assert!(
+            arbiter_core::Detector::health(provider.as_ref())
+                .await
+                .is_ok()
+        );
+        assert!(
+            RealityAiConfig::default()
+                .build(&context)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -333,7 +333,11 @@ mod tests {
         };
         assert_eq!(provider.name(), NAME);
         assert_eq!(provider.status().budget_left, Some(1000));
-        assert!(arbiter_core::Detector::health(provider.as_ref()).await.is_ok());
+        assert!(
+            arbiter_core::Detector::health(provider.as_ref())
+                .await
+                .is_ok()
+        );
         // Without a key it is not configured.
         let unkeyed = RealityDefenderConfig::default();
         assert!(unkeyed.build(&context).unwrap().is_none());
