@@ -27,7 +27,6 @@ pub use plugin::{BuildContext, DetectorHealth, DetectorPlugin};
 
 use arbiter_core::Detector;
 use arbiter_core::net::AddressGuard;
-use arbiter_detect::LocalDetector;
 use route::{Member, Route};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,12 +69,55 @@ pub enum BuildError {
 /// The built detectors: every configured one once, and the routes over them.
 #[derive(Clone)]
 pub struct Detectors {
-    members: BTreeMap<String, Member>,
+    catalogue: Catalogue,
     default: Arc<dyn Detector>,
     routes: Arc<BTreeMap<String, Arc<dyn Detector>>>,
     providers: Vec<Arc<Provider>>,
+}
+
+/// The detectors a route can name: every one built once, by name, and the plugins left
+/// unconfigured.
+#[derive(Clone)]
+struct Catalogue {
+    detectors: BTreeMap<String, Member>,
     /// The vendors this build knows that have no API key.
     unconfigured: Vec<&'static str>,
+}
+
+impl Catalogue {
+    /// The detector a route names; see [`Detectors::route`].
+    fn route(&self, spec: &RouteSpec, key: &str) -> Result<Arc<dyn Detector>, BuildError> {
+        let mut members = Vec::new();
+        for name in &spec.detectors {
+            let member = self.detectors.get(name).cloned().ok_or_else(|| {
+                let message = if self.unconfigured.contains(&name.as_str()) {
+                    format!(
+                        "{name} has no API key: set detector.providers.{name}.api_key (or \
+                         api_key_file)"
+                    )
+                } else {
+                    format!(
+                        "unknown detector {name:?} (configured: {})",
+                        self.detectors
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                BuildError::Config {
+                    key: key.to_owned(),
+                    message,
+                }
+            })?;
+            members.push(member);
+        }
+        Ok(match (members.as_slice(), spec.detectors.len()) {
+            ([Member::Plain(detector)], 1) => detector.clone(),
+            ([Member::Provider(provider)], 1) => provider.clone(),
+            _ => Arc::new(Route::new(spec, members)),
+        })
+    }
 }
 
 impl Detectors {
@@ -109,14 +151,11 @@ impl Detectors {
                 None => unconfigured.push(plugin.name()),
             }
         }
-        let mut detectors = Self {
-            default: Arc::new(LocalDetector::default()),
-            members,
-            routes: Arc::default(),
-            providers,
+        let catalogue = Catalogue {
+            detectors: members,
             unconfigured,
         };
-        detectors.default = detectors.route(&config.route, "detector.route")?;
+        let default = catalogue.route(&config.route, "detector.route")?;
         let mut routes = BTreeMap::new();
         for (key, spec) in &config.routes {
             if key.is_empty() || key.split('.').count() > 2 {
@@ -129,11 +168,15 @@ impl Detectors {
             }
             routes.insert(
                 key.clone(),
-                detectors.route(spec, &format!("detector.routes.{key}"))?,
+                catalogue.route(spec, &format!("detector.routes.{key}"))?,
             );
         }
-        detectors.routes = Arc::new(routes);
-        Ok(detectors)
+        Ok(Self {
+            catalogue,
+            default,
+            routes: Arc::new(routes),
+            providers,
+        })
     }
 
     /// One given detector for every image (tests, tools).
@@ -141,43 +184,20 @@ impl Detectors {
         let mut members = BTreeMap::new();
         members.insert(detector.name().to_owned(), Member::Plain(detector.clone()));
         Self {
-            members,
+            catalogue: Catalogue {
+                detectors: members,
+                unconfigured: Vec::new(),
+            },
             default: detector,
             routes: Arc::default(),
             providers: Vec::new(),
-            unconfigured: Vec::new(),
         }
     }
 
     /// The detector a route names: one detector, or a [`Route`] over several. `key` names the
     /// setting in errors.
     pub fn route(&self, spec: &RouteSpec, key: &str) -> Result<Arc<dyn Detector>, BuildError> {
-        let mut members = Vec::new();
-        for name in &spec.detectors {
-            let member = self.members.get(name).cloned().ok_or_else(|| {
-                let message = if self.unconfigured.contains(&name.as_str()) {
-                    format!(
-                        "{name} has no API key: set detector.providers.{name}.api_key (or \
-                         api_key_file)"
-                    )
-                } else {
-                    format!(
-                        "unknown detector {name:?} (configured: {})",
-                        self.members.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                };
-                BuildError::Config {
-                    key: key.to_owned(),
-                    message,
-                }
-            })?;
-            members.push(member);
-        }
-        Ok(match (members.as_slice(), spec.detectors.len()) {
-            ([Member::Plain(detector)], 1) => detector.clone(),
-            ([Member::Provider(provider)], 1) => provider.clone(),
-            _ => Arc::new(Route::new(spec, members)),
-        })
+        self.catalogue.route(spec, key)
     }
 
     /// The detector for an image of `flow` (if any) in `role` (if any): the route of
@@ -209,8 +229,8 @@ impl Detectors {
 
     /// Each built detector's health, by name, from its own [`Detector::health`].
     pub async fn health(&self) -> Vec<DetectorHealth> {
-        let mut health = Vec::with_capacity(self.members.len());
-        for (name, member) in &self.members {
+        let mut health = Vec::with_capacity(self.catalogue.detectors.len());
+        for (name, member) in &self.catalogue.detectors {
             let (vendor, checked) = match member {
                 Member::Plain(detector) => (false, detector.health().await),
                 Member::Provider(provider) => (true, provider.health().await),
