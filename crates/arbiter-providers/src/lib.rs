@@ -129,8 +129,8 @@ impl Detectors {
 
     /// Builds every detector plugin of `config` (the local detector, every vendor that has an
     /// API key) and the routes. A route that names an unknown or unconfigured detector is
-    /// refused, naming its key. `guard` checks the
-    /// URLs vendors hand back (upload URLs); `usage` keeps the monthly budgets' counts.
+    /// refused, naming its key. `guard` checks the URLs vendors hand back (upload URLs);
+    /// `usage` keeps the monthly budgets' counts.
     pub fn build_with_usage(
         config: &DetectorConfig,
         guard: AddressGuard,
