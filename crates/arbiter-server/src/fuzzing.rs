@@ -101,7 +101,8 @@ pub fn multipart(data: &[u8]) -> bool {
                     return client_error("multipart options", &err);
                 }
                 if let Some(reference) = &request.reference_id
-                    && let Err(err) = crate::analyze::check_reference_id(reference, 64)
+                    && let Err(err) =
+                        crate::analyze::check_reference_id(reference, 64).map_err(ApiError::from)
                 {
                     return client_error("multipart reference_id", &err);
                 }

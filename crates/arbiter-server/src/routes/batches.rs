@@ -5,6 +5,7 @@ use crate::auth::{self, Caller};
 use crate::batch_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
+use arbiter_jobs::queue;
 use crate::keys::Scope;
 use crate::ratelimit::Refusal;
 use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
@@ -132,7 +133,9 @@ pub async fn submit_batch(
             })?;
             let kept = keep.then_some(spooled);
             let base = base_url(&headers);
-            jobs::submit_batch(&state, &caller.key.tenant, submission, images, kept, &base).await
+            let context = state.job_context();
+            let tenant = &caller.key.tenant;
+            queue::submit_batch(&context, tenant, submission, images, kept, &base).await
         }
         .await;
         if submitted.is_err() {
@@ -202,7 +205,7 @@ pub async fn check_batch(
     let max_len = state.config.limits.max_reference_id_len;
     if let Some(reference) = &header.batch_reference_id {
         check_reference_id(reference, max_len)
-            .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {}", err.message)))?;
+            .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {err}")))?;
     }
     if let Some(url) = &header.webhook_url {
         state
@@ -257,7 +260,7 @@ pub(crate) fn check_image(
     };
     if let Some(reference) = &image.reference_id {
         check_reference_id(reference, limits.max_reference_id_len).map_err(|err| {
-            ApiError::bad_request(format!("images[{index}].reference_id: {}", err.message))
+            ApiError::bad_request(format!("images[{index}].reference_id: {err}"))
         })?;
     }
     Ok(NewImage {

@@ -4,7 +4,7 @@
 use crate::analyze::{self, ImageSource, check_reference_id};
 use crate::auth::{self, Caller};
 use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
-use crate::collector::{self, UploadAccepted};
+use crate::jobs::{self as collector, UploadAccepted};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::routes::analyze::{
