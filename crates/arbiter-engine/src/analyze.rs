@@ -394,30 +394,30 @@ pub async fn obtain(
     let looked_up = cell
         .get_or_init(|| async {
             let found: Result<_, EngineError> = async {
-            if ttl_secs > 0 {
-                let since = now
-                    - chrono::Duration::seconds(
-                        i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
-                    );
-                if let Some(found) = state.inflight.recent(&slot, since) {
-                    return Ok(found);
-                }
-                let query = (tenant.to_owned(), key.clone(), since);
-                if let Some(row) = state.cached_lookups.get(query).await? {
-                    return crate::single_flight::stored_result(&row);
-                }
-                // Missed here: led or followed across replicas.
-                match crate::single_flight::begin(state, tenant, &key, since).await? {
-                    crate::single_flight::Flight::Found(found) => return Ok(*found),
-                    crate::single_flight::Flight::Run(held) => {
-                        *flight.lock().unwrap_or_else(|p| p.into_inner()) = held;
+                if ttl_secs > 0 {
+                    let since = now
+                        - chrono::Duration::seconds(
+                            i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
+                        );
+                    if let Some(found) = state.inflight.recent(&slot, since) {
+                        return Ok(found);
+                    }
+                    let query = (tenant.to_owned(), key.clone(), since);
+                    if let Some(row) = state.cached_lookups.get(query).await? {
+                        return crate::single_flight::stored_result(&row);
+                    }
+                    // Missed here: led or followed across replicas.
+                    match crate::single_flight::begin(state, tenant, &key, since).await? {
+                        crate::single_flight::Flight::Found(found) => return Ok(*found),
+                        crate::single_flight::Flight::Run(held) => {
+                            *flight.lock().unwrap_or_else(|p| p.into_inner()) = held;
+                        }
                     }
                 }
-            }
-            Ok((
-                run_detector(state, detector, &media, options).await?,
-                request_id.clone(),
-            ))
+                Ok((
+                    run_detector(state, detector, &media, options).await?,
+                    request_id.clone(),
+                ))
             }
             .await;
             found.map_err(Arc::new)
@@ -562,9 +562,18 @@ mod tests {
             return_heatmap: false,
         };
         let key = cache_key("abc", "local", &options(&["noise", "metadata"]));
-        assert_eq!(key, cache_key("abc", "local", &options(&["metadata", "noise", "noise"])));
-        assert_ne!(key, cache_key("abc", "vendor", &options(&["noise", "metadata"])));
-        assert_ne!(key, cache_key("abd", "local", &options(&["noise", "metadata"])));
+        assert_eq!(
+            key,
+            cache_key("abc", "local", &options(&["metadata", "noise", "noise"]))
+        );
+        assert_ne!(
+            key,
+            cache_key("abc", "vendor", &options(&["noise", "metadata"]))
+        );
+        assert_ne!(
+            key,
+            cache_key("abd", "local", &options(&["noise", "metadata"]))
+        );
         assert_ne!(key, cache_key("abc", "local", &options(&["noise"])));
         assert_eq!(key.len(), 64);
     }
@@ -578,5 +587,4 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
         assert!(err.to_string().contains("' '"), "{err}");
     }
-
 }

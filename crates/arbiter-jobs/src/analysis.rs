@@ -14,8 +14,8 @@ use arbiter_core::{AnalyzeOptions, ErrorCode, RequestId, VerdictLabel};
 use arbiter_db::entity::job;
 use arbiter_db::jobs as repo;
 use arbiter_engine::EngineError;
-use arbiter_engine::announce::AnalysisDeliveries;
 use arbiter_engine::analyze::{HeldResult, ImageSource, decode_base64, obtain, request_row};
+use arbiter_engine::announce::AnalysisDeliveries;
 use arbiter_engine::pipeline::{Decided, Record};
 use arbiter_webhooks::{Deliveries, Message};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -200,10 +200,7 @@ fn lease_ms(state: &JobContext) -> i64 {
 /// for a later attempt: it is given back, its failure counted, and claimed again later, until
 /// it has failed `jobs.max_attempts` times.
 #[tracing::instrument(skip_all, fields(request_id = %job.request_id, tenant = %job.tenant, batch_id = job.batch_id.as_deref().unwrap_or("")))]
-async fn attempt(
-    state: &JobContext,
-    job: job::Model,
-) -> Result<Option<JobOutcome>, EngineError> {
+async fn attempt(state: &JobContext, job: job::Model) -> Result<Option<JobOutcome>, EngineError> {
     let max_attempts = i32::try_from(state.config.max_attempts.max(1)).unwrap_or(i32::MAX);
     let request_id: RequestId = job.request_id.parse().map_err(EngineError::internal)?;
     let outcome = if job.attempts >= max_attempts {
@@ -687,7 +684,13 @@ mod tests {
     fn a_failed_job_ends_with_its_code_and_message_and_no_result() {
         let now = Utc::now();
         let end = JobOutcome {
-            job: repo::new_job("req_1".into(), "acme".into(), String::new(), "{}".into(), now),
+            job: repo::new_job(
+                "req_1".into(),
+                "acme".into(),
+                String::new(),
+                "{}".into(),
+                now,
+            ),
             request_id: RequestId::new(),
             outcome: Err(JobFailure {
                 code: ErrorCode::UnsupportedFormat,

@@ -8,11 +8,11 @@
 use crate::JobContext;
 use crate::queue::{JobSource, to_json};
 use arbiter_core::{AnalyzeOptions, BatchId, RequestId};
-use arbiter_engine::EngineError;
-use arbiter_engine::analyze::ImageSource;
 use arbiter_db::entity::batch;
 use arbiter_db::jobs as repo;
 use arbiter_db::sea_orm::DatabaseTransaction;
+use arbiter_engine::EngineError;
+use arbiter_engine::analyze::ImageSource;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;

@@ -1,8 +1,8 @@
 //! Batch bodies kept on disk while their batch is worked (SQLite, one node): each job of the
 //! batch names its image's byte range in `<data_dir>/batches/<batch_id>.json` instead of a copy
 //! of the image in the database. The server spools and parses a body as it arrives
-//! (`arbiter-server`'s `batch_body`); the jobs read their images back from it here, and the
-//! body is removed when its batch completes.
+//! (`arbiter-server`'s `routes::batch_body`); the jobs read their images back from it here, and
+//! the body is removed when its batch completes.
 
 use arbiter_engine::EngineError;
 use serde::Deserialize;
@@ -65,8 +65,8 @@ pub fn read_kept(
 ) -> Result<KeptImage, EngineError> {
     use std::os::unix::fs::FileExt;
     let path = kept_path(data_dir, batch_id);
-    let len = usize::try_from(range.end.saturating_sub(range.start))
-        .map_err(EngineError::internal)?;
+    let len =
+        usize::try_from(range.end.saturating_sub(range.start)).map_err(EngineError::internal)?;
     let mut bytes = vec![0; len];
     File::open(&path)
         .and_then(|file| file.read_exact_at(&mut bytes, range.start))
@@ -97,10 +97,7 @@ const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 /// The kept bodies that are no longer needed: those of complete batches, and those without a
 /// batch (a submission cut off) or not yet named (still being received) older than
 /// [`ORPHAN_AGE`]. `batch` tells a batch's status by id, `None` when there is no such batch.
-pub async fn stale_bodies<F, Fut>(
-    data_dir: &Path,
-    batch: F,
-) -> Result<Vec<PathBuf>, EngineError>
+pub async fn stale_bodies<F, Fut>(data_dir: &Path, batch: F) -> Result<Vec<PathBuf>, EngineError>
 where
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<Option<String>, EngineError>>,

@@ -22,12 +22,12 @@ pub use queue::{
 };
 pub use runner::Runner;
 
+use arbiter_db::requests::CachedLookups;
 use arbiter_engine::Pipeline;
 use arbiter_engine::analyze::{
     AnalysisHandles, AnalysisMetrics, AnalysisSettings, Analyzer, ImageFetcher, Inflight,
 };
 use arbiter_engine::clock::Clock;
-use arbiter_db::requests::CachedLookups;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-
 /// Where a job's image is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,7 +33,7 @@ pub enum JobSource {
     #[serde(skip)]
     Bytes(Vec<u8>),
     /// A batch image in its batch's kept body: the JSON of its `images` element, at these
-    /// byte offsets (SQLite only; see `batch_body`).
+    /// byte offsets (SQLite only; see [`crate::kept_bodies`]).
     Kept {
         /// The element's first byte.
         start: u64,
@@ -465,7 +464,13 @@ mod tests {
     #[test]
     fn a_failed_image_is_listed_with_its_error_and_a_finished_one_as_stored() {
         let now = Utc::now();
-        let mut row = repo::new_job("req_1".into(), "acme".into(), String::new(), "{}".into(), now);
+        let mut row = repo::new_job(
+            "req_1".into(),
+            "acme".into(),
+            String::new(),
+            "{}".into(),
+            now,
+        );
         row.status = repo::FAILED.into();
         row.reference_id = Some("r1".into());
         row.error_code = Some("URL_UNREACHABLE".into());
@@ -489,7 +494,9 @@ mod tests {
         let (source, image) = JobSource::Base64("aGk=".into()).into_columns().unwrap();
         assert_eq!(source, r#""stored""#);
         assert_eq!(image.as_deref(), Some(&b"hi"[..]));
-        let (source, image) = JobSource::Base64("not base64!".into()).into_columns().unwrap();
+        let (source, image) = JobSource::Base64("not base64!".into())
+            .into_columns()
+            .unwrap();
         assert_eq!(source, r#"{"base64":"not base64!"}"#);
         assert!(image.is_none());
         let (source, image) = JobSource::Kept { start: 3, end: 9 }.into_columns().unwrap();

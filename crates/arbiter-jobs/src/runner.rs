@@ -41,7 +41,12 @@ impl<Ctx: Clone + Send + 'static> Runner<Ctx> {
     /// # Panics
     /// When a job type of that name is registered already: two handlers for one name is a
     /// mistake in the program.
-    pub fn register_job_type<F, Fut>(mut self, name: &'static str, workers: usize, handler: F) -> Self
+    pub fn register_job_type<F, Fut>(
+        mut self,
+        name: &'static str,
+        workers: usize,
+        handler: F,
+    ) -> Self
     where
         F: Fn(Ctx, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -136,12 +141,20 @@ mod tests {
         }
         let mut started = ran.lock().unwrap().clone();
         started.sort_unstable();
-        assert_eq!(started, ["analysis", "analysis", "analysis", "collector.seal"]);
+        assert_eq!(
+            started,
+            ["analysis", "analysis", "analysis", "collector.seal"]
+        );
         shutdown.cancel();
         for handle in handles {
             handle.await.unwrap();
         }
-        let stopped = ran.lock().unwrap().iter().filter(|r| **r == "stopped").count();
+        let stopped = ran
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| **r == "stopped")
+            .count();
         assert_eq!(stopped, 4);
     }
 }

@@ -6,8 +6,8 @@
 
 pub use arbiter_audit::{AuditConfig, AuditMode};
 pub use arbiter_engine::flows::{FlowsConfig, InsuranceConfig, KycConfig, UgcConfig};
-pub use arbiter_providers::DetectorConfig;
 pub use arbiter_jobs::JobsConfig;
+pub use arbiter_providers::DetectorConfig;
 pub use arbiter_webhooks::WebhooksConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -375,7 +375,7 @@ pub struct LogConfig {
     /// `text` or `json`.
     pub format: LogFormat,
     /// The least severe level written (`trace`, `debug`, `info`, `warn`, `error`, `off`), or
-    /// directives by target (`info,arbiter_server::jobs=debug`). `RUST_LOG` overrides it.
+    /// directives by target (`info,arbiter_jobs=debug`). `RUST_LOG` overrides it.
     pub level: String,
 }
 

@@ -6,11 +6,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use arbiter_core::RequestId;
 use arbiter_engine::analyze::AnalyzeCall;
-use arbiter_jobs::{JobContext, collector, queue};
 pub use arbiter_jobs::{
     AsyncAccepted, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage, Upload,
     UploadAccepted,
 };
+use arbiter_jobs::{JobContext, collector, queue};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

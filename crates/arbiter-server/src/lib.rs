@@ -7,7 +7,6 @@ pub use arbiter_engine::{
     provider_usage, replay, reports, review, single_flight, sinks,
 };
 pub mod auth;
-pub mod batch_body;
 pub mod config;
 pub mod error;
 pub mod fetch;

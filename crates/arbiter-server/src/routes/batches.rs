@@ -2,16 +2,16 @@
 
 use crate::analyze::check_reference_id;
 use crate::auth::{self, Caller};
-use crate::batch_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
-use arbiter_jobs::queue;
 use crate::keys::Scope;
 use crate::ratelimit::Refusal;
 use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
+use crate::routes::batch_body;
 use crate::state::AppState;
 use arbiter_core::ErrorCode;
 use arbiter_db::sea_orm::DbBackend;
+use arbiter_jobs::queue;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
@@ -259,9 +259,8 @@ pub(crate) fn check_image(
         }
     };
     if let Some(reference) = &image.reference_id {
-        check_reference_id(reference, limits.max_reference_id_len).map_err(|err| {
-            ApiError::bad_request(format!("images[{index}].reference_id: {err}"))
-        })?;
+        check_reference_id(reference, limits.max_reference_id_len)
+            .map_err(|err| ApiError::bad_request(format!("images[{index}].reference_id: {err}")))?;
     }
     Ok(NewImage {
         source,

@@ -94,9 +94,13 @@ pub async fn get_request_report(
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let verifier_key = state.verifier_key();
-    let report =
-        reports::request_report(state.engine(), &verifier_key, &caller.key.tenant, &request_id)
-            .await?;
+    let report = reports::request_report(
+        state.engine(),
+        &verifier_key,
+        &caller.key.tenant,
+        &request_id,
+    )
+    .await?;
     Ok(pdf_response(reports::pdf(report).await?, &request_id))
 }
 
