@@ -505,4 +505,48 @@ mod tests {
         assert_eq!((back.width(), back.height()), (256, 128));
         assert!(thumbnail(b"not an image").is_none());
     }
+
+    #[test]
+    fn an_image_line_gives_the_format_the_size_in_pixels_and_the_file_size_in_words() {
+        let info = |file_size_bytes| ImageInfo {
+            width: 1024,
+            height: 768,
+            format: arbiter_core::ImageFormat::Jpeg,
+            file_size_bytes,
+            sha256: String::new(),
+        };
+        let format = arbiter_core::ImageFormat::Jpeg.as_str();
+        assert_eq!(
+            image_line(&info(900)),
+            format!("{format}, 1024 x 768 px, 900 bytes")
+        );
+        assert_eq!(
+            image_line(&info(245 * 1024 - 10)),
+            format!("{format}, 1024 x 768 px, 245 KB")
+        );
+        assert_eq!(
+            image_line(&info(3 * 1024 * 1024 / 2)),
+            format!("{format}, 1024 x 768 px, 1.5 MB")
+        );
+    }
+
+    #[test]
+    fn a_case_decision_is_read_from_the_summary_its_row_keeps() {
+        let summary = serde_json::json!({
+            "action": "siu_escalation",
+            "reason": "AI_GENERATED",
+            "fired": ["ai_generated"],
+            "policy": {"id": "insurance-fnol", "version": 3, "sha256": "abc"},
+        });
+        let decision = case_decision(&summary);
+        assert_eq!(decision.action, "siu_escalation");
+        assert_eq!(decision.reason, "AI_GENERATED");
+        assert_eq!(decision.description, None);
+        assert_eq!(decision.fired, ["ai_generated"]);
+        assert_eq!(
+            (decision.policy_id.as_str(), decision.policy_version),
+            ("insurance-fnol", 3)
+        );
+        assert_eq!(decision.policy_sha256, "abc");
+    }
 }

@@ -5,7 +5,7 @@
 //! the batch bodies kept on disk while their batch is worked.
 //!
 //! The server enqueues (through [`queue`] and [`collector::collect`]) and starts the runner
-//! ([`runner`]); it converts [`EngineError`] to its error body.
+//! ([`runner()`]); it converts [`EngineError`] to its error body.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
