@@ -370,6 +370,20 @@ async fn the_facade_answers_in_rd_shapes_and_keeps_its_promises() {
     assert_eq!(items["data"][0]["label"], "confirmed_fake", "{items}");
     assert_eq!(items["data"][0]["request_id"], request_id.as_str());
 
+    // A page far past the end (even past what the database takes as an offset) is empty.
+    for page in ["1000", "9223372036854775808", "18446744073709551615"] {
+        let response = client
+            .get(format!("{api}/api/v2/media/users/pages/{page}?size=100"))
+            .header("x-api-key", &running.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "page {page}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["mediaList"], json!([]), "page {page}: {body}");
+        assert_eq!(body["totalItems"], 1, "page {page}: {body}");
+    }
+
     // A slot presigned by a key revoked since: its upload URL stops working at once.
     let presigned: Value = client
         .post(format!("{api}/api/files/aws-presigned"))

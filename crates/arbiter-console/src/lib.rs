@@ -5,6 +5,7 @@
 //! entries (`console.signed_in`, `console.signed_out`, `console.sign_in_failed`).
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod oidc;
 pub mod password;
 pub mod role;

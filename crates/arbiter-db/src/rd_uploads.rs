@@ -73,10 +73,15 @@ pub async fn page(
         query = query.filter(rd_upload::Column::CreatedAt.lt(until));
     }
     let total = query.clone().count(conn).await?;
+    // A page past the end is empty without a query (and an offset past `i64::MAX` never
+    // reaches the database, which cannot take it).
+    let Some(offset) = page.checked_mul(size).filter(|offset| *offset < total) else {
+        return Ok((Vec::new(), total));
+    };
     let rows = query
         .order_by_desc(rd_upload::Column::CreatedAt)
         .order_by_desc(rd_upload::Column::RequestId)
-        .offset(page.saturating_mul(size))
+        .offset(offset)
         .limit(size)
         .all(conn)
         .await?;

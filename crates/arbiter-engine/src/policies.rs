@@ -4,10 +4,47 @@
 
 use crate::flows::FlowRegistry;
 use arbiter_policy::{Policy, PolicyError, check_vocabulary};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+
+/// Where a deployment's live policies come from: its one source of truth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    /// Policy files (`policies_dir`), watched for changes: for teams that review changes in git.
+    #[default]
+    Files,
+    /// The version approved in the database (`arbiter policy propose` / `approve`): a change
+    /// goes live only when a second person approves it.
+    Database,
+}
+
+/// Where the live policies come from, and the four-eyes change workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// `files` (watched files, as `policies_dir` and `policy_reload_secs` say) or `database`
+    /// (the approved version in the database; the files seed a flow that has none yet).
+    pub source: PolicySource,
+    /// With `source: database`, how often a server looks for a newly approved version, in
+    /// milliseconds.
+    pub poll_interval_ms: u64,
+    /// Days of stored decisions `arbiter policy propose` backtests a proposal over.
+    pub backtest_days: u32,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            source: PolicySource::Files,
+            poll_interval_ms: 1000,
+            backtest_days: 30,
+        }
+    }
+}
 
 /// The shipped policies, built into the binary so that Arbiter runs anywhere on its defaults.
 pub const EMBEDDED: [(&str, &str); 3] = [

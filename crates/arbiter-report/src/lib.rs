@@ -16,6 +16,22 @@ mod pdf;
 
 pub use layout::{Layout, Page};
 
+/// PDF report cards (`GET .../report.pdf`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Keep a small PNG thumbnail (at most 256 px on a side) of each analysed image, per tenant
+    /// and image SHA-256, for report cards; the image itself is never stored. Off: reports say
+    /// that no thumbnail was kept.
+    pub thumbnails: bool,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self { thumbnails: true }
+    }
+}
+
 /// A report: what it is about, and the images it covers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {

@@ -5,9 +5,12 @@
 //! committed `arbiter.yaml` documents every key.
 
 pub use arbiter_audit::{AuditConfig, AuditMode};
+pub use arbiter_console::config::{ConsoleConfig, InvalidKey, OidcConfig};
 pub use arbiter_engine::flows::{FlowsConfig, InsuranceConfig, KycConfig, UgcConfig};
+pub use arbiter_engine::policies::{PoliciesConfig, PolicySource};
 pub use arbiter_jobs::JobsConfig;
 pub use arbiter_providers::DetectorConfig;
+pub use arbiter_report::ReportsConfig;
 pub use arbiter_webhooks::WebhooksConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -50,6 +53,12 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl From<InvalidKey> for ConfigError {
+    fn from(InvalidKey { key, message }: InvalidKey) -> Self {
+        ConfigError::Invalid { key, message }
+    }
 }
 
 /// Arbiter's configuration.
@@ -151,208 +160,6 @@ impl Default for Config {
             flows: FlowsConfig::default(),
             reports: ReportsConfig::default(),
             console: ConsoleConfig::default(),
-        }
-    }
-}
-
-/// Where a deployment's live policies come from: its one source of truth.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicySource {
-    /// Policy files (`policies_dir`), watched for changes: for teams that review changes in git.
-    #[default]
-    Files,
-    /// The version approved in the database (`arbiter policy propose` / `approve`): a change
-    /// goes live only when a second person approves it.
-    Database,
-}
-
-/// Where the live policies come from, and the four-eyes change workflow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PoliciesConfig {
-    /// `files` (watched files, as `policies_dir` and `policy_reload_secs` say) or `database`
-    /// (the approved version in the database; the files seed a flow that has none yet).
-    pub source: PolicySource,
-    /// With `source: database`, how often a server looks for a newly approved version, in
-    /// milliseconds.
-    pub poll_interval_ms: u64,
-    /// Days of stored decisions `arbiter policy propose` backtests a proposal over.
-    pub backtest_days: u32,
-}
-
-impl Default for PoliciesConfig {
-    fn default() -> Self {
-        Self {
-            source: PolicySource::Files,
-            poll_interval_ms: 1000,
-            backtest_days: 30,
-        }
-    }
-}
-
-/// The console for people at `/console`: sign-in, sessions and the throttle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConsoleConfig {
-    /// Whether `/console` is served.
-    pub enabled: bool,
-    /// Mark the session cookie `Secure` (set it when people reach Arbiter over HTTPS, through a
-    /// proxy that terminates TLS).
-    pub secure_cookies: bool,
-    /// How long a session lasts after sign-in, in seconds.
-    pub session_ttl_secs: u64,
-    /// Failed sign-ins of one user within `throttle_window_secs` after which sign-in is refused.
-    pub max_failed_sign_ins: u64,
-    /// The window failed sign-ins are counted over, in seconds.
-    pub throttle_window_secs: u64,
-    /// Single sign-on with OpenID Connect; absent, only passwords.
-    pub oidc: Option<OidcConfig>,
-}
-
-/// `console.oidc`: single sign-on with an OpenID Connect provider (authorization code with
-/// PKCE). The people it signs in belong to one tenant and get the console role their
-/// `roles_claim` maps to; someone with no mapped role is refused.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    /// The provider's issuer URL; its discovery document is `issuer/.well-known/openid-configuration`.
-    pub issuer: String,
-    /// This console's client id at the provider.
-    pub client_id: String,
-    /// A file holding the client secret (one of this and `client_secret_env`).
-    #[serde(default)]
-    pub client_secret_file: Option<PathBuf>,
-    /// An environment variable holding the client secret.
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
-    /// Where the provider sends people back: this server's `/console/login/oidc/callback`.
-    pub redirect_url: String,
-    /// The tenant the provider's users belong to.
-    pub tenant: String,
-    /// The claim that is the console user id (`email` or `sub`).
-    #[serde(default = "OidcConfig::default_user_claim")]
-    pub user_claim: String,
-    /// The claim listing the person's groups or roles (a string or a list), e.g. `groups`.
-    pub roles_claim: String,
-    /// Claim value to console role (`admin`, `reviewer`, `auditor`, `analyst`).
-    pub roles: BTreeMap<String, String>,
-}
-
-impl std::fmt::Debug for OidcConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcConfig")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret_file", &self.client_secret_file)
-            .field("client_secret_env", &self.client_secret_env)
-            .field("redirect_url", &self.redirect_url)
-            .field("tenant", &self.tenant)
-            .field("user_claim", &self.user_claim)
-            .field("roles_claim", &self.roles_claim)
-            .field("roles", &self.roles)
-            .finish()
-    }
-}
-
-impl OidcConfig {
-    fn default_user_claim() -> String {
-        "email".to_owned()
-    }
-
-    /// The client secret, from `client_secret_file` (trimmed) or `client_secret_env`.
-    pub fn client_secret(&self) -> Result<String, ConfigError> {
-        let secret = match (&self.client_secret_file, &self.client_secret_env) {
-            (Some(path), None) => std::fs::read_to_string(path)
-                .map_err(|err| ConfigError::Invalid {
-                    key: "console.oidc.client_secret_file",
-                    message: format!("cannot read {}: {err}", path.display()),
-                })?
-                .trim()
-                .to_owned(),
-            (None, Some(var)) => std::env::var(var).map_err(|_| ConfigError::Invalid {
-                key: "console.oidc.client_secret_env",
-                message: format!("the environment variable {var} is not set"),
-            })?,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    key: "console.oidc.client_secret_file",
-                    message: "set exactly one of console.oidc.client_secret_file and \
-                              console.oidc.client_secret_env (the secret is never inline)"
-                        .to_owned(),
-                });
-            }
-        };
-        if secret.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: if self.client_secret_file.is_some() {
-                    "console.oidc.client_secret_file"
-                } else {
-                    "console.oidc.client_secret_env"
-                },
-                message: "the client secret is empty".to_owned(),
-            });
-        }
-        Ok(secret)
-    }
-
-    /// Checks every key, naming the first that is wrong.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid =
-            |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
-        for (key, value) in [
-            ("console.oidc.issuer", &self.issuer),
-            ("console.oidc.redirect_url", &self.redirect_url),
-        ] {
-            match reqwest::Url::parse(value) {
-                Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {}
-                _ => return invalid(key, format!("{value:?} is not an http(s) URL")),
-            }
-        }
-        if self.client_id.is_empty() {
-            return invalid("console.oidc.client_id", "must not be empty".to_owned());
-        }
-        if arbiter_console::users::check_id("tenant", &self.tenant).is_err() {
-            return invalid(
-                "console.oidc.tenant",
-                format!("{:?} is not a tenant id", self.tenant),
-            );
-        }
-        if self.user_claim.is_empty() {
-            return invalid("console.oidc.user_claim", "must not be empty".to_owned());
-        }
-        if self.roles_claim.is_empty() {
-            return invalid("console.oidc.roles_claim", "must not be empty".to_owned());
-        }
-        if self.roles.is_empty() {
-            return invalid(
-                "console.oidc.roles",
-                "map at least one claim value to a console role".to_owned(),
-            );
-        }
-        for (value, role) in &self.roles {
-            if role.parse::<arbiter_console::Role>().is_err() {
-                return invalid(
-                    "console.oidc.roles",
-                    format!(
-                        "{value:?} maps to {role:?}, not one of admin, reviewer, auditor, analyst"
-                    ),
-                );
-            }
-        }
-        self.client_secret().map(drop)
-    }
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            secure_cookies: false,
-            session_ttl_secs: 8 * 3600,
-            max_failed_sign_ins: 5,
-            throttle_window_secs: 900,
-            oidc: None,
         }
     }
 }
@@ -548,22 +355,6 @@ impl Default for CacheConfig {
             ttl_secs: 24 * 3600,
             single_flight: true,
         }
-    }
-}
-
-/// PDF report cards (`GET .../report.pdf`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportsConfig {
-    /// Keep a small PNG thumbnail (at most 256 px on a side) of each analysed image, per tenant
-    /// and image SHA-256, for report cards; the image itself is never stored. Off: reports say
-    /// that no thumbnail was kept.
-    pub thumbnails: bool,
-}
-
-impl Default for ReportsConfig {
-    fn default() -> Self {
-        Self { thumbnails: true }
     }
 }
 
@@ -789,27 +580,7 @@ impl Config {
                     .to_owned(),
             });
         }
-        for (key, value) in [
-            ("console.session_ttl_secs", self.console.session_ttl_secs),
-            (
-                "console.max_failed_sign_ins",
-                self.console.max_failed_sign_ins,
-            ),
-            (
-                "console.throttle_window_secs",
-                self.console.throttle_window_secs,
-            ),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    key,
-                    message: "must be more than 0".to_owned(),
-                });
-            }
-        }
-        if let Some(oidc) = &self.console.oidc {
-            oidc.validate()?;
-        }
+        self.console.validate()?;
         if self.flows.ugc.batch_size == 0 {
             return Err(ConfigError::Invalid {
                 key: "flows.ugc.batch_size",

@@ -33,6 +33,7 @@ pub struct RequestOptions {
     /// Models to run: `["all"]` (the default) or a subset of `gan`, `diffusion`, `noise`,
     /// `metadata`, `frequency`, `splicing`.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub models: Option<Vec<String>>,
     /// Include EXIF and provenance analysis (default true).
     #[serde(default)]
@@ -40,8 +41,10 @@ pub struct RequestOptions {
     /// Include a manipulation heatmap (default false).
     #[serde(default)]
     pub return_heatmap: Option<bool>,
-    /// Deliver the result to this URL and answer 202 at once.
+    /// Deliver the result to this URL and answer 202 at once (http or https; its host must
+    /// resolve to an address the server may reach, which the document cannot state).
     #[serde(default)]
+    #[schema(pattern = "^https?://[^/?#]+")]
     pub webhook_url: Option<String>,
 }
 
@@ -51,15 +54,22 @@ pub struct RequestOptions {
 pub struct AnalyzeRequest {
     /// A URL Arbiter fetches the image from (http or https, public addresses only).
     #[serde(default)]
+    #[schema(nullable = false, pattern = "^https?://[^/?#]+")]
     pub image_url: Option<String>,
-    /// The image, base64-encoded.
+    /// The image, base64-encoded (standard alphabet, padded; a `data:` URL prefix is allowed).
     #[serde(default)]
+    #[schema(
+        nullable = false,
+        pattern = "^(data:[^;,]*;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     pub image_base64: Option<String>,
     /// Options.
     #[serde(default)]
     pub options: Option<RequestOptions>,
-    /// Your own identifier, echoed in the response.
+    /// Your own identifier, echoed in the response: 1 to `limits.max_reference_id_len` (128)
+    /// letters, digits and `. _ - : / @ #`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._\\-:/@#]+$")]
     pub reference_id: Option<String>,
     /// Domain facts for the flow named by `?flow=` (`{"claim": {"amount": 12000}}`).
     #[serde(default)]
@@ -82,6 +92,9 @@ pub struct AnalyzeQuery {
 /// with the same options within the cache TTL reuses the stored detector result (`cached`).
 /// With `options.webhook_url` the answer is 202 at once and the result is delivered to that URL
 /// (`analysis.complete`, signed with the tenant's webhook secret).
+///
+/// Rules the schema cannot state: `facts` need `?flow=`, and are checked against that flow's
+/// own facts schema; `options.webhook_url` must resolve to an address the server may reach.
 #[utoipa::path(
     post,
     path = "/v1/analyze",

@@ -42,14 +42,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchImage {
-    /// A URL Arbiter fetches the image from.
+    /// A URL Arbiter fetches the image from (http or https).
     #[serde(default)]
+    #[schema(nullable = false, pattern = "^https?://[^/?#]+")]
     pub image_url: Option<String>,
-    /// The image, base64-encoded.
+    /// The image, base64-encoded (standard alphabet, padded; a `data:` URL prefix is allowed).
     #[serde(default)]
+    #[schema(
+        nullable = false,
+        pattern = "^(data:[^;,]*;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     pub image_base64: Option<String>,
-    /// Your identifier for this image, echoed in its result.
+    /// Your identifier for this image, echoed in its result: 1 to 128 letters, digits and
+    /// `. _ - : / @ #`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._\\-:/@#]+$")]
     pub reference_id: Option<String>,
 }
 
@@ -57,16 +64,21 @@ pub struct BatchImage {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// The images, at most the key's plan batch size.
+    /// The images: 1 to the key's plan batch size (20, 100 or 1,000 by default).
+    #[schema(min_items = 1, max_items = 1000)]
     pub images: Vec<BatchImage>,
-    /// Options for every image (`webhook_url` is given at the top level).
+    /// Options for every image, without `webhook_url` (given at the top level), a rule the
+    /// document cannot state as the options are shared with `POST /v1/analyze`.
     #[serde(default)]
     pub options: Option<RequestOptions>,
-    /// Where `batch.complete` goes, signed with the tenant's webhook secret.
+    /// Where `batch.complete` goes, signed with the tenant's webhook secret (http or https; its
+    /// host must resolve to an address the server may reach, which the document cannot state).
     #[serde(default)]
+    #[schema(pattern = "^https?://[^/?#]+")]
     pub webhook_url: Option<String>,
-    /// Your identifier for the batch.
+    /// Your identifier for the batch: 1 to 128 letters, digits and `. _ - : / @ #`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._\\-:/@#]+$")]
     pub batch_reference_id: Option<String>,
 }
 

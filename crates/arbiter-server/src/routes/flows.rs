@@ -212,7 +212,7 @@ async fn add_case_image(
     post,
     path = "/v1/flows/insurance/claims/{claim_id}/photos",
     tag = "flows",
-    params(("claim_id" = String, Path, description = "Your claim id")),
+    params(("claim_id" = String, Path, description = "Your claim id: 1 to 100 letters, digits and `. _ - :`", pattern = "^[A-Za-z0-9._\\-:]{1,100}$")),
     request_body(content = Object, description = "JSON or multipart: image, claim, photo, options, reference_id"),
     responses(
         (status = 200, description = "The photo's analysis and decision, and the claim", body = CaseImageReply),
@@ -307,7 +307,7 @@ const KYC_ROLES: [&str; 2] = ["id_document", "selfie"];
     post,
     path = "/v1/flows/kyc/sessions/{session_id}/images",
     tag = "flows",
-    params(("session_id" = String, Path, description = "Your verification session id")),
+    params(("session_id" = String, Path, description = "Your verification session id: 1 to 100 letters, digits and `. _ - :`", pattern = "^[A-Za-z0-9._\\-:]{1,100}$")),
     request_body(content = Object, description = "JSON or multipart: image, role, options, reference_id"),
     responses(
         (status = 200, description = "The image's analysis and decision, and the session", body = CaseImageReply),
@@ -365,12 +365,15 @@ pub async fn add_session_image(
 #[serde(deny_unknown_fields)]
 pub struct LivenessResult {
     /// Whether the check passed.
+    #[schema(value_type = bool)]
     pub passed: Value,
     /// The provider's score, 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>, minimum = 0.0, maximum = 1.0)]
     pub score: Option<Value>,
-    /// The provider's name.
+    /// The provider's name, 1 to 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
     pub provider: Option<Value>,
 }
 
@@ -383,7 +386,7 @@ pub struct LivenessResult {
     post,
     path = "/v1/flows/kyc/sessions/{session_id}/liveness",
     tag = "flows",
-    params(("session_id" = String, Path, description = "Your verification session id")),
+    params(("session_id" = String, Path, description = "Your verification session id: 1 to 100 letters, digits and `. _ - :`", pattern = "^[A-Za-z0-9._\\-:]{1,100}$")),
     request_body = LivenessResult,
     responses(
         (status = 200, description = "The session", body = CaseView),

@@ -14,6 +14,7 @@ pub mod reports;
 pub mod requests;
 pub mod review;
 pub mod trail;
+pub mod types;
 pub mod webhooks;
 
 use crate::error::ApiError;

@@ -4,6 +4,7 @@ use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::keys::Scope;
 use crate::review::{self, ItemView, Resolve};
+use crate::routes::types::review::{ClaimRequest, ItemPage, ItemsQuery, ResolveRequest};
 use crate::state::AppState;
 use arbiter_db::review::{Actor, ItemFilter};
 use axum::body::Bytes;
@@ -11,7 +12,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
-use serde::{Deserialize, Serialize};
 
 /// The routes, behind the `review` scope.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -24,31 +24,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             (state.clone(), Scope::Review),
             auth::require,
         ))
-}
-
-/// Query parameters of `GET /v1/review/items`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ItemsQuery {
-    /// Only this queue (`siu`, `adjusters`, `moderation`, `kyc_review`).
-    pub queue: Option<String>,
-    /// Only this status: `open`, `claimed` or `resolved`.
-    pub status: Option<String>,
-    /// Only items of this request.
-    pub request_id: Option<String>,
-    /// The cursor: `next_cursor` of the previous page.
-    pub after: Option<String>,
-    /// Items per page, 1 to 500 (default 100).
-    pub limit: Option<u64>,
-}
-
-/// A page of items.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ItemPage {
-    /// The items, oldest first.
-    pub data: Vec<ItemView>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// List review items, oldest first.
@@ -122,15 +97,6 @@ pub async fn get_item(
         .map_err(ApiError::from)
 }
 
-/// Who claims an item.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimRequest {
-    /// The reviewer's id (never a name: it goes into the audit log). Default: the API key's id.
-    #[serde(default)]
-    pub reviewer: Option<String>,
-}
-
 /// Claim an item: it is yours until you resolve it, and the claim is recorded in the audit log
 /// (`review.claimed`, with the reviewer and the API key's id). The claim belongs to the reviewer it names
 /// and to the API key that made it: only that key, naming that reviewer, can resolve it. The
@@ -172,25 +138,6 @@ pub async fn claim_item(
         .await
         .map(Json)
         .map_err(ApiError::from)
-}
-
-/// A reviewer's resolution.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveRequest {
-    /// `confirmed_fake`, `confirmed_authentic`, `false_positive` or `unclear`.
-    pub label: String,
-    /// Why, in the reviewer's words (at most 4,000 characters; kept with the item, not in the
-    /// audit log).
-    #[serde(default)]
-    pub note: Option<String>,
-    /// The flow action settled on. Default: the policy's action for a fake, the flow's mildest
-    /// action (`proceed`, `publish`, `approve`) for an authentic image.
-    #[serde(default)]
-    pub action: Option<String>,
-    /// The reviewer's id. Default: the API key's id.
-    #[serde(default)]
-    pub reviewer: Option<String>,
 }
 
 /// Resolve an item with a label; recorded in the audit log (`review.resolved`, with the reviewer

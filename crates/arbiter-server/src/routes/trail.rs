@@ -4,14 +4,13 @@ use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::routes::audit::entry_json;
+use crate::routes::types::trail::Trail;
 use crate::state::AppState;
 use arbiter_audit::{EntryFilter, Order};
 use arbiter_core::RequestId;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
-use serde::Serialize;
-use serde_json::Value;
 
 /// The route, behind the `audit:read` scope.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -21,17 +20,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             (state.clone(), Scope::AuditRead),
             auth::require,
         ))
-}
-
-/// A request's audit trail.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Trail {
-    /// The request.
-    pub request_id: String,
-    /// Every entry about it, in chain order, each exactly as in an export line (with `seq` and
-    /// `entry_hash`).
-    #[schema(value_type = Vec<Object>)]
-    pub entries: Vec<Value>,
 }
 
 /// A request's audit trail.

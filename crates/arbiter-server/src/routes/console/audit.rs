@@ -4,7 +4,8 @@
 
 use super::html::{self, escape, url_encode};
 use super::require;
-use crate::routes::audit::{EntriesQuery, entries_page, export_tar};
+use crate::routes::audit::{entries_page, export_tar};
+use crate::routes::types::audit::EntriesQuery;
 use crate::state::AppState;
 use arbiter_audit::{ExportRange, Order};
 use arbiter_console::Area;
