@@ -112,9 +112,15 @@ async fn run(rounds: usize) {
         std::hint::black_box(stored);
 
         let started = Instant::now();
-        let report = arbiter_server::reports::request_report(&state, "acme", &request_id)
-            .await
-            .unwrap();
+        let verifier_key = state.verifier_key();
+        let report = arbiter_server::reports::request_report(
+            state.engine(),
+            &verifier_key,
+            "acme",
+            &request_id,
+        )
+        .await
+        .unwrap();
         let t_gather = started.elapsed();
 
         let started = Instant::now();

@@ -1,8 +1,8 @@
 //! Vendors behind the real server (SQLite, and PostgreSQL when `ARBITER_TEST_POSTGRES_URL` is
 //! set): a cascade that pays a vendor only for what the local detector cannot decide, a claim
 //! escalated on Reality Defender's FAKE, a KYC session approved on its AUTHENTIC, a vendor that
-//! cannot answer, the Reality AI provider against a real `arbiter serve` as its upstream, and
-//! `arbiter scan --detector`.
+//! cannot answer, the Reality AI provider against a real `arbiter serve` as its upstream,
+//! `arbiter scan --detector`, and `/readyz` showing each detector's health.
 
 use crate::harness::{
     DbArg, TestServer, b64, config, each_database, fixture, new_key, repo, sample,
@@ -483,4 +483,100 @@ async fn a_batch_image_whose_vendor_cannot_answer_is_tried_again_and_then_analys
     );
     assert!(fake.counts().presigns >= 1);
     running.stop().await;
+}
+
+/// A detector of this process whose health check fails, as the local detector's does when no
+/// analysis thread is running.
+struct Unhealthy;
+
+#[async_trait::async_trait]
+impl arbiter_core::Detector for Unhealthy {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn models(&self) -> &[arbiter_core::ModelKind] {
+        &[]
+    }
+
+    async fn analyze(
+        &self,
+        _input: &arbiter_core::MediaInput,
+        _options: &arbiter_core::AnalyzeOptions,
+    ) -> Result<arbiter_core::Analysis, arbiter_core::DetectError> {
+        Err(self.health().await.unwrap_err())
+    }
+
+    async fn health(&self) -> Result<(), arbiter_core::DetectError> {
+        Err(arbiter_core::DetectError::Failed {
+            detector: "local".to_owned(),
+            message: "no analysis thread is running".to_owned(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn readyz_shows_each_detectors_health_and_only_a_failing_detector_of_this_process_makes_it_unready()
+ {
+    each_database(async |label, dir, url| {
+        // A vendor whose budget is spent is unhealthy; the process stays ready.
+        let fake = fake_rd("FAKE", 95.0).await;
+        let running = Running::start(&dir.join("vendor"), &url, |config| {
+            route_to(&fake, &[])(config);
+            let rd = &mut config.detector.providers.reality_defender;
+            rd.calls.monthly_budget = 1;
+            config.detector.route = RouteSpec::parse("local,reality_defender").unwrap();
+        })
+        .await;
+        let (status, ready) = running.get("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{label}: {ready}");
+        let ready: Value = serde_json::from_str(&ready).unwrap();
+        assert_eq!(ready["detectors"]["reality_defender"], json!({"healthy": true, "problem": null}), "{label}");
+        let (status, analysed) = running
+            .post("/v1/analyze", json!({"image_base64": b64(&sample("plain-render.png"))}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {analysed}");
+        let (status, ready) = running.get("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "{label}: a vendor that is down leaves the process ready");
+        let ready: Value = serde_json::from_str(&ready).unwrap();
+        assert_eq!(
+            ready,
+            json!({
+                "status": "ready",
+                "providers": {"reality_defender": {
+                    "healthy": false, "circuit": "closed", "problem": "monthly budget spent", "budget_left": 0,
+                }},
+                "detectors": {
+                    "local": {"healthy": true, "problem": null},
+                    "reality_defender": {"healthy": false, "problem": "monthly budget spent"},
+                },
+            }),
+            "{label}"
+        );
+        running.stop().await;
+
+        // The detector of this process fails its check: the process leaves rotation.
+        let mut config = config(&dir.join("local"), &url);
+        config.outbound.allow_cidrs = vec!["127.0.0.0/8".parse().unwrap()];
+        let server = TestServer::start_with(
+            config,
+            std::sync::Arc::new(arbiter_server::clock::SystemClock),
+            Some(std::sync::Arc::new(Unhealthy)),
+        )
+        .await;
+        let response = server.client.get(format!("{}/readyz", server.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{label}");
+        let ready: Value = response.json().await.unwrap();
+        assert_eq!(
+            ready,
+            json!({
+                "status": "detector unavailable",
+                "providers": {},
+                "detectors": {"local": {"healthy": false, "problem": "no analysis thread is running"}},
+            }),
+            "{label}"
+        );
+        server.stop().await;
+    })
+    .await;
 }

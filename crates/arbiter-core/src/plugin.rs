@@ -82,7 +82,9 @@ pub trait Detector: Send + Sync {
         options: &AnalyzeOptions,
     ) -> Result<Analysis, DetectError>;
 
-    /// Whether the detector can take work now.
+    /// Whether the detector can take work now: its health check, which `/readyz` calls and
+    /// shows per detector. A detector running in the process that fails it makes the process
+    /// unready; a vendor's failure only shows (every replica shares the vendor).
     async fn health(&self) -> Result<(), DetectError>;
 }
 

@@ -5,6 +5,12 @@
 use crate::jobs::claim_statement;
 use sea_orm::{ConnectionTrait, DbErr};
 
+/// A claim's owner token, for a lease or a claim of jobs: the replica's id, a dot, and a ULID,
+/// so the tables and the logs say which replica holds what.
+pub fn owner_token(replica: &str) -> String {
+    format!("{replica}.{}", ulid::Ulid::new())
+}
+
 /// Takes the lease `key` for `owner` until `until_ms` if nobody holds it at `now_ms` (no row, or
 /// an expired one); `true` when taken.
 pub async fn take(
@@ -64,6 +70,13 @@ pub async fn release(conn: &impl ConnectionTrait, key: &str, owner: &str) -> Res
 mod tests {
     use super::*;
     use crate::{Db, testing};
+
+    #[test]
+    fn an_owner_token_names_its_replica_and_is_new_each_time() {
+        let token = owner_token("replica-1");
+        assert_eq!(token.strip_prefix("replica-1.").map(str::len), Some(26));
+        assert_ne!(token, owner_token("replica-1"));
+    }
 
     #[tokio::test]
     async fn a_lease_is_taken_once_until_it_expires_or_is_released() {

@@ -67,21 +67,44 @@ impl Default for LocalDetectorConfig {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_documented_example_parses_and_unknown_keys_are_refused() {
-        let example = r#"{"trust_anchors": "/etc/arbiter/c2pa-anchors.pem", "max_decode_pixels": 100000000,
-            "max_decode_bytes": 1073741824, "max_queued": 64}"#;
-        let config: LocalDetectorConfig = serde_json::from_str(example).unwrap();
+    /// The `yaml` example of this file's doc comment, its comment markers stripped.
+    fn documented_example() -> String {
+        let source = include_str!("config.rs");
+        let start = source.find("```yaml").unwrap_or_default();
+        source[start..]
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.trim_start_matches(['/', ' ']).starts_with("```"))
+            .map(|line| {
+                let line = line.trim_start().trim_start_matches("///");
+                line.strip_prefix(' ').unwrap_or(line)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_documented_example_parses_and_builds_a_healthy_detector() {
+        use arbiter_core::Detector;
+        let config: LocalDetectorConfig = serde_saphyr::from_str(&documented_example()).unwrap();
         assert_eq!(
-            config.trust_anchors.as_deref(),
-            Some(std::path::Path::new("/etc/arbiter/c2pa-anchors.pem"))
+            config,
+            LocalDetectorConfig {
+                trust_anchors: Some("/etc/arbiter/c2pa-anchors.pem".into()),
+                ..LocalDetectorConfig::default()
+            }
         );
         // It builds (the anchors file is the operator's; without it the rest builds the same).
         let built = crate::LocalDetector::build(LocalDetectorConfig {
             trust_anchors: None,
             ..config
-        });
-        assert!(built.is_ok());
+        })
+        .unwrap();
+        assert!(built.health().await.is_ok());
+    }
+
+    #[test]
+    fn every_key_is_optional_and_unknown_keys_are_refused() {
         let empty: LocalDetectorConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, LocalDetectorConfig::default());
         assert!(serde_json::from_str::<LocalDetectorConfig>(r#"{"trust_anchor": "x"}"#).is_err());

@@ -493,7 +493,16 @@ impl Detector for LocalDetector {
             })
     }
 
+    /// Whether analyses can run in this process: unhealthy when no analysis thread is running
+    /// (none could be started), since every analysis would then fail. A full queue is not a
+    /// fault: that analysis is refused with a time to retry after, and the next may find room.
     async fn health(&self) -> Result<(), DetectError> {
+        if crate::pool::global().threads() == 0 {
+            return Err(DetectError::Failed {
+                detector: Self::NAME.to_owned(),
+                message: PoolError::Stopped.to_string(),
+            });
+        }
         Ok(())
     }
 }

@@ -2,6 +2,10 @@
 //! audit log. The server turns it into its error body once (`From<EngineError> for ApiError`).
 
 use arbiter_core::ErrorCode;
+use std::sync::Arc;
+
+/// What a caller is told of a failure: its cause is logged, never shown.
+pub const INTERNAL_MESSAGE: &str = "internal error; retry with exponential backoff";
 
 /// Why the engine did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,10 @@ pub enum EngineError {
     /// Anything else that should not happen (a stored row that does not parse).
     #[error("{0}")]
     Internal(String),
+    /// An error shared by identical concurrent requests: the one that ran the lookup, and
+    /// those that waited for it.
+    #[error(transparent)]
+    Shared(Arc<EngineError>),
 }
 
 impl EngineError {
@@ -57,7 +65,17 @@ impl EngineError {
         match self {
             Self::Refused { code, .. } => *code,
             Self::Pipeline(err) => err.code(),
+            Self::Shared(err) => err.code(),
             Self::Db(_) | Self::Audit(_) | Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// What the caller is told: the refusal's message, or [`INTERNAL_MESSAGE`] for a failure.
+    pub fn caller_message(&self) -> String {
+        match self {
+            Self::Shared(err) => err.caller_message(),
+            err if err.code() == ErrorCode::InternalError => INTERNAL_MESSAGE.to_owned(),
+            err => err.to_string(),
         }
     }
 }
@@ -73,5 +91,9 @@ mod tests {
         assert_eq!(refused.to_string(), "no review item x for this tenant");
         let failed = EngineError::from(arbiter_db::sea_orm::DbErr::Custom("disk".into()));
         assert_eq!(failed.code(), ErrorCode::InternalError);
+        assert_eq!(failed.caller_message(), INTERNAL_MESSAGE);
+        let shared = EngineError::Shared(Arc::new(refused));
+        assert_eq!(shared.code(), ErrorCode::NotFound);
+        assert_eq!(shared.caller_message(), "no review item x for this tenant");
     }
 }

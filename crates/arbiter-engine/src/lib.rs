@@ -1,10 +1,12 @@
 //! Arbiter's decision engine, with no HTTP in it: the way one image travels (intake, detector,
-//! flow facts, policy, record), review, policies and their four-eyes changes, API keys, the flows
-//! in force, where actions go and what is announced. Functions take the handles they use (the
-//! database, the time, the flow registry) and return [`EngineError`] or their own error type;
+//! the shared result cache and single flight, flow facts, policy, record), review, report cards,
+//! policies and their four-eyes changes, API keys, the flows in force, where actions go and what
+//! is announced. Functions take the handles they use (the database, the time, the flow
+//! registry) and return [`EngineError`] or their own error type;
 //! the server maps each to its error body once.
 #![forbid(unsafe_code)]
 
+pub mod analyze;
 pub mod announce;
 pub mod cases;
 pub mod clock;
@@ -18,7 +20,9 @@ pub mod policy_changes;
 pub mod provider_usage;
 pub mod record;
 pub mod replay;
+pub mod reports;
 pub mod review;
+pub mod single_flight;
 pub mod sinks;
 
 pub use error::EngineError;

@@ -13,6 +13,8 @@
 //!     reality_ai: { base_url: https://api.checkreality.ai, api_key: "" }
 //! ```
 
+use crate::ProvidersConfig;
+use crate::plugin::DetectorPlugin;
 use arbiter_detect::LocalDetectorConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -76,6 +78,16 @@ impl Default for DetectorConfig {
             local: LocalDetectorConfig::default(),
             providers: ProvidersConfig::default(),
         }
+    }
+}
+
+impl DetectorConfig {
+    /// Every detector plugin with its settings, in the order they are built: the local
+    /// detector, then each vendor.
+    pub fn plugins(&self) -> Vec<&dyn DetectorPlugin> {
+        let mut plugins: Vec<&dyn DetectorPlugin> = vec![&self.local];
+        plugins.extend(self.providers.plugins());
+        plugins
     }
 }
 
@@ -210,16 +222,6 @@ impl<'de> Deserialize<'de> for RouteSpec {
         };
         parsed.map_err(serde::de::Error::custom)
     }
-}
-
-/// The vendors, each under its own name. A vendor is usable once it has an API key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProvidersConfig {
-    /// Reality Defender (presigned upload, then polling).
-    pub reality_defender: crate::reality_defender::RealityDefenderConfig,
-    /// The Reality AI image-authentication API (`POST /v1/analyze`).
-    pub reality_ai: crate::reality_ai::RealityAiConfig,
 }
 
 /// What happens to an image routed to a provider whose monthly budget is spent.

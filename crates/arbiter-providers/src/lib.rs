@@ -2,9 +2,12 @@
 //! Reality AI), and routes over them (cascade, ensemble, failover), chosen per flow and image
 //! role by the `detector:` section of `arbiter.yaml`.
 //!
-//! Each vendor owns its wiring in its module: its configuration type (every field documented,
-//! unknown fields refused, the API key redacted), its client and its mapping onto Arbiter's
-//! verdicts. [`Detectors::build`] is the one place that names them. See `README.md` for the
+//! Every detector is a plugin ([`plugin::DetectorPlugin`]): its configuration type (every field
+//! documented, unknown fields refused, explicit defaults, an API key redacted) builds it, and
+//! the detector answers for its own health. Each vendor owns all of that in its module, with its
+//! client and its mapping onto Arbiter's verdicts; the local detector's are `arbiter-detect`'s.
+//! [`ProvidersConfig`] is the one place that names the vendors. [`Detectors::build`] builds
+//! every plugin once and the routes over them, knowing none by name. See `README.md` for the
 //! mapping tables, routing and budgets.
 #![forbid(unsafe_code)]
 
@@ -13,19 +16,39 @@ pub mod call;
 pub mod config;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod plugin;
 pub mod reality_ai;
 pub mod reality_defender;
 pub mod route;
 
 pub use call::{MemoryUsage, Provider, ProviderStatus, Usage};
 pub use config::{DetectorConfig, RouteMode, RouteSpec, Secret};
+pub use plugin::{BuildContext, DetectorHealth, DetectorPlugin};
 
 use arbiter_core::Detector;
 use arbiter_core::net::AddressGuard;
-use arbiter_detect::LocalDetector;
 use route::{Member, Route};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The vendors, each under its own name (`detector.providers.<name>`): the registry of vendor
+/// plugins. A vendor is usable once it has an API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// Reality Defender (presigned upload, then polling).
+    pub reality_defender: reality_defender::RealityDefenderConfig,
+    /// The Reality AI image-authentication API (`POST /v1/analyze`).
+    pub reality_ai: reality_ai::RealityAiConfig,
+}
+
+impl ProvidersConfig {
+    /// Every vendor plugin with its settings, in the order they are built.
+    pub fn plugins(&self) -> Vec<&dyn DetectorPlugin> {
+        vec![&self.reality_defender, &self.reality_ai]
+    }
+}
 
 /// Why the detectors could not be built. Each error names the configuration key.
 #[derive(Debug, thiserror::Error)]
@@ -46,107 +69,27 @@ pub enum BuildError {
 /// The built detectors: every configured one once, and the routes over them.
 #[derive(Clone)]
 pub struct Detectors {
-    members: BTreeMap<String, Member>,
+    catalogue: Catalogue,
     default: Arc<dyn Detector>,
     routes: Arc<BTreeMap<String, Arc<dyn Detector>>>,
     providers: Vec<Arc<Provider>>,
+}
+
+/// The detectors a route can name: every one built once, by name, and the plugins left
+/// unconfigured.
+#[derive(Clone)]
+struct Catalogue {
+    detectors: BTreeMap<String, Member>,
     /// The vendors this build knows that have no API key.
     unconfigured: Vec<&'static str>,
 }
 
-impl Detectors {
-    /// Builds the local detector, every vendor that has an API key, and the routes, counting
-    /// budgets in memory. See [`Detectors::build_with_usage`].
-    pub fn build(config: &DetectorConfig, guard: AddressGuard) -> Result<Self, BuildError> {
-        Self::build_with_usage(config, guard, Arc::new(call::MemoryUsage::default()))
-    }
-
-    /// Builds the local detector, every vendor that has an API key, and the routes. A route that
-    /// names an unknown or unconfigured detector is refused, naming its key. `guard` checks the
-    /// URLs vendors hand back (upload URLs); `usage` keeps the monthly budgets' counts.
-    pub fn build_with_usage(
-        config: &DetectorConfig,
-        guard: AddressGuard,
-        usage: Arc<dyn call::Usage>,
-    ) -> Result<Self, BuildError> {
-        let mut members = BTreeMap::new();
-        let local = LocalDetector::build(config.local.clone())?;
-        members.insert(
-            LocalDetector::NAME.to_owned(),
-            Member::Plain(Arc::new(local)),
-        );
-        // The vendors, a line each: a vendor without an API key is left out.
-        let (rd, ra) = (
-            &config.providers.reality_defender,
-            &config.providers.reality_ai,
-        );
-        let vendors = [
-            (reality_defender::NAME, rd.build(guard)?, &rd.calls),
-            (reality_ai::NAME, ra.build()?, &ra.calls),
-        ];
-        let mut providers = Vec::new();
-        let mut unconfigured = Vec::new();
-        for (name, built, limits) in vendors {
-            let Some((vendor, deadline)) = built else {
-                unconfigured.push(name);
-                continue;
-            };
-            let provider = Arc::new(Provider::new(
-                name,
-                vendor,
-                deadline,
-                limits.clone(),
-                usage.clone(),
-            ));
-            providers.push(provider.clone());
-            members.insert(name.to_owned(), Member::Provider(provider));
-        }
-        let mut detectors = Self {
-            default: Arc::new(LocalDetector::default()),
-            members,
-            routes: Arc::default(),
-            providers,
-            unconfigured,
-        };
-        detectors.default = detectors.route(&config.route, "detector.route")?;
-        let mut routes = BTreeMap::new();
-        for (key, spec) in &config.routes {
-            if key.is_empty() || key.split('.').count() > 2 {
-                return Err(BuildError::Config {
-                    key: format!("detector.routes.{key}"),
-                    message: "routes are keyed by flow (`kyc`) or flow and image role \
-                              (`kyc.selfie`)"
-                        .to_owned(),
-                });
-            }
-            routes.insert(
-                key.clone(),
-                detectors.route(spec, &format!("detector.routes.{key}"))?,
-            );
-        }
-        detectors.routes = Arc::new(routes);
-        Ok(detectors)
-    }
-
-    /// One given detector for every image (tests, tools).
-    pub fn single(detector: Arc<dyn Detector>) -> Self {
-        let mut members = BTreeMap::new();
-        members.insert(detector.name().to_owned(), Member::Plain(detector.clone()));
-        Self {
-            members,
-            default: detector,
-            routes: Arc::default(),
-            providers: Vec::new(),
-            unconfigured: Vec::new(),
-        }
-    }
-
-    /// The detector a route names: one detector, or a [`Route`] over several. `key` names the
-    /// setting in errors.
-    pub fn route(&self, spec: &RouteSpec, key: &str) -> Result<Arc<dyn Detector>, BuildError> {
+impl Catalogue {
+    /// The detector a route names; see [`Detectors::route`].
+    fn route(&self, spec: &RouteSpec, key: &str) -> Result<Arc<dyn Detector>, BuildError> {
         let mut members = Vec::new();
         for name in &spec.detectors {
-            let member = self.members.get(name).cloned().ok_or_else(|| {
+            let member = self.detectors.get(name).cloned().ok_or_else(|| {
                 let message = if self.unconfigured.contains(&name.as_str()) {
                     format!(
                         "{name} has no API key: set detector.providers.{name}.api_key (or \
@@ -155,7 +98,11 @@ impl Detectors {
                 } else {
                     format!(
                         "unknown detector {name:?} (configured: {})",
-                        self.members.keys().cloned().collect::<Vec<_>>().join(", ")
+                        self.detectors
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 };
                 BuildError::Config {
@@ -170,6 +117,87 @@ impl Detectors {
             ([Member::Provider(provider)], 1) => provider.clone(),
             _ => Arc::new(Route::new(spec, members)),
         })
+    }
+}
+
+impl Detectors {
+    /// Builds every detector plugin (the local detector, every vendor that has an API key) and
+    /// the routes, counting budgets in memory. See [`Detectors::build_with_usage`].
+    pub fn build(config: &DetectorConfig, guard: AddressGuard) -> Result<Self, BuildError> {
+        Self::build_with_usage(config, guard, Arc::new(call::MemoryUsage::default()))
+    }
+
+    /// Builds every detector plugin of `config` (the local detector, every vendor that has an
+    /// API key) and the routes. A route that names an unknown or unconfigured detector is
+    /// refused, naming its key. `guard` checks the URLs vendors hand back (upload URLs);
+    /// `usage` keeps the monthly budgets' counts.
+    pub fn build_with_usage(
+        config: &DetectorConfig,
+        guard: AddressGuard,
+        usage: Arc<dyn call::Usage>,
+    ) -> Result<Self, BuildError> {
+        let context = BuildContext { guard, usage };
+        let mut members = BTreeMap::new();
+        let mut providers = Vec::new();
+        let mut unconfigured = Vec::new();
+        for plugin in config.plugins() {
+            match plugin.build(&context)? {
+                Some(member) => {
+                    if let Member::Provider(provider) = &member {
+                        providers.push(provider.clone());
+                    }
+                    members.insert(plugin.name().to_owned(), member);
+                }
+                None => unconfigured.push(plugin.name()),
+            }
+        }
+        let catalogue = Catalogue {
+            detectors: members,
+            unconfigured,
+        };
+        let default = catalogue.route(&config.route, "detector.route")?;
+        let mut routes = BTreeMap::new();
+        for (key, spec) in &config.routes {
+            if key.is_empty() || key.split('.').count() > 2 {
+                return Err(BuildError::Config {
+                    key: format!("detector.routes.{key}"),
+                    message: "routes are keyed by flow (`kyc`) or flow and image role \
+                              (`kyc.selfie`)"
+                        .to_owned(),
+                });
+            }
+            routes.insert(
+                key.clone(),
+                catalogue.route(spec, &format!("detector.routes.{key}"))?,
+            );
+        }
+        Ok(Self {
+            catalogue,
+            default,
+            routes: Arc::new(routes),
+            providers,
+        })
+    }
+
+    /// One given detector for every image (tests, tools).
+    pub fn single(detector: Arc<dyn Detector>) -> Self {
+        let mut members = BTreeMap::new();
+        members.insert(detector.name().to_owned(), Member::Plain(detector.clone()));
+        Self {
+            catalogue: Catalogue {
+                detectors: members,
+                unconfigured: Vec::new(),
+            },
+            default: detector,
+            routes: Arc::default(),
+            providers: Vec::new(),
+        }
+    }
+
+    /// The detector a route names: one detector, or a [`Route`] over several. `key` names the
+    /// setting in errors.
+    pub fn route(&self, spec: &RouteSpec, key: &str) -> Result<Arc<dyn Detector>, BuildError> {
+        self.catalogue.route(spec, key)
     }
 
     /// The detector for an image of `flow` (if any) in `role` (if any): the route of
@@ -197,5 +225,57 @@ impl Detectors {
     /// Every configured vendor, for health and metrics.
     pub fn providers(&self) -> &[Arc<Provider>] {
         &self.providers
+    }
+
+    /// Each built detector's health, by name, from its own [`Detector::health`].
+    pub async fn health(&self) -> Vec<DetectorHealth> {
+        let mut health = Vec::with_capacity(self.catalogue.detectors.len());
+        for (name, member) in &self.catalogue.detectors {
+            let (vendor, checked) = match member {
+                Member::Plain(detector) => (false, detector.health().await),
+                Member::Provider(provider) => (true, provider.health().await),
+            };
+            health.push(DetectorHealth {
+                name: name.clone(),
+                vendor,
+                problem: checked.err().map(|err| route::message_of(&err)),
+            });
+        }
+        health
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vendor_key_is_a_registered_plugin_of_that_name() {
+        let config = ProvidersConfig::default();
+        let keys: Vec<String> = match serde_json::to_value(&config) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            other => panic!("the vendors' settings are not a map: {other:?}"),
+        };
+        let names: Vec<&str> = config.plugins().iter().map(|p| p.name()).collect();
+        assert_eq!(keys, names);
+        let all: Vec<&str> = DetectorConfig::default()
+            .plugins()
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        assert_eq!(all, ["local", "reality_defender", "reality_ai"]);
+    }
+
+    #[tokio::test]
+    async fn health_names_each_built_detector_and_whether_it_is_a_vendor() {
+        let mut config = DetectorConfig::default();
+        config.providers.reality_ai.api_key = Secret::new("example-key");
+        let detectors = Detectors::build(&config, AddressGuard::default()).unwrap();
+        let health = detectors.health().await;
+        let shown: Vec<(&str, bool, bool)> = health
+            .iter()
+            .map(|h| (h.name.as_str(), h.vendor, h.healthy()))
+            .collect();
+        assert_eq!(shown, [("local", false, true), ("reality_ai", true, true)]);
     }
 }

@@ -3,8 +3,10 @@
 //! 429 with `Retry-After` and 5xx are retried under the deadline, the guide's error codes are
 //! refusals, and its `request_id` is kept.
 
-use crate::call::{Answer, Backoff, Built, CallError, Http, Vendor};
+use crate::call::{Answer, Backoff, CallError, Http, Vendor};
 use crate::config::{CallLimits, Secret};
+use crate::plugin::{BuildContext, DetectorPlugin};
+use crate::route::Member;
 use arbiter_core::{AnalyzeOptions, MediaInput, ModelResults, VendorModel, Verdict, VerdictLabel};
 use async_trait::async_trait;
 use base64::Engine;
@@ -57,9 +59,14 @@ impl Default for RealityAiConfig {
     }
 }
 
-impl RealityAiConfig {
-    /// Builds the client; `None` when no API key is configured.
-    pub fn build(&self) -> Result<Built, crate::BuildError> {
+/// The provider `reality_ai`: the client behind its call limits; `None` when no API key is
+/// configured.
+impl DetectorPlugin for RealityAiConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn build(&self, context: &BuildContext) -> Result<Option<Member>, crate::BuildError> {
         let api_key = crate::config::read_key(
             &self.api_key,
             &self.api_key_file,
@@ -89,7 +96,12 @@ impl RealityAiConfig {
                 deadline_secs,
             },
         };
-        Ok(Some((Box::new(client), Duration::from_secs(deadline_secs))))
+        Ok(Some(context.provider(
+            NAME,
+            Box::new(client),
+            Duration::from_secs(deadline_secs),
+            &self.calls,
+        )))
     }
 }
 
@@ -205,5 +217,47 @@ impl Vendor for RealityAi {
             model_results,
             raw: reply.body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::MemoryUsage;
+    use crate::plugin::{documented_example, key_file};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_documented_example_parses_and_builds_a_healthy_provider() {
+        let yaml = documented_example(include_str!("reality_ai.rs"), "pub struct RealityAiConfig");
+        let config: RealityAiConfig = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(config.base_url, "https://api.checkreality.ai");
+        assert_eq!(config.api_key_file, "/etc/arbiter/reality-ai.key");
+        assert_eq!(config.calls.max_concurrency, 8);
+        // The example's key file is the operator's; this one stands in for it.
+        let config = RealityAiConfig {
+            api_key_file: key_file("reality_ai"),
+            ..config
+        };
+        let context = BuildContext {
+            guard: Default::default(),
+            usage: Arc::new(MemoryUsage::default()),
+        };
+        let Some(Member::Provider(provider)) = config.build(&context).unwrap() else {
+            panic!("a vendor with a key is built as a provider");
+        };
+        assert_eq!(provider.name(), NAME);
+        assert_eq!(provider.max_concurrency(), 8);
+        assert!(
+            arbiter_core::Detector::health(provider.as_ref())
+                .await
+                .is_ok()
+        );
+        assert!(
+            RealityAiConfig::default()
+                .build(&context)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -11,10 +11,11 @@ use arbiter_core::{
 use async_trait::async_trait;
 use std::sync::Arc;
 
-/// One detector a route names: the local detector, or a provider with its limits.
+/// One detector a route names, as a plugin builds it: a detector running in this process, or a
+/// vendor's provider with its limits.
 #[derive(Clone)]
 pub enum Member {
-    /// A detector that always answers or fails (the local one).
+    /// A detector running in this process, which answers or fails (the local one).
     Plain(Arc<dyn Detector>),
     /// A vendor, which may also be skipped (budget spent with `on_budget_spent: skip`).
     Provider(Arc<Provider>),
@@ -231,7 +232,8 @@ fn runs_of(name: &str, analysis: &Analysis) -> Vec<DetectorRun> {
     }
 }
 
-fn message_of(err: &DetectError) -> String {
+/// What an error says, without the detector's name (the record it goes into is named already).
+pub(crate) fn message_of(err: &DetectError) -> String {
     match err {
         DetectError::Failed { message, .. } | DetectError::Input { message, .. } => message.clone(),
         busy @ DetectError::Busy { .. } => busy.to_string(),

@@ -8,6 +8,7 @@ pub use arbiter_audit::{AuditConfig, AuditMode};
 pub use arbiter_console::config::{ConsoleConfig, InvalidKey, OidcConfig};
 pub use arbiter_engine::flows::FlowsConfig;
 pub use arbiter_engine::policies::{PoliciesConfig, PolicySource};
+pub use arbiter_jobs::JobsConfig;
 pub use arbiter_providers::DetectorConfig;
 pub use arbiter_report::ReportsConfig;
 pub use arbiter_webhooks::WebhooksConfig;
@@ -181,7 +182,7 @@ pub struct LogConfig {
     /// `text` or `json`.
     pub format: LogFormat,
     /// The least severe level written (`trace`, `debug`, `info`, `warn`, `error`, `off`), or
-    /// directives by target (`info,arbiter_server::jobs=debug`). `RUST_LOG` overrides it.
+    /// directives by target (`info,arbiter_jobs=debug`). `RUST_LOG` overrides it.
     pub level: String,
 }
 
@@ -413,40 +414,6 @@ impl Default for RateLimitConfig {
                 .into_iter()
                 .map(|(name, plan)| (name.to_owned(), plan))
                 .collect(),
-        }
-    }
-}
-
-/// Durable jobs: batch images and asynchronous requests, claimed by workers under a lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JobsConfig {
-    /// Worker tasks per process; 0 runs none (another replica does the work).
-    pub workers: u32,
-    /// Seconds a claimed job is held without renewal; the worker renews it while the job waits
-    /// or runs, so a crashed worker's job is taken again after this.
-    pub lease_secs: u64,
-    /// How often an idle worker looks for work another replica queued, in milliseconds.
-    pub poll_interval_ms: u64,
-    /// Failed attempts of one job (a passing fault, or a lease that ran out while held) before
-    /// it fails as INTERNAL_ERROR.
-    pub max_attempts: u32,
-    /// The largest `POST /v1/analyze/batch` body, in bytes.
-    pub max_batch_body_bytes: u64,
-    /// The most bytes of batch bodies on disk at once (received, and kept until their batch
-    /// completes); a batch that would pass it is refused with 503 and `Retry-After`.
-    pub max_spooled_bytes: u64,
-}
-
-impl Default for JobsConfig {
-    fn default() -> Self {
-        Self {
-            workers: 2,
-            lease_secs: 60,
-            poll_interval_ms: 500,
-            max_attempts: 5,
-            max_batch_body_bytes: 100 * 1024 * 1024,
-            max_spooled_bytes: 2 * 1024 * 1024 * 1024,
         }
     }
 }

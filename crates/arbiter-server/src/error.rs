@@ -62,7 +62,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             ErrorCode::InternalError,
-            "internal error; retry with exponential backoff",
+            arbiter_engine::error::INTERNAL_MESSAGE,
         )
     }
 
@@ -81,20 +81,34 @@ impl From<arbiter_db::sea_orm::DbErr> for ApiError {
 
 impl From<arbiter_engine::EngineError> for ApiError {
     fn from(err: arbiter_engine::EngineError) -> Self {
-        match err {
-            arbiter_engine::EngineError::Refused { code, message } => Self::new(code, message),
-            arbiter_engine::EngineError::Pipeline(err) => err.into(),
-            failure => Self::internal(&failure),
-        }
+        Self::of_engine(&err)
     }
 }
 
 impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(err: crate::pipeline::PipelineError) -> Self {
+        Self::of_pipeline(&err)
+    }
+}
+
+impl ApiError {
+    /// The answer to an engine error (one shared by identical requests is answered as its
+    /// cause).
+    fn of_engine(err: &arbiter_engine::EngineError) -> Self {
+        use arbiter_engine::EngineError;
+        match err {
+            EngineError::Refused { code, message } => Self::new(*code, message.clone()),
+            EngineError::Pipeline(err) => Self::of_pipeline(err),
+            EngineError::Shared(err) => Self::of_engine(err),
+            failure => Self::internal(failure),
+        }
+    }
+
+    fn of_pipeline(err: &crate::pipeline::PipelineError) -> Self {
         match err.code() {
-            ErrorCode::InternalError => Self::internal(&err),
+            ErrorCode::InternalError => Self::internal(err),
             code => Self {
-                retry_after: retry_after(&err),
+                retry_after: retry_after(err),
                 ..Self::new(code, err.to_string())
             },
         }

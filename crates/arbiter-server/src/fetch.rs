@@ -40,6 +40,19 @@ pub struct Fetcher {
     max_redirects: u8,
 }
 
+#[async_trait::async_trait]
+impl arbiter_engine::analyze::ImageFetcher for Fetcher {
+    async fn fetch_image(
+        &self,
+        url: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, arbiter_engine::EngineError> {
+        self.fetch(url, max_bytes)
+            .await
+            .map_err(|err| arbiter_engine::EngineError::refused(err.code(), err.to_string()))
+    }
+}
+
 impl Fetcher {
     /// A fetcher following the outbound configuration.
     pub fn new(config: &OutboundConfig) -> Self {

@@ -7,9 +7,9 @@
 //! of the errors a client's input may get (400 `INVALID_REQUEST`, 413 `FILE_SIZE_EXCEEDED`),
 //! never a 5xx.
 
-use crate::batch_body;
 use crate::error::ApiError;
 use crate::routes::analyze::{intake_body, parse_options};
+use crate::routes::batch_body;
 use crate::routes::batches::{ImageLimits, check_image};
 use arbiter_core::ErrorCode;
 use std::io::Write;
@@ -101,7 +101,8 @@ pub fn multipart(data: &[u8]) -> bool {
                     return client_error("multipart options", &err);
                 }
                 if let Some(reference) = &request.reference_id
-                    && let Err(err) = crate::analyze::check_reference_id(reference, 64)
+                    && let Err(err) =
+                        crate::analyze::check_reference_id(reference, 64).map_err(ApiError::from)
                 {
                     return client_error("multipart reference_id", &err);
                 }

@@ -2,14 +2,11 @@
 //! and the HTTP API of the integration guide on top of them.
 #![forbid(unsafe_code)]
 
-pub mod analyze;
 pub use arbiter_engine::{
-    announce, cases, clock, flows, keys, pipeline, policies, policy_changes, provider_usage,
-    replay, review, sinks,
+    analyze, announce, cases, clock, flows, keys, pipeline, policies, policy_changes,
+    provider_usage, replay, reports, review, single_flight, sinks,
 };
 pub mod auth;
-pub mod batch_body;
-pub mod collector;
 pub mod config;
 pub mod error;
 pub mod fetch;
@@ -18,10 +15,8 @@ pub mod fuzzing;
 pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
-pub mod reports;
 pub mod routes;
 pub mod server;
-pub mod single_flight;
 pub mod state;
 
 pub use arbiter_engine::{

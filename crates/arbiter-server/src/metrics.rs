@@ -137,6 +137,20 @@ impl Metrics {
     }
 }
 
+impl arbiter_engine::analyze::AnalysisMetrics for Metrics {
+    fn cache(&self, hit: bool) {
+        Metrics::cache(self, hit);
+    }
+
+    fn detector(&self, elapsed: Duration) {
+        Metrics::detector(self, elapsed);
+    }
+
+    fn single_flight(&self, leader: bool) {
+        Metrics::single_flight(self, leader);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

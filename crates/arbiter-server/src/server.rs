@@ -239,28 +239,23 @@ async fn hand_back_deliveries(state: &AppState) {
     }
 }
 
-/// Starts `jobs.workers` job workers and `webhooks.workers` delivery loops.
+/// Starts the job runner (`jobs.workers` analysis workers, the upload collector) and
+/// `webhooks.workers` delivery loops.
 fn spawn_workers(
     state: &AppState,
     shutdown: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let reload = tokio::spawn(watch_policies(state.clone(), shutdown.clone()));
-    let jobs = (0..state.config.jobs.workers)
-        .map(|_| tokio::spawn(crate::jobs::run_worker(state.clone(), shutdown.clone())));
+    let jobs = crate::jobs::start_runner(state, shutdown);
     let deliveries = (0..state.config.webhooks.workers)
         .map(|_| tokio::spawn(state.delivery_worker().run(shutdown.clone())));
-    let flows = state.pipeline.flows();
-    let collector = flows
-        .names()
-        .any(|name| state.config.flows.enabled(name) && flows.collected(name).is_some())
-        .then(|| tokio::spawn(crate::collector::run(state.clone(), shutdown.clone())));
     let wal = tokio::spawn(checkpoint_wal(
         state.pipeline.db().clone(),
         shutdown.clone(),
     ));
-    jobs.chain(deliveries)
+    jobs.into_iter()
+        .chain(deliveries)
         .chain([reload, wal])
-        .chain(collector)
         .collect()
 }
 
@@ -268,7 +263,7 @@ fn spawn_workers(
 /// its last commit and the removal, and a submission's cut off by a stop.
 async fn remove_stale_batch_bodies(state: &AppState) {
     let conn = state.pipeline.db().conn().clone();
-    let stale = crate::batch_body::stale_bodies(&state.config.data_dir, |batch_id| {
+    let stale = arbiter_jobs::kept_bodies::stale_bodies(&state.config.data_dir, |batch_id| {
         let conn = conn.clone();
         async move {
             let batch = arbiter_db::jobs::find_batch(&conn, &batch_id).await?;
@@ -279,10 +274,10 @@ async fn remove_stale_batch_bodies(state: &AppState) {
     match stale {
         Ok(paths) => {
             for path in paths {
-                crate::batch_body::remove_body(&path);
+                arbiter_jobs::kept_bodies::remove_body(&path);
             }
         }
-        Err(err) => tracing::warn!(error = %err.message, "cannot look for stale batch bodies"),
+        Err(err) => tracing::warn!(error = %err, "cannot look for stale batch bodies"),
     }
 }
 

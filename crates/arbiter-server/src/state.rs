@@ -74,6 +74,16 @@ impl AppState {
         }
     }
 
+    /// The settings of an analysis, from the configuration.
+    pub fn analysis_settings(&self) -> arbiter_engine::analyze::AnalysisSettings {
+        arbiter_engine::analyze::AnalysisSettings {
+            cache_ttl_secs: self.config.cache.ttl_secs,
+            single_flight: self.config.cache.single_flight,
+            request_timeout_secs: self.config.limits.request_timeout_secs,
+            thumbnails: self.config.reports.thumbnails,
+        }
+    }
+
     /// The engine's handles, borrowed from this state.
     pub fn engine(&self) -> arbiter_engine::Engine<'_> {
         arbiter_engine::Engine {
@@ -82,6 +92,11 @@ impl AppState {
             clock: self.clock.as_ref(),
             deliveries_wake: &self.webhooks.wake,
         }
+    }
+
+    /// The verifier key of the audit checkpoints, printed on report cards.
+    pub fn verifier_key(&self) -> String {
+        self.audit.signer.verifier_key().to_string()
     }
 
     /// The audit checkpoint signer over this state's database and clock; each checkpoint is
@@ -110,5 +125,20 @@ impl AppState {
             std::time::Duration::from_millis(self.config.jobs.poll_interval_ms),
         )
         .with_owner(&self.config.replica.id)
+    }
+}
+
+impl arbiter_engine::analyze::AnalysisHandles for AppState {
+    fn analyzer(&self) -> arbiter_engine::analyze::Analyzer<'_> {
+        arbiter_engine::analyze::Analyzer {
+            pipeline: &self.pipeline,
+            clock: &self.clock,
+            fetcher: &self.fetcher,
+            cached_lookups: &self.cached_lookups,
+            inflight: &self.inflight,
+            metrics: &self.metrics,
+            settings: self.analysis_settings(),
+            replica_id: &self.config.replica.id,
+        }
     }
 }

@@ -6,10 +6,10 @@
 pub mod facade;
 pub mod wire;
 
-use crate::call::{
-    Answer, Backoff, Built, CallError, Http, Vendor, check_handed_url, guarded_client,
-};
+use crate::call::{Answer, Backoff, CallError, Http, Vendor, check_handed_url, guarded_client};
 use crate::config::{CallLimits, Secret};
+use crate::plugin::{BuildContext, DetectorPlugin};
+use crate::route::Member;
 use arbiter_core::net::AddressGuard;
 use arbiter_core::{AnalyzeOptions, ImageFormat, MediaInput};
 use async_trait::async_trait;
@@ -71,10 +71,15 @@ impl Default for RealityDefenderConfig {
     }
 }
 
-impl RealityDefenderConfig {
-    /// Builds the client, with the outbound guard for the upload URLs RD hands back; `None` when
-    /// no API key is configured.
-    pub fn build(&self, guard: AddressGuard) -> Result<Built, crate::BuildError> {
+/// The provider `reality_defender`: the client, with the outbound guard for the upload URLs RD
+/// hands back, behind its call limits; `None` when no API key is configured.
+impl DetectorPlugin for RealityDefenderConfig {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn build(&self, context: &BuildContext) -> Result<Option<Member>, crate::BuildError> {
+        let guard = context.guard.clone();
         let api_key = crate::config::read_key(
             &self.api_key,
             &self.api_key_file,
@@ -112,7 +117,12 @@ impl RealityDefenderConfig {
             guard,
             not_found_grace: Duration::from_secs(self.not_found_grace_secs),
         };
-        Ok(Some((Box::new(client), Duration::from_secs(deadline_secs))))
+        Ok(Some(context.provider(
+            NAME,
+            Box::new(client),
+            Duration::from_secs(deadline_secs),
+            &self.calls,
+        )))
     }
 }
 
@@ -291,5 +301,45 @@ fn extension(format: ImageFormat) -> &'static str {
         ImageFormat::Heic => "heic",
         ImageFormat::Bmp => "bmp",
         ImageFormat::Tiff => "tiff",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::MemoryUsage;
+    use crate::plugin::{documented_example, key_file};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn the_documented_example_parses_and_builds_a_healthy_provider() {
+        let yaml = documented_example(include_str!("mod.rs"), "pub struct RealityDefenderConfig");
+        let config: RealityDefenderConfig = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(config.base_url, "https://api.prd.realitydefender.xyz");
+        assert_eq!(config.api_key_file, "/etc/arbiter/reality-defender.key");
+        assert_eq!(config.deadline_secs, 120);
+        assert_eq!(config.calls.monthly_budget, 1000);
+        // The example's key file is the operator's; this one stands in for it.
+        let config = RealityDefenderConfig {
+            api_key_file: key_file("reality_defender"),
+            ..config
+        };
+        let context = BuildContext {
+            guard: AddressGuard::default(),
+            usage: Arc::new(MemoryUsage::default()),
+        };
+        let Some(Member::Provider(provider)) = config.build(&context).unwrap() else {
+            panic!("a vendor with a key is built as a provider");
+        };
+        assert_eq!(provider.name(), NAME);
+        assert_eq!(provider.status().budget_left, Some(1000));
+        assert!(
+            arbiter_core::Detector::health(provider.as_ref())
+                .await
+                .is_ok()
+        );
+        // Without a key it is not configured.
+        let unkeyed = RealityDefenderConfig::default();
+        assert!(unkeyed.build(&context).unwrap().is_none());
     }
 }

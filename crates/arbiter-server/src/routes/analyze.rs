@@ -140,9 +140,10 @@ async fn answer(
     base: &str,
 ) -> Result<Response, ApiError> {
     match webhook_url {
-        None => analyze::analyze(state, &caller, request_id, call)
+        None => analyze::analyze_for(state, &caller.key.tenant, request_id, call)
             .await
-            .map(|reply| Json(reply).into_response()),
+            .map(|reply| Json(reply).into_response())
+            .map_err(ApiError::from),
         Some(url) => {
             state
                 .webhooks
@@ -333,7 +334,7 @@ pub fn image_source(
         (Some(url), None, None) => Ok(ImageSource::Url(url)),
         (None, Some(encoded), None) => {
             check_encoded_size(&encoded, max_bytes)?;
-            analyze::decode_base64(&encoded).map(ImageSource::Bytes)
+            Ok(ImageSource::Bytes(analyze::decode_base64(&encoded)?))
         }
         (None, None, Some(bytes)) => Ok(ImageSource::Bytes(bytes)),
         (None, None, None) => Err(ApiError::bad_request(

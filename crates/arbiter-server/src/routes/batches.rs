@@ -2,15 +2,16 @@
 
 use crate::analyze::check_reference_id;
 use crate::auth::{self, Caller};
-use crate::batch_body;
 use crate::error::{ApiError, ErrorBody};
 use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
 use crate::keys::Scope;
 use crate::ratelimit::Refusal;
 use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
+use crate::routes::batch_body;
 use crate::state::AppState;
 use arbiter_core::ErrorCode;
 use arbiter_db::sea_orm::DbBackend;
+use arbiter_jobs::queue;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
@@ -144,7 +145,9 @@ pub async fn submit_batch(
             })?;
             let kept = keep.then_some(spooled);
             let base = base_url(&headers);
-            jobs::submit_batch(&state, &caller.key.tenant, submission, images, kept, &base).await
+            let context = state.job_context();
+            let tenant = &caller.key.tenant;
+            queue::submit_batch(&context, tenant, submission, images, kept, &base).await
         }
         .await;
         if submitted.is_err() {
@@ -214,7 +217,7 @@ pub async fn check_batch(
     let max_len = state.config.limits.max_reference_id_len;
     if let Some(reference) = &header.batch_reference_id {
         check_reference_id(reference, max_len)
-            .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {}", err.message)))?;
+            .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {err}")))?;
     }
     if let Some(url) = &header.webhook_url {
         state
@@ -268,9 +271,8 @@ pub(crate) fn check_image(
         }
     };
     if let Some(reference) = &image.reference_id {
-        check_reference_id(reference, limits.max_reference_id_len).map_err(|err| {
-            ApiError::bad_request(format!("images[{index}].reference_id: {}", err.message))
-        })?;
+        check_reference_id(reference, limits.max_reference_id_len)
+            .map_err(|err| ApiError::bad_request(format!("images[{index}].reference_id: {err}")))?;
     }
     Ok(NewImage {
         source,

@@ -8,8 +8,8 @@
 use crate::analyze::{self, ImageSource, check_reference_id};
 use crate::auth::{self, Caller};
 use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
-use crate::collector::{self, UploadAccepted};
 use crate::error::{ApiError, ApiJson};
+use crate::jobs::{self as collector, UploadAccepted};
 use crate::keys::Scope;
 use crate::routes::analyze::{
     RawBody, RequestOptions, image_source, parse_options, part_text, raw_body,

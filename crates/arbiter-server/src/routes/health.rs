@@ -22,15 +22,19 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database is reachable and the process is not shutting down (503 `draining` from SIGTERM
-/// on, while it finishes its in-flight work: take it out of rotation). The body also shows each vendor's health (circuit, budget,
-/// problem); a vendor that is down does not make the process unready, since its routes answer
-/// with an error naming it (or fail over) and every replica shares the vendor.
+/// The database is reachable, the process is not shutting down (503 `draining` from SIGTERM on,
+/// while it finishes its in-flight work: take it out of rotation) and every detector running in
+/// this process is healthy. The body shows each vendor's health (`providers`: circuit, budget,
+/// problem) and each built detector's own health check (`detectors`: `healthy`, `problem`).
+/// A vendor that is down does not make the process unready, since its routes answer with an
+/// error naming it (or fail over) and every replica shares the vendor. A detector of this process
+/// that fails its check (the local one with no analysis thread) does: 503 `detector
+/// unavailable`, since every image routed to it would fail here while another replica may serve
+/// it.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let providers: serde_json::Map<String, serde_json::Value> = state
-        .pipeline
-        .detectors()
+    let detectors = state.pipeline.detectors();
+    let providers: serde_json::Map<String, serde_json::Value> = detectors
         .providers()
         .iter()
         .map(|provider| {
@@ -50,19 +54,33 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Json(json!({"status": "draining"})),
         );
     }
-    match state.pipeline.db().conn().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "providers": providers})),
-        ),
-        Err(err) => {
-            tracing::warn!(error = %err, "database not reachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "database unreachable"})),
-            )
-        }
+    if let Err(err) = state.pipeline.db().conn().ping().await {
+        tracing::warn!(error = %err, "database not reachable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "database unreachable"})),
+        );
     }
+    let health = detectors.health().await;
+    let unready = health.iter().find(|h| h.blocks_readiness());
+    if let Some(failing) = unready {
+        tracing::warn!(detector = %failing.name, problem = ?failing.problem, "detector unavailable");
+    }
+    let shown: serde_json::Map<String, serde_json::Value> = health
+        .iter()
+        .map(|h| {
+            let shown = json!({"healthy": h.healthy(), "problem": h.problem});
+            (h.name.clone(), shown)
+        })
+        .collect();
+    let (code, status) = match unready {
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "detector unavailable"),
+        None => (StatusCode::OK, "ready"),
+    };
+    (
+        code,
+        Json(json!({"status": status, "providers": providers, "detectors": shown})),
+    )
 }
 
 /// Prometheus metrics.

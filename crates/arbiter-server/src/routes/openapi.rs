@@ -57,7 +57,7 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         crate::cases::CaseImageReply,
         crate::cases::CaseView,
-        crate::collector::UploadAccepted
+        crate::jobs::UploadAccepted
     )),
     modifiers(&BearerAuth, &StatedRules)
 )]

@@ -93,7 +93,14 @@ pub async fn get_request_report(
     Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let report = reports::request_report(&state, &caller.key.tenant, &request_id).await?;
+    let verifier_key = state.verifier_key();
+    let report = reports::request_report(
+        state.engine(),
+        &verifier_key,
+        &caller.key.tenant,
+        &request_id,
+    )
+    .await?;
     Ok(pdf_response(reports::pdf(report).await?, &request_id))
 }
 
@@ -160,7 +167,9 @@ async fn case_report(
     flow: &str,
     case_id: &str,
 ) -> Result<Response, ApiError> {
-    let report = reports::case_report(state, &caller.key.tenant, flow, case_id).await?;
+    let verifier_key = state.verifier_key();
+    let tenant = &caller.key.tenant;
+    let report = reports::case_report(state.engine(), &verifier_key, tenant, flow, case_id).await?;
     Ok(pdf_response(
         reports::pdf(report).await?,
         &format!("{flow}-{case_id}"),

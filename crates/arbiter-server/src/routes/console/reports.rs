@@ -24,8 +24,11 @@ pub async fn request(
         Err(response) => return response,
     };
     let made = async {
-        let report = reports::request_report(&state, &session.tenant, &request_id).await?;
-        reports::pdf(report).await
+        let verifier_key = state.verifier_key();
+        let report =
+            reports::request_report(state.engine(), &verifier_key, &session.tenant, &request_id)
+                .await?;
+        Ok::<_, ApiError>(reports::pdf(report).await?)
     }
     .await;
     answer(&session, made, &request_id)
@@ -55,8 +58,11 @@ async fn case(state: &AppState, headers: &HeaderMap, flow: &str, case_id: &str) 
         Err(response) => return response,
     };
     let made = async {
-        let report = reports::case_report(state, &session.tenant, flow, case_id).await?;
-        reports::pdf(report).await
+        let verifier_key = state.verifier_key();
+        let tenant = &session.tenant;
+        let report =
+            reports::case_report(state.engine(), &verifier_key, tenant, flow, case_id).await?;
+        Ok::<_, ApiError>(reports::pdf(report).await?)
     }
     .await;
     answer(&session, made, &format!("{flow}-{case_id}"))

@@ -158,9 +158,11 @@ pub async fn submit(
                         reference_id: None,
                         flow: input.clone(),
                     };
-                    analyze_for(&state, &session.tenant, &request_id, call).await
+                    analyze_for(&state, &session.tenant, &request_id, call)
+                        .await
+                        .map_err(ApiError::from)
                 }
-                Err(err) => Err(err),
+                Err(err) => Err(ApiError::from(err)),
             };
         cards.push_str(&card(&upload, outcome));
     }

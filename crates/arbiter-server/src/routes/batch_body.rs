@@ -11,22 +11,26 @@
 //!
 //! On SQLite (one node) the body file is kept in the data directory (`batches/<batch_id>.json`)
 //! while the batch is worked, and each job names its image's byte range in it: the images are
-//! not copied into the database. On PostgreSQL, whose replicas share the jobs but not a disk,
-//! the images are written into the database.
+//! not copied into the database (the kept bodies are `arbiter_jobs::kept_bodies`, where the jobs
+//! read them back). On PostgreSQL, whose replicas share the jobs but not a disk, the images are
+//! written into the database.
+//!
+//! The parsing stays here, beside the HTTP body it reads: it answers with the API's errors and
+//! reads the request types of `POST /v1/analyze/batch`.
 
 use crate::error::ApiError;
-use crate::jobs::NewImage;
 use crate::routes::analyze::RequestOptions;
 use crate::routes::batches::BatchImage;
 use arbiter_core::ErrorCode;
+use arbiter_jobs::NewImage;
+use arbiter_jobs::kept_bodies::{bodies_on_disk, kept_dir};
 use axum::body::Body;
 use futures_util::StreamExt;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 use tempfile::NamedTempFile;
 use tokio::sync::mpsc;
 
@@ -49,31 +53,8 @@ pub struct Header {
     pub batch_reference_id: Option<String>,
 }
 
-/// The directory of kept batch bodies in a data directory.
-fn kept_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("batches")
-}
-
-/// Where a batch's body is kept while its images are worked.
-pub fn kept_path(data_dir: &Path, batch_id: &str) -> PathBuf {
-    kept_dir(data_dir).join(format!("{batch_id}.json"))
-}
-
 /// How long a caller is asked to wait when the batch bodies on disk take all their room.
 const FULL_RETRY_SECS: u64 = 30;
-
-/// The bytes of the batch bodies on disk in a data directory: those kept for their batches and
-/// those being received.
-pub fn bodies_on_disk(data_dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(kept_dir(data_dir)) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.metadata().ok())
-        .map(|meta| meta.len())
-        .sum()
-}
 
 /// 503 with `Retry-After`: the batch bodies on disk take all the room they may
 /// (`jobs.max_spooled_bytes`).
@@ -92,7 +73,8 @@ fn no_room(room: u64) -> ApiError {
 
 /// Writes the body to a temporary file in the kept bodies' directory of the data directory,
 /// refusing it past `limit` bytes (413), or when the bodies on disk there would pass `room`
-/// bytes (503 with `Retry-After`). The file is removed when dropped unless kept with [`keep`].
+/// bytes (503 with `Retry-After`). The file is removed when dropped unless kept with
+/// `arbiter_jobs::kept_bodies::keep`.
 pub async fn spool(
     body: Body,
     limit: u64,
@@ -137,89 +119,6 @@ pub async fn spool(
     let mut file = writer.into_std().await;
     file.flush().map_err(|err| ApiError::internal(&err))?;
     Ok(spooled)
-}
-
-/// Keeps a spooled body as the body of `batch_id`.
-pub fn keep(spooled: NamedTempFile, data_dir: &Path, batch_id: &str) -> Result<(), ApiError> {
-    spooled
-        .persist(kept_path(data_dir, batch_id))
-        .map(drop)
-        .map_err(|err| ApiError::internal(&err))
-}
-
-/// Reads one image of a kept batch body: the JSON of the `images` element at `range`.
-pub fn read_kept(
-    data_dir: &Path,
-    batch_id: &str,
-    range: Range<u64>,
-) -> Result<BatchImage, ApiError> {
-    use std::os::unix::fs::FileExt;
-    let path = kept_path(data_dir, batch_id);
-    let len = usize::try_from(range.end.saturating_sub(range.start))
-        .map_err(|err| ApiError::internal(&err))?;
-    let mut bytes = vec![0; len];
-    File::open(&path)
-        .and_then(|file| file.read_exact_at(&mut bytes, range.start))
-        .map_err(|err| ApiError::internal(&format!("{}: {err}", path.display())))?;
-    serde_json::from_slice(&bytes).map_err(|err| ApiError::internal(&err))
-}
-
-/// Removes a batch's kept body, if it has one.
-pub fn remove_kept(data_dir: &Path, batch_id: &str) {
-    remove_body(&kept_path(data_dir, batch_id));
-}
-
-/// Removes a body file, if it is there.
-pub fn remove_body(path: &Path) {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => {
-            tracing::warn!(path = %path.display(), error = %err, "cannot remove a batch body")
-        }
-    }
-}
-
-/// How long a body file with no batch is left alone: a submission in another process may still
-/// be writing it.
-const ORPHAN_AGE: Duration = Duration::from_secs(3600);
-
-/// The kept bodies that are no longer needed: those of complete batches, and those without a
-/// batch (a submission cut off) or not yet named (still being received) older than
-/// [`ORPHAN_AGE`]. `batch` tells a batch's status by id, `None` when there is no such batch.
-pub async fn stale_bodies<F, Fut>(data_dir: &Path, batch: F) -> Result<Vec<PathBuf>, ApiError>
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<Option<String>, ApiError>>,
-{
-    let entries = match std::fs::read_dir(kept_dir(data_dir)) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(ApiError::internal(&err)),
-    };
-    let mut stale = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|err| ApiError::internal(&err))?;
-        let path = entry.path();
-        let old = entry
-            .metadata()
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > ORPHAN_AGE);
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let needed = match name.strip_suffix(".json") {
-            Some(batch_id) => match batch(batch_id.to_owned()).await? {
-                Some(status) => status != arbiter_db::jobs::BATCH_COMPLETE,
-                None => !old,
-            },
-            None => !old,
-        };
-        if !needed {
-            stale.push(path);
-        }
-    }
-    Ok(stale)
 }
 
 fn malformed(what: impl fmt::Display, at: u64) -> ApiError {
@@ -530,7 +429,7 @@ pub async fn header(file: &File) -> Result<Header, ApiError> {
 }
 
 /// The chunks of images the second pass hands over; an error ends them.
-pub type Chunks = mpsc::Receiver<Result<Vec<NewImage>, ApiError>>;
+pub type Chunks = arbiter_jobs::Chunks<ApiError>;
 
 /// The second pass: each image parsed, checked by `check` (with its index and its byte range in
 /// the body) and handed over in chunks of [`CHUNK`]. Parsing stops when the receiver is dropped.
@@ -574,8 +473,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::JobSource;
+    use arbiter_jobs::JobSource;
+    use arbiter_jobs::kept_bodies::{keep, kept_path, read_kept, remove_kept};
     use serde_json::json;
+    use std::path::PathBuf;
 
     /// A data directory for bodies that are not kept (each removed when dropped).
     fn scratch() -> PathBuf {
@@ -750,42 +651,6 @@ mod tests {
         );
         remove_kept(dir.path(), "batch_1");
         assert!(!kept_path(dir.path(), "batch_1").exists());
-    }
-
-    #[tokio::test]
-    async fn stale_bodies_are_those_of_complete_batches_and_old_orphans() {
-        let dir = tempfile::tempdir().unwrap();
-        let kept = kept_dir(dir.path());
-        std::fs::create_dir_all(&kept).unwrap();
-        let hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
-        for (name, old) in [
-            ("batch_done.json", false),
-            ("batch_running.json", true),
-            ("batch_gone.json", true),
-            ("batch_arriving.json", false),
-            (".tmpOld", true),
-            (".tmpNew", false),
-        ] {
-            let file = File::create(kept.join(name)).unwrap();
-            if old {
-                file.set_modified(hours_ago).unwrap();
-            }
-        }
-        let mut stale = stale_bodies(dir.path(), async |batch_id: String| {
-            Ok(match batch_id.as_str() {
-                "batch_done" => Some(arbiter_db::jobs::BATCH_COMPLETE.to_owned()),
-                "batch_running" => Some(arbiter_db::jobs::BATCH_PROCESSING.to_owned()),
-                _ => None,
-            })
-        })
-        .await
-        .unwrap();
-        stale.sort();
-        let names: Vec<_> = stale
-            .iter()
-            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, [".tmpOld", "batch_done.json", "batch_gone.json"]);
     }
 
     #[tokio::test]

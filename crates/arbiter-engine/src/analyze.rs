@@ -1,25 +1,94 @@
-//! The logic of `POST /v1/analyze`, apart from HTTP: fetch or decode the image, intake, the
-//! idempotent result cache (shared by concurrent identical requests), the detector, the optional
-//! flow decision, and the record.
+//! The logic of one analysis (`POST /v1/analyze`, a job, a flow's image), apart from HTTP: fetch
+//! or decode the image, intake, the idempotent result cache (shared by concurrent identical
+//! requests, and across replicas by [`crate::single_flight`]), the detector, the optional flow
+//! decision, and the record.
+//!
+//! The handles an analysis uses are an [`Analyzer`]; whoever holds them (the server's state, the
+//! job runner's context) lends one through [`AnalysisHandles`].
 
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::pipeline::{Decided, Record};
-use crate::state::AppState;
+use crate::clock::Clock;
+pub use crate::detector_result::{DetectorResult, request_row};
+use crate::error::EngineError;
+use crate::pipeline::{Decided, Pipeline, Record};
 use arbiter_core::{
     Analysis, AnalysisResponse, AnalyzeOptions, Detector, ErrorCode, MediaInput, RequestId,
 };
+use arbiter_db::requests::CachedLookups;
 use arbiter_detect::IntakeLimits;
-pub use arbiter_engine::detector_result::{DetectorResult, request_row};
-use base64::Engine;
+use base64::Engine as _;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
+
+/// Fetches the image of an `image_url`, under the deployment's outbound rules.
+#[async_trait::async_trait]
+pub trait ImageFetcher: Send + Sync {
+    /// The bytes at `url`, at most `max_bytes` of them; a refusal names why (URL_UNREACHABLE,
+    /// FILE_SIZE_EXCEEDED).
+    async fn fetch_image(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, EngineError>;
+}
+
+/// Where an analysis reports what it did, for the process's metrics.
+pub trait AnalysisMetrics: Send + Sync {
+    /// A cache lookup: whether it found an earlier result.
+    fn cache(&self, hit: bool);
+    /// A detector run and how long it took.
+    fn detector(&self, elapsed: Duration);
+    /// A single-flight cache miss: whether this request leads (or follows another replica's).
+    fn single_flight(&self, leader: bool);
+}
+
+/// The settings an analysis follows, taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct AnalysisSettings {
+    /// How long a result may be reused by identical requests (`cache.ttl_secs`); 0: never.
+    pub cache_ttl_secs: u64,
+    /// Whether replicas share one detector run for identical requests (`cache.single_flight`).
+    pub single_flight: bool,
+    /// How long a request may take (`limits.request_timeout_secs`): a single-flight follower
+    /// waits no longer.
+    pub request_timeout_secs: u64,
+    /// Whether thumbnails are kept for report cards (`reports.thumbnails`).
+    pub thumbnails: bool,
+}
+
+/// The handles one analysis uses, borrowed from their holder.
+#[derive(Clone, Copy)]
+pub struct Analyzer<'a> {
+    /// Intake, detector, flows, policies, storage.
+    pub pipeline: &'a Pipeline,
+    /// The time.
+    pub clock: &'a Arc<dyn Clock>,
+    /// Fetches `image_url`.
+    pub fetcher: &'a dyn ImageFetcher,
+    /// Earlier results read for concurrent requests together.
+    pub cached_lookups: &'a CachedLookups,
+    /// Analyses under way and recent results, shared by identical requests.
+    pub inflight: &'a Inflight,
+    /// Where cache, detector and single-flight counts go.
+    pub metrics: &'a dyn AnalysisMetrics,
+    /// The settings in force.
+    pub settings: AnalysisSettings,
+    /// This replica's id, in the single-flight leases it takes.
+    pub replica_id: &'a str,
+}
+
+/// What holds the handles of an analysis and lends them.
+pub trait AnalysisHandles: Sync {
+    /// The handles, borrowed.
+    fn analyzer(&self) -> Analyzer<'_>;
+}
+
+impl AnalysisHandles for Analyzer<'_> {
+    fn analyzer(&self) -> Analyzer<'_> {
+        *self
+    }
+}
 
 /// Where the image comes from.
 #[derive(Debug, Clone)]
@@ -34,7 +103,7 @@ pub enum ImageSource {
 
 impl ImageSource {
     /// Takes in the bytes of a request now; a URL is left for [`obtain`] to fetch.
-    pub fn take_in(self, limits: &IntakeLimits) -> Result<Self, ApiError> {
+    pub fn take_in(self, limits: &IntakeLimits) -> Result<Self, EngineError> {
         match self {
             ImageSource::Bytes(bytes) => intake(bytes, limits).map(ImageSource::Taken),
             other => Ok(other),
@@ -42,8 +111,9 @@ impl ImageSource {
     }
 }
 
-fn intake(bytes: Vec<u8>, limits: &IntakeLimits) -> Result<MediaInput, ApiError> {
-    arbiter_detect::intake(bytes, limits).map_err(|err| ApiError::new(err.code(), err.to_string()))
+fn intake(bytes: Vec<u8>, limits: &IntakeLimits) -> Result<MediaInput, EngineError> {
+    arbiter_detect::intake(bytes, limits)
+        .map_err(|err| EngineError::refused(err.code(), err.to_string()))
 }
 
 /// One analysis request, parsed.
@@ -78,7 +148,7 @@ pub struct AnalyzeReply {
 }
 
 /// A shared detector result: the analysis and the request that produced it.
-type Shared = Arc<OnceCell<Result<(Analysis, RequestId), ApiError>>>;
+type Shared = Arc<OnceCell<Result<(Analysis, RequestId), Arc<EngineError>>>>;
 
 /// Analyses under way, and recent committed results, by tenant and cache key. The recent results
 /// spare the cache-hit path a database read; the database stays the source of truth.
@@ -148,7 +218,7 @@ impl Inflight {
 }
 
 /// Decodes `image_base64` (standard alphabet, an optional `data:...;base64,` prefix).
-pub fn decode_base64(encoded: &str) -> Result<Vec<u8>, ApiError> {
+pub fn decode_base64(encoded: &str) -> Result<Vec<u8>, EngineError> {
     let encoded = encoded.trim();
     // Only a string that starts as a data URL is searched for the end of its header.
     let encoded = match encoded.strip_prefix("data:") {
@@ -157,7 +227,7 @@ pub fn decode_base64(encoded: &str) -> Result<Vec<u8>, ApiError> {
     };
     base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|err| ApiError::bad_request(format!("image_base64 is not valid base64: {err}")))
+        .map_err(|err| EngineError::invalid(format!("image_base64 is not valid base64: {err}")))
 }
 
 /// SHA-256 over the image hash, the detector and the options: requests with the same key may
@@ -176,24 +246,15 @@ pub fn cache_key(image_sha256: &str, detector: &str, options: &AnalyzeOptions) -
     ))
 }
 
-/// Runs one analysis request for a caller.
-pub async fn analyze(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
-    call: AnalyzeCall,
-) -> Result<AnalyzeReply, ApiError> {
-    analyze_for(state, &caller.key.tenant, request_id, call).await
-}
-
 /// Runs one analysis request for a tenant: the path of `POST /v1/analyze`, also taken by the
 /// console's scans.
 pub async fn analyze_for(
-    state: &AppState,
+    handles: &impl AnalysisHandles,
     tenant: &str,
     request_id: &RequestId,
     call: AnalyzeCall,
-) -> Result<AnalyzeReply, ApiError> {
+) -> Result<AnalyzeReply, EngineError> {
+    let state = handles.analyzer();
     if let Some((flow, input)) = &call.flow {
         state.pipeline.check_input(flow, input)?;
     }
@@ -205,7 +266,7 @@ pub async fn analyze_for(
         )
         .clone();
     let obtained = obtain(
-        state,
+        &state,
         tenant,
         request_id,
         call.source,
@@ -214,7 +275,7 @@ pub async fn analyze_for(
     )
     .await?;
     let decided = record(
-        state,
+        &state,
         tenant,
         request_id,
         &call.reference_id,
@@ -222,7 +283,7 @@ pub async fn analyze_for(
         &obtained,
     )
     .await?;
-    obtained.committed(state, request_id);
+    obtained.committed(&state, request_id);
     // Kept after the decision commits, on its own: a thumbnail that fails to be written is
     // logged, and its report says it has none.
     if let Err(err) = crate::reports::keep_thumbnail(
@@ -234,7 +295,7 @@ pub async fn analyze_for(
     )
     .await
     {
-        tracing::warn!(error = %err.message, "thumbnail not kept");
+        tracing::warn!(error = %err, "thumbnail not kept");
     }
     Ok(reply(
         request_id,
@@ -271,8 +332,9 @@ impl std::ops::Deref for HeldResult {
 
 impl HeldResult {
     /// Offers a fresh, committed result to later identical requests.
-    pub fn committed(&self, state: &AppState, request_id: &RequestId) {
-        if state.config.cache.ttl_secs > 0 && self.cached_from.is_none() {
+    pub fn committed(&self, handles: &impl AnalysisHandles, request_id: &RequestId) {
+        let state = handles.analyzer();
+        if state.settings.cache_ttl_secs > 0 && self.cached_from.is_none() {
             state
                 .inflight
                 .remember(&self.slot, &self.analysis, request_id, self.at);
@@ -296,30 +358,27 @@ impl Drop for Lead {
 /// database within the cache TTL, or from `detector` (the image's route). Identical concurrent
 /// requests share one lookup; the route is part of the cache key.
 pub async fn obtain(
-    state: &AppState,
+    handles: &impl AnalysisHandles,
     tenant: &str,
     request_id: &RequestId,
     source: ImageSource,
     options: &AnalyzeOptions,
     detector: &Arc<dyn Detector>,
-) -> Result<HeldResult, ApiError> {
-    let pipeline = &state.pipeline;
+) -> Result<HeldResult, EngineError> {
+    let state = handles.analyzer();
+    let pipeline = state.pipeline;
     let max_bytes = pipeline.limits().max_bytes;
     let media = match source {
         ImageSource::Taken(media) => media,
         ImageSource::Bytes(bytes) => intake(bytes, pipeline.limits())?,
         ImageSource::Url(url) => {
-            let bytes = state
-                .fetcher
-                .fetch(&url, max_bytes)
-                .await
-                .map_err(|err| ApiError::new(err.code(), err.to_string()))?;
+            let bytes = state.fetcher.fetch_image(&url, max_bytes).await?;
             intake(bytes, pipeline.limits())?
         }
     };
     let key = cache_key(&media.info.sha256, detector.name(), options);
     let now = state.clock.now().trunc_subsecs(3);
-    let ttl_secs = state.config.cache.ttl_secs;
+    let ttl_secs = state.settings.cache_ttl_secs;
 
     // With the cache on, identical concurrent requests share one cell: the first runs the lookup
     // (memory, then the database, then the detector) and the others wait for its result.
@@ -332,41 +391,42 @@ pub async fn obtain(
     let lead = Lead(leader.then(|| (state.inflight.clone(), slot.clone())));
     // The single-flight lease this request leads with, held until it ends.
     let flight: Mutex<Option<crate::single_flight::Held>> = Mutex::new(None);
-    let (analysis, origin) = cell
+    let looked_up = cell
         .get_or_init(|| async {
-            if ttl_secs > 0 {
-                let since = now
-                    - chrono::Duration::seconds(
-                        i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
-                    );
-                if let Some(found) = state.inflight.recent(&slot, since) {
-                    return Ok(found);
-                }
-                let query = (tenant.to_owned(), key.clone(), since);
-                if let Some(row) = state.cached_lookups.get(query).await? {
-                    let analysis: Analysis = serde_json::from_str(&row.analysis)
-                        .map_err(|err| ApiError::internal(&err))?;
-                    let origin: RequestId = row
-                        .request_id
-                        .parse()
-                        .map_err(|err| ApiError::internal(&err))?;
-                    return Ok((analysis, origin));
-                }
-                // Missed here: led or followed across replicas.
-                match crate::single_flight::begin(state, tenant, &key, since).await? {
-                    crate::single_flight::Flight::Found(found) => return Ok(*found),
-                    crate::single_flight::Flight::Run(held) => {
-                        *flight.lock().unwrap_or_else(|p| p.into_inner()) = held;
+            let found: Result<_, EngineError> = async {
+                if ttl_secs > 0 {
+                    let since = now
+                        - chrono::Duration::seconds(
+                            i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2_000),
+                        );
+                    if let Some(found) = state.inflight.recent(&slot, since) {
+                        return Ok(found);
+                    }
+                    let query = (tenant.to_owned(), key.clone(), since);
+                    if let Some(row) = state.cached_lookups.get(query).await? {
+                        return crate::single_flight::stored_result(&row);
+                    }
+                    // Missed here: led or followed across replicas.
+                    match crate::single_flight::begin(state, tenant, &key, since).await? {
+                        crate::single_flight::Flight::Found(found) => return Ok(*found),
+                        crate::single_flight::Flight::Run(held) => {
+                            *flight.lock().unwrap_or_else(|p| p.into_inner()) = held;
+                        }
                     }
                 }
+                Ok((
+                    run_detector(state, detector, &media, options).await?,
+                    request_id.clone(),
+                ))
             }
-            Ok((
-                run_detector(state, detector, &media, options).await?,
-                request_id.clone(),
-            ))
+            .await;
+            found.map_err(Arc::new)
         })
-        .await
-        .clone()?;
+        .await;
+    let (analysis, origin) = match looked_up {
+        Ok(found) => found.clone(),
+        Err(err) => return Err(EngineError::Shared(err.clone())),
+    };
     let cached = &origin != request_id;
     if ttl_secs > 0 {
         state.metrics.cache(cached);
@@ -375,7 +435,7 @@ pub async fn obtain(
     let thumbnail = if cached {
         None
     } else {
-        crate::reports::make_thumbnail(state, &media).await
+        crate::reports::make_thumbnail(state.settings.thumbnails, &media).await
     };
     Ok(HeldResult {
         result: DetectorResult {
@@ -392,11 +452,11 @@ pub async fn obtain(
 }
 
 async fn run_detector(
-    state: &AppState,
+    state: Analyzer<'_>,
     detector: &Arc<dyn Detector>,
     media: &arbiter_core::MediaInput,
     options: &AnalyzeOptions,
-) -> Result<Analysis, ApiError> {
+) -> Result<Analysis, EngineError> {
     let started = Instant::now();
     let analysis = state.pipeline.analyze(detector, media, options).await?;
     state.metrics.detector(started.elapsed());
@@ -404,13 +464,13 @@ async fn run_detector(
 }
 
 async fn record(
-    state: &AppState,
+    state: &Analyzer<'_>,
     tenant: &str,
     request_id: &RequestId,
     reference_id: &Option<String>,
     flow: Option<&(String, Value)>,
     obtained: &DetectorResult,
-) -> Result<Option<Decided>, ApiError> {
+) -> Result<Option<Decided>, EngineError> {
     let analysis = &obtained.analysis;
     let decided = match flow {
         Some((flow, input)) => Some(state.pipeline.apply_policy(flow, input, analysis)?),
@@ -462,9 +522,9 @@ pub fn reply(
 }
 
 /// Checks a caller's `reference_id`: at most `max_len` characters from `A-Z a-z 0-9 . _ - : / @ #`.
-pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), ApiError> {
+pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), EngineError> {
     if reference_id.is_empty() || reference_id.chars().count() > max_len {
-        return Err(ApiError::bad_request(format!(
+        return Err(EngineError::invalid(format!(
             "reference_id must be 1 to {max_len} characters"
         )));
     }
@@ -472,7 +532,7 @@ pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), ApiE
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "._-:/@#".contains(*c)))
     {
-        return Err(ApiError::new(
+        return Err(EngineError::refused(
             ErrorCode::InvalidRequest,
             format!("reference_id may hold only letters, digits and . _ - : / @ #; found {bad:?}"),
         ));
@@ -489,12 +549,42 @@ mod tests {
         assert_eq!(decode_base64(" aGk= ").unwrap(), b"hi");
         assert_eq!(decode_base64("data:image/png;base64,aGk=").unwrap(), b"hi");
         // Only a data URL's header is skipped: the same text later in the string is not one.
-        let err = decode_base64("aGk=;base64,aGk=").unwrap_err();
-        assert!(
-            err.message.starts_with("image_base64 is not valid base64"),
-            "{}",
-            err.message
-        );
+        let err = decode_base64("aGk=;base64,aGk=").unwrap_err().to_string();
+        assert!(err.starts_with("image_base64 is not valid base64"), "{err}");
         assert!(decode_base64("data:image/png,aGk=").is_err());
+    }
+
+    #[test]
+    fn the_cache_key_ignores_the_order_and_repeats_of_models_but_not_the_detector() {
+        let options = |models: &[&str]| AnalyzeOptions {
+            models: serde_json::from_value(serde_json::json!(models)).unwrap(),
+            metadata_analysis: true,
+            return_heatmap: false,
+        };
+        let key = cache_key("abc", "local", &options(&["noise", "metadata"]));
+        assert_eq!(
+            key,
+            cache_key("abc", "local", &options(&["metadata", "noise", "noise"]))
+        );
+        assert_ne!(
+            key,
+            cache_key("abc", "vendor", &options(&["noise", "metadata"]))
+        );
+        assert_ne!(
+            key,
+            cache_key("abd", "local", &options(&["noise", "metadata"]))
+        );
+        assert_ne!(key, cache_key("abc", "local", &options(&["noise"])));
+        assert_eq!(key.len(), 64);
+    }
+
+    #[test]
+    fn a_reference_id_is_short_and_plain() {
+        assert!(check_reference_id("claim-1/photo@2#a:b.c_d", 64).is_ok());
+        assert!(check_reference_id("", 64).is_err());
+        assert!(check_reference_id("abcd", 3).is_err());
+        let err = check_reference_id("a b", 64).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        assert!(err.to_string().contains("' '"), "{err}");
     }
 }

@@ -7,10 +7,12 @@
 //! identical requests already share one lookup (`analyze::Inflight`), which is all there is on
 //! SQLite (one process's database): there a cache miss writes no lease.
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::analyze::Analyzer;
+use crate::clock::Clock;
+use crate::error::EngineError;
 use arbiter_core::{Analysis, RequestId};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a follower looks for the leader's result.
@@ -45,9 +47,7 @@ pub struct Held {
 
 impl Held {
     /// Holds the lease `key` taken by `owner`, renewing it until dropped.
-    fn new(state: &AppState, key: String, owner: String) -> Self {
-        let db = state.pipeline.db().clone();
-        let clock = state.clock.clone();
+    fn new(db: arbiter_db::Db, clock: Arc<dyn Clock>, key: String, owner: String) -> Self {
         let renewing = tokio::spawn({
             let (db, key, owner) = (db.clone(), key.clone(), owner.clone());
             async move {
@@ -99,29 +99,39 @@ fn across_processes(db: &arbiter_db::Db) -> bool {
     db.backend() != arbiter_db::sea_orm::DbBackend::Sqlite
 }
 
+/// The analysis and request of a stored result (a `requests` row).
+pub fn stored_result(
+    row: &arbiter_db::entity::request::Model,
+) -> Result<(Analysis, RequestId), EngineError> {
+    let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(EngineError::internal)?;
+    let origin: RequestId = row.request_id.parse().map_err(EngineError::internal)?;
+    Ok((analysis, origin))
+}
+
 /// Leads or follows the analysis of `cache_key` for `tenant` after a cache miss; results
 /// committed at or after `since` count.
 pub async fn begin(
-    state: &AppState,
+    state: Analyzer<'_>,
     tenant: &str,
     cache_key: &str,
     since: DateTime<Utc>,
-) -> Result<Flight, ApiError> {
+) -> Result<Flight, EngineError> {
     let db = state.pipeline.db();
-    if !state.config.cache.single_flight || !across_processes(db) {
+    if !state.settings.single_flight || !across_processes(db) {
         return Ok(Flight::Run(None));
     }
     let key = format!("single-flight:{tenant}:{cache_key}");
-    let owner = crate::jobs::claim_token(&state.config.replica.id);
+    let owner = arbiter_db::leases::owner_token(state.replica_id);
     // A follower waits no longer than a request may take.
     let gives_up = tokio::time::Instant::now()
-        + Duration::from_secs(state.config.limits.request_timeout_secs.max(1));
+        + Duration::from_secs(state.settings.request_timeout_secs.max(1));
     let mut followed = false;
     loop {
         let now_ms = state.clock.now().timestamp_millis();
         if arbiter_db::leases::take(db.writer(), &key, &owner, now_ms, now_ms + lease_ms()).await? {
             state.metrics.single_flight(true);
-            return Ok(Flight::Run(Some(Held::new(state, key, owner))));
+            let (db, clock) = (db.clone(), state.clock.clone());
+            return Ok(Flight::Run(Some(Held::new(db, clock, key, owner))));
         }
         if !followed {
             followed = true;
@@ -134,13 +144,7 @@ pub async fn begin(
             tokio::time::sleep(FOLLOW_EVERY).await;
             let query = (tenant.to_owned(), cache_key.to_owned(), since);
             if let Some(row) = state.cached_lookups.get(query).await? {
-                let analysis: Analysis =
-                    serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
-                let origin: RequestId = row
-                    .request_id
-                    .parse()
-                    .map_err(|err| ApiError::internal(&err))?;
-                return Ok(Flight::Found(Box::new((analysis, origin))));
+                return Ok(Flight::Found(Box::new(stored_result(&row)?)));
             }
             let now_ms = state.clock.now().timestamp_millis();
             if !arbiter_db::leases::held(db.conn(), &key, now_ms).await? {

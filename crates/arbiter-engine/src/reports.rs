@@ -1,9 +1,10 @@
 //! PDF report cards: the facts of a request (one image) or a case (a claim, a KYC session, each
-//! of its images) read from the database into `arbiter_report::Report`, then written as a PDF;
-//! and the thumbnails kept for them (`reports.thumbnails`), made when an image is decided.
+//! of its images) read from the database into `arbiter_report::Report`, then written as a PDF
+//! by `arbiter-report`; and the thumbnails kept for them (`reports.thumbnails`), made when an
+//! image is decided.
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::Engine;
+use crate::error::EngineError;
 use arbiter_audit::{EntryFilter, Order};
 use arbiter_core::{Analysis, ImageInfo, MediaInput, ModelLabel, ModelResult, RunStatus};
 use arbiter_db::sea_orm::ConnectionTrait;
@@ -12,7 +13,7 @@ use arbiter_report::{
     AuditSection, CaseSection, CheckpointLine, DecisionSection, EntryLine, HeatmapSection,
     ImageSection, Report, ResultLine, ReviewLine, VerdictSection,
 };
-use base64::Engine;
+use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use std::io::Cursor;
@@ -47,10 +48,10 @@ pub fn thumbnail(bytes: &[u8]) -> Option<Thumbnail> {
     })
 }
 
-/// The thumbnail to keep of an image being decided, when `reports.thumbnails` is on; made off
-/// the async threads.
-pub async fn make_thumbnail(state: &AppState, media: &MediaInput) -> Option<Thumbnail> {
-    if !state.config.reports.thumbnails {
+/// The thumbnail to keep of an image being decided, when thumbnails are kept
+/// (`reports.thumbnails`); made off the async threads.
+pub async fn make_thumbnail(enabled: bool, media: &MediaInput) -> Option<Thumbnail> {
+    if !enabled {
         return None;
     }
     let bytes = media.bytes.clone();
@@ -67,7 +68,7 @@ pub async fn keep_thumbnail(
     image_sha256: &str,
     thumbnail: Option<&Thumbnail>,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     if let Some(thumbnail) = thumbnail {
         thumbnails::keep(conn, tenant, image_sha256, thumbnail, now).await?;
     }
@@ -75,26 +76,27 @@ pub async fn keep_thumbnail(
 }
 
 /// Writes a report as a PDF, off the async threads.
-pub async fn pdf(report: Report) -> Result<Vec<u8>, ApiError> {
+pub async fn pdf(report: Report) -> Result<Vec<u8>, EngineError> {
     tokio::task::spawn_blocking(move || arbiter_report::render(&report))
         .await
-        .map_err(|err| ApiError::internal(&err))?
-        .map_err(|err| ApiError::internal(&err))
+        .map_err(EngineError::internal)?
+        .map_err(EngineError::internal)
 }
 
 /// The report of one of a tenant's requests; another tenant's request, or one not analysed
-/// yet, is not found.
+/// yet, is not found. `verifier_key` is the audit checkpoints' public key, printed for checking.
 pub async fn request_report(
-    state: &AppState,
+    state: Engine<'_>,
+    verifier_key: &str,
     tenant: &str,
     request_id: &str,
-) -> Result<Report, ApiError> {
+) -> Result<Report, EngineError> {
     let image = image_section(state, tenant, request_id, None)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("no analysed request {request_id} for this tenant"))
+            EngineError::not_found(format!("no analysed request {request_id} for this tenant"))
         })?;
-    let audit = audit_section(state, tenant, std::slice::from_ref(&image)).await?;
+    let audit = audit_section(state, verifier_key, tenant, std::slice::from_ref(&image)).await?;
     Ok(Report {
         title: format!("Request {request_id}"),
         tenant: tenant.to_owned(),
@@ -107,17 +109,18 @@ pub async fn request_report(
 
 /// The report of a tenant's case (a claim, a KYC session) with each of its images.
 pub async fn case_report(
-    state: &AppState,
+    state: Engine<'_>,
+    verifier_key: &str,
     tenant: &str,
     flow: &str,
     case_id: &str,
-) -> Result<Report, ApiError> {
-    let (_, spec) = crate::cases::case_flow(state.engine(), flow)?;
+) -> Result<Report, EngineError> {
+    let (_, spec) = crate::cases::case_flow(state, flow)?;
     let conn = state.pipeline.db().conn();
     let row = arbiter_db::cases::get(conn, tenant, flow, case_id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
+            EngineError::not_found(format!("no {} {case_id} for this tenant", spec.kind))
         })?;
     let attached = arbiter_db::cases::images(conn, tenant, flow, case_id).await?;
     let count = attached.len();
@@ -140,9 +143,9 @@ pub async fn case_report(
         .as_deref()
         .map(serde_json::from_str::<Value>)
         .transpose()
-        .map_err(|err| ApiError::internal(&err))?
+        .map_err(EngineError::internal)?
         .map(|summary| case_decision(&summary));
-    let audit = audit_section(state, tenant, &images).await?;
+    let audit = audit_section(state, verifier_key, tenant, &images).await?;
     let flow_title = match flow {
         "insurance" => "Insurance",
         "kyc" => "KYC",
@@ -163,7 +166,7 @@ pub async fn case_report(
     })
 }
 
-fn now_text(state: &AppState) -> String {
+fn now_text(state: Engine<'_>) -> String {
     state.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -189,26 +192,24 @@ fn case_decision(summary: &Value) -> DecisionSection {
 
 /// One image's section: its request row, decision, reviews, thumbnail and audit entries.
 async fn image_section(
-    state: &AppState,
+    state: Engine<'_>,
     tenant: &str,
     request_id: &str,
     heading: Option<String>,
-) -> Result<Option<ImageSection>, ApiError> {
+) -> Result<Option<ImageSection>, EngineError> {
     let conn = state.pipeline.db().conn();
     let Some(row) = arbiter_db::requests::get(conn, tenant, request_id).await? else {
         return Ok(None);
     };
-    let analysis: Analysis =
-        serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
+    let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(EngineError::internal)?;
     let decision = arbiter_db::decisions::get(conn, tenant, request_id)
         .await?
         .map(|stored| {
-            Ok::<_, ApiError>(DecisionSection {
+            Ok::<_, EngineError>(DecisionSection {
                 action: stored.action,
                 reason: stored.reason,
                 description: stored.description,
-                fired: serde_json::from_str(&stored.fired)
-                    .map_err(|err| ApiError::internal(&err))?,
+                fired: serde_json::from_str(&stored.fired).map_err(EngineError::internal)?,
                 policy_id: stored.policy_id,
                 policy_version: u32::try_from(stored.policy_version).unwrap_or_default(),
                 policy_sha256: stored.policy_sha256,
@@ -238,7 +239,7 @@ async fn image_section(
         },
     )
     .await
-    .map_err(|err| ApiError::internal(&err))?
+    .map_err(EngineError::internal)?
     .into_iter()
     .map(|stored| EntryLine {
         seq: i64::try_from(stored.entry.seq).unwrap_or(i64::MAX),
@@ -273,10 +274,11 @@ async fn image_section(
 
 /// The latest signed checkpoint covering every entry of the report, and the verifier key.
 async fn audit_section(
-    state: &AppState,
+    state: Engine<'_>,
+    verifier_key: &str,
     tenant: &str,
     images: &[ImageSection],
-) -> Result<AuditSection, ApiError> {
+) -> Result<AuditSection, EngineError> {
     let last_seq = images
         .iter()
         .flat_map(|image| image.entries.iter().map(|e| e.seq))
@@ -303,7 +305,7 @@ async fn audit_section(
     };
     Ok(AuditSection {
         checkpoint,
-        verifier_key: state.audit.signer.verifier_key().to_string(),
+        verifier_key: verifier_key.to_owned(),
     })
 }
 
@@ -502,5 +504,49 @@ mod tests {
         let back = image::load_from_memory(&thumb.png).expect("a PNG");
         assert_eq!((back.width(), back.height()), (256, 128));
         assert!(thumbnail(b"not an image").is_none());
+    }
+
+    #[test]
+    fn an_image_line_gives_the_format_the_size_in_pixels_and_the_file_size_in_words() {
+        let info = |file_size_bytes| ImageInfo {
+            width: 1024,
+            height: 768,
+            format: arbiter_core::ImageFormat::Jpeg,
+            file_size_bytes,
+            sha256: String::new(),
+        };
+        let format = arbiter_core::ImageFormat::Jpeg.as_str();
+        assert_eq!(
+            image_line(&info(900)),
+            format!("{format}, 1024 x 768 px, 900 bytes")
+        );
+        assert_eq!(
+            image_line(&info(245 * 1024 - 10)),
+            format!("{format}, 1024 x 768 px, 245 KB")
+        );
+        assert_eq!(
+            image_line(&info(3 * 1024 * 1024 / 2)),
+            format!("{format}, 1024 x 768 px, 1.5 MB")
+        );
+    }
+
+    #[test]
+    fn a_case_decision_is_read_from_the_summary_its_row_keeps() {
+        let summary = serde_json::json!({
+            "action": "siu_escalation",
+            "reason": "AI_GENERATED",
+            "fired": ["ai_generated"],
+            "policy": {"id": "insurance-fnol", "version": 3, "sha256": "abc"},
+        });
+        let decision = case_decision(&summary);
+        assert_eq!(decision.action, "siu_escalation");
+        assert_eq!(decision.reason, "AI_GENERATED");
+        assert_eq!(decision.description, None);
+        assert_eq!(decision.fired, ["ai_generated"]);
+        assert_eq!(
+            (decision.policy_id.as_str(), decision.policy_version),
+            ("insurance-fnol", 3)
+        );
+        assert_eq!(decision.policy_sha256, "abc");
     }
 }

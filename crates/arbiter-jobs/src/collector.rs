@@ -2,16 +2,17 @@
 //! collected job and answered 202 at once; once `flows.ugc.batch_size` uploads of a tenant have
 //! arrived, or the oldest has waited `flows.ugc.max_wait_secs`, they are queued together as one
 //! batch. Workers analyse them like any batch, and each decision goes out as `content.decision`.
-//! Collected uploads are rows in the database: a restart loses none.
+//! Collected uploads are rows in the database: a restart loses none. The sealing of due uploads
+//! is the job type [`JOB_TYPE`].
 
-use crate::analyze::ImageSource;
-use crate::error::ApiError;
-use crate::jobs::JobSource;
-use crate::state::AppState;
+use crate::JobContext;
+use crate::queue::{JobSource, to_json};
 use arbiter_core::{AnalyzeOptions, BatchId, RequestId};
 use arbiter_db::entity::batch;
 use arbiter_db::jobs as repo;
 use arbiter_db::sea_orm::DatabaseTransaction;
+use arbiter_engine::EngineError;
+use arbiter_engine::analyze::ImageSource;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +21,20 @@ use tokio_util::sync::CancellationToken;
 
 /// The flow whose uploads are collected.
 const FLOW: &str = "ugc";
+
+/// The name of the job type that seals due uploads into batches.
+pub const JOB_TYPE: &str = "collector.seal";
+
+/// How the collector gathers uploads into batches (`flows.ugc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorSettings {
+    /// Whether uploads are collected at all (the UGC flow is switched on).
+    pub enabled: bool,
+    /// Uploads of a tenant sealed together as one batch.
+    pub batch_size: u64,
+    /// Seconds the oldest collected upload waits before its tenant's uploads are sealed anyway.
+    pub max_wait_secs: u64,
+}
 
 /// One upload.
 #[derive(Debug, Clone)]
@@ -54,12 +69,12 @@ pub struct UploadAccepted {
 /// Collects one upload; queues the tenant's collected uploads as a batch when this one makes
 /// `batch_size`.
 pub async fn collect(
-    state: &AppState,
+    state: &JobContext,
     tenant: &str,
     request_id: &RequestId,
     upload: Upload,
     base_url: &str,
-) -> Result<UploadAccepted, ApiError> {
+) -> Result<UploadAccepted, EngineError> {
     let now = state.clock.now().trunc_subsecs(3);
     let (source, image) = JobSource::from(upload.source).into_columns()?;
     let mut row = repo::new_job(
@@ -74,11 +89,7 @@ pub async fn collect(
     row.reference_id = upload.reference_id.clone();
     row.flow = Some(FLOW.to_owned());
     row.facts = Some(to_json(&upload.facts)?);
-    let Some(batch_size) = state.pipeline.flows().collected(FLOW).map(|c| c.batch_size) else {
-        return Err(ApiError::not_found(format!(
-            "flow {FLOW} is not in this build"
-        )));
-    };
+    let batch_size = state.collector.batch_size;
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_jobs(&txn, vec![row]).await?;
     // One replica at a time counts and seals a tenant's uploads: each batch is sealed once, with
@@ -109,7 +120,7 @@ pub async fn collect(
 }
 
 /// Takes the singleton of sealing `tenant`'s uploads for the rest of `txn`.
-async fn hold_seal(txn: &DatabaseTransaction, tenant: &str) -> Result<(), ApiError> {
+async fn hold_seal(txn: &DatabaseTransaction, tenant: &str) -> Result<(), EngineError> {
     let name = arbiter_db::singleton::names::collector_seal(FLOW, tenant);
     Ok(arbiter_db::singleton::hold(txn, &name).await?)
 }
@@ -120,7 +131,7 @@ async fn seal(
     tenant: &str,
     batch_size: u64,
     now: DateTime<Utc>,
-) -> Result<Option<BatchId>, ApiError> {
+) -> Result<Option<BatchId>, EngineError> {
     let batch_id = BatchId::new();
     let sealed = repo::seal(txn, tenant, FLOW, batch_id.as_str(), batch_size).await?;
     if sealed == 0 {
@@ -147,10 +158,8 @@ async fn seal(
 }
 
 /// Queues every tenant's collected uploads whose oldest has waited `max_wait_secs`.
-pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
-    let Some(config) = state.pipeline.flows().collected(FLOW) else {
-        return Ok(0);
-    };
+pub async fn flush_due(state: &JobContext) -> Result<usize, EngineError> {
+    let config = &state.collector;
     let now = state.clock.now().trunc_subsecs(3);
     let wait =
         chrono::Duration::seconds(i64::try_from(config.max_wait_secs).unwrap_or(i64::MAX / 2_000));
@@ -170,25 +179,35 @@ pub async fn flush_due(state: &AppState) -> Result<usize, ApiError> {
     Ok(batches)
 }
 
-/// Flushes due uploads until `shutdown`, checking a few times per `max_wait_secs`.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let max_wait_secs = state
-        .pipeline
-        .flows()
-        .collected(FLOW)
-        .map_or(1, |c| c.max_wait_secs);
-    let every = Duration::from_millis((max_wait_secs * 1000 / 4).clamp(100, 1000));
+/// How often due uploads are looked for: a few times per `max_wait_secs`, between 100 ms and a
+/// second.
+fn check_every(max_wait_secs: u64) -> Duration {
+    Duration::from_millis((max_wait_secs.saturating_mul(1000) / 4).clamp(100, 1000))
+}
+
+/// Seals due uploads until `shutdown`, checking a few times per `max_wait_secs`.
+pub async fn run(state: JobContext, shutdown: CancellationToken) {
+    let every = check_every(state.collector.max_wait_secs);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
         if let Err(err) = flush_due(&state).await {
-            tracing::warn!(error = %err.message, "flushing collected uploads failed");
+            tracing::warn!(error = %err, "flushing collected uploads failed");
         }
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|err| ApiError::internal(&err))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_uploads_are_looked_for_a_few_times_per_wait() {
+        assert_eq!(check_every(2), Duration::from_millis(500));
+        assert_eq!(check_every(0), Duration::from_millis(100));
+        assert_eq!(check_every(60), Duration::from_secs(1));
+        assert_eq!(check_every(u64::MAX), Duration::from_secs(1));
+    }
 }
