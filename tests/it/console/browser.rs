@@ -94,7 +94,11 @@ for (const e of document.querySelectorAll('[tabindex]')) {
   if (parseInt(e.getAttribute('tabindex'), 10) > 0) problems.push(`positive tabindex on ${named(e)}`);
 }
 if (document.documentElement.scrollWidth > window.innerWidth + 1) {
-  problems.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide in ${window.innerWidth} px`);
+  const wide = [...document.body.querySelectorAll('*')]
+    .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && ![...e.children].some((c) => c.getBoundingClientRect().right > window.innerWidth + 1))
+    .slice(0, 3)
+    .map((e) => `${named(e)} to ${Math.round(e.getBoundingClientRect().right)} px`);
+  problems.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide in ${window.innerWidth} px (${wide.join(', ')})`);
 }
 return problems;
 "#;
@@ -242,10 +246,23 @@ impl Driver {
         .await;
     }
 
+    /// Clicks what submits a form or follows a link, and waits up to 30 s for the page it
+    /// leads to, so that nothing is read from the page being left.
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
+        self.script("window.arbiterLeaving = true").await;
         self.call("POST", &format!("/element/{element}/click"), json!({}))
             .await;
+        let started = Instant::now();
+        let arrived =
+            "return window.arbiterLeaving === undefined && document.readyState === 'complete'";
+        while self.script(arrived).await != json!(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "clicking {css} led to no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn text(&self, element: &str) -> String {
