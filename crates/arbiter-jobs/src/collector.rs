@@ -1,7 +1,7 @@
-//! The upload collector of the UGC flow (the guide's pattern 2): each upload is written as a
-//! collected job and answered 202 at once; once `flows.ugc.batch_size` uploads of a tenant have
-//! arrived, or the oldest has waited `flows.ugc.max_wait_secs`, they are queued together as one
-//! batch. Workers analyse them like any batch, and each decision goes out as `content.decision`.
+//! The upload collector of the flows whose intake collects images into batches (the guide's
+//! pattern 2; UGC moderation): each upload is written as a collected job of its flow and answered
+//! 202 at once; once the flow's `batch_size` uploads of a tenant have arrived, or the oldest has
+//! waited its `max_wait_secs`, they are queued together as one batch. Workers analyse them like any batch, and each decision goes out as `content.decision`.
 //! Collected uploads are rows in the database: a restart loses none. The sealing of due uploads
 //! is the job type [`JOB_TYPE`].
 
@@ -19,17 +19,14 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The flow whose uploads are collected.
-const FLOW: &str = "ugc";
-
 /// The name of the job type that seals due uploads into batches.
 pub const JOB_TYPE: &str = "collector.seal";
 
-/// How the collector gathers uploads into batches (`flows.ugc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CollectorSettings {
-    /// Whether uploads are collected at all (the UGC flow is switched on).
-    pub enabled: bool,
+/// A switched-on flow whose uploads are collected, and how (`flows.<name>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedFlow {
+    /// The flow's name (`ugc`).
+    pub flow: &'static str,
     /// Uploads of a tenant sealed together as one batch.
     pub batch_size: u64,
     /// Seconds the oldest collected upload waits before its tenant's uploads are sealed anyway.
@@ -49,7 +46,7 @@ pub struct Upload {
     pub facts: Value,
 }
 
-/// The answer to `POST /v1/flows/ugc/uploads` (202).
+/// The answer to a collected upload (202), as to `POST /v1/flows/ugc/uploads`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UploadAccepted {
     /// The request the upload becomes.
@@ -66,15 +63,21 @@ pub struct UploadAccepted {
     pub status_url: String,
 }
 
-/// Collects one upload; queues the tenant's collected uploads as a batch when this one makes
-/// `batch_size`.
+/// Collects one upload of `flow`; queues the tenant's collected uploads of the flow as a batch
+/// when this one makes its `batch_size`.
 pub async fn collect(
     state: &JobContext,
+    flow: &str,
     tenant: &str,
     request_id: &RequestId,
     upload: Upload,
     base_url: &str,
 ) -> Result<UploadAccepted, EngineError> {
+    let settings = state
+        .collected
+        .iter()
+        .find(|collected| collected.flow == flow)
+        .ok_or_else(|| EngineError::Internal(format!("the flow {flow} collects no uploads")))?;
     let now = state.clock.now().trunc_subsecs(3);
     let (source, image) = JobSource::from(upload.source).into_columns()?;
     let mut row = repo::new_job(
@@ -87,17 +90,17 @@ pub async fn collect(
     row.image = image;
     row.status = repo::COLLECTING.to_owned();
     row.reference_id = upload.reference_id.clone();
-    row.flow = Some(FLOW.to_owned());
+    row.flow = Some(flow.to_owned());
     row.facts = Some(to_json(&upload.facts)?);
-    let batch_size = state.collector.batch_size;
+    let batch_size = settings.batch_size;
     let txn = state.pipeline.db().begin_write().await?;
     repo::insert_jobs(&txn, vec![row]).await?;
     // One replica at a time counts and seals a tenant's uploads: each batch is sealed once, with
     // `batch_size` uploads, however the uploads are spread over replicas.
-    hold_seal(&txn, tenant).await?;
-    let collected = repo::collecting(&txn, tenant, FLOW).await?;
+    hold_seal(&txn, flow, tenant).await?;
+    let collected = repo::collecting(&txn, tenant, flow).await?;
     let batch_id = if collected >= batch_size {
-        seal(&txn, tenant, batch_size, now).await?
+        seal(&txn, flow, tenant, batch_size, now).await?
     } else {
         None
     };
@@ -119,21 +122,23 @@ pub async fn collect(
     })
 }
 
-/// Takes the singleton of sealing `tenant`'s uploads for the rest of `txn`.
-async fn hold_seal(txn: &DatabaseTransaction, tenant: &str) -> Result<(), EngineError> {
-    let name = arbiter_db::singleton::names::collector_seal(FLOW, tenant);
+/// Takes the singleton of sealing `tenant`'s uploads of `flow` for the rest of `txn`.
+async fn hold_seal(txn: &DatabaseTransaction, flow: &str, tenant: &str) -> Result<(), EngineError> {
+    let name = arbiter_db::singleton::names::collector_seal(flow, tenant);
     Ok(arbiter_db::singleton::hold(txn, &name).await?)
 }
 
-/// Queues up to `batch_size` of a tenant's collected uploads, oldest first, as one batch.
+/// Queues up to `batch_size` of a tenant's collected uploads of `flow`, oldest first, as one
+/// batch.
 async fn seal(
     txn: &DatabaseTransaction,
+    flow: &str,
     tenant: &str,
     batch_size: u64,
     now: DateTime<Utc>,
 ) -> Result<Option<BatchId>, EngineError> {
     let batch_id = BatchId::new();
-    let sealed = repo::seal(txn, tenant, FLOW, batch_id.as_str(), batch_size).await?;
+    let sealed = repo::seal(txn, tenant, flow, batch_id.as_str(), batch_size).await?;
     if sealed == 0 {
         return Ok(None);
     }
@@ -153,25 +158,32 @@ async fn seal(
         },
     )
     .await?;
-    tracing::info!(batch_id = %batch_id, tenant, uploads = sealed, "collected uploads queued");
+    tracing::info!(batch_id = %batch_id, flow, tenant, uploads = sealed, "collected uploads queued");
     Ok(Some(batch_id))
 }
 
-/// Queues every tenant's collected uploads whose oldest has waited `max_wait_secs`.
+/// Queues, for each collected flow, every tenant's uploads whose oldest has waited the flow's
+/// `max_wait_secs`.
 pub async fn flush_due(state: &JobContext) -> Result<usize, EngineError> {
-    let config = &state.collector;
     let now = state.clock.now().trunc_subsecs(3);
-    let wait =
-        chrono::Duration::seconds(i64::try_from(config.max_wait_secs).unwrap_or(i64::MAX / 2_000));
-    let tenants = repo::collecting_due(state.pipeline.db().conn(), FLOW, now - wait).await?;
     let mut batches = 0;
-    for tenant in tenants {
-        let txn = state.pipeline.db().begin_write().await?;
-        hold_seal(&txn, &tenant).await?;
-        while seal(&txn, &tenant, config.batch_size, now).await?.is_some() {
-            batches += 1;
+    for collected in &state.collected {
+        let flow = collected.flow;
+        let wait = chrono::Duration::seconds(
+            i64::try_from(collected.max_wait_secs).unwrap_or(i64::MAX / 2_000),
+        );
+        let tenants = repo::collecting_due(state.pipeline.db().conn(), flow, now - wait).await?;
+        for tenant in tenants {
+            let txn = state.pipeline.db().begin_write().await?;
+            hold_seal(&txn, flow, &tenant).await?;
+            while seal(&txn, flow, &tenant, collected.batch_size, now)
+                .await?
+                .is_some()
+            {
+                batches += 1;
+            }
+            txn.commit().await?;
         }
-        txn.commit().await?;
     }
     if batches > 0 {
         state.jobs_wake.notify_waiters();
@@ -185,9 +197,10 @@ fn check_every(max_wait_secs: u64) -> Duration {
     Duration::from_millis((max_wait_secs.saturating_mul(1000) / 4).clamp(100, 1000))
 }
 
-/// Seals due uploads until `shutdown`, checking a few times per `max_wait_secs`.
+/// Seals due uploads until `shutdown`, checking a few times per the shortest `max_wait_secs`.
 pub async fn run(state: JobContext, shutdown: CancellationToken) {
-    let every = check_every(state.collector.max_wait_secs);
+    let shortest = state.collected.iter().map(|c| c.max_wait_secs).min();
+    let every = check_every(shortest.unwrap_or(u64::MAX));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -16,7 +16,7 @@ mod runner;
 
 pub use analysis::JobFailure;
 pub use arbiter_engine::EngineError;
-pub use collector::{CollectorSettings, Upload, UploadAccepted};
+pub use collector::{CollectedFlow, Upload, UploadAccepted};
 pub use queue::{
     AsyncAccepted, BatchAccepted, BatchStatus, BatchSubmission, Chunks, JobSource, NewImage,
 };
@@ -89,8 +89,8 @@ pub struct JobContext {
     pub replica_id: String,
     /// The job settings (`jobs`).
     pub config: JobsConfig,
-    /// How uploads are collected (`flows.ugc`).
-    pub collector: CollectorSettings,
+    /// The switched-on flows whose uploads are collected into batches, and how.
+    pub collected: Vec<CollectedFlow>,
     /// The data directory, where batch bodies are kept.
     pub data_dir: PathBuf,
     /// Rung when jobs are queued.
@@ -118,7 +118,7 @@ impl AnalysisHandles for JobContext {
 /// workers, and [`collector::JOB_TYPE`] on one when uploads are collected.
 pub fn runner(context: JobContext) -> Runner<JobContext> {
     let analysis_workers = usize::try_from(context.config.workers).unwrap_or(usize::MAX);
-    let collectors = usize::from(context.collector.enabled);
+    let collectors = usize::from(!context.collected.is_empty());
     Runner::new(context)
         .register_job_type(analysis::JOB_TYPE, analysis_workers, analysis::run_worker)
         .register_job_type(collector::JOB_TYPE, collectors, collector::run)

@@ -18,12 +18,19 @@ use tokio_util::sync::CancellationToken;
 impl AppState {
     /// The jobs' handles, cloned from this state.
     pub fn job_context(&self) -> JobContext {
-        // The flow whose images are collected, if one is switched on.
         let flows = self.pipeline.flows();
         let collected = flows
             .names()
             .filter(|name| self.config.flows.enabled(name))
-            .find_map(|name| flows.collected(name));
+            .filter_map(|flow| {
+                let intake = flows.collected(flow)?;
+                Some(arbiter_jobs::CollectedFlow {
+                    flow,
+                    batch_size: intake.batch_size,
+                    max_wait_secs: intake.max_wait_secs,
+                })
+            })
+            .collect();
         JobContext {
             pipeline: self.pipeline.clone(),
             clock: self.clock.clone(),
@@ -34,11 +41,7 @@ impl AppState {
             analysis: self.analysis_settings(),
             replica_id: self.config.replica.id.clone(),
             config: self.config.jobs.clone(),
-            collector: arbiter_jobs::CollectorSettings {
-                enabled: collected.is_some(),
-                batch_size: collected.map_or(1, |c| c.batch_size),
-                max_wait_secs: collected.map_or(1, |c| c.max_wait_secs),
-            },
+            collected,
             data_dir: self.config.data_dir.clone(),
             jobs_wake: self.jobs_wake.clone(),
             deliveries_wake: self.webhooks.wake.clone(),
@@ -47,7 +50,7 @@ impl AppState {
 }
 
 /// Starts the job runner's workers over this state's handles: `jobs.workers` analysis workers
-/// and, with the UGC flow on, the upload collector.
+/// and, with a collecting flow on (UGC), the upload collector.
 pub fn start_runner(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
     arbiter_jobs::runner(state.job_context()).start(shutdown)
 }
@@ -66,16 +69,17 @@ pub async fn submit_single(
     Ok(queue::submit_single(&context, tenant, request_id, call, webhook_url, base_url).await?)
 }
 
-/// Collects one UGC upload (`POST /v1/flows/ugc/uploads`).
+/// Collects one upload of a flow whose intake collects (`POST /v1/flows/ugc/uploads`).
 pub async fn collect(
     state: &AppState,
+    flow: &str,
     tenant: &str,
     request_id: &RequestId,
     upload: Upload,
     base_url: &str,
 ) -> Result<UploadAccepted, ApiError> {
     let context = state.job_context();
-    Ok(collector::collect(&context, tenant, request_id, upload, base_url).await?)
+    Ok(collector::collect(&context, flow, tenant, request_id, upload, base_url).await?)
 }
 
 /// A tenant's batch with the results so far (`GET /v1/batches/{batch_id}`), as a body sent a

@@ -383,7 +383,7 @@ async fn add_collected(
             reference_id,
             facts,
         };
-        collector::collect(&state, &caller.key.tenant, &request_id, upload, &base).await
+        collector::collect(&state, flow, &caller.key.tenant, &request_id, upload, &base).await
     }
     .await;
     result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
