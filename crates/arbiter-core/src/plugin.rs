@@ -104,6 +104,8 @@ pub struct FlowError {
 pub struct CaseSpec {
     /// What a case is called in the API (`claim`, `session`).
     pub kind: &'static str,
+    /// What a case is called to a reader, as a report's title says (`Insurance claim`).
+    pub title: &'static str,
     /// The evidence a case decision waits for before it is final: image roles and case-level
     /// facts (`selfie`, `id_document`, `liveness`). Empty: every case decision is final.
     pub requires: &'static [&'static str],

@@ -146,13 +146,8 @@ pub async fn case_report(
         .map_err(EngineError::internal)?
         .map(|summary| case_decision(&summary));
     let audit = audit_section(state, verifier_key, tenant, &images).await?;
-    let flow_title = match flow {
-        "insurance" => "Insurance",
-        "kyc" => "KYC",
-        other => other,
-    };
     Ok(Report {
-        title: format!("{flow_title} {} {case_id}", spec.kind),
+        title: format!("{} {case_id}", spec.title),
         tenant: tenant.to_owned(),
         generated_at: now_text(state),
         case: Some(CaseSection {

@@ -85,6 +85,7 @@ pub const ACTIONS: [ActionSpec; 3] = [
 /// A claim groups its photos; each photo's action is announced on its own.
 const CLAIM: CaseSpec = CaseSpec {
     kind: "claim",
+    title: "Insurance claim",
     requires: &[],
     event: None,
 };

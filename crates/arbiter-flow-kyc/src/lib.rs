@@ -128,6 +128,7 @@ pub const SELFIE_MODELS: [ModelKind; 3] =
 /// the session decision is announced.
 const SESSION: CaseSpec = CaseSpec {
     kind: "session",
+    title: "KYC session",
     requires: &["selfie", "id_document", "liveness"],
     event: Some("kyc.decision"),
 };

@@ -67,16 +67,27 @@ pub fn router(state: &AppState) -> Router<AppState> {
                         ),
                     );
                 }
-                read = read.route(
-                    &base,
-                    get(
-                        move |state: State<AppState>,
-                              caller: Extension<Caller>,
-                              case_id: Path<String>| {
-                            get_case(state, caller, case_id, name)
-                        },
-                    ),
-                );
+                read = read
+                    .route(
+                        &base,
+                        get(
+                            move |state: State<AppState>,
+                                  caller: Extension<Caller>,
+                                  case_id: Path<String>| {
+                                get_case(state, caller, case_id, name)
+                            },
+                        ),
+                    )
+                    .route(
+                        &format!("{base}/report.pdf"),
+                        get(
+                            move |state: State<AppState>,
+                                  caller: Extension<Caller>,
+                                  Path(case_id): Path<String>| async move {
+                                super::reports::case_report(&state, &caller, name, &case_id).await
+                            },
+                        ),
+                    );
             }
             (Served::Collected(collected), _) => {
                 intake = intake.route(
@@ -453,6 +464,27 @@ pub fn openapi_paths(state: &AppState) -> Paths {
                             .response("404", reply("No such case for this tenant", "ErrorBody")),
                     );
                 }
+                paths.add_path_operation(
+                    format!("{base}/report.pdf"),
+                    vec![HttpMethod::Get],
+                    operation(&format!("get_{}_report", spec.kind))
+                        .summary(Some(format!("A {}'s report card (PDF)", spec.kind)))
+                        .description(Some(format!(
+                            "The {kind}'s decision, then each of its images as in a request's report, then the latest signed checkpoint covering every audit entry listed and the verifier key. Needs the `requests:read` scope.",
+                            kind = spec.kind
+                        )))
+                        .parameter(id())
+                        .response(
+                            "200",
+                            ResponseBuilder::new().description("The report").content(
+                                "application/pdf",
+                                ContentBuilder::new()
+                                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary)))))
+                                    .build(),
+                            ),
+                        )
+                        .response("404", reply("No such case for this tenant", "ErrorBody")),
+                );
                 paths.add_path_operation(
                     base,
                     vec![HttpMethod::Get],

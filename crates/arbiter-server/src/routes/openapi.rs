@@ -38,8 +38,6 @@ use utoipa::{Modify, OpenApi};
         super::policies::list_policies,
         super::policies::get_policy,
         super::policies::simulate,
-        super::reports::get_claim_report,
-        super::reports::get_session_report,
         super::review::list_items,
         super::review::get_item,
         super::review::claim_item,

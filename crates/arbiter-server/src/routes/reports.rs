@@ -1,5 +1,5 @@
-//! PDF report cards: `GET /v1/requests/{request_id}/report.pdf` and the case reports of the
-//! insurance and KYC flows (served when the flow is compiled in and enabled).
+//! PDF report cards: `GET /v1/requests/{request_id}/report.pdf`, and the case report that
+//! `routes::flows` serves at each served case flow's `<case path>/report.pdf`.
 
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
@@ -15,24 +15,10 @@ use axum::{Extension, Router, middleware};
 
 /// The routes, behind the `requests:read` scope.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let on =
-        |flow: &str| state.config.flows.enabled(flow) && state.pipeline.flows().get(flow).is_some();
-    let mut router = Router::new().route(
+    let router = Router::new().route(
         "/v1/requests/{request_id}/report.pdf",
         get(get_request_report),
     );
-    if on("insurance") {
-        router = router.route(
-            "/v1/flows/insurance/claims/{claim_id}/report.pdf",
-            get(get_claim_report),
-        );
-    }
-    if on("kyc") {
-        router = router.route(
-            "/v1/flows/kyc/sessions/{session_id}/report.pdf",
-            get(get_session_report),
-        );
-    }
     router.route_layer(middleware::from_fn_with_state(
         (state.clone(), Scope::RequestsRead),
         auth::require,
@@ -104,64 +90,9 @@ pub async fn get_request_report(
     Ok(pdf_response(reports::pdf(report).await?, &request_id))
 }
 
-/// A claim's report card (PDF).
-///
-/// The claim's decision, then each of its photos as in a request's report, then the latest
-/// signed checkpoint covering every audit entry listed and the verifier key.
-#[utoipa::path(
-    get,
-    path = "/v1/flows/insurance/claims/{claim_id}/report.pdf",
-    tag = "flows",
-    params(("claim_id" = String, Path, description = "Your claim id")),
-    responses(
-        (status = 200, description = "The report", content_type = "application/pdf", body = Vec<u8>),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the requests:read scope or network", body = ErrorBody),
-        (status = 404, description = "No such claim for this tenant", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-#[tracing::instrument(skip_all, fields(request_id = %current))]
-pub async fn get_claim_report(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(current): Extension<RequestId>,
-    Path(claim_id): Path<String>,
-) -> Result<Response, ApiError> {
-    case_report(&state, &caller, "insurance", &claim_id).await
-}
-
-/// A KYC session's report card (PDF).
-///
-/// The session's decision, then each of its images (ID document, selfie) as in a request's
-/// report, then the latest signed checkpoint covering every audit entry listed and the
-/// verifier key.
-#[utoipa::path(
-    get,
-    path = "/v1/flows/kyc/sessions/{session_id}/report.pdf",
-    tag = "flows",
-    params(("session_id" = String, Path, description = "Your session id")),
-    responses(
-        (status = 200, description = "The report", content_type = "application/pdf", body = Vec<u8>),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the requests:read scope or network", body = ErrorBody),
-        (status = 404, description = "No such session for this tenant", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-#[tracing::instrument(skip_all, fields(request_id = %current))]
-pub async fn get_session_report(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Extension(current): Extension<RequestId>,
-    Path(session_id): Path<String>,
-) -> Result<Response, ApiError> {
-    case_report(&state, &caller, "kyc", &session_id).await
-}
-
-async fn case_report(
+/// A case's report card (PDF), served for each flow whose cases are served
+/// (`<case path>/report.pdf`, routed by `routes::flows`).
+pub(crate) async fn case_report(
     state: &AppState,
     caller: &Caller,
     flow: &str,
