@@ -16,14 +16,10 @@
 //! It prints each one's median and 90th percentile and their ratios to (1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use arbiter_server::clock::SystemClock;
 mod common;
 
-use arbiter_server::{Config, Server, build_state};
-use common::{ms, quantile, repo};
-use std::sync::Arc;
+use common::{Served, ms, quantile};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 100;
 const WARMUP: usize = 5;
@@ -55,23 +51,8 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> String {
 }
 
 async fn run(rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("data"),
-        policies_dir: repo().join("policies").display().to_string(),
-        ..Config::default()
-    };
-    let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-    let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-        .await
-        .unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let token = shutdown.clone();
-        async move { server.run(token).await.unwrap() }
-    });
+    let served = Served::start().await;
+    let (state, base) = (served.state.clone(), served.base.clone());
 
     // 10,000 requests and 10,000 claims, one second apart.
     let start = chrono::Utc::now() - chrono::Duration::days(1);
@@ -188,8 +169,7 @@ async fn run(rounds: usize) {
             }
         }
     }
-    shutdown.cancel();
-    task.await.unwrap();
+    served.stop().await;
 
     let baseline = quantile(&mut samples[0], 0.5);
     println!(

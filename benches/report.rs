@@ -15,17 +15,13 @@
 //! It prints each one's median and 90th percentile, their ratios to (1), and the PDF's size.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
 mod common;
 
-use arbiter_server::{Config, Server, build_state};
 use base64::Engine;
-use common::{ms, quantile, repo};
+use common::{Served, ms, quantile, repo};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 200;
 const WARMUP: usize = 10;
@@ -41,23 +37,8 @@ fn main() {
 }
 
 async fn run(rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("data"),
-        policies_dir: repo().join("policies").display().to_string(),
-        ..Config::default()
-    };
-    let state = build_state(config, Arc::new(SystemClock)).await.unwrap();
-    let server = Server::bind_state(state.clone(), "127.0.0.1:0")
-        .await
-        .unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let token = shutdown.clone();
-        async move { server.run(token).await.unwrap() }
-    });
+    let served = Served::start().await;
+    let (state, base) = (served.state.clone(), served.base.clone());
     let txn = state.pipeline.db().begin_write().await.unwrap();
     let new = NewKey {
         tenant: "acme".into(),
@@ -142,8 +123,7 @@ async fn run(rounds: usize) {
             whole.push(t_whole);
         }
     }
-    shutdown.cancel();
-    task.await.unwrap();
+    served.stop().await;
 
     let baseline = quantile(&mut read, 0.5);
     println!(
