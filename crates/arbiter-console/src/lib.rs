@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod oidc;
+pub mod pages;
 pub mod password;
 pub mod role;
 pub mod sessions;
