@@ -23,9 +23,10 @@ pub struct ScanArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
 
-    /// The flow whose facts and policy apply.
-    #[arg(long, default_value = "insurance")]
-    flow: String,
+    /// The flow whose facts and policy apply [default: the first of this build's flows by name,
+    /// `insurance` in the full build].
+    #[arg(long)]
+    flow: Option<String>,
 
     /// A domain fact, as a dotted path and a value (`claim.amount=12000`); repeatable.
     #[arg(long = "fact", value_name = "KEY=VALUE")]
@@ -57,7 +58,19 @@ pub struct ScanArgs {
     config: Option<PathBuf>,
 }
 
-fn load_policies(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<PolicyStore> {
+/// The flow `--flow` names, else the first of the registered flows by name.
+fn flow_name(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<String> {
+    match &args.flow {
+        Some(flow) => Ok(flow.clone()),
+        None => flows
+            .names()
+            .next()
+            .map(str::to_owned)
+            .context("this build has no flow"),
+    }
+}
+
+fn load_policies(args: &ScanArgs, flow: &str, flows: &FlowRegistry) -> anyhow::Result<PolicyStore> {
     let default_dir = Path::new("policies");
     let mut store = match &args.policies_dir {
         Some(dir) => PolicyStore::from_dir(dir, flows)?,
@@ -66,12 +79,11 @@ fn load_policies(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<Policy
     };
     if let Some(path) = &args.policy {
         let policy = Policy::load(path)?;
-        if policy.flow() != args.flow {
+        if policy.flow() != flow {
             bail!(
-                "{}: the policy is for flow `{}`, not `{}`",
+                "{}: the policy is for flow `{}`, not `{flow}`",
                 path.display(),
                 policy.flow(),
-                args.flow
             );
         }
         store.replace(policy, flows)?;
@@ -80,11 +92,10 @@ fn load_policies(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<Policy
 }
 
 /// The domain input from `--fact` assignments, each typed as the flow's schema declares it.
-fn domain_input(args: &ScanArgs, flows: &FlowRegistry) -> anyhow::Result<Value> {
-    let flow = flows.get(&args.flow).with_context(|| {
+fn domain_input(args: &ScanArgs, name: &str, flows: &FlowRegistry) -> anyhow::Result<Value> {
+    let flow = flows.get(name).with_context(|| {
         format!(
-            "unknown flow `{}` (this build has: {})",
-            args.flow,
+            "unknown flow `{name}` (this build has: {})",
             flows.names().collect::<Vec<_>>().join(", ")
         )
     })?;
@@ -109,8 +120,9 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
     let flows = FlowRegistry::builtin()
         .map_err(anyhow::Error::msg)
         .context("while building the flows")?;
-    let input = domain_input(&args, &flows)?;
-    let policies = load_policies(&args, &flows)?;
+    let flow = flow_name(&args, &flows)?;
+    let input = domain_input(&args, &flow, &flows)?;
+    let policies = load_policies(&args, &flow, &flows)?;
     arbiter_server::policies::keep_versions(&db, policies.all(), chrono::Utc::now())
         .await
         .context("while keeping the policies' texts")?;
@@ -153,7 +165,7 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
             .map(|name| name.to_string_lossy().into_owned());
         let request = DecideRequest {
             tenant: &args.tenant,
-            flow: &args.flow,
+            flow: &flow,
             input: &input,
             reference_id: reference_id.as_deref(),
             options: &options,
