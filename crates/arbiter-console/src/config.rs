@@ -5,15 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A configuration key whose value is refused, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct InvalidKey {
-    /// The dotted key (`console.oidc.issuer`).
-    pub key: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
+pub use arbiter_core::settings::InvalidKey;
 
 /// The console for people at `/console`: sign-in, sessions and the throttle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

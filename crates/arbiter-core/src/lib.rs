@@ -15,6 +15,7 @@ pub mod intake;
 pub mod net;
 pub mod plugin;
 pub mod schema;
+pub mod settings;
 pub mod verdict;
 
 pub use analysis::{

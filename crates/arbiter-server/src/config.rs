@@ -6,6 +6,7 @@
 
 pub use arbiter_audit::{AuditConfig, AuditMode};
 pub use arbiter_console::config::{ConsoleConfig, InvalidKey, OidcConfig};
+use arbiter_core::settings::{env_value, find_leaf};
 pub use arbiter_engine::flows::FlowsConfig;
 pub use arbiter_engine::policies::{PoliciesConfig, PolicySource};
 pub use arbiter_jobs::JobsConfig;
@@ -14,7 +15,6 @@ pub use arbiter_report::ReportsConfig;
 pub use arbiter_webhooks::WebhooksConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -606,57 +606,6 @@ impl Config {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
-    }
-}
-
-/// The leaf whose path, joined with `_`, is `name`. Keys may hold `_` themselves
-/// (`api_key`, `api_key_file`): an exact key wins, else each key that is a prefix is tried.
-fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
-    let Value::Object(map) = node else {
-        return None;
-    };
-    if map.get(name).is_some_and(|child| !child.is_object()) {
-        return map.get_mut(name);
-    }
-    let key = map
-        .iter()
-        .filter(|(key, child)| {
-            child.is_object()
-                && name.starts_with(key.as_str())
-                && name.as_bytes().get(key.len()) == Some(&b'_')
-        })
-        .map(|(key, _)| key.clone())
-        .find(|key| {
-            let mut probe = map.get(key).cloned().unwrap_or_default();
-            find_leaf(&mut probe, &name[key.len() + 1..]).is_some()
-        })?;
-    find_leaf(map.get_mut(&key)?, &name[key.len() + 1..])
-}
-
-fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
-    match current {
-        Value::Array(items) => Ok(Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| match s.parse::<u64>() {
-                    // A list of numbers (`webhooks.retry_schedule_secs`) stays numeric.
-                    Ok(n) if items.iter().all(Value::is_number) => Value::from(n),
-                    _ => Value::String(s.to_owned()),
-                })
-                .collect(),
-        )),
-        Value::Number(_) => raw
-            .trim()
-            .parse::<u64>()
-            .map(Value::from)
-            .map_err(|_| format!("{raw:?} is not a whole number")),
-        Value::Bool(_) => raw
-            .trim()
-            .parse::<bool>()
-            .map(Value::Bool)
-            .map_err(|_| format!("{raw:?} is not true or false")),
-        _ => Ok(Value::String(raw.to_owned())),
     }
 }
 
