@@ -80,6 +80,12 @@ pub enum ExportError {
     /// Both `from_seq` and `since`.
     #[error("give either a start seq or a start time, not both")]
     TwoStarts,
+    /// As many exports as allowed are under way (`audit.max_concurrent_exports`).
+    #[error("as many audit exports as allowed are under way")]
+    Busy,
+    /// The temporary directory the bundle is written in could not be made.
+    #[error("cannot make an export directory: {0}")]
+    TempDir(std::io::Error),
     /// A stored entry is not canonical JSON.
     #[error(
         "stored entry {tenant}/{seq} is not canonical JSON ({source}); run `arbiter audit verify`"

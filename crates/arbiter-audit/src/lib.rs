@@ -12,6 +12,7 @@ pub mod entry;
 pub mod export;
 pub mod keys;
 pub mod signing;
+pub mod stream;
 pub mod verify;
 
 pub use chain::{

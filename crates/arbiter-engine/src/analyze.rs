@@ -11,7 +11,8 @@ pub use crate::detector_result::{DetectorResult, request_row};
 use crate::error::EngineError;
 use crate::pipeline::{Decided, Pipeline, Record};
 use arbiter_core::{
-    Analysis, AnalysisResponse, AnalyzeOptions, Detector, ErrorCode, MediaInput, RequestId,
+    Analysis, AnalysisResponse, AnalyzeOptions, Detector, ErrorCode, MediaInput, ModelKind,
+    RequestId,
 };
 use arbiter_db::requests::CachedLookups;
 use arbiter_detect::IntakeLimits;
@@ -540,9 +541,89 @@ pub fn check_reference_id(reference_id: &str, max_len: usize) -> Result<(), Engi
     Ok(())
 }
 
+/// `options` of an analysis request.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestOptions {
+    /// Models to run: `["all"]` (the default) or a subset of `gan`, `diffusion`, `noise`,
+    /// `metadata`, `frequency`, `splicing`.
+    #[serde(default)]
+    #[schema(min_items = 1)]
+    pub models: Option<Vec<String>>,
+    /// Include EXIF and provenance analysis (default true).
+    #[serde(default)]
+    pub metadata_analysis: Option<bool>,
+    /// Include a manipulation heatmap (default false).
+    #[serde(default)]
+    pub return_heatmap: Option<bool>,
+    /// Deliver the result to this URL and answer 202 at once (http or https; its host must
+    /// resolve to an address the server may reach, which the document cannot state).
+    #[serde(default)]
+    #[schema(pattern = "^https?://[^/?#]+")]
+    pub webhook_url: Option<String>,
+}
+
+/// Checks `options` (without `webhook_url`) and builds the detector options.
+pub fn parse_options(options: RequestOptions) -> Result<AnalyzeOptions, EngineError> {
+    let models = match options.models.as_deref() {
+        None => Vec::new(),
+        Some(names) if names.iter().any(|n| n == "all") => Vec::new(),
+        Some([]) => return Err(EngineError::invalid("options.models is empty; use [\"all\"] or name models")),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                ModelKind::from_short_name(name).ok_or_else(|| {
+                    EngineError::invalid(format!("options.models: unknown model {name:?}; use all, gan, diffusion, noise, metadata, frequency or splicing"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(AnalyzeOptions {
+        models,
+        metadata_analysis: options.metadata_analysis.unwrap_or(true),
+        return_heatmap: options.return_heatmap.unwrap_or(false),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_name_models_by_their_short_names_and_default_to_all() {
+        let all = parse_options(RequestOptions::default()).unwrap();
+        assert!(all.models.is_empty() && all.metadata_analysis && !all.return_heatmap);
+        let named = |names: &[&str]| RequestOptions {
+            models: Some(names.iter().map(|n| (*n).to_owned()).collect()),
+            ..RequestOptions::default()
+        };
+        assert!(
+            parse_options(named(&["gan", "all"]))
+                .unwrap()
+                .models
+                .is_empty()
+        );
+        assert_eq!(
+            parse_options(named(&["gan", "noise"]))
+                .unwrap()
+                .models
+                .len(),
+            2
+        );
+        for bad in [named(&[]), named(&["colour"])] {
+            let err = parse_options(bad).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    EngineError::Refused {
+                        code: ErrorCode::InvalidRequest,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn image_base64_may_be_a_data_url() {

@@ -91,6 +91,12 @@ impl From<crate::pipeline::PipelineError> for ApiError {
     }
 }
 
+impl From<arbiter_providers::reality_defender::facade::FacadeError> for ApiError {
+    fn from(err: arbiter_providers::reality_defender::facade::FacadeError) -> Self {
+        Self::bad_request(err.0)
+    }
+}
+
 impl ApiError {
     /// The answer to an engine error (one shared by identical requests is answered as its
     /// cause).

@@ -66,7 +66,7 @@ pub fn batch_body(data: &[u8]) -> bool {
         if let Some(options) = header.options
             && let Err(err) = parse_options(options)
         {
-            return client_error("batch options", &err);
+            return client_error("batch options", &ApiError::from(err));
         }
         let mut chunks = match batch_body::images(&file, move |index, image, range| {
             check_image(index, image, limits, keep.then_some(range))
@@ -98,7 +98,7 @@ pub fn multipart(data: &[u8]) -> bool {
                 if let Some(options) = request.options
                     && let Err(err) = parse_options(options)
                 {
-                    return client_error("multipart options", &err);
+                    return client_error("multipart options", &ApiError::from(err));
                 }
                 if let Some(reference) = &request.reference_id
                     && let Err(err) =

@@ -197,6 +197,62 @@ pub fn error_body(code: &str, status: u16, message: &str) -> Value {
     json!({"code": code, "errno": status, "response": message})
 }
 
+/// A field of an RD-compatible request that Arbiter cannot take: answered 400 `INVALID_REQUEST`
+/// with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FacadeError(pub String);
+
+/// A `YYYY-M-D` date (unpadded months and days are read too) as its first instant in UTC;
+/// `field` names it in the error.
+pub fn day(text: &str, field: &str) -> Result<DateTime<Utc>, FacadeError> {
+    let bad = || FacadeError(format!("{field}: {text:?} is not a date (YYYY-MM-DD)"));
+    let mut parts = text.trim().splitn(3, '-').map(str::parse::<u32>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(y).map_err(|_| bad())?, m, d)
+        .ok_or_else(bad)?;
+    Ok(date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc())
+}
+
+/// The review label RD's feedback means: REAL → `confirmed_authentic` (`false_positive` when
+/// the category says so), SYNTHETIC and MANIPULATED → `confirmed_fake`, UNKNOWN → `unclear`.
+pub fn review_label(label: &str, category: Option<&str>) -> Result<&'static str, FacadeError> {
+    Ok(match (label, category) {
+        ("REAL", Some("FALSE_POSITIVE")) => "false_positive",
+        ("REAL", _) => "confirmed_authentic",
+        ("SYNTHETIC" | "MANIPULATED", _) => "confirmed_fake",
+        ("UNKNOWN", _) => "unclear",
+        (other, _) => {
+            return Err(FacadeError(format!(
+                "label must be REAL, SYNTHETIC, MANIPULATED or UNKNOWN; found {other:?}"
+            )));
+        }
+    })
+}
+
+/// An uploaded file's name as a `reference_id`: the characters a reference may hold, others as
+/// `_`, at most 128.
+pub fn reference_id(file_name: &str) -> String {
+    file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-:/@#".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect()
+}
+
+/// Compares two equal-length strings (an upload token's hashes) in constant time.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +390,25 @@ mod tests {
             super::super::wire::read_detail(pending.to_string().as_bytes()).unwrap(),
             super::super::wire::Progress::Pending
         );
+    }
+
+    #[test]
+    fn dates_may_be_unpadded_and_labels_map_to_review_labels() {
+        assert_eq!(
+            day("2025-7-3", "startDate").unwrap().to_rfc3339(),
+            "2025-07-03T00:00:00+00:00"
+        );
+        assert!(day("2025-13-01", "startDate").is_err());
+        assert!(day("yesterday", "endDate").is_err());
+        assert_eq!(review_label("REAL", None).unwrap(), "confirmed_authentic");
+        assert_eq!(
+            review_label("REAL", Some("FALSE_POSITIVE")).unwrap(),
+            "false_positive"
+        );
+        assert_eq!(review_label("SYNTHETIC", None).unwrap(), "confirmed_fake");
+        assert_eq!(review_label("UNKNOWN", Some("OTHER")).unwrap(), "unclear");
+        assert!(review_label("FAKE", None).is_err());
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+        assert_eq!(reference_id("selfie a+b.png"), "selfie_a_b.png");
     }
 }

@@ -1,11 +1,12 @@
 //! `POST /v1/analyze`.
 
 use crate::analyze::{self, AnalyzeCall, AnalyzeReply, ImageSource, check_reference_id};
+pub use crate::analyze::{RequestOptions, parse_options};
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
-use arbiter_core::{AnalyzeOptions, ErrorCode, ModelKind, RequestId};
+use arbiter_core::{ErrorCode, RequestId};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -24,28 +25,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/analyze", post(analyze_image))
         .route_layer(DefaultBodyLimit::max(body_limit))
-}
-
-/// `options` of an analysis request.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RequestOptions {
-    /// Models to run: `["all"]` (the default) or a subset of `gan`, `diffusion`, `noise`,
-    /// `metadata`, `frequency`, `splicing`.
-    #[serde(default)]
-    #[schema(min_items = 1)]
-    pub models: Option<Vec<String>>,
-    /// Include EXIF and provenance analysis (default true).
-    #[serde(default)]
-    pub metadata_analysis: Option<bool>,
-    /// Include a manipulation heatmap (default false).
-    #[serde(default)]
-    pub return_heatmap: Option<bool>,
-    /// Deliver the result to this URL and answer 202 at once (http or https; its host must
-    /// resolve to an address the server may reach, which the document cannot state).
-    #[serde(default)]
-    #[schema(pattern = "^https?://[^/?#]+")]
-    pub webhook_url: Option<String>,
 }
 
 /// A JSON analysis request: exactly one of `image_url` and `image_base64`.
@@ -392,26 +371,4 @@ fn parse_call(
         flow,
     };
     Ok((call, webhook_url))
-}
-
-/// Checks `options` (without `webhook_url`) and builds the detector options.
-pub fn parse_options(options: RequestOptions) -> Result<AnalyzeOptions, ApiError> {
-    let models = match options.models.as_deref() {
-        None => Vec::new(),
-        Some(names) if names.iter().any(|n| n == "all") => Vec::new(),
-        Some([]) => return Err(ApiError::bad_request("options.models is empty; use [\"all\"] or name models")),
-        Some(names) => names
-            .iter()
-            .map(|name| {
-                ModelKind::from_short_name(name).ok_or_else(|| {
-                    ApiError::bad_request(format!("options.models: unknown model {name:?}; use all, gan, diffusion, noise, metadata, frequency or splicing"))
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(AnalyzeOptions {
-        models,
-        metadata_analysis: options.metadata_analysis.unwrap_or(true),
-        return_heatmap: options.return_heatmap.unwrap_or(false),
-    })
 }

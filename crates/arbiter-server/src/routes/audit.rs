@@ -9,9 +9,10 @@ use crate::routes::types::audit::{
     CheckpointPage, CheckpointView, CheckpointsQuery, EntriesQuery, EntryPage, ExportQuery,
 };
 use crate::state::AppState;
+use arbiter_audit::stream::BUSY_RETRY_SECS;
 use arbiter_audit::{Cursor, EntryFilter, ExportError, ExportRange, Order, StoredEntry};
 use arbiter_core::{ErrorCode, RequestId};
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -328,68 +329,22 @@ pub async fn export_bundle(
     .await
 }
 
-/// Seconds a caller is asked to wait when every export place is taken.
-const EXPORT_RETRY_SECS: u64 = 10;
-
-/// Writes the bundle into a private temporary directory, then streams it as a tar archive and
-/// removes the directory. At most `audit.max_concurrent_exports` at once: each holds its place
-/// until its archive has been sent.
+/// Streams the bundle as a tar archive ([`arbiter_audit::stream::stream`]); the route only
+/// answers the export's errors and sets the archive's headers. At most
+/// `audit.max_concurrent_exports` at once: each holds its place until its archive has been sent.
 pub(crate) async fn export_tar(
     state: &AppState,
     tenant: &str,
     range: &ExportRange,
 ) -> Result<Response, ApiError> {
-    let Ok(place) = state.audit.exports.clone().try_acquire_owned() else {
-        return Err(ApiError {
-            retry_after: Some(EXPORT_RETRY_SECS),
-            ..ApiError::new(
-                ErrorCode::ServiceUnavailable,
-                format!(
-                    "as many audit exports as allowed are under way (audit.max_concurrent_exports: \
-                     {}); try again in {EXPORT_RETRY_SECS} s",
-                    state.config.audit.max_concurrent_exports
-                ),
-            )
-        });
-    };
-    let dir = ExportDir::new().map_err(|err| ApiError::internal(&err))?;
     let vkey = state.audit.signer.verifier_key();
-    let written =
-        arbiter_audit::export(state.pipeline.db().conn(), tenant, range, &vkey, &dir.path).await;
-    match written {
-        Ok(_) => {}
-        Err(ExportError::Empty { .. }) => {
-            return Err(ApiError::not_found("no audit entries in the range"));
-        }
-        Err(err @ (ExportError::NotABoundary { .. } | ExportError::TwoStarts)) => {
-            return Err(ApiError::bad_request(err.to_string()));
-        }
-        Err(err) => return Err(ApiError::internal(&err)),
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx,
-            buffer: Vec::with_capacity(ChannelWriter::CHUNK),
-        };
-        let written = arbiter_audit::export::write_tar(&dir.path, &mut out)
-            .and_then(|()| std::io::Write::flush(&mut out));
-        if let Err(err) = written {
-            tracing::warn!(error = %err, "the audit export stream stopped");
-            out.tx.blocking_send(Err(err)).ok();
-        }
-        drop(dir);
-        drop(place);
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    let conn = state.pipeline.db().conn();
+    let body = arbiter_audit::stream::stream(conn, tenant, range, &vkey, &state.audit.exports)
+        .await
+        .map_err(|err| export_error(state, err))?;
     let filename = format!(
-        "attachment; filename=\"arbiter-audit-{}.tar\"",
-        tenant.replace(
-            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
-            "_"
-        )
+        "attachment; filename=\"{}\"",
+        arbiter_audit::stream::file_name(tenant)
     );
     Ok((
         [
@@ -401,68 +356,24 @@ pub(crate) async fn export_tar(
         .into_response())
 }
 
-/// A temporary directory, removed when dropped.
-struct ExportDir {
-    path: std::path::PathBuf,
-}
-
-impl ExportDir {
-    fn new() -> std::io::Result<Self> {
-        let path = std::env::temp_dir().join(format!("arbiter-export-{}", ulid::Ulid::new()));
-        std::fs::create_dir(&path)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
-        }
-        Ok(Self { path })
-    }
-}
-
-impl Drop for ExportDir {
-    fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_dir_all(&self.path) {
-            tracing::warn!(path = %self.path.display(), error = %err, "cannot remove an export directory");
-        }
-    }
-}
-
-/// Sends what is written to a response body in chunks.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    buffer: Vec<u8>,
-}
-
-impl ChannelWriter {
-    const CHUNK: usize = 64 * 1024;
-
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(Self::CHUNK),
-        ));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the client stopped reading the export",
+/// The answer to an export that could not start.
+fn export_error(state: &AppState, err: ExportError) -> ApiError {
+    match err {
+        ExportError::Busy => ApiError {
+            retry_after: Some(BUSY_RETRY_SECS),
+            ..ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                format!(
+                    "as many audit exports as allowed are under way (audit.max_concurrent_exports: \
+                     {}); try again in {BUSY_RETRY_SECS} s",
+                    state.config.audit.max_concurrent_exports
+                ),
             )
-        })
-    }
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= Self::CHUNK {
-            self.send()?;
+        },
+        ExportError::Empty { .. } => ApiError::not_found("no audit entries in the range"),
+        err @ (ExportError::NotABoundary { .. } | ExportError::TwoStarts) => {
+            ApiError::bad_request(err.to_string())
         }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.send()
+        err => ApiError::internal(&err),
     }
 }

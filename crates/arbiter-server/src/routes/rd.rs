@@ -12,7 +12,9 @@ use crate::review::{self, Resolve};
 use crate::state::AppState;
 use arbiter_core::{AnalyzeOptions, ErrorCode, RequestId};
 use arbiter_db::rd_uploads;
-use arbiter_providers::reality_defender::facade::{self, AnalysisState, Media};
+use arbiter_providers::reality_defender::facade::{
+    self, AnalysisState, Media, day, reference_id, review_label, same,
+};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -313,26 +315,6 @@ fn too_large(max: u64) -> ApiError {
     )
 }
 
-/// Compares two equal-length strings in constant time.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A file name as a `reference_id`: the characters a reference may hold, others as `_`.
-fn reference_id(file_name: &str) -> String {
-    file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-:/@#".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect()
-}
-
 /// One request in RD's media-detail shape: pending, final or failed. Never a 404 for an id
 /// issued to the tenant.
 async fn detail(state: &AppState, tenant: &str, request_id: &str) -> Result<Value, ApiError> {
@@ -433,18 +415,6 @@ pub struct PageQuery {
     end_date: Option<String>,
 }
 
-/// A `YYYY-M-D` date; `field` names it in the error.
-fn day(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    let bad = || ApiError::bad_request(format!("{field}: {text:?} is not a date (YYYY-MM-DD)"));
-    let mut parts = text.trim().splitn(3, '-').map(str::parse::<u32>);
-    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    let date =
-        NaiveDate::from_ymd_opt(i32::try_from(y).map_err(|_| bad())?, m, d).ok_or_else(bad)?;
-    Ok(date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc())
-}
-
 /// The tenant's uploads a page at a time, newest first (RD: `GET /api/v2/media/users/pages/{n}`).
 ///
 /// Pages count from 0; `size`, `name` (part of the file name), `startDate` and `endDate`
@@ -521,22 +491,6 @@ pub struct Feedback {
     feedback_category: Option<String>,
     /// A comment.
     comment: Option<String>,
-}
-
-/// The review label RD's feedback means: REAL → `confirmed_authentic` (`false_positive` when
-/// the category says so), SYNTHETIC and MANIPULATED → `confirmed_fake`, UNKNOWN → `unclear`.
-fn review_label(label: &str, category: Option<&str>) -> Result<&'static str, ApiError> {
-    Ok(match (label, category) {
-        ("REAL", Some("FALSE_POSITIVE")) => "false_positive",
-        ("REAL", _) => "confirmed_authentic",
-        ("SYNTHETIC" | "MANIPULATED", _) => "confirmed_fake",
-        ("UNKNOWN", _) => "unclear",
-        (other, _) => {
-            return Err(ApiError::bad_request(format!(
-                "label must be REAL, SYNTHETIC, MANIPULATED or UNKNOWN; found {other:?}"
-            )));
-        }
-    })
 }
 
 /// Label a result (RD: `POST /api/v2/user-feedback`).
@@ -666,25 +620,5 @@ mod tests {
         );
         assert!(file_name(&json_type, b"{}").is_err());
         assert!(file_name(&form, b"other=1").is_err());
-        assert_eq!(reference_id("selfie a+b.png"), "selfie_a_b.png");
-    }
-
-    #[test]
-    fn dates_may_be_unpadded_and_labels_map_to_review_labels() {
-        assert_eq!(
-            day("2025-7-3", "startDate").unwrap().to_rfc3339(),
-            "2025-07-03T00:00:00+00:00"
-        );
-        assert!(day("2025-13-01", "startDate").is_err());
-        assert!(day("yesterday", "endDate").is_err());
-        assert_eq!(review_label("REAL", None).unwrap(), "confirmed_authentic");
-        assert_eq!(
-            review_label("REAL", Some("FALSE_POSITIVE")).unwrap(),
-            "false_positive"
-        );
-        assert_eq!(review_label("SYNTHETIC", None).unwrap(), "confirmed_fake");
-        assert_eq!(review_label("UNKNOWN", Some("OTHER")).unwrap(), "unclear");
-        assert!(review_label("FAKE", None).is_err());
-        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
     }
 }
