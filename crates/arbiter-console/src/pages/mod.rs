@@ -1,7 +1,10 @@
 //! The console's pages, apart from HTTP: each page is built from the engine and the database
 //! into a [`Page`] (a status and its HTML), which the server answers with the console's headers.
 
+pub mod audit;
 pub mod html;
+pub mod login;
+pub mod users;
 
 use crate::Session;
 use html::{escape, layout};
