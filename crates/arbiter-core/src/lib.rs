@@ -32,7 +32,8 @@ pub use intake::{
     FlowSettings, ImageFacts, Intake, IntakeError, IntakeMode,
 };
 pub use plugin::{
-    ActionSink, CaseSpec, DefaultPolicy, DetectError, Detector, Flow, FlowError, SinkError,
+    ActionSink, CaseConsole, CaseSpec, DefaultPolicy, DetectError, Detector, Flow, FlowError,
+    SinkError,
 };
 pub use schema::FactSchema;
 pub use verdict::{RiskLevel, Verdict, VerdictLabel};

@@ -112,6 +112,22 @@ pub struct CaseSpec {
     /// The webhook event announcing a final case decision, for flows that announce cases
     /// rather than single images.
     pub event: Option<&'static str>,
+    /// How the console lists and shows these cases.
+    pub console: CaseConsole,
+}
+
+/// How the console lists and shows a flow's cases: `/console/<path>` lists them,
+/// `/console/<path>/{id}` shows one, `/console/<path>/{id}/report.pdf` is its report card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseConsole {
+    /// The path segment under `/console` (`claims`).
+    pub path: &'static str,
+    /// The list's title (`Claims`).
+    pub title: &'static str,
+    /// The list's name in the navigation (`Claims`).
+    pub nav: &'static str,
+    /// One case, in words (`Claim`).
+    pub noun: &'static str,
 }
 
 /// A domain adapter: insurance claims, UGC moderation, KYC.

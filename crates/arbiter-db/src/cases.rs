@@ -4,10 +4,10 @@
 //! ([`open`] or [`lock`]): on PostgreSQL the upsert or update takes a row lock, so two images of
 //! one claim arriving on two replicas are numbered one after the other; SQLite has one writer.
 
-use crate::entity::{case, case_image, request};
+use crate::entity::{case, case_image};
 use crate::jobs::claim_statement;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Query, SimpleExpr, UnionType};
+use sea_orm::sea_query::Query;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -145,21 +145,6 @@ pub async fn page(
         .filter(case::Column::Tenant.eq(tenant))
         .filter(case::Column::Flow.eq(flow));
     if let Some(text) = filter.text {
-        // One indexed lookup per column, united: an `OR` would walk the tenant's requests.
-        let by = |condition: SimpleExpr| {
-            Query::select()
-                .column(request::Column::RequestId)
-                .from(request::Entity)
-                .and_where(request::Column::Tenant.eq(tenant))
-                .and_where(condition)
-                .to_owned()
-        };
-        let by_image = by(request::Column::ReferenceId.eq(text))
-            .union(
-                UnionType::Distinct,
-                by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
-            )
-            .to_owned();
         let mut cases_of_images = Query::select();
         cases_of_images
             .column(case_image::Column::CaseId)
@@ -169,7 +154,10 @@ pub async fn page(
             .cond_where(
                 Condition::any()
                     .add(case_image::Column::RequestId.eq(text))
-                    .add(case_image::Column::RequestId.in_subquery(by_image.to_owned())),
+                    .add(
+                        case_image::Column::RequestId
+                            .in_subquery(crate::requests::named_by(tenant, text)),
+                    ),
             );
         query = query.filter(
             Condition::any()

@@ -1,11 +1,12 @@
 //! Stored requests: results by id, and the idempotency cache.
 
-use crate::entity::request;
+use crate::entity::{decision, request};
 use crate::group::{GroupLookup, GroupRead};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Query, SelectStatement, SimpleExpr, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QueryTrait, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use std::collections::BTreeSet;
 
@@ -44,6 +45,82 @@ pub async fn get(
         .filter(request::Column::Tenant.eq(tenant))
         .one(conn)
         .await
+}
+
+/// The ids of a tenant's requests that `text` names: by request id, reference id or image
+/// SHA-256 (any case). One indexed lookup per column, united: an `OR` of the three would have
+/// the database walk the tenant's whole list.
+pub fn named_by(tenant: &str, text: &str) -> SelectStatement {
+    let by = |condition: SimpleExpr| {
+        Query::select()
+            .column(request::Column::RequestId)
+            .from(request::Entity)
+            .and_where(request::Column::Tenant.eq(tenant))
+            .and_where(condition)
+            .to_owned()
+    };
+    by(request::Column::RequestId.eq(text))
+        .union(
+            UnionType::Distinct,
+            by(request::Column::ReferenceId.eq(text)),
+        )
+        .union(
+            UnionType::Distinct,
+            by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
+        )
+        .to_owned()
+}
+
+/// What a search of a tenant's requests keeps.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestFilter<'a> {
+    /// A request id, reference id or SHA-256 ([`named_by`]).
+    pub text: Option<&'a str>,
+    /// Only requests decided with this action.
+    pub action: Option<&'a str>,
+    /// Only requests decided under this flow.
+    pub flow: Option<&'a str>,
+    /// Only requests older than this one (the paging cursor: the last request id of a page).
+    pub after: Option<&'a str>,
+}
+
+/// One page of a tenant's requests, newest first, and whether there are more. Paging is by
+/// keyset on the time-sortable request id.
+pub async fn page(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    filter: &RequestFilter<'_>,
+    limit: u64,
+) -> Result<(Vec<request::Model>, bool), DbErr> {
+    let mut query = request::Entity::find().filter(request::Column::Tenant.eq(tenant));
+    if let Some(text) = filter.text {
+        query = query.filter(request::Column::RequestId.in_subquery(named_by(tenant, text)));
+    }
+    if filter.action.is_some() || filter.flow.is_some() {
+        let mut decided = Query::select();
+        decided
+            .column(decision::Column::RequestId)
+            .from(decision::Entity)
+            .and_where(decision::Column::Tenant.eq(tenant));
+        if let Some(action) = filter.action {
+            decided.and_where(decision::Column::Action.eq(action));
+        }
+        if let Some(flow) = filter.flow {
+            decided.and_where(decision::Column::Flow.eq(flow));
+        }
+        query = query.filter(request::Column::RequestId.in_subquery(decided.to_owned()));
+    }
+    if let Some(after) = filter.after {
+        query = query.filter(request::Column::RequestId.lt(after));
+    }
+    let mut rows = query
+        .order_by_desc(request::Column::RequestId)
+        .limit(limit + 1)
+        .all(conn)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok((rows, more))
 }
 
 /// Earlier results by cache key ([`CachedLookup`]), for concurrent callers together

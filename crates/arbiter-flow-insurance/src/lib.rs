@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use arbiter_core::{
-    ActionSpec, Analysis, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts, Flow, FlowConfig,
-    ImageFacts, Intake, IntakeMode,
+    ActionSpec, Analysis, CaseConsole, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts,
+    Flow, FlowConfig, ImageFacts, Intake, IntakeMode,
 };
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,12 @@ const CLAIM: CaseSpec = CaseSpec {
     title: "Insurance claim",
     requires: &[],
     event: None,
+    console: CaseConsole {
+        path: "claims",
+        title: "Claims",
+        nav: "Claims",
+        noun: "Claim",
+    },
 };
 
 /// The insurance flow (`type: insurance`).

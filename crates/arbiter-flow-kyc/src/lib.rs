@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use arbiter_core::{
-    ActionSpec, Analysis, CaseFactIntake, CaseIntake, CaseSpec, DefaultPolicy, FactSchema, Facts,
-    Flow, FlowConfig, ImageFacts, Intake, IntakeMode, ModelKind,
+    ActionSpec, Analysis, CaseConsole, CaseFactIntake, CaseIntake, CaseSpec, DefaultPolicy,
+    FactSchema, Facts, Flow, FlowConfig, ImageFacts, Intake, IntakeMode, ModelKind,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -131,6 +131,12 @@ const SESSION: CaseSpec = CaseSpec {
     title: "KYC session",
     requires: &["selfie", "id_document", "liveness"],
     event: Some("kyc.decision"),
+    console: CaseConsole {
+        path: "kyc",
+        title: "KYC sessions",
+        nav: "KYC",
+        noun: "KYC session",
+    },
 };
 
 /// The KYC flow (`type: kyc`).

@@ -10,10 +10,7 @@ use crate::state::AppState;
 use arbiter_console::{Area, Session};
 use arbiter_db::entity::{decision, request};
 use arbiter_db::review::ItemFilter;
-use arbiter_db::sea_orm::sea_query::{Query as SqlQuery, SimpleExpr, UnionType};
-use arbiter_db::sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use arbiter_db::sea_orm::DbErr;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,66 +39,6 @@ fn given(value: Option<&String>) -> Option<&str> {
     value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-/// One page of a tenant's requests, newest first, and whether there are more.
-pub async fn page_of(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    search: &Search,
-    limit: u64,
-) -> Result<(Vec<request::Model>, bool), DbErr> {
-    let mut query = request::Entity::find().filter(request::Column::Tenant.eq(tenant));
-    if let Some(text) = given(search.q.as_ref()) {
-        // One indexed lookup per column, united: an `OR` of the three would have the database
-        // walk the tenant's whole list.
-        let by = |condition: SimpleExpr| {
-            SqlQuery::select()
-                .column(request::Column::RequestId)
-                .from(request::Entity)
-                .and_where(request::Column::Tenant.eq(tenant))
-                .and_where(condition)
-                .to_owned()
-        };
-        let found = by(request::Column::RequestId.eq(text))
-            .union(
-                UnionType::Distinct,
-                by(request::Column::ReferenceId.eq(text)),
-            )
-            .union(
-                UnionType::Distinct,
-                by(request::Column::ImageSha256.eq(text.to_ascii_lowercase())),
-            )
-            .to_owned();
-        query = query.filter(request::Column::RequestId.in_subquery(found));
-    }
-    let action = given(search.action.as_ref());
-    let flow = given(search.flow.as_ref());
-    if action.is_some() || flow.is_some() {
-        let mut decided = SqlQuery::select();
-        decided
-            .column(decision::Column::RequestId)
-            .from(decision::Entity)
-            .and_where(decision::Column::Tenant.eq(tenant));
-        if let Some(action) = action {
-            decided.and_where(decision::Column::Action.eq(action));
-        }
-        if let Some(flow) = flow {
-            decided.and_where(decision::Column::Flow.eq(flow));
-        }
-        query = query.filter(request::Column::RequestId.in_subquery(decided.to_owned()));
-    }
-    if let Some(after) = given(search.after.as_ref()) {
-        query = query.filter(request::Column::RequestId.lt(after));
-    }
-    let mut rows = query
-        .order_by_desc(request::Column::RequestId)
-        .limit(limit + 1)
-        .all(conn)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok((rows, more))
-}
-
 /// `GET /console/requests`.
 pub async fn list(
     State(state): State<AppState>,
@@ -114,7 +51,13 @@ pub async fn list(
     };
     let conn = state.pipeline.db().conn();
     let result = async {
-        let (rows, more) = page_of(conn, &session.tenant, &search, PAGE).await?;
+        let filter = arbiter_db::requests::RequestFilter {
+            text: given(search.q.as_ref()),
+            action: given(search.action.as_ref()),
+            flow: given(search.flow.as_ref()),
+            after: given(search.after.as_ref()),
+        };
+        let (rows, more) = arbiter_db::requests::page(conn, &session.tenant, &filter, PAGE).await?;
         let decisions = arbiter_db::decisions::get_many(
             conn,
             &session.tenant,
