@@ -4,6 +4,10 @@
 pub mod audit;
 pub mod html;
 pub mod login;
+pub mod policies;
+pub mod proposals;
+pub mod review;
+pub mod scan;
 pub mod users;
 
 use crate::Session;
