@@ -11,19 +11,20 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The route, with the body limit at the edge; the handler authorizes the `analyze` scope
 /// itself, while it reads the body ([`auth::require_while`]).
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     // Base64 takes 4 bytes for 3, plus room for the rest of the JSON.
     let max_image = state.config.limits.max_image_bytes;
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
-    Router::new()
-        .route("/v1/analyze", post(analyze_image))
+    OpenApiRouter::new()
+        .routes(routes!(analyze_image))
         .route_layer(DefaultBodyLimit::max(body_limit))
 }
 

@@ -17,10 +17,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, middleware};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Entries or checkpoints per page when `limit` is not given.
 pub const DEFAULT_PAGE: u64 = 100;
@@ -28,13 +29,13 @@ pub const DEFAULT_PAGE: u64 = 100;
 pub const MAX_PAGE: u64 = 1000;
 
 /// The routes, behind the `audit:read` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/audit/entries", get(list_entries))
-        .route("/v1/audit/entries/{tenant}/{seq}", get(get_entry))
-        .route("/v1/audit/checkpoints", get(list_checkpoints))
-        .route("/v1/audit/vkey", get(verifier_key))
-        .route("/v1/audit/export", get(export_bundle))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_entries))
+        .routes(routes!(get_entry))
+        .routes(routes!(list_checkpoints))
+        .routes(routes!(verifier_key))
+        .routes(routes!(export_bundle))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::AuditRead),
             auth::require,

@@ -14,27 +14,32 @@ use arbiter_db::sea_orm::DbBackend;
 use arbiter_jobs::queue;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, middleware};
 use serde::Deserialize;
 use std::ops::Range;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// The routes, behind the `batch` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     let body_limit = usize::try_from(state.config.jobs.max_batch_body_bytes).unwrap_or(usize::MAX);
     // A batch's request is counted in its minute by the layer, and its images in the day's
     // quota by the handler once it knows how many there are.
-    let submit = post(submit_batch).route_layer(middleware::from_fn_with_state(
-        (state.clone(), Scope::Batch),
-        auth::require_counting_images_later,
-    ));
-    let status = get(get_batch).route_layer(middleware::from_fn_with_state(
-        (state.clone(), Scope::Batch),
-        auth::require,
-    ));
-    Router::new()
-        .route("/v1/analyze/batch", submit)
-        .route("/v1/batches/{batch_id}", status)
+    let submit = routes!(submit_batch).map(|submit| {
+        submit.route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Batch),
+            auth::require_counting_images_later,
+        ))
+    });
+    let status = routes!(get_batch).map(|status| {
+        status.route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Batch),
+            auth::require,
+        ))
+    });
+    OpenApiRouter::new()
+        .routes(submit)
+        .routes(status)
         .route_layer(DefaultBodyLimit::max(body_limit))
 }
 

@@ -30,8 +30,8 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Paths, Ref, Required, ResponseBuilder, Type};
 
 /// The routes of the enabled flows: intake behind the `analyze` scope, reading behind
-/// `requests:read`.
-pub fn router(state: &AppState) -> Router<AppState> {
+/// `requests:read`; their operations are [`openapi_paths`].
+pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> {
     let mut intake = Router::new();
     let mut read = Router::new();
     for (flow, mode) in served(state) {
@@ -107,7 +107,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     }
     let max_image = state.config.limits.max_image_bytes;
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
-    intake
+    let routes = intake
         .route_layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::Analyze),
@@ -116,7 +116,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(read.route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::RequestsRead),
             auth::require,
-        )))
+        )));
+    let mut routes = utoipa_axum::router::OpenApiRouter::from(routes);
+    routes.get_openapi_mut().paths = openapi_paths(state);
+    routes
 }
 
 /// How a served flow takes its images in.

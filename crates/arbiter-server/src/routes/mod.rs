@@ -30,9 +30,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Every route, with the request-id and metrics layer around them, and the bounds on requests
-/// inside it (so a refused or timed-out request has its id and is counted).
+/// inside it (so a refused or timed-out request has its id and is counted). The documented
+/// routes are declared with their operations, which make `GET /v1/openapi.json`; the console
+/// and the document itself are not in it.
 pub fn router(state: AppState) -> Router {
     let bounds = Bounds {
         places: Arc::new(Semaphore::new(
@@ -40,9 +44,8 @@ pub fn router(state: AppState) -> Router {
         )),
         timeout: Duration::from_secs(state.config.limits.request_timeout_secs),
     };
-    Router::new()
+    let (documented, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
-        .merge(openapi::router())
         .merge(analyze::router(&state))
         .merge(requests::router(&state))
         .merge(audit::router(&state))
@@ -54,6 +57,9 @@ pub fn router(state: AppState) -> Router {
         .merge(flows::router(&state))
         .merge(review::router(&state))
         .merge(rd::router(&state))
+        .split_for_parts();
+    documented
+        .merge(openapi::router(openapi::served(document, &state.config)))
         .merge(console::router(&state))
         .layer(middleware::from_fn_with_state(bounds, bounded))
         .layer(middleware::from_fn_with_state(

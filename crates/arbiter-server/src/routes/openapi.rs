@@ -3,7 +3,6 @@
 use crate::config::Config;
 use crate::state::AppState;
 use arbiter_core::ModelKind;
-use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::schema::{
@@ -13,51 +12,19 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-/// The API document.
+/// The API document's info and the schemas no handler names; its operations come from the
+/// routers (see [`super::router`]) and [`served`] completes it.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Arbiter", description = "Image-authenticity detection wired into claims, moderation and KYC workflows."),
-    paths(
-        super::analyze::analyze_image,
-        super::requests::get_request,
-        super::trail::get_trail,
-        super::reports::get_request_report,
-        super::audit::list_entries,
-        super::audit::get_entry,
-        super::audit::list_checkpoints,
-        super::audit::verifier_key,
-        super::audit::export_bundle,
-        super::batches::submit_batch,
-        super::batches::get_batch,
-        super::webhooks::create_endpoint,
-        super::webhooks::list_endpoints,
-        super::webhooks::delete_endpoint,
-        super::webhooks::list_deliveries,
-        super::webhooks::get_delivery,
-        super::webhooks::replay_delivery,
-        super::policies::list_policies,
-        super::policies::get_policy,
-        super::policies::simulate,
-        super::review::list_items,
-        super::review::get_item,
-        super::review::claim_item,
-        super::review::resolve_item,
-        super::rd::presign,
-        super::rd::upload,
-        super::rd::media_detail,
-        super::rd::media_page,
-        super::rd::feedback,
-        super::rd::social,
-        super::health::healthz,
-        super::health::readyz,
-        super::health::metrics,
+    info(
+        title = "Arbiter",
+        description = "Image-authenticity detection wired into claims, moderation and KYC workflows."
     ),
     components(schemas(
         crate::cases::CaseImageReply,
         crate::cases::CaseView,
         crate::jobs::UploadAccepted
-    )),
-    modifiers(&BearerAuth, &StatedRules)
+    ))
 )]
 pub struct ApiDoc;
 
@@ -198,21 +165,22 @@ fn error_response(description: &str) -> RefOr<Response> {
     )
 }
 
-/// The route; no authentication.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/openapi.json", get(openapi_json))
+/// The document of the documented routes `api` (merged into [`ApiDoc`]) as this server
+/// serves it: with the security schemes, the answers of the authentication layer, the rules
+/// the derived schemas cannot state and the limits of `config`.
+pub fn served(mut api: utoipa::openapi::OpenApi, config: &Config) -> utoipa::openapi::OpenApi {
+    BearerAuth.modify(&mut api);
+    StatedRules.modify(&mut api);
+    ServedLimits::of(config).state(&mut api);
+    api
 }
 
-/// The document, with the operations of the flows this server serves and its limits.
-async fn openapi_json(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
-    let mut openapi = ApiDoc::openapi();
-    openapi
-        .paths
-        .paths
-        .extend(super::flows::openapi_paths(&state).paths);
-    BearerAuth.modify(&mut openapi);
-    ServedLimits::of(&state.config).state(&mut openapi);
-    Json(openapi)
+/// `GET /v1/openapi.json`, serving `document`; no authentication.
+pub fn router(document: utoipa::openapi::OpenApi) -> Router<AppState> {
+    Router::new().route(
+        "/v1/openapi.json",
+        get(move || std::future::ready(Json(document.clone()))),
+    )
 }
 
 /// The limits of a server's configuration that bound request fields: the document states
@@ -269,9 +237,21 @@ impl ServedLimits {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+
+    /// The document of the operations whose bodies the rules and limits are about.
+    fn document() -> utoipa::openapi::OpenApi {
+        OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+            .routes(routes!(crate::routes::analyze::analyze_image))
+            .routes(routes!(crate::routes::batches::submit_batch))
+            .routes(routes!(crate::routes::review::resolve_item))
+            .into_openapi()
+    }
 
     fn schemas() -> Value {
-        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+        let doc = served(document(), &Config::default());
+        let doc = serde_json::to_value(doc).expect("the document is JSON");
         doc["components"]["schemas"].clone()
     }
 
@@ -307,9 +287,7 @@ mod tests {
             .map(|p| p.batch_size)
             .max();
         assert_eq!(Some(limits.max_batch_size), largest);
-        let mut openapi = ApiDoc::openapi();
-        limits.state(&mut openapi);
-        let doc = serde_json::to_value(openapi).expect("the document is JSON");
+        let doc = serde_json::to_value(served(document(), &config)).expect("the document is JSON");
         let schemas = &doc["components"]["schemas"];
         for reference_id in [
             &schemas["AnalyzeRequest"]["allOf"][0]["properties"]["reference_id"],

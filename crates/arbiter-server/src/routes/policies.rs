@@ -9,16 +9,17 @@ use crate::routes::types::policies::{
 use crate::state::AppState;
 use arbiter_core::Facts;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, middleware};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes, behind the `policies:read` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/policies", get(list_policies))
-        .route("/v1/policies/{id}", get(get_policy))
-        .route("/v1/policies/{id}/simulate", post(simulate))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_policies))
+        .routes(routes!(get_policy))
+        .routes(routes!(simulate))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::PoliciesRead),
             auth::require,

@@ -20,12 +20,13 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// How long an upload URL works after it is presigned.
 const UPLOAD_URL_TTL: Duration = Duration::hours(1);
@@ -34,33 +35,30 @@ const UPLOAD_URL_TTL: Duration = Duration::hours(1);
 const MAX_PAGE_SIZE: u64 = 100;
 
 /// The routes at the root, beside `/v1`.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let scoped = |scope: Scope, router: Router<AppState>| {
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let scoped = |scope: Scope, router: OpenApiRouter<AppState>| {
         router.route_layer(middleware::from_fn_with_state(
             (state.clone(), scope),
             auth::require,
         ))
     };
-    Router::new()
+    OpenApiRouter::new()
         .merge(scoped(
             Scope::Analyze,
-            Router::new().route("/api/files/aws-presigned", post(presign)),
+            OpenApiRouter::new().routes(routes!(presign)),
         ))
         .merge(scoped(
             Scope::RequestsRead,
-            Router::new()
-                .route("/api/media/users/{request_id}", get(media_detail))
-                .route("/api/v2/media/users/pages/{page}", get(media_page)),
+            OpenApiRouter::new()
+                .routes(routes!(media_detail))
+                .routes(routes!(media_page)),
         ))
         .merge(scoped(
             Scope::Review,
-            Router::new().route("/api/v2/user-feedback", post(feedback)),
+            OpenApiRouter::new().routes(routes!(feedback)),
         ))
-        .route(
-            "/api/files/upload/{request_id}",
-            put(upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/api/files/social", post(social))
+        .routes(routes!(upload).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(social))
         .layer(middleware::from_fn(rd_shape))
 }
 

@@ -10,15 +10,13 @@ use arbiter_core::RequestId;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router, middleware};
+use axum::{Extension, middleware};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes, behind the `requests:read` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let router = Router::new().route(
-        "/v1/requests/{request_id}/report.pdf",
-        get(get_request_report),
-    );
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new().routes(routes!(get_request_report));
     router.route_layer(middleware::from_fn_with_state(
         (state.clone(), Scope::RequestsRead),
         auth::require,

@@ -10,13 +10,14 @@ use arbiter_core::{Analysis, Decision, ErrorCode, Facts, RequestId};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, middleware};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The route, behind the `requests:read` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/requests/{request_id}", get(get_request))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_request))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::RequestsRead),
             auth::require,

@@ -10,16 +10,17 @@ use arbiter_db::review::{Actor, ItemFilter};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, middleware};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes, behind the `review` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/review/items", get(list_items))
-        .route("/v1/review/items/{item_id}", get(get_item))
-        .route("/v1/review/items/{item_id}/claim", post(claim_item))
-        .route("/v1/review/items/{item_id}/resolve", post(resolve_item))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_items))
+        .routes(routes!(get_item))
+        .routes(routes!(claim_item))
+        .routes(routes!(resolve_item))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::Review),
             auth::require,

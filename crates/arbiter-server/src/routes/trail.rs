@@ -9,13 +9,14 @@ use crate::state::AppState;
 use arbiter_audit::{EntryFilter, Order};
 use arbiter_core::RequestId;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, middleware};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The route, behind the `audit:read` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/requests/{request_id}/trail", get(get_trail))
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_trail))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::AuditRead),
             auth::require,

@@ -13,26 +13,18 @@ use arbiter_db::webhooks as repo;
 use arbiter_webhooks::OutboxError;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json, middleware};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The routes, behind the `webhooks` scope.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/webhooks/endpoints",
-            post(create_endpoint).get(list_endpoints),
-        )
-        .route(
-            "/v1/webhooks/endpoints/{endpoint_id}",
-            delete(delete_endpoint),
-        )
-        .route("/v1/webhooks/deliveries", get(list_deliveries))
-        .route("/v1/webhooks/deliveries/{delivery_id}", get(get_delivery))
-        .route(
-            "/v1/webhooks/deliveries/{delivery_id}/replay",
-            post(replay_delivery),
-        )
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_endpoint, list_endpoints))
+        .routes(routes!(delete_endpoint))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(get_delivery))
+        .routes(routes!(replay_delivery))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::Webhooks),
             auth::require,
