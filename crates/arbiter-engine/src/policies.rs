@@ -24,7 +24,7 @@ pub enum PolicySource {
 
 /// Where the live policies come from, and the four-eyes change workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct PoliciesConfig {
     /// `files` (watched files, as `policies_dir` and `policy_reload_secs` say) or `database`
     /// (the approved version in the database; the files seed a flow that has none yet).
@@ -37,12 +37,27 @@ pub struct PoliciesConfig {
 }
 
 impl Default for PoliciesConfig {
+    /// The `policies:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            source: PolicySource::Files,
-            poll_interval_ms: 1000,
-            backtest_days: 30,
+        arbiter_core::settings::defaults("policies")
+    }
+}
+
+impl PoliciesConfig {
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), arbiter_core::settings::InvalidKey> {
+        for (key, zero) in [
+            ("policies.poll_interval_ms", self.poll_interval_ms == 0),
+            ("policies.backtest_days", self.backtest_days == 0),
+        ] {
+            if zero {
+                return Err(arbiter_core::settings::InvalidKey {
+                    key,
+                    message: "must be more than 0".to_owned(),
+                });
+            }
         }
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 mod tree;
 
-pub use tree::{Applied, DEFAULTS, Place, ReadError, Tree, VarError, defaults};
+pub use tree::{Applied, DEFAULTS, Place, ReadError, Tree, VarError, defaults, section_with};
 
 /// A configuration key whose value is refused, and why: what each section's `validate` returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

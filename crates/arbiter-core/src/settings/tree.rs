@@ -36,6 +36,17 @@ pub fn defaults<T: DeserializeOwned>(section: &str) -> T {
         .unwrap_or_else(|err| panic!("arbiter.yaml, {section}: {err}"))
 }
 
+/// A section's defaults with the keys of `yaml` laid over them, as a file under the section
+/// would set them; unknown keys are refused.
+pub fn section_with<T: DeserializeOwned>(section: &str, yaml: &str) -> Result<T, String> {
+    let mut tree = Tree::defaults()
+        .get(section)
+        .cloned()
+        .ok_or_else(|| format!("arbiter.yaml has no section {section}"))?;
+    tree.merge(Tree::parse(yaml)?, &[]);
+    tree.read().map_err(|err| err.to_string())
+}
+
 /// Where a file wrote a value: its line and column, from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place {
@@ -74,7 +85,10 @@ enum Node {
     List(Vec<Tree>),
     /// A scalar as YAML resolved it; one that is not a string keeps its text as written (`off`,
     /// `0x10`), so a key that takes a string reads that text, as it would from the file.
-    Scalar { value: Value, text: Option<String> },
+    Scalar {
+        value: Value,
+        text: Option<String>,
+    },
 }
 
 /// A value refused when the tree is read: its dotted key, where a file wrote it, and why.
@@ -198,10 +212,7 @@ impl Tree {
     }
 
     fn merge_at(&mut self, over: Tree, whole: &[&str], path: &str) {
-        let both_maps = matches!(
-            (&self.node, &over.node),
-            (Node::Map(_), Node::Map(_))
-        );
+        let both_maps = matches!((&self.node, &over.node), (Node::Map(_), Node::Map(_)));
         if !both_maps || whole.contains(&path) {
             *self = over;
             return;
@@ -396,7 +407,9 @@ fn written(source: &str, location: &Location) -> Option<String> {
     let span = location.span();
     let start = usize::try_from(span.byte_offset()?).ok()?;
     let len = usize::try_from(span.byte_len()?).ok()?;
-    source.get(start..start.checked_add(len)?).map(str::to_owned)
+    source
+        .get(start..start.checked_add(len)?)
+        .map(str::to_owned)
 }
 
 fn json_at<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
@@ -572,7 +585,10 @@ mod tests {
             "{err}"
         );
         let err = layered("\n\nlimits:\n  ports: [80, x]\n", &[]).unwrap_err();
-        assert!(err.starts_with("line 4 column 15: limits.ports[1]: "), "{err}");
+        assert!(
+            err.starts_with("line 4 column 15: limits.ports[1]: "),
+            "{err}"
+        );
         let err = layered("plans:\n  gold: {per_minute: 9}\n", &[]).unwrap_err();
         assert!(
             err.starts_with("line 2 column 3: plans.gold: missing field `per_day`"),
