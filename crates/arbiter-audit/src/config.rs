@@ -6,11 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Whether Arbiter may sign audit checkpoints with a key it makes itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditMode {
     /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
-    #[default]
     Development,
     /// `audit.signing_key` is required; Arbiter refuses to start without it.
     Production,

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// Where a deployment's live policies come from: its one source of truth.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicySource {
     /// Policy files (`policies_dir`), watched for changes: for teams that review changes in git.
-    #[default]
     Files,
     /// The version approved in the database (`arbiter policy propose` / `approve`): a change
     /// goes live only when a second person approves it.

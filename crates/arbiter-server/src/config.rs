@@ -344,17 +344,14 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let default_file = Path::new("arbiter.yaml");
         let file = file.or_else(|| default_file.is_file().then_some(default_file));
-        let text = match file {
-            Some(path) => {
-                Some(
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                        path: path.to_path_buf(),
-                        source,
-                    })?,
-                )
-            }
-            None => None,
-        };
+        let text = file
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            })
+            .transpose()?;
         let config = Self::layered(file.zip(text.as_deref()), std::env::vars())?;
         config.validate()?;
         Ok(config)
@@ -550,6 +547,18 @@ mod tests {
         typed.sort();
         documented.sort();
         assert_eq!(typed, documented);
+    }
+
+    // The embedded file names every flow, but a build starts with its own flows alone.
+    #[cfg(all(feature = "flow-kyc", not(feature = "flow-insurance")))]
+    #[test]
+    fn a_build_with_one_flow_starts_with_that_flow_alone() {
+        assert_eq!(
+            Config::default().flows.switched_on().collect::<Vec<_>>(),
+            ["kyc"]
+        );
+        let err = from_yaml("flows:\n  insurance:\n    enabled: true\n").unwrap_err();
+        assert!(err.contains("flows.insurance: no such flow"), "{err}");
     }
 
     #[test]
