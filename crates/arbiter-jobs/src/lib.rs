@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 
 /// Durable jobs: batch images and asynchronous requests, claimed by workers under a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct JobsConfig {
     /// Worker tasks per process; 0 runs none (another replica does the work).
     pub workers: u32,
@@ -55,15 +55,22 @@ pub struct JobsConfig {
 }
 
 impl Default for JobsConfig {
+    /// The `jobs:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            workers: 2,
-            lease_secs: 60,
-            poll_interval_ms: 500,
-            max_attempts: 5,
-            max_batch_body_bytes: 100 * 1024 * 1024,
-            max_spooled_bytes: 2 * 1024 * 1024 * 1024,
+        arbiter_core::settings::defaults("jobs")
+    }
+}
+
+impl JobsConfig {
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), arbiter_core::settings::InvalidKey> {
+        if self.lease_secs == 0 {
+            return Err(arbiter_core::settings::InvalidKey {
+                key: "jobs.lease_secs",
+                message: "must be more than 0".to_owned(),
+            });
         }
+        Ok(())
     }
 }
 
