@@ -2,8 +2,12 @@
 //! into a [`Page`] (a status and its HTML), which the server answers with the console's headers.
 
 pub mod audit;
+pub mod cases;
 pub mod html;
 pub mod login;
+pub mod reports;
+pub mod requests;
+pub mod scan;
 pub mod users;
 
 use crate::Session;
