@@ -206,8 +206,7 @@ struct Around {
 /// One case's page; a case this tenant does not have is a 404 page.
 pub async fn page(engine: Engine<'_>, session: &Session, kind: CaseKind, case_id: &str) -> Page {
     let noun = kind.console.noun;
-    let view = match arbiter_engine::cases::get(engine, &session.tenant, kind.flow, case_id).await
-    {
+    let view = match arbiter_engine::cases::get(engine, &session.tenant, kind.flow, case_id).await {
         Ok(view) => view,
         Err(err) if err.code().http_status() == 404 => {
             return Page::message(
@@ -429,8 +428,7 @@ mod tests {
     #[test]
     fn each_flow_that_keeps_cases_is_a_kind_with_its_console_path() {
         let registry = FlowRegistry::builtin().expect("the compiled flows");
-        let kinds = kinds(&registry);
-        let found: Vec<(&str, String, &str)> = kinds
+        let found: Vec<(&str, String, &str)> = kinds(&registry)
             .iter()
             .map(|kind| (kind.flow, kind.path(), kind.console.nav))
             .collect();
@@ -449,7 +447,10 @@ mod tests {
     fn days_are_read_or_refused_by_field() {
         let day_of = |text: &str| day("since", Some(&text.to_owned()));
         assert_eq!(day_of(" "), Ok(None));
-        assert_eq!(day_of("2026-02-28"), Ok(NaiveDate::from_ymd_opt(2026, 2, 28)));
+        assert_eq!(
+            day_of("2026-02-28"),
+            Ok(NaiveDate::from_ymd_opt(2026, 2, 28))
+        );
         assert_eq!(
             day_of("2026-02-30"),
             Err(r#"since: "2026-02-30" is not a day (YYYY-MM-DD)"#.to_owned())
@@ -484,7 +485,11 @@ mod tests {
         assert!(body.contains("<td>pending</td><td>siu_escalation</td>"));
         assert!(body.contains(r#"value="&lt;x&gt;""#));
         assert!(body.contains(r#"href="/console/claims?q=%3Cx%3E&amp;action=&amp;since=&amp;until=&amp;after=CLM+1">Older claims</a>"#));
-        assert!(body.contains(r#"<a class="button secondary" href="/console/claims">Newest claims</a>"#));
+        assert!(
+            body.contains(
+                r#"<a class="button secondary" href="/console/claims">Newest claims</a>"#
+            )
+        );
         let empty = list_body(claims(), &Search::default(), "since: bad", &[], false);
         assert!(empty.contains(r#"<p class="notice" role="alert">since: bad</p>"#));
         assert!(empty.contains(r#"id="no-cases""#) && !empty.contains("rel=\"next\""));

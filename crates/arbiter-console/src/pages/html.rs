@@ -164,7 +164,9 @@ mod tests {
         let names: Vec<&str> = nav.iter().map(|(_, name)| *name).collect();
         assert_eq!(
             names,
-            ["Scan", "Requests", "Claims", "KYC", "Review", "Audit", "Policies", "Users"]
+            [
+                "Scan", "Requests", "Claims", "KYC", "Review", "Audit", "Policies", "Users"
+            ]
         );
         assert_eq!(nav[2].0, "/console/claims");
         assert_eq!(nav[3].0, "/console/kyc");
@@ -181,16 +183,21 @@ mod tests {
         // The lists go with the requests' role.
         let auditor = nav_for(&session(Role::Auditor, cases));
         assert!(auditor.iter().any(|(path, _)| path == "/console/claims"));
-        assert!(nav_for(&session(Role::Admin, Vec::new()))
-            .iter()
-            .all(|(_, name)| *name != "Claims"));
+        assert!(
+            nav_for(&session(Role::Admin, Vec::new()))
+                .iter()
+                .all(|(_, name)| *name != "Claims")
+        );
     }
 
     #[test]
     fn the_current_list_is_marked_in_the_layout() {
         let page = layout(
             "Claims",
-            Some(&session(Role::Analyst, vec![kind("insurance", "claims", "Claims")])),
+            Some(&session(
+                Role::Analyst,
+                vec![kind("insurance", "claims", "Claims")],
+            )),
             "/console/claims",
             "",
         );

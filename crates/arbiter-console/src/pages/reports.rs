@@ -46,8 +46,7 @@ pub async fn case(
 ) -> Result<Pdf, Page> {
     let made = async {
         let tenant = &session.tenant;
-        let report =
-            reports::case_report(engine, verifier_key, tenant, kind.flow, case_id).await?;
+        let report = reports::case_report(engine, verifier_key, tenant, kind.flow, case_id).await?;
         reports::pdf(report).await
     }
     .await;
