@@ -320,6 +320,27 @@ impl Db {
             .map_err(|err| DbErr::Custom(format!("a script's writer task failed: {err}")))?
     }
 
+    /// Copies SQLite's write-ahead log into the database file every `every` until `shutdown`,
+    /// beside the writer, so no commit waits for the copy and its fsyncs. Nothing to do on
+    /// PostgreSQL.
+    pub async fn keep_wal_checkpointed(self, every: Duration, shutdown: impl Future<Output = ()>) {
+        if self.backend() != DbBackend::Sqlite {
+            return;
+        }
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticks.tick() => {}
+            }
+            if let Err(err) = self.checkpoint_wal().await {
+                tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
+            }
+        }
+    }
+
     /// Copies the SQLite write-ahead log into the database file as far as readers allow, without
     /// blocking writers or readers (`PRAGMA wal_checkpoint(PASSIVE)`); `true` when the whole log
     /// is in the file. Nothing to do on PostgreSQL.

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod pipeline;
 pub mod policies;
 pub mod policy_changes;
+pub mod policy_watch;
 pub mod provider_usage;
 pub mod record;
 pub mod replay;

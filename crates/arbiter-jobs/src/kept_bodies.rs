@@ -132,6 +132,24 @@ where
     Ok(stale)
 }
 
+/// Removes the kept bodies no longer needed ([`stale_bodies`]): a complete batch's left by a stop
+/// between its last commit and the removal, and a submission's cut off by a stop. Run at start.
+pub async fn remove_stale(db: &arbiter_db::Db, data_dir: &Path) {
+    let conn = db.conn().clone();
+    let stale = stale_bodies(data_dir, |batch_id| {
+        let conn = conn.clone();
+        async move {
+            let batch = arbiter_db::jobs::find_batch(&conn, &batch_id).await?;
+            Ok(batch.map(|batch| batch.status))
+        }
+    })
+    .await;
+    match stale {
+        Ok(paths) => paths.iter().for_each(|path| remove_body(path)),
+        Err(err) => tracing::warn!(error = %err, "cannot look for stale batch bodies"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,11 @@ use arbiter_audit::AuditSigning;
 use arbiter_core::Detector;
 use arbiter_db::{Db, DbTarget};
 use arbiter_detect::IntakeLimits;
+use arbiter_engine::policy_watch::PolicyWatch;
 use arbiter_providers::Detectors;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -174,7 +176,8 @@ impl Server {
     /// at once, finish the work under way and hand back the jobs and the webhook deliveries they
     /// claimed and had not started.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        remove_stale_batch_bodies(&self.state).await;
+        let db = self.state.pipeline.db().clone();
+        arbiter_jobs::kept_bodies::remove_stale(&db, &self.state.config.data_dir).await;
         let workers = spawn_workers(&self.state, &shutdown);
         let checkpoints = tokio::spawn(self.state.checkpoint_worker().run(shutdown.clone()));
         let app = crate::routes::router(self.state.clone());
@@ -186,7 +189,7 @@ impl Server {
         .with_graceful_shutdown({
             let shutdown = shutdown.clone();
             let draining = self.state.draining.clone();
-            let drain = std::time::Duration::from_secs(self.state.config.replica.drain_secs);
+            let drain = Duration::from_secs(self.state.config.replica.drain_secs);
             async move {
                 shutdown.cancelled().await;
                 // Unready first, still serving, so the load balancer moves new requests away.
@@ -204,166 +207,46 @@ impl Server {
         .await?;
         shutdown.cancel();
         futures_util::future::join_all(workers).await;
-        hand_back_deliveries(&self.state).await;
+        arbiter_webhooks::delivery::hand_back(&db, &self.state.config.replica.id).await;
         checkpoints.await.ok();
         self.state.checkpoint_worker().sign_at_shutdown().await;
-        self.state.pipeline.db().clone().close().await.ok();
+        db.close().await.ok();
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Gives back at once the webhook deliveries this replica's claims still hold once its delivery
-/// loops have ended (claimed, not sent), so another replica sends them now rather than when
-/// their leases run out. No attempt is counted against them.
-async fn hand_back_deliveries(state: &AppState) {
-    let handed = async {
-        let txn = state.pipeline.db().begin_write().await?;
-        let handed =
-            arbiter_db::webhooks::hand_back_deliveries(&txn, &state.config.replica.id).await?;
-        txn.commit().await?;
-        Ok::<_, arbiter_db::sea_orm::DbErr>(handed)
-    };
-    match handed.await {
-        Ok(0) => {}
-        Ok(deliveries) => {
-            tracing::info!(
-                deliveries,
-                "claimed webhook deliveries handed back for another replica"
-            )
-        }
-        Err(err) => tracing::warn!(
-            error = %err,
-            "cannot hand back claimed webhook deliveries; their leases will run out"
-        ),
-    }
-}
-
-/// Starts the job runner (`jobs.workers` analysis workers, the upload collector) and
-/// `webhooks.workers` delivery loops.
+/// Starts the job runner (`jobs.workers` analysis workers, the upload collector),
+/// `webhooks.workers` delivery loops, the policy watch and the WAL checkpoints.
 fn spawn_workers(
     state: &AppState,
     shutdown: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let reload = tokio::spawn(watch_policies(state.clone(), shutdown.clone()));
+    let watch = PolicyWatch {
+        live: state.pipeline.policies().clone(),
+        db: state.pipeline.db().clone(),
+        flows: state.pipeline.flows().clone(),
+        clock: state.clock.clone(),
+        source: state.config.policies.source,
+        reload_every: Duration::from_secs(state.config.policy_reload_secs),
+        poll_every: Duration::from_millis(state.config.policies.poll_interval_ms),
+    };
+    let reload = tokio::spawn(watch.run(shutdown.clone()));
     let jobs = crate::jobs::start_runner(state, shutdown);
     let deliveries = (0..state.config.webhooks.workers)
         .map(|_| tokio::spawn(state.delivery_worker().run(shutdown.clone())));
-    let wal = tokio::spawn(checkpoint_wal(
-        state.pipeline.db().clone(),
-        shutdown.clone(),
-    ));
+    let wal = tokio::spawn(
+        state
+            .pipeline
+            .db()
+            .clone()
+            .keep_wal_checkpointed(WAL_CHECKPOINT_EVERY, shutdown.clone().cancelled_owned()),
+    );
     jobs.into_iter()
         .chain(deliveries)
         .chain([reload, wal])
         .collect()
 }
 
-/// Removes the kept batch bodies no longer needed: a complete batch's left by a stop between
-/// its last commit and the removal, and a submission's cut off by a stop.
-async fn remove_stale_batch_bodies(state: &AppState) {
-    let conn = state.pipeline.db().conn().clone();
-    let stale = arbiter_jobs::kept_bodies::stale_bodies(&state.config.data_dir, |batch_id| {
-        let conn = conn.clone();
-        async move {
-            let batch = arbiter_db::jobs::find_batch(&conn, &batch_id).await?;
-            Ok(batch.map(|batch| batch.status))
-        }
-    })
-    .await;
-    match stale {
-        Ok(paths) => {
-            for path in paths {
-                arbiter_jobs::kept_bodies::remove_body(&path);
-            }
-        }
-        Err(err) => tracing::warn!(error = %err, "cannot look for stale batch bodies"),
-    }
-}
-
 /// How often SQLite's write-ahead log is copied into the database file.
-const WAL_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Copies SQLite's write-ahead log into the database file every [`WAL_CHECKPOINT_EVERY`], beside
-/// the writer, so no commit waits for the copy and its fsyncs. Nothing to do on PostgreSQL.
-async fn checkpoint_wal(db: arbiter_db::Db, shutdown: CancellationToken) {
-    if db.backend() != arbiter_db::sea_orm::DbBackend::Sqlite {
-        return;
-    }
-    let mut every = tokio::time::interval(WAL_CHECKPOINT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if let Err(err) = db.checkpoint_wal().await {
-            tracing::warn!(error = %err, "copying the write-ahead log into the database failed");
-        }
-    }
-}
-
-/// With `policies.source: database`: every `policies.poll_interval_ms`, swaps in the version of
-/// each flow approved since (its `policy.activated` entry was written by the approval).
-async fn poll_database_policies(state: AppState, shutdown: CancellationToken) {
-    let live = state.pipeline.policies().clone();
-    let db = state.pipeline.db().clone();
-    let flows = state.pipeline.flows().clone();
-    let every = std::time::Duration::from_millis(state.config.policies.poll_interval_ms);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        if let Err(err) = crate::policy_changes::sync_from_database(&db, &live, &flows).await {
-            tracing::warn!(error = %err, "cannot read the approved policy versions");
-        }
-    }
-}
-
-/// Records the activation of the policies live at start, then re-reads the policy directory
-/// every `policy_reload_secs` and records each activation.
-async fn watch_policies(state: AppState, shutdown: CancellationToken) {
-    if state.config.policies.source == PolicySource::Database {
-        return poll_database_policies(state, shutdown).await;
-    }
-    let live = state.pipeline.policies().clone();
-    let db = state.pipeline.db().clone();
-    let started: Vec<_> = live.snapshot().all().cloned().collect();
-    if let Err(err) =
-        crate::policies::record_activations(&db, &started, "startup", state.clock.now()).await
-    {
-        tracing::error!(error = %err, "cannot record the policy activations");
-    }
-    let every = std::time::Duration::from_secs(state.config.policy_reload_secs);
-    if every.is_zero() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let flows = state.pipeline.flows().clone();
-        let activated = match tokio::task::spawn_blocking({
-            let live = live.clone();
-            move || live.reload(&flows)
-        })
-        .await
-        {
-            Ok(activated) => activated,
-            Err(err) => {
-                tracing::error!(error = %err, "policy reload failed");
-                continue;
-            }
-        };
-        let policies: Vec<_> = activated.into_iter().map(|(policy, _)| policy).collect();
-        if !policies.is_empty()
-            && let Err(err) =
-                crate::policies::record_activations(&db, &policies, "reload", state.clock.now())
-                    .await
-        {
-            tracing::error!(error = %err, "cannot record the policy activations");
-        }
-    }
-}
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);

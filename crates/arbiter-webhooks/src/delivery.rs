@@ -491,6 +491,31 @@ impl Shares {
     }
 }
 
+/// Gives back at once the deliveries the replica `owner`'s claims still hold once its delivery
+/// loops have ended (claimed, not sent), so another replica sends them now rather than when
+/// their leases run out. No attempt is counted against them.
+pub async fn hand_back(db: &Db, owner: &str) {
+    let handed = async {
+        let txn = db.begin_write().await?;
+        let handed = repo::hand_back_deliveries(&txn, owner).await?;
+        txn.commit().await?;
+        Ok::<_, arbiter_db::sea_orm::DbErr>(handed)
+    };
+    match handed.await {
+        Ok(0) => {}
+        Ok(deliveries) => {
+            tracing::info!(
+                deliveries,
+                "claimed webhook deliveries handed back for another replica"
+            )
+        }
+        Err(err) => tracing::warn!(
+            error = %err,
+            "cannot hand back claimed webhook deliveries; their leases will run out"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

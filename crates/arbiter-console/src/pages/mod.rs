@@ -5,8 +5,11 @@ pub mod audit;
 pub mod cases;
 pub mod html;
 pub mod login;
+pub mod policies;
+pub mod proposals;
 pub mod reports;
 pub mod requests;
+pub mod review;
 pub mod scan;
 pub mod users;
 

@@ -52,7 +52,7 @@ pub const SESSION_COOKIE: &str = "arbiter_session";
 /// The sign-in form's CSRF cookie (before there is a session).
 pub const LOGIN_CSRF_COOKIE: &str = "arbiter_login_csrf";
 /// Images a scan takes at once.
-pub const MAX_SCAN_FILES: usize = 10;
+pub const MAX_SCAN_FILES: usize = arbiter_console::pages::scan::MAX_FILES;
 
 /// The console's routes; none when `console.enabled` is false.
 pub fn router(state: &AppState) -> Router<AppState> {
