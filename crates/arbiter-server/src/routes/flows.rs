@@ -621,6 +621,26 @@ mod one_flow_build_tests {
         ] {
             assert_eq!(status(method, path).await, StatusCode::NOT_FOUND, "{path}");
         }
+        // The console lists KYC sessions (a visitor is sent on to the sign-in page) and has no
+        // claims.
+        for path in [
+            "/console/kyc",
+            "/console/kyc/s1",
+            "/console/kyc/s1/report.pdf",
+        ] {
+            assert_eq!(status(Method::GET, path).await, StatusCode::OK, "{path}");
+        }
+        for path in [
+            "/console/claims",
+            "/console/claims/c1",
+            "/console/claims/c1/report.pdf",
+        ] {
+            assert_eq!(
+                status(Method::GET, path).await,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
         let doc: serde_json::Value = serde_json::from_str(
             &client
                 .get(format!("{base}/v1/openapi.json"))
