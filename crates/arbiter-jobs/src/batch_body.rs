@@ -11,21 +11,21 @@
 //!
 //! On SQLite (one node) the body file is kept in the data directory (`batches/<batch_id>.json`)
 //! while the batch is worked, and each job names its image's byte range in it: the images are
-//! not copied into the database (the kept bodies are `arbiter_jobs::kept_bodies`, where the jobs
+//! not copied into the database (the kept bodies are [`crate::kept_bodies`], where the jobs
 //! read them back). On PostgreSQL, whose replicas share the jobs but not a disk, the images are
 //! written into the database.
 //!
-//! The parsing stays here, beside the HTTP body it reads: it answers with the API's errors and
-//! reads the request types of `POST /v1/analyze/batch`.
+//! Nothing here knows HTTP: the body comes as a stream of byte chunks, and the refusals are a
+//! [`BodyError`], which the server turns into its error body.
 
-use crate::error::ApiError;
-use crate::routes::analyze::RequestOptions;
-use crate::routes::batches::BatchImage;
+use crate::kept_bodies::{bodies_on_disk, kept_dir};
+use crate::queue::{BatchSubmission, Chunks, JobSource, NewImage};
 use arbiter_core::ErrorCode;
-use arbiter_jobs::NewImage;
-use arbiter_jobs::kept_bodies::{bodies_on_disk, kept_dir};
-use axum::body::Body;
-use futures_util::StreamExt;
+use arbiter_engine::EngineError;
+use arbiter_engine::analyze::{RequestOptions, check_reference_id, parse_options};
+use arbiter_engine::intake::{RequestLimits, check_encoded_size};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -40,6 +40,87 @@ pub const CHUNK: usize = 16;
 /// The top-level fields of a batch request, besides its images.
 const FIELDS: &[&str] = &["images", "options", "webhook_url", "batch_reference_id"];
 
+/// How long a caller is asked to wait when the batch bodies on disk take all their room.
+pub const FULL_RETRY_SECS: u64 = 30;
+
+/// Why a batch body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body could not be read, or is not a batch request (400 `INVALID_REQUEST`); the
+    /// message names what is wrong and where.
+    #[error("{0}")]
+    Invalid(String),
+    /// The body is larger than `jobs.max_batch_body_bytes` (413 `FILE_SIZE_EXCEEDED`).
+    #[error(
+        "the request body is larger than the {limit}-byte limit \
+         (jobs.max_batch_body_bytes); split the batch or send image_url"
+    )]
+    TooLarge {
+        /// `jobs.max_batch_body_bytes`.
+        limit: u64,
+    },
+    /// The batch bodies on disk take all the room they may (`jobs.max_spooled_bytes`): 503,
+    /// with `Retry-After` of [`FULL_RETRY_SECS`].
+    #[error(
+        "the batches waiting to be analysed take all the room for batch bodies \
+         (jobs.max_spooled_bytes: {room}); try again in {FULL_RETRY_SECS} s"
+    )]
+    Full {
+        /// `jobs.max_spooled_bytes`.
+        room: u64,
+    },
+    /// The spooled body could not be written or read back (500; the cause is logged, never
+    /// shown).
+    #[error("batch body: {0}")]
+    Internal(String),
+}
+
+impl BodyError {
+    /// The stable code the refusal is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) => ErrorCode::InvalidRequest,
+            Self::TooLarge { .. } => ErrorCode::FileSizeExceeded,
+            Self::Full { .. } => ErrorCode::ServiceUnavailable,
+            Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// Seconds the caller is asked to wait before trying again, when there are any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Full { .. } => Some(FULL_RETRY_SECS),
+            _ => None,
+        }
+    }
+
+    fn internal(cause: impl fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+}
+
+/// One image of a batch: exactly one of `image_url` and `image_base64`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchImage {
+    /// A URL Arbiter fetches the image from (http or https).
+    #[serde(default)]
+    #[schema(nullable = false, pattern = "^https?://[^/?#]+")]
+    pub image_url: Option<String>,
+    /// The image, base64-encoded (standard alphabet, padded; a `data:` URL prefix is allowed).
+    #[serde(default)]
+    #[schema(
+        nullable = false,
+        pattern = "^(data:[^;,]*;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
+    pub image_base64: Option<String>,
+    /// Your identifier for this image, echoed in its result: 1 to 128 letters, digits and
+    /// `. _ - : / @ #`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._\\-:/@#]+$")]
+    pub reference_id: Option<String>,
+}
+
 /// Everything in a batch request but the images themselves.
 #[derive(Debug, Default)]
 pub struct Header {
@@ -53,76 +134,133 @@ pub struct Header {
     pub batch_reference_id: Option<String>,
 }
 
-/// How long a caller is asked to wait when the batch bodies on disk take all their room.
-const FULL_RETRY_SECS: u64 = 30;
-
-/// 503 with `Retry-After`: the batch bodies on disk take all the room they may
-/// (`jobs.max_spooled_bytes`).
-fn no_room(room: u64) -> ApiError {
-    ApiError {
-        retry_after: Some(FULL_RETRY_SECS),
-        ..ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            format!(
-                "the batches waiting to be analysed take all the room for batch bodies \
-                 (jobs.max_spooled_bytes: {room}); try again in {FULL_RETRY_SECS} s"
-            ),
-        )
+impl Header {
+    /// Checks the header against the caller's plan (at most `batch_size` images, `plan` naming
+    /// it in the refusal) and the request rules. Whether `webhook_url` may be reached is the
+    /// caller's to check.
+    pub fn submission(
+        self,
+        batch_size: usize,
+        plan: &str,
+        max_reference_id_len: usize,
+    ) -> Result<BatchSubmission, EngineError> {
+        if self.images == 0 {
+            return Err(EngineError::invalid(
+                "images is empty; send 1 or more images",
+            ));
+        }
+        if self.images > batch_size {
+            return Err(EngineError::invalid(format!(
+                "the batch has {} images; this key's plan ({plan}) allows at most {batch_size} per batch",
+                self.images
+            )));
+        }
+        let options = self.options.unwrap_or_default();
+        if options.webhook_url.is_some() {
+            return Err(EngineError::invalid(
+                "give a batch's webhook_url at the top level, not in options",
+            ));
+        }
+        let options = parse_options(options)?;
+        if let Some(reference) = &self.batch_reference_id {
+            check_reference_id(reference, max_reference_id_len)
+                .map_err(|err| EngineError::invalid(format!("batch_reference_id: {err}")))?;
+        }
+        Ok(BatchSubmission {
+            images: self.images,
+            options,
+            webhook_url: self.webhook_url,
+            batch_reference_id: self.batch_reference_id,
+        })
     }
 }
 
-/// Writes the body to a temporary file in the kept bodies' directory of the data directory,
-/// refusing it past `limit` bytes (413), or when the bodies on disk there would pass `room`
-/// bytes (503 with `Retry-After`). The file is removed when dropped unless kept with
-/// `arbiter_jobs::kept_bodies::keep`.
-pub async fn spool(
-    body: Body,
+/// Checks one image of a batch, a base64 image's size before it is decoded (413, as
+/// `POST /v1/analyze`). With the image's byte range in a kept body, the job reads it from there.
+pub fn check_image(
+    index: usize,
+    image: BatchImage,
+    limits: RequestLimits,
+    kept: Option<Range<u64>>,
+) -> Result<NewImage, EngineError> {
+    if let Some(encoded) = &image.image_base64 {
+        check_encoded_size(encoded, limits.max_image_bytes).map_err(|err| {
+            EngineError::refused(err.code(), format!("images[{index}]: {}", err.caller_message()))
+        })?;
+    }
+    let source = match (image.image_url, image.image_base64, kept) {
+        (Some(_), None, Some(range)) | (None, Some(_), Some(range)) => JobSource::Kept {
+            start: range.start,
+            end: range.end,
+        },
+        (Some(url), None, None) => JobSource::Url(url),
+        (None, Some(encoded), None) => JobSource::Base64(encoded),
+        _ => {
+            return Err(EngineError::invalid(format!(
+                "images[{index}]: send exactly one of image_url and image_base64"
+            )));
+        }
+    };
+    if let Some(reference) = &image.reference_id {
+        check_reference_id(reference, limits.max_reference_id_len)
+            .map_err(|err| EngineError::invalid(format!("images[{index}].reference_id: {err}")))?;
+    }
+    Ok(NewImage {
+        source,
+        reference_id: image.reference_id,
+    })
+}
+
+/// Writes the body, a stream of byte chunks, to a temporary file in the kept bodies' directory
+/// of the data directory, refusing it past `limit` bytes ([`BodyError::TooLarge`]), or when the
+/// bodies on disk there would pass `room` bytes ([`BodyError::Full`]). The file is removed when
+/// dropped unless kept with [`crate::kept_bodies::keep`].
+pub async fn spool<S, B, E>(
+    body: S,
     limit: u64,
     data_dir: &Path,
     room: u64,
-) -> Result<NamedTempFile, ApiError> {
+) -> Result<NamedTempFile, BodyError>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: AsRef<[u8]>,
+    E: fmt::Display,
+{
     let used = bodies_on_disk(data_dir);
     if used >= room {
-        return Err(no_room(room));
+        return Err(BodyError::Full { room });
     }
     let left = room - used;
     let dir = kept_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(|err| ApiError::internal(&err))?;
-    let spooled = NamedTempFile::new_in(dir).map_err(|err| ApiError::internal(&err))?;
-    let file = spooled
-        .as_file()
-        .try_clone()
-        .map_err(|err| ApiError::internal(&err))?;
+    std::fs::create_dir_all(&dir).map_err(BodyError::internal)?;
+    let spooled = NamedTempFile::new_in(dir).map_err(BodyError::internal)?;
+    let file = spooled.as_file().try_clone().map_err(BodyError::internal)?;
     let mut writer = tokio::fs::File::from_std(file);
-    let mut stream = body.into_data_stream();
+    let mut stream = std::pin::pin!(body);
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|err| ApiError::bad_request(format!("cannot read the request body: {err}")))?;
+        let chunk = chunk.map_err(|err| {
+            BodyError::Invalid(format!("cannot read the request body: {err}"))
+        })?;
+        let chunk = chunk.as_ref();
         size += chunk.len() as u64;
         if size > limit {
-            return Err(ApiError::new(
-                ErrorCode::FileSizeExceeded,
-                format!(
-                    "the request body is larger than the {limit}-byte limit \
-                     (jobs.max_batch_body_bytes); split the batch or send image_url"
-                ),
-            ));
+            return Err(BodyError::TooLarge { limit });
         }
         if size > left {
-            return Err(no_room(room));
+            return Err(BodyError::Full { room });
         }
-        tokio::io::AsyncWriteExt::write_all(&mut writer, &chunk)
+        tokio::io::AsyncWriteExt::write_all(&mut writer, chunk)
             .await
-            .map_err(|err| ApiError::internal(&err))?;
+            .map_err(BodyError::internal)?;
     }
     let mut file = writer.into_std().await;
-    file.flush().map_err(|err| ApiError::internal(&err))?;
+    file.flush().map_err(BodyError::internal)?;
     Ok(spooled)
 }
 
-fn malformed(what: impl fmt::Display, at: u64) -> ApiError {
-    ApiError::bad_request(format!("invalid JSON body: {what} (at byte {at})"))
+fn malformed(what: impl fmt::Display, at: u64) -> BodyError {
+    BodyError::Invalid(format!("invalid JSON body: {what} (at byte {at})"))
 }
 
 /// Bytes read from the spooled body at a time.
@@ -145,10 +283,10 @@ struct Window {
 }
 
 impl Window {
-    fn new(file: &File) -> Result<Self, ApiError> {
-        let mut file = file.try_clone().map_err(|err| ApiError::internal(&err))?;
+    fn new(file: &File) -> Result<Self, BodyError> {
+        let mut file = file.try_clone().map_err(BodyError::internal)?;
         file.seek(SeekFrom::Start(0))
-            .map_err(|err| ApiError::internal(&err))?;
+            .map_err(BodyError::internal)?;
         Ok(Self {
             file,
             buf: Vec::new(),
@@ -164,7 +302,7 @@ impl Window {
     }
 
     /// Reads another block, keeping the bytes not yet consumed; `false` at the end of the body.
-    fn fill(&mut self) -> Result<bool, ApiError> {
+    fn fill(&mut self) -> Result<bool, BodyError> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.offset += self.start as u64;
@@ -177,13 +315,13 @@ impl Window {
         let read = self
             .file
             .read(&mut self.buf[self.end..])
-            .map_err(|err| ApiError::internal(&err))?;
+            .map_err(BodyError::internal)?;
         self.end += read;
         Ok(read > 0)
     }
 
     /// The next byte that is not whitespace, left unconsumed; `None` at the end of the body.
-    fn peek(&mut self) -> Result<Option<u8>, ApiError> {
+    fn peek(&mut self) -> Result<Option<u8>, BodyError> {
         loop {
             while self.start < self.end {
                 let byte = self.buf[self.start];
@@ -199,7 +337,7 @@ impl Window {
     }
 
     /// Consumes `byte`, the next one that is not whitespace, or fails naming `expected`.
-    fn expect(&mut self, byte: u8, expected: &str) -> Result<(), ApiError> {
+    fn expect(&mut self, byte: u8, expected: &str) -> Result<(), BodyError> {
         if self.peek()? == Some(byte) {
             self.start += 1;
             Ok(())
@@ -212,7 +350,7 @@ impl Window {
     }
 
     /// Consumes the next value and returns its bytes.
-    fn take(&mut self) -> Result<&[u8], ApiError> {
+    fn take(&mut self) -> Result<&[u8], BodyError> {
         self.peek()?;
         let mut scan = Scan::default();
         let mut scanned = 0;
@@ -234,23 +372,24 @@ impl Window {
     fn parse<T: serde::de::DeserializeOwned>(
         &mut self,
         what: impl fmt::Display,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, BodyError> {
         let at = self.position();
         serde_json::from_slice(self.take()?)
             .map_err(|err| malformed(format_args!("{what}: {err}"), at))
     }
 
     /// Walks an array, calling `each` to consume each element.
-    fn array(
+    fn array<X: From<BodyError>>(
         &mut self,
         expected: &str,
-        mut each: impl FnMut(&mut Self) -> Result<(), ApiError>,
-    ) -> Result<(), ApiError> {
+        mut each: impl FnMut(&mut Self) -> Result<(), X>,
+    ) -> Result<(), X> {
         if self.peek()? != Some(b'[') {
             return Err(malformed(
                 format_args!("invalid type: expected {expected}"),
                 self.position(),
-            ));
+            )
+            .into());
         }
         self.start += 1;
         if self.peek()? == Some(b']') {
@@ -265,22 +404,23 @@ impl Window {
                     self.start += 1;
                     return Ok(());
                 }
-                _ => return Err(malformed("expected `,` or `]`", self.position())),
+                _ => return Err(malformed("expected `,` or `]`", self.position()).into()),
             }
         }
     }
 
     /// Walks the body's top-level object, calling `field` with each name to consume its value,
     /// and checks nothing follows it.
-    fn object(
+    fn object<X: From<BodyError>>(
         &mut self,
-        mut field: impl FnMut(&str, &mut Self) -> Result<(), ApiError>,
-    ) -> Result<(), ApiError> {
+        mut field: impl FnMut(&str, &mut Self) -> Result<(), X>,
+    ) -> Result<(), X> {
         if self.peek()? != Some(b'{') {
             return Err(malformed(
                 "invalid type: expected a batch request object",
                 self.position(),
-            ));
+            )
+            .into());
         }
         self.start += 1;
         if self.peek()? == Some(b'}') {
@@ -296,13 +436,13 @@ impl Window {
                         self.start += 1;
                         break;
                     }
-                    _ => return Err(malformed("expected `,` or `}`", self.position())),
+                    _ => return Err(malformed("expected `,` or `}`", self.position()).into()),
                 }
             }
         }
         match self.peek()? {
             None => Ok(()),
-            Some(_) => Err(malformed("trailing characters", self.position())),
+            Some(_) => Err(malformed("trailing characters", self.position()).into()),
         }
     }
 }
@@ -369,7 +509,7 @@ impl Scan {
 
     /// The value's length when the body ends after `scanned` bytes of it: only a scalar may end
     /// there.
-    fn ended_by_eof(&self, scanned: usize, at: u64) -> Result<usize, ApiError> {
+    fn ended_by_eof(&self, scanned: usize, at: u64) -> Result<usize, BodyError> {
         if self.scalar {
             Ok(scanned)
         } else {
@@ -380,7 +520,7 @@ impl Scan {
 
 /// The first pass: the header, with the images counted but not kept (nor parsed: the second
 /// pass parses each one).
-pub async fn header(file: &File) -> Result<Header, ApiError> {
+pub async fn header(file: &File) -> Result<Header, BodyError> {
     let mut window = Window::new(file)?;
     tokio::task::spawn_blocking(move || {
         let mut header = Header::default();
@@ -421,40 +561,40 @@ pub async fn header(file: &File) -> Result<Header, ApiError> {
             Ok(())
         })?;
         header.images = images
-            .ok_or_else(|| ApiError::bad_request("invalid JSON body: missing field `images`"))?;
+            .ok_or_else(|| BodyError::Invalid("invalid JSON body: missing field `images`".into()))?;
         Ok(header)
     })
     .await
-    .map_err(|err| ApiError::internal(&err))?
+    .map_err(BodyError::internal)?
 }
 
-/// The chunks of images the second pass hands over; an error ends them.
-pub type Chunks = arbiter_jobs::Chunks<ApiError>;
-
 /// The second pass: each image parsed, checked by `check` (with its index and its byte range in
-/// the body) and handed over in chunks of [`CHUNK`]. Parsing stops when the receiver is dropped.
-pub fn images<F>(file: &File, check: F) -> Result<Chunks, ApiError>
+/// the body) and handed over in chunks of [`CHUNK`]; an error, `check`'s own or the parser's
+/// (as an `E`), ends them. Parsing stops when the receiver is dropped.
+pub fn images<E, F>(file: &File, check: F) -> Result<Chunks<E>, BodyError>
 where
-    F: Fn(usize, BatchImage, Range<u64>) -> Result<NewImage, ApiError> + Send + 'static,
+    E: From<BodyError> + Send + 'static,
+    F: Fn(usize, BatchImage, Range<u64>) -> Result<NewImage, E> + Send + 'static,
 {
     let mut window = Window::new(file)?;
     let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut index = 0;
-        let result = window.object(|name, window| {
+        let result = window.object::<E>(|name, window| {
             if name != "images" {
-                return window.take().map(drop);
+                return window.take().map(drop).map_err(E::from);
             }
-            window.array("an array of images", |window| {
+            window.array::<E>("an array of images", |window| {
                 let start = window.position();
                 let image = window.parse(format_args!("images[{index}]"))?;
                 chunk.push(check(index, image, start..window.position())?);
                 index += 1;
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    tx.blocking_send(Ok(full))
-                        .map_err(|_| ApiError::bad_request("the batch was abandoned"))?;
+                    tx.blocking_send(Ok(full)).map_err(|_| {
+                        E::from(BodyError::Invalid("the batch was abandoned".into()))
+                    })?;
                 }
                 Ok(())
             })
@@ -473,10 +613,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arbiter_jobs::JobSource;
-    use arbiter_jobs::kept_bodies::{keep, kept_path, read_kept, remove_kept};
+    use crate::kept_bodies::{keep, kept_path, read_kept, remove_kept};
     use serde_json::json;
+    use std::convert::Infallible;
     use std::path::PathBuf;
+
+    /// A body arriving whole, in one chunk.
+    fn whole(body: impl Into<Vec<u8>>) -> impl Stream<Item = Result<Vec<u8>, Infallible>> {
+        futures_util::stream::iter([Ok(body.into())])
+    }
+
+    /// A body arriving in chunks cut at `cuts`.
+    fn cut(body: &[u8], cuts: &[usize]) -> impl Stream<Item = Result<Vec<u8>, Infallible>> {
+        let mut chunks = Vec::new();
+        let mut from = 0;
+        for &at in cuts.iter().chain([&body.len()]) {
+            chunks.push(Ok(body[from..at].to_vec()));
+            from = at;
+        }
+        futures_util::stream::iter(chunks)
+    }
 
     /// A data directory for bodies that are not kept (each removed when dropped).
     fn scratch() -> PathBuf {
@@ -484,18 +640,18 @@ mod tests {
     }
 
     async fn spooled(body: &serde_json::Value) -> NamedTempFile {
-        spool(Body::from(body.to_string()), 1 << 20, &scratch(), u64::MAX)
+        spool(whole(body.to_string()), 1 << 20, &scratch(), u64::MAX)
             .await
             .unwrap()
     }
 
-    fn take(index: usize, image: BatchImage, _: Range<u64>) -> Result<NewImage, ApiError> {
+    fn take(index: usize, image: BatchImage, _: Range<u64>) -> Result<NewImage, BodyError> {
         match (image.image_url, image.image_base64) {
             (Some(url), None) => Ok(NewImage {
                 source: JobSource::Url(url),
                 reference_id: image.reference_id,
             }),
-            _ => Err(ApiError::bad_request(format!("images[{index}]: no url"))),
+            _ => Err(BodyError::Invalid(format!("images[{index}]: no url"))),
         }
     }
 
@@ -557,11 +713,11 @@ mod tests {
         let body =
             serde_json::to_string_pretty(&json!({"images": list, "batch_reference_id": "b"}))
                 .unwrap();
-        let file = spool(Body::from(body), 1 << 24, &scratch(), u64::MAX)
+        let file = spool(whole(body), 1 << 24, &scratch(), u64::MAX)
             .await
             .unwrap();
         assert_eq!(header(file.as_file()).await.unwrap().images, 7);
-        let mut chunks = images(file.as_file(), |_, image, _| {
+        let mut chunks = images::<BodyError, _>(file.as_file(), |_, image, _| {
             Ok(NewImage {
                 source: JobSource::Base64(image.image_base64.unwrap_or_default()),
                 reference_id: image.reference_id,
@@ -585,7 +741,7 @@ mod tests {
         let file = spooled(&body).await;
         let mut chunks = images(file.as_file(), take).unwrap();
         let err = chunks.recv().await.unwrap().unwrap_err();
-        assert_eq!(err.message, "images[1]: no url");
+        assert_eq!(err, BodyError::Invalid("images[1]: no url".into()));
         assert!(chunks.recv().await.is_none());
     }
 
@@ -601,16 +757,14 @@ mod tests {
             ("{\"images\": [] } trailing", "trailing characters"),
             ("[1, 2]", "invalid type"),
         ] {
-            let file = spool(Body::from(body), 1 << 20, &scratch(), u64::MAX)
+            let file = spool(whole(body), 1 << 20, &scratch(), u64::MAX)
                 .await
                 .unwrap();
             let err = header(file.as_file()).await.unwrap_err();
-            assert!(
-                err.message.starts_with("invalid JSON body: "),
-                "{}",
-                err.message
-            );
-            assert!(err.message.contains(expected), "{body}: {}", err.message);
+            let message = err.to_string();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+            assert!(message.starts_with("invalid JSON body: "), "{message}");
+            assert!(message.contains(expected), "{body}: {message}");
         }
     }
 
@@ -618,11 +772,11 @@ mod tests {
     async fn a_kept_body_gives_back_each_image_by_its_range() {
         let dir = tempfile::tempdir().unwrap();
         let body = json!({"images": [{"image_url": "https://example.com/a.jpg"}, {"image_base64": "QUJD", "reference_id": "r"}]});
-        let file = spool(Body::from(body.to_string()), 1 << 20, dir.path(), u64::MAX)
+        let file = spool(whole(body.to_string()), 1 << 20, dir.path(), u64::MAX)
             .await
             .unwrap();
         let mut ranges = Vec::new();
-        let mut chunks = images(file.as_file(), |_, image, range| {
+        let mut chunks = images::<BodyError, _>(file.as_file(), |_, image, range| {
             Ok(NewImage {
                 source: JobSource::Kept {
                     start: range.start,
@@ -655,50 +809,210 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_as_too_large() {
-        let err = spool(Body::from(vec![b' '; 2048]), 1024, &scratch(), u64::MAX)
+        let err = spool(whole(vec![b' '; 2048]), 1024, &scratch(), u64::MAX)
             .await
             .unwrap_err();
-        assert_eq!(err.code, ErrorCode::FileSizeExceeded);
+        assert_eq!(err, BodyError::TooLarge { limit: 1024 });
+        assert_eq!(err.code(), ErrorCode::FileSizeExceeded);
     }
 
     #[tokio::test]
     async fn bodies_are_refused_when_those_on_disk_take_all_their_room() {
         let dir = tempfile::tempdir().unwrap();
-        let first = spool(Body::from(vec![b' '; 3000]), 1 << 20, dir.path(), 4096)
+        let first = spool(whole(vec![b' '; 3000]), 1 << 20, dir.path(), 4096)
             .await
             .unwrap();
         keep(first, dir.path(), "batch_1").unwrap();
         assert_eq!(bodies_on_disk(dir.path()), 3000);
         // 1,096 bytes of room left: a body that would pass it is refused as it arrives...
-        let err = spool(Body::from(vec![b' '; 2000]), 1 << 20, dir.path(), 4096)
+        let err = spool(whole(vec![b' '; 2000]), 1 << 20, dir.path(), 4096)
             .await
             .unwrap_err();
         assert_eq!(
-            (err.code, err.retry_after),
+            (err.code(), err.retry_after()),
             (ErrorCode::ServiceUnavailable, Some(FULL_RETRY_SECS))
         );
-        assert!(
-            err.message.contains("jobs.max_spooled_bytes"),
-            "{}",
-            err.message
-        );
+        assert!(err.to_string().contains("jobs.max_spooled_bytes"), "{err}");
         assert_eq!(bodies_on_disk(dir.path()), 3000, "the refused body is gone");
         // ... one that fits is taken ...
-        let fits = spool(Body::from(vec![b' '; 1000]), 1 << 20, dir.path(), 4096)
+        let fits = spool(whole(vec![b' '; 1000]), 1 << 20, dir.path(), 4096)
             .await
             .unwrap();
         keep(fits, dir.path(), "batch_2").unwrap();
         // ... and with the room full, the next is refused at once.
-        let err = spool(Body::from(vec![b' '; 10]), 1 << 20, dir.path(), 4000)
+        let err = spool(whole(vec![b' '; 10]), 1 << 20, dir.path(), 4000)
             .await
             .unwrap_err();
-        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(err, BodyError::Full { room: 4000 });
         // A completed batch's body is removed, and its room is free again.
         remove_kept(dir.path(), "batch_1");
         assert!(
-            spool(Body::from(vec![b' '; 10]), 1 << 20, dir.path(), 4000)
+            spool(whole(vec![b' '; 10]), 1 << 20, dir.path(), 4000)
                 .await
                 .is_ok()
         );
+    }
+
+    /// Every image of a spooled body, as the second pass hands them over, or its error.
+    async fn all_images(file: &NamedTempFile) -> Result<Vec<NewImage>, BodyError> {
+        let mut chunks = images(file.as_file(), take)?;
+        let mut all = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            all.extend(chunk?);
+        }
+        Ok(all)
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_into_chunks_anywhere_reads_as_the_whole_one() {
+        let body = json!({"batch_reference_id": "b-\"1\"", "images": [
+            {"image_url": "https://example.com/a.jpg", "reference_id": "r-0"},
+            {"image_url": "https://example.com/b,]}.jpg"}],
+            "options": {"models": ["noise"]}})
+        .to_string();
+        let bytes = body.as_bytes();
+        let whole_file = spool(whole(body.clone()), 1 << 20, &scratch(), u64::MAX)
+            .await
+            .unwrap();
+        let expected = std::fs::read(whole_file.path()).unwrap();
+        for at in 0..=bytes.len() {
+            for cuts in [vec![at], vec![at / 2, at]] {
+                let file = spool(cut(bytes, &cuts), 1 << 20, &scratch(), u64::MAX)
+                    .await
+                    .unwrap();
+                assert_eq!(std::fs::read(file.path()).unwrap(), expected, "{cuts:?}");
+                let header = header(file.as_file()).await.unwrap();
+                assert_eq!(header.images, 2, "{cuts:?}");
+                assert_eq!(header.batch_reference_id.as_deref(), Some("b-\"1\""));
+                let images = all_images(&file).await.unwrap();
+                let JobSource::Url(url) = &images[1].source else {
+                    panic!("not a url")
+                };
+                assert_eq!(url, "https://example.com/b,]}.jpg");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_in_any_chunk_is_refused_and_one_at_it_taken() {
+        let body = vec![b' '; 1000];
+        for cuts in [vec![], vec![1], vec![500], vec![999], vec![10, 20, 990]] {
+            let err = spool(cut(&body, &cuts), 999, &scratch(), u64::MAX)
+                .await
+                .unwrap_err();
+            assert_eq!(err, BodyError::TooLarge { limit: 999 }, "{cuts:?}");
+            assert!(
+                spool(cut(&body, &cuts), 1000, &scratch(), u64::MAX)
+                    .await
+                    .is_ok()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_fails_is_a_body_that_cannot_be_read() {
+        let chunks = futures_util::stream::iter([Ok(b"{\"images\"".to_vec()), Err("reset by peer")]);
+        let err = spool(chunks, 1 << 20, &scratch(), u64::MAX)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BodyError::Invalid("cannot read the request body: reset by peer".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_bodies_are_refused_as_malformed_in_either_pass() {
+        let body = json!({"images": [{"image_url": "https://example.com/a.jpg", "reference_id": "r"}],
+            "options": {"return_heatmap": true}})
+        .to_string();
+        for end in 0..body.len() {
+            let file = spool(whole(&body.as_bytes()[..end]), 1 << 20, &scratch(), u64::MAX)
+                .await
+                .unwrap();
+            let err = match header(file.as_file()).await {
+                Err(err) => err,
+                Ok(_) => all_images(&file).await.unwrap_err(),
+            };
+            assert_eq!(err.code(), ErrorCode::InvalidRequest, "cut at {end}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_json_names_the_place_it_goes_wrong() {
+        for (body, expected) in [
+            ("{\"images\": [}", "expected `,` or `]`"),
+            ("{\"images\": [{\"image_url\": 1}]}", "images[0]"),
+            ("{\"images\" [1]}", "expected `:`"),
+            ("{\"images\": [] \"options\": {}}", "expected `,` or `}`"),
+            ("{\"options\": {\"models\": \"gan\"}, \"images\": []}", "options"),
+            ("", "invalid type"),
+        ] {
+            let file = spool(whole(body), 1 << 20, &scratch(), u64::MAX)
+                .await
+                .unwrap();
+            let err = match header(file.as_file()).await {
+                Err(err) => err,
+                Ok(_) => all_images(&file).await.unwrap_err(),
+            };
+            let message = err.to_string();
+            assert!(message.starts_with("invalid JSON body: "), "{body}: {message}");
+            assert!(message.contains(expected), "{body}: {message}");
+            assert!(message.contains("(at byte "), "{body}: {message}");
+        }
+    }
+
+    #[test]
+    fn an_image_is_one_source_within_the_limits() {
+        let limits = RequestLimits {
+            max_image_bytes: 3,
+            max_reference_id_len: 4,
+        };
+        let image = |url: Option<&str>, encoded: Option<&str>, reference: Option<&str>| BatchImage {
+            image_url: url.map(str::to_owned),
+            image_base64: encoded.map(str::to_owned),
+            reference_id: reference.map(str::to_owned),
+        };
+        let taken = check_image(0, image(None, Some("QUJD"), Some("r-1")), limits, None).unwrap();
+        assert!(matches!(taken.source, JobSource::Base64(ref e) if e == "QUJD"));
+        let kept = check_image(0, image(Some("https://a/b"), None, None), limits, Some(5..9)).unwrap();
+        assert!(matches!(kept.source, JobSource::Kept { start: 5, end: 9 }));
+        let err = check_image(2, image(None, Some("QUJDQUJDQUJD"), None), limits, None).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::FileSizeExceeded);
+        assert!(err.to_string().starts_with("images[2]: "), "{err}");
+        let err = check_image(1, image(Some("https://a/b"), Some("QUJD"), None), limits, None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "images[1]: send exactly one of image_url and image_base64"
+        );
+        let err = check_image(3, image(Some("https://a/b"), None, Some("toolong")), limits, None)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("images[3].reference_id: "), "{err}");
+    }
+
+    #[test]
+    fn a_header_is_held_to_the_plan_and_the_request_rules() {
+        let header = |images, webhook_in_options: bool, reference: &str| Header {
+            images,
+            options: Some(RequestOptions {
+                webhook_url: webhook_in_options.then(|| "https://example.com".to_owned()),
+                ..RequestOptions::default()
+            }),
+            webhook_url: None,
+            batch_reference_id: Some(reference.to_owned()),
+        };
+        let ok = header(3, false, "b-1").submission(3, "starter", 64).unwrap();
+        assert_eq!((ok.images, ok.batch_reference_id.as_deref()), (3, Some("b-1")));
+        for (header, expected) in [
+            (header(0, false, "b"), "images is empty"),
+            (header(4, false, "b"), "this key's plan (starter) allows at most 3 per batch"),
+            (header(1, true, "b"), "at the top level"),
+            (header(1, false, "b c"), "batch_reference_id: "),
+        ] {
+            let err = header.submission(3, "starter", 64).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+            assert!(err.to_string().contains(expected), "{err}");
+        }
     }
 }
