@@ -5,7 +5,6 @@
 //! `POST /v1/flows/<flow>/<path>` (202). A flow serves its routes only when it is compiled in
 //! and switched on (`flows.<name>.enabled`).
 
-use crate::analyze::{self, check_reference_id};
 use crate::auth::{self, Caller};
 use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
 use crate::error::{ApiError, ApiJson};
@@ -14,8 +13,8 @@ use crate::keys::Scope;
 use crate::routes::analyze::{RawBody, raw_body};
 use crate::state::AppState;
 use arbiter_core::{
-    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts, IntakeError,
-    IntakeMode, RequestId,
+    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts, IntakeMode,
+    RequestId,
 };
 use arbiter_engine::intake::{self, FlowBody};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -155,10 +154,6 @@ fn case_path(flow: &str, path: &str, cases: &CaseIntake) -> String {
 /// The case ids `cases::check_case_id` accepts, as the API document states them.
 const CASE_ID_PATTERN: &str = "^[A-Za-z0-9._\\-:]{1,100}$";
 
-fn bad_request(err: IntakeError) -> ApiError {
-    ApiError::bad_request(err.0)
-}
-
 /// Reads a JSON body, or a multipart form whose `file` part is the image and whose other parts
 /// are JSON (or plain text), and takes out the image, `options` and `reference_id`.
 async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, ApiError> {
@@ -167,33 +162,6 @@ async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, 
         RawBody::Json(bytes) => intake::flow_json(&bytes)?,
     };
     Ok(state.intake().flow_body(fields)?)
-}
-
-/// Adds the image of a case, analysed, to the case.
-async fn add_case_image(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
-    flow: &str,
-    mut body: FlowBody,
-    image: NewCaseImage,
-) -> Result<CaseImageReply, ApiError> {
-    cases::check_image_input(state.engine(), flow, &image)?;
-    let mut input = image.case_facts.clone();
-    input.extend(image.image_facts.clone());
-    let input = Value::Object(input);
-    let options = body.options(state.pipeline.flows(), flow, &input)?;
-    let detector = state
-        .pipeline
-        .detector_for(Some(flow), Some(&input))
-        .clone();
-    let tenant = caller.key.tenant.as_str();
-    let obtained =
-        analyze::obtain(state, tenant, request_id, body.source, &options, &detector).await?;
-    let reply =
-        cases::add_image(state.engine(), tenant, flow, request_id, image, &obtained).await?;
-    obtained.committed(state, request_id);
-    Ok(reply)
 }
 
 /// Adds an image to a case: analysed and decided at once under the flow's policy; the case
@@ -212,19 +180,9 @@ async fn add_image(
     let result = async {
         cases::check_case_id(spec.kind, &case_id)?;
         let mut body = read_flow_body(&state, request).await?;
-        let fields = std::mem::take(&mut body.fields);
-        let read = cases
-            .read(spec.kind, &case_id, fields)
-            .map_err(bad_request)?;
-        let image = NewCaseImage {
-            case_id: case_id.clone(),
-            case_facts: read.case_facts,
-            image_facts: read.image_facts,
-            role: read.role,
-            reference_id: body.reference_id.take(),
-            reference_stem: read.reference_stem,
-        };
-        add_case_image(&state, &caller, &request_id, flow, body, image).await
+        let image = NewCaseImage::from_body(&cases, spec.kind, &case_id, &mut body)?;
+        let (engine, tenant) = (state.engine(), &caller.key.tenant);
+        Ok(cases::add_analyzed_image(&state, engine, tenant, flow, &request_id, body, image).await?)
     }
     .await;
     result.map(Json)
@@ -283,25 +241,9 @@ async fn add_collected(
 ) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
     let base = super::batches::base_url(request.headers());
     let result = async {
-        let mut body = read_flow_body(&state, request).await?;
-        let facts = collected
-            .read(std::mem::take(&mut body.fields))
-            .map_err(bad_request)?;
-        state.pipeline.check_input(flow, &facts)?;
-        let options = body.options(state.pipeline.flows(), flow, &facts)?;
-        let reference_id = body
-            .reference_id
-            .take()
-            .or_else(|| collected.reference(&facts));
-        if let Some(reference_id) = &reference_id {
-            check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
-        }
-        let upload = collector::Upload {
-            source: body.source,
-            options,
-            reference_id,
-            facts,
-        };
+        let body = read_flow_body(&state, request).await?;
+        let max_len = state.config.limits.max_reference_id_len;
+        let upload = collector::Upload::from_body(&state.pipeline, flow, &collected, body, max_len)?;
         collector::collect(&state, flow, &caller.key.tenant, &request_id, upload, &base).await
     }
     .await;
