@@ -532,7 +532,9 @@ pub async fn stored_reply(
 ) -> Result<AnalyzeReply, EngineError> {
     let row = arbiter_db::requests::get(conn, tenant, request_id)
         .await?
-        .ok_or_else(|| EngineError::not_found(format!("no request {request_id} for this tenant")))?;
+        .ok_or_else(|| {
+            EngineError::not_found(format!("no request {request_id} for this tenant"))
+        })?;
     let id: RequestId = row.request_id.parse().map_err(EngineError::internal)?;
     let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(EngineError::internal)?;
     let cached_from = row

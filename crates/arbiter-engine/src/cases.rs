@@ -73,7 +73,15 @@ pub async fn add_analyzed_image(
         .pipeline
         .detector_for(Some(flow), Some(&input))
         .clone();
-    let obtained = obtain(handles, tenant, request_id, body.source, &options, &detector).await?;
+    let obtained = obtain(
+        handles,
+        tenant,
+        request_id,
+        body.source,
+        &options,
+        &detector,
+    )
+    .await?;
     let reply = add_image(engine, tenant, flow, request_id, image, &obtained).await?;
     obtained.committed(handles, request_id);
     Ok(reply)

@@ -122,7 +122,9 @@ pub fn flow_json(bytes: &[u8]) -> Result<FlowFields, EngineError> {
 /// The fields of a flow's multipart body: the `file` (or `image`) part is the image; the plain
 /// text fields (`image_url`, `image_base64`, `reference_id`, `role`) stay text, and the others
 /// are JSON (`claim`, `photo`, `options`, ...), or text when they do not parse.
-pub fn flow_parts<B>(parts: impl IntoIterator<Item = (String, B)>) -> Result<FlowFields, EngineError>
+pub fn flow_parts<B>(
+    parts: impl IntoIterator<Item = (String, B)>,
+) -> Result<FlowFields, EngineError>
 where
     B: AsRef<[u8]> + Into<Vec<u8>>,
 {
@@ -247,10 +249,7 @@ impl Intake<'_> {
 
     /// Takes the image, `options` and `reference_id` out of a flow's body fields (and its
     /// multipart `file`); the rest stay for the flow to read.
-    pub fn flow_body(
-        &self,
-        (mut fields, file): FlowFields,
-    ) -> Result<FlowBody, EngineError> {
+    pub fn flow_body(&self, (mut fields, file): FlowFields) -> Result<FlowBody, EngineError> {
         let text = |fields: &mut Map<String, Value>, name: &str| match fields.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
@@ -319,7 +318,10 @@ mod tests {
             source(None, Some("QUJD"), None),
             Ok(ImageSource::Bytes(bytes)) if bytes == b"ABC"
         ));
-        assert!(matches!(source(None, None, Some(b"xy")), Ok(ImageSource::Bytes(_))));
+        assert!(matches!(
+            source(None, None, Some(b"xy")),
+            Ok(ImageSource::Bytes(_))
+        ));
         for (url, encoded, file, expected) in [
             (None, None, None, "send one of"),
             (Some("https://a/b"), Some("QUJD"), None, "send only one of"),
@@ -390,9 +392,17 @@ mod tests {
         assert_eq!(fields["note"], "not json");
         assert_eq!(file.as_deref(), Some(&b"\x89PNG"[..]));
         let err = flow_parts([("role".to_owned(), vec![0xff])]).unwrap_err();
-        assert_eq!(err.to_string(), "multipart field \"role\" is not UTF-8 text");
+        assert_eq!(
+            err.to_string(),
+            "multipart field \"role\" is not UTF-8 text"
+        );
         assert!(flow_json(b"[1]").is_err());
-        assert!(flow_json(b"{").unwrap_err().to_string().starts_with("invalid JSON body: "));
+        assert!(
+            flow_json(b"{")
+                .unwrap_err()
+                .to_string()
+                .starts_with("invalid JSON body: ")
+        );
     }
 
     #[test]
@@ -409,8 +419,10 @@ mod tests {
             _ => unreachable!(),
         };
         let mut body = intake
-            .flow_body(fields(json!({"image_url": "https://a/b", "reference_id": "r",
-                "options": {"models": ["noise"]}, "claim": {"amount": 5}})))
+            .flow_body(fields(
+                json!({"image_url": "https://a/b", "reference_id": "r",
+                "options": {"models": ["noise"]}, "claim": {"amount": 5}}),
+            ))
             .unwrap();
         assert!(matches!(body.source, ImageSource::Url(_)));
         assert_eq!(body.reference_id.as_deref(), Some("r"));
@@ -419,8 +431,14 @@ mod tests {
         assert_eq!(options.models, [ModelKind::Noise]);
         for (given, expected) in [
             (json!({"image_url": 1}), "image_url must be a string"),
-            (json!({"image_url": "https://a/b", "options": {"colour": 1}}), "options: "),
-            (json!({"image_url": "https://a/b", "reference_id": "a b"}), "reference_id"),
+            (
+                json!({"image_url": "https://a/b", "options": {"colour": 1}}),
+                "options: ",
+            ),
+            (
+                json!({"image_url": "https://a/b", "reference_id": "a b"}),
+                "reference_id",
+            ),
             (json!({}), "send one of"),
         ] {
             let err = intake.flow_body(fields(given)).unwrap_err();
@@ -430,7 +448,12 @@ mod tests {
             .flow_body(fields(json!({"image_url": "https://a/b",
                 "options": {"webhook_url": "https://example.com"}})))
             .unwrap();
-        let err = hooked.options(&registry, "insurance", &json!({})).unwrap_err();
-        assert!(err.to_string().starts_with("options.webhook_url is not taken here"));
+        let err = hooked
+            .options(&registry, "insurance", &json!({}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("options.webhook_url is not taken here")
+        );
     }
 }

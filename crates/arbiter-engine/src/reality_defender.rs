@@ -373,11 +373,23 @@ mod tests {
         let code = |result: Result<rd_upload::Model, EngineError>| result.unwrap_err().code();
         // A wrong or missing token, and an expired slot, are refused.
         let wrong = presigned.token.replace(|c| c != '0', "0");
-        assert_eq!(code(open_slot(db.conn(), &id, Some(&wrong), now).await), ErrorCode::Forbidden);
-        assert_eq!(code(open_slot(db.conn(), &id, None, now).await), ErrorCode::Forbidden);
+        assert_eq!(
+            code(open_slot(db.conn(), &id, Some(&wrong), now).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(open_slot(db.conn(), &id, None, now).await),
+            ErrorCode::Forbidden
+        );
         let late = now + UPLOAD_URL_TTL;
-        assert_eq!(code(open_slot(db.conn(), &id, token, late).await), ErrorCode::Forbidden);
-        assert_eq!(code(open_slot(db.conn(), "req_x", token, now).await), ErrorCode::Forbidden);
+        assert_eq!(
+            code(open_slot(db.conn(), &id, token, late).await),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(
+            code(open_slot(db.conn(), "req_x", token, now).await),
+            ErrorCode::Forbidden
+        );
         // The right token opens it, and the upload becomes a request named by the file.
         let slot = open_slot(db.conn(), &id, token, now).await.unwrap();
         let flows = FlowsConfig::default();
@@ -391,15 +403,23 @@ mod tests {
         let detail = media_detail(db.conn(), "acme", &id).await.unwrap();
         assert_eq!(detail["overallStatus"], "ANALYZING");
         assert_eq!(
-            media_detail(db.conn(), "other", &id).await.unwrap_err().code(),
+            media_detail(db.conn(), "other", &id)
+                .await
+                .unwrap_err()
+                .code(),
             ErrorCode::NotFound
         );
         // Once filled, it takes no other upload.
         mark_uploaded(&db, &id, now).await.unwrap();
-        assert_eq!(code(open_slot(db.conn(), &id, token, now).await), ErrorCode::Conflict);
+        assert_eq!(
+            code(open_slot(db.conn(), &id, token, now).await),
+            ErrorCode::Conflict
+        );
         // A revoked key's upload is refused.
         revoke(db.conn(), &key.id, "test", now).await.unwrap();
-        let err = upload_call(db.conn(), &flows, &slot, media).await.unwrap_err();
+        let err = upload_call(db.conn(), &flows, &slot, media)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidApiKey);
     }
 
@@ -419,6 +439,9 @@ mod tests {
         let page = media_page(db.conn(), "acme", 0, &PageQuery::default())
             .await
             .unwrap();
-        assert_eq!((page["totalItems"].as_u64(), page["totalPages"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(
+            (page["totalItems"].as_u64(), page["totalPages"].as_u64()),
+            (Some(0), Some(0))
+        );
     }
 }

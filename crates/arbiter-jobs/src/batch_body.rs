@@ -185,7 +185,10 @@ pub fn check_image(
 ) -> Result<NewImage, EngineError> {
     if let Some(encoded) = &image.image_base64 {
         check_encoded_size(encoded, limits.max_image_bytes).map_err(|err| {
-            EngineError::refused(err.code(), format!("images[{index}]: {}", err.caller_message()))
+            EngineError::refused(
+                err.code(),
+                format!("images[{index}]: {}", err.caller_message()),
+            )
         })?;
     }
     let source = match (image.image_url, image.image_base64, kept) {
@@ -239,9 +242,8 @@ where
     let mut stream = std::pin::pin!(body);
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| {
-            BodyError::Invalid(format!("cannot read the request body: {err}"))
-        })?;
+        let chunk = chunk
+            .map_err(|err| BodyError::Invalid(format!("cannot read the request body: {err}")))?;
         let chunk = chunk.as_ref();
         size += chunk.len() as u64;
         if size > limit {
@@ -285,8 +287,7 @@ struct Window {
 impl Window {
     fn new(file: &File) -> Result<Self, BodyError> {
         let mut file = file.try_clone().map_err(BodyError::internal)?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(BodyError::internal)?;
+        file.seek(SeekFrom::Start(0)).map_err(BodyError::internal)?;
         Ok(Self {
             file,
             buf: Vec::new(),
@@ -560,8 +561,9 @@ pub async fn header(file: &File) -> Result<Header, BodyError> {
             }
             Ok(())
         })?;
-        header.images = images
-            .ok_or_else(|| BodyError::Invalid("invalid JSON body: missing field `images`".into()))?;
+        header.images = images.ok_or_else(|| {
+            BodyError::Invalid("invalid JSON body: missing field `images`".into())
+        })?;
         Ok(header)
     })
     .await
@@ -911,7 +913,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_fails_is_a_body_that_cannot_be_read() {
-        let chunks = futures_util::stream::iter([Ok(b"{\"images\"".to_vec()), Err("reset by peer")]);
+        let chunks =
+            futures_util::stream::iter([Ok(b"{\"images\"".to_vec()), Err("reset by peer")]);
         let err = spool(chunks, 1 << 20, &scratch(), u64::MAX)
             .await
             .unwrap_err();
@@ -923,13 +926,19 @@ mod tests {
 
     #[tokio::test]
     async fn truncated_bodies_are_refused_as_malformed_in_either_pass() {
-        let body = json!({"images": [{"image_url": "https://example.com/a.jpg", "reference_id": "r"}],
+        let body =
+            json!({"images": [{"image_url": "https://example.com/a.jpg", "reference_id": "r"}],
             "options": {"return_heatmap": true}})
-        .to_string();
+            .to_string();
         for end in 0..body.len() {
-            let file = spool(whole(&body.as_bytes()[..end]), 1 << 20, &scratch(), u64::MAX)
-                .await
-                .unwrap();
+            let file = spool(
+                whole(&body.as_bytes()[..end]),
+                1 << 20,
+                &scratch(),
+                u64::MAX,
+            )
+            .await
+            .unwrap();
             let err = match header(file.as_file()).await {
                 Err(err) => err,
                 Ok(_) => all_images(&file).await.unwrap_err(),
@@ -945,7 +954,10 @@ mod tests {
             ("{\"images\": [{\"image_url\": 1}]}", "images[0]"),
             ("{\"images\" [1]}", "expected `:`"),
             ("{\"images\": [] \"options\": {}}", "expected `,` or `}`"),
-            ("{\"options\": {\"models\": \"gan\"}, \"images\": []}", "options"),
+            (
+                "{\"options\": {\"models\": \"gan\"}, \"images\": []}",
+                "options",
+            ),
             ("", "invalid type"),
         ] {
             let file = spool(whole(body), 1 << 20, &scratch(), u64::MAX)
@@ -956,7 +968,10 @@ mod tests {
                 Ok(_) => all_images(&file).await.unwrap_err(),
             };
             let message = err.to_string();
-            assert!(message.starts_with("invalid JSON body: "), "{body}: {message}");
+            assert!(
+                message.starts_with("invalid JSON body: "),
+                "{body}: {message}"
+            );
             assert!(message.contains(expected), "{body}: {message}");
             assert!(message.contains("(at byte "), "{body}: {message}");
         }
@@ -968,27 +983,48 @@ mod tests {
             max_image_bytes: 3,
             max_reference_id_len: 4,
         };
-        let image = |url: Option<&str>, encoded: Option<&str>, reference: Option<&str>| BatchImage {
-            image_url: url.map(str::to_owned),
-            image_base64: encoded.map(str::to_owned),
-            reference_id: reference.map(str::to_owned),
-        };
+        let image =
+            |url: Option<&str>, encoded: Option<&str>, reference: Option<&str>| BatchImage {
+                image_url: url.map(str::to_owned),
+                image_base64: encoded.map(str::to_owned),
+                reference_id: reference.map(str::to_owned),
+            };
         let taken = check_image(0, image(None, Some("QUJD"), Some("r-1")), limits, None).unwrap();
         assert!(matches!(taken.source, JobSource::Base64(ref e) if e == "QUJD"));
-        let kept = check_image(0, image(Some("https://a/b"), None, None), limits, Some(5..9)).unwrap();
+        let kept = check_image(
+            0,
+            image(Some("https://a/b"), None, None),
+            limits,
+            Some(5..9),
+        )
+        .unwrap();
         assert!(matches!(kept.source, JobSource::Kept { start: 5, end: 9 }));
-        let err = check_image(2, image(None, Some("QUJDQUJDQUJD"), None), limits, None).unwrap_err();
+        let err =
+            check_image(2, image(None, Some("QUJDQUJDQUJD"), None), limits, None).unwrap_err();
         assert_eq!(err.code(), ErrorCode::FileSizeExceeded);
         assert!(err.to_string().starts_with("images[2]: "), "{err}");
-        let err = check_image(1, image(Some("https://a/b"), Some("QUJD"), None), limits, None)
-            .unwrap_err();
+        let err = check_image(
+            1,
+            image(Some("https://a/b"), Some("QUJD"), None),
+            limits,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "images[1]: send exactly one of image_url and image_base64"
         );
-        let err = check_image(3, image(Some("https://a/b"), None, Some("toolong")), limits, None)
-            .unwrap_err();
-        assert!(err.to_string().starts_with("images[3].reference_id: "), "{err}");
+        let err = check_image(
+            3,
+            image(Some("https://a/b"), None, Some("toolong")),
+            limits,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("images[3].reference_id: "),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1002,11 +1038,19 @@ mod tests {
             webhook_url: None,
             batch_reference_id: Some(reference.to_owned()),
         };
-        let ok = header(3, false, "b-1").submission(3, "starter", 64).unwrap();
-        assert_eq!((ok.images, ok.batch_reference_id.as_deref()), (3, Some("b-1")));
+        let ok = header(3, false, "b-1")
+            .submission(3, "starter", 64)
+            .unwrap();
+        assert_eq!(
+            (ok.images, ok.batch_reference_id.as_deref()),
+            (3, Some("b-1"))
+        );
         for (header, expected) in [
             (header(0, false, "b"), "images is empty"),
-            (header(4, false, "b"), "this key's plan (starter) allows at most 3 per batch"),
+            (
+                header(4, false, "b"),
+                "this key's plan (starter) allows at most 3 per batch",
+            ),
             (header(1, true, "b"), "at the top level"),
             (header(1, false, "b c"), "batch_reference_id: "),
         ] {

@@ -64,7 +64,10 @@ impl Upload {
             .map_err(|err| EngineError::invalid(err.0))?;
         pipeline.check_input(flow, &facts)?;
         let options = body.options(pipeline.flows(), flow, &facts)?;
-        let reference_id = body.reference_id.take().or_else(|| intake.reference(&facts));
+        let reference_id = body
+            .reference_id
+            .take()
+            .or_else(|| intake.reference(&facts));
         if let Some(reference_id) = &reference_id {
             check_reference_id(reference_id, max_reference_id_len)?;
         }

@@ -2,13 +2,13 @@
 
 use crate::analyze::{self, AnalyzeCall, AnalyzeReply};
 pub use crate::analyze::{RequestOptions, parse_options};
-pub use arbiter_engine::intake::AnalyzeRequest;
-use arbiter_engine::intake::part_text;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
+pub use arbiter_engine::intake::AnalyzeRequest;
+use arbiter_engine::intake::part_text;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};

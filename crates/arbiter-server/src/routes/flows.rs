@@ -13,8 +13,7 @@ use crate::keys::Scope;
 use crate::routes::analyze::{RawBody, raw_body};
 use crate::state::AppState;
 use arbiter_core::{
-    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts, IntakeMode,
-    RequestId,
+    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts, IntakeMode, RequestId,
 };
 use arbiter_engine::intake::{self, FlowBody};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -182,7 +181,10 @@ async fn add_image(
         let mut body = read_flow_body(&state, request).await?;
         let image = NewCaseImage::from_body(&cases, spec.kind, &case_id, &mut body)?;
         let (engine, tenant) = (state.engine(), &caller.key.tenant);
-        Ok(cases::add_analyzed_image(&state, engine, tenant, flow, &request_id, body, image).await?)
+        Ok(
+            cases::add_analyzed_image(&state, engine, tenant, flow, &request_id, body, image)
+                .await?,
+        )
     }
     .await;
     result.map(Json)
@@ -243,7 +245,8 @@ async fn add_collected(
     let result = async {
         let body = read_flow_body(&state, request).await?;
         let max_len = state.config.limits.max_reference_id_len;
-        let upload = collector::Upload::from_body(&state.pipeline, flow, &collected, body, max_len)?;
+        let upload =
+            collector::Upload::from_body(&state.pipeline, flow, &collected, body, max_len)?;
         collector::collect(&state, flow, &caller.key.tenant, &request_id, upload, &base).await
     }
     .await;
