@@ -98,8 +98,51 @@ pub struct AnalyzeRequest {
     pub facts: Option<Value>,
 }
 
+/// The fields of a JSON analysis request.
+pub fn analyze_json(bytes: &[u8]) -> Result<AnalyzeRequest, EngineError> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| EngineError::invalid(format!("invalid JSON body: {err}")))
+}
+
+/// The fields of a multipart analysis request, taken by name: the `file` (or `image`) part is the
+/// image, `options` and `facts` are JSON text, `reference_id` is text; any other part is refused.
+pub fn analyze_parts<B>(
+    parts: impl IntoIterator<Item = (String, B)>,
+) -> Result<(AnalyzeRequest, Option<Vec<u8>>), EngineError>
+where
+    B: AsRef<[u8]> + Into<Vec<u8>>,
+{
+    let mut body = AnalyzeRequest::default();
+    let mut file = None;
+    for (name, bytes) in parts {
+        match name.as_str() {
+            // The part's buffer is taken over, not copied.
+            "file" | "image" => file = Some(bytes.into()),
+            "options" => {
+                body.options = Some(
+                    serde_json::from_str(&part_text(&name, bytes.as_ref())?)
+                        .map_err(|err| EngineError::invalid(format!("options: {err}")))?,
+                )
+            }
+            "facts" => {
+                body.facts = Some(
+                    serde_json::from_str(&part_text(&name, bytes.as_ref())?)
+                        .map_err(|err| EngineError::invalid(format!("facts: {err}")))?,
+                )
+            }
+            "reference_id" => body.reference_id = Some(part_text(&name, bytes.as_ref())?),
+            other => {
+                return Err(EngineError::invalid(format!(
+                    "unknown multipart field {other:?}; expected file, options, facts or reference_id"
+                )));
+            }
+        }
+    }
+    Ok((body, file))
+}
+
 /// A multipart part as UTF-8 text.
-pub fn part_text(name: &str, bytes: &[u8]) -> Result<String, EngineError> {
+fn part_text(name: &str, bytes: &[u8]) -> Result<String, EngineError> {
     String::from_utf8(bytes.to_vec())
         .map_err(|_| EngineError::invalid(format!("multipart field {name:?} is not UTF-8 text")))
 }
@@ -376,6 +419,35 @@ mod tests {
             intake.call(long, None, None).unwrap_err().code(),
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn an_analysis_request_comes_as_json_or_as_named_parts() {
+        let body = analyze_json(br#"{"image_url": "https://a/b", "reference_id": "r"}"#).unwrap();
+        assert_eq!(body.image_url.as_deref(), Some("https://a/b"));
+        let err = analyze_json(br#"{"colour": 1}"#).unwrap_err();
+        assert!(err.to_string().starts_with("invalid JSON body: "), "{err}");
+        let (body, file) = analyze_parts([
+            ("image".to_owned(), b"\x89PNG".to_vec()),
+            ("options".to_owned(), br#"{"models": ["gan"]}"#.to_vec()),
+            ("facts".to_owned(), br#"{"claim": {}}"#.to_vec()),
+            ("reference_id".to_owned(), b"0042".to_vec()),
+        ])
+        .unwrap();
+        assert_eq!(file.as_deref(), Some(&b"\x89PNG"[..]));
+        assert_eq!(body.reference_id.as_deref(), Some("0042"));
+        assert_eq!(body.facts, Some(json!({"claim": {}})));
+        assert!(body.options.is_some());
+        for (name, value, expected) in [
+            ("colour", &b"red"[..], "unknown multipart field \"colour\""),
+            ("options", b"{", "options: "),
+            ("facts", b"[", "facts: "),
+            ("reference_id", b"\xff", "is not UTF-8 text"),
+        ] {
+            let err = analyze_parts([(name.to_owned(), value.to_vec())]).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+            assert!(err.to_string().contains(expected), "{err}");
+        }
     }
 
     #[test]

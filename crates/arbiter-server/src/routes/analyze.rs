@@ -7,8 +7,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
+use arbiter_engine::intake;
 pub use arbiter_engine::intake::AnalyzeRequest;
-use arbiter_engine::intake::part_text;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -154,41 +154,10 @@ pub async fn intake_body(
 /// The fields of a body as it came: JSON parsed, or multipart parts taken by name (a `file` or
 /// `image` part beside the fields).
 fn take_body(raw: RawBody) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    let parts = match raw {
-        RawBody::Json(bytes) => {
-            let body = serde_json::from_slice(&bytes)
-                .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
-            return Ok((body, None));
-        }
-        RawBody::Parts(parts) => parts,
-    };
-    let mut body = AnalyzeRequest::default();
-    let mut file = None;
-    for (name, bytes) in parts {
-        match name.as_str() {
-            // The part's buffer is taken over, not copied.
-            "file" | "image" => file = Some(Vec::from(bytes)),
-            "options" => {
-                body.options = Some(
-                    serde_json::from_str(&part_text(&name, &bytes)?)
-                        .map_err(|err| ApiError::bad_request(format!("options: {err}")))?,
-                )
-            }
-            "facts" => {
-                body.facts = Some(
-                    serde_json::from_str(&part_text(&name, &bytes)?)
-                        .map_err(|err| ApiError::bad_request(format!("facts: {err}")))?,
-                )
-            }
-            "reference_id" => body.reference_id = Some(part_text(&name, &bytes)?),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown multipart field {other:?}; expected file, options, facts or reference_id"
-                )));
-            }
-        }
-    }
-    Ok((body, file))
+    Ok(match raw {
+        RawBody::Json(bytes) => (intake::analyze_json(&bytes)?, None),
+        RawBody::Parts(parts) => intake::analyze_parts(parts)?,
+    })
 }
 
 /// A request body as it came: JSON bytes, or multipart parts by name, in order.
