@@ -1,14 +1,16 @@
 //! Arbiter's background work, apart from HTTP: a [`Runner`] of registered job types over a
 //! [`JobContext`] of handles, the analysis jobs (batch images and requests answered by webhook)
 //! queued in the database and claimed by workers under a lease (`FOR UPDATE SKIP LOCKED` on
-//! PostgreSQL, in `arbiter-db`), the UGC upload collector that seals uploads into batches, and
-//! the batch bodies kept on disk while their batch is worked.
+//! PostgreSQL, in `arbiter-db`), the UGC upload collector that seals uploads into batches, a
+//! batch request's body read as it arrives ([`batch_body`]), and the batch bodies kept on disk
+//! while their batch is worked.
 //!
 //! The server enqueues (through [`queue`] and [`collector::collect`]) and starts the runner
 //! ([`runner()`]); it converts [`EngineError`] to its error body.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod batch_body;
 pub mod collector;
 pub mod kept_bodies;
 pub mod queue;
