@@ -1,4 +1,4 @@
-//! The batch body parser (`arbiter-server`'s `batch_body`, both passes, each image checked as
+//! The batch body parser (`arbiter_jobs::batch_body`, both passes, each image checked as
 //! `POST /v1/analyze/batch` checks it) on arbitrary bytes: never a panic, and every body is
 //! accepted or refused with a client's error (400 or 413), never a 5xx. The checks live in
 //! `arbiter_server::fuzzing::batch_body`, which a stable test also runs over mutated bodies.

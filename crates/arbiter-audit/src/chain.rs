@@ -451,6 +451,21 @@ fn json_conditions(backend: DbBackend, filter: &EntryFilter) -> Vec<Expr> {
     conditions
 }
 
+/// A request's trail: every entry of `tenant`'s chain about `request_id`, oldest first.
+pub async fn request_trail(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request_id: &str,
+) -> Result<Vec<StoredEntry>, AuditError> {
+    let filter = EntryFilter {
+        tenant: Some(tenant.to_owned()),
+        request_id: Some(request_id.to_owned()),
+        order: Order::Asc,
+        ..EntryFilter::default()
+    };
+    entries(conn, &filter).await
+}
+
 /// Entries matching `filter`, in its order.
 pub async fn entries(
     conn: &impl ConnectionTrait,
@@ -1062,6 +1077,14 @@ mod tests {
                 ],
                 "{label}"
             );
+            // A request's trail: the one tenant's entries about it, oldest first.
+            let trail: Vec<u64> = request_trail(db.conn(), "acme", "req_1")
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.entry.seq)
+                .collect();
+            assert_eq!(trail, [1, 5], "{label}");
             let filter = EntryFilter {
                 tenant: Some("acme".into()),
                 ..by_request

@@ -1,15 +1,15 @@
 //! The `audit:` section of `arbiter.yaml`: the checkpoint signing key and mode, the log name,
 //! when checkpoints are signed, and how many exports run at once.
 
+use arbiter_core::settings::InvalidKey;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Whether Arbiter may sign audit checkpoints with a key it makes itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditMode {
     /// Without `audit.signing_key`, a key is made in the data directory (with a loud warning).
-    #[default]
     Development,
     /// `audit.signing_key` is required; Arbiter refuses to start without it.
     Production,
@@ -17,7 +17,7 @@ pub enum AuditMode {
 
 /// The audit log's signed checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// `development` or `production` (a signing key is required).
     pub mode: AuditMode,
@@ -35,21 +35,47 @@ pub struct AuditConfig {
 }
 
 impl Default for AuditConfig {
+    /// The `audit:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            mode: AuditMode::Development,
-            signing_key: String::new(),
-            log_name: "arbiter".to_owned(),
-            checkpoint_every_entries: 1000,
-            checkpoint_every_secs: 60,
-            max_concurrent_exports: 2,
-        }
+        arbiter_core::settings::defaults("audit")
     }
 }
 
 impl AuditConfig {
     /// The development key file made when no key is configured.
     pub const DEVELOPMENT_KEY_FILE: &str = "audit-signing.key";
+
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), InvalidKey> {
+        for (key, value) in [
+            (
+                "audit.checkpoint_every_entries",
+                self.checkpoint_every_entries,
+            ),
+            (
+                "audit.max_concurrent_exports",
+                u64::from(self.max_concurrent_exports),
+            ),
+            ("audit.checkpoint_every_secs", self.checkpoint_every_secs),
+        ] {
+            if value == 0 {
+                return Err(InvalidKey {
+                    key,
+                    message: "must be more than 0".to_owned(),
+                });
+            }
+        }
+        if self.mode == AuditMode::Production && self.signing_key.is_empty() {
+            return Err(InvalidKey {
+                key: "audit.signing_key",
+                message: "production mode needs a checkpoint signing key: make one with \
+                          `arbiter audit keygen --out FILE` and set audit.signing_key (or \
+                          ARBITER_AUDIT_SIGNING_KEY) to it"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
 
     /// The configured key file, else (in development) the one in `data_dir`.
     pub fn signing_key_path(&self, data_dir: &Path) -> Option<PathBuf> {
@@ -64,6 +90,7 @@ impl AuditConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arbiter_core::settings::section_with;
 
     /// The `audit:` section of the committed `arbiter.yaml`, the documented defaults.
     #[derive(Deserialize)]
@@ -84,13 +111,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_and_production_names_no_key_of_its_own() {
-        let err = serde_saphyr::from_str::<AuditConfig>("signing_key_file: x\n").unwrap_err();
+        let err = section_with::<AuditConfig>("audit", "signing_key_file: x\n").unwrap_err();
         assert!(err.to_string().contains("signing_key_file"), "{err}");
-        let config: AuditConfig = serde_saphyr::from_str("mode: production\n").unwrap();
+        let config: AuditConfig = section_with("audit", "mode: production\n").unwrap();
         assert_eq!(config.mode, AuditMode::Production);
         assert_eq!(config.signing_key_path(Path::new("/data")), None);
         let config: AuditConfig =
-            serde_saphyr::from_str("mode: production\nsigning_key: /etc/a.key\n").unwrap();
+            section_with("audit", "mode: production\nsigning_key: /etc/a.key\n").unwrap();
         assert_eq!(
             config.signing_key_path(Path::new("/data")),
             Some(PathBuf::from("/etc/a.key"))

@@ -17,7 +17,7 @@ pub mod verify;
 
 pub use chain::{
     Alongside, AuditError, Cursor, EntryFilter, Head, Order, Page, StoredEntry, append,
-    append_many, append_many_alongside, append_to_script, entries,
+    append_many, append_many_alongside, append_to_script, entries, request_trail,
 };
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointPage, CheckpointPolicy, StoredCheckpoint,

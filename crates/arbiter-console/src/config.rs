@@ -9,7 +9,7 @@ pub use arbiter_core::settings::InvalidKey;
 
 /// The console for people at `/console`: sign-in, sessions and the throttle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
     /// Whether `/console` is served.
     pub enabled: bool,
@@ -160,15 +160,9 @@ impl OidcConfig {
 }
 
 impl Default for ConsoleConfig {
+    /// The `console:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            enabled: true,
-            secure_cookies: false,
-            session_ttl_secs: 8 * 3600,
-            max_failed_sign_ins: 5,
-            throttle_window_secs: 900,
-            oidc: None,
-        }
+        arbiter_core::settings::defaults("console")
     }
 }
 

@@ -4,6 +4,7 @@
 //! the user, the CSRF token of the session's forms and when it expires. Failed sign-ins are
 //! rows, counted per tenant and user over a window, so the throttle holds across replicas.
 
+use crate::pages::cases::CaseKind;
 use crate::role::Role;
 use crate::{password, token, users};
 use arbiter_audit::Event;
@@ -40,6 +41,9 @@ pub struct Session {
     pub csrf: String,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+    /// The kinds of case this build keeps, each a list in the navigation: the server fills
+    /// them from the flow registry; a session read from the database has none.
+    pub cases: Vec<CaseKind>,
 }
 
 /// A session just begun: the token for the cookie, and the session.
@@ -173,6 +177,7 @@ async fn open(
             role,
             csrf: token::new(),
             expires_at: now + throttle.session_ttl,
+            cases: Vec::new(),
         },
     };
     let txn = db.begin_write().await?;
@@ -356,6 +361,7 @@ pub async fn lookup(
         role,
         csrf: row.csrf_token,
         expires_at: row.expires_at,
+        cases: Vec::new(),
     }))
 }
 

@@ -11,10 +11,11 @@ pub use crate::detector_result::{DetectorResult, request_row};
 use crate::error::EngineError;
 use crate::pipeline::{Decided, Pipeline, Record};
 use arbiter_core::{
-    Analysis, AnalysisResponse, AnalyzeOptions, Detector, ErrorCode, MediaInput, ModelKind,
-    RequestId,
+    Analysis, AnalysisResponse, AnalyzeOptions, Decision, Detector, ErrorCode, Facts, MediaInput,
+    ModelKind, RequestId,
 };
 use arbiter_db::requests::CachedLookups;
+use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_detect::IntakeLimits;
 use base64::Engine as _;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -520,6 +521,58 @@ pub fn reply(
         cached_from,
         decision: decided.map(|d| d.decision_summary()),
     }
+}
+
+/// A tenant's stored result by id, as the original request was answered (with its decision,
+/// when a flow decided it); another tenant's is not found.
+pub async fn stored_reply(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    request_id: &str,
+) -> Result<AnalyzeReply, EngineError> {
+    let row = arbiter_db::requests::get(conn, tenant, request_id)
+        .await?
+        .ok_or_else(|| {
+            EngineError::not_found(format!("no request {request_id} for this tenant"))
+        })?;
+    let id: RequestId = row.request_id.parse().map_err(EngineError::internal)?;
+    let analysis: Analysis = serde_json::from_str(&row.analysis).map_err(EngineError::internal)?;
+    let cached_from = row
+        .cached_from
+        .as_deref()
+        .map(str::parse::<RequestId>)
+        .transpose()
+        .map_err(EngineError::internal)?;
+    let decided = match arbiter_db::decisions::get(conn, tenant, request_id).await? {
+        Some(stored) => Some(Decided {
+            flow: stored.flow.clone(),
+            event: None,
+            review_queue: None,
+            facts: serde_json::from_str::<Facts>(&stored.facts).map_err(EngineError::internal)?,
+            decision: Decision {
+                action: stored.action,
+                reason: stored.reason,
+                fired: serde_json::from_str(&stored.fired).map_err(EngineError::internal)?,
+                shadow: Vec::new(),
+                description: None,
+                severity: 0,
+                policy: arbiter_core::PolicyRef {
+                    id: stored.policy_id,
+                    version: u32::try_from(stored.policy_version).unwrap_or_default(),
+                    sha256: stored.policy_sha256,
+                },
+            },
+        }),
+        None => None,
+    };
+    Ok(reply(
+        &id,
+        row.reference_id,
+        row.created_at,
+        analysis,
+        cached_from,
+        decided,
+    ))
 }
 
 /// Checks a caller's `reference_id`: at most `max_len` characters from `A-Z a-z 0-9 . _ - : / @ #`.

@@ -10,13 +10,15 @@
 //! with the image's own decision, audit entry, review item and webhooks.
 
 use crate::Engine;
+use crate::analyze::{AnalysisHandles, obtain};
 use crate::announce::AnalysisDeliveries;
 use crate::detector_result::{DetectorResult, request_row};
 use crate::error::EngineError;
+use crate::intake::FlowBody;
 
 use crate::record::{CaseContext, Decided, Record};
 use arbiter_audit::Event;
-use arbiter_core::{Analysis, CaseSpec, Decision, Flow, RequestId};
+use arbiter_core::{Analysis, CaseIntake, CaseSpec, Decision, Flow, RequestId};
 use arbiter_db::entity::{case, case_image};
 use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::{cases as repo, decisions};
@@ -25,6 +27,65 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+
+impl NewCaseImage {
+    /// The image of a flow body for the case `case_id` (a `kind`, named in refusals): the
+    /// case's and the image's facts read from the body's fields as the flow's `intake` says,
+    /// and the body's `reference_id` taken.
+    pub fn from_body(
+        intake: &CaseIntake,
+        kind: &'static str,
+        case_id: &str,
+        body: &mut FlowBody,
+    ) -> Result<Self, EngineError> {
+        let read = intake
+            .read(kind, case_id, std::mem::take(&mut body.fields))
+            .map_err(|err| EngineError::invalid(err.0))?;
+        Ok(Self {
+            case_id: case_id.to_owned(),
+            case_facts: read.case_facts,
+            image_facts: read.image_facts,
+            role: read.role,
+            reference_id: body.reference_id.take(),
+            reference_stem: read.reference_stem,
+        })
+    }
+}
+
+/// Analyses a flow body's image and adds it to its case: the image's facts checked by the flow,
+/// the detector the flow's route picks for them, the image decided under the flow's policy and
+/// the case decision recomputed.
+pub async fn add_analyzed_image(
+    handles: &impl AnalysisHandles,
+    engine: Engine<'_>,
+    tenant: &str,
+    flow: &str,
+    request_id: &RequestId,
+    mut body: FlowBody,
+    image: NewCaseImage,
+) -> Result<CaseImageReply, EngineError> {
+    check_image_input(engine, flow, &image)?;
+    let mut input = image.case_facts.clone();
+    input.extend(image.image_facts.clone());
+    let input = Value::Object(input);
+    let options = body.options(engine.pipeline.flows(), flow, &input)?;
+    let detector = engine
+        .pipeline
+        .detector_for(Some(flow), Some(&input))
+        .clone();
+    let obtained = obtain(
+        handles,
+        tenant,
+        request_id,
+        body.source,
+        &options,
+        &detector,
+    )
+    .await?;
+    let reply = add_image(engine, tenant, flow, request_id, image, &obtained).await?;
+    obtained.committed(handles, request_id);
+    Ok(reply)
+}
 
 /// One image for a case.
 #[derive(Debug, Clone)]

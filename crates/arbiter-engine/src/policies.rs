@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// Where a deployment's live policies come from: its one source of truth.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicySource {
     /// Policy files (`policies_dir`), watched for changes: for teams that review changes in git.
-    #[default]
     Files,
     /// The version approved in the database (`arbiter policy propose` / `approve`): a change
     /// goes live only when a second person approves it.
@@ -24,7 +23,7 @@ pub enum PolicySource {
 
 /// Where the live policies come from, and the four-eyes change workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct PoliciesConfig {
     /// `files` (watched files, as `policies_dir` and `policy_reload_secs` say) or `database`
     /// (the approved version in the database; the files seed a flow that has none yet).
@@ -37,12 +36,27 @@ pub struct PoliciesConfig {
 }
 
 impl Default for PoliciesConfig {
+    /// The `policies:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            source: PolicySource::Files,
-            poll_interval_ms: 1000,
-            backtest_days: 30,
+        arbiter_core::settings::defaults("policies")
+    }
+}
+
+impl PoliciesConfig {
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), arbiter_core::settings::InvalidKey> {
+        for (key, zero) in [
+            ("policies.poll_interval_ms", self.poll_interval_ms == 0),
+            ("policies.backtest_days", self.backtest_days == 0),
+        ] {
+            if zero {
+                return Err(arbiter_core::settings::InvalidKey {
+                    key,
+                    message: "must be more than 0".to_owned(),
+                });
+            }
         }
+        Ok(())
     }
 }
 

@@ -7,12 +7,13 @@
 
 use crate::JobContext;
 use crate::queue::{JobSource, to_json};
-use arbiter_core::{AnalyzeOptions, BatchId, RequestId};
+use arbiter_core::{AnalyzeOptions, BatchId, CollectedIntake, RequestId};
 use arbiter_db::entity::batch;
 use arbiter_db::jobs as repo;
 use arbiter_db::sea_orm::DatabaseTransaction;
-use arbiter_engine::EngineError;
-use arbiter_engine::analyze::ImageSource;
+use arbiter_engine::analyze::{ImageSource, check_reference_id};
+use arbiter_engine::intake::FlowBody;
+use arbiter_engine::{EngineError, Pipeline};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -44,6 +45,39 @@ pub struct Upload {
     pub reference_id: Option<String>,
     /// `upload` and `uploader` facts.
     pub facts: Value,
+}
+
+impl Upload {
+    /// An upload to the collecting flow `flow` from its body: the flow's facts read from the
+    /// body's fields (`intake`) and checked by the flow, the detector options (the caller's, else
+    /// the flow's choice), and the reference (the caller's, else the flow's from the facts),
+    /// at most `max_reference_id_len` characters.
+    pub fn from_body(
+        pipeline: &Pipeline,
+        flow: &str,
+        intake: &CollectedIntake,
+        mut body: FlowBody,
+        max_reference_id_len: usize,
+    ) -> Result<Self, EngineError> {
+        let facts = intake
+            .read(std::mem::take(&mut body.fields))
+            .map_err(|err| EngineError::invalid(err.0))?;
+        pipeline.check_input(flow, &facts)?;
+        let options = body.options(pipeline.flows(), flow, &facts)?;
+        let reference_id = body
+            .reference_id
+            .take()
+            .or_else(|| intake.reference(&facts));
+        if let Some(reference_id) = &reference_id {
+            check_reference_id(reference_id, max_reference_id_len)?;
+        }
+        Ok(Self {
+            source: body.source,
+            options,
+            reference_id,
+            facts,
+        })
+    }
 }
 
 /// The answer to a collected upload (202), as to `POST /v1/flows/ugc/uploads`.

@@ -1,7 +1,7 @@
 //! Batch bodies kept on disk while their batch is worked (SQLite, one node): each job of the
 //! batch names its image's byte range in `<data_dir>/batches/<batch_id>.json` instead of a copy
-//! of the image in the database. The server spools and parses a body as it arrives
-//! (`arbiter-server`'s `routes::batch_body`); the jobs read their images back from it here, and
+//! of the image in the database. A body is spooled and parsed as it arrives
+//! ([`crate::batch_body`]); the jobs read their images back from it here, and
 //! the body is removed when its batch completes.
 
 use arbiter_engine::EngineError;

@@ -1,14 +1,16 @@
 //! Arbiter's background work, apart from HTTP: a [`Runner`] of registered job types over a
 //! [`JobContext`] of handles, the analysis jobs (batch images and requests answered by webhook)
 //! queued in the database and claimed by workers under a lease (`FOR UPDATE SKIP LOCKED` on
-//! PostgreSQL, in `arbiter-db`), the UGC upload collector that seals uploads into batches, and
-//! the batch bodies kept on disk while their batch is worked.
+//! PostgreSQL, in `arbiter-db`), the UGC upload collector that seals uploads into batches, a
+//! batch request's body read as it arrives ([`batch_body`]), and the batch bodies kept on disk
+//! while their batch is worked.
 //!
 //! The server enqueues (through [`queue`] and [`collector::collect`]) and starts the runner
 //! ([`runner()`]); it converts [`EngineError`] to its error body.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod batch_body;
 pub mod collector;
 pub mod kept_bodies;
 pub mod queue;
@@ -35,7 +37,7 @@ use tokio::sync::Notify;
 
 /// Durable jobs: batch images and asynchronous requests, claimed by workers under a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct JobsConfig {
     /// Worker tasks per process; 0 runs none (another replica does the work).
     pub workers: u32,
@@ -55,15 +57,22 @@ pub struct JobsConfig {
 }
 
 impl Default for JobsConfig {
+    /// The `jobs:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            workers: 2,
-            lease_secs: 60,
-            poll_interval_ms: 500,
-            max_attempts: 5,
-            max_batch_body_bytes: 100 * 1024 * 1024,
-            max_spooled_bytes: 2 * 1024 * 1024 * 1024,
+        arbiter_core::settings::defaults("jobs")
+    }
+}
+
+impl JobsConfig {
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), arbiter_core::settings::InvalidKey> {
+        if self.lease_secs == 0 {
+            return Err(arbiter_core::settings::InvalidKey {
+                key: "jobs.lease_secs",
+                message: "must be more than 0".to_owned(),
+            });
         }
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ pub use layout::{Layout, Page};
 
 /// PDF report cards (`GET .../report.pdf`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct ReportsConfig {
     /// Keep a small PNG thumbnail (at most 256 px on a side) of each analysed image, per tenant
     /// and image SHA-256, for report cards; the image itself is never stored. Off: reports say
@@ -27,8 +27,9 @@ pub struct ReportsConfig {
 }
 
 impl Default for ReportsConfig {
+    /// The `reports:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self { thumbnails: true }
+        arbiter_core::settings::defaults("reports")
     }
 }
 

@@ -1,12 +1,13 @@
-//! Configuration: built-in defaults, then `arbiter.yaml`, then `ARBITER_*` environment variables.
+//! Configuration: the committed `arbiter.yaml` (embedded: it is the defaults and documents every
+//! key), then the operator's `arbiter.yaml` merged over it, then `ARBITER_*` environment
+//! variables, read into [`Config`] once. Each section is its owner crate's type and checks itself.
 //!
 //! Every leaf key has an environment variable: its dotted path upper-cased with `_` for `.`
-//! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated). The
-//! committed `arbiter.yaml` documents every key.
+//! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated).
 
 pub use arbiter_audit::{AuditConfig, AuditMode};
 pub use arbiter_console::config::{ConsoleConfig, InvalidKey, OidcConfig};
-use arbiter_core::settings::{env_value, find_leaf};
+use arbiter_core::settings::{Tree, VarError};
 pub use arbiter_engine::flows::FlowsConfig;
 pub use arbiter_engine::policies::{PoliciesConfig, PolicySource};
 pub use arbiter_jobs::JobsConfig;
@@ -63,7 +64,7 @@ impl From<InvalidKey> for ConfigError {
 
 /// Arbiter's configuration.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: String,
@@ -139,37 +140,18 @@ impl std::fmt::Debug for Config {
 }
 
 impl Default for Config {
+    /// The committed `arbiter.yaml` with this build's flows: no file, no variables.
+    #[allow(clippy::expect_used)]
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".to_owned(),
-            data_dir: PathBuf::from(".arbiter"),
-            database_url: String::new(),
-            policies_dir: String::new(),
-            policy_reload_secs: 2,
-            policies: PoliciesConfig::default(),
-            log: LogConfig::default(),
-            replica: ReplicaConfig::default(),
-            detector: DetectorConfig::default(),
-            limits: LimitsConfig::default(),
-            outbound: OutboundConfig::default(),
-            cache: CacheConfig::default(),
-            rate_limits: RateLimitConfig::default(),
-            jobs: JobsConfig::default(),
-            webhooks: WebhooksConfig::default(),
-            audit: AuditConfig::default(),
-            flows: FlowsConfig::default(),
-            reports: ReportsConfig::default(),
-            console: ConsoleConfig::default(),
-        }
+        Self::layered(None, []).expect("the committed arbiter.yaml is the defaults")
     }
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Human-readable lines, coloured when stderr is a terminal.
-    #[default]
     Text,
     /// One JSON object per line, for log shippers.
     Json,
@@ -177,22 +159,13 @@ pub enum LogFormat {
 
 /// The server's log on stderr.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
     pub format: LogFormat,
     /// The least severe level written (`trace`, `debug`, `info`, `warn`, `error`, `off`), or
     /// directives by target (`info,arbiter_jobs=debug`). `RUST_LOG` overrides it.
     pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
-        }
-    }
 }
 
 /// The levels a log directive may name.
@@ -214,8 +187,8 @@ impl LogConfig {
 }
 
 /// This process among the replicas sharing a database.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplicaConfig {
     /// The replica's id in its log lines and `/metrics`; empty: `<hostname>-<pid>` (a random
     /// short id when the host has no name), made at start.
@@ -276,7 +249,7 @@ fn default_replica_id() -> String {
 
 /// Limits on accepted images and requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// The largest accepted image, in bytes.
     pub max_image_bytes: u64,
@@ -292,21 +265,9 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
 }
 
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_image_bytes: 20 * 1024 * 1024,
-            min_dimension: 100,
-            max_reference_id_len: 128,
-            max_concurrent_requests: 1024,
-            request_timeout_secs: 120,
-        }
-    }
-}
-
 /// Outbound requests made on a caller's behalf.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct OutboundConfig {
     /// Networks that may be reached even though they are loopback, private or link-local, at any
     /// port.
@@ -327,35 +288,15 @@ impl OutboundConfig {
     }
 }
 
-impl Default for OutboundConfig {
-    fn default() -> Self {
-        Self {
-            allow_cidrs: Vec::new(),
-            allow_ports: arbiter_core::net::DEFAULT_PORTS.to_vec(),
-            timeout_secs: 10,
-            max_redirects: 3,
-        }
-    }
-}
-
 /// The idempotent result cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// How long a result is reused for the same tenant, image and options, in seconds; 0 disables.
     pub ttl_secs: u64,
     /// Identical requests arriving at several replicas at once run the detector once: the first
     /// takes a lease in the database, the others wait for its result.
     pub single_flight: bool,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            ttl_secs: 24 * 3600,
-            single_flight: true,
-        }
-    }
 }
 
 /// One plan's limits.
@@ -372,7 +313,7 @@ pub struct Plan {
 
 /// Rate-limit plans, assigned per API key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// The plan of a key created without one.
     pub default_plan: String,
@@ -380,106 +321,82 @@ pub struct RateLimitConfig {
     pub plans: BTreeMap<String, Plan>,
 }
 
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        let plans = [
-            (
-                "starter",
-                Plan {
-                    per_minute: 60,
-                    per_day: 10_000,
-                    batch_size: 20,
-                },
-            ),
-            (
-                "growth",
-                Plan {
-                    per_minute: 300,
-                    per_day: 100_000,
-                    batch_size: 100,
-                },
-            ),
-            (
-                "enterprise",
-                Plan {
-                    per_minute: 3_000,
-                    per_day: 5_000_000,
-                    batch_size: 1_000,
-                },
-            ),
-        ];
-        Self {
-            default_plan: "starter".to_owned(),
-            plans: plans
-                .into_iter()
-                .map(|(name, plan)| (name.to_owned(), plan))
-                .collect(),
-        }
-    }
+/// The embedded `arbiter.yaml` names every flow; the flows of this build, and their defaults,
+/// come from the flow registry (a build with one flow starts with that flow alone).
+#[allow(clippy::expect_used)]
+fn defaults_tree() -> Tree {
+    let mut tree = Tree::defaults().clone();
+    let flows = serde_json::to_value(FlowsConfig::default()).expect("flow settings are JSON");
+    tree.set("flows", Tree::from_json(flows));
+    tree
 }
 
 /// The prefix of Arbiter's environment variables.
 pub const ENV_PREFIX: &str = "ARBITER_";
 
+/// The maps a file replaces whole instead of merging key by key: their keys are names the
+/// operator chooses (a file that lists plans lists all of them).
+const REPLACED_WHOLE: &[&str] = &["rate_limits.plans", "detector.routes"];
+
 impl Config {
-    /// Defaults, then `file` (or `./arbiter.yaml` when it exists), then the environment.
+    /// The defaults, then `file` (or `./arbiter.yaml` when it exists), then the environment;
+    /// checked.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let default_file = Path::new("arbiter.yaml");
         let file = file.or_else(|| default_file.is_file().then_some(default_file));
-        let config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = file
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
                     source,
-                })?;
-                Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message,
-                })?
-            }
-            None => Self::default(),
-        };
-        let config = config.with_env(std::env::vars())?;
+                })
+            })
+            .transpose()?;
+        let config = Self::layered(file.zip(text.as_deref()), std::env::vars())?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Parses YAML; a missing key takes its default.
-    pub fn from_yaml(text: &str) -> Result<Self, String> {
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        serde_saphyr::from_str(text).map_err(|err| err.to_string())
-    }
-
-    /// Applies `ARBITER_*` variables to the leaves they name; other variables are ignored.
-    pub fn with_env(
-        self,
+    /// The defaults (the committed `arbiter.yaml`, with this build's flows), a file's text
+    /// merged over them (maps key by key, lists and [`REPLACED_WHOLE`] whole), then the
+    /// `ARBITER_*` variables among `vars`, read once. An error names the variable, or the file
+    /// with the line, column and key.
+    pub fn layered(
+        file: Option<(&Path, &str)>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut tree = serde_json::to_value(&self).map_err(|err| ConfigError::Invalid {
-            key: "config",
-            message: err.to_string(),
-        })?;
-        let mut applied = Vec::new();
-        for (var, raw) in vars {
-            let Some(name) = var.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            if let Some(leaf) = find_leaf(&mut tree, &name.to_ascii_lowercase()) {
-                *leaf = env_value(leaf, &raw).map_err(|message| ConfigError::Env {
-                    var: var.clone(),
-                    message,
-                })?;
-                applied.push(var);
+        let defaults = defaults_tree();
+        let mut tree = defaults.clone();
+        if let Some((path, text)) = file {
+            let layer = Tree::parse(text).map_err(|message| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            })?;
+            tree.merge(layer, REPLACED_WHOLE);
+        }
+        let applied = tree
+            .apply_env(vars, ENV_PREFIX, &defaults)
+            .map_err(|VarError { var, message }| ConfigError::Env { var, message })?;
+        tree.read().map_err(|err| {
+            let vars: Vec<&str> = applied
+                .iter()
+                .filter(|a| a.path.starts_with(&err.path) || err.path.starts_with(&a.path))
+                .map(|a| a.var.as_str())
+                .collect();
+            match file {
+                _ if !vars.is_empty() => ConfigError::Env {
+                    var: vars.join(", "),
+                    message: format!("{}: {}", err.key, err.message),
+                },
+                Some((path, _)) => ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: err.to_string(),
+                },
+                None => ConfigError::Parse {
+                    path: PathBuf::from("arbiter.yaml (built in)"),
+                    message: err.to_string(),
+                },
             }
-        }
-        if applied.is_empty() {
-            return Ok(self);
-        }
-        serde_json::from_value(tree).map_err(|err| ConfigError::Env {
-            var: applied.join(", "),
-            message: err.to_string(),
         })
     }
 
@@ -511,18 +428,7 @@ impl Config {
                 ),
             });
         }
-        if self.policies.poll_interval_ms == 0 {
-            return Err(ConfigError::Invalid {
-                key: "policies.poll_interval_ms",
-                message: "must be more than 0".to_owned(),
-            });
-        }
-        if self.policies.backtest_days == 0 {
-            return Err(ConfigError::Invalid {
-                key: "policies.backtest_days",
-                message: "must be more than 0".to_owned(),
-            });
-        }
+        self.policies.validate()?;
         if self.limits.max_image_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "limits.max_image_bytes",
@@ -541,45 +447,9 @@ impl Config {
                 message: "must be more than 0".to_owned(),
             });
         }
-        if self.jobs.lease_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "jobs.lease_secs",
-                message: "must be more than 0".to_owned(),
-            });
-        }
-        if self.webhooks.timeout_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "webhooks.timeout_secs",
-                message: "must be more than 0".to_owned(),
-            });
-        }
-        if self.audit.checkpoint_every_entries == 0 {
-            return Err(ConfigError::Invalid {
-                key: "audit.checkpoint_every_entries",
-                message: "must be more than 0".to_owned(),
-            });
-        }
-        if self.audit.max_concurrent_exports == 0 {
-            return Err(ConfigError::Invalid {
-                key: "audit.max_concurrent_exports",
-                message: "must be more than 0".to_owned(),
-            });
-        }
-        if self.audit.checkpoint_every_secs == 0 {
-            return Err(ConfigError::Invalid {
-                key: "audit.checkpoint_every_secs",
-                message: "must be more than 0".to_owned(),
-            });
-        }
-        if self.audit.mode == AuditMode::Production && self.audit.signing_key.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "audit.signing_key",
-                message: "production mode needs a checkpoint signing key: make one with \
-                          `arbiter audit keygen --out FILE` and set audit.signing_key (or \
-                          ARBITER_AUDIT_SIGNING_KEY) to it"
-                    .to_owned(),
-            });
-        }
+        self.jobs.validate()?;
+        self.webhooks.validate()?;
+        self.audit.validate()?;
         self.console.validate()?;
         if !self
             .rate_limits
@@ -620,50 +490,147 @@ mod tests {
             .collect()
     }
 
+    /// The defaults with `text` as the file.
+    fn from_yaml(text: &str) -> Result<Config, String> {
+        Config::layered(Some((Path::new("arbiter.yaml"), text)), []).map_err(|err| err.to_string())
+    }
+
+    /// The defaults with these variables.
+    fn with_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::layered(None, env(pairs))
+    }
+
     // The committed file and its flow keys are those of the build with every flow.
     #[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
     #[test]
     fn the_committed_default_file_is_exactly_the_defaults() {
         let text = include_str!("../../../arbiter.yaml");
-        assert_eq!(Config::from_yaml(text).unwrap(), Config::default());
+        assert_eq!(from_yaml(text).unwrap(), Config::default());
+        // The plugins' own defaults are the documented ones.
+        let documented = Tree::defaults();
+        assert_eq!(
+            documented.get("flows").unwrap().to_json(),
+            serde_json::to_value(FlowsConfig::default()).unwrap()
+        );
+        assert_eq!(
+            documented
+                .get("detector")
+                .unwrap()
+                .read::<DetectorConfig>()
+                .unwrap(),
+            DetectorConfig::default()
+        );
+    }
+
+    /// Every key the configuration has is in the committed file, so each has its variable.
+    #[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
+    #[test]
+    fn the_committed_file_documents_every_key() {
+        fn leaves(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) if !map.is_empty() => {
+                    for (key, child) in map {
+                        leaves(child, &format!("{path}.{key}"), out);
+                    }
+                }
+                _ => out.push(path.to_owned()),
+            }
+        }
+        let (mut typed, mut documented) = (Vec::new(), Vec::new());
+        leaves(
+            &serde_json::to_value(Config::default()).unwrap(),
+            "",
+            &mut typed,
+        );
+        leaves(&Tree::defaults().to_json(), "", &mut documented);
+        typed.retain(|key| key != ".console.oidc");
+        typed.sort();
+        documented.sort();
+        assert_eq!(typed, documented);
+    }
+
+    // The embedded file names every flow, but a build starts with its own flows alone.
+    #[cfg(all(feature = "flow-kyc", not(feature = "flow-insurance")))]
+    #[test]
+    fn a_build_with_one_flow_starts_with_that_flow_alone() {
+        assert_eq!(
+            Config::default().flows.switched_on().collect::<Vec<_>>(),
+            ["kyc"]
+        );
+        let err = from_yaml("flows:\n  insurance:\n    enabled: true\n").unwrap_err();
+        assert!(err.contains("flows.insurance: no such flow"), "{err}");
+    }
+
+    #[test]
+    fn a_file_merges_over_the_defaults_and_names_the_line_of_a_wrong_key() {
+        let config = from_yaml(
+            "rate_limits:\n  plans:\n    gold: {per_minute: 1, per_day: 2, batch_size: 3}\n  default_plan: gold\ncache:\n  ttl_secs: 5\n",
+        )
+        .unwrap();
+        // The plans are replaced whole; nested maps merge key by key.
+        assert_eq!(config.plan_names(), "gold");
+        assert_eq!(config.cache.ttl_secs, 5);
+        assert!(config.cache.single_flight);
+        assert_eq!(config.limits, Config::default().limits);
+        config.validate().unwrap();
+        // Without plans of its own, a file keeps the documented ones.
+        let config = from_yaml("rate_limits:\n  default_plan: growth\n").unwrap();
+        assert_eq!(config.plan_names(), "enterprise, growth, starter");
+        // A variable overrides the file.
+        let config = Config::layered(
+            Some((Path::new("a.yaml"), "cache:\n  ttl_secs: 5\n")),
+            env(&[("ARBITER_CACHE_TTL_SECS", "7")]),
+        )
+        .unwrap();
+        assert_eq!(config.cache.ttl_secs, 7);
+        let err = Config::layered(
+            Some((
+                Path::new("/etc/a.yaml"),
+                "listen: 127.0.0.1:1\n\ncache:\n  ttl_secs: soon\n",
+            )),
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("/etc/a.yaml: line 4 column 3: cache.ttl_secs: "),
+            "{err}"
+        );
     }
 
     // The committed file and its flow keys are those of the build with every flow.
     #[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
     #[test]
     fn environment_variables_override_the_leaves_they_name() {
-        let config = Config::default()
-            .with_env(env(&[
-                ("ARBITER_LISTEN", "127.0.0.1:9999"),
-                ("ARBITER_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8, ::1/128"),
-                ("ARBITER_CACHE_TTL_SECS", "60"),
-                ("ARBITER_RATE_LIMITS_PLANS_STARTER_PER_MINUTE", "5"),
-                ("ARBITER_TEST_POSTGRES_URL", "ignored"),
-                ("HOME", "/root"),
-            ]))
-            .unwrap();
+        let config = with_env(&[
+            ("ARBITER_LISTEN", "127.0.0.1:9999"),
+            ("ARBITER_OUTBOUND_ALLOW_CIDRS", "127.0.0.0/8, ::1/128"),
+            ("ARBITER_CACHE_TTL_SECS", "60"),
+            ("ARBITER_RATE_LIMITS_PLANS_STARTER_PER_MINUTE", "5"),
+            ("ARBITER_TEST_POSTGRES_URL", "ignored"),
+            ("HOME", "/root"),
+        ])
+        .unwrap();
         assert_eq!(config.listen, "127.0.0.1:9999");
         assert_eq!(config.outbound.allow_cidrs.len(), 2);
         assert_eq!(config.cache.ttl_secs, 60);
         assert_eq!(config.rate_limits.plans["starter"].per_minute, 5);
-        let config = Config::default()
-            .with_env(env(&[
-                ("ARBITER_WEBHOOKS_RETRY_SCHEDULE_SECS", "1, 2,3"),
-                ("ARBITER_JOBS_LEASE_SECS", "3"),
-            ]))
-            .unwrap();
+        let config = with_env(&[
+            ("ARBITER_WEBHOOKS_RETRY_SCHEDULE_SECS", "1, 2,3"),
+            ("ARBITER_JOBS_LEASE_SECS", "3"),
+        ])
+        .unwrap();
         assert_eq!(config.webhooks.retry_schedule_secs, [1, 2, 3]);
         assert_eq!(config.jobs.lease_secs, 3);
-        let config = Config::default()
-            .with_env(env(&[
-                ("ARBITER_AUDIT_MODE", "production"),
-                ("ARBITER_AUDIT_SIGNING_KEY", "/etc/arbiter/audit.key"),
-                ("ARBITER_AUDIT_LOG_NAME", "audit.example.com/arbiter"),
-                ("ARBITER_AUDIT_CHECKPOINT_EVERY_SECS", "5"),
-                ("ARBITER_FLOWS_UGC_MAX_WAIT_SECS", "1"),
-                ("ARBITER_FLOWS_KYC_ENABLED", "false"),
-            ]))
-            .unwrap();
+        let config = with_env(&[
+            ("ARBITER_AUDIT_MODE", "production"),
+            ("ARBITER_AUDIT_SIGNING_KEY", "/etc/arbiter/audit.key"),
+            ("ARBITER_AUDIT_LOG_NAME", "audit.example.com/arbiter"),
+            ("ARBITER_AUDIT_CHECKPOINT_EVERY_SECS", "5"),
+            ("ARBITER_FLOWS_UGC_MAX_WAIT_SECS", "1"),
+            ("ARBITER_FLOWS_KYC_ENABLED", "false"),
+        ])
+        .unwrap();
         assert_eq!(
             serde_json::to_value(&config.flows).unwrap()["ugc"]["max_wait_secs"],
             1
@@ -699,21 +666,17 @@ mod tests {
 
     #[test]
     fn wrong_values_name_the_variable_or_key() {
-        let err = Config::default()
-            .with_env(env(&[("ARBITER_CACHE_TTL_SECS", "soon")]))
-            .unwrap_err();
+        let err = with_env(&[("ARBITER_CACHE_TTL_SECS", "soon")]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "ARBITER_CACHE_TTL_SECS: \"soon\" is not a whole number"
         );
-        let err = Config::default()
-            .with_env(env(&[("ARBITER_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")]))
-            .unwrap_err();
+        let err = with_env(&[("ARBITER_OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33")]).unwrap_err();
         assert!(
             err.to_string().starts_with("ARBITER_OUTBOUND_ALLOW_CIDRS"),
             "{err}"
         );
-        let err = Config::from_yaml("lisen: 127.0.0.1:1\n").unwrap_err();
+        let err = from_yaml("lisen: 127.0.0.1:1\n").unwrap_err();
         assert!(err.contains("lisen") && err.contains("line 1"), "{err}");
         let mut config = Config {
             listen: "localhost".into(),
@@ -739,7 +702,7 @@ mod tests {
 
     #[test]
     fn the_detector_section_holds_routes_local_settings_and_vendors() {
-        let config = Config::from_yaml(
+        let config = from_yaml(
             "detector:\n  route: local,reality_defender\n  routes:\n    kyc.selfie: { ensemble: [local, reality_ai] }\n  local:\n    trust_anchors: /etc/arbiter/anchors.pem\n",
         )
         .unwrap();
@@ -752,29 +715,28 @@ mod tests {
             config.detector.local.trust_anchors.as_deref(),
             Some(std::path::Path::new("/etc/arbiter/anchors.pem"))
         );
-        let err = Config::from_yaml("detector:\n  local:\n    trust_anchor: x\n").unwrap_err();
+        let err = from_yaml("detector:\n  local:\n    trust_anchor: x\n").unwrap_err();
         assert!(err.contains("trust_anchor"), "{err}");
-        let err = Config::from_yaml("detector:\n  type: local\n").unwrap_err();
+        let err = from_yaml("detector:\n  type: local\n").unwrap_err();
         assert!(err.contains("type"), "{err}");
 
         // The operator's fixed names, from the environment.
-        let config = Config::default()
-            .with_env(env(&[
-                (
-                    "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_BASE_URL",
-                    "http://rd.internal:8443",
-                ),
-                (
-                    "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_API_KEY",
-                    "rd-secret",
-                ),
-                (
-                    "ARBITER_DETECTOR_PROVIDERS_REALITY_AI_API_KEY_FILE",
-                    "/run/ra.key",
-                ),
-                ("ARBITER_DETECTOR_ROUTE", "local,reality_defender"),
-            ]))
-            .unwrap();
+        let config = with_env(&[
+            (
+                "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_BASE_URL",
+                "http://rd.internal:8443",
+            ),
+            (
+                "ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_API_KEY",
+                "rd-secret",
+            ),
+            (
+                "ARBITER_DETECTOR_PROVIDERS_REALITY_AI_API_KEY_FILE",
+                "/run/ra.key",
+            ),
+            ("ARBITER_DETECTOR_ROUTE", "local,reality_defender"),
+        ])
+        .unwrap();
         let rd = &config.detector.providers.reality_defender;
         assert_eq!(rd.base_url, "http://rd.internal:8443");
         assert_eq!(rd.api_key.expose(), "rd-secret");
@@ -788,20 +750,19 @@ mod tests {
 
     #[test]
     fn the_log_and_the_replica_id_are_configured_and_refused_when_wrong() {
-        let config = Config::from_yaml(
+        let config = from_yaml(
             "log:\n  format: json\n  level: warn,arbiter_server=debug\nreplica:\n  id: eu-1.a_b\n",
         )
         .unwrap();
         assert_eq!(config.log.format, LogFormat::Json);
         assert_eq!(config.replica.id, "eu-1.a_b");
         config.validate().unwrap();
-        let config = Config::default()
-            .with_env(env(&[
-                ("ARBITER_LOG_FORMAT", "json"),
-                ("ARBITER_LOG_LEVEL", "debug"),
-                ("ARBITER_REPLICA_ID", "r2"),
-            ]))
-            .unwrap();
+        let config = with_env(&[
+            ("ARBITER_LOG_FORMAT", "json"),
+            ("ARBITER_LOG_LEVEL", "debug"),
+            ("ARBITER_REPLICA_ID", "r2"),
+        ])
+        .unwrap();
         assert_eq!(
             (
                 config.log.format,
@@ -810,11 +771,9 @@ mod tests {
             ),
             (LogFormat::Json, "debug", "r2")
         );
-        let err = Config::default()
-            .with_env(env(&[("ARBITER_LOG_FORMAT", "xml")]))
-            .unwrap_err();
+        let err = with_env(&[("ARBITER_LOG_FORMAT", "xml")]).unwrap_err();
         assert!(err.to_string().starts_with("ARBITER_LOG_FORMAT"), "{err}");
-        let err = Config::from_yaml("log:\n  formats: json\n").unwrap_err();
+        let err = from_yaml("log:\n  formats: json\n").unwrap_err();
         assert!(err.contains("formats"), "{err}");
         for level in ["loud", "", "info,=debug", "arbiter=shout"] {
             let mut config = Config::default();
@@ -829,7 +788,7 @@ mod tests {
             assert!(err.starts_with("replica.id:"), "{id:?}: {err}");
         }
         // The default id is made at start, once, and is itself valid.
-        let mut replica = ReplicaConfig::default();
+        let mut replica = Config::default().replica;
         replica.resolve();
         let made = replica.id.clone();
         assert!(!made.is_empty() && replica.id_is_valid(), "{made}");
@@ -839,20 +798,22 @@ mod tests {
 
     #[test]
     fn the_policy_source_is_configured_and_bad_values_name_the_key() {
-        let config = Config::from_yaml("policies:\n  source: database\n  backtest_days: 7\n")
-            .unwrap()
-            .with_env(env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "100")]))
-            .unwrap();
+        let config = Config::layered(
+            Some((
+                Path::new("arbiter.yaml"),
+                "policies:\n  source: database\n  backtest_days: 7\n",
+            )),
+            env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "100")]),
+        )
+        .unwrap();
         assert_eq!(config.policies.source, PolicySource::Database);
         assert_eq!(config.policies.poll_interval_ms, 100);
         assert_eq!(config.policies.backtest_days, 7);
         config.validate().unwrap();
 
-        let err = Config::from_yaml("policies:\n  source: git\n").unwrap_err();
+        let err = from_yaml("policies:\n  source: git\n").unwrap_err();
         assert!(err.contains("source"), "{err}");
-        let zero = Config::default()
-            .with_env(env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "0")]))
-            .unwrap();
+        let zero = with_env(&[("ARBITER_POLICIES_POLL_INTERVAL_MS", "0")]).unwrap();
         assert_eq!(
             zero.validate().unwrap_err().to_string(),
             "policies.poll_interval_ms: must be more than 0"

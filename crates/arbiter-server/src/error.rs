@@ -91,9 +91,15 @@ impl From<crate::pipeline::PipelineError> for ApiError {
     }
 }
 
-impl From<arbiter_providers::reality_defender::facade::FacadeError> for ApiError {
-    fn from(err: arbiter_providers::reality_defender::facade::FacadeError) -> Self {
-        Self::bad_request(err.0)
+impl From<arbiter_jobs::batch_body::BodyError> for ApiError {
+    fn from(err: arbiter_jobs::batch_body::BodyError) -> Self {
+        match err.code() {
+            ErrorCode::InternalError => Self::internal(&err),
+            code => Self {
+                retry_after: err.retry_after(),
+                ..Self::new(code, err.to_string())
+            },
+        }
     }
 }
 

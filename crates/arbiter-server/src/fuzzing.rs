@@ -9,9 +9,9 @@
 
 use crate::error::ApiError;
 use crate::routes::analyze::{intake_body, parse_options};
-use crate::routes::batch_body;
-use crate::routes::batches::{ImageLimits, check_image};
 use arbiter_core::ErrorCode;
+use arbiter_engine::intake::RequestLimits;
+use arbiter_jobs::batch_body::{self, check_image};
 use std::io::Write;
 use std::sync::OnceLock;
 
@@ -46,13 +46,13 @@ fn client_error(what: &str, err: &ApiError) -> bool {
     false
 }
 
-/// `data` as the body of `POST /v1/analyze/batch`: both passes of [`batch_body`] (the header,
+/// `data` as the body of `POST /v1/analyze/batch`: both passes of `arbiter_jobs::batch_body` (the header,
 /// then each image checked as the route checks it, with a 64 KiB image limit). Whether the body
 /// was taken whole.
 pub fn batch_body(data: &[u8]) -> bool {
     let mut file = tempfile::tempfile().expect("a temporary file");
     file.write_all(data).expect("the body written");
-    let limits = ImageLimits {
+    let limits = RequestLimits {
         max_reference_id_len: 64,
         max_image_bytes: 64 * 1024,
     };
@@ -61,7 +61,7 @@ pub fn batch_body(data: &[u8]) -> bool {
     runtime().block_on(async {
         let header = match batch_body::header(&file).await {
             Ok(header) => header,
-            Err(err) => return client_error("batch header", &err),
+            Err(err) => return client_error("batch header", &ApiError::from(err)),
         };
         if let Some(options) = header.options
             && let Err(err) = parse_options(options)
@@ -69,10 +69,10 @@ pub fn batch_body(data: &[u8]) -> bool {
             return client_error("batch options", &ApiError::from(err));
         }
         let mut chunks = match batch_body::images(&file, move |index, image, range| {
-            check_image(index, image, limits, keep.then_some(range))
+            check_image(index, image, limits, keep.then_some(range)).map_err(ApiError::from)
         }) {
             Ok(chunks) => chunks,
-            Err(err) => return client_error("batch images", &err),
+            Err(err) => return client_error("batch images", &ApiError::from(err)),
         };
         let mut seen = 0;
         while let Some(chunk) = chunks.recv().await {

@@ -84,6 +84,23 @@ impl AppState {
         }
     }
 
+    /// The request limits of the intake, from the configuration.
+    pub fn request_limits(&self) -> arbiter_engine::intake::RequestLimits {
+        arbiter_engine::intake::RequestLimits {
+            max_image_bytes: self.config.limits.max_image_bytes,
+            max_reference_id_len: self.config.limits.max_reference_id_len,
+        }
+    }
+
+    /// The intake's handles, borrowed from this state.
+    pub fn intake(&self) -> arbiter_engine::intake::Intake<'_> {
+        arbiter_engine::intake::Intake {
+            limits: self.request_limits(),
+            registry: self.pipeline.flows(),
+            flows: &self.config.flows,
+        }
+    }
+
     /// The engine's handles, borrowed from this state.
     pub fn engine(&self) -> arbiter_engine::Engine<'_> {
         arbiter_engine::Engine {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Outbound webhooks: signing, retries and delivery.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
     /// Seconds before each retry of a failed delivery; after the last, it is abandoned.
     pub retry_schedule_secs: Vec<u64>,
@@ -35,19 +35,9 @@ pub struct WebhooksConfig {
 }
 
 impl Default for WebhooksConfig {
+    /// The `webhooks:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            retry_schedule_secs: vec![5, 30, 120, 600, 3600],
-            jitter_percent: 10,
-            max_retry_after_secs: 3600,
-            timeout_secs: 10,
-            max_response_body_bytes: 1024,
-            workers: 1,
-            concurrency: 64,
-            max_endpoints_per_tenant: 20,
-            rotation_overlap_secs: 24 * 3600,
-            secret_key_file: String::new(),
-        }
+        arbiter_core::settings::defaults("webhooks")
     }
 }
 
@@ -69,6 +59,17 @@ impl std::fmt::Debug for WebhooksConfig {
 }
 
 impl WebhooksConfig {
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), arbiter_core::settings::InvalidKey> {
+        if self.timeout_secs == 0 {
+            return Err(arbiter_core::settings::InvalidKey {
+                key: "webhooks.timeout_secs",
+                message: "must be more than 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// The key file in force.
     pub fn key_file(&self, data_dir: &Path) -> PathBuf {
         if self.secret_key_file.is_empty() {
@@ -113,6 +114,7 @@ impl WebhooksConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arbiter_core::settings::section_with;
 
     /// The `webhooks:` section of the committed `arbiter.yaml`, the documented defaults.
     #[derive(Deserialize)]
@@ -137,10 +139,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_and_missing_ones_take_their_default() {
-        let err = serde_saphyr::from_str::<WebhooksConfig>("retry_schedule: [1]\n").unwrap_err();
+        let err = section_with::<WebhooksConfig>("webhooks", "retry_schedule: [1]\n").unwrap_err();
         assert!(err.to_string().contains("retry_schedule"), "{err}");
         let config: WebhooksConfig =
-            serde_saphyr::from_str("retry_schedule_secs: [1, 2]\nconcurrency: 0\n").unwrap();
+            section_with("webhooks", "retry_schedule_secs: [1, 2]\nconcurrency: 0\n").unwrap();
         assert_eq!(
             config.retry_policy().schedule,
             [Duration::from_secs(1), Duration::from_secs(2)]

@@ -10,7 +10,7 @@ mod oidc;
 mod pages;
 mod proposals;
 
-use crate::harness::{TestServer, config, each_database, sample};
+use crate::harness::{TestServer, b64, config, each_database, sample};
 use arbiter_server::Config;
 use arbiter_server::config::ConsoleConfig;
 use reqwest::StatusCode;
@@ -197,6 +197,39 @@ pub async fn audit_events(server: &TestServer, tenant: &str) -> Vec<serde_json::
         .iter()
         .map(|e| serde_json::from_str(&e.entry.canonical().unwrap()).unwrap())
         .collect()
+}
+
+/// A claim of two photos (`CLM-1001`; the second AI-generated, so its item is in the `siu`
+/// queue) whose SIU item the reviewer `rita` (added here, password `pw-rita`) claimed in the
+/// console; the photos' request ids.
+pub async fn claim_held_by_rita(server: &TestServer, key: &str, label: &str) -> Vec<String> {
+    add_user(server, "acme", "rita", "reviewer", "pw-rita").await;
+    let photos = "/v1/flows/insurance/claims/CLM-1001/photos";
+    let mut request_ids = Vec::new();
+    for (name, role) in [
+        ("plain-render.png", "damage"),
+        ("sd-generated-duck.png", "vehicle"),
+    ] {
+        let (status, _, body) = server
+            .post(key, photos, serde_json::json!({"image_base64": b64(&sample(name)), "claim": {"amount": 12000, "currency": "EUR"}, "photo": {"role": role}}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {body}");
+        request_ids.push(body["request_id"].as_str().unwrap().to_owned());
+    }
+    let mut rita = Visitor::new(&server.base);
+    rita.sign_in("acme", "rita", "pw-rita").await;
+    let (_, _, page) = rita.get("/console/review?queue=siu").await;
+    let at = page
+        .find(r#"action="/console/review/rev_"#)
+        .expect("an open item")
+        + 24;
+    let item = page[at..].split('/').next().unwrap().to_owned();
+    let csrf = Visitor::csrf_in(&page);
+    let (status, _, _) = rita
+        .post(&format!("/console/review/{item}/claim"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{label}");
+    request_ids
 }
 
 pub fn console_config(dir: &std::path::Path, url: &str) -> Config {

@@ -3,11 +3,10 @@
 //! review, audit and policies. Ids, times, tokens, hashes, images and paths are redacted, so
 //! SQLite and PostgreSQL give the same HTML.
 
-use super::{Visitor, add_user, console_config};
-use crate::harness::{TestServer, b64, each_database, new_key, repo, sample};
+use super::{Visitor, add_user, claim_held_by_rita, console_config};
+use crate::harness::{TestServer, each_database, new_key, repo};
 use arbiter_server::keys::Scope;
 use reqwest::StatusCode;
-use serde_json::json;
 
 /// Asserts the snapshot `name` of a page, its volatile parts redacted.
 fn assert_page(name: &str, page: &str, dir: &std::path::Path) {
@@ -48,32 +47,16 @@ fn regex_escape(text: &str) -> String {
 async fn the_main_pages_keep_their_html() {
     each_database(async |label, dir, url| {
         let server = TestServer::start(console_config(dir, &url)).await;
-        let (_, key) = server.mint_key(new_key("acme", "enterprise", &Scope::ALL)).await;
+        let (_, key) = server
+            .mint_key(new_key("acme", "enterprise", &Scope::ALL))
+            .await;
         add_user(&server, "acme", "alice", "admin", "pw-alice").await;
-        add_user(&server, "acme", "rita", "reviewer", "pw-rita").await;
-
         let mut visitor = Visitor::new(&server.base);
         let (status, _, page) = visitor.get("/console").await;
         assert_eq!(status, StatusCode::OK, "{label}");
         assert_page("login", &page, dir);
 
-        let photos = "/v1/flows/insurance/claims/CLM-1001/photos";
-        let mut request_ids = Vec::new();
-        for (name, role) in [("plain-render.png", "damage"), ("sd-generated-duck.png", "vehicle")] {
-            let (status, _, body) = server
-                .post(&key, photos, json!({"image_base64": b64(&sample(name)), "claim": {"amount": 12000, "currency": "EUR"}, "photo": {"role": role}}))
-                .await;
-            assert_eq!(status, StatusCode::OK, "{label}: {body}");
-            request_ids.push(body["request_id"].as_str().unwrap().to_owned());
-        }
-        let mut rita = Visitor::new(&server.base);
-        rita.sign_in("acme", "rita", "pw-rita").await;
-        let (_, _, page) = rita.get("/console/review?queue=siu").await;
-        let at = page.find(r#"action="/console/review/rev_"#).expect("an open item") + 24;
-        let item = page[at..].split('/').next().unwrap().to_owned();
-        let csrf = Visitor::csrf_in(&page);
-        let (status, _, _) = rita.post(&format!("/console/review/{item}/claim"), &[("csrf", &csrf)]).await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{label}");
+        let request_ids = claim_held_by_rita(&server, &key, label).await;
 
         let mut alice = Visitor::new(&server.base);
         alice.sign_in("acme", "alice", "pw-alice").await;

@@ -296,6 +296,7 @@ mod tests {
             role: crate::Role::Auditor,
             csrf: "t".to_owned(),
             expires_at: chrono::Utc::now(),
+            cases: Vec::new(),
         };
         let refused = export_refused(&session, 404, "no audit entries in the range");
         assert_eq!(refused.status, 404);

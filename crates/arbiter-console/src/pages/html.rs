@@ -25,23 +25,36 @@ pub fn url_encode(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The areas in the navigation, with their paths and names.
-const NAV: [(Area, &str, &str); 8] = [
+/// The areas in the navigation, with their paths and names; the case lists of the session's
+/// build follow the first [`CASES_AT`].
+const NAV: [(Area, &str, &str); 6] = [
     (Area::Scan, "/console/scan", "Scan"),
     (Area::Requests, "/console/requests", "Requests"),
-    (Area::Requests, "/console/claims", "Claims"),
-    (Area::Requests, "/console/kyc", "KYC"),
     (Area::Review, "/console/review", "Review"),
     (Area::Audit, "/console/audit", "Audit"),
     (Area::Policies, "/console/policies", "Policies"),
     (Area::Users, "/console/users", "Users"),
 ];
 
-/// The navigation links a role may follow, as `(path, name)`.
-pub fn nav_for(session: &Session) -> Vec<(&'static str, &'static str)> {
-    NAV.iter()
-        .filter(|(area, _, _)| session.role.may(*area))
-        .map(|(_, path, name)| (*path, *name))
+/// Where the case lists stand in [`NAV`]: after the requests.
+const CASES_AT: usize = 2;
+
+/// The navigation links a role may follow, as `(path, name)`: the console's areas, and a list
+/// per kind of case the session carries (with the requests' role).
+pub fn nav_for(session: &Session) -> Vec<(String, &'static str)> {
+    let area = |&(area, path, name): &(Area, &str, &'static str)| {
+        session.role.may(area).then(|| (path.to_owned(), name))
+    };
+    let cases = session
+        .cases
+        .iter()
+        .filter(|_| session.role.may(Area::Requests))
+        .map(|kind| (kind.path(), kind.console.nav));
+    NAV[..CASES_AT]
+        .iter()
+        .filter_map(area)
+        .chain(cases)
+        .chain(NAV[CASES_AT..].iter().filter_map(area))
         .collect()
 }
 
@@ -60,7 +73,7 @@ pub fn layout(title: &str, session: Option<&Session>, current: &str, body: &str)
             let links: String = nav_for(session)
                 .into_iter()
                 .map(|(path, name)| {
-                    let here = if path == current {
+                    let here = if path.as_str() == current {
                         r#" aria-current="page""#
                     } else {
                         ""
@@ -114,6 +127,83 @@ pub fn percent(score: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Role;
+    use crate::pages::cases::CaseKind;
+    use arbiter_core::plugin::CaseConsole;
+
+    fn session(role: Role, cases: Vec<CaseKind>) -> Session {
+        Session {
+            tenant: "acme".to_owned(),
+            user: "ana".to_owned(),
+            role,
+            csrf: "t".to_owned(),
+            expires_at: chrono::Utc::now(),
+            cases,
+        }
+    }
+
+    fn kind(flow: &'static str, path: &'static str, nav: &'static str) -> CaseKind {
+        CaseKind {
+            flow,
+            console: CaseConsole {
+                path,
+                title: nav,
+                nav,
+                noun: nav,
+            },
+        }
+    }
+
+    #[test]
+    fn the_case_lists_of_the_build_follow_the_requests_in_the_navigation() {
+        let cases = vec![
+            kind("insurance", "claims", "Claims"),
+            kind("kyc", "kyc", "KYC"),
+        ];
+        let nav = nav_for(&session(Role::Admin, cases.clone()));
+        let names: Vec<&str> = nav.iter().map(|(_, name)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "Scan", "Requests", "Claims", "KYC", "Review", "Audit", "Policies", "Users"
+            ]
+        );
+        assert_eq!(nav[2].0, "/console/claims");
+        assert_eq!(nav[3].0, "/console/kyc");
+        // A build with one case flow lists only its cases.
+        let one = nav_for(&session(Role::Analyst, cases[1..].to_vec()));
+        assert_eq!(
+            one,
+            [
+                ("/console/scan".to_owned(), "Scan"),
+                ("/console/requests".to_owned(), "Requests"),
+                ("/console/kyc".to_owned(), "KYC"),
+            ]
+        );
+        // The lists go with the requests' role.
+        let auditor = nav_for(&session(Role::Auditor, cases));
+        assert!(auditor.iter().any(|(path, _)| path == "/console/claims"));
+        assert!(
+            nav_for(&session(Role::Admin, Vec::new()))
+                .iter()
+                .all(|(_, name)| *name != "Claims")
+        );
+    }
+
+    #[test]
+    fn the_current_list_is_marked_in_the_layout() {
+        let page = layout(
+            "Claims",
+            Some(&session(
+                Role::Analyst,
+                vec![kind("insurance", "claims", "Claims")],
+            )),
+            "/console/claims",
+            "",
+        );
+        assert!(page.contains(r#"<a href="/console/claims" aria-current="page">Claims</a>"#));
+        assert!(page.contains(r#"<a href="/console/requests">Requests</a>"#));
+    }
 
     #[test]
     fn text_is_escaped_for_content_and_attributes() {

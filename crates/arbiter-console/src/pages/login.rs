@@ -52,7 +52,7 @@ pub fn start(session: &Session) -> Page {
         .map(|(path, name)| {
             format!(
                 r#"<div class="card"><h2><a href="{path}">{name}</a></h2><p>{}</p></div>"#,
-                what(path)
+                what(&path)
             )
         })
         .collect();

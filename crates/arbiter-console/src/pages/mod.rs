@@ -2,10 +2,13 @@
 //! into a [`Page`] (a status and its HTML), which the server answers with the console's headers.
 
 pub mod audit;
+pub mod cases;
 pub mod html;
 pub mod login;
 pub mod policies;
 pub mod proposals;
+pub mod reports;
+pub mod requests;
 pub mod review;
 pub mod scan;
 pub mod users;

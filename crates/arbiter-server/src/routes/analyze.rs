@@ -1,19 +1,20 @@
 //! `POST /v1/analyze`.
 
-use crate::analyze::{self, AnalyzeCall, AnalyzeReply, ImageSource, check_reference_id};
+use crate::analyze::{self, AnalyzeCall, AnalyzeReply};
 pub use crate::analyze::{RequestOptions, parse_options};
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
+use arbiter_engine::intake;
+pub use arbiter_engine::intake::AnalyzeRequest;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -26,35 +27,6 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(analyze_image))
         .route_layer(DefaultBodyLimit::max(body_limit))
-}
-
-/// A JSON analysis request: exactly one of `image_url` and `image_base64`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AnalyzeRequest {
-    /// A URL Arbiter fetches the image from (http or https, public addresses only).
-    #[serde(default)]
-    #[schema(nullable = false, pattern = "^https?://[^/?#]+")]
-    pub image_url: Option<String>,
-    /// The image, base64-encoded (standard alphabet, padded; a `data:` URL prefix is allowed).
-    #[serde(default)]
-    #[schema(
-        nullable = false,
-        pattern = "^(data:[^;,]*;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
-    )]
-    pub image_base64: Option<String>,
-    /// Options.
-    #[serde(default)]
-    pub options: Option<RequestOptions>,
-    /// Your own identifier, echoed in the response: 1 to `limits.max_reference_id_len` (128)
-    /// letters, digits and `. _ - : / @ #`.
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._\\-:/@#]+$")]
-    pub reference_id: Option<String>,
-    /// Domain facts for the flow named by `?flow=` (`{"claim": {"amount": 12000}}`).
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub facts: Option<Value>,
 }
 
 /// Query parameters of `POST /v1/analyze`.
@@ -148,7 +120,7 @@ async fn prepare(
     let Query(query) = Query::<AnalyzeQuery>::try_from_uri(request.uri())
         .map_err(|err| ApiError::bad_request(err.body_text()))?;
     let (body, file) = read_body(state, request).await?;
-    let (mut call, webhook_url) = parse_call(state, body, file, query.flow)?;
+    let (mut call, webhook_url) = state.intake().call(body, file, query.flow)?;
     if webhook_url.is_none() {
         call.source = call.source.take_in(state.pipeline.limits())?;
     }
@@ -183,41 +155,10 @@ pub async fn intake_body(
 /// The fields of a body as it came: JSON parsed, or multipart parts taken by name (a `file` or
 /// `image` part beside the fields).
 fn take_body(raw: RawBody) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    let parts = match raw {
-        RawBody::Json(bytes) => {
-            let body = serde_json::from_slice(&bytes)
-                .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
-            return Ok((body, None));
-        }
-        RawBody::Parts(parts) => parts,
-    };
-    let mut body = AnalyzeRequest::default();
-    let mut file = None;
-    for (name, bytes) in parts {
-        match name.as_str() {
-            // The part's buffer is taken over, not copied.
-            "file" | "image" => file = Some(Vec::from(bytes)),
-            "options" => {
-                body.options = Some(
-                    serde_json::from_str(&part_text(&name, &bytes)?)
-                        .map_err(|err| ApiError::bad_request(format!("options: {err}")))?,
-                )
-            }
-            "facts" => {
-                body.facts = Some(
-                    serde_json::from_str(&part_text(&name, &bytes)?)
-                        .map_err(|err| ApiError::bad_request(format!("facts: {err}")))?,
-                )
-            }
-            "reference_id" => body.reference_id = Some(part_text(&name, &bytes)?),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown multipart field {other:?}; expected file, options, facts or reference_id"
-                )));
-            }
-        }
-    }
-    Ok((body, file))
+    Ok(match raw {
+        RawBody::Json(bytes) => (intake::analyze_json(&bytes)?, None),
+        RawBody::Parts(parts) => intake::analyze_parts(parts)?,
+    })
 }
 
 /// A request body as it came: JSON bytes, or multipart parts by name, in order.
@@ -272,12 +213,6 @@ async fn read_raw_body<S: Send + Sync>(request: Request, state: &S) -> Result<Ra
         .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))
 }
 
-/// A multipart part as UTF-8 text.
-pub(crate) fn part_text(name: &str, bytes: &[u8]) -> Result<String, ApiError> {
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::bad_request(format!("multipart field {name:?} is not UTF-8 text")))
-}
-
 /// A body that could not be read: over the route's limit (413), or cut off or malformed (400).
 pub(crate) fn body_error(text: &str, status: u16) -> ApiError {
     if status == 413 {
@@ -288,88 +223,4 @@ pub(crate) fn body_error(text: &str, status: u16) -> ApiError {
     } else {
         ApiError::bad_request(format!("cannot read the request body: {text}"))
     }
-}
-
-/// Refuses (413) base64 text whose image would be larger than `max_bytes`, before it is decoded.
-pub(crate) fn check_encoded_size(encoded: &str, max_bytes: u64) -> Result<(), ApiError> {
-    if (encoded.len() as u64) / 4 * 3 > max_bytes + 3 {
-        return Err(ApiError::new(
-            ErrorCode::FileSizeExceeded,
-            format!("the image is larger than the {max_bytes}-byte limit"),
-        ));
-    }
-    Ok(())
-}
-
-/// The image of a request: exactly one of a URL, base64 text (refused by size before it is
-/// decoded) and a multipart file.
-pub fn image_source(
-    state: &AppState,
-    image_url: Option<String>,
-    image_base64: Option<String>,
-    file: Option<Vec<u8>>,
-) -> Result<ImageSource, ApiError> {
-    let max_bytes = state.config.limits.max_image_bytes;
-    match (image_url, image_base64, file) {
-        (Some(url), None, None) => Ok(ImageSource::Url(url)),
-        (None, Some(encoded), None) => {
-            check_encoded_size(&encoded, max_bytes)?;
-            Ok(ImageSource::Bytes(analyze::decode_base64(&encoded)?))
-        }
-        (None, None, Some(bytes)) => Ok(ImageSource::Bytes(bytes)),
-        (None, None, None) => Err(ApiError::bad_request(
-            "send one of image_url, image_base64 or a multipart file",
-        )),
-        _ => Err(ApiError::bad_request(
-            "send only one of image_url, image_base64 or a multipart file, not several",
-        )),
-    }
-}
-
-/// Checks the request's fields and builds the call, with `options.webhook_url` if given.
-fn parse_call(
-    state: &AppState,
-    body: AnalyzeRequest,
-    file: Option<Vec<u8>>,
-    flow: Option<String>,
-) -> Result<(AnalyzeCall, Option<String>), ApiError> {
-    let source = image_source(state, body.image_url, body.image_base64, file)?;
-    let mut options = body.options.unwrap_or_default();
-    let webhook_url = options.webhook_url.take();
-    let options = parse_options(options)?;
-    if let Some(reference_id) = &body.reference_id {
-        check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
-    }
-    if let Some(name) = &flow
-        && !state.config.flows.enabled(name)
-        && state.pipeline.flows().get(name).is_some()
-    {
-        return Err(ApiError::bad_request(format!(
-            "flow {name:?} is switched off (flows.{name}.enabled)"
-        )));
-    }
-    let flow = match (flow, body.facts) {
-        (Some(flow), facts) => Some((
-            flow,
-            facts.unwrap_or_else(|| Value::Object(Default::default())),
-        )),
-        (None, Some(_)) => {
-            let names: Vec<&str> = state.pipeline.flows().names().collect();
-            let (last, rest) = names.split_last().unwrap_or((&"", &[]));
-            let named = if rest.is_empty() {
-                (*last).to_owned()
-            } else {
-                format!("{} or {last}", rest.join(", "))
-            };
-            return Err(ApiError::bad_request(format!("facts need ?flow={named}")));
-        }
-        (None, None) => None,
-    };
-    let call = AnalyzeCall {
-        source,
-        options,
-        reference_id: body.reference_id,
-        flow,
-    };
-    Ok((call, webhook_url))
 }

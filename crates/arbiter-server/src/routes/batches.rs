@@ -1,22 +1,21 @@
 //! `POST /v1/analyze/batch` and `GET /v1/batches/{batch_id}`.
 
-use crate::analyze::check_reference_id;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
-use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission, JobSource, NewImage};
+use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission};
 use crate::keys::Scope;
 use crate::ratelimit::Refusal;
-use crate::routes::analyze::{RequestOptions, check_encoded_size, parse_options};
-use crate::routes::batch_body;
+use crate::routes::analyze::RequestOptions;
 use crate::state::AppState;
 use arbiter_core::ErrorCode;
 use arbiter_db::sea_orm::DbBackend;
+pub use arbiter_jobs::batch_body::BatchImage;
+use arbiter_jobs::batch_body::{self, check_image};
 use arbiter_jobs::queue;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json, middleware};
 use serde::Deserialize;
-use std::ops::Range;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -41,28 +40,6 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(submit)
         .routes(status)
         .route_layer(DefaultBodyLimit::max(body_limit))
-}
-
-/// One image of a batch: exactly one of `image_url` and `image_base64`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchImage {
-    /// A URL Arbiter fetches the image from (http or https).
-    #[serde(default)]
-    #[schema(nullable = false, pattern = "^https?://[^/?#]+")]
-    pub image_url: Option<String>,
-    /// The image, base64-encoded (standard alphabet, padded; a `data:` URL prefix is allowed).
-    #[serde(default)]
-    #[schema(
-        nullable = false,
-        pattern = "^(data:[^;,]*;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
-    )]
-    pub image_base64: Option<String>,
-    /// Your identifier for this image, echoed in its result: 1 to 128 letters, digits and
-    /// `. _ - : / @ #`.
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._\\-:/@#]+$")]
-    pub reference_id: Option<String>,
 }
 
 /// A batch request, as in the integration guide.
@@ -126,11 +103,11 @@ pub async fn submit_batch(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let result = async {
-        // On SQLite (one node) the images stay in the body file; see `batch_body`.
+        // On SQLite (one node) the images stay in the body file; see `arbiter_jobs::batch_body`.
         let keep = state.pipeline.db().backend() == DbBackend::Sqlite;
         let jobs = &state.config.jobs;
         let spooled = batch_body::spool(
-            body,
+            body.into_data_stream(),
             jobs.max_batch_body_bytes,
             &state.config.data_dir,
             jobs.max_spooled_bytes,
@@ -140,13 +117,10 @@ pub async fn submit_batch(
         let submission = check_batch(&state, &caller, header).await?;
         let count = submission.images as u64;
         take_images(&state, &caller, count).await?;
-        let limits = ImageLimits {
-            max_reference_id_len: state.config.limits.max_reference_id_len,
-            max_image_bytes: state.config.limits.max_image_bytes,
-        };
+        let limits = state.request_limits();
         let submitted = async {
             let images = batch_body::images(spooled.as_file(), move |index, image, range| {
-                check_image(index, image, limits, keep.then_some(range))
+                check_image(index, image, limits, keep.then_some(range)).map_err(ApiError::from)
             })?;
             let kept = keep.then_some(spooled);
             let base = base_url(&headers);
@@ -194,95 +168,26 @@ async fn take_images(state: &AppState, caller: &Caller, images: u64) -> Result<(
     }
 }
 
-/// Checks a batch request's header against the plan and the request rules.
+/// Checks a batch request's header against the plan and the request rules, and whether its
+/// `webhook_url` may be reached.
 pub async fn check_batch(
     state: &AppState,
     caller: &Caller,
     header: batch_body::Header,
 ) -> Result<BatchSubmission, ApiError> {
-    let limit = caller.plan.batch_size as usize;
-    if header.images == 0 {
-        return Err(ApiError::bad_request(
-            "images is empty; send 1 or more images",
-        ));
-    }
-    if header.images > limit {
-        return Err(ApiError::bad_request(format!(
-            "the batch has {} images; this key's plan ({}) allows at most {limit} per batch",
-            header.images, caller.key.plan
-        )));
-    }
-    let options = header.options.unwrap_or_default();
-    if options.webhook_url.is_some() {
-        return Err(ApiError::bad_request(
-            "give a batch's webhook_url at the top level, not in options",
-        ));
-    }
-    let options = parse_options(options)?;
-    let max_len = state.config.limits.max_reference_id_len;
-    if let Some(reference) = &header.batch_reference_id {
-        check_reference_id(reference, max_len)
-            .map_err(|err| ApiError::bad_request(format!("batch_reference_id: {err}")))?;
-    }
-    if let Some(url) = &header.webhook_url {
+    let submission = header.submission(
+        caller.plan.batch_size as usize,
+        &caller.key.plan,
+        state.config.limits.max_reference_id_len,
+    )?;
+    if let Some(url) = &submission.webhook_url {
         state
             .webhooks
             .check_destination(url)
             .await
             .map_err(|why| ApiError::bad_request(format!("webhook_url: {why}")))?;
     }
-    Ok(BatchSubmission {
-        images: header.images,
-        options,
-        webhook_url: header.webhook_url,
-        batch_reference_id: header.batch_reference_id,
-    })
-}
-
-/// The limits each image of a batch is checked against as it is taken in.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ImageLimits {
-    /// `limits.max_reference_id_len`.
-    pub(crate) max_reference_id_len: usize,
-    /// `limits.max_image_bytes`.
-    pub(crate) max_image_bytes: u64,
-}
-
-/// Checks one image of a batch, a base64 image's size before it is decoded (413, as
-/// `POST /v1/analyze`). With the image's byte range in a kept body, the job reads it from there.
-pub(crate) fn check_image(
-    index: usize,
-    image: BatchImage,
-    limits: ImageLimits,
-    kept: Option<Range<u64>>,
-) -> Result<NewImage, ApiError> {
-    if let Some(encoded) = &image.image_base64 {
-        check_encoded_size(encoded, limits.max_image_bytes).map_err(|err| ApiError {
-            message: format!("images[{index}]: {}", err.message),
-            ..err
-        })?;
-    }
-    let source = match (image.image_url, image.image_base64, kept) {
-        (Some(_), None, Some(range)) | (None, Some(_), Some(range)) => JobSource::Kept {
-            start: range.start,
-            end: range.end,
-        },
-        (Some(url), None, None) => JobSource::Url(url),
-        (None, Some(encoded), None) => JobSource::Base64(encoded),
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "images[{index}]: send exactly one of image_url and image_base64"
-            )));
-        }
-    };
-    if let Some(reference) = &image.reference_id {
-        check_reference_id(reference, limits.max_reference_id_len)
-            .map_err(|err| ApiError::bad_request(format!("images[{index}].reference_id: {err}")))?;
-    }
-    Ok(NewImage {
-        source,
-        reference_id: image.reference_id,
-    })
+    Ok(submission)
 }
 
 /// A batch's status and the results of the images finished so far.

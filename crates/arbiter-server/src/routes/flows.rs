@@ -5,25 +5,22 @@
 //! `POST /v1/flows/<flow>/<path>` (202). A flow serves its routes only when it is compiled in
 //! and switched on (`flows.<name>.enabled`).
 
-use crate::analyze::{self, ImageSource, check_reference_id};
 use crate::auth::{self, Caller};
 use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
 use crate::error::{ApiError, ApiJson};
 use crate::jobs::{self as collector, UploadAccepted};
 use crate::keys::Scope;
-use crate::routes::analyze::{
-    RawBody, RequestOptions, image_source, parse_options, part_text, raw_body,
-};
+use crate::routes::analyze::{RawBody, raw_body};
 use crate::state::AppState;
 use arbiter_core::{
-    AnalyzeOptions, CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts,
-    IntakeError, IntakeMode, ModelKind, RequestId,
+    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts, IntakeMode, RequestId,
 };
+use arbiter_engine::intake::{self, FlowBody};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::SecurityRequirement;
@@ -159,136 +156,14 @@ fn case_path(flow: &str, path: &str, cases: &CaseIntake) -> String {
 /// The case ids `cases::check_case_id` accepts, as the API document states them.
 const CASE_ID_PATTERN: &str = "^[A-Za-z0-9._\\-:]{1,100}$";
 
-fn bad_request(err: IntakeError) -> ApiError {
-    ApiError::bad_request(err.0)
-}
-
-/// The multipart parts taken as plain text.
-const TEXT_FIELDS: [&str; 4] = ["image_url", "image_base64", "reference_id", "role"];
-
-/// An image with domain fields, as JSON or multipart.
-struct FlowBody {
-    source: ImageSource,
-    options: Option<RequestOptions>,
-    reference_id: Option<String>,
-    /// Every other top-level field.
-    fields: Map<String, Value>,
-}
-
 /// Reads a JSON body, or a multipart form whose `file` part is the image and whose other parts
 /// are JSON (or plain text), and takes out the image, `options` and `reference_id`.
 async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, ApiError> {
-    let (mut fields, file) = match raw_body(state, request).await? {
-        RawBody::Parts(parts) => {
-            let mut fields = Map::new();
-            let mut file = None;
-            for (name, bytes) in parts {
-                if name == "file" || name == "image" {
-                    file = Some(bytes.to_vec());
-                    continue;
-                }
-                let text = part_text(&name, &bytes)?;
-                // Text fields stay text (a reference id of digits is not a number); the others
-                // are JSON (`claim`, `photo`, `options`, ...), or text when they do not parse.
-                let value = if TEXT_FIELDS.contains(&name.as_str()) {
-                    Value::String(text)
-                } else {
-                    serde_json::from_str(&text).unwrap_or(Value::String(text))
-                };
-                fields.insert(name, value);
-            }
-            (fields, file)
-        }
-        RawBody::Json(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(fields)) => (fields, None),
-            Ok(_) => return Err(ApiError::bad_request("the JSON body must be an object")),
-            Err(err) => return Err(ApiError::bad_request(format!("invalid JSON body: {err}"))),
-        },
+    let fields = match raw_body(state, request).await? {
+        RawBody::Parts(parts) => intake::flow_parts(parts)?,
+        RawBody::Json(bytes) => intake::flow_json(&bytes)?,
     };
-    let text = |fields: &mut Map<String, Value>, name: &str| -> Result<Option<String>, ApiError> {
-        match fields.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text)),
-            Some(_) => Err(ApiError::bad_request(format!("{name} must be a string"))),
-        }
-    };
-    let image_url = text(&mut fields, "image_url")?;
-    let image_base64 = text(&mut fields, "image_base64")?;
-    let reference_id = text(&mut fields, "reference_id")?;
-    if let Some(reference_id) = &reference_id {
-        check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
-    }
-    let options = match fields.remove("options") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(
-            serde_json::from_value(value)
-                .map_err(|err| ApiError::bad_request(format!("options: {err}")))?,
-        ),
-    };
-    Ok(FlowBody {
-        source: image_source(state, image_url, image_base64, file)?,
-        options,
-        reference_id,
-        fields,
-    })
-}
-
-impl FlowBody {
-    /// The detector options: the caller's, else the flow's choice of models for this input.
-    fn options(
-        &mut self,
-        state: &AppState,
-        flow: &str,
-        input: &Value,
-    ) -> Result<AnalyzeOptions, ApiError> {
-        let mut given = self.options.take().unwrap_or_default();
-        if given.webhook_url.take().is_some() {
-            return Err(ApiError::bad_request(
-                "options.webhook_url is not taken here: register an endpoint for the flow's events",
-            ));
-        }
-        let named = given.models.is_some();
-        let mut options = parse_options(given)?;
-        if !named && let Some(flow) = state.pipeline.flows().get(flow) {
-            options.models = flow.default_models(input);
-            // A flow's choice of models keeps the metadata model unless metadata_analysis is
-            // off.
-            if options.metadata_analysis
-                && !options.models.is_empty()
-                && !options.models.contains(&ModelKind::Metadata)
-            {
-                options.models.push(ModelKind::Metadata);
-            }
-        }
-        Ok(options)
-    }
-}
-
-/// Adds the image of a case, analysed, to the case.
-async fn add_case_image(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
-    flow: &str,
-    mut body: FlowBody,
-    image: NewCaseImage,
-) -> Result<CaseImageReply, ApiError> {
-    cases::check_image_input(state.engine(), flow, &image)?;
-    let mut input = image.case_facts.clone();
-    input.extend(image.image_facts.clone());
-    let input = Value::Object(input);
-    let options = body.options(state, flow, &input)?;
-    let detector = state
-        .pipeline
-        .detector_for(Some(flow), Some(&input))
-        .clone();
-    let tenant = caller.key.tenant.as_str();
-    let obtained =
-        analyze::obtain(state, tenant, request_id, body.source, &options, &detector).await?;
-    let reply =
-        cases::add_image(state.engine(), tenant, flow, request_id, image, &obtained).await?;
-    obtained.committed(state, request_id);
-    Ok(reply)
+    Ok(state.intake().flow_body(fields)?)
 }
 
 /// Adds an image to a case: analysed and decided at once under the flow's policy; the case
@@ -307,19 +182,12 @@ async fn add_image(
     let result = async {
         cases::check_case_id(spec.kind, &case_id)?;
         let mut body = read_flow_body(&state, request).await?;
-        let fields = std::mem::take(&mut body.fields);
-        let read = cases
-            .read(spec.kind, &case_id, fields)
-            .map_err(bad_request)?;
-        let image = NewCaseImage {
-            case_id: case_id.clone(),
-            case_facts: read.case_facts,
-            image_facts: read.image_facts,
-            role: read.role,
-            reference_id: body.reference_id.take(),
-            reference_stem: read.reference_stem,
-        };
-        add_case_image(&state, &caller, &request_id, flow, body, image).await
+        let image = NewCaseImage::from_body(&cases, spec.kind, &case_id, &mut body)?;
+        let (engine, tenant) = (state.engine(), &caller.key.tenant);
+        Ok(
+            cases::add_analyzed_image(&state, engine, tenant, flow, &request_id, body, image)
+                .await?,
+        )
     }
     .await;
     result.map(Json)
@@ -378,25 +246,10 @@ async fn add_collected(
 ) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
     let base = super::batches::base_url(request.headers());
     let result = async {
-        let mut body = read_flow_body(&state, request).await?;
-        let facts = collected
-            .read(std::mem::take(&mut body.fields))
-            .map_err(bad_request)?;
-        state.pipeline.check_input(flow, &facts)?;
-        let options = body.options(&state, flow, &facts)?;
-        let reference_id = body
-            .reference_id
-            .take()
-            .or_else(|| collected.reference(&facts));
-        if let Some(reference_id) = &reference_id {
-            check_reference_id(reference_id, state.config.limits.max_reference_id_len)?;
-        }
-        let upload = collector::Upload {
-            source: body.source,
-            options,
-            reference_id,
-            facts,
-        };
+        let body = read_flow_body(&state, request).await?;
+        let max_len = state.config.limits.max_reference_id_len;
+        let upload =
+            collector::Upload::from_body(&state.pipeline, flow, &collected, body, max_len)?;
         collector::collect(&state, flow, &caller.key.tenant, &request_id, upload, &base).await
     }
     .await;
@@ -623,6 +476,26 @@ mod one_flow_build_tests {
             (Method::POST, "/v1/flows/ugc/uploads"),
         ] {
             assert_eq!(status(method, path).await, StatusCode::NOT_FOUND, "{path}");
+        }
+        // The console lists KYC sessions (a visitor is sent on to the sign-in page) and has no
+        // claims.
+        for path in [
+            "/console/kyc",
+            "/console/kyc/s1",
+            "/console/kyc/s1/report.pdf",
+        ] {
+            assert_eq!(status(Method::GET, path).await, StatusCode::OK, "{path}");
+        }
+        for path in [
+            "/console/claims",
+            "/console/claims/c1",
+            "/console/claims/c1/report.pdf",
+        ] {
+            assert_eq!(
+                status(Method::GET, path).await,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
         }
         let doc: serde_json::Value = serde_json::from_str(
             &client

@@ -2,7 +2,6 @@
 
 pub mod analyze;
 pub mod audit;
-pub mod batch_body;
 pub mod batches;
 pub mod console;
 pub mod flows;

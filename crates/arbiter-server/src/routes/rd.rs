@@ -4,35 +4,25 @@
 //! and rate limits apply as on `/v1`); every answer, errors included, is JSON in RD's shapes.
 //! The shapes and the verdict mapping are `arbiter_providers::reality_defender::facade`.
 
-use crate::analyze::{AnalyzeCall, ImageSource};
+use crate::analyze::ImageSource;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::keys::Scope;
-use crate::review::{self, Resolve};
 use crate::state::AppState;
-use arbiter_core::{AnalyzeOptions, ErrorCode, RequestId};
-use arbiter_db::rd_uploads;
-use arbiter_providers::reality_defender::facade::{
-    self, AnalysisState, Media, day, reference_id, review_label, same,
-};
+use arbiter_core::ErrorCode;
+use arbiter_engine::reality_defender::{self as rd, Feedback, PageQuery, Presigned};
+use arbiter_providers::reality_defender::facade;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::SubsecRound;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
-
-/// How long an upload URL works after it is presigned.
-const UPLOAD_URL_TTL: Duration = Duration::hours(1);
-
-/// The most items a list page holds.
-const MAX_PAGE_SIZE: u64 = 100;
 
 /// The routes at the root, beside `/v1`.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -178,21 +168,11 @@ pub async fn presign(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let name = file_name(&headers, &body)?;
-    let request_id = RequestId::new();
-    let token = token()?;
     let now = state.clock.now().trunc_subsecs(3);
-    let slot = rd_uploads::new_slot(
-        request_id.to_string(),
-        caller.key.tenant.clone(),
-        caller.key.id.to_string(),
-        name,
-        hex::encode(Sha256::digest(token.as_bytes())),
-        now + UPLOAD_URL_TTL,
-        now,
-    );
-    let txn = state.pipeline.db().begin_write().await?;
-    rd_uploads::insert(&txn, slot).await?;
-    txn.commit().await?;
+    let tenant = &caller.key.tenant;
+    let key_id = caller.key.id.to_string();
+    let Presigned { request_id, token } =
+        rd::presign(state.pipeline.db(), tenant, &key_id, name, now).await?;
     let base = super::batches::base_url(&headers);
     Ok(Json(json!({
         "code": "success",
@@ -201,13 +181,6 @@ pub async fn presign(
         "mediaId": format!("media_{}", &request_id.as_str()[4..]),
         "response": {"signedUrl": format!("{base}/api/files/upload/{request_id}?token={token}")},
     })))
-}
-
-/// 32 random bytes, hex.
-fn token() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|err| ApiError::internal(&err))?;
-    Ok(hex::encode(bytes))
 }
 
 /// The upload URL's query.
@@ -244,66 +217,23 @@ pub async fn upload(
     headers: HeaderMap,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
-    async {
-        let refused = || ApiError::new(ErrorCode::Forbidden, "this upload URL is not valid");
-        let slot = rd_uploads::get(state.pipeline.db().conn(), &request_id)
-            .await?
-            .ok_or_else(refused)?;
-        let presented = hex::encode(Sha256::digest(query.token.unwrap_or_default().as_bytes()));
-        if !same(presented.as_bytes(), slot.token_sha256.as_bytes()) {
-            return Err(refused());
-        }
-        let now = state.clock.now().trunc_subsecs(3);
-        if now >= slot.expires_at {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "this upload URL has expired: presign again",
-            ));
-        }
-        if slot.uploaded_at.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                "this image was uploaded already",
-            ));
-        }
-        let limits = state.pipeline.limits();
-        let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
-        let bytes = axum::body::to_bytes(request.into_body(), limit.saturating_add(1))
-            .await
-            .map_err(|_| too_large(limits.max_bytes))?;
-        if bytes.len() > limit {
-            return Err(too_large(limits.max_bytes));
-        }
-        let media = ImageSource::Bytes(Vec::from(bytes)).take_in(limits)?;
-        // The key that presigned the upload must still be live: a revocation holds at once.
-        let key = crate::keys::get(state.pipeline.db().conn(), &slot.key_id)
-            .await?
-            .filter(|key| key.revoked_at.is_none())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidApiKey,
-                    "the API key that presigned this upload is revoked",
-                )
-            })?;
-        let flow = key
-            .flow
-            .filter(|flow| state.config.flows.enabled(flow))
-            .map(|flow| (flow, json!({})));
-        let call = AnalyzeCall {
-            source: media,
-            options: AnalyzeOptions::default(),
-            reference_id: Some(reference_id(&slot.file_name)),
-            flow,
-        };
-        let id: RequestId = request_id.parse().map_err(|err| ApiError::internal(&err))?;
-        let base = super::batches::base_url(&headers);
-        crate::jobs::submit_single(&state, &slot.tenant, &id, call, None, &base).await?;
-        let txn = state.pipeline.db().begin_write().await?;
-        rd_uploads::mark_uploaded(&txn, &request_id, now).await?;
-        txn.commit().await?;
-        Ok(StatusCode::OK)
+    let conn = state.pipeline.db().conn();
+    let now = state.clock.now().trunc_subsecs(3);
+    let slot = rd::open_slot(conn, &request_id, query.token.as_deref(), now).await?;
+    let limits = state.pipeline.limits();
+    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(request.into_body(), limit.saturating_add(1))
+        .await
+        .map_err(|_| too_large(limits.max_bytes))?;
+    if bytes.len() > limit {
+        return Err(too_large(limits.max_bytes));
     }
-    .await
+    let media = ImageSource::Bytes(Vec::from(bytes)).take_in(limits)?;
+    let (id, call) = rd::upload_call(conn, &state.config.flows, &slot, media).await?;
+    let base = super::batches::base_url(&headers);
+    crate::jobs::submit_single(&state, &slot.tenant, &id, call, None, &base).await?;
+    rd::mark_uploaded(state.pipeline.db(), &request_id, now).await?;
+    Ok(StatusCode::OK)
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -311,62 +241,6 @@ fn too_large(max: u64) -> ApiError {
         ErrorCode::FileSizeExceeded,
         format!("the image is larger than the {max}-byte limit"),
     )
-}
-
-/// One request in RD's media-detail shape: pending, final or failed. Never a 404 for an id
-/// issued to the tenant.
-async fn detail(state: &AppState, tenant: &str, request_id: &str) -> Result<Value, ApiError> {
-    let conn = state.pipeline.db().conn();
-    let slot = rd_uploads::get(conn, request_id)
-        .await?
-        .filter(|slot| slot.tenant == tenant);
-    let name = |fallback: Option<&str>| {
-        slot.as_ref()
-            .map(|s| s.file_name.clone())
-            .or_else(|| fallback.map(str::to_owned))
-            .unwrap_or_else(|| request_id.to_owned())
-    };
-    let uploaded = |fallback: DateTime<Utc>| slot.as_ref().map_or(fallback, |s| s.created_at);
-    match super::requests::stored_result(state, tenant, request_id).await {
-        Ok(reply) => {
-            let result = &reply.result;
-            let name = name(result.reference_id.as_deref());
-            let media = Media {
-                request_id,
-                file_name: &name,
-                uploaded: uploaded(result.processed_at),
-                file_size: Some(result.image_info.file_size_bytes),
-            };
-            let standing = AnalysisState::Final {
-                verdict: &result.verdict,
-                model_results: &result.model_results,
-                providers: &result.providers,
-            };
-            Ok(facade::media_detail(&media, &standing))
-        }
-        Err(err) if err.code == ErrorCode::NotFound => {
-            let job = arbiter_db::jobs::get(conn, tenant, request_id).await?;
-            if job.is_none() && slot.is_none() {
-                return Err(err);
-            }
-            let name = name(job.as_ref().and_then(|j| j.reference_id.as_deref()));
-            let media = Media {
-                request_id,
-                file_name: &name,
-                uploaded: uploaded(job.as_ref().map_or_else(Utc::now, |j| j.created_at)),
-                file_size: None,
-            };
-            let standing = match &job {
-                Some(job) if job.status == arbiter_db::jobs::FAILED => AnalysisState::Failed {
-                    code: job.error_code.as_deref().unwrap_or("INTERNAL_ERROR"),
-                    message: job.error_message.as_deref().unwrap_or_default(),
-                },
-                _ => AnalysisState::Pending,
-            };
-            Ok(facade::media_detail(&media, &standing))
-        }
-        Err(err) => Err(err),
-    }
 }
 
 /// One result in RD's media-detail shape (RD: `GET /api/media/users/{requestId}`).
@@ -393,24 +267,10 @@ pub async fn media_detail(
     Extension(caller): Extension<Caller>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    detail(&state, &caller.key.tenant, &request_id)
-        .await
-        .map(Json)
-}
-
-/// The list query.
-#[derive(Debug, Deserialize)]
-pub struct PageQuery {
-    /// Items per page (default 10, at most 100).
-    size: Option<u64>,
-    /// Part of the file name.
-    name: Option<String>,
-    /// The first day, `YYYY-MM-DD` (unpadded months and days are read too).
-    #[serde(rename = "startDate")]
-    start_date: Option<String>,
-    /// The last day, inclusive.
-    #[serde(rename = "endDate")]
-    end_date: Option<String>,
+    let conn = state.pipeline.db().conn();
+    Ok(Json(
+        rd::media_detail(conn, &caller.key.tenant, &request_id).await?,
+    ))
 }
 
 /// The tenant's uploads a page at a time, newest first (RD: `GET /api/v2/media/users/pages/{n}`).
@@ -442,53 +302,10 @@ pub async fn media_page(
     Path(page): Path<u64>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let size = query.size.unwrap_or(10).clamp(1, MAX_PAGE_SIZE);
-    let filter = rd_uploads::Filter {
-        name: query.name.as_deref().filter(|n| !n.is_empty()),
-        since: query
-            .start_date
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .map(|d| day(d, "startDate"))
-            .transpose()?,
-        until: query
-            .end_date
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .map(|d| day(d, "endDate").map(|end| end + Duration::days(1)))
-            .transpose()?,
-    };
-    let tenant = &caller.key.tenant;
-    let (rows, total) =
-        rd_uploads::page(state.pipeline.db().conn(), tenant, &filter, page, size).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        items.push(detail(&state, tenant, &row.request_id).await?);
-    }
-    Ok(Json(json!({
-        "totalItems": total,
-        "totalPages": total.div_ceil(size),
-        "currentPage": page,
-        "currentPageItemsCount": items.len(),
-        "mediaList": items,
-    })))
-}
-
-/// RD's feedback body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Feedback {
-    /// The request: one of this tenant's results (another answers 400).
-    #[schema(pattern = "^req_[0-9A-HJKMNP-TV-Z]{26}$")]
-    request_id: String,
-    /// `REAL`, `SYNTHETIC`, `MANIPULATED` or `UNKNOWN`.
-    #[schema(pattern = "^(REAL|SYNTHETIC|MANIPULATED|UNKNOWN)$")]
-    label: String,
-    /// `FALSE_POSITIVE`, `FALSE_NEGATIVE`, `CONFIRMATION` or `OTHER`.
-    #[schema(pattern = "^(FALSE_POSITIVE|FALSE_NEGATIVE|CONFIRMATION|OTHER)$")]
-    feedback_category: Option<String>,
-    /// A comment.
-    comment: Option<String>,
+    let conn = state.pipeline.db().conn();
+    Ok(Json(
+        rd::media_page(conn, &caller.key.tenant, page, &query).await?,
+    ))
 }
 
 /// Label a result (RD: `POST /api/v2/user-feedback`).
@@ -516,60 +333,12 @@ pub async fn feedback(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let given: Feedback = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_request(format!("the body is not RD's feedback: {err}")))?;
-    let label = review_label(&given.label, given.feedback_category.as_deref())?;
-    let tenant = &caller.key.tenant;
-    let reply = super::requests::stored_result(&state, tenant, &given.request_id)
-        .await
-        .map_err(|_| ApiError::bad_request("Media result does not exist!"))?;
     let now = state.clock.now().trunc_subsecs(3);
-    let (flow, action) =
-        reply
-            .decision
-            .as_ref()
-            .map_or(("none".to_owned(), "none".to_owned()), |d| {
-                (
-                    d["flow"].as_str().unwrap_or("none").to_owned(),
-                    d["action"].as_str().unwrap_or("none").to_owned(),
-                )
-            });
-    let item = review::feedback_item(tenant, &reply.result, &flow, &action, now);
-    let item_id = item.item_id.clone();
-    let txn = state.pipeline.db().begin_write().await?;
-    arbiter_db::review::insert(&txn, [item]).await?;
-    txn.commit().await?;
     let key_id = caller.key.id.to_string();
-    let note = given
-        .comment
-        .as_deref()
-        .map(|c| c.chars().take(1000).collect::<String>());
-    review::resolve(
-        state.pipeline.db(),
-        state.pipeline.flows(),
-        tenant,
-        &item_id,
-        &Resolve {
-            reviewer: &key_id,
-            key: Some(&key_id),
-            label,
-            note: note.as_deref(),
-            action: None,
-        },
-        now,
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": item_id,
-            "userId": key_id,
-            "requestId": given.request_id,
-            "institutionId": tenant,
-            "category": given.feedback_category.unwrap_or_else(|| "OTHER".to_owned()),
-            "label": given.label,
-            "comment": given.comment,
-            "createdAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        })),
-    ))
+    let db = state.pipeline.db();
+    let flows = state.pipeline.flows();
+    let record = rd::feedback(db, flows, &caller.key.tenant, &key_id, given, now).await?;
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
 /// Social links (RD: `POST /api/files/social`): Arbiter does not fetch them.

@@ -1,12 +1,11 @@
 //! `GET /v1/requests/{request_id}`.
 
-use crate::analyze::{AnalyzeReply, reply};
+use crate::analyze::{self, AnalyzeReply};
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
-use crate::pipeline::Decided;
 use crate::state::AppState;
-use arbiter_core::{Analysis, Decision, ErrorCode, Facts, RequestId};
+use arbiter_core::ErrorCode;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -102,53 +101,5 @@ pub async fn stored_result(
     tenant: &str,
     request_id: &str,
 ) -> Result<AnalyzeReply, ApiError> {
-    let conn = state.pipeline.db().conn();
-    let not_found = || ApiError::not_found(format!("no request {request_id} for this tenant"));
-    let row = arbiter_db::requests::get(conn, tenant, request_id)
-        .await?
-        .ok_or_else(not_found)?;
-    let id: RequestId = row
-        .request_id
-        .parse()
-        .map_err(|err| ApiError::internal(&err))?;
-    let analysis: Analysis =
-        serde_json::from_str(&row.analysis).map_err(|err| ApiError::internal(&err))?;
-    let cached_from = row
-        .cached_from
-        .as_deref()
-        .map(str::parse::<RequestId>)
-        .transpose()
-        .map_err(|err| ApiError::internal(&err))?;
-    let decided = match arbiter_db::decisions::get(conn, tenant, request_id).await? {
-        Some(stored) => Some(Decided {
-            flow: stored.flow.clone(),
-            event: None,
-            review_queue: None,
-            facts: serde_json::from_str::<Facts>(&stored.facts)
-                .map_err(|err| ApiError::internal(&err))?,
-            decision: Decision {
-                action: stored.action,
-                reason: stored.reason,
-                fired: serde_json::from_str(&stored.fired)
-                    .map_err(|err| ApiError::internal(&err))?,
-                shadow: Vec::new(),
-                description: None,
-                severity: 0,
-                policy: arbiter_core::PolicyRef {
-                    id: stored.policy_id,
-                    version: u32::try_from(stored.policy_version).unwrap_or_default(),
-                    sha256: stored.policy_sha256,
-                },
-            },
-        }),
-        None => None,
-    };
-    Ok(reply(
-        &id,
-        row.reference_id,
-        row.created_at,
-        analysis,
-        cached_from,
-        decided,
-    ))
+    Ok(analyze::stored_reply(state.pipeline.db().conn(), tenant, request_id).await?)
 }

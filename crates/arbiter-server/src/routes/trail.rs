@@ -6,7 +6,6 @@ use crate::keys::Scope;
 use crate::routes::audit::entry_json;
 use crate::routes::types::trail::Trail;
 use crate::state::AppState;
-use arbiter_audit::{EntryFilter, Order};
 use arbiter_core::RequestId;
 use axum::extract::{Path, State};
 use axum::{Extension, Json, middleware};
@@ -56,13 +55,7 @@ pub async fn get_trail(
 
 /// Every entry of `tenant`'s chain about `request_id`, oldest first.
 pub async fn trail(state: &AppState, tenant: &str, request_id: &str) -> Result<Trail, ApiError> {
-    let filter = EntryFilter {
-        tenant: Some(tenant.to_owned()),
-        request_id: Some(request_id.to_owned()),
-        order: Order::Asc,
-        ..EntryFilter::default()
-    };
-    let entries = arbiter_audit::entries(state.pipeline.db().conn(), &filter)
+    let entries = arbiter_audit::request_trail(state.pipeline.db().conn(), tenant, request_id)
         .await
         .map_err(|err| ApiError::internal(&err))?;
     if entries.is_empty() {

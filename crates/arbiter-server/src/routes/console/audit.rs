@@ -14,8 +14,6 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-pub use arbiter_console::pages::audit::entry_rows;
-
 /// `GET /console/audit`.
 pub async fn page(
     State(state): State<AppState>,

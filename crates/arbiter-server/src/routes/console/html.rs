@@ -34,11 +34,6 @@ pub fn respond(status: StatusCode, html: String) -> Response {
         .into_response()
 }
 
-/// A page of the console.
-pub fn page(title: &str, session: &Session, current: &str, body: &str) -> Response {
-    answer(Page::ok(title, session, current, body))
-}
-
 /// A page with one message.
 pub fn message(status: StatusCode, session: Option<&Session>, title: &str, text: &str) -> Response {
     answer(Page::message(status.as_u16(), session, title, text))

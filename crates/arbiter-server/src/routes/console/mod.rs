@@ -9,10 +9,9 @@
 //! | `/console/login/oidc`, `/console/login/oidc/callback` | anyone | single sign-on with OpenID Connect, when `console.oidc` is set |
 //! | `/console/scan` | analyst, admin | up to 10 images: verdicts, scores, evidence, heatmap, decision |
 //! | `/console/requests`, `/console/requests/{id}` | every role | searchable requests; one request's decision, rules, policy and trail |
-//! | `/console/requests/{id}/report.pdf`, `/console/claims/{id}/report.pdf`, `/console/kyc/{id}/report.pdf` | every role | the report cards (PDF), as the API serves them |
+//! | `/console/requests/{id}/report.pdf`, `/console/<cases>/{id}/report.pdf` | every role | the report cards (PDF), as the API serves them |
 //! | `/console/requests/{id}/replay` (POST) | every role | re-decides the recorded facts under the recorded policy version, as `arbiter replay` |
-//! | `/console/claims`, `/console/claims/{claim_id}` | every role | searchable insurance claims; one claim's images, assessment, reviews and trail |
-//! | `/console/kyc`, `/console/kyc/{session_id}` | every role | searchable KYC sessions; one session's page, as for a claim |
+//! | `/console/<cases>`, `/console/<cases>/{case_id}` | every role | for each flow that keeps cases, at its console path (`/console/claims`, `/console/kyc`): its searchable cases; one case's images, assessment, reviews and trail |
 //! | `/console/review?queue=Q` | reviewer, admin | claim and resolve review items |
 //! | `/console/audit` | auditor, admin | entries, checkpoints, verification, the export bundle |
 //! | `/console/policies` | admin | live policies, their files and a simulator |
@@ -88,12 +87,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/console/requests/{request_id}/replay",
             post(requests::replay),
         )
-        .route("/console/claims/{claim_id}/report.pdf", get(reports::claim))
-        .route("/console/kyc/{session_id}/report.pdf", get(reports::kyc))
-        .route("/console/claims", get(cases::claims))
-        .route("/console/claims/{claim_id}", get(cases::claim))
-        .route("/console/kyc", get(cases::sessions))
-        .route("/console/kyc/{session_id}", get(cases::session))
         .route("/console/review", get(review::page))
         .route("/console/review/{item_id}/claim", post(review::claim))
         .route("/console/review/{item_id}/resolve", post(review::resolve))
@@ -119,6 +112,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/console/users", get(users::page).post(users::create))
         .route("/console/users/disable", post(users::disable))
+        .merge(cases::router(state))
 }
 
 /// A cookie's value from the request.
@@ -149,9 +143,14 @@ async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Session
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    arbiter_console::sessions::lookup(state.pipeline.db().conn(), token, state.clock.now())
-        .await
-        .map_err(|err| html::server_error(&err))
+    let found =
+        arbiter_console::sessions::lookup(state.pipeline.db().conn(), token, state.clock.now())
+            .await
+            .map_err(|err| html::server_error(&err))?;
+    Ok(found.map(|session| Session {
+        cases: arbiter_console::pages::cases::kinds(state.pipeline.flows()),
+        ..session
+    }))
 }
 
 /// The signed-in person allowed into `area`: a visitor is sent to the sign-in page, a person

@@ -13,8 +13,6 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-pub use arbiter_console::pages::scan::{heatmap_of, models_table};
-
 /// `GET /console/scan`: the upload form.
 pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let session = match require(&state, &headers, Area::Scan).await {

@@ -1,7 +1,12 @@
-//! Layered configuration: the error of a refused key, and the generic pieces of reading `ARBITER_*` environment variables onto
-//! a configuration tree (the tree is the serialized configuration, as JSON values).
+//! Layered configuration: the committed `arbiter.yaml` as the defaults, a file and `ARBITER_*`
+//! environment variables merged over it as one [`Tree`] and read once; the error of a refused
+//! key, which each section's `validate` returns.
 
 use serde_json::Value;
+
+mod tree;
+
+pub use tree::{Applied, DEFAULTS, Place, ReadError, Tree, VarError, defaults, section_with};
 
 /// A configuration key whose value is refused, and why: what each section's `validate` returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,28 +18,26 @@ pub struct InvalidKey {
     pub message: String,
 }
 
-/// The leaf whose path, joined with `_`, is `name`. Keys may hold `_` themselves
+/// The path of the leaf whose keys, joined with `_`, are `name`. Keys may hold `_` themselves
 /// (`api_key`, `api_key_file`): an exact key wins, else each key that is a prefix is tried.
-pub fn find_leaf<'a>(node: &'a mut Value, name: &str) -> Option<&'a mut Value> {
+pub fn leaf_path(node: &Value, name: &str) -> Option<Vec<String>> {
     let Value::Object(map) = node else {
         return None;
     };
     if map.get(name).is_some_and(|child| !child.is_object()) {
-        return map.get_mut(name);
+        return Some(vec![name.to_owned()]);
     }
-    let key = map
-        .iter()
+    map.iter()
         .filter(|(key, child)| {
             child.is_object()
                 && name.starts_with(key.as_str())
                 && name.as_bytes().get(key.len()) == Some(&b'_')
         })
-        .map(|(key, _)| key.clone())
-        .find(|key| {
-            let mut probe = map.get(key).cloned().unwrap_or_default();
-            find_leaf(&mut probe, &name[key.len() + 1..]).is_some()
-        })?;
-    find_leaf(map.get_mut(&key)?, &name[key.len() + 1..])
+        .find_map(|(key, child)| {
+            let mut path = leaf_path(child, &name[key.len() + 1..])?;
+            path.insert(0, key.clone());
+            Some(path)
+        })
 }
 
 /// The value an environment variable gives a leaf, typed as the leaf it replaces: a list is
@@ -73,21 +76,26 @@ mod tests {
 
     #[test]
     fn a_variable_finds_its_leaf_through_keys_that_hold_underscores() {
-        let mut tree = json!({
+        let tree = json!({
             "listen": "a",
             "rate_limits": {"plans": {"starter": {"per_minute": 60}}},
             "providers": {"reality_ai": {"api_key": "", "api_key_file": ""}},
         });
-        assert_eq!(find_leaf(&mut tree, "listen").cloned(), Some(json!("a")));
+        assert_eq!(leaf_path(&tree, "listen").unwrap(), ["listen"]);
         assert_eq!(
-            find_leaf(&mut tree, "rate_limits_plans_starter_per_minute").cloned(),
-            Some(json!(60))
+            leaf_path(&tree, "rate_limits_plans_starter_per_minute").unwrap(),
+            ["rate_limits", "plans", "starter", "per_minute"]
         );
-        *find_leaf(&mut tree, "providers_reality_ai_api_key_file").unwrap() = json!("/k");
-        assert_eq!(tree["providers"]["reality_ai"]["api_key_file"], "/k");
-        assert_eq!(tree["providers"]["reality_ai"]["api_key"], "");
-        assert!(find_leaf(&mut tree, "rate_limits").is_none());
-        assert!(find_leaf(&mut tree, "home").is_none());
+        assert_eq!(
+            leaf_path(&tree, "providers_reality_ai_api_key_file").unwrap(),
+            ["providers", "reality_ai", "api_key_file"]
+        );
+        assert_eq!(
+            leaf_path(&tree, "providers_reality_ai_api_key").unwrap(),
+            ["providers", "reality_ai", "api_key"]
+        );
+        assert!(leaf_path(&tree, "rate_limits").is_none());
+        assert!(leaf_path(&tree, "home").is_none());
     }
 
     #[test]
