@@ -11,6 +11,7 @@ pub mod config;
 pub mod entry;
 pub mod export;
 pub mod keys;
+pub mod query;
 pub mod signing;
 pub mod stream;
 pub mod verify;

@@ -144,6 +144,45 @@ pub async fn list(
     Ok(rows.into_iter().map(ItemView::from).collect())
 }
 
+/// Items listed when no limit is given.
+pub const DEFAULT_LIST: u64 = 100;
+/// The most items listed at once.
+pub const MAX_LIST: u64 = 500;
+
+/// A list's limit: [`DEFAULT_LIST`] when not given, 1 to [`MAX_LIST`].
+pub fn list_limit(limit: Option<u64>) -> Result<u64, EngineError> {
+    let limit = limit.unwrap_or(DEFAULT_LIST);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(EngineError::invalid("limit must be 1 to 500"));
+    }
+    Ok(limit)
+}
+
+/// A page of a tenant's items.
+#[derive(Debug, Clone)]
+pub struct ItemsPage {
+    /// The items, oldest first.
+    pub items: Vec<ItemView>,
+    /// The last item's id, to pass as `after` for the next page, when the page is full.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a tenant's items, oldest first ([`list`] with the limit checked by
+/// [`list_limit`]).
+pub async fn list_page(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    filter: &ItemFilter<'_>,
+    limit: Option<u64>,
+) -> Result<ItemsPage, EngineError> {
+    let limit = list_limit(limit)?;
+    let items = list(conn, tenant, filter, limit).await?;
+    let next_cursor = (items.len() as u64 == limit)
+        .then(|| items.last().map(|item| item.item_id.clone()))
+        .flatten();
+    Ok(ItemsPage { items, next_cursor })
+}
+
 /// One of a tenant's items.
 pub async fn get(
     conn: &impl ConnectionTrait,
@@ -376,6 +415,18 @@ pub async fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_limits_default_to_100_and_stay_within_1_to_500() {
+        assert_eq!(list_limit(None).unwrap(), 100);
+        assert_eq!(list_limit(Some(1)).unwrap(), 1);
+        assert_eq!(list_limit(Some(500)).unwrap(), 500);
+        for bad in [0, 501] {
+            let err = list_limit(Some(bad)).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+            assert_eq!(err.to_string(), "limit must be 1 to 500");
+        }
+    }
 
     #[test]
     fn labels_say_whether_the_image_is_fake() {

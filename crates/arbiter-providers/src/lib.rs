@@ -16,6 +16,7 @@ pub mod call;
 pub mod config;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod metrics;
 pub mod plugin;
 pub mod reality_ai;
 pub mod reality_defender;

@@ -11,6 +11,7 @@ pub mod cipher;
 pub mod config;
 pub mod delivery;
 mod error;
+pub mod manage;
 pub mod outbox;
 pub mod retry;
 pub mod secret;

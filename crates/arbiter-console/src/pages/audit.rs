@@ -5,6 +5,7 @@
 use super::Page;
 use super::html::{escape, url_encode};
 use crate::Session;
+use arbiter_audit::query::EntryParams;
 use arbiter_audit::{Order, VerifierKey};
 use arbiter_db::Db;
 use serde::Deserialize;
@@ -36,6 +37,25 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
     /// Verify the live chain when present.
     pub verify: Option<String>,
+}
+
+impl AuditQuery {
+    /// The page's entries query: the filters given, newest first, [`PAGE`] at a time.
+    pub fn entry_params(&self) -> EntryParams {
+        EntryParams {
+            reference_id: given(&self.reference_id),
+            request_id: given(&self.request_id),
+            image_sha256: given(&self.image_sha256),
+            event: given(&self.event),
+            flow: given(&self.flow),
+            action: given(&self.action),
+            since: given(&self.since),
+            until: given(&self.until),
+            order: Some("desc".to_owned()),
+            limit: Some(PAGE),
+            cursor: given(&self.cursor),
+        }
+    }
 }
 
 /// A filter as the API takes it: trimmed, and none when empty.

@@ -9,8 +9,9 @@ use crate::routes::types::audit::{
     CheckpointPage, CheckpointView, CheckpointsQuery, EntriesQuery, EntryPage, ExportQuery,
 };
 use crate::state::AppState;
+use arbiter_audit::query::{self, EntryParams, QueryError};
 use arbiter_audit::stream::BUSY_RETRY_SECS;
-use arbiter_audit::{Cursor, EntryFilter, ExportError, ExportRange, Order, StoredEntry};
+use arbiter_audit::{ExportError, ExportRange};
 use arbiter_core::{ErrorCode, RequestId};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -18,15 +19,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, middleware};
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// Entries or checkpoints per page when `limit` is not given.
-pub const DEFAULT_PAGE: u64 = 100;
-/// The largest `limit`.
-pub const MAX_PAGE: u64 = 1000;
 
 /// The routes, behind the `audit:read` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -42,97 +37,51 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         ))
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(query)| query)
         .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
 }
 
-fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|text| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|time| time.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{name}: {text:?} is not an RFC 3339 time such as 2026-01-15T10:00:00Z"
-                    ))
-                })
-        })
-        .transpose()
-}
-
-fn order(value: Option<&str>) -> Result<Order, ApiError> {
-    value.map_or(Ok(Order::Asc), |text| {
-        text.parse()
-            .map_err(|err: String| ApiError::bad_request(format!("order: {err}")))
-    })
-}
-
-fn limit(value: Option<u64>) -> Result<u64, ApiError> {
-    match value.unwrap_or(DEFAULT_PAGE) {
-        0 => Err(ApiError::bad_request("limit: must be at least 1")),
-        n if n > MAX_PAGE => Err(ApiError::bad_request(format!("limit: at most {MAX_PAGE}"))),
-        n => Ok(n),
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        if err.is_invalid() {
+            ApiError::bad_request(err.to_string())
+        } else {
+            ApiError::internal(&err)
+        }
     }
 }
 
-fn cursor(value: Option<&str>) -> Result<Option<u64>, ApiError> {
-    value
-        .map(|text| {
-            text.parse::<u64>().map_err(|_| {
-                ApiError::bad_request("cursor: not a cursor this API returned (next_cursor)")
-            })
-        })
-        .transpose()
-}
-
-/// An entry as the API shows it: its export line as JSON.
-pub fn entry_json(stored: &StoredEntry) -> Result<Value, ApiError> {
-    let line = stored.to_line().map_err(|err| ApiError::internal(&err))?;
-    serde_json::from_str(&line).map_err(|err| ApiError::internal(&err))
-}
-
-/// The filter for a tenant's entries from the query.
-pub fn entry_filter(tenant: &str, query: &EntriesQuery) -> Result<EntryFilter, ApiError> {
-    let order = order(query.order.as_deref())?;
-    Ok(EntryFilter {
-        tenant: Some(tenant.to_owned()),
-        order,
-        after: cursor(query.cursor.as_deref())?.map(|seq| Cursor {
-            tenant: tenant.to_owned(),
-            seq,
-        }),
-        request_id: query.request_id.clone(),
-        reference_id: query.reference_id.clone(),
-        image_sha256: query.image_sha256.clone(),
-        event: query.event.clone(),
-        flow: query.flow.clone(),
-        action: query.action.clone(),
-        since: time("since", query.since.as_deref())?,
-        until: time("until", query.until.as_deref())?,
-        limit: None,
-    })
-}
-
-/// One page of a tenant's entries.
-pub async fn entries_page(
-    state: &AppState,
-    tenant: &str,
-    query: &EntriesQuery,
-) -> Result<EntryPage, ApiError> {
-    let filter = entry_filter(tenant, query)?;
-    let page = arbiter_audit::chain::page(state.pipeline.db().conn(), &filter, limit(query.limit)?)
-        .await
-        .map_err(|err| ApiError::internal(&err))?;
-    Ok(EntryPage {
-        entries: page
-            .entries
-            .iter()
-            .map(entry_json)
-            .collect::<Result<_, _>>()?,
-        next_cursor: page.next.map(|cursor| cursor.seq.to_string()),
-    })
+impl From<EntriesQuery> for EntryParams {
+    fn from(query: EntriesQuery) -> Self {
+        let EntriesQuery {
+            reference_id,
+            request_id,
+            image_sha256,
+            event,
+            flow,
+            action,
+            since,
+            until,
+            order,
+            limit,
+            cursor,
+        } = query;
+        EntryParams {
+            reference_id,
+            request_id,
+            image_sha256,
+            event,
+            flow,
+            action,
+            since,
+            until,
+            order,
+            limit,
+            cursor,
+        }
+    }
 }
 
 /// List the audit trail.
@@ -161,8 +110,13 @@ pub async fn list_entries(
     params: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Json<EntryPage>, ApiError> {
     let result = async {
-        let params = query(params)?;
-        entries_page(&state, &caller.key.tenant, &params).await
+        let params = EntryParams::from(parsed(params)?);
+        let conn = state.pipeline.db().conn();
+        let page = query::entries_page(conn, &caller.key.tenant, &params).await?;
+        Ok::<_, ApiError>(EntryPage {
+            entries: page.entries,
+            next_cursor: page.next_cursor,
+        })
     }
     .await;
     result.map(Json)
@@ -206,7 +160,7 @@ pub async fn get_entry(
             .await
             .map_err(|err| ApiError::internal(&err))?
             .ok_or_else(not_found)?;
-        entry_json(&stored)
+        Ok(query::entry_json(&stored)?)
     }
     .await;
     result.map(Json)
@@ -238,14 +192,13 @@ pub async fn list_checkpoints(
     params: Result<Query<CheckpointsQuery>, QueryRejection>,
 ) -> Result<Json<CheckpointPage>, ApiError> {
     let result = async {
-        let params = query(params)?;
-        let limit = limit(params.limit)?;
-        let page: arbiter_audit::CheckpointPage = arbiter_audit::checkpoint::checkpoints_page(
+        let params = parsed(params)?;
+        let page = query::checkpoints_page(
             state.pipeline.db().conn(),
             &caller.key.tenant,
-            order(params.order.as_deref())?,
-            cursor(params.cursor.as_deref())?,
-            limit,
+            params.order.as_deref(),
+            params.cursor.as_deref(),
+            params.limit,
         )
         .await?;
         Ok::<_, ApiError>(CheckpointPage {
@@ -319,12 +272,12 @@ pub async fn export_bundle(
     params: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     async {
-        let params = query(params)?;
-        let range = ExportRange {
-            from_seq: params.from_seq,
-            since: time("since", params.since.as_deref())?,
-            until: time("until", params.until.as_deref())?,
-        };
+        let params = parsed(params)?;
+        let range = query::export_range(
+            params.from_seq,
+            params.since.as_deref(),
+            params.until.as_deref(),
+        )?;
         export_tar(&state, &caller.key.tenant, &range).await
     }
     .await

@@ -91,7 +91,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         render_replica(&state.config.replica.id)
             + &state.metrics.render()
-            + &render_providers(state.pipeline.detectors().providers()),
+            + &arbiter_providers::metrics::render(state.pipeline.detectors().providers()),
     )
 }
 
@@ -101,59 +101,4 @@ fn render_replica(replica: &str) -> String {
         "# HELP arbiter_replica_info The replica these metrics are of (each process counts its \
          own).\n# TYPE arbiter_replica_info gauge\narbiter_replica_info{{replica=\"{replica}\"}} 1\n"
     )
-}
-
-/// Each vendor's calls, errors, time, circuit and budget left, in the Prometheus text format.
-fn render_providers(providers: &[std::sync::Arc<arbiter_providers::Provider>]) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    if providers.is_empty() {
-        return out;
-    }
-    out.push_str("# HELP arbiter_provider_calls_total Analyses asked of each vendor.\n# TYPE arbiter_provider_calls_total counter\n");
-    out.push_str("# HELP arbiter_provider_errors_total Vendor analyses that gave no answer.\n# TYPE arbiter_provider_errors_total counter\n");
-    out.push_str("# HELP arbiter_provider_seconds_total Seconds spent in each vendor's analyses.\n# TYPE arbiter_provider_seconds_total counter\n");
-    out.push_str("# HELP arbiter_provider_up Whether the vendor can take work (circuit not open, budget left, not blocked).\n# TYPE arbiter_provider_up gauge\n");
-    out.push_str("# HELP arbiter_provider_circuit_open Whether the vendor's circuit is open (1) or half-open (0.5).\n# TYPE arbiter_provider_circuit_open gauge\n");
-    out.push_str("# HELP arbiter_provider_budget_left Analyses left in the vendor's monthly budget (absent without a budget).\n# TYPE arbiter_provider_budget_left gauge\n");
-    for provider in providers {
-        let s = provider.status();
-        let name = &s.name;
-        let open = match s.circuit {
-            arbiter_providers::breaker::CircuitState::Closed => 0.0,
-            arbiter_providers::breaker::CircuitState::HalfOpen => 0.5,
-            arbiter_providers::breaker::CircuitState::Open => 1.0,
-        };
-        let _ = writeln!(
-            out,
-            "arbiter_provider_calls_total{{provider=\"{name}\"}} {}",
-            s.calls
-        );
-        let _ = writeln!(
-            out,
-            "arbiter_provider_errors_total{{provider=\"{name}\"}} {}",
-            s.errors
-        );
-        let _ = writeln!(
-            out,
-            "arbiter_provider_seconds_total{{provider=\"{name}\"}} {}",
-            s.seconds
-        );
-        let _ = writeln!(
-            out,
-            "arbiter_provider_up{{provider=\"{name}\"}} {}",
-            u8::from(s.healthy)
-        );
-        let _ = writeln!(
-            out,
-            "arbiter_provider_circuit_open{{provider=\"{name}\"}} {open}"
-        );
-        if let Some(left) = s.budget_left {
-            let _ = writeln!(
-                out,
-                "arbiter_provider_budget_left{{provider=\"{name}\"}} {left}"
-            );
-        }
-    }
-    out
 }

@@ -48,10 +48,6 @@ pub async fn list_items(
         let params = params
             .map(|Query(q)| q)
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-        let limit = params.limit.unwrap_or(100);
-        if !(1..=500).contains(&limit) {
-            return Err(ApiError::bad_request("limit must be 1 to 500"));
-        }
         let filter = ItemFilter {
             queue: params.queue.as_deref(),
             status: params.status.as_deref(),
@@ -59,17 +55,12 @@ pub async fn list_items(
             request_id: params.request_id.as_deref(),
             ..ItemFilter::default()
         };
-        let data = review::list(
-            state.pipeline.db().conn(),
-            &caller.key.tenant,
-            &filter,
-            limit,
-        )
-        .await?;
-        let next_cursor = (data.len() as u64 == limit)
-            .then(|| data.last().map(|item| item.item_id.clone()))
-            .flatten();
-        Ok(ItemPage { data, next_cursor })
+        let conn = state.pipeline.db().conn();
+        let page = review::list_page(conn, &caller.key.tenant, &filter, params.limit).await?;
+        Ok(ItemPage {
+            data: page.items,
+            next_cursor: page.next_cursor,
+        })
     }
     .await;
     result.map(Json)

@@ -3,7 +3,6 @@
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
-use crate::routes::audit::entry_json;
 use crate::routes::types::trail::Trail;
 use crate::state::AppState;
 use arbiter_core::RequestId;
@@ -65,6 +64,9 @@ pub async fn trail(state: &AppState, tenant: &str, request_id: &str) -> Result<T
     }
     Ok(Trail {
         request_id: request_id.to_owned(),
-        entries: entries.iter().map(entry_json).collect::<Result<_, _>>()?,
+        entries: entries
+            .iter()
+            .map(arbiter_audit::query::entry_json)
+            .collect::<Result<_, _>>()?,
     })
 }

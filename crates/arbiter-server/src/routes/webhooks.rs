@@ -11,6 +11,7 @@ use crate::state::AppState;
 use arbiter_core::ErrorCode;
 use arbiter_db::webhooks as repo;
 use arbiter_webhooks::OutboxError;
+use arbiter_webhooks::manage::{self, ManageError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json, middleware};
@@ -37,22 +38,15 @@ impl From<OutboxError> for ApiError {
     }
 }
 
-/// Checks event names: 1 to 64 of `a-z 0-9 . _`.
-pub fn check_events(events: &[String]) -> Result<(), ApiError> {
-    for event in events {
-        if event.is_empty()
-            || event.len() > 64
-            || !event
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
-        {
-            return Err(ApiError::bad_request(format!(
-                "events: {event:?} is not an event name such as {}",
-                arbiter_webhooks::EVENTS.join(", ")
-            )));
+impl From<ManageError> for ApiError {
+    fn from(err: ManageError) -> Self {
+        match err {
+            ManageError::Invalid(message) => ApiError::bad_request(message),
+            ManageError::NotFound(message) => ApiError::not_found(message),
+            ManageError::Full(message) => ApiError::new(ErrorCode::Conflict, message),
+            err @ (ManageError::Db(_) | ManageError::Outbox(_)) => ApiError::internal(&err),
         }
     }
-    Ok(())
 }
 
 /// Register a webhook endpoint.
@@ -80,38 +74,20 @@ pub async fn create_endpoint(
     ApiJson(new): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
     let result: Result<EndpointCreated, ApiError> = async {
-        check_events(&new.events)?;
-        state
-            .webhooks
-            .check_destination(&new.url)
-            .await
-            .map_err(|why| ApiError::bad_request(format!("url: {why}")))?;
-        let cipher = state.webhooks.cipher().await.map_err(OutboxError::from)?;
-        let txn = state.pipeline.db().begin_write().await?;
-        let limit = state.config.webhooks.max_endpoints_per_tenant;
-        let registered = arbiter_db::webhooks::list_endpoints(&txn, &caller.key.tenant)
-            .await?
-            .len();
-        if registered >= usize::try_from(limit).unwrap_or(usize::MAX) {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!(
-                    "this tenant has {registered} webhook endpoints, the most it may have \
-                     (webhooks.max_endpoints_per_tenant: {limit}); delete one first"
-                ),
-            ));
-        }
-        let (row, secret) = arbiter_webhooks::create_endpoint(
-            &txn,
-            cipher,
+        let given = manage::NewEndpoint {
+            url: &new.url,
+            events: &new.events,
+            description: new.description.as_deref(),
+        };
+        let (row, secret) = manage::register_endpoint(
+            state.pipeline.db(),
+            &state.webhooks,
+            state.config.webhooks.max_endpoints_per_tenant,
             &caller.key.tenant,
-            &new.url,
-            &new.events,
-            new.description.as_deref(),
+            given,
             state.clock.now(),
         )
         .await?;
-        txn.commit().await?;
         Ok(EndpointCreated {
             endpoint: row.into(),
             secret: secret.expose().to_owned(),
@@ -194,21 +170,11 @@ pub async fn list_deliveries(
     Query(query): Query<DeliveryQuery>,
 ) -> Result<Json<ListOf<DeliveryView>>, ApiError> {
     let result = async {
-        let status = match query.status.as_deref() {
-            None => None,
-            Some(s @ (repo::PENDING | repo::SUCCEEDED | repo::FAILED)) => Some(s),
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "status {other:?} is not pending, succeeded or failed"
-                )));
-            }
-        };
-        let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-        let rows = repo::list_deliveries(
+        let rows = manage::list_deliveries(
             state.pipeline.db().conn(),
             &caller.key.tenant,
-            status,
-            limit,
+            query.status.as_deref(),
+            query.limit,
         )
         .await?;
         Ok(ListOf {
@@ -247,10 +213,7 @@ async fn delivery_view(
     delivery_id: &str,
 ) -> Result<DeliveryView, ApiError> {
     let conn = state.pipeline.db().conn();
-    let row = repo::get_delivery(conn, tenant, delivery_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no delivery {delivery_id} for this tenant")))?;
-    let attempts = repo::attempts(conn, delivery_id).await?;
+    let (row, attempts) = manage::delivery_with_attempts(conn, tenant, delivery_id).await?;
     let mut view = DeliveryView::from(row);
     view.attempt_log = Some(attempts.into_iter().map(Into::into).collect());
     Ok(view)
@@ -279,16 +242,7 @@ pub async fn replay_delivery(
         let tenant = &caller.key.tenant;
         let conn = state.pipeline.db().conn();
         let now = state.clock.now().timestamp_millis();
-        if !repo::replay(conn, tenant, &delivery_id, now).await? {
-            return match repo::get_delivery(conn, tenant, &delivery_id).await? {
-                None => Err(ApiError::not_found(format!(
-                    "no delivery {delivery_id} for this tenant"
-                ))),
-                Some(_) => Err(ApiError::bad_request(format!(
-                    "delivery {delivery_id} is still pending; replay it once it has succeeded or failed"
-                ))),
-            };
-        }
+        manage::replay(conn, tenant, &delivery_id, now).await?;
         state.webhooks.wake.notify_waiters();
         delivery_view(&state, tenant, &delivery_id).await
     }

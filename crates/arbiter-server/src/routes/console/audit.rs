@@ -4,12 +4,12 @@
 
 use super::html::{self, answer};
 use super::require;
-use crate::routes::audit::{entries_page, export_tar};
-use crate::routes::types::audit::EntriesQuery;
+use crate::error::ApiError;
+use crate::routes::audit::export_tar;
 use crate::state::AppState;
 use arbiter_audit::ExportRange;
 use arbiter_console::Area;
-use arbiter_console::pages::audit::{self, AuditQuery, Entries, PAGE, given};
+use arbiter_console::pages::audit::{self, AuditQuery, Entries};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -24,26 +24,15 @@ pub async fn page(
         Ok(session) => session,
         Err(response) => return response,
     };
-    let api_query = EntriesQuery {
-        reference_id: given(&query.reference_id),
-        request_id: given(&query.request_id),
-        image_sha256: given(&query.image_sha256),
-        event: given(&query.event),
-        flow: given(&query.flow),
-        action: given(&query.action),
-        since: given(&query.since),
-        until: given(&query.until),
-        order: Some("desc".to_owned()),
-        limit: Some(PAGE),
-        cursor: given(&query.cursor),
-    };
-    let entries = match entries_page(&state, &session.tenant, &api_query).await {
+    let params = query.entry_params();
+    let conn = state.pipeline.db().conn();
+    let entries = match arbiter_audit::query::entries_page(conn, &session.tenant, &params).await {
         Ok(page) => Entries::Found {
             entries: page.entries,
             next_cursor: page.next_cursor,
         },
-        Err(err) if err.code.http_status() < 500 => Entries::Refused(err.message),
-        Err(err) => return html::server_error(&err.message),
+        Err(err) if err.is_invalid() => Entries::Refused(err.to_string()),
+        Err(err) => return html::server_error(&ApiError::from(err).message),
     };
     let vkey = state.audit.signer.verifier_key();
     answer(audit::page(state.pipeline.db(), &vkey, &session, &query, entries).await)
