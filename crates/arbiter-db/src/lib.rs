@@ -180,6 +180,60 @@ fn create_private(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Puts a SQLite file in write-ahead-log mode once, before the pools open. The switch takes an
+/// exclusive lock that SQLite's busy timeout does not wait for, so processes opening a new file
+/// together could be refused ("database is locked"); here the refusal is retried for up to
+/// [`WAL_SWITCH_WAIT`]. Once the file is in WAL mode, each connection's `journal_mode = WAL` takes
+/// no lock.
+async fn switch_to_wal(url: &str) -> Result<(), DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1)
+        .map_sqlx_sqlite_opts(|opts| opts.busy_timeout(WAL_SWITCH_WAIT));
+    let conn = Database::connect(options).await?;
+    let switch = sea_orm::Statement::from_string(DbBackend::Sqlite, "PRAGMA journal_mode = WAL");
+    let deadline = std::time::Instant::now() + WAL_SWITCH_WAIT;
+    loop {
+        let mode = match conn.query_one_raw(switch.clone()).await {
+            Ok(row) => row
+                .map(|row| row.try_get_by_index::<String>(0))
+                .transpose()?,
+            Err(err) if busy(&err) => None,
+            Err(err) => return Err(err),
+        };
+        if mode.is_some_and(|mode| mode.eq_ignore_ascii_case("wal")) {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(DbErr::Custom(format!(
+                "the database stayed locked for {} s while switching to WAL mode",
+                WAL_SWITCH_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.close().await
+}
+
+/// How long opening a SQLite file waits for the switch to WAL mode.
+const WAL_SWITCH_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether SQLite refused for a lock held elsewhere (`SQLITE_BUSY` and its extended codes).
+fn busy(err: &DbErr) -> bool {
+    let (DbErr::Conn(RuntimeErr::SqlxError(err))
+    | DbErr::Exec(RuntimeErr::SqlxError(err))
+    | DbErr::Query(RuntimeErr::SqlxError(err))) = err
+    else {
+        return false;
+    };
+    err.as_database_error()
+        .and_then(|err| err.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
+}
+
 impl Db {
     /// Connects (creating the SQLite file and directory if needed) and runs pending migrations.
     pub async fn connect(target: &DbTarget) -> Result<Self, DbError> {
@@ -229,6 +283,9 @@ impl Db {
         let readers = sqlite.then(|| {
             std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2)) as u32
         });
+        if sqlite {
+            switch_to_wal(&url).await?;
+        }
         let conn = Database::connect(options(readers)).await?;
         if sqlite {
             // Processes opening one file together migrate one at a time: the migrations run in
@@ -385,6 +442,33 @@ mod tests {
         }
         if let Some(pg) = postgres {
             pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_opening_a_new_file_together_all_connect() {
+        // The switch to WAL mode takes a lock SQLite's busy timeout does not wait for: opened
+        // together, a new file refused some of them before `switch_to_wal` retried it.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let target = DbTarget::DataDir(dir.path().to_owned());
+            let opened = futures_util::future::join_all((0..6).map(|_| Db::connect(&target))).await;
+            for db in opened {
+                let db = db.unwrap();
+                let mode = db
+                    .conn()
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        DbBackend::Sqlite,
+                        "PRAGMA journal_mode",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .try_get_by_index::<String>(0)
+                    .unwrap();
+                assert_eq!(mode, "wal");
+                db.close().await.unwrap();
+            }
         }
     }
 
