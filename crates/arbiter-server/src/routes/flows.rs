@@ -26,18 +26,27 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Paths, Ref, Required, ResponseBuilder, Type};
 
-/// The routes of the enabled flows: intake behind the `analyze` scope, reading behind
-/// `requests:read`; their operations are [`openapi_paths`].
+/// The routes of the enabled flows, each declared with its operation in the API document:
+/// intake behind the `analyze` scope, reading behind `requests:read`.
 pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> {
     let mut intake = Router::new();
     let mut read = Router::new();
+    let mut paths = Paths::new();
     for (flow, mode) in served(state) {
         let name = flow.name();
+        let path = flow_path(&*flow);
         match (mode, flow.case()) {
             (Served::Cases(cases), Some(&spec)) => {
-                let base = case_path(name, flow_path(&*flow), &cases);
+                let base = case_path(name, path, &cases);
+                let docs = CaseDocs {
+                    flow: name,
+                    spec,
+                    cases,
+                };
+                let images = format!("{base}/{}", cases.images);
+                paths.add_path_operation(&images, vec![HttpMethod::Post], docs.add_image());
                 intake = intake.route(
-                    &format!("{base}/{}", cases.images),
+                    &images,
                     post(
                         move |state: State<AppState>,
                               caller: Extension<Caller>,
@@ -52,8 +61,14 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
                 );
                 for fact in cases.case_facts {
                     let fact = *fact;
+                    let fact_path = format!("{base}/{}", fact.name);
+                    paths.add_path_operation(
+                        &fact_path,
+                        vec![HttpMethod::Post],
+                        docs.set_fact(fact),
+                    );
                     intake = intake.route(
-                        &format!("{base}/{}", fact.name),
+                        &fact_path,
                         post(
                             move |state: State<AppState>,
                                   caller: Extension<Caller>,
@@ -64,6 +79,9 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
                         ),
                     );
                 }
+                let report = format!("{base}/report.pdf");
+                paths.add_path_operation(&report, vec![HttpMethod::Get], docs.report());
+                paths.add_path_operation(&base, vec![HttpMethod::Get], docs.case());
                 read = read
                     .route(
                         &base,
@@ -76,7 +94,7 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
                         ),
                     )
                     .route(
-                        &format!("{base}/report.pdf"),
+                        &report,
                         get(
                             move |state: State<AppState>,
                                   caller: Extension<Caller>,
@@ -87,8 +105,14 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
                     );
             }
             (Served::Collected(collected), _) => {
+                let route = format!("/v1/flows/{name}/{path}");
+                paths.add_path_operation(
+                    &route,
+                    vec![HttpMethod::Post],
+                    collected_operation(name, path, &collected),
+                );
                 intake = intake.route(
-                    &format!("/v1/flows/{name}/{}", flow_path(&*flow)),
+                    &route,
                     post(
                         move |state: State<AppState>,
                               caller: Extension<Caller>,
@@ -115,7 +139,7 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
             auth::require,
         )));
     let mut routes = utoipa_axum::router::OpenApiRouter::from(routes);
-    routes.get_openapi_mut().paths = openapi_paths(state);
+    routes.get_openapi_mut().paths = paths;
     routes
 }
 
@@ -256,124 +280,113 @@ async fn add_collected(
     result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// The API document's operations of the served flows' routes.
-pub fn openapi_paths(state: &AppState) -> Paths {
-    let mut paths = Paths::new();
-    for (flow, served) in served(state) {
-        let name = flow.name();
-        let path = flow_path(&*flow);
-        match (served, flow.case()) {
-            (Served::Cases(cases), Some(spec)) => {
-                let base = case_path(name, path, &cases);
-                let id = || {
-                    ParameterBuilder::new()
-                        .name(cases.id_param)
-                        .parameter_in(ParameterIn::Path)
-                        .required(Required::True)
-                        .description(Some(format!(
-                            "Your {} id: 1 to 100 letters, digits and `. _ - :`",
-                            spec.kind
-                        )))
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .pattern(Some(CASE_ID_PATTERN)),
-                        ))
-                };
-                let fields = cases.fields(spec.kind).join(", ");
-                let roles = match cases.image_facts {
-                    ImageFacts::Role { roles, .. } => {
-                        format!(" `role` is one of {}.", roles.join(", "))
-                    }
-                    ImageFacts::Object { field } => format!(" The image's role is `{field}.role`."),
-                };
-                paths.add_path_operation(
-                    format!("{base}/{}", cases.images),
-                    vec![HttpMethod::Post],
-                    operation(&format!("add_{}_{}", spec.kind, cases.images))
-                        .summary(Some(format!("Add an image to a {} of the {name} flow", spec.kind)))
-                        .description(Some(format!(
-                            "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`, `options`, `reference_id`.{roles} The image is analysed and decided under the {name} policy and the {} decision recomputed.",
-                            spec.kind
-                        )))
-                        .parameter(id())
-                        .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
-                        .response("200", reply("The image's analysis and decision, and the case", "CaseImageReply"))
-                        .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
-                        .response("413", reply("Image too large", "ErrorBody"))
-                        .response("422", reply("Unsupported, too small, corrupt or unreachable image", "ErrorBody")),
-                );
-                for fact in cases.case_facts {
-                    paths.add_path_operation(
-                        format!("{base}/{}", fact.name),
-                        vec![HttpMethod::Post],
-                        operation(&format!("set_{}", fact.name))
-                            .summary(Some(format!("Record the {} of a {}", fact.name, spec.kind)))
-                            .description(Some(format!(
-                                "The {} must exist (an image was added to it). The result replaces any earlier one and the decision is recomputed.",
-                                spec.kind
-                            )))
-                            .parameter(id())
-                            .request_body(Some(schema_body(&format!("The {}", fact.name), fact.body_schema)))
-                            .response("200", reply("The case", "CaseView"))
-                            .response("400", reply("Malformed value; the message names the field", "ErrorBody"))
-                            .response("404", reply("No such case for this tenant", "ErrorBody")),
-                    );
-                }
-                paths.add_path_operation(
-                    format!("{base}/report.pdf"),
-                    vec![HttpMethod::Get],
-                    operation(&format!("get_{}_report", spec.kind))
-                        .summary(Some(format!("A {}'s report card (PDF)", spec.kind)))
-                        .description(Some(format!(
-                            "The {kind}'s decision, then each of its images as in a request's report, then the latest signed checkpoint covering every audit entry listed and the verifier key. Needs the `requests:read` scope.",
-                            kind = spec.kind
-                        )))
-                        .parameter(id())
-                        .response(
-                            "200",
-                            ResponseBuilder::new().description("The report").content(
-                                "application/pdf",
-                                ContentBuilder::new()
-                                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary)))))
-                                    .build(),
-                            ),
-                        )
-                        .response("404", reply("No such case for this tenant", "ErrorBody")),
-                );
-                paths.add_path_operation(
-                    base,
-                    vec![HttpMethod::Get],
-                    operation(&format!("get_{}", spec.kind))
-                        .summary(Some(format!(
-                            "A {} of the {name} flow: its images, facts and decision",
-                            spec.kind
-                        )))
-                        .parameter(id())
-                        .response("200", reply("The case", "CaseView"))
-                        .response("404", reply("No such case for this tenant", "ErrorBody")),
-                );
-            }
-            (Served::Collected(collected), _) => {
-                let fields = collected.fields.join(", ");
-                paths.add_path_operation(
-                    format!("/v1/flows/{name}/{path}"),
-                    vec![HttpMethod::Post],
-                    operation(&format!("add_{path}"))
-                        .summary(Some(format!("Submit an image to the {name} flow")))
-                        .description(Some(format!(
-                            "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`. Answers 202 at once: images are collected and analysed together as one batch once `flows.{name}.batch_size` have arrived or the oldest has waited `flows.{name}.max_wait_secs`; each decision is announced by webhook, and an image that cannot be analysed as `analysis.failed`."
-                        )))
-                        .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
-                        .response("202", reply("Collected; the decision comes by webhook", "UploadAccepted"))
-                        .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
-                        .response("413", reply("Image too large", "ErrorBody")),
-                );
-            }
-            (Served::Cases(_), None) => {}
-        }
+/// The API document's operations of a case flow's routes.
+struct CaseDocs {
+    flow: &'static str,
+    spec: CaseSpec,
+    cases: CaseIntake,
+}
+
+impl CaseDocs {
+    /// The case id in the path.
+    fn id(&self) -> ParameterBuilder {
+        ParameterBuilder::new()
+            .name(self.cases.id_param)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(format!(
+                "Your {} id: 1 to 100 letters, digits and `. _ - :`",
+                self.spec.kind
+            )))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(CASE_ID_PATTERN)),
+            ))
     }
-    paths
+
+    /// `POST <case>/<images>`.
+    fn add_image(&self) -> OperationBuilder {
+        let (name, kind, cases) = (self.flow, self.spec.kind, &self.cases);
+        let fields = cases.fields(kind).join(", ");
+        let roles = match cases.image_facts {
+            ImageFacts::Role { roles, .. } => format!(" `role` is one of {}.", roles.join(", ")),
+            ImageFacts::Object { field } => format!(" The image's role is `{field}.role`."),
+        };
+        operation(&format!("add_{kind}_{}", cases.images))
+            .summary(Some(format!("Add an image to a {kind} of the {name} flow")))
+            .description(Some(format!(
+                "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`, `options`, `reference_id`.{roles} The image is analysed and decided under the {name} policy and the {kind} decision recomputed."
+            )))
+            .parameter(self.id())
+            .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
+            .response("200", reply("The image's analysis and decision, and the case", "CaseImageReply"))
+            .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
+            .response("413", reply("Image too large", "ErrorBody"))
+            .response("422", reply("Unsupported, too small, corrupt or unreachable image", "ErrorBody"))
+    }
+
+    /// `POST <case>/<fact>`.
+    fn set_fact(&self, fact: CaseFactIntake) -> OperationBuilder {
+        let kind = self.spec.kind;
+        operation(&format!("set_{}", fact.name))
+            .summary(Some(format!("Record the {} of a {kind}", fact.name)))
+            .description(Some(format!(
+                "The {kind} must exist (an image was added to it). The result replaces any earlier one and the decision is recomputed."
+            )))
+            .parameter(self.id())
+            .request_body(Some(schema_body(&format!("The {}", fact.name), fact.body_schema)))
+            .response("200", reply("The case", "CaseView"))
+            .response("400", reply("Malformed value; the message names the field", "ErrorBody"))
+            .response("404", reply("No such case for this tenant", "ErrorBody"))
+    }
+
+    /// `GET <case>/report.pdf`.
+    fn report(&self) -> OperationBuilder {
+        let kind = self.spec.kind;
+        operation(&format!("get_{kind}_report"))
+            .summary(Some(format!("A {kind}'s report card (PDF)")))
+            .description(Some(format!(
+                "The {kind}'s decision, then each of its images as in a request's report, then the latest signed checkpoint covering every audit entry listed and the verifier key. Needs the `requests:read` scope."
+            )))
+            .parameter(self.id())
+            .response(
+                "200",
+                ResponseBuilder::new().description("The report").content(
+                    "application/pdf",
+                    ContentBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary)))))
+                        .build(),
+                ),
+            )
+            .response("404", reply("No such case for this tenant", "ErrorBody"))
+    }
+
+    /// `GET <case>`.
+    fn case(&self) -> OperationBuilder {
+        let (name, kind) = (self.flow, self.spec.kind);
+        operation(&format!("get_{kind}"))
+            .summary(Some(format!(
+                "A {kind} of the {name} flow: its images, facts and decision"
+            )))
+            .parameter(self.id())
+            .response("200", reply("The case", "CaseView"))
+            .response("404", reply("No such case for this tenant", "ErrorBody"))
+    }
+}
+
+/// `POST /v1/flows/<flow>/<path>` of a collecting flow.
+fn collected_operation(name: &str, path: &str, collected: &CollectedIntake) -> OperationBuilder {
+    let fields = collected.fields.join(", ");
+    operation(&format!("add_{path}"))
+        .summary(Some(format!("Submit an image to the {name} flow")))
+        .description(Some(format!(
+            "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`. Answers 202 at once: images are collected and analysed together as one batch once `flows.{name}.batch_size` have arrived or the oldest has waited `flows.{name}.max_wait_secs`; each decision is announced by webhook, and an image that cannot be analysed as `analysis.failed`."
+        )))
+        .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
+        .response("202", reply("Collected; the decision comes by webhook", "UploadAccepted"))
+        .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
+        .response("413", reply("Image too large", "ErrorBody"))
 }
 
 /// An operation of the `flows` tag behind an API key.
