@@ -60,11 +60,7 @@ impl AuditQuery {
 
 /// A filter as the API takes it: trimmed, and none when empty.
 pub fn given(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
+    super::given(value.as_ref()).map(str::to_owned)
 }
 
 /// The entries the page shows: a page of them from the API's query, or the API's refusal of

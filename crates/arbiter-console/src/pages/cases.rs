@@ -7,6 +7,7 @@
 //! console names them, is each flow's [`CaseConsole`]: this module names no flow.
 
 use super::Page;
+use super::given;
 use super::html::{escape, layout, percent, url_encode, verdict_badge};
 use super::requests::trail;
 use crate::{Area, Session};
@@ -69,10 +70,6 @@ pub struct Search {
     pub until: Option<String>,
     /// The last case id of the previous page.
     pub after: Option<String>,
-}
-
-fn given(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// The start of a day given as `YYYY-MM-DD`, or a message naming the field.

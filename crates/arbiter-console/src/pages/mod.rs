@@ -16,6 +16,11 @@ pub mod users;
 use crate::Session;
 use html::{escape, layout};
 
+/// A form field as a filter: trimmed, and none when empty.
+fn given(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
 /// The stylesheet, served at `/console/console.css`.
 pub const CSS: &str = include_str!("console.css");
 /// The script (keyboard shortcuts of the review page), served at `/console/console.js`.

@@ -4,6 +4,7 @@
 //! rules, policy version, review items, audit trail, and a replay of its decision.
 
 use super::Page;
+use super::given;
 use super::html::{csrf_field, escape, layout, percent, url_encode, verdict_badge};
 use super::scan::{heatmap_of, models_table};
 use crate::{Area, Session};
@@ -31,10 +32,6 @@ pub struct Search {
     pub flow: Option<String>,
     /// The last request id of the previous page.
     pub after: Option<String>,
-}
-
-fn given(value: Option<&String>) -> Option<&str> {
-    value.map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// A request's trail as the API shows its entries (their export lines as JSON), oldest

@@ -10,7 +10,6 @@ use crate::routes::types::webhooks::{
 use crate::state::AppState;
 use arbiter_core::ErrorCode;
 use arbiter_db::webhooks as repo;
-use arbiter_webhooks::OutboxError;
 use arbiter_webhooks::manage::{self, ManageError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -30,12 +29,6 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
             (state.clone(), Scope::Webhooks),
             auth::require,
         ))
-}
-
-impl From<OutboxError> for ApiError {
-    fn from(err: OutboxError) -> Self {
-        ApiError::internal(&err)
-    }
 }
 
 impl From<ManageError> for ApiError {
