@@ -5,7 +5,7 @@
 use super::Page;
 use super::html::{escape, url_encode};
 use crate::Session;
-use arbiter_audit::query::EntryParams;
+use arbiter_audit::query::{EntryParams, entries_page};
 use arbiter_audit::{Order, VerifierKey};
 use arbiter_db::Db;
 use serde::Deserialize;
@@ -61,21 +61,6 @@ impl AuditQuery {
 /// A filter as the API takes it: trimmed, and none when empty.
 pub fn given(value: &Option<String>) -> Option<String> {
     super::given(value.as_ref()).map(str::to_owned)
-}
-
-/// The entries the page shows: a page of them from the API's query, or the API's refusal of
-/// the filters (shown above the form).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Entries {
-    /// A page of entries (export lines as JSON), and the cursor of the next.
-    Found {
-        /// The entries, newest first.
-        entries: Vec<Value>,
-        /// The next page's cursor, if there is one.
-        next_cursor: Option<String>,
-    },
-    /// The filters were refused, with this message.
-    Refused(String),
 }
 
 /// A table of audit entries (export lines as JSON), with what each says in a few words.
@@ -134,26 +119,23 @@ pub fn next_link(query: &AuditQuery, cursor: &str) -> String {
     )
 }
 
-/// The audit page of the session's tenant: `entries` as the API found them, the latest
-/// checkpoints, and the chain verified against `vkey` when the query asks.
-pub async fn page(
-    db: &Db,
-    vkey: &VerifierKey,
-    session: &Session,
-    query: &AuditQuery,
-    entries: Entries,
-) -> Page {
-    let (entries, notice) = match entries {
-        Entries::Found {
-            entries,
-            next_cursor,
-        } => (Some((entries, next_cursor)), String::new()),
-        Entries::Refused(message) => (
-            None,
-            format!(r#"<p class="notice" role="alert">{}</p>"#, escape(&message)),
-        ),
-    };
+/// The audit page of the session's tenant: the entries the API's query finds (or its refusal
+/// of the filters, above the form), the latest checkpoints, and the chain verified against
+/// `vkey` when the query asks.
+pub async fn page(db: &Db, vkey: &VerifierKey, session: &Session, query: &AuditQuery) -> Page {
     let conn = db.conn();
+    let params = query.entry_params();
+    let (entries, notice) = match entries_page(conn, &session.tenant, &params).await {
+        Ok(page) => (Some((page.entries, page.next_cursor)), String::new()),
+        Err(err) if err.is_invalid() => (
+            None,
+            format!(
+                r#"<p class="notice" role="alert">{}</p>"#,
+                escape(&err.to_string())
+            ),
+        ),
+        Err(err) => return Page::server_error(&err),
+    };
     let checkpoints =
         match arbiter_audit::checkpoints_page(conn, &session.tenant, Order::Desc, None, 10).await {
             Ok(page) => page.checkpoints,

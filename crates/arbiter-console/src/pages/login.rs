@@ -8,8 +8,9 @@ use super::html::{escape, layout, nav_for};
 use crate::config::{ConsoleConfig, OidcConfig};
 use crate::oidc::{self, Callback, StartError};
 use crate::sessions::{self, SignInError, Throttle};
-use crate::{Session, token};
+use crate::{Area, Session, token};
 use arbiter_db::Db;
+use arbiter_engine::FlowRegistry;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -30,6 +31,35 @@ pub enum SignIn {
         /// The new session's token.
         token: String,
     },
+}
+
+/// The signed-in person of a session `token` (the session cookie's value), if any, with the
+/// kinds of case the build keeps (`flows`'); the 500 page when the session cannot be read.
+pub async fn current(
+    db: &Db,
+    flows: &FlowRegistry,
+    token: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Session>, Page> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let found = sessions::lookup(db.conn(), token, now)
+        .await
+        .map_err(|err| Page::server_error(&err))?;
+    Ok(found.map(|session| Session {
+        cases: super::cases::kinds(flows),
+        ..session
+    }))
+}
+
+/// The signed-in person if their role reaches `area`, else the 403 page.
+pub fn admit(session: Session, area: Area) -> Result<Session, Page> {
+    if session.role.may(area) {
+        Ok(session)
+    } else {
+        Err(Page::refused(&session))
+    }
 }
 
 /// The start page of a signed-in person: a card for each page their role reaches.
@@ -125,7 +155,7 @@ pub struct SignInForm {
     tenant: Option<String>,
     user: Option<String>,
     password: Option<String>,
-    /// The form's CSRF token, compared with its cookie's by the server.
+    /// The form's CSRF token, compared with its cookie's.
     pub csrf: Option<String>,
 }
 
@@ -142,15 +172,27 @@ pub fn throttle(config: &ConsoleConfig) -> Throttle {
     }
 }
 
-/// Signs in with a password (the form's CSRF token already checked): a session, or the form
-/// again with why not.
+/// Signs in with the posted sign-in form (`body`), once its CSRF token is the one in the form's
+/// cookie (`csrf_cookie`): a session, or the form again with why not; a form that cannot be
+/// read or carries another token gets its refusal page.
 pub async fn sign_in(
     db: &Db,
     config: &ConsoleConfig,
     csrf_cookie: Option<&str>,
-    form: SignInForm,
+    body: &[u8],
     now: DateTime<Utc>,
 ) -> SignIn {
+    let form: SignInForm = match super::form::read(None, body) {
+        Ok(form) => form,
+        Err(page) => return SignIn::Page(page),
+    };
+    let csrf_ok = matches!(
+        (csrf_cookie, form.csrf.as_deref()),
+        (Some(expected), Some(given)) if token::equal(expected, given)
+    );
+    if !csrf_ok {
+        return SignIn::Page(super::form::refused(None));
+    }
     let tenant = form.tenant.unwrap_or_default();
     let user = form.user.unwrap_or_default();
     let password = form.password.unwrap_or_default();
@@ -180,7 +222,7 @@ pub async fn sign_in(
 /// The sign-out form.
 #[derive(Debug, Default, Deserialize)]
 pub struct SignOutForm {
-    /// The form's CSRF token, checked by the server.
+    /// The form's CSRF token, checked against the session's.
     pub csrf: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cases;
+pub mod form;
 pub mod html;
 pub mod login;
 pub mod policies;

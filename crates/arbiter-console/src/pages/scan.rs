@@ -31,12 +31,68 @@ pub struct Upload {
 /// The scan form as posted, once the upload is read.
 #[derive(Debug, Clone, Default)]
 pub struct ScanForm {
+    /// The form's CSRF token.
+    pub csrf: Option<String>,
     /// The flow to decide under; empty for the analysis only.
     pub flow: String,
     /// The flow's facts, one `path=value` a line.
     pub facts: String,
     /// The images.
     pub uploads: Vec<Upload>,
+}
+
+impl ScanForm {
+    /// Takes one field of the upload: `name`, the file name it gave, its bytes. Unknown fields
+    /// and empty files are left out.
+    pub fn field(&mut self, name: &str, file_name: Option<&str>, data: &[u8]) {
+        let text = || String::from_utf8_lossy(data).into_owned();
+        match name {
+            "csrf" => self.csrf = Some(text()),
+            "flow" => self.flow = text().trim().to_owned(),
+            "facts" => self.facts = text(),
+            "file" if !data.is_empty() => self.uploads.push(Upload {
+                name: file_name.map_or_else(
+                    || format!("image {}", self.uploads.len() + 1),
+                    str::to_owned,
+                ),
+                bytes: data.to_vec(),
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// The page refusing an upload that could not be read (`status`, and why).
+pub fn unreadable(session: &Session, status: u16, text: &str) -> Page {
+    Page::message(
+        status,
+        Some(session),
+        "Scan refused",
+        &format!("The upload could not be read: {text}"),
+    )
+}
+
+/// A limit of the tenant's plan a scan would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spent {
+    /// The requests of the minute: the plan allows this many.
+    Minute(u32),
+    /// The day's quota: the plan allows this many images.
+    Day(u32),
+}
+
+/// The 429 page for a scan of `images` over the tenant's plan: which limit and when to try
+/// again.
+pub fn too_many(session: &Session, spent: Spent, images: usize, retry_after: u64) -> Page {
+    let text = match spent {
+        Spent::Minute(per_minute) => format!(
+            "Your organisation's plan allows {per_minute} requests a minute, and they are spent. Try again in {retry_after} seconds."
+        ),
+        Spent::Day(per_day) => format!(
+            "Your organisation's daily quota of {per_day} images is spent (this scan has {images}); it renews at 00:00 UTC."
+        ),
+    };
+    Page::message(429, Some(session), "Too many scans", &text)
 }
 
 /// The upload form.
@@ -76,14 +132,15 @@ fn form(flows: &FlowRegistry, session: &Session, flow: &str, facts: &str) -> Str
 /// A flow and its domain input, for a decision.
 pub type FlowInput = Option<(String, Value)>;
 
-/// Checks a posted scan before anything is counted or analysed: at least one image and at most
-/// [`MAX_FILES`], and the chosen flow's facts; the flow input, or the form again with what is
-/// wrong (400).
+/// Checks a posted scan before anything is counted or analysed: its CSRF token (else the 403
+/// page), at least one image and at most [`MAX_FILES`], and the chosen flow's facts; the flow
+/// input, or the form again with what is wrong (400).
 pub fn check(
     flows: &FlowRegistry,
     session: &Session,
     posted: &ScanForm,
 ) -> Result<FlowInput, Page> {
+    super::form::check_csrf(session, posted.csrf.as_deref())?;
     let refuse = |text: String| {
         let body = format!(
             r#"<p class="notice" role="alert">{}</p>{}"#,

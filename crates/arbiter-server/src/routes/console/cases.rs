@@ -1,14 +1,15 @@
 //! The cases of each flow that keeps them, at the flow's console path (`CaseConsole.path`:
-//! `/console/claims`, `/console/kyc`): the searchable list, one case's page, and its report card
-//! (`reports::case`). The pages are `arbiter_console::pages::cases`'.
+//! `/console/claims`, `/console/kyc`): the searchable list, one case's page, and its report
+//! card. The pages are `arbiter_console::pages::cases`' and the report card
+//! `arbiter_console::pages::reports`'.
 
-use super::html::answer;
-use super::require;
+use super::SignedIn;
+use super::area::Requests;
+use super::html::{answer, pdf};
 use crate::state::AppState;
-use arbiter_console::Area;
 use arbiter_console::pages::cases::{self, CaseKind, Search};
+use arbiter_console::pages::reports;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -24,10 +25,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 Router::new()
                     .route(&path, get(list))
                     .route(&format!("{path}/{{case_id}}"), get(page))
-                    .route(
-                        &format!("{path}/{{case_id}}/report.pdf"),
-                        get(super::reports::case),
-                    )
+                    .route(&format!("{path}/{{case_id}}/report.pdf"), get(report))
                     .layer(Extension(kind)),
             )
         })
@@ -37,13 +35,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub async fn list(
     State(state): State<AppState>,
     Extension(kind): Extension<CaseKind>,
-    headers: HeaderMap,
     Query(search): Query<Search>,
+    SignedIn(session, _): SignedIn<Requests>,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Requests).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     answer(cases::list(state.pipeline.db(), &session, kind, &search).await)
 }
 
@@ -51,12 +45,19 @@ pub async fn list(
 pub async fn page(
     State(state): State<AppState>,
     Extension(kind): Extension<CaseKind>,
-    headers: HeaderMap,
     Path(case_id): Path<String>,
+    SignedIn(session, _): SignedIn<Requests>,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Requests).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     answer(cases::page(state.engine(), &session, kind, &case_id).await)
+}
+
+/// `GET /console/<path>/{case_id}/report.pdf`: the case's report card.
+pub async fn report(
+    State(state): State<AppState>,
+    Extension(kind): Extension<CaseKind>,
+    Path(case_id): Path<String>,
+    SignedIn(session, _): SignedIn<Requests>,
+) -> Response {
+    let vkey = state.verifier_key();
+    pdf(reports::case(state.engine(), &vkey, &session, kind, &case_id).await)
 }

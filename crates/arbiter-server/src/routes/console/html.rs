@@ -1,26 +1,18 @@
-//! The console's pages as HTTP responses: the console's headers on every page, and the
-//! stylesheet and script. The HTML itself is `arbiter_console::pages`'.
+//! The console's pages as HTTP responses: the console's headers on every page, the report
+//! cards as downloads, and the stylesheet and script. The HTML and the PDFs themselves are
+//! `arbiter_console::pages`'.
 
-use arbiter_console::Session;
+use crate::routes::reports::pdf_response;
+use arbiter_console::pages::reports::Pdf;
 use arbiter_console::pages::{CSP, CSS, JS, Page};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub use arbiter_console::pages::html::*;
-
 /// A page with the console's headers: no caching, the content security policy, no sniffing,
 /// no framing.
 pub fn answer(page: Page) -> Response {
-    respond(
-        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        page.html,
-    )
-}
-
-/// An HTML response with the console's headers.
-pub fn respond(status: StatusCode, html: String) -> Response {
     (
-        status,
+        StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
@@ -29,24 +21,14 @@ pub fn respond(status: StatusCode, html: String) -> Response {
             (header::REFERRER_POLICY, "same-origin"),
             (header::X_FRAME_OPTIONS, "DENY"),
         ],
-        html,
+        page.html,
     )
         .into_response()
 }
 
-/// A page with one message.
-pub fn message(status: StatusCode, session: Option<&Session>, title: &str, text: &str) -> Response {
-    answer(Page::message(status.as_u16(), session, title, text))
-}
-
-/// The 403 page for a role that does not reach a page.
-pub fn refused(session: &Session) -> Response {
-    answer(Page::refused(session))
-}
-
-/// The 500 page; the cause is logged, never shown.
-pub fn server_error(err: &dyn std::fmt::Display) -> Response {
-    answer(Page::server_error(err))
+/// A report card as a download, with the API's headers, or the page saying why there is none.
+pub fn pdf(made: Result<Pdf, Page>) -> Response {
+    made.map_or_else(answer, |pdf| pdf_response(pdf.bytes, &pdf.name))
 }
 
 /// `/console/console.css`.

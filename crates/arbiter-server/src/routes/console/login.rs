@@ -1,112 +1,65 @@
-//! `/console`, `/console/login`, `/console/logout`: signing in and out, and the start page.
-//! The pages are `arbiter_console::pages::login`'s; this module reads and sets the cookies.
+//! `/console`, `/console/login`, `/console/logout`: signing in and out, and the start page;
+//! `/console/login/oidc` and its callback: single sign-on with OpenID Connect, when
+//! `console.oidc` is configured. The pages are `arbiter_console::pages::login`'s and the
+//! protocol `arbiter_console::oidc`'s; this module reads and sets the cookies (the session's,
+//! the sign-in form's CSRF token, the single sign-on under way).
 
-use super::html::{self, answer};
-use super::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
+use super::html::answer;
+use super::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, cookie, see_other, with_cookies};
 use crate::state::AppState;
-use arbiter_console::pages::login::{self, SignIn, SignInForm, SignOutForm};
-use arbiter_console::token;
+use arbiter_console::oidc::{Callback, PENDING_SECS};
+use arbiter_console::pages::form;
+use arbiter_console::pages::login::{self, SignIn, SignOutForm, SsoStart};
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// How long the sign-in form's CSRF cookie lasts.
 const LOGIN_CSRF_SECS: u64 = 3600;
-
-/// A `303 See Other` to `location`, not cached.
-pub(super) fn see_other(location: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, location),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-    )
-        .into_response()
-}
-
-/// `response` with `Set-Cookie` values appended.
-pub(super) fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
-    for value in cookies {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-}
+/// The cookie holding the single sign-on under way.
+pub const OIDC_COOKIE: &str = "arbiter_oidc";
 
 /// A sign-in's answer: the form with its CSRF cookie, a page, or the start page with the new
 /// session's cookie; then `clear` (the cookie the sign-in no longer needs) is cleared, except
 /// with the form (`LOGIN_CSRF_COOKIE` then clears nothing on a page, as the form's token stays).
-pub(super) fn signed_in(state: &AppState, answer_of: SignIn, clear: &str) -> Response {
+fn signed_in(state: &AppState, answer_of: SignIn, clear: &str) -> Response {
     match answer_of {
         SignIn::Page(page) if clear == LOGIN_CSRF_COOKIE => answer(page),
-        SignIn::Page(page) => with_cookies(answer(page), &[set_cookie(state, clear, "", 0)]),
+        SignIn::Page(page) => with_cookies(state, answer(page), &[(clear, "", 0)]),
         SignIn::Form { page, csrf } => with_cookies(
+            state,
             answer(page),
-            &[set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, LOGIN_CSRF_SECS)],
+            &[(LOGIN_CSRF_COOKIE, &csrf, LOGIN_CSRF_SECS)],
         ),
-        SignIn::SignedIn { token } => with_cookies(
-            see_other("/console"),
-            &[
-                set_cookie(
-                    state,
-                    SESSION_COOKIE,
-                    &token,
-                    state.config.console.session_ttl_secs,
-                ),
-                set_cookie(state, clear, "", 0),
-            ],
-        ),
+        SignIn::SignedIn { token } => {
+            let ttl = state.config.console.session_ttl_secs;
+            let cookies = [(SESSION_COOKIE, token.as_str(), ttl), (clear, "", 0)];
+            with_cookies(state, see_other("/console"), &cookies)
+        }
     }
 }
 
-/// `GET /console`: the sign-in page for a visitor, the start page for a signed-in person.
+/// `GET /console` and `GET /console/login`: the sign-in page for a visitor, the start page for
+/// a signed-in person.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match super::current(&state, &headers).await {
         Ok(Some(session)) => answer(login::start(&session)),
-        Ok(None) => signed_in(
-            &state,
-            login::sign_in_form(
-                state.config.console.oidc.is_some(),
-                cookie(&headers, LOGIN_CSRF_COOKIE),
-                200,
-                None,
-            ),
-            LOGIN_CSRF_COOKIE,
-        ),
+        Ok(None) => {
+            let csrf = cookie(&headers, LOGIN_CSRF_COOKIE);
+            let sso = state.config.console.oidc.is_some();
+            let form = login::sign_in_form(sso, csrf, 200, None);
+            signed_in(&state, form, LOGIN_CSRF_COOKIE)
+        }
         Err(response) => response,
     }
 }
 
-/// `GET /console/login`: the sign-in page (or the start page when signed in already).
-pub async fn page(state: State<AppState>, headers: HeaderMap) -> Response {
-    home(state, headers).await
-}
-
 /// `POST /console/login`: signs in, sets the session cookie and goes to the start page.
 pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form: SignInForm = match super::form(None, &body) {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
-    let csrf_ok = matches!(
-        (expected, form.csrf.as_deref()),
-        (Some(expected), Some(given)) if token::equal(expected, given)
-    );
-    if !csrf_ok {
-        return super::csrf_refused(None);
-    }
-    let answer_of = login::sign_in(
-        state.pipeline.db(),
-        &state.config.console,
-        expected,
-        form,
-        state.clock.now(),
-    )
-    .await;
+    let (db, now) = (state.pipeline.db(), state.clock.now());
+    let csrf = cookie(&headers, LOGIN_CSRF_COOKIE);
+    let answer_of = login::sign_in(db, &state.config.console, csrf, &body, now).await;
     signed_in(&state, answer_of, LOGIN_CSRF_COOKIE)
 }
 
@@ -119,19 +72,41 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
         }
         Err(response) => return response,
     };
-    let form: SignOutForm = match super::form(Some(&session), &body) {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    if let Err(response) = super::check_csrf(&session, form.csrf.as_deref()) {
-        return response;
+    if let Err(page) = form::posted::<SignOutForm>(&session, &body) {
+        return answer(page);
     }
     let token = cookie(&headers, SESSION_COOKIE);
-    if let Err(page) = login::sign_out(state.pipeline.db(), token, state.clock.now()).await {
-        return html::answer(page);
+    match login::sign_out(state.pipeline.db(), token, state.clock.now()).await {
+        Ok(()) => with_cookies(&state, see_other("/console"), &[(SESSION_COOKIE, "", 0)]),
+        Err(page) => answer(page),
     }
-    with_cookies(
-        see_other("/console"),
-        &[set_cookie(&state, SESSION_COOKIE, "", 0)],
-    )
+}
+
+/// `GET /console/login/oidc`: starts a sign-in at the provider.
+pub async fn sso_start(State(state): State<AppState>) -> Response {
+    match login::sso_start(state.config.console.oidc.as_ref(), state.clock.now()).await {
+        SsoStart::Page(page) => answer(page),
+        SsoStart::Redirect(to) => {
+            let cookies = [(OIDC_COOKIE, to.pending.as_str(), PENDING_SECS)];
+            with_cookies(&state, see_other(&to.url), &cookies)
+        }
+    }
+}
+
+/// `GET /console/login/oidc/callback`: checks the answer, exchanges the code, verifies the
+/// ID token and opens a session.
+pub async fn sso_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(given): Query<Callback>,
+) -> Response {
+    if state.config.console.oidc.is_none() {
+        // No sign-in can be under way: no cookie to clear.
+        return answer(login::sso_not_configured());
+    }
+    let (db, now) = (state.pipeline.db(), state.clock.now());
+    let pending = cookie(&headers, OIDC_COOKIE);
+    let answer_of = login::sso_callback(db, &state.config.console, pending, given, now).await;
+    // The sign-in under way is over either way: its cookie is cleared.
+    signed_in(&state, answer_of, OIDC_COOKIE)
 }

@@ -26,33 +26,34 @@ mod audit;
 mod cases;
 mod html;
 mod login;
-mod oidc;
 mod policies;
-mod proposals;
-mod reports;
 mod requests;
 mod review;
 mod scan;
 mod users;
 
 use crate::state::AppState;
+use arbiter_console::pages::{self, form};
 use arbiter_console::{Area, Session};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use html::answer;
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 
-pub use html::escape;
+pub use pages::html::escape;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "arbiter_session";
 /// The sign-in form's CSRF cookie (before there is a session).
 pub const LOGIN_CSRF_COOKIE: &str = "arbiter_login_csrf";
 /// Images a scan takes at once.
-pub const MAX_SCAN_FILES: usize = arbiter_console::pages::scan::MAX_FILES;
+pub const MAX_SCAN_FILES: usize = pages::scan::MAX_FILES;
 
 /// The console's routes; none when `console.enabled` is false.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -65,10 +66,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .saturating_add(1 << 20);
     Router::new()
         .route("/console", get(login::home))
-        .route("/console/login", get(login::page).post(login::sign_in))
+        .route("/console/login", get(login::home).post(login::sign_in))
         .route("/console/logout", post(login::sign_out))
-        .route("/console/login/oidc", get(oidc::start))
-        .route("/console/login/oidc/callback", get(oidc::callback))
+        .route("/console/login/oidc", get(login::sso_start))
+        .route("/console/login/oidc/callback", get(login::sso_callback))
         .route("/console/console.css", get(html::css))
         .route("/console/console.js", get(html::js))
         .route(
@@ -81,7 +82,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/requests/{request_id}", get(requests::detail))
         .route(
             "/console/requests/{request_id}/report.pdf",
-            get(reports::request),
+            get(requests::report),
         )
         .route(
             "/console/requests/{request_id}/replay",
@@ -96,23 +97,90 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/policies/simulate", post(policies::simulate))
         .route(
             "/console/policies/proposals",
-            get(proposals::list).post(proposals::propose),
+            get(policies::list_proposals).post(policies::propose),
         )
         .route(
             "/console/policies/proposals/{proposal_id}",
-            get(proposals::detail),
+            get(policies::proposal),
         )
         .route(
             "/console/policies/proposals/{proposal_id}/approve",
-            post(proposals::approve),
+            post(policies::approve),
         )
         .route(
             "/console/policies/proposals/{proposal_id}/reject",
-            post(proposals::reject),
+            post(policies::reject),
         )
         .route("/console/users", get(users::page).post(users::create))
         .route("/console/users/disable", post(users::disable))
         .merge(cases::router(state))
+}
+
+/// An area of the console as a type, for [`SignedIn`] and [`Posted`].
+pub trait Gate {
+    /// The area.
+    const AREA: Area;
+}
+
+/// The console's areas as types, each the [`Gate`] of its [`Area`].
+pub mod area {
+    macro_rules! areas {
+        ($($name:ident),*) => {$(
+            /// An area of the console, as a type.
+            pub struct $name;
+
+            impl super::Gate for $name {
+                const AREA: super::Area = super::Area::$name;
+            }
+        )*};
+    }
+    areas!(Scan, Requests, Review, Audit, Policies, Users);
+}
+
+/// The signed-in person allowed into the area `A`: a visitor is sent to the sign-in page, a
+/// person whose role does not reach the area gets the 403 page (the 500 page when the session
+/// cannot be read).
+pub struct SignedIn<A>(pub Session, pub PhantomData<A>);
+
+impl<A: Gate> FromRequestParts<AppState> for SignedIn<A> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        Ok(Self(
+            require(state, &parts.headers, A::AREA).await?,
+            PhantomData,
+        ))
+    }
+}
+
+/// The signed-in person allowed into the area `A` and their posted form, read as `T` once its
+/// CSRF token is the session's; each refusal is the page [`SignedIn`] or `form::posted` gives.
+pub struct Posted<A, T>(pub Session, pub T, pub PhantomData<A>);
+
+impl<A: Gate, T: DeserializeOwned> FromRequest<AppState> for Posted<A, T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = require(state, &headers, A::AREA).await?;
+        let given = form::posted(&session, &body).map_err(answer)?;
+        Ok(Self(session, given, PhantomData))
+    }
+}
+
+/// A `303 See Other` to `location`, not cached.
+pub fn see_other(location: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+        .into_response()
 }
 
 /// A cookie's value from the request.
@@ -127,100 +195,40 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// A `Set-Cookie` value scoped to the console: HttpOnly, SameSite=Lax, and Secure when
-/// `console.secure_cookies`.
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: u64) -> String {
+/// `response` with console cookies set, each `(name, value, Max-Age in seconds)` (an empty
+/// value and 0 clear one): HttpOnly, SameSite=Lax, and Secure when `console.secure_cookies`.
+pub fn with_cookies(
+    state: &AppState,
+    mut response: Response,
+    set: &[(&str, &str, u64)],
+) -> Response {
     let secure = if state.config.console.secure_cookies {
         "; Secure"
     } else {
         ""
     };
-    format!("{name}={value}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
+    for (name, value, max_age) in set {
+        let cookie = format!(
+            "{name}={value}; Path=/console; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 /// The signed-in person, if any.
 async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    let found =
-        arbiter_console::sessions::lookup(state.pipeline.db().conn(), token, state.clock.now())
-            .await
-            .map_err(|err| html::server_error(&err))?;
-    Ok(found.map(|session| Session {
-        cases: arbiter_console::pages::cases::kinds(state.pipeline.flows()),
-        ..session
-    }))
+    let (pipeline, token) = (&state.pipeline, cookie(headers, SESSION_COOKIE));
+    pages::login::current(pipeline.db(), pipeline.flows(), token, state.clock.now())
+        .await
+        .map_err(answer)
 }
 
 /// The signed-in person allowed into `area`: a visitor is sent to the sign-in page, a person
 /// whose role does not reach the area gets a 403 page.
-pub async fn require(
-    state: &AppState,
-    headers: &HeaderMap,
-    area: Area,
-) -> Result<Session, Response> {
-    let Some(session) = current(state, headers).await? else {
-        return Err((
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/console"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-        )
-            .into_response());
-    };
-    if !session.role.may(area) {
-        return Err(html::refused(&session));
-    }
-    Ok(session)
-}
-
-/// A form body, as `T`; a malformed one gets a 400 page.
-pub fn form<T: DeserializeOwned>(session: Option<&Session>, body: &Bytes) -> Result<T, Response> {
-    serde_urlencoded::from_bytes(body).map_err(|err| {
-        html::message(
-            StatusCode::BAD_REQUEST,
-            session,
-            "Bad form",
-            &format!("The form could not be read: {err}."),
-        )
-    })
-}
-
-/// The signed-in person allowed into `area` and their posted form, read as `T` once its CSRF
-/// token is the session's; each refusal is the page `require`, `form` or `check_csrf` gives.
-pub async fn posted<T: DeserializeOwned>(
-    state: &AppState,
-    headers: &HeaderMap,
-    area: Area,
-    body: &Bytes,
-) -> Result<(Session, T), Response> {
-    #[derive(serde::Deserialize)]
-    struct Token {
-        csrf: Option<String>,
-    }
-    let session = require(state, headers, area).await?;
-    let token: Token = form(Some(&session), body)?;
-    check_csrf(&session, token.csrf.as_deref())?;
-    let given = form(Some(&session), body)?;
-    Ok((session, given))
-}
-
-/// Refuses a form whose CSRF token is missing or not the session's.
-pub fn check_csrf(session: &Session, given: Option<&str>) -> Result<(), Response> {
-    match given {
-        Some(given) if arbiter_console::token::equal(given, &session.csrf) => Ok(()),
-        _ => Err(csrf_refused(Some(session))),
-    }
-}
-
-/// The 403 page for a form without a valid CSRF token.
-pub fn csrf_refused(session: Option<&Session>) -> Response {
-    html::message(
-        StatusCode::FORBIDDEN,
-        session,
-        "Form refused",
-        "The form's security token is missing or out of date. Reload the page and try again.",
-    )
+async fn require(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Session, Response> {
+    let session = current(state, headers).await?;
+    pages::login::admit(session.ok_or_else(|| see_other("/console"))?, area).map_err(answer)
 }

@@ -1,28 +1,23 @@
 //! `/console/requests`: the tenant's analysed images, searchable, a page at a time; one
-//! request's page; and the replay of its decision. The pages are
-//! `arbiter_console::pages::requests`'.
+//! request's page, its report card and the replay of its decision. The pages are
+//! `arbiter_console::pages::requests`' and the report card `arbiter_console::pages::reports`'.
 
-use super::html::answer;
-use super::{posted, require};
+use super::area::Requests;
+use super::html::{answer, pdf};
+use super::{Posted, SignedIn};
 use crate::state::AppState;
-use arbiter_console::Area;
+use arbiter_console::pages::reports;
 use arbiter_console::pages::requests::{self, Search};
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::de::IgnoredAny;
 
 /// `GET /console/requests`.
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(search): Query<Search>,
+    SignedIn(session, _): SignedIn<Requests>,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Requests).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let pipeline = &state.pipeline;
     answer(requests::list(pipeline.db(), pipeline.flows(), &session, &search).await)
 }
@@ -30,29 +25,29 @@ pub async fn list(
 /// `GET /console/requests/{request_id}`.
 pub async fn detail(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(request_id): Path<String>,
+    SignedIn(session, _): SignedIn<Requests>,
 ) -> Response {
-    let session = match require(&state, &headers, Area::Requests).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     answer(requests::detail(state.pipeline.db(), &session, &request_id).await)
+}
+
+/// `GET /console/requests/{request_id}/report.pdf`.
+pub async fn report(
+    State(state): State<AppState>,
+    Path(request_id): Path<String>,
+    SignedIn(session, _): SignedIn<Requests>,
+) -> Response {
+    let vkey = state.verifier_key();
+    pdf(reports::request(state.engine(), &vkey, &session, &request_id).await)
 }
 
 /// `POST /console/requests/{request_id}/replay`: re-decides the recorded facts under the
 /// recorded policy version, as `arbiter replay REQUEST_ID` does, and shows the request's page
-/// with the outcome.
+/// with the outcome. The form carries nothing but its CSRF token.
 pub async fn replay(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(request_id): Path<String>,
-    body: Bytes,
+    Posted(session, _, _): Posted<Requests, IgnoredAny>,
 ) -> Response {
-    // The replay form carries nothing but its CSRF token.
-    let (session, _) = match posted::<IgnoredAny>(&state, &headers, Area::Requests, &body).await {
-        Ok(posted) => posted,
-        Err(response) => return response,
-    };
     answer(requests::replay(state.pipeline.db(), &session, &request_id).await)
 }
