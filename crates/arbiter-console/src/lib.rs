@@ -14,6 +14,6 @@ pub mod sessions;
 pub mod token;
 pub mod users;
 
-pub use role::{Area, Role};
+pub use role::{Area, Gate, Role, area};
 pub use sessions::{NewSession, Session, SignInError, Throttle};
 pub use users::{UserError, UserView};

@@ -33,6 +33,29 @@ pub enum Area {
     Users,
 }
 
+/// An area of the console as a type, for code that names the area it serves in a type (the
+/// server's extractor of a signed-in person, `SignedIn<area::Review>`).
+pub trait Gate {
+    /// The area.
+    const AREA: Area;
+}
+
+/// The console's areas as types, each the [`Gate`] of its [`Area`].
+pub mod area {
+    macro_rules! areas {
+        ($($name:ident),*) => {$(
+            /// An area of the console, as a type.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+            pub struct $name;
+
+            impl super::Gate for $name {
+                const AREA: super::Area = super::Area::$name;
+            }
+        )*};
+    }
+    areas!(Scan, Requests, Review, Audit, Policies, Users);
+}
+
 impl Role {
     /// Every role, in the order the CLI lists them.
     pub const ALL: [Role; 4] = [Role::Admin, Role::Reviewer, Role::Auditor, Role::Analyst];

@@ -47,3 +47,55 @@ pub fn refused(session: Option<&Session>) -> Page {
         "The form's security token is missing or out of date. Reload the page and try again.",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pages::login::admit;
+    use crate::{Area, Role};
+
+    fn session(role: Role) -> Session {
+        Session {
+            tenant: "acme".to_owned(),
+            user: "ana".to_owned(),
+            role,
+            csrf: "t0k".to_owned(),
+            expires_at: chrono::Utc::now(),
+            cases: Vec::new(),
+        }
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Note {
+        text: String,
+    }
+
+    #[test]
+    fn a_form_is_read_only_with_the_sessions_token() {
+        let session = session(Role::Admin);
+        let note: Note = posted(&session, b"csrf=t0k&text=a%20b").unwrap();
+        assert_eq!(note.text, "a b");
+        for body in [&b"text=x"[..], b"csrf=other&text=x", b"csrf=t0&text=x"] {
+            let page = posted::<Note>(&session, body).unwrap_err();
+            assert_eq!(page.status, 403, "{}", String::from_utf8_lossy(body));
+            assert!(page.html.contains("Form refused"));
+        }
+        let page = posted::<Note>(&session, b"csrf=t0k").unwrap_err();
+        assert_eq!(page.status, 400);
+        assert!(
+            page.html
+                .contains("The form could not be read: missing field")
+        );
+    }
+
+    #[test]
+    fn a_role_is_admitted_only_to_its_areas() {
+        assert!(admit(session(Role::Reviewer), Area::Review).is_ok());
+        let page = admit(session(Role::Reviewer), Area::Users).unwrap_err();
+        assert_eq!(page.status, 403);
+        assert!(
+            page.html
+                .contains("Your role (reviewer) does not give access")
+        );
+    }
+}

@@ -394,6 +394,23 @@ mod tests {
     }
 
     #[test]
+    fn the_upload_fields_fill_the_form() {
+        let mut form = ScanForm::default();
+        form.field("csrf", None, b"t0k");
+        form.field("flow", None, b" ugc \n");
+        form.field("facts", None, b"a.b=1");
+        form.field("file", Some("cat.png"), b"png");
+        form.field("file", None, b"jpg");
+        form.field("file", Some("empty.png"), b"");
+        form.field("other", None, b"x");
+        assert_eq!(form.csrf.as_deref(), Some("t0k"));
+        assert_eq!((form.flow.as_str(), form.facts.as_str()), ("ugc", "a.b=1"));
+        let names: Vec<&str> = form.uploads.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["cat.png", "image 2"]);
+        assert_eq!(form.uploads[1].bytes, b"jpg");
+    }
+
+    #[test]
     fn formats_name_their_mime_types() {
         assert_eq!(mime("JPG"), "image/jpeg");
         assert_eq!(mime("tif"), "image/tiff");

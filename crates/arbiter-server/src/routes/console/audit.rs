@@ -3,11 +3,11 @@
 //! (`/console/audit/export`), streamed as the API streams it.
 
 use super::SignedIn;
-use super::area::Audit;
 use super::html::answer;
 use crate::routes::audit::export_tar;
 use crate::state::AppState;
 use arbiter_audit::ExportRange;
+use arbiter_console::area::Audit;
 use arbiter_console::pages::audit::{self, AuditQuery};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -27,12 +27,11 @@ pub async fn export(
     State(state): State<AppState>,
     SignedIn(session, _): SignedIn<Audit>,
 ) -> Response {
-    match export_tar(&state, &session.tenant, &ExportRange::default()).await {
-        Ok(response) => response,
-        Err(err) => answer(audit::export_refused(
-            &session,
-            err.code.http_status(),
-            &err.message,
-        )),
-    }
+    let range = ExportRange::default();
+    export_tar(&state, &session.tenant, &range)
+        .await
+        .unwrap_or_else(|err| {
+            let status = err.code.http_status();
+            answer(audit::export_refused(&session, status, &err.message))
+        })
 }

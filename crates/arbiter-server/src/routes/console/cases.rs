@@ -4,9 +4,9 @@
 //! `arbiter_console::pages::reports`'.
 
 use super::SignedIn;
-use super::area::Requests;
 use super::html::{answer, pdf};
 use crate::state::AppState;
+use arbiter_console::area::Requests;
 use arbiter_console::pages::cases::{self, CaseKind, Search};
 use arbiter_console::pages::reports;
 use axum::extract::{Path, Query, State};

@@ -1,6 +1,7 @@
 //! `/console`: the console for people, server-rendered HTML over the same engine and database
-//! as the API. Sign-in and sessions are `arbiter_console`'s; this module is the HTTP side: the
-//! session cookie, CSRF checks on every form, the role of each page, and the pages themselves.
+//! as the API. Sign-in, sessions and the pages are `arbiter_console`'s; this module is the HTTP
+//! side: the routes, the cookies, and the extractors that admit a page's role ([`SignedIn`]) and
+//! a form's CSRF token ([`Posted`]).
 //!
 //! | path | who | what |
 //! |---|---|---|
@@ -34,7 +35,7 @@ mod users;
 
 use crate::state::AppState;
 use arbiter_console::pages::{self, form};
-use arbiter_console::{Area, Session};
+use arbiter_console::{Area, Gate, Session};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -52,8 +53,6 @@ pub use pages::html::escape;
 pub const SESSION_COOKIE: &str = "arbiter_session";
 /// The sign-in form's CSRF cookie (before there is a session).
 pub const LOGIN_CSRF_COOKIE: &str = "arbiter_login_csrf";
-/// Images a scan takes at once.
-pub const MAX_SCAN_FILES: usize = pages::scan::MAX_FILES;
 
 /// The console's routes; none when `console.enabled` is false.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -62,7 +61,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     }
     let scan_body = usize::try_from(state.config.limits.max_image_bytes)
         .unwrap_or(usize::MAX)
-        .saturating_mul(MAX_SCAN_FILES)
+        .saturating_mul(pages::scan::MAX_FILES)
         .saturating_add(1 << 20);
     Router::new()
         .route("/console", get(login::home))
@@ -114,27 +113,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/users", get(users::page).post(users::create))
         .route("/console/users/disable", post(users::disable))
         .merge(cases::router(state))
-}
-
-/// An area of the console as a type, for [`SignedIn`] and [`Posted`].
-pub trait Gate {
-    /// The area.
-    const AREA: Area;
-}
-
-/// The console's areas as types, each the [`Gate`] of its [`Area`].
-pub mod area {
-    macro_rules! areas {
-        ($($name:ident),*) => {$(
-            /// An area of the console, as a type.
-            pub struct $name;
-
-            impl super::Gate for $name {
-                const AREA: super::Area = super::Area::$name;
-            }
-        )*};
-    }
-    areas!(Scan, Requests, Review, Audit, Policies, Users);
 }
 
 /// The signed-in person allowed into the area `A`: a visitor is sent to the sign-in page, a

@@ -3,10 +3,10 @@
 //! proposal's diff and backtest, approve or reject it. The pages are
 //! `arbiter_console::pages::policies`' and `arbiter_console::pages::proposals`'.
 
-use super::area::Policies;
 use super::html::answer;
 use super::{Posted, SignedIn, see_other};
 use crate::state::AppState;
+use arbiter_console::area::Policies;
 use arbiter_console::pages::Page;
 use arbiter_console::pages::policies::{self, SimulateForm};
 use arbiter_console::pages::proposals::{self, DecideForm, Desk, ProposeForm};

@@ -2,10 +2,10 @@
 //! request's page, its report card and the replay of its decision. The pages are
 //! `arbiter_console::pages::requests`' and the report card `arbiter_console::pages::reports`'.
 
-use super::area::Requests;
 use super::html::{answer, pdf};
 use super::{Posted, SignedIn};
 use crate::state::AppState;
+use arbiter_console::area::Requests;
 use arbiter_console::pages::reports;
 use arbiter_console::pages::requests::{self, Search};
 use axum::extract::{Path, Query, State};

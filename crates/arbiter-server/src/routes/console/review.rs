@@ -1,10 +1,10 @@
 //! `/console/review?queue=Q`: the review queues; claim and resolve items as the signed-in
 //! person. The page is `arbiter_console::pages::review`'s.
 
-use super::area::Review;
 use super::html::answer;
 use super::{Posted, SignedIn};
 use crate::state::AppState;
+use arbiter_console::area::Review;
 use arbiter_console::pages::Page;
 use arbiter_console::pages::review::{self, QueueQuery, ResolveForm};
 use axum::extract::{Path, Query, State};

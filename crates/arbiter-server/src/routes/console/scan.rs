@@ -2,12 +2,12 @@
 //! `arbiter_console::pages::scan`'s; this module reads the upload and counts the scan against
 //! the tenant's plan, as the API counts a request.
 
-use super::area::Scan;
 use super::html::answer;
 use super::{SignedIn, require};
 use crate::config::Plan;
 use crate::ratelimit::Refusal;
 use crate::state::AppState;
+use arbiter_console::area::Scan;
 use arbiter_console::pages::Page;
 use arbiter_console::pages::scan::{self, ScanForm, Spent};
 use arbiter_console::{Area, Session};
@@ -31,11 +31,8 @@ impl FromRequest<AppState> for Scanned {
             .map_err(IntoResponse::into_response)?;
         let session = require(state, &headers, Area::Scan).await?;
         let unreadable = |err: MultipartError| {
-            answer(scan::unreadable(
-                &session,
-                err.status().as_u16(),
-                &err.body_text(),
-            ))
+            let status = err.status().as_u16();
+            answer(scan::unreadable(&session, status, &err.body_text()))
         };
         let mut posted = ScanForm::default();
         while let Some(field) = multipart.next_field().await.map_err(unreadable)? {

@@ -1,10 +1,10 @@
 //! `/console/users`: the tenant's console users (admins only): create one, disable one. The
 //! page is `arbiter_console::pages::users`'.
 
-use super::area::Users;
 use super::html::answer;
 use super::{Posted, SignedIn};
 use crate::state::AppState;
+use arbiter_console::area::Users;
 use arbiter_console::pages::users::{self, CreateForm, DisableForm};
 use axum::extract::State;
 use axum::response::Response;
