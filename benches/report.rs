@@ -6,7 +6,7 @@
 //! Then, in the same run and interleaved round by round so that the machine's load falls on
 //! all of them alike, it times:
 //!
-//! 1. reading the request from the database as `GET /v1/requests/{id}` does (`stored_result`);
+//! 1. reading the request from the database as `GET /v1/requests/{id}` does (`stored_reply`);
 //! 2. gathering the report's facts (request, decision, reviews, audit entries, thumbnail,
 //!    checkpoint: `reports::request_report`);
 //! 3. writing the PDF from those facts (`arbiter_report::render`);
@@ -86,7 +86,8 @@ async fn run(rounds: usize) {
     let mut pdf_size = 0;
     for round in 0..WARMUP + rounds {
         let started = Instant::now();
-        let stored = arbiter_server::routes::requests::stored_result(&state, "acme", &request_id)
+        let conn = state.pipeline.db().conn();
+        let stored = arbiter_server::analyze::stored_reply(conn, "acme", &request_id)
             .await
             .unwrap();
         let t_read = started.elapsed();

@@ -3,7 +3,7 @@
 //! their export lines.
 
 use crate::chain::{self, AuditError, Cursor, EntryFilter, Order, StoredEntry};
-use crate::checkpoint::{self, CheckpointPage};
+use crate::checkpoint::{self, StoredCheckpoint};
 use crate::entry::EncodeError;
 use crate::export::ExportRange;
 use chrono::{DateTime, Utc};
@@ -109,30 +109,40 @@ pub fn entry_json(stored: &StoredEntry) -> Result<Value, QueryError> {
     Ok(serde_json::from_str(&line)?)
 }
 
-/// The query of a page of a tenant's entries, as given (every filter given must match).
-#[derive(Debug, Clone, Default)]
+/// The query of a page of a tenant's entries, as given (every filter given must match): the
+/// query parameters of `GET /v1/audit/entries`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
 pub struct EntryParams {
     /// Only entries with this caller reference.
     pub reference_id: Option<String>,
-    /// Only entries about this request.
+    /// Only entries about this request (`req_...`).
     pub request_id: Option<String>,
     /// Only entries about this image (SHA-256 of its bytes, lowercase hex).
     pub image_sha256: Option<String>,
-    /// Only this event.
+    /// Only this event: `decision.recorded`, `analysis.recorded`, `webhook.abandoned`,
+    /// `policy.activated`, `policy.proposed`, `policy.approved`, `policy.rejected`,
+    /// `review.claimed`, `review.resolved`, `case.decided`, `key.created`, `key.revoked`.
     pub event: Option<String>,
-    /// Only decisions of this flow.
+    /// Only decisions of this flow (`insurance`, `ugc`, `kyc`).
     pub flow: Option<String>,
-    /// Only entries naming this action.
+    /// Only entries naming this action (a decision's `actions`, a review's `action`).
     pub action: Option<String>,
     /// Only entries at or after this time (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub since: Option<String>,
     /// Only entries at or before this time (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
     pub until: Option<String>,
-    /// `asc` (the default) or `desc`.
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    #[cfg_attr(feature = "openapi", param(pattern = "^(asc|desc)$"))]
     pub order: Option<String>,
-    /// Entries per page.
+    /// Entries per page (default 100, at most 1000).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (with the same filters and order).
+    #[cfg_attr(feature = "openapi", param(pattern = "^[0-9]{1,19}$"))]
     pub cursor: Option<String>,
 }
 
@@ -158,12 +168,15 @@ pub fn entry_filter(tenant: &str, params: &EntryParams) -> Result<EntryFilter, Q
     })
 }
 
-/// A page of entries as the API shows them.
-#[derive(Debug, Clone, PartialEq)]
+/// One page of entries.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EntryPage))]
 pub struct EntriesPage {
-    /// The entries, each its export line as JSON.
+    /// The entries, each exactly as in an export line: the canonical entry with its `seq`,
+    /// `prev_hash` and `entry_hash`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub entries: Vec<Value>,
-    /// The cursor of the next page; none on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -185,18 +198,94 @@ pub async fn entries_page(
     })
 }
 
+/// The query of a page of a tenant's checkpoints: the query parameters of
+/// `GET /v1/audit/checkpoints`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointParams {
+    /// `asc` (smallest size first, the default) or `desc` (newest first).
+    #[cfg_attr(feature = "openapi", param(pattern = "^(asc|desc)$"))]
+    pub order: Option<String>,
+    /// Checkpoints per page (default 100, at most 1000).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    #[cfg_attr(feature = "openapi", param(pattern = "^[0-9]{1,19}$"))]
+    pub cursor: Option<String>,
+}
+
+/// A signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckpointView {
+    /// The tenant whose chain is signed.
+    pub tenant: String,
+    /// Entries covered (last seq + 1).
+    pub size: i64,
+    /// The `entry_hash` of entry `size - 1`.
+    pub root_hash: String,
+    /// When it was signed (RFC 3339, seconds, `Z`).
+    pub issued_at: String,
+    /// The C2SP signed note, exactly as signed (the file `checkpoints/cp-<size>.txt`).
+    pub note: String,
+}
+
+/// One page of checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CheckpointPage))]
+pub struct CheckpointsPage {
+    /// The checkpoints.
+    pub checkpoints: Vec<CheckpointView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// One page of a tenant's checkpoints, from the query's `order`, `cursor` and `limit`.
 pub async fn checkpoints_page(
     conn: &impl ConnectionTrait,
     tenant: &str,
-    order_given: Option<&str>,
-    cursor_given: Option<&str>,
-    limit_given: Option<u64>,
-) -> Result<CheckpointPage, QueryError> {
-    let limit = limit(limit_given)?;
-    let order = order(order_given)?;
-    let after = cursor(cursor_given)?;
-    Ok(checkpoint::checkpoints_page(conn, tenant, order, after, limit).await?)
+    params: &CheckpointParams,
+) -> Result<CheckpointsPage, QueryError> {
+    let limit = limit(params.limit)?;
+    let order = order(params.order.as_deref())?;
+    let after = cursor(params.cursor.as_deref())?;
+    let page = checkpoint::checkpoints_page(conn, tenant, order, after, limit).await?;
+    Ok(CheckpointsPage {
+        next_cursor: page.next.map(|size| size.to_string()),
+        checkpoints: page
+            .checkpoints
+            .into_iter()
+            .map(CheckpointView::from)
+            .collect(),
+    })
+}
+
+impl From<StoredCheckpoint> for CheckpointView {
+    fn from(cp: StoredCheckpoint) -> Self {
+        Self {
+            tenant: cp.tenant,
+            size: cp.size,
+            root_hash: cp.root_hash,
+            issued_at: cp.issued_at,
+            note: cp.note,
+        }
+    }
+}
+
+/// The range of an export as given: the query parameters of `GET /v1/audit/export`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// Start at this seq: 0 or the size of a checkpoint.
+    pub from_seq: Option<u64>,
+    /// Start at the checkpoint boundary before the first entry at or after this time (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
+    pub since: Option<String>,
+    /// End with the last entry at or before this time (RFC 3339).
+    #[cfg_attr(feature = "openapi", param(format = DateTime))]
+    pub until: Option<String>,
 }
 
 /// The range of an export from the query's `from_seq`, `since` and `until`.

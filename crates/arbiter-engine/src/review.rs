@@ -158,12 +158,14 @@ pub fn list_limit(limit: Option<u64>) -> Result<u64, EngineError> {
     Ok(limit)
 }
 
-/// A page of a tenant's items.
-#[derive(Debug, Clone)]
+/// A page of items.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ItemPage)]
 pub struct ItemsPage {
     /// The items, oldest first.
+    #[serde(rename = "data")]
     pub items: Vec<ItemView>,
-    /// The last item's id, to pass as `after` for the next page, when the page is full.
+    /// Pass as `after` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
 }
 

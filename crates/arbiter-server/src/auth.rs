@@ -10,12 +10,17 @@ use crate::error::ApiError;
 use crate::keys::{self, KeyRecord, Scope};
 use crate::ratelimit::{RateStatus, Refusal};
 use crate::state::AppState;
-use arbiter_core::{ErrorCode, RequestId};
+use arbiter_core::ErrorCode;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, ResponseBuilder, Type};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -26,37 +31,141 @@ pub struct Caller {
     pub plan: Plan,
 }
 
+/// `router`'s routes behind `scope`: each request goes through [`require`], and each operation
+/// is documented with the bearer key and the answers that layer may give.
+pub fn scoped(
+    router: OpenApiRouter<AppState>,
+    state: &AppState,
+    scope: Scope,
+) -> OpenApiRouter<AppState> {
+    scoped_as(router, state, scope, KeyScheme::BEARER)
+}
+
+/// [`scoped`], for callers presenting their key as `scheme` states.
+pub fn scoped_as(
+    router: OpenApiRouter<AppState>,
+    state: &AppState,
+    scope: Scope,
+    scheme: KeyScheme,
+) -> OpenApiRouter<AppState> {
+    let router = router.route_layer(from_fn_with_state((state.clone(), scope), require));
+    documented(router, scope, scheme)
+}
+
+/// `router`'s operations documented as behind `scope` (for routes authorized another way:
+/// in the handler, or counting images later): the key's security requirement and the 401, 403
+/// and 429 of [`refusals`].
+pub fn documented(
+    mut router: OpenApiRouter<AppState>,
+    scope: Scope,
+    scheme: KeyScheme,
+) -> OpenApiRouter<AppState> {
+    for operation in operations(router.get_openapi_mut()) {
+        let key = SecurityRequirement::new(scheme.name, Vec::<String>::new());
+        operation.security = Some(vec![key]);
+        refusals(operation, Some(scope), scheme);
+    }
+    router
+}
+
+/// Every operation of a document.
+pub(crate) fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        let methods = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        methods.into_iter().flatten()
+    })
+}
+
+/// How callers of a route present their key, as the API document states it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyScheme {
+    /// The security scheme.
+    pub name: &'static str,
+    /// The component schema of a refusal's body; none: a JSON object in the route's own shape.
+    pub error_body: Option<&'static str>,
+}
+
+impl KeyScheme {
+    /// `Authorization: Bearer <key>`, refused with the API's error body.
+    pub const BEARER: Self = Self {
+        name: "bearer",
+        error_body: Some("ErrorBody"),
+    };
+}
+
+/// Documents on `operation` the answers the authentication layer may give (those it states
+/// already stay): 401, 403 for a key without `scope` (the route's, when not named) or used from
+/// outside its networks, and 429.
+pub(crate) fn refusals(operation: &mut Operation, scope: Option<Scope>, scheme: KeyScheme) {
+    let scope = scope.map_or_else(|| "the route's".to_owned(), |scope| format!("the {scope}"));
+    let refusals = [
+        ("401", "Missing, unknown or revoked API key".to_owned()),
+        (
+            "403",
+            format!("The key lacks {scope} scope, or is used from outside its networks"),
+        ),
+        (
+            "429",
+            "Rate limit or daily quota exceeded (see Retry-After)".to_owned(),
+        ),
+    ];
+    for (status, description) in refusals {
+        let schema = match scheme.error_body {
+            Some(name) => RefOr::Ref(Ref::from_schema_name(name)),
+            None => ObjectBuilder::new().schema_type(Type::Object).into(),
+        };
+        let content = ContentBuilder::new().schema(Some(schema)).build();
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content("application/json", content);
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(response.build()));
+    }
+}
+
 /// The route layer: authenticates, checks `scope`, counts the request, and adds the rate-limit
 /// headers to whatever the handler answers.
 pub async fn require(
     State((state, scope)): State<(AppState, Scope)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    let (request_id, peer) = context(&request);
-    match authorize(&state, request.headers(), peer, scope).await {
-        Ok(caller) => {
-            request.extensions_mut().insert(caller.clone());
-            admit(&state, &caller, &request_id, next.run(request)).await
-        }
-        Err(err) => err.for_request(&request_id).into_response(),
-    }
+    guard(&state, scope, 1, request, next).await
 }
 
 /// [`require`] for a route whose images are taken from the day's quota by its handler once it
 /// knows how many there are (a batch): the request is counted in its minute only.
 pub async fn require_counting_images_later(
     State((state, scope)): State<(AppState, Scope)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    guard(&state, scope, 0, request, next).await
+}
+
+/// Authorizes a request for `scope` and admits it, counting `images` in the day's quota.
+async fn guard(
+    state: &AppState,
+    scope: Scope,
+    images: u64,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let (request_id, peer) = context(&request);
-    match authorize(&state, request.headers(), peer, scope).await {
+    match authorize(state, request.headers(), peer(&request), scope).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller.clone());
-            admit_counting(&state, &caller, &request_id, 0, next.run(request)).await
+            admit(state, &caller, images, next.run(request)).await
         }
-        Err(err) => err.for_request(&request_id).into_response(),
+        Err(err) => err.into_response(),
     }
 }
 
@@ -77,7 +186,7 @@ where
     W: Future<Output = Result<T, ApiError>>,
     R: Future<Output = Result<Response, ApiError>>,
 {
-    let (request_id, peer) = context(&request);
+    let peer = peer(&request);
     let (parts, body) = request.into_parts();
     let (caller, worked) = {
         let authorized = authorize(state, &parts.headers, peer, scope);
@@ -88,51 +197,35 @@ where
             worked = &mut working => (authorized.await, Some(worked)),
         };
         match (caller, worked) {
-            (Err(err), _) => return err.for_request(&request_id).into_response(),
+            (Err(err), _) => return err.into_response(),
             (Ok(caller), Some(worked)) => (caller, worked),
             (Ok(caller), None) => (caller, working.await),
         }
     };
-    admit(state, &caller, &request_id, async {
+    admit(state, &caller, 1, async {
         let response = match worked {
             Ok(worked) => then(caller.clone(), worked).await,
             Err(err) => Err(err),
         };
-        response.unwrap_or_else(|err| err.for_request(&request_id).into_response())
+        response.unwrap_or_else(IntoResponse::into_response)
     })
     .await
 }
 
-/// A request's id and the address it came from.
-fn context(request: &Request) -> (RequestId, Option<SocketAddr>) {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_default();
-    let peer = request
+/// The address a request came from.
+fn peer(request: &Request) -> Option<SocketAddr> {
+    request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    (request_id, peer)
+        .map(|info| info.0)
 }
 
-/// Counts an authorized request against its plan and, within the limits, answers with `run`;
-/// the rate-limit headers go on whatever is answered.
+/// Counts an authorized request against its plan (and `images` in the day's quota) and, within
+/// the limits, answers with `run`; the rate-limit headers go on whatever is answered. Error
+/// bodies name the request from the request-context layer.
 async fn admit(
     state: &AppState,
     caller: &Caller,
-    request_id: &RequestId,
-    run: impl Future<Output = Response>,
-) -> Response {
-    admit_counting(state, caller, request_id, 1, run).await
-}
-
-/// [`admit`], counting `images` in the day's quota.
-async fn admit_counting(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
     images: u64,
     run: impl Future<Output = Response>,
 ) -> Response {
@@ -143,29 +236,26 @@ async fn admit_counting(
     let (status, refusal) = match counted {
         Ok(counted) => counted,
         Err(err) => {
-            return ApiError::internal(&format!("cannot count the request: {err}"))
-                .for_request(request_id)
-                .into_response();
+            return ApiError::internal(&format!("cannot count the request: {err}")).into_response();
         }
     };
     let mut response = match refusal {
-        Some(Refusal::RateLimit { retry_after }) => {
-            let mut err = ApiError::new(
+        Some(Refusal::RateLimit { retry_after }) => ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
                 ErrorCode::RateLimitExceeded,
                 format!(
                     "more than {} requests this minute; retry after {retry_after} s",
                     caller.plan.per_minute
                 ),
-            );
-            err.retry_after = Some(retry_after);
-            err.for_request(request_id).into_response()
+            )
         }
-        Some(Refusal::Quota { retry_after }) => {
-            let mut err =
-                ApiError::new(ErrorCode::QuotaExceeded, quota_message(caller.plan.per_day));
-            err.retry_after = Some(retry_after);
-            err.for_request(request_id).into_response()
+        .into_response(),
+        Some(Refusal::Quota { retry_after }) => ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(ErrorCode::QuotaExceeded, quota_message(caller.plan.per_day))
         }
+        .into_response(),
         None => run.await,
     };
     add_rate_headers(response.headers_mut(), status);

@@ -120,18 +120,14 @@ impl ApiError {
         match err.code() {
             ErrorCode::InternalError => Self::internal(err),
             code => Self {
-                retry_after: retry_after(err),
+                // Seconds to wait, when the detector said (a full analysis queue).
+                retry_after: match err {
+                    crate::pipeline::PipelineError::Detect(err) => err.retry_after(),
+                    _ => None,
+                },
                 ..Self::new(code, err.to_string())
             },
         }
-    }
-}
-
-/// Seconds to wait before retrying, when the pipeline's detector said (a full analysis queue).
-fn retry_after(err: &crate::pipeline::PipelineError) -> Option<u64> {
-    match err {
-        crate::pipeline::PipelineError::Detect(err) => err.retry_after(),
-        _ => None,
     }
 }
 
@@ -190,7 +186,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let request_id = request.extensions().get::<RequestId>().cloned();
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => {
@@ -198,11 +193,32 @@ where
                     StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::FileSizeExceeded,
                     _ => ErrorCode::InvalidRequest,
                 };
-                let mut err = ApiError::new(code, rejection.body_text());
-                err.request_id = request_id;
-                Err(err)
+                Err(ApiError::new(code, rejection.body_text()))
             }
         }
+    }
+}
+
+/// A query string whose rejection is the API's error body: 400 `INVALID_REQUEST` naming the
+/// problem, never axum's plain text.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
     }
 }
 

@@ -24,9 +24,10 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     // Base64 takes 4 bytes for 3, plus room for the rest of the JSON.
     let max_image = state.config.limits.max_image_bytes;
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
-    OpenApiRouter::new()
+    let routes = OpenApiRouter::new()
         .routes(routes!(analyze_image))
-        .route_layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(DefaultBodyLimit::max(body_limit));
+    auth::documented(routes, Scope::Analyze, auth::KeyScheme::BEARER)
 }
 
 /// Query parameters of `POST /v1/analyze`.
@@ -57,14 +58,10 @@ pub struct AnalyzeQuery {
         (status = 200, description = "The analysis", body = AnalyzeReply),
         (status = 202, description = "Queued; the result goes to options.webhook_url", body = crate::jobs::AsyncAccepted),
         (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the scope or network", body = ErrorBody),
         (status = 413, description = "Image or body too large", body = ErrorBody),
         (status = 422, description = "Unsupported, too small, corrupt or unreachable image", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
         (status = 500, description = "Server error", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn analyze_image(
     State(state): State<AppState>,

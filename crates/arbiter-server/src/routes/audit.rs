@@ -3,44 +3,33 @@
 //! listed and read as not found.
 
 use crate::auth::{self, Caller};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiQuery, ErrorBody};
 use crate::keys::Scope;
-use crate::routes::types::audit::{
-    CheckpointPage, CheckpointView, CheckpointsQuery, EntriesQuery, EntryPage, ExportQuery,
-};
 use crate::state::AppState;
-use arbiter_audit::query::{self, EntryParams, QueryError};
+use arbiter_audit::query::{
+    self, CheckpointParams, CheckpointsPage, EntriesPage, EntryParams, ExportParams, QueryError,
+};
 use arbiter_audit::stream::BUSY_RETRY_SECS;
 use arbiter_audit::{ExportError, ExportRange};
-use arbiter_core::{ErrorCode, RequestId};
+use arbiter_core::ErrorCode;
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, middleware};
+use axum::{Extension, Json};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The routes, behind the `audit:read` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let routes = OpenApiRouter::new()
         .routes(routes!(list_entries))
         .routes(routes!(get_entry))
         .routes(routes!(list_checkpoints))
         .routes(routes!(verifier_key))
-        .routes(routes!(export_bundle))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::AuditRead),
-            auth::require,
-        ))
-}
-
-fn parsed<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+        .routes(routes!(export_bundle));
+    auth::scoped(routes, state, Scope::AuditRead)
 }
 
 impl From<QueryError> for ApiError {
@@ -53,37 +42,6 @@ impl From<QueryError> for ApiError {
     }
 }
 
-impl From<EntriesQuery> for EntryParams {
-    fn from(query: EntriesQuery) -> Self {
-        let EntriesQuery {
-            reference_id,
-            request_id,
-            image_sha256,
-            event,
-            flow,
-            action,
-            since,
-            until,
-            order,
-            limit,
-            cursor,
-        } = query;
-        EntryParams {
-            reference_id,
-            request_id,
-            image_sha256,
-            event,
-            flow,
-            action,
-            since,
-            until,
-            order,
-            limit,
-            cursor,
-        }
-    }
-}
-
 /// List the audit trail.
 ///
 /// The caller's tenant's entries, filtered, oldest or newest first, a page at a time: pass the
@@ -92,34 +50,21 @@ impl From<EntriesQuery> for EntryParams {
     get,
     path = "/v1/audit/entries",
     tag = "audit",
-    params(EntriesQuery),
+    params(EntryParams),
     responses(
-        (status = 200, description = "A page of entries", body = EntryPage),
+        (status = 200, description = "A page of entries", body = EntriesPage),
         (status = 400, description = "A malformed filter, order, limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
-#[tracing::instrument(skip_all, fields(request_id = %request_id))]
 pub async fn list_entries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    params: Result<Query<EntriesQuery>, QueryRejection>,
-) -> Result<Json<EntryPage>, ApiError> {
-    let result = async {
-        let params = EntryParams::from(parsed(params)?);
-        let conn = state.pipeline.db().conn();
-        let page = query::entries_page(conn, &caller.key.tenant, &params).await?;
-        Ok::<_, ApiError>(EntryPage {
-            entries: page.entries,
-            next_cursor: page.next_cursor,
-        })
-    }
-    .await;
-    result.map(Json)
+    ApiQuery(params): ApiQuery<EntryParams>,
+) -> Result<Json<EntriesPage>, ApiError> {
+    let conn = state.pipeline.db().conn();
+    Ok(Json(
+        query::entries_page(conn, &caller.key.tenant, &params).await?,
+    ))
 }
 
 /// Read one entry.
@@ -136,34 +81,24 @@ pub async fn list_entries(
     ),
     responses(
         (status = 200, description = "The entry as in an export line", body = Object),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
         (status = 404, description = "No such entry for this tenant", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
-#[tracing::instrument(skip_all, fields(request_id = %request_id))]
 pub async fn get_entry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
     Path((tenant, seq)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = async {
-        let not_found = || ApiError::not_found(format!("no audit entry {tenant}/{seq}"));
-        let seq: u64 = seq.parse().map_err(|_| not_found())?;
-        if tenant != caller.key.tenant {
-            return Err(not_found());
-        }
-        let stored = arbiter_audit::chain::entry(state.pipeline.db().conn(), &tenant, seq)
-            .await
-            .map_err(|err| ApiError::internal(&err))?
-            .ok_or_else(not_found)?;
-        Ok(query::entry_json(&stored)?)
+    let not_found = || ApiError::not_found(format!("no audit entry {tenant}/{seq}"));
+    let seq: u64 = seq.parse().map_err(|_| not_found())?;
+    if tenant != caller.key.tenant {
+        return Err(not_found());
     }
-    .await;
-    result.map(Json)
+    let stored = arbiter_audit::chain::entry(state.pipeline.db().conn(), &tenant, seq)
+        .await
+        .map_err(|err| ApiError::internal(&err))?
+        .ok_or_else(not_found)?;
+    Ok(Json(query::entry_json(&stored)?))
 }
 
 /// List signed checkpoints.
@@ -174,50 +109,21 @@ pub async fn get_entry(
     get,
     path = "/v1/audit/checkpoints",
     tag = "audit",
-    params(CheckpointsQuery),
+    params(CheckpointParams),
     responses(
-        (status = 200, description = "A page of checkpoints", body = CheckpointPage),
+        (status = 200, description = "A page of checkpoints", body = CheckpointsPage),
         (status = 400, description = "A malformed order, limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
-#[tracing::instrument(skip_all, fields(request_id = %request_id))]
 pub async fn list_checkpoints(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    params: Result<Query<CheckpointsQuery>, QueryRejection>,
-) -> Result<Json<CheckpointPage>, ApiError> {
-    let result = async {
-        let params = parsed(params)?;
-        let page = query::checkpoints_page(
-            state.pipeline.db().conn(),
-            &caller.key.tenant,
-            params.order.as_deref(),
-            params.cursor.as_deref(),
-            params.limit,
-        )
-        .await?;
-        Ok::<_, ApiError>(CheckpointPage {
-            next_cursor: page.next.map(|size| size.to_string()),
-            checkpoints: page
-                .checkpoints
-                .into_iter()
-                .map(|cp| CheckpointView {
-                    tenant: cp.tenant,
-                    size: cp.size,
-                    root_hash: cp.root_hash,
-                    issued_at: cp.issued_at,
-                    note: cp.note,
-                })
-                .collect(),
-        })
-    }
-    .await;
-    result.map(Json)
+    ApiQuery(params): ApiQuery<CheckpointParams>,
+) -> Result<Json<CheckpointsPage>, ApiError> {
+    let conn = state.pipeline.db().conn();
+    Ok(Json(
+        query::checkpoints_page(conn, &caller.key.tenant, &params).await?,
+    ))
 }
 
 /// The verifier key.
@@ -230,10 +136,7 @@ pub async fn list_checkpoints(
     tag = "audit",
     responses(
         (status = 200, description = "The verifier key and a newline", body = String, content_type = "text/plain"),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn verifier_key(State(state): State<AppState>) -> impl IntoResponse {
     (
@@ -252,35 +155,22 @@ pub async fn verifier_key(State(state): State<AppState>) -> impl IntoResponse {
     get,
     path = "/v1/audit/export",
     tag = "audit",
-    params(ExportQuery),
+    params(ExportParams),
     responses(
         (status = 200, description = "The bundle as a tar archive", content_type = "application/x-tar"),
         (status = 400, description = "A start that is not a checkpoint boundary, or a malformed time", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
         (status = 404, description = "No entries in the range", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
         (status = 503, description = "As many exports as allowed are under way; Retry-After says when to try again", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
-#[tracing::instrument(skip_all, fields(request_id = %request_id))]
 pub async fn export_bundle(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(request_id): Extension<RequestId>,
-    params: Result<Query<ExportQuery>, QueryRejection>,
+    ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
-    async {
-        let params = parsed(params)?;
-        let range = query::export_range(
-            params.from_seq,
-            params.since.as_deref(),
-            params.until.as_deref(),
-        )?;
-        export_tar(&state, &caller.key.tenant, &range).await
-    }
-    .await
+    let since = params.since.as_deref();
+    let range = query::export_range(params.from_seq, since, params.until.as_deref())?;
+    export_tar(&state, &caller.key.tenant, &range).await
 }
 
 /// Streams the bundle as a tar archive ([`arbiter_audit::stream::stream`]); the route only

@@ -30,15 +30,10 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
             auth::require_counting_images_later,
         ))
     });
-    let status = routes!(get_batch).map(|status| {
-        status.route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Batch),
-            auth::require,
-        ))
-    });
-    OpenApiRouter::new()
-        .routes(submit)
-        .routes(status)
+    let submit = OpenApiRouter::new().routes(submit);
+    let status = OpenApiRouter::new().routes(routes!(get_batch));
+    auth::documented(submit, Scope::Batch, auth::KeyScheme::BEARER)
+        .merge(auth::scoped(status, state, Scope::Batch))
         .route_layer(DefaultBodyLimit::max(body_limit))
 }
 
@@ -88,13 +83,10 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
     responses(
         (status = 202, description = "Queued", body = BatchAccepted),
         (status = 400, description = "Malformed, empty, or over the plan's batch size", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the batch scope or network", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 429, description = "Rate limit exceeded, or the batch's images do not all fit in what is left of the day's quota (nothing is accepted)", body = ErrorBody),
         (status = 503, description = "The batch bodies on disk take all their room (jobs.max_spooled_bytes); Retry-After says when to try again", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn submit_batch(
     State(state): State<AppState>,
@@ -200,11 +192,8 @@ pub async fn check_batch(
     params(("batch_id" = String, Path, description = "The batch's id (batch_...)")),
     responses(
         (status = 200, description = "The batch", body = BatchStatus),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
         (status = 404, description = "No such batch for this tenant", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn get_batch(
     State(state): State<AppState>,

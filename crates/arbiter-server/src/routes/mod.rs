@@ -83,38 +83,33 @@ const BUSY_RETRY_SECS: u64 = 1;
 
 /// Serves a request within the bounds: 503 with `Retry-After` when `limits.max_concurrent_requests`
 /// are being served, and 503 when it takes longer than `limits.request_timeout_secs` (reading
-/// its body included; the work on it is dropped).
+/// its body included; the work on it is dropped). It runs inside the request context, so a
+/// refusal names its request.
 async fn bounded(State(bounds): State<Bounds>, request: Request, next: Next) -> Response {
     if UNBOUNDED.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let refuse = |err: ApiError| {
-        match &request_id {
-            Some(id) => err.for_request(id),
-            None => err,
-        }
-        .into_response()
-    };
     let Ok(_place) = bounds.places.clone().try_acquire_owned() else {
-        return refuse(ApiError {
+        return ApiError {
             retry_after: Some(BUSY_RETRY_SECS),
             ..ApiError::new(
                 ErrorCode::ServiceUnavailable,
                 "the server is serving as many requests as it may (limits.max_concurrent_requests); \
                  try again shortly",
             )
-        });
+        }
+        .into_response();
     };
     match tokio::time::timeout(bounds.timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => refuse(ApiError::new(
+        Err(_) => ApiError::new(
             ErrorCode::ServiceUnavailable,
             format!(
                 "the request was not answered within {} s (limits.request_timeout_secs)",
                 bounds.timeout.as_secs()
             ),
-        )),
+        )
+        .into_response(),
     }
 }
 

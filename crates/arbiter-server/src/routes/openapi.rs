@@ -5,11 +5,11 @@ use crate::state::AppState;
 use arbiter_core::ModelKind;
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     AllOfBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 /// The API document's info and the schemas no handler names; its operations come from the
@@ -30,19 +30,6 @@ pub struct ApiDoc;
 
 struct BearerAuth;
 
-/// The answers the authentication layer may give on any route behind a key.
-const AUTH_RESPONSES: [(&str, &str); 3] = [
-    ("401", "Missing, unknown or revoked API key"),
-    (
-        "403",
-        "The key lacks the route's scope, or is used from outside its networks",
-    ),
-    (
-        "429",
-        "Rate limit or daily quota exceeded (see Retry-After)",
-    ),
-];
-
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -57,25 +44,10 @@ impl Modify for BearerAuth {
                 utoipa::openapi::security::ApiKeyValue::new("X-API-KEY"),
             )),
         );
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                if operation.security.as_ref().is_none_or(Vec::is_empty) {
-                    continue;
-                }
-                for (status, description) in AUTH_RESPONSES {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| error_response(description));
-                }
+        // Operations made by hand, not by `auth::scoped`, name no scope.
+        for operation in crate::auth::operations(openapi) {
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                crate::auth::refusals(operation, None, crate::auth::KeyScheme::BEARER);
             }
         }
     }
@@ -151,18 +123,6 @@ fn property_mut<'a>(
         _ => return None,
     };
     object.properties.get_mut(property)
-}
-
-fn error_response(description: &str) -> RefOr<Response> {
-    let content = ContentBuilder::new()
-        .schema(Some(Ref::from_schema_name("ErrorBody")))
-        .build();
-    RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
-            .content("application/json", content)
-            .build(),
-    )
 }
 
 /// The document of the documented routes `api` (merged into [`ApiDoc`]) as this server

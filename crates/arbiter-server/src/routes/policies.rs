@@ -8,28 +8,24 @@ use crate::routes::types::policies::{
 };
 use crate::state::AppState;
 use arbiter_core::Facts;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Json, middleware};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The routes, behind the `policies:read` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let routes = OpenApiRouter::new()
         .routes(routes!(list_policies))
         .routes(routes!(get_policy))
-        .routes(routes!(simulate))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::PoliciesRead),
-            auth::require,
-        ))
+        .routes(routes!(simulate));
+    auth::scoped(routes, state, Scope::PoliciesRead)
 }
 
 /// The live policies and the status of each watched file.
 #[utoipa::path(get, path = "/v1/policies", tag = "policies",
-    responses((status = 200, body = PolicyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = PolicyList)))]
 pub async fn list_policies(State(state): State<AppState>) -> Json<PolicyList> {
     let live = state.pipeline.policies();
     let policies = live
@@ -46,8 +42,7 @@ pub async fn list_policies(State(state): State<AppState>) -> Json<PolicyList> {
 /// One live policy.
 #[utoipa::path(get, path = "/v1/policies/{id}", tag = "policies",
     params(("id" = String, Path, description = "The policy's id")),
-    responses((status = 200, body = PolicyDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = PolicyDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_policy(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -74,8 +69,7 @@ pub async fn get_policy(
 #[utoipa::path(post, path = "/v1/policies/{id}/simulate", tag = "policies",
     params(("id" = String, Path, description = "The policy's id")),
     request_body = SimulateRequest,
-    responses((status = 200, body = SimulateReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = SimulateReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn simulate(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -26,12 +26,12 @@ use utoipa_axum::routes;
 
 /// The routes at the root, beside `/v1`.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    let scoped = |scope: Scope, router: OpenApiRouter<AppState>| {
-        router.route_layer(middleware::from_fn_with_state(
-            (state.clone(), scope),
-            auth::require,
-        ))
+    // The key comes as `X-API-KEY`, and a refusal in RD's shape.
+    let x_api_key = auth::KeyScheme {
+        name: "x_api_key",
+        error_body: None,
     };
+    let scoped = |scope, router| auth::scoped_as(router, state, scope, x_api_key);
     OpenApiRouter::new()
         .merge(scoped(
             Scope::Analyze,
@@ -156,10 +156,7 @@ fn file_name(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     responses(
         (status = 200, description = "{code, errno, requestId, mediaId, response: {signedUrl}}", body = Object),
         (status = 400, description = "No fileName", body = Object),
-        (status = 401, description = "Missing, unknown or revoked X-API-KEY", body = Object),
-        (status = 429, description = "Rate limit or quota exceeded", body = Object),
-    ),
-    security(("x_api_key" = []))
+    )
 )]
 pub async fn presign(
     State(state): State<AppState>,
@@ -257,10 +254,8 @@ fn too_large(max: u64) -> ApiError {
     params(("request_id" = String, Path, description = "The requestId")),
     responses(
         (status = 200, description = "The media detail", body = Object),
-        (status = 401, description = "Missing, unknown or revoked X-API-KEY", body = Object),
         (status = 404, description = "No such request for this tenant", body = Object),
-    ),
-    security(("x_api_key" = []))
+    )
 )]
 pub async fn media_detail(
     State(state): State<AppState>,
@@ -292,9 +287,7 @@ pub async fn media_detail(
     responses(
         (status = 200, description = "A page of media details", body = Object),
         (status = 400, description = "A malformed date", body = Object),
-        (status = 401, description = "Missing, unknown or revoked X-API-KEY", body = Object),
-    ),
-    security(("x_api_key" = []))
+    )
 )]
 pub async fn media_page(
     State(state): State<AppState>,
@@ -322,9 +315,7 @@ pub async fn media_page(
     responses(
         (status = 201, description = "The feedback, recorded as a review label", body = Object),
         (status = 400, description = "An unknown label, or no such result", body = Object),
-        (status = 401, description = "Missing, unknown or revoked X-API-KEY", body = Object),
-    ),
-    security(("x_api_key" = []))
+    )
 )]
 pub async fn feedback(
     State(state): State<AppState>,

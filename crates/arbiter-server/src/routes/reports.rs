@@ -6,21 +6,17 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::reports;
 use crate::state::AppState;
-use arbiter_core::RequestId;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, middleware};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The routes, behind the `requests:read` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    let router = OpenApiRouter::new().routes(routes!(get_request_report));
-    router.route_layer(middleware::from_fn_with_state(
-        (state.clone(), Scope::RequestsRead),
-        auth::require,
-    ))
+    let routes = OpenApiRouter::new().routes(routes!(get_request_report));
+    auth::scoped(routes, state, Scope::RequestsRead)
 }
 
 /// The PDF response, named for download.
@@ -63,18 +59,12 @@ pub(crate) fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
     params(("request_id" = String, Path, description = "The request's id (req_...)")),
     responses(
         (status = 200, description = "The report", content_type = "application/pdf", body = Vec<u8>),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the requests:read scope or network", body = ErrorBody),
         (status = 404, description = "No analysed request with this id for this tenant", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
-#[tracing::instrument(skip_all, fields(request_id = %current))]
 pub async fn get_request_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let verifier_key = state.verifier_key();

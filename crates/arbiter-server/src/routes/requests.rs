@@ -9,18 +9,17 @@ use arbiter_core::ErrorCode;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, middleware};
+use axum::{Extension, Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The route, behind the `requests:read` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_request))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::RequestsRead),
-            auth::require,
-        ))
+    auth::scoped(
+        OpenApiRouter::new().routes(routes!(get_request)),
+        state,
+        Scope::RequestsRead,
+    )
 }
 
 /// A stored result.
@@ -37,12 +36,9 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The stored result", body = AnalyzeReply),
         (status = 202, description = "Not analysed yet", body = crate::jobs::AsyncAccepted),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
         (status = 404, description = "No such request for this tenant", body = ErrorBody),
         (status = 422, description = "The image could not be analysed", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn get_request(
     State(state): State<AppState>,
@@ -51,7 +47,8 @@ pub async fn get_request(
     Path(request_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = &caller.key.tenant;
-    match stored_result(&state, tenant, &request_id).await {
+    let stored = analyze::stored_reply(state.pipeline.db().conn(), tenant, &request_id).await;
+    match stored.map_err(ApiError::from) {
         Err(err) if err.code == ErrorCode::NotFound => {
             pending(&state, tenant, &request_id, &headers).await
         }
@@ -93,13 +90,4 @@ async fn pending(
         ),
     };
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
-}
-
-/// A tenant's stored result by id.
-pub async fn stored_result(
-    state: &AppState,
-    tenant: &str,
-    request_id: &str,
-) -> Result<AnalyzeReply, ApiError> {
-    Ok(analyze::stored_reply(state.pipeline.db().conn(), tenant, request_id).await?)
 }

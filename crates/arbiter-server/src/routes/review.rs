@@ -1,30 +1,26 @@
 //! `/v1/review/items`: the human-review queues.
 
 use crate::auth::{self, Caller};
-use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::keys::Scope;
-use crate::review::{self, ItemView, Resolve};
-use crate::routes::types::review::{ClaimRequest, ItemPage, ItemsQuery, ResolveRequest};
+use crate::review::{self, ItemView, ItemsPage, Resolve};
+use crate::routes::types::review::{ClaimRequest, ItemsQuery, ResolveRequest};
 use crate::state::AppState;
 use arbiter_db::review::{Actor, ItemFilter};
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::{Extension, Json, middleware};
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The routes, behind the `review` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let routes = OpenApiRouter::new()
         .routes(routes!(list_items))
         .routes(routes!(get_item))
         .routes(routes!(claim_item))
-        .routes(routes!(resolve_item))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Review),
-            auth::require,
-        ))
+        .routes(routes!(resolve_item));
+    auth::scoped(routes, state, Scope::Review)
 }
 
 /// List review items, oldest first.
@@ -34,36 +30,25 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     tag = "review",
     params(ItemsQuery),
     responses(
-        (status = 200, description = "A page of items", body = ItemPage),
+        (status = 200, description = "A page of items", body = ItemsPage),
         (status = 400, description = "Bad parameter", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn list_items(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    params: Result<Query<ItemsQuery>, QueryRejection>,
-) -> Result<Json<ItemPage>, ApiError> {
-    let result = async {
-        let params = params
-            .map(|Query(q)| q)
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-        let filter = ItemFilter {
-            queue: params.queue.as_deref(),
-            status: params.status.as_deref(),
-            after: params.after.as_deref(),
-            request_id: params.request_id.as_deref(),
-            ..ItemFilter::default()
-        };
-        let conn = state.pipeline.db().conn();
-        let page = review::list_page(conn, &caller.key.tenant, &filter, params.limit).await?;
-        Ok(ItemPage {
-            data: page.items,
-            next_cursor: page.next_cursor,
-        })
-    }
-    .await;
-    result.map(Json)
+    ApiQuery(params): ApiQuery<ItemsQuery>,
+) -> Result<Json<ItemsPage>, ApiError> {
+    let filter = ItemFilter {
+        queue: params.queue.as_deref(),
+        status: params.status.as_deref(),
+        after: params.after.as_deref(),
+        request_id: params.request_id.as_deref(),
+        ..ItemFilter::default()
+    };
+    let conn = state.pipeline.db().conn();
+    let page = review::list_page(conn, &caller.key.tenant, &filter, params.limit).await?;
+    Ok(Json(page))
 }
 
 /// One review item.
@@ -75,18 +60,15 @@ pub async fn list_items(
     responses(
         (status = 200, description = "The item", body = ItemView),
         (status = 404, description = "No such item for this tenant", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn get_item(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(item_id): Path<String>,
 ) -> Result<Json<ItemView>, ApiError> {
-    review::get(state.pipeline.db().conn(), &caller.key.tenant, &item_id)
-        .await
-        .map(Json)
-        .map_err(ApiError::from)
+    let conn = state.pipeline.db().conn();
+    Ok(Json(review::get(conn, &caller.key.tenant, &item_id).await?))
 }
 
 /// Claim an item: it is yours until you resolve it, and the claim is recorded in the audit log
@@ -104,8 +86,7 @@ pub async fn get_item(
         (status = 400, description = "Malformed body or reviewer id", body = ErrorBody),
         (status = 404, description = "No such item for this tenant", body = ErrorBody),
         (status = 409, description = "Held by another reviewer or through another key, or resolved", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn claim_item(
     State(state): State<AppState>,
@@ -126,10 +107,10 @@ pub async fn claim_item(
         reviewer: &reviewer,
         key: Some(&key_id),
     };
-    review::claim(db, &caller.key.tenant, &item_id, actor, state.clock.now())
-        .await
-        .map(Json)
-        .map_err(ApiError::from)
+    let now = state.clock.now();
+    Ok(Json(
+        review::claim(db, &caller.key.tenant, &item_id, actor, now).await?,
+    ))
 }
 
 /// Resolve an item with a label; recorded in the audit log (`review.resolved`, with the reviewer
@@ -146,8 +127,7 @@ pub async fn claim_item(
         (status = 400, description = "Unknown label or action", body = ErrorBody),
         (status = 404, description = "No such item for this tenant", body = ErrorBody),
         (status = 409, description = "Held by another reviewer or through another key, or resolved already", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn resolve_item(
     State(state): State<AppState>,
@@ -175,8 +155,7 @@ pub async fn resolve_item(
         &resolve,
         state.clock.now(),
     )
-    .await
-    .map_err(ApiError::from)?;
+    .await?;
     if queued > 0 {
         state.webhooks.wake.notify_waiters();
     }

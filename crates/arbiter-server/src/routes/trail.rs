@@ -5,20 +5,18 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::routes::types::trail::Trail;
 use crate::state::AppState;
-use arbiter_core::RequestId;
 use axum::extract::{Path, State};
-use axum::{Extension, Json, middleware};
+use axum::{Extension, Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The route, behind the `audit:read` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_trail))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::AuditRead),
-            auth::require,
-        ))
+    auth::scoped(
+        OpenApiRouter::new().routes(routes!(get_trail)),
+        state,
+        Scope::AuditRead,
+    )
 }
 
 /// A request's audit trail.
@@ -33,23 +31,15 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     params(("request_id" = String, Path, description = "The request's id (req_...)")),
     responses(
         (status = 200, description = "The request's entries, oldest first", body = Trail),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the audit:read scope or network", body = ErrorBody),
         (status = 404, description = "No audit entry about this request for this tenant", body = ErrorBody),
-        (status = 429, description = "Rate limit or quota exceeded", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
-#[tracing::instrument(skip_all, fields(request_id = %current))]
 pub async fn get_trail(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(current): Extension<RequestId>,
     Path(request_id): Path<String>,
 ) -> Result<Json<Trail>, ApiError> {
-    trail(&state, &caller.key.tenant, &request_id)
-        .await
-        .map(Json)
+    Ok(Json(trail(&state, &caller.key.tenant, &request_id).await?))
 }
 
 /// Every entry of `tenant`'s chain about `request_id`, oldest first.

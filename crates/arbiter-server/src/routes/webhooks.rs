@@ -13,22 +13,19 @@ use arbiter_db::webhooks as repo;
 use arbiter_webhooks::manage::{self, ManageError};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json, middleware};
+use axum::{Extension, Json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The routes, behind the `webhooks` scope.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let routes = OpenApiRouter::new()
         .routes(routes!(create_endpoint, list_endpoints))
         .routes(routes!(delete_endpoint))
         .routes(routes!(list_deliveries))
         .routes(routes!(get_delivery))
-        .routes(routes!(replay_delivery))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Webhooks),
-            auth::require,
-        ))
+        .routes(routes!(replay_delivery));
+    auth::scoped(routes, state, Scope::Webhooks)
 }
 
 impl From<ManageError> for ApiError {
@@ -55,39 +52,33 @@ impl From<ManageError> for ApiError {
     responses(
         (status = 201, description = "Registered", body = EndpointCreated),
         (status = 400, description = "Bad URL, refused address or bad event name", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-        (status = 403, description = "The key lacks the webhooks scope", body = ErrorBody),
         (status = 409, description = "The tenant has as many endpoints as it may have", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn create_endpoint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(new): ApiJson<NewEndpoint>,
 ) -> Result<(StatusCode, Json<EndpointCreated>), ApiError> {
-    let result: Result<EndpointCreated, ApiError> = async {
-        let given = manage::NewEndpoint {
-            url: &new.url,
-            events: &new.events,
-            description: new.description.as_deref(),
-        };
-        let (row, secret) = manage::register_endpoint(
-            state.pipeline.db(),
-            &state.webhooks,
-            state.config.webhooks.max_endpoints_per_tenant,
-            &caller.key.tenant,
-            given,
-            state.clock.now(),
-        )
-        .await?;
-        Ok(EndpointCreated {
-            endpoint: row.into(),
-            secret: secret.expose().to_owned(),
-        })
-    }
-    .await;
-    result.map(|created| (StatusCode::CREATED, Json(created)))
+    let given = manage::NewEndpoint {
+        url: &new.url,
+        events: &new.events,
+        description: new.description.as_deref(),
+    };
+    let (row, secret) = manage::register_endpoint(
+        state.pipeline.db(),
+        &state.webhooks,
+        state.config.webhooks.max_endpoints_per_tenant,
+        &caller.key.tenant,
+        given,
+        state.clock.now(),
+    )
+    .await?;
+    let created = EndpointCreated {
+        endpoint: row.into(),
+        secret: secret.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// List the tenant's webhook endpoints.
@@ -97,22 +88,14 @@ pub async fn create_endpoint(
     tag = "webhooks",
     responses(
         (status = 200, description = "The endpoints", body = ListOf<EndpointView>),
-        (status = 401, description = "Missing, unknown or revoked API key", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn list_endpoints(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<ListOf<EndpointView>>, ApiError> {
-    repo::list_endpoints(state.pipeline.db().conn(), &caller.key.tenant)
-        .await
-        .map(|rows| {
-            Json(ListOf {
-                data: rows.into_iter().map(Into::into).collect(),
-            })
-        })
-        .map_err(ApiError::from)
+    let rows = repo::list_endpoints(state.pipeline.db().conn(), &caller.key.tenant).await?;
+    Ok(Json(ListOf::of(rows)))
 }
 
 /// Delete a webhook endpoint; its pending deliveries fail.
@@ -124,18 +107,15 @@ pub async fn list_endpoints(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such endpoint for this tenant", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(endpoint_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted =
-        repo::delete_endpoint(state.pipeline.db().conn(), &caller.key.tenant, &endpoint_id)
-            .await
-            .map_err(ApiError::from)?;
+    let conn = state.pipeline.db().conn();
+    let deleted = repo::delete_endpoint(conn, &caller.key.tenant, &endpoint_id).await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -154,28 +134,17 @@ pub async fn delete_endpoint(
     responses(
         (status = 200, description = "The deliveries", body = ListOf<DeliveryView>),
         (status = 400, description = "Unknown status", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<DeliveryQuery>,
 ) -> Result<Json<ListOf<DeliveryView>>, ApiError> {
-    let result = async {
-        let rows = manage::list_deliveries(
-            state.pipeline.db().conn(),
-            &caller.key.tenant,
-            query.status.as_deref(),
-            query.limit,
-        )
-        .await?;
-        Ok(ListOf {
-            data: rows.into_iter().map(Into::into).collect(),
-        })
-    }
-    .await;
-    result.map(Json)
+    let conn = state.pipeline.db().conn();
+    let status = query.status.as_deref();
+    let rows = manage::list_deliveries(conn, &caller.key.tenant, status, query.limit).await?;
+    Ok(Json(ListOf::of(rows)))
 }
 
 /// One delivery with every attempt.
@@ -187,8 +156,7 @@ pub async fn list_deliveries(
     responses(
         (status = 200, description = "The delivery", body = DeliveryView),
         (status = 404, description = "No such delivery for this tenant", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn get_delivery(
     State(state): State<AppState>,
@@ -223,22 +191,17 @@ async fn delivery_view(
         (status = 202, description = "Queued again", body = DeliveryView),
         (status = 404, description = "No such delivery for this tenant", body = ErrorBody),
         (status = 400, description = "The delivery is still pending", body = ErrorBody),
-    ),
-    security(("bearer" = []))
+    )
 )]
 pub async fn replay_delivery(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(delivery_id): Path<String>,
 ) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
-    let result = async {
-        let tenant = &caller.key.tenant;
-        let conn = state.pipeline.db().conn();
-        let now = state.clock.now().timestamp_millis();
-        manage::replay(conn, tenant, &delivery_id, now).await?;
-        state.webhooks.wake.notify_waiters();
-        delivery_view(&state, tenant, &delivery_id).await
-    }
-    .await;
-    result.map(|view| (StatusCode::ACCEPTED, Json(view)))
+    let tenant = &caller.key.tenant;
+    let now = state.clock.now().timestamp_millis();
+    manage::replay(state.pipeline.db().conn(), tenant, &delivery_id, now).await?;
+    state.webhooks.wake.notify_waiters();
+    let view = delivery_view(&state, tenant, &delivery_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }

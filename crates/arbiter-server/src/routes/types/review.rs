@@ -1,7 +1,6 @@
 //! Queries, bodies and answers of `/v1/review/items`.
 
-use crate::review::ItemView;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Query parameters of `GET /v1/review/items`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -19,15 +18,6 @@ pub struct ItemsQuery {
     /// Items per page, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
-}
-
-/// A page of items.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ItemPage {
-    /// The items, oldest first.
-    pub data: Vec<ItemView>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Who claims an item.

@@ -74,6 +74,15 @@ pub struct ListOf<T> {
     pub data: Vec<T>,
 }
 
+impl<T> ListOf<T> {
+    /// The list of `rows`, each shown as a `T`.
+    pub fn of<R: Into<T>>(rows: Vec<R>) -> Self {
+        Self {
+            data: rows.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// One stored attempt.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
