@@ -3,7 +3,7 @@
 //! request's fields built into an [`AnalyzeCall`], and a flow's image body (the image,
 //! `options`, `reference_id` and the flow's own fields) with the detector options the flow
 //! chooses for it. The server reads the HTTP body (JSON, or multipart parts by name) and hands
-//! its fields here.
+//! it here as a [`RawBody`].
 
 use crate::analyze::{
     AnalyzeCall, ImageSource, RequestOptions, check_reference_id, decode_base64, parse_options,

@@ -119,9 +119,8 @@ async fn prepare(
     let Query(query) = Query::<AnalyzeQuery>::try_from_uri(request.uri())
         .map_err(|err| ApiError::bad_request(err.body_text()))?;
     let body = raw_body(request, state).await?;
-    Ok(state
-        .intake()
-        .analyze(body, query.flow, state.pipeline.limits())?)
+    let limits = state.pipeline.limits();
+    Ok(state.intake().analyze(body, query.flow, limits)?)
 }
 
 /// The multipart (or JSON) intake of `POST /v1/analyze` on its own, without a server or a
