@@ -18,7 +18,9 @@ use crate::intake::FlowBody;
 
 use crate::record::{CaseContext, Decided, Record};
 use arbiter_audit::Event;
-use arbiter_core::{Analysis, CaseIntake, CaseSpec, Decision, Flow, RequestId};
+use arbiter_core::{
+    Analysis, CaseFactIntake, CaseIntake, CaseSpec, Decision, Flow, IntakeMode, RequestId,
+};
 use arbiter_db::entity::{case, case_image};
 use arbiter_db::sea_orm::ConnectionTrait;
 use arbiter_db::{cases as repo, decisions};
@@ -52,18 +54,24 @@ impl NewCaseImage {
     }
 }
 
-/// Analyses a flow body's image and adds it to its case: the image's facts checked by the flow,
-/// the detector the flow's route picks for them, the image decided under the flow's policy and
-/// the case decision recomputed.
+/// Analyses a flow body's image and adds it to the case `case_id`: the case's and the image's
+/// facts read from the body as the flow's intake says ([`NewCaseImage::from_body`]) and checked
+/// by the flow, the detector the flow's route picks for them, the image decided under the flow's
+/// policy and the case decision recomputed.
 pub async fn add_analyzed_image(
     handles: &impl AnalysisHandles,
     engine: Engine<'_>,
     tenant: &str,
     flow: &str,
     request_id: &RequestId,
+    case_id: &str,
     mut body: FlowBody,
-    image: NewCaseImage,
 ) -> Result<CaseImageReply, EngineError> {
+    let (flow_impl, spec) = case_flow(engine, flow)?;
+    let Some(IntakeMode::Cases(intake)) = flow_impl.intake().map(|intake| intake.mode) else {
+        return Err(EngineError::not_found(format!("flow {flow} has no cases")));
+    };
+    let image = NewCaseImage::from_body(&intake, spec.kind, case_id, &mut body)?;
     check_image_input(engine, flow, &image)?;
     let mut input = image.case_facts.clone();
     input.extend(image.image_facts.clone());
@@ -314,17 +322,21 @@ pub async fn add_image(
     })
 }
 
-/// Replaces one case-level fact (a KYC session's `liveness`) of an existing case and
-/// recomputes its decision; 404 when there is no such case.
+/// Replaces one case-level fact (a KYC session's `liveness`, posted as `value` and read by the
+/// flow's `fact`) of an existing case and recomputes its decision; 404 when there is no such
+/// case.
 pub async fn set_fact(
     engine: Engine<'_>,
     tenant: &str,
     flow: &str,
     case_id: &str,
-    key: &str,
+    fact: &CaseFactIntake,
     value: Value,
 ) -> Result<CaseView, EngineError> {
     let (flow_impl, spec) = case_flow(engine, flow)?;
+    let value = (fact.read)(value).map_err(EngineError::invalid)?;
+    check_case_id(spec.kind, case_id)?;
+    let key = fact.name;
     let update: Map<String, Value> = [(key.to_owned(), value)].into_iter().collect();
     engine
         .pipeline

@@ -3,7 +3,7 @@
 //! request's fields built into an [`AnalyzeCall`], and a flow's image body (the image,
 //! `options`, `reference_id` and the flow's own fields) with the detector options the flow
 //! chooses for it. The server reads the HTTP body (JSON, or multipart parts by name) and hands
-//! its fields here.
+//! it here as a [`RawBody`].
 
 use crate::analyze::{
     AnalyzeCall, ImageSource, RequestOptions, check_reference_id, decode_base64, parse_options,
@@ -11,6 +11,7 @@ use crate::analyze::{
 use crate::error::EngineError;
 use crate::flows::{FlowRegistry, FlowsConfig};
 use arbiter_core::{AnalyzeOptions, ErrorCode, ModelKind};
+use arbiter_detect::IntakeLimits;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -96,6 +97,34 @@ pub struct AnalyzeRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub facts: Option<Value>,
+}
+
+/// A request body as it came: JSON bytes, or multipart parts by name, in order.
+#[derive(Debug)]
+pub enum RawBody<B> {
+    /// `application/json`.
+    Json(B),
+    /// `multipart/form-data`.
+    Parts(Vec<(String, B)>),
+}
+
+impl<B: AsRef<[u8]> + Into<Vec<u8>>> RawBody<B> {
+    /// The fields of an analysis request ([`analyze_json`], [`analyze_parts`]), with a multipart
+    /// `file` beside them.
+    pub fn analyze_fields(self) -> Result<(AnalyzeRequest, Option<Vec<u8>>), EngineError> {
+        match self {
+            Self::Json(bytes) => Ok((analyze_json(bytes.as_ref())?, None)),
+            Self::Parts(parts) => analyze_parts(parts),
+        }
+    }
+
+    /// The fields of a flow's body ([`flow_json`], [`flow_parts`]).
+    pub fn flow_fields(self) -> Result<FlowFields, EngineError> {
+        match self {
+            Self::Json(bytes) => flow_json(bytes.as_ref()),
+            Self::Parts(parts) => flow_parts(parts),
+        }
+    }
 }
 
 /// The fields of a JSON analysis request.
@@ -288,6 +317,31 @@ impl Intake<'_> {
             flow,
         };
         Ok((call, webhook_url))
+    }
+
+    /// An analysis request's body checked and built into its call, with `options.webhook_url`
+    /// if given ([`Intake::call`]); an image sent in the body is taken in at once unless it is
+    /// for a webhook (its job takes it in).
+    pub fn analyze<B: AsRef<[u8]> + Into<Vec<u8>>>(
+        &self,
+        body: RawBody<B>,
+        flow: Option<String>,
+        limits: &IntakeLimits,
+    ) -> Result<(AnalyzeCall, Option<String>), EngineError> {
+        let (fields, file) = body.analyze_fields()?;
+        let (mut call, webhook_url) = self.call(fields, file, flow)?;
+        if webhook_url.is_none() {
+            call.source = call.source.take_in(limits)?;
+        }
+        Ok((call, webhook_url))
+    }
+
+    /// A flow's body as its route takes it ([`RawBody::flow_fields`], [`Intake::flow_body`]).
+    pub fn flow<B: AsRef<[u8]> + Into<Vec<u8>>>(
+        &self,
+        body: RawBody<B>,
+    ) -> Result<FlowBody, EngineError> {
+        self.flow_body(body.flow_fields()?)
     }
 
     /// Takes the image, `options` and `reference_id` out of a flow's body fields (and its

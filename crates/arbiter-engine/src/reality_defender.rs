@@ -280,17 +280,20 @@ pub struct Feedback {
     pub comment: Option<String>,
 }
 
-/// Records RD feedback from the key `key_id` as a resolved review item on the request (queue
-/// `feedback`, the key as reviewer), with its `review.resolved` audit entry; answers RD's
-/// feedback record. An unknown label or another tenant's request is refused (400).
+/// Records RD feedback (`body`, RD's JSON [`Feedback`]) from the key `key_id` as a resolved
+/// review item on the request (queue `feedback`, the key as reviewer), with its
+/// `review.resolved` audit entry; answers RD's feedback record. A body that is not RD's
+/// feedback, an unknown label or another tenant's request is refused (400).
 pub async fn feedback(
     db: &Db,
     registry: &FlowRegistry,
     tenant: &str,
     key_id: &str,
-    given: Feedback,
+    body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Value, EngineError> {
+    let given: Feedback = serde_json::from_slice(body)
+        .map_err(|err| EngineError::invalid(format!("the body is not RD's feedback: {err}")))?;
     let label = review_label(&given.label, given.feedback_category.as_deref())?;
     let reply = stored_reply(db.conn(), tenant, &given.request_id)
         .await

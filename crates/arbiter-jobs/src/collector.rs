@@ -12,6 +12,7 @@ use arbiter_db::entity::batch;
 use arbiter_db::jobs as repo;
 use arbiter_db::sea_orm::DatabaseTransaction;
 use arbiter_engine::analyze::{ImageSource, check_reference_id};
+use arbiter_engine::flows::{FlowRegistry, FlowsConfig};
 use arbiter_engine::intake::FlowBody;
 use arbiter_engine::{EngineError, Pipeline};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -32,6 +33,24 @@ pub struct CollectedFlow {
     pub batch_size: u64,
     /// Seconds the oldest collected upload waits before its tenant's uploads are sealed anyway.
     pub max_wait_secs: u64,
+}
+
+impl CollectedFlow {
+    /// The flows of `registry` switched on in `flows` whose uploads are collected, and how.
+    pub fn switched_on(registry: &FlowRegistry, flows: &FlowsConfig) -> Vec<Self> {
+        registry
+            .names()
+            .filter(|name| flows.enabled(name))
+            .filter_map(|flow| {
+                let intake = registry.collected(flow)?;
+                Some(Self {
+                    flow,
+                    batch_size: intake.batch_size,
+                    max_wait_secs: intake.max_wait_secs,
+                })
+            })
+            .collect()
+    }
 }
 
 /// One upload.
@@ -97,16 +116,23 @@ pub struct UploadAccepted {
     pub status_url: String,
 }
 
-/// Collects one upload of `flow`; queues the tenant's collected uploads of the flow as a batch
-/// when this one makes its `batch_size`.
+/// Collects one upload of `flow` from its body ([`Upload::from_body`]); queues the tenant's
+/// collected uploads of the flow as a batch when this one makes its `batch_size`.
 pub async fn collect(
     state: &JobContext,
     flow: &str,
     tenant: &str,
     request_id: &RequestId,
-    upload: Upload,
+    body: FlowBody,
     base_url: &str,
 ) -> Result<UploadAccepted, EngineError> {
+    let intake = state
+        .pipeline
+        .flows()
+        .collected(flow)
+        .ok_or_else(|| EngineError::Internal(format!("the flow {flow} collects no uploads")))?;
+    let max_len = state.limits.max_reference_id_len;
+    let upload = Upload::from_body(&state.pipeline, flow, &intake, body, max_len)?;
     let settings = state
         .collected
         .iter()

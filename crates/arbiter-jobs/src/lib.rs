@@ -5,8 +5,8 @@
 //! batch request's body read as it arrives ([`batch_body`]), and the batch bodies kept on disk
 //! while their batch is worked.
 //!
-//! The server enqueues (through [`queue`] and [`collector::collect`]) and starts the runner
-//! ([`runner()`]); it converts [`EngineError`] to its error body.
+//! The server enqueues (through [`queue`], [`ReceivedBatch`] and [`collector::collect`]) and
+//! starts the runner ([`runner()`]); it converts [`EngineError`] to its error body.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
@@ -20,7 +20,8 @@ pub use analysis::JobFailure;
 pub use arbiter_engine::EngineError;
 pub use collector::{CollectedFlow, Upload, UploadAccepted};
 pub use queue::{
-    AsyncAccepted, BatchAccepted, BatchStatus, BatchSubmission, Chunks, JobSource, NewImage,
+    AsyncAccepted, BatchAccepted, BatchError, BatchStatus, BatchSubmission, Chunks, JobSource,
+    NewImage, ReceivedBatch,
 };
 pub use runner::Runner;
 
@@ -30,6 +31,7 @@ use arbiter_engine::analyze::{
     AnalysisHandles, AnalysisMetrics, AnalysisSettings, Analyzer, ImageFetcher, Inflight,
 };
 use arbiter_engine::clock::Clock;
+use arbiter_engine::intake::RequestLimits;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -94,6 +96,8 @@ pub struct JobContext {
     pub metrics: Arc<dyn AnalysisMetrics>,
     /// The settings an analysis follows.
     pub analysis: AnalysisSettings,
+    /// The limits batch images and uploads are held to, as requests are.
+    pub limits: RequestLimits,
     /// This replica's id, in the tokens of the claims it takes.
     pub replica_id: String,
     /// The job settings (`jobs`).

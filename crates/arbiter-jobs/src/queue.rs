@@ -5,11 +5,12 @@
 //! workers of [`crate::analysis`] take them from there.
 
 use crate::JobContext;
+use crate::batch_body::{self, BodyError, check_image};
 use crate::kept_bodies;
 use arbiter_core::{AnalyzeOptions, BatchId, RequestId};
 use arbiter_db::entity::{batch, job};
 use arbiter_db::jobs as repo;
-use arbiter_db::sea_orm::DatabaseConnection;
+use arbiter_db::sea_orm::{DatabaseConnection, DbBackend};
 use arbiter_engine::EngineError;
 use arbiter_engine::analyze::{AnalyzeCall, ImageSource, decode_base64};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -171,6 +172,78 @@ pub type Chunks<E> = mpsc::Receiver<Result<Vec<NewImage>, E>>;
 fn estimate(images: usize, workers: u32) -> u64 {
     let workers = u64::from(workers.max(1));
     (images as u64).div_ceil(workers).max(1)
+}
+
+/// Why a batch was not queued: its body was refused, or the engine refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The body could not be read or kept ([`BodyError`]).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// A refusal of the request's rules, or a failure.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A batch request's body spooled to disk, its header checked against the caller's plan: what
+/// [`ReceivedBatch::submit`] queues once the caller may send that many images.
+#[derive(Debug)]
+pub struct ReceivedBatch {
+    /// What the header asks for.
+    pub submission: BatchSubmission,
+    /// The body's file.
+    spooled: tempfile::NamedTempFile,
+}
+
+impl ReceivedBatch {
+    /// Spools `body` as it arrives (within `jobs.max_batch_body_bytes` and
+    /// `jobs.max_spooled_bytes`) and checks its header against the caller's plan (at most
+    /// `batch_size` images, `plan` naming it in the refusal) and the request rules. Whether
+    /// `webhook_url` may be reached is the caller's to check.
+    pub async fn receive<S, B, E>(
+        state: &JobContext,
+        body: S,
+        batch_size: usize,
+        plan: &str,
+    ) -> Result<Self, BatchError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let jobs = &state.config;
+        let spooled = batch_body::spool(
+            body,
+            jobs.max_batch_body_bytes,
+            &state.data_dir,
+            jobs.max_spooled_bytes,
+        )
+        .await?;
+        let header = batch_body::header(spooled.as_file()).await?;
+        let max_len = state.limits.max_reference_id_len;
+        let submission = header.submission(batch_size, plan, max_len)?;
+        Ok(Self {
+            submission,
+            spooled,
+        })
+    }
+
+    /// Queues the batch for `tenant` ([`submit_batch`]), each image checked as it is read. On
+    /// SQLite (one node) the images stay in the body, which is kept while the batch is worked.
+    pub async fn submit(
+        self,
+        state: &JobContext,
+        tenant: &str,
+        base_url: &str,
+    ) -> Result<BatchAccepted, BatchError> {
+        let keep = state.pipeline.db().backend() == DbBackend::Sqlite;
+        let limits = state.limits;
+        let images = batch_body::images(self.spooled.as_file(), move |index, image, range| {
+            check_image(index, image, limits, keep.then_some(range)).map_err(BatchError::from)
+        })?;
+        let kept = keep.then_some(self.spooled);
+        submit_batch(state, tenant, self.submission, images, kept, base_url).await
+    }
 }
 
 /// Queues a batch: the batch row and one job per image in one transaction, the images written

@@ -103,6 +103,15 @@ impl From<arbiter_jobs::batch_body::BodyError> for ApiError {
     }
 }
 
+impl From<arbiter_jobs::BatchError> for ApiError {
+    fn from(err: arbiter_jobs::BatchError) -> Self {
+        match err {
+            arbiter_jobs::BatchError::Body(err) => err.into(),
+            arbiter_jobs::BatchError::Engine(err) => err.into(),
+        }
+    }
+}
+
 impl ApiError {
     /// The answer to an engine error (one shared by identical requests is answered as its
     /// cause).

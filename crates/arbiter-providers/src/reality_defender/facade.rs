@@ -1,6 +1,7 @@
 //! Arbiter's results in Reality Defender's shapes, for the RD-compatible endpoints that RD's
 //! own SDKs call (`reference/reality-defender.md`, sections 3 and 5): the one pending shape all
-//! five SDKs accept, the final media detail, and RD's error body.
+//! five SDKs accept, the final media detail, the presign answer, a presign body's file name,
+//! and RD's error body.
 //!
 //! | Arbiter | `resultsSummary.status` | `finalScore` |
 //! |---|---|---|
@@ -195,6 +196,62 @@ pub fn media_detail(media: &Media<'_>, standing: &AnalysisState<'_>) -> Value {
 /// RD's error body: `{code, errno, response}`.
 pub fn error_body(code: &str, status: u16, message: &str) -> Value {
     json!({"code": code, "errno": status, "response": message})
+}
+
+/// RD's error body for an error answered with `status` and `body`: an Arbiter error body's code
+/// becomes RD's word for it and its message RD's `response`; any other body is the message as it
+/// is. `None` when `body` is in RD's shape already.
+pub fn error_of(status: u16, body: &[u8]) -> Option<Value> {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = parsed["error"]["code"].as_str().unwrap_or_default();
+    let message = parsed["error"]["message"]
+        .as_str()
+        .map_or_else(|| String::from_utf8_lossy(body).into_owned(), str::to_owned);
+    let word = match code {
+        "INVALID_API_KEY" => "unauthorized",
+        "FORBIDDEN" => "forbidden",
+        "NOT_FOUND" => "not-found",
+        "FILE_SIZE_EXCEEDED" => "file-too-large",
+        "RATE_LIMIT_EXCEEDED" => "too-many-requests",
+        "QUOTA_EXCEEDED" => "upload-limit-reached",
+        "" if parsed.get("code").is_some() => return None,
+        _ => "error",
+    };
+    Some(error_body(word, status, &message))
+}
+
+/// RD's presign answer: `requestId`, its `mediaId`, and the upload URL under `base_url` that
+/// carries `token`.
+pub fn presign_answer(request_id: &str, token: &str, base_url: &str) -> Value {
+    json!({
+        "code": "success",
+        "errno": 0,
+        "requestId": request_id,
+        "mediaId": format!("media_{}", request_id.get(4..).unwrap_or_default()),
+        "response": {"signedUrl": format!("{base_url}/api/files/upload/{request_id}?token={token}")},
+    })
+}
+
+/// `fileName` from a presign body, JSON (TS, Go, Rust, Java) or form-urlencoded (Python) when
+/// `form`; other fields (`fileSize`) are ignored. Only the base name (after the last `/` or `\`)
+/// is kept, at most 200 characters; a blank one is refused.
+pub fn file_name(form: bool, body: &[u8]) -> Result<String, FacadeError> {
+    let given = if form {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .map_err(|err| FacadeError(format!("the form body is malformed: {err}")))?
+            .into_iter()
+            .find_map(|(name, value)| (name == "fileName").then_some(value))
+    } else {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|err| FacadeError(format!("the body is not JSON: {err}")))?;
+        value["fileName"].as_str().map(str::to_owned)
+    };
+    let given = given.unwrap_or_default();
+    let base = given.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    if base.is_empty() {
+        return Err(FacadeError("fileName is required".to_owned()));
+    }
+    Ok(base.chars().take(200).collect())
 }
 
 /// A field of an RD-compatible request that Arbiter cannot take: answered 400 `INVALID_REQUEST`
@@ -410,5 +467,41 @@ mod tests {
         assert!(review_label("FAKE", None).is_err());
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
         assert_eq!(reference_id("selfie a+b.png"), "selfie_a_b.png");
+    }
+
+    #[test]
+    fn file_names_come_from_json_or_a_form_and_keep_their_base_name() {
+        assert_eq!(
+            file_name(false, br#"{"fileName":"dir/photo 1.jpg","fileSize":3}"#).unwrap(),
+            "photo 1.jpg"
+        );
+        assert_eq!(
+            file_name(true, b"fileName=selfie%20a.png").unwrap(),
+            "selfie a.png"
+        );
+        assert!(file_name(false, b"{}").is_err());
+        assert!(file_name(true, b"other=1").is_err());
+    }
+
+    #[test]
+    fn an_arbiter_error_body_is_answered_in_rds_shape() {
+        let body =
+            br#"{"error":{"code":"NOT_FOUND","message":"no such request","request_id":null}}"#;
+        assert_eq!(
+            error_of(404, body),
+            Some(error_body("not-found", 404, "no such request"))
+        );
+        assert_eq!(
+            error_of(500, b"plain text"),
+            Some(error_body("error", 500, "plain text"))
+        );
+        let rd = error_body("error", 400, "social links are not supported").to_string();
+        assert_eq!(error_of(400, rd.as_bytes()), None);
+        let answer = presign_answer("req_01ABC", "t0k", "http://h");
+        assert_eq!(answer["mediaId"], "media_01ABC");
+        assert_eq!(
+            answer["response"]["signedUrl"],
+            "http://h/api/files/upload/req_01ABC?token=t0k"
+        );
     }
 }

@@ -7,9 +7,11 @@ use crate::error::{ApiError, ErrorBody};
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::{ErrorCode, RequestId};
-use arbiter_engine::intake;
 pub use arbiter_engine::intake::AnalyzeRequest;
+use arbiter_engine::intake::RawBody;
+use arbiter_jobs::queue;
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -88,23 +90,20 @@ async fn answer(
     webhook_url: Option<String>,
     base: &str,
 ) -> Result<Response, ApiError> {
-    match webhook_url {
-        None => analyze::analyze_for(state, &caller.key.tenant, request_id, call)
-            .await
-            .map(|reply| Json(reply).into_response())
-            .map_err(ApiError::from),
-        Some(url) => {
-            state
-                .webhooks
-                .check_destination(&url)
-                .await
-                .map_err(|why| ApiError::bad_request(format!("options.webhook_url: {why}")))?;
-            let tenant = &caller.key.tenant;
-            crate::jobs::submit_single(state, tenant, request_id, call, Some(url), base)
-                .await
-                .map(|accepted| (StatusCode::ACCEPTED, Json(accepted)).into_response())
-        }
-    }
+    let tenant = &caller.key.tenant;
+    let Some(url) = webhook_url else {
+        let reply = analyze::analyze_for(state, tenant, request_id, call).await?;
+        return Ok(Json(reply).into_response());
+    };
+    state
+        .webhooks
+        .check_destination(&url)
+        .await
+        .map_err(|why| ApiError::bad_request(format!("options.webhook_url: {why}")))?;
+    let context = state.job_context();
+    let accepted =
+        queue::submit_single(&context, tenant, request_id, call, Some(url), base).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 /// The work on a request that needs no caller, done while its key is looked up: the query and
@@ -116,26 +115,14 @@ async fn prepare(
 ) -> Result<(AnalyzeCall, Option<String>), ApiError> {
     let Query(query) = Query::<AnalyzeQuery>::try_from_uri(request.uri())
         .map_err(|err| ApiError::bad_request(err.body_text()))?;
-    let (body, file) = read_body(state, request).await?;
-    let (mut call, webhook_url) = state.intake().call(body, file, query.flow)?;
-    if webhook_url.is_none() {
-        call.source = call.source.take_in(state.pipeline.limits())?;
-    }
-    Ok((call, webhook_url))
-}
-
-/// The request body as JSON fields, whichever encoding it came in.
-/// A multipart `file` part comes back as bytes beside the fields.
-pub(crate) async fn read_body(
-    state: &AppState,
-    request: Request,
-) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    take_body(raw_body(state, request).await?)
+    let body = raw_body(request, state).await?;
+    let limits = state.pipeline.limits();
+    Ok(state.intake().analyze(body, query.flow, limits)?)
 }
 
 /// The multipart (or JSON) intake of `POST /v1/analyze` on its own, without a server or a
-/// database: `body`, sent with `content_type`, read as [`raw_body`] reads it and its fields taken
-/// as [`read_body`] takes them. The fuzz target `fuzz/fuzz_targets/multipart.rs` runs it.
+/// database: `body`, sent with `content_type`, read as [`raw_body`] reads it and its fields
+/// taken as the route takes them. The fuzz target `fuzz/fuzz_targets/multipart.rs` runs it.
 pub async fn intake_body(
     content_type: &str,
     body: Bytes,
@@ -146,34 +133,15 @@ pub async fn intake_body(
         .header(header::CONTENT_TYPE, content_type)
         .body(axum::body::Body::from(body))
         .map_err(|err| ApiError::bad_request(format!("cannot read the request: {err}")))?;
-    take_body(read_raw_body(request, &()).await?)
+    Ok(raw_body(request, &()).await?.analyze_fields()?)
 }
 
-/// The fields of a body as it came: JSON parsed, or multipart parts taken by name (a `file` or
-/// `image` part beside the fields).
-fn take_body(raw: RawBody) -> Result<(AnalyzeRequest, Option<Vec<u8>>), ApiError> {
-    Ok(match raw {
-        RawBody::Json(bytes) => (intake::analyze_json(&bytes)?, None),
-        RawBody::Parts(parts) => intake::analyze_parts(parts)?,
-    })
-}
-
-/// A request body as it came: JSON bytes, or multipart parts by name, in order.
-pub(crate) enum RawBody {
-    /// `application/json`.
-    Json(Bytes),
-    /// `multipart/form-data`.
-    Parts(Vec<(String, Bytes)>),
-}
-
-/// Reads a JSON or multipart body; any other content type is a 400, a body over the route's
-/// limit a 413.
-pub(crate) async fn raw_body(state: &AppState, request: Request) -> Result<RawBody, ApiError> {
-    read_raw_body(request, state).await
-}
-
-/// [`raw_body`] for any state.
-async fn read_raw_body<S: Send + Sync>(request: Request, state: &S) -> Result<RawBody, ApiError> {
+/// Reads a JSON or multipart body (multipart parts by name, in order); any other content type
+/// is a 400, a body over the route's limit a 413.
+pub(crate) async fn raw_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<RawBody<Bytes>, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -185,17 +153,10 @@ async fn read_raw_body<S: Send + Sync>(request: Request, state: &S) -> Result<Ra
             .await
             .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
         let mut parts = Vec::new();
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?
-        {
+        let unread = |err: MultipartError| body_error(&err.body_text(), err.status().as_u16());
+        while let Some(field) = multipart.next_field().await.map_err(unread)? {
             let name = field.name().unwrap_or_default().to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|err| body_error(&err.body_text(), err.status().as_u16()))?;
-            parts.push((name, bytes));
+            parts.push((name, field.bytes().await.map_err(unread)?));
         }
         return Ok(RawBody::Parts(parts));
     }

@@ -2,16 +2,13 @@
 
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
-use crate::jobs::{self, BatchAccepted, BatchStatus, BatchSubmission};
 use crate::keys::Scope;
 use crate::ratelimit::Refusal;
 use crate::routes::analyze::RequestOptions;
 use crate::state::AppState;
 use arbiter_core::ErrorCode;
-use arbiter_db::sea_orm::DbBackend;
 pub use arbiter_jobs::batch_body::BatchImage;
-use arbiter_jobs::batch_body::{self, check_image};
-use arbiter_jobs::queue;
+use arbiter_jobs::{BatchAccepted, BatchStatus, ReceivedBatch, queue};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json, middleware};
@@ -94,44 +91,28 @@ pub async fn submit_batch(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
-    let result = async {
-        // On SQLite (one node) the images stay in the body file; see `arbiter_jobs::batch_body`.
-        let keep = state.pipeline.db().backend() == DbBackend::Sqlite;
-        let jobs = &state.config.jobs;
-        let spooled = batch_body::spool(
-            body.into_data_stream(),
-            jobs.max_batch_body_bytes,
-            &state.config.data_dir,
-            jobs.max_spooled_bytes,
-        )
-        .await?;
-        let header = batch_body::header(spooled.as_file()).await?;
-        let submission = check_batch(&state, &caller, header).await?;
-        let count = submission.images as u64;
-        take_images(&state, &caller, count).await?;
-        let limits = state.request_limits();
-        let submitted = async {
-            let images = batch_body::images(spooled.as_file(), move |index, image, range| {
-                check_image(index, image, limits, keep.then_some(range)).map_err(ApiError::from)
-            })?;
-            let kept = keep.then_some(spooled);
-            let base = base_url(&headers);
-            let context = state.job_context();
-            let tenant = &caller.key.tenant;
-            queue::submit_batch(&context, tenant, submission, images, kept, &base).await
-        }
-        .await;
-        if submitted.is_err() {
-            // Nothing of the batch was accepted: its images go back to the quota.
-            let tenant = &caller.key.tenant;
-            if let Err(err) = state.limiter.give_back_images(tenant, &caller.plan, count).await {
-                tracing::warn!(error = %err, "cannot give a refused batch's images back to the quota");
-            }
-        }
-        submitted
+    let context = state.job_context();
+    let (plan, tenant) = (&caller.plan, &caller.key.tenant);
+    let stream = body.into_data_stream();
+    let batch_size = plan.batch_size as usize;
+    let batch = ReceivedBatch::receive(&context, stream, batch_size, &caller.key.plan).await?;
+    if let Some(url) = &batch.submission.webhook_url {
+        state
+            .webhooks
+            .check_destination(url)
+            .await
+            .map_err(|why| ApiError::bad_request(format!("webhook_url: {why}")))?;
     }
-    .await;
-    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+    let count = batch.submission.images as u64;
+    take_images(&state, &caller, count).await?;
+    let submitted = batch.submit(&context, tenant, &base_url(&headers)).await;
+    if submitted.is_err() {
+        // Nothing of the batch was accepted: its images go back to the quota.
+        if let Err(err) = state.limiter.give_back_images(tenant, plan, count).await {
+            tracing::warn!(error = %err, "cannot give a refused batch's images back to the quota");
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(submitted?)))
 }
 
 /// Takes a batch's images from the tenant's quota for the day, all of them or none: 429
@@ -160,28 +141,6 @@ async fn take_images(state: &AppState, caller: &Caller, images: u64) -> Result<(
     }
 }
 
-/// Checks a batch request's header against the plan and the request rules, and whether its
-/// `webhook_url` may be reached.
-pub async fn check_batch(
-    state: &AppState,
-    caller: &Caller,
-    header: batch_body::Header,
-) -> Result<BatchSubmission, ApiError> {
-    let submission = header.submission(
-        caller.plan.batch_size as usize,
-        &caller.key.plan,
-        state.config.limits.max_reference_id_len,
-    )?;
-    if let Some(url) = &submission.webhook_url {
-        state
-            .webhooks
-            .check_destination(url)
-            .await
-            .map_err(|why| ApiError::bad_request(format!("webhook_url: {why}")))?;
-    }
-    Ok(submission)
-}
-
 /// A batch's status and the results of the images finished so far.
 ///
 /// For the caller's tenant only: another tenant's batch is not found.
@@ -200,7 +159,8 @@ pub async fn get_batch(
     Extension(caller): Extension<Caller>,
     Path(batch_id): Path<String>,
 ) -> Result<([(header::HeaderName, &'static str); 1], axum::body::Body), ApiError> {
-    jobs::batch_status(&state, &caller.key.tenant, &batch_id)
-        .await
-        .map(|body| ([(header::CONTENT_TYPE, "application/json")], body))
+    let conn = state.pipeline.db().conn();
+    let bytes = queue::batch_status(conn, &caller.key.tenant, &batch_id).await?;
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    Ok((json, axum::body::Body::from_stream(bytes)))
 }

@@ -3,28 +3,33 @@
 //! `POST /v1/flows/<flow>/<path>/{id}/<images>`, `GET /v1/flows/<flow>/<path>/{id}` and a route
 //! per case-level fact (`.../liveness`); for a flow whose images are collected into batches,
 //! `POST /v1/flows/<flow>/<path>` (202). A flow serves its routes only when it is compiled in
-//! and switched on (`flows.<name>.enabled`).
+//! and switched on (`flows.<name>.enabled`). Each route's handler finds its flow in the
+//! request's extensions.
 
 use crate::auth::{self, Caller};
-use crate::cases::{self, CaseImageReply, CaseView, NewCaseImage};
+use crate::cases::{self, CaseImageReply, CaseView};
 use crate::error::{ApiError, ApiJson};
-use crate::jobs::{self as collector, UploadAccepted};
 use crate::keys::Scope;
-use crate::routes::analyze::{RawBody, raw_body};
+use crate::routes::analyze::raw_body;
 use crate::state::AppState;
 use arbiter_core::{
-    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, Flow, ImageFacts, IntakeMode, RequestId,
+    CaseFactIntake, CaseIntake, CaseSpec, CollectedIntake, ImageFacts, IntakeMode, RequestId,
 };
-use arbiter_engine::intake::{self, FlowBody};
+use arbiter_jobs::{UploadAccepted, collector};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router, middleware};
 use serde_json::Value;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
-use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::path::HttpMethod::{self, Get, Post};
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
 use utoipa::openapi::security::SecurityRequirement;
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Paths, Ref, Required, ResponseBuilder, Type};
+use utoipa::openapi::{
+    ContentBuilder, KnownFormat, ObjectBuilder, Paths, Ref, RefOr, Required, ResponseBuilder,
+    Schema, SchemaFormat, Type,
+};
 
 /// The routes of the enabled flows, each declared with its operation in the API document:
 /// intake behind the `analyze` scope, reading behind `requests:read`.
@@ -32,98 +37,45 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
     let mut intake = Router::new();
     let mut read = Router::new();
     let mut paths = Paths::new();
-    for (flow, mode) in served(state) {
-        let name = flow.name();
-        let path = flow_path(&*flow);
-        match (mode, flow.case()) {
-            (Served::Cases(cases), Some(&spec)) => {
-                let base = case_path(name, path, &cases);
-                let docs = CaseDocs {
-                    flow: name,
-                    spec,
-                    cases,
-                };
+    // A route, and its operation in the document.
+    let mut declare = |router: Router<AppState>,
+                       (method, path): (HttpMethod, &str),
+                       operation: OperationBuilder,
+                       route: MethodRouter<AppState>| {
+        paths.add_path_operation(path, vec![method], operation);
+        router.route(path, route)
+    };
+    let flows = state.pipeline.flows().iter();
+    for flow in flows.filter(|flow| state.config.flows.enabled(flow.name())) {
+        let (name, Some(flow_intake)) = (flow.name(), flow.intake()) else {
+            continue;
+        };
+        let path = flow_intake.path;
+        match (flow_intake.mode, flow.case()) {
+            (IntakeMode::Cases(cases), Some(&spec)) => {
+                let case = CaseFlow { name, spec, cases };
+                let base = format!("/v1/flows/{name}/{path}/{{{}}}", cases.id_param);
                 let images = format!("{base}/{}", cases.images);
-                paths.add_path_operation(&images, vec![HttpMethod::Post], docs.add_image());
-                intake = intake.route(
-                    &images,
-                    post(
-                        move |state: State<AppState>,
-                              caller: Extension<Caller>,
-                              request_id: Extension<RequestId>,
-                              case_id: Path<String>,
-                              request: Request| {
-                            add_image(
-                                state, caller, request_id, case_id, request, name, spec, cases,
-                            )
-                        },
-                    ),
-                );
-                for fact in cases.case_facts {
-                    let fact = *fact;
+                let add = post(add_image).layer(Extension(case));
+                intake = declare(intake, (Post, &images), case.add_image(), add);
+                for &fact in cases.case_facts {
+                    let set = post(set_case_fact).layer(Extension((case, fact)));
                     let fact_path = format!("{base}/{}", fact.name);
-                    paths.add_path_operation(
-                        &fact_path,
-                        vec![HttpMethod::Post],
-                        docs.set_fact(fact),
-                    );
-                    intake = intake.route(
-                        &fact_path,
-                        post(
-                            move |state: State<AppState>,
-                                  caller: Extension<Caller>,
-                                  case_id: Path<String>,
-                                  body: ApiJson<Value>| {
-                                set_case_fact(state, caller, case_id, body, name, spec, fact)
-                            },
-                        ),
-                    );
+                    intake = declare(intake, (Post, &fact_path), case.set_fact(fact), set);
                 }
-                let report = format!("{base}/report.pdf");
-                paths.add_path_operation(&report, vec![HttpMethod::Get], docs.report());
-                paths.add_path_operation(&base, vec![HttpMethod::Get], docs.case());
-                read = read
-                    .route(
-                        &base,
-                        get(
-                            move |state: State<AppState>,
-                                  caller: Extension<Caller>,
-                                  case_id: Path<String>| {
-                                get_case(state, caller, case_id, name)
-                            },
-                        ),
-                    )
-                    .route(
-                        &report,
-                        get(
-                            move |state: State<AppState>,
-                                  caller: Extension<Caller>,
-                                  Path(case_id): Path<String>| async move {
-                                super::reports::case_report(&state, &caller, name, &case_id).await
-                            },
-                        ),
-                    );
+                let report = get(case_report).layer(Extension(case));
+                let report_path = format!("{base}/report.pdf");
+                read = declare(read, (Get, &report_path), case.report(), report);
+                let view = get(get_case).layer(Extension(case));
+                read = declare(read, (Get, &base), case.case(), view);
             }
-            (Served::Collected(collected), _) => {
+            (IntakeMode::Collected(collected), _) => {
                 let route = format!("/v1/flows/{name}/{path}");
-                paths.add_path_operation(
-                    &route,
-                    vec![HttpMethod::Post],
-                    collected_operation(name, path, &collected),
-                );
-                intake = intake.route(
-                    &route,
-                    post(
-                        move |state: State<AppState>,
-                              caller: Extension<Caller>,
-                              request_id: Extension<RequestId>,
-                              request: Request| {
-                            add_collected(state, caller, request_id, request, name, collected)
-                        },
-                    ),
-                );
+                let operation = collected_operation(name, path, &collected);
+                let add = post(add_collected).layer(Extension(CollectedFlow(name)));
+                intake = declare(intake, (Post, &route), operation, add);
             }
-            (Served::Cases(_), None) => {}
+            (IntakeMode::Cases(_), None) => {}
         }
     }
     let max_image = state.config.limits.max_image_bytes;
@@ -143,78 +95,45 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
     routes
 }
 
-/// How a served flow takes its images in.
+/// A served flow whose images are decided into cases: what its handlers and its operations in
+/// the API document read.
 #[derive(Clone, Copy)]
-enum Served {
-    Cases(CaseIntake),
-    Collected(CollectedIntake),
+struct CaseFlow {
+    name: &'static str,
+    spec: CaseSpec,
+    cases: CaseIntake,
 }
 
-/// The flows compiled in and switched on that have intake routes, with their intake.
-fn served(state: &AppState) -> Vec<(std::sync::Arc<dyn Flow>, Served)> {
-    state
-        .pipeline
-        .flows()
-        .iter()
-        .filter(|flow| state.config.flows.enabled(flow.name()))
-        .filter_map(|flow| {
-            let served = match flow.intake()?.mode {
-                IntakeMode::Cases(cases) => Served::Cases(cases),
-                IntakeMode::Collected(collected) => Served::Collected(collected),
-            };
-            Some((flow.clone(), served))
-        })
-        .collect()
-}
-
-/// The path segment of a flow's intake (`claims`).
-fn flow_path(flow: &dyn Flow) -> &'static str {
-    flow.intake().map_or("", |intake| intake.path)
-}
-
-/// `/v1/flows/<flow>/<path>/{<id>}`.
-fn case_path(flow: &str, path: &str, cases: &CaseIntake) -> String {
-    format!("/v1/flows/{flow}/{path}/{{{}}}", cases.id_param)
-}
+/// A served flow whose images are collected into batches, by name.
+#[derive(Clone, Copy)]
+struct CollectedFlow(&'static str);
 
 /// The case ids `cases::check_case_id` accepts, as the API document states them.
 const CASE_ID_PATTERN: &str = "^[A-Za-z0-9._\\-:]{1,100}$";
 
-/// Reads a JSON body, or a multipart form whose `file` part is the image and whose other parts
-/// are JSON (or plain text), and takes out the image, `options` and `reference_id`.
-async fn read_flow_body(state: &AppState, request: Request) -> Result<FlowBody, ApiError> {
-    let fields = match raw_body(state, request).await? {
-        RawBody::Parts(parts) => intake::flow_parts(parts)?,
-        RawBody::Json(bytes) => intake::flow_json(&bytes)?,
-    };
-    Ok(state.intake().flow_body(fields)?)
-}
-
 /// Adds an image to a case: analysed and decided at once under the flow's policy; the case
 /// decision is recomputed.
-#[allow(clippy::too_many_arguments)]
 async fn add_image(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
+    Extension(case): Extension<CaseFlow>,
     Path(case_id): Path<String>,
     request: Request,
-    flow: &'static str,
-    spec: CaseSpec,
-    cases: CaseIntake,
 ) -> Result<Json<CaseImageReply>, ApiError> {
-    let result = async {
-        cases::check_case_id(spec.kind, &case_id)?;
-        let mut body = read_flow_body(&state, request).await?;
-        let image = NewCaseImage::from_body(&cases, spec.kind, &case_id, &mut body)?;
-        let (engine, tenant) = (state.engine(), &caller.key.tenant);
-        Ok(
-            cases::add_analyzed_image(&state, engine, tenant, flow, &request_id, body, image)
-                .await?,
-        )
-    }
-    .await;
-    result.map(Json)
+    cases::check_case_id(case.spec.kind, &case_id)?;
+    let body = state.intake().flow(raw_body(request, &state).await?)?;
+    let (engine, tenant) = (state.engine(), &caller.key.tenant);
+    let reply = cases::add_analyzed_image(
+        &state,
+        engine,
+        tenant,
+        case.name,
+        &request_id,
+        &case_id,
+        body,
+    );
+    Ok(Json(reply.await?))
 }
 
 /// Records a case-level fact (a KYC session's liveness result): the case must exist; the fact
@@ -222,41 +141,34 @@ async fn add_image(
 async fn set_case_fact(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension((case, fact)): Extension<(CaseFlow, CaseFactIntake)>,
     Path(case_id): Path<String>,
     ApiJson(value): ApiJson<Value>,
-    flow: &'static str,
-    spec: CaseSpec,
-    fact: CaseFactIntake,
 ) -> Result<Json<CaseView>, ApiError> {
-    let outcome = async {
-        let value = (fact.read)(value).map_err(ApiError::bad_request)?;
-        cases::check_case_id(spec.kind, &case_id)?;
-        cases::set_fact(
-            state.engine(),
-            &caller.key.tenant,
-            flow,
-            &case_id,
-            fact.name,
-            value,
-        )
-        .await
-        .map_err(ApiError::from)
-    }
-    .await;
-    outcome.map(Json)
+    let tenant = &caller.key.tenant;
+    let view = cases::set_fact(state.engine(), tenant, case.name, &case_id, &fact, value);
+    Ok(Json(view.await?))
 }
 
 /// A case, its images and both levels of decision.
 async fn get_case(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(case): Extension<CaseFlow>,
     Path(case_id): Path<String>,
-    flow: &'static str,
 ) -> Result<Json<CaseView>, ApiError> {
-    cases::get(state.engine(), &caller.key.tenant, flow, &case_id)
-        .await
-        .map(Json)
-        .map_err(ApiError::from)
+    let view = cases::get(state.engine(), &caller.key.tenant, case.name, &case_id);
+    Ok(Json(view.await?))
+}
+
+/// A case's report card (PDF).
+async fn case_report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(case): Extension<CaseFlow>,
+    Path(case_id): Path<String>,
+) -> Result<Response, ApiError> {
+    super::reports::case_report(&state, &caller, case.name, &case_id).await
 }
 
 /// Collects an image for a later batch: answers 202 at once; each decision comes by webhook.
@@ -264,33 +176,20 @@ async fn add_collected(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
+    Extension(CollectedFlow(flow)): Extension<CollectedFlow>,
     request: Request,
-    flow: &'static str,
-    collected: CollectedIntake,
 ) -> Result<(StatusCode, Json<UploadAccepted>), ApiError> {
     let base = super::batches::base_url(request.headers());
-    let result = async {
-        let body = read_flow_body(&state, request).await?;
-        let max_len = state.config.limits.max_reference_id_len;
-        let upload =
-            collector::Upload::from_body(&state.pipeline, flow, &collected, body, max_len)?;
-        collector::collect(&state, flow, &caller.key.tenant, &request_id, upload, &base).await
-    }
-    .await;
-    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+    let body = state.intake().flow(raw_body(request, &state).await?)?;
+    let (context, tenant) = (state.job_context(), &caller.key.tenant);
+    let accepted = collector::collect(&context, flow, tenant, &request_id, body, &base).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// The API document's operations of a case flow's routes.
-struct CaseDocs {
-    flow: &'static str,
-    spec: CaseSpec,
-    cases: CaseIntake,
-}
-
-impl CaseDocs {
-    /// The case id in the path.
-    fn id(&self) -> ParameterBuilder {
-        ParameterBuilder::new()
+impl CaseFlow {
+    /// An operation on one case: its id in the path.
+    fn operation(&self, id: &str) -> OperationBuilder {
+        let id_param = ParameterBuilder::new()
             .name(self.cases.id_param)
             .parameter_in(ParameterIn::Path)
             .required(Required::True)
@@ -302,91 +201,91 @@ impl CaseDocs {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .pattern(Some(CASE_ID_PATTERN)),
-            ))
+            ));
+        operation(id).parameter(id_param)
     }
 
     /// `POST <case>/<images>`.
     fn add_image(&self) -> OperationBuilder {
-        let (name, kind, cases) = (self.flow, self.spec.kind, &self.cases);
+        let (name, kind, cases) = (self.name, self.spec.kind, &self.cases);
         let fields = cases.fields(kind).join(", ");
         let roles = match cases.image_facts {
             ImageFacts::Role { roles, .. } => format!(" `role` is one of {}.", roles.join(", ")),
             ImageFacts::Object { field } => format!(" The image's role is `{field}.role`."),
         };
-        operation(&format!("add_{kind}_{}", cases.images))
+        let operation = self
+            .operation(&format!("add_{kind}_{}", cases.images))
             .summary(Some(format!("Add an image to a {kind} of the {name} flow")))
             .description(Some(format!(
                 "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`, `options`, `reference_id`.{roles} The image is analysed and decided under the {name} policy and the {kind} decision recomputed."
             )))
-            .parameter(self.id())
-            .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
             .response("200", reply("The image's analysis and decision, and the case", "CaseImageReply"))
-            .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
-            .response("413", reply("Image too large", "ErrorBody"))
-            .response("422", reply("Unsupported, too small, corrupt or unreachable image", "ErrorBody"))
+            .response("422", reply("Unsupported, too small, corrupt or unreachable image", "ErrorBody"));
+        with_image(operation, &fields)
     }
 
     /// `POST <case>/<fact>`.
     fn set_fact(&self, fact: CaseFactIntake) -> OperationBuilder {
         let kind = self.spec.kind;
-        operation(&format!("set_{}", fact.name))
+        let schema = serde_json::from_str::<Schema>(fact.body_schema)
+            .unwrap_or_else(|_| ObjectBuilder::new().schema_type(Type::Object).into());
+        self.operation(&format!("set_{}", fact.name))
             .summary(Some(format!("Record the {} of a {kind}", fact.name)))
             .description(Some(format!(
                 "The {kind} must exist (an image was added to it). The result replaces any earlier one and the decision is recomputed."
             )))
-            .parameter(self.id())
-            .request_body(Some(schema_body(&format!("The {}", fact.name), fact.body_schema)))
+            .request_body(Some(json_body(&format!("The {}", fact.name), schema)))
             .response("200", reply("The case", "CaseView"))
             .response("400", reply("Malformed value; the message names the field", "ErrorBody"))
-            .response("404", reply("No such case for this tenant", "ErrorBody"))
+            .response("404", reply(NO_CASE, "ErrorBody"))
     }
 
     /// `GET <case>/report.pdf`.
     fn report(&self) -> OperationBuilder {
         let kind = self.spec.kind;
-        operation(&format!("get_{kind}_report"))
+        let pdf = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)));
+        self.operation(&format!("get_{kind}_report"))
             .summary(Some(format!("A {kind}'s report card (PDF)")))
             .description(Some(format!(
                 "The {kind}'s decision, then each of its images as in a request's report, then the latest signed checkpoint covering every audit entry listed and the verifier key. Needs the `requests:read` scope."
             )))
-            .parameter(self.id())
             .response(
                 "200",
                 ResponseBuilder::new().description("The report").content(
                     "application/pdf",
-                    ContentBuilder::new()
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary)))))
-                        .build(),
+                    ContentBuilder::new().schema(Some(pdf)).build(),
                 ),
             )
-            .response("404", reply("No such case for this tenant", "ErrorBody"))
+            .response("404", reply(NO_CASE, "ErrorBody"))
     }
 
     /// `GET <case>`.
     fn case(&self) -> OperationBuilder {
-        let (name, kind) = (self.flow, self.spec.kind);
-        operation(&format!("get_{kind}"))
+        let (name, kind) = (self.name, self.spec.kind);
+        self.operation(&format!("get_{kind}"))
             .summary(Some(format!(
                 "A {kind} of the {name} flow: its images, facts and decision"
             )))
-            .parameter(self.id())
             .response("200", reply("The case", "CaseView"))
-            .response("404", reply("No such case for this tenant", "ErrorBody"))
+            .response("404", reply(NO_CASE, "ErrorBody"))
     }
 }
+
+/// The 404 of an operation on one case.
+const NO_CASE: &str = "No such case for this tenant";
 
 /// `POST /v1/flows/<flow>/<path>` of a collecting flow.
 fn collected_operation(name: &str, path: &str, collected: &CollectedIntake) -> OperationBuilder {
     let fields = collected.fields.join(", ");
-    operation(&format!("add_{path}"))
+    let operation = operation(&format!("add_{path}"))
         .summary(Some(format!("Submit an image to the {name} flow")))
         .description(Some(format!(
             "JSON with `image_url` or `image_base64`, or multipart with a `file` part; `{fields}`. Answers 202 at once: images are collected and analysed together as one batch once `flows.{name}.batch_size` have arrived or the oldest has waited `flows.{name}.max_wait_secs`; each decision is announced by webhook, and an image that cannot be analysed as `analysis.failed`."
         )))
-        .request_body(Some(object_body(&format!("JSON or multipart: image, {fields}, options, reference_id"))))
-        .response("202", reply("Collected; the decision comes by webhook", "UploadAccepted"))
-        .response("400", reply("Malformed request or facts; the message names the field", "ErrorBody"))
-        .response("413", reply("Image too large", "ErrorBody"))
+        .response("202", reply("Collected; the decision comes by webhook", "UploadAccepted"));
+    with_image(operation, &fields)
 }
 
 /// An operation of the `flows` tag behind an API key.
@@ -397,24 +296,24 @@ fn operation(id: &str) -> OperationBuilder {
         .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
 }
 
-/// A JSON object body.
-fn object_body(description: &str) -> utoipa::openapi::request_body::RequestBody {
-    RequestBodyBuilder::new()
-        .description(Some(description))
-        .required(Some(Required::True))
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
-                .build(),
+/// `operation` taking an image with the flow's `fields` (JSON or multipart), and its refusals.
+fn with_image(operation: OperationBuilder, fields: &str) -> OperationBuilder {
+    let object = ObjectBuilder::new().schema_type(Type::Object);
+    let description = format!("JSON or multipart: image, {fields}, options, reference_id");
+    operation
+        .request_body(Some(json_body(&description, object)))
+        .response(
+            "400",
+            reply(
+                "Malformed request or facts; the message names the field",
+                "ErrorBody",
+            ),
         )
-        .build()
+        .response("413", reply("Image too large", "ErrorBody"))
 }
 
-/// A JSON body of the schema a flow states (an object, should the text not be a schema).
-fn schema_body(description: &str, schema: &str) -> utoipa::openapi::request_body::RequestBody {
-    let schema = serde_json::from_str::<utoipa::openapi::Schema>(schema)
-        .unwrap_or_else(|_| ObjectBuilder::new().schema_type(Type::Object).into());
+/// A required JSON body of `schema`.
+fn json_body(description: &str, schema: impl Into<RefOr<Schema>>) -> RequestBody {
     RequestBodyBuilder::new()
         .description(Some(description))
         .required(Some(Required::True))

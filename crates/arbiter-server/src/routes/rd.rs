@@ -10,8 +10,10 @@ use crate::error::ApiError;
 use crate::keys::Scope;
 use crate::state::AppState;
 use arbiter_core::ErrorCode;
+use arbiter_engine::EngineError;
 use arbiter_engine::reality_defender::{self as rd, Feedback, PageQuery, Presigned};
-use arbiter_providers::reality_defender::facade;
+use arbiter_jobs::queue;
+use arbiter_providers::reality_defender::facade::{self, file_name};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::SubsecRound;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -80,29 +82,15 @@ async fn rd_shape(mut request: Request, next: Next) -> Response {
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let code = parsed["error"]["code"].as_str().unwrap_or_default();
-    let message = parsed["error"]["message"].as_str().map_or_else(
-        || String::from_utf8_lossy(&bytes).into_owned(),
-        str::to_owned,
-    );
-    let slug = match code {
-        "INVALID_API_KEY" => "unauthorized",
-        "FORBIDDEN" => "forbidden",
-        "NOT_FOUND" => "not-found",
-        "FILE_SIZE_EXCEEDED" => "file-too-large",
-        "RATE_LIMIT_EXCEEDED" => "too-many-requests",
-        "QUOTA_EXCEEDED" => "upload-limit-reached",
-        "" if parsed.get("code").is_some() => return Response::from_parts(parts, bytes.into()),
-        _ => "error",
+    let Some(body) = facade::error_of(status.as_u16(), &bytes) else {
+        return Response::from_parts(parts, bytes.into());
     };
-    let body = facade::error_body(slug, status.as_u16(), &message).to_string();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, body.into())
+    Response::from_parts(parts, body.to_string().into())
 }
 
 /// The presign body, as the document states it; [`file_name`] reads it from JSON or a form.
@@ -116,31 +104,6 @@ struct PresignBody {
     /// not be blank.
     #[schema(rename = "fileName", pattern = "[^/\\\\\\s][^/\\\\]*$")]
     file_name: String,
-}
-
-/// `fileName` from a JSON body (TS, Go, Rust, Java) or a form-urlencoded one (Python); other
-/// fields (`fileSize`) are ignored. Only the base name is kept, at most 200 characters.
-fn file_name(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let given = if form {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .map_err(|err| ApiError::bad_request(format!("the form body is malformed: {err}")))?
-            .into_iter()
-            .find_map(|(name, value)| (name == "fileName").then_some(value))
-    } else {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|err| ApiError::bad_request(format!("the body is not JSON: {err}")))?;
-        value["fileName"].as_str().map(str::to_owned)
-    };
-    let given = given.unwrap_or_default();
-    let base = given.rsplit(['/', '\\']).next().unwrap_or_default().trim();
-    if base.is_empty() {
-        return Err(ApiError::bad_request("fileName is required"));
-    }
-    Ok(base.chars().take(200).collect())
 }
 
 /// Presign an upload (RD: `POST /api/files/aws-presigned`).
@@ -164,20 +127,22 @@ pub async fn presign(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let name = file_name(&headers, &body)?;
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let name = file_name(form, &body).map_err(EngineError::from)?;
     let now = state.clock.now().trunc_subsecs(3);
-    let tenant = &caller.key.tenant;
     let key_id = caller.key.id.to_string();
+    let db = state.pipeline.db();
     let Presigned { request_id, token } =
-        rd::presign(state.pipeline.db(), tenant, &key_id, name, now).await?;
+        rd::presign(db, &caller.key.tenant, &key_id, name, now).await?;
     let base = super::batches::base_url(&headers);
-    Ok(Json(json!({
-        "code": "success",
-        "errno": 0,
-        "requestId": request_id,
-        "mediaId": format!("media_{}", &request_id.as_str()[4..]),
-        "response": {"signedUrl": format!("{base}/api/files/upload/{request_id}?token={token}")},
-    })))
+    Ok(Json(facade::presign_answer(
+        request_id.as_str(),
+        &token,
+        &base,
+    )))
 }
 
 /// The upload URL's query.
@@ -228,7 +193,7 @@ pub async fn upload(
     let media = ImageSource::Bytes(Vec::from(bytes)).take_in(limits)?;
     let (id, call) = rd::upload_call(conn, &state.config.flows, &slot, media).await?;
     let base = super::batches::base_url(&headers);
-    crate::jobs::submit_single(&state, &slot.tenant, &id, call, None, &base).await?;
+    queue::submit_single(&state.job_context(), &slot.tenant, &id, call, None, &base).await?;
     rd::mark_uploaded(state.pipeline.db(), &request_id, now).await?;
     Ok(StatusCode::OK)
 }
@@ -322,13 +287,10 @@ pub async fn feedback(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let given: Feedback = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::bad_request(format!("the body is not RD's feedback: {err}")))?;
     let now = state.clock.now().trunc_subsecs(3);
     let key_id = caller.key.id.to_string();
-    let db = state.pipeline.db();
-    let flows = state.pipeline.flows();
-    let record = rd::feedback(db, flows, &caller.key.tenant, &key_id, given, now).await?;
+    let (db, flows) = (state.pipeline.db(), state.pipeline.flows());
+    let record = rd::feedback(db, flows, &caller.key.tenant, &key_id, &body, now).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -350,33 +312,4 @@ pub async fn social(_body: Bytes) -> Response {
         )),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_come_from_json_or_a_form_and_keep_their_base_name() {
-        let json_type = HeaderMap::new();
-        assert_eq!(
-            file_name(
-                &json_type,
-                br#"{"fileName":"dir/photo 1.jpg","fileSize":3}"#
-            )
-            .unwrap(),
-            "photo 1.jpg"
-        );
-        let mut form = HeaderMap::new();
-        form.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        assert_eq!(
-            file_name(&form, b"fileName=selfie%20a.png").unwrap(),
-            "selfie a.png"
-        );
-        assert!(file_name(&json_type, b"{}").is_err());
-        assert!(file_name(&form, b"other=1").is_err());
-    }
 }
