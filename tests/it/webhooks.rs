@@ -539,6 +539,37 @@ async fn a_tenant_registers_at_most_its_cap_of_endpoints() {
     .await;
 }
 
+/// A malformed query of the delivery list gets the API's error body, naming the parameter.
+#[tokio::test]
+async fn a_malformed_delivery_query_gets_the_error_body() {
+    each_database(async |label, running| {
+        let key = key(&running.state, "acme").await;
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/v1/webhooks/deliveries?limit=many",
+                running.base
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{label}");
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{label}: {body}");
+        assert_eq!(body["error"]["request_id"], request_id, "{label}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("limit"),
+            "{label}: {body}"
+        );
+        running.server.stop().await;
+    })
+    .await;
+}
+
 /// During a rotation's overlap a delivery carries a signature by each secret, and each
 /// verifies with its own secret only; after the overlap, only the new secret signs.
 #[tokio::test]

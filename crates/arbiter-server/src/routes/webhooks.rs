@@ -2,7 +2,7 @@
 //! the outbox with every attempt, failed deliveries and replay.
 
 use crate::auth::{self, Caller};
-use crate::error::{ApiError, ApiJson, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiQuery, ErrorBody};
 use crate::keys::Scope;
 use crate::routes::types::webhooks::{
     DeliveryQuery, DeliveryView, EndpointCreated, EndpointView, ListOf, NewEndpoint,
@@ -11,7 +11,7 @@ use crate::state::AppState;
 use arbiter_core::ErrorCode;
 use arbiter_db::webhooks as repo;
 use arbiter_webhooks::manage::{self, ManageError};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use utoipa_axum::router::OpenApiRouter;
@@ -133,13 +133,13 @@ pub async fn delete_endpoint(
     params(DeliveryQuery),
     responses(
         (status = 200, description = "The deliveries", body = ListOf<DeliveryView>),
-        (status = 400, description = "Unknown status", body = ErrorBody),
+        (status = 400, description = "An unknown status or a malformed limit", body = ErrorBody),
     )
 )]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<DeliveryQuery>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<ListOf<DeliveryView>>, ApiError> {
     let conn = state.pipeline.db().conn();
     let status = query.status.as_deref();
