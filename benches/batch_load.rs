@@ -19,10 +19,11 @@
 //!    deliveries table says they succeeded. Deliveries/s (target >= 1,000/s) and drain time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use arbiter_config::Config;
 use arbiter_core::{AnalyzeOptions, Detector};
 use arbiter_detect::{IntakeLimits, LocalDetector, intake};
+use arbiter_server::build_state;
 use arbiter_server::clock::SystemClock;
-use arbiter_server::{Config, build_state};
 use arbiter_webhooks::outbox::{self, Message};
 use axum::extract::State;
 use axum::routing::post;

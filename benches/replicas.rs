@@ -309,7 +309,7 @@ async fn measure(url: String, quick: bool) {
         db.clone(),
         Arc::new(arbiter_server::clock::SystemClock),
     );
-    let plan = arbiter_server::config::Plan {
+    let plan = arbiter_config::Plan {
         per_minute: 100_000_000,
         per_day: 1_000_000_000,
         batch_size: 1_000,

@@ -1,7 +1,7 @@
 //! The log on stderr: readable lines (coloured only on a terminal) or JSON lines for log
 //! shippers; a server's lines name its replica.
 
-use arbiter_server::config::{LogConfig, LogFormat};
+use arbiter_config::{LogConfig, LogFormat};
 use std::io::IsTerminal;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;

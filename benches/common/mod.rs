@@ -36,11 +36,11 @@ impl Served {
     /// Starts it.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = arbiter_server::Config {
+        let config = arbiter_config::Config {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().join("data"),
             policies_dir: repo().join("policies").display().to_string(),
-            ..arbiter_server::Config::default()
+            ..arbiter_config::Config::default()
         };
         let clock = std::sync::Arc::new(arbiter_server::clock::SystemClock);
         let state = arbiter_server::build_state(config, clock).await.unwrap();

@@ -31,9 +31,9 @@ pub struct SigningArgs {
 
 impl SigningArgs {
     /// The `audit:` section of `./arbiter.yaml` (or `ARBITER_CONFIG`) with the environment.
-    fn config() -> anyhow::Result<arbiter_server::Config> {
+    fn config() -> anyhow::Result<arbiter_config::Config> {
         let file = std::env::var_os("ARBITER_CONFIG").map(PathBuf::from);
-        arbiter_server::Config::load(file.as_deref())
+        arbiter_config::Config::load(file.as_deref())
             .context("while loading the configuration for the audit signing key")
     }
 

@@ -1,10 +1,10 @@
 //! `arbiter keys`: API keys.
 
 use anyhow::{Context, bail};
+use arbiter_config::Config;
 use arbiter_core::KeyId;
 use arbiter_db::Db;
 use arbiter_db::sea_orm::TransactionTrait;
-use arbiter_server::Config;
 use arbiter_server::keys::{self, NewKey, Scope};
 use clap::Subcommand;
 use ipnet::IpNet;

@@ -1,10 +1,11 @@
 //! `arbiter review`: the human-review queues, from the command line.
 
 use anyhow::Context;
+use arbiter_config::Config;
 use arbiter_db::Db;
 use arbiter_db::review::ItemFilter;
+use arbiter_server::FlowRegistry;
 use arbiter_server::review::{self, ItemView, Resolve};
-use arbiter_server::{Config, FlowRegistry};
 use clap::Subcommand;
 use std::process::ExitCode;
 

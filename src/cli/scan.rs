@@ -127,7 +127,7 @@ pub async fn run(db: Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("while keeping the policies' texts")?;
     let sinks = SinkSet::new(vec![Arc::new(LogSink)]);
-    let config = arbiter_server::config::Config::load(args.config.as_deref())
+    let config = arbiter_config::Config::load(args.config.as_deref())
         .context("while loading the configuration")?;
     let guard = config.outbound.guard();
     let usage = Arc::new(arbiter_server::provider_usage::DbUsage(db.clone()));

@@ -1,7 +1,8 @@
 //! `arbiter serve`: the HTTP API.
 
 use anyhow::Context;
-use arbiter_server::{Config, Server};
+use arbiter_config::Config;
+use arbiter_server::Server;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,8 +1,8 @@
 //! `arbiter webhooks`: the tenant webhook secret and registered endpoints.
 
 use anyhow::{Context, bail};
+use arbiter_config::Config;
 use arbiter_db::Db;
-use arbiter_server::Config;
 use arbiter_webhooks::SecretCipher;
 use clap::Subcommand;
 use serde_json::json;

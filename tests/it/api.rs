@@ -7,10 +7,10 @@ use crate::harness::{
     CountingDetector, TestServer, b64, config, each_database, new_key, repo, sample,
 };
 
+use arbiter_config::Config;
 use arbiter_core::{Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind};
 use arbiter_db::sea_orm::TransactionTrait;
 use arbiter_detect::LocalDetector;
-use arbiter_server::Config;
 use arbiter_server::clock::{Clock, ManualClock, SystemClock};
 use arbiter_server::keys::{self, NewKey, Scope};
 use async_trait::async_trait;

@@ -8,9 +8,10 @@ use crate::harness::{self, Databases, TestServer, b64, new_key, sample};
 
 use arbiter_audit::AuditMode;
 use arbiter_audit::{Checkpoint, VerifierKey, verify_bundle, verify_database};
+use arbiter_config::Config;
+use arbiter_server::build_state;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::Scope;
-use arbiter_server::{Config, build_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

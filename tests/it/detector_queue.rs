@@ -5,9 +5,10 @@
 //! `arbiter-detect`'s `pool` tests.)
 
 use crate::harness::{b64, repo, sample};
+use arbiter_config::Config;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
+use arbiter_server::{Server, build_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

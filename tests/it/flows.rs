@@ -11,11 +11,11 @@
 use crate::harness::{
     Receiver, TestServer, b64, config, each_database, fixture, new_key, sample, verify_delivery,
 };
+use arbiter_config::Config;
 use arbiter_core::{
     Analysis, AnalyzeOptions, DetectError, Detector, MediaInput, ModelKind, Verdict, VerdictLabel,
 };
 use arbiter_detect::LocalDetector;
-use arbiter_server::Config;
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{NewKey, Scope};
 use arbiter_webhooks::WebhookSecret;

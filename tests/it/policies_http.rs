@@ -4,7 +4,7 @@
 
 use crate::harness::{Databases, TestServer, config, each_database, new_key, repo, wait_for};
 
-use arbiter_server::Config;
+use arbiter_config::Config;
 use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 
 use crate::harness::{DbArg, TestServer, arbiter_command, config, each_database, new_key, repo};
 
-use arbiter_server::config::PolicySource;
+use arbiter_config::PolicySource;
 use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

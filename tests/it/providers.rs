@@ -7,9 +7,9 @@
 use crate::harness::{
     DbArg, TestServer, b64, config, each_database, fixture, new_key, repo, sample,
 };
+use arbiter_config::Config;
 use arbiter_providers::RouteSpec;
 use arbiter_providers::fake::reality_defender::{self as rd, FakeRealityDefender};
-use arbiter_server::Config;
 use arbiter_server::keys::{NewKey, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

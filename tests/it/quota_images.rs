@@ -4,10 +4,11 @@
 //! `ARBITER_TEST_POSTGRES_URL` is set.
 
 use crate::harness::{b64, each_database, repo, sample};
+use arbiter_config::Config;
 use arbiter_db::sea_orm::{ConnectionTrait, Statement};
 use arbiter_server::clock::{Clock, ManualClock};
 use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{AppState, Config, Server, build_state};
+use arbiter_server::{AppState, Server, build_state};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -221,7 +221,8 @@ impl CollectedIntake {
 }
 
 /// A flow's own configuration, `flows.<name>` in `arbiter.yaml`: a struct with a `///` comment
-/// on every field, `#[serde(deny_unknown_fields)]` and its defaults in [`Default`].
+/// on every field, `#[serde(deny_unknown_fields)]` and a [`Default`] that reads its section of
+/// the committed file (`settings::defaults("flows.<name>")`).
 pub trait FlowConfig: Serialize + DeserializeOwned + Default + 'static {
     /// The flow's name (`insurance`).
     const FLOW: &'static str;
@@ -267,7 +268,7 @@ impl FlowPlugin {
         }
     }
 
-    /// Reads `flows.<name>` (absent: the defaults). The error names the key.
+    /// Reads `flows.<name>` (absent, or a key left out: the defaults). The error names the key.
     pub fn read_config(&self, value: Option<Value>) -> Result<FlowSettings, String> {
         (self.read)(value)
     }
@@ -282,6 +283,14 @@ fn read_config<C: FlowConfig>(value: Option<Value>) -> Result<FlowSettings, Stri
     let config: C = match value {
         None | Some(Value::Null) => C::default(),
         Some(value) => {
+            // The keys given, laid over the defaults.
+            let value = match (serde_json::to_value(C::default()), value) {
+                (Ok(Value::Object(mut defaults)), Value::Object(given)) => {
+                    defaults.extend(given);
+                    Value::Object(defaults)
+                }
+                (_, value) => value,
+            };
             serde_json::from_value(value).map_err(|err| format!("flows.{}: {err}", C::FLOW))?
         }
     };

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Configuration of the local detector. Every key is optional; the defaults suit a 2-core host.
+/// Configuration of the local detector. Every key is optional, its default the committed
+/// `arbiter.yaml`'s; the defaults suit a 2-core host.
 /// The pixel models bound their own work whatever the image size (a fixed number of sampled
 /// blocks, a fixed-size crop at native resolution), so there is no working-resolution key.
 ///
@@ -40,26 +41,27 @@ pub struct LocalDetectorConfig {
     pub max_queued: usize,
 }
 
+/// A key of `detector.local` in the committed `arbiter.yaml`: the default of a key left out.
+fn documented<T: serde::de::DeserializeOwned>(key: &str) -> T {
+    arbiter_core::settings::defaults(&format!("detector.local.{key}"))
+}
+
 fn default_max_queued() -> usize {
-    64
+    documented("max_queued")
 }
 
 fn default_max_decode_pixels() -> u64 {
-    100_000_000
+    documented("max_decode_pixels")
 }
 
 fn default_max_decode_bytes() -> u64 {
-    1 << 30
+    documented("max_decode_bytes")
 }
 
 impl Default for LocalDetectorConfig {
+    /// The `detector.local` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            trust_anchors: None,
-            max_decode_pixels: default_max_decode_pixels(),
-            max_decode_bytes: default_max_decode_bytes(),
-            max_queued: default_max_queued(),
-        }
+        arbiter_core::settings::defaults("detector.local")
     }
 }
 

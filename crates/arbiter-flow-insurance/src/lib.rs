@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// The flow's settings, `flows.insurance` in `arbiter.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct InsuranceConfig {
     /// Whether its routes are served.
     pub enabled: bool,
@@ -22,11 +22,9 @@ pub struct InsuranceConfig {
 }
 
 impl Default for InsuranceConfig {
+    /// The `flows.insurance` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            enabled: true,
-            announce_cleared: false,
-        }
+        arbiter_core::settings::defaults("flows.insurance")
     }
 }
 

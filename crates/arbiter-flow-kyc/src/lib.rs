@@ -12,15 +12,16 @@ use std::sync::Arc;
 
 /// The flow's settings, `flows.kyc` in `arbiter.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct KycConfig {
     /// Whether its routes are served.
     pub enabled: bool,
 }
 
 impl Default for KycConfig {
+    /// The `flows.kyc` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self { enabled: true }
+        arbiter_core::settings::defaults("flows.kyc")
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// The flow's settings and its upload collector's, `flows.ugc` in `arbiter.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct UgcConfig {
     /// Whether its routes are served.
     pub enabled: bool,
@@ -20,12 +20,9 @@ pub struct UgcConfig {
 }
 
 impl Default for UgcConfig {
+    /// The `flows.ugc` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            enabled: true,
-            batch_size: 50,
-            max_wait_secs: 5,
-        }
+        arbiter_core::settings::defaults("flows.ugc")
     }
 }
 

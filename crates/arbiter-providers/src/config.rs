@@ -56,7 +56,7 @@ impl fmt::Debug for Secret {
 
 /// The detectors and the routes over them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct DetectorConfig {
     /// The route of every image that `routes` does not route: one detector (`local`), a
     /// cascade (`local,reality_defender`), `{ensemble: [...]}` or `{failover: [...]}`.
@@ -71,13 +71,9 @@ pub struct DetectorConfig {
 }
 
 impl Default for DetectorConfig {
+    /// The `detector:` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            route: RouteSpec::single("local"),
-            routes: BTreeMap::new(),
-            local: LocalDetectorConfig::default(),
-            providers: ProvidersConfig::default(),
-        }
+        arbiter_core::settings::defaults("detector")
     }
 }
 
@@ -225,11 +221,10 @@ impl<'de> Deserialize<'de> for RouteSpec {
 }
 
 /// What happens to an image routed to a provider whose monthly budget is spent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetSpent {
     /// The image gets an error naming the provider (503; a batch job is retried later).
-    #[default]
     Fail,
     /// The route goes on without the provider; the analysis records it as SKIPPED.
     Skip,
@@ -238,7 +233,7 @@ pub enum BudgetSpent {
 /// How a provider's calls are shared and limited: concurrency, a monthly budget and a circuit
 /// breaker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct CallLimits {
     /// Analyses in flight at once; more wait their turn (no thread waits).
     pub max_concurrency: u32,
@@ -250,18 +245,6 @@ pub struct CallLimits {
     pub breaker_failures: u32,
     /// Seconds the circuit stays open before one probe analysis is let through.
     pub breaker_open_secs: u64,
-}
-
-impl Default for CallLimits {
-    fn default() -> Self {
-        Self {
-            max_concurrency: 16,
-            monthly_budget: 0,
-            on_budget_spent: BudgetSpent::Fail,
-            breaker_failures: 5,
-            breaker_open_secs: 30,
-        }
-    }
 }
 
 /// Reads an API key from its value or its file (the first line); empty when neither is set.
@@ -287,7 +270,7 @@ mod tests {
     use crate::plugin::{documented_example, key_file};
     use crate::reality_ai::RealityAiConfig;
     use crate::reality_defender::RealityDefenderConfig;
-    use std::collections::BTreeMap;
+    use arbiter_core::settings::Tree;
 
     #[test]
     fn routes_parse_from_text_lists_and_modes() {
@@ -330,8 +313,10 @@ mod tests {
     #[test]
     fn the_documented_detector_section_parses_and_builds_with_its_keys() {
         let yaml = documented_example(include_str!("config.rs"), "use arbiter_detect");
-        let mut section: BTreeMap<String, DetectorConfig> = serde_saphyr::from_str(&yaml).unwrap();
-        let mut config = section.remove("detector").unwrap();
+        // The example laid over the defaults, as a file's `detector:` section is.
+        let mut file = Tree::defaults().clone();
+        file.merge(Tree::parse(&yaml).unwrap(), &[]);
+        let mut config: DetectorConfig = file.get("detector").unwrap().read().unwrap();
         assert_eq!(config.route.name(), "local");
         assert_eq!(config.routes["kyc.selfie"].name(), "local,reality_defender");
         assert_eq!(

@@ -25,7 +25,7 @@ pub const NAME: &str = "reality_ai";
 /// calls: { max_concurrency: 8, monthly_budget: 0 }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RealityAiConfig {
     /// The API's base URL, without `/v1`.
     pub base_url: String,
@@ -46,16 +46,9 @@ pub struct RealityAiConfig {
 }
 
 impl Default for RealityAiConfig {
+    /// The `detector.providers.reality_ai` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            base_url: "https://api.checkreality.ai".to_owned(),
-            api_key: Secret::default(),
-            api_key_file: String::new(),
-            timeout_secs: 30,
-            deadline_secs: 60,
-            retry_initial_ms: 1000,
-            calls: CallLimits::default(),
-        }
+        arbiter_core::settings::defaults("detector.providers.reality_ai")
     }
 }
 
@@ -225,12 +218,13 @@ mod tests {
     use super::*;
     use crate::call::MemoryUsage;
     use crate::plugin::{documented_example, key_file};
+    use arbiter_core::settings::section_with;
     use std::sync::Arc;
 
     #[tokio::test]
     async fn the_documented_example_parses_and_builds_a_healthy_provider() {
         let yaml = documented_example(include_str!("reality_ai.rs"), "pub struct RealityAiConfig");
-        let config: RealityAiConfig = serde_saphyr::from_str(&yaml).unwrap();
+        let config: RealityAiConfig = section_with("detector.providers.reality_ai", &yaml).unwrap();
         assert_eq!(config.base_url, "https://api.checkreality.ai");
         assert_eq!(config.api_key_file, "/etc/arbiter/reality-ai.key");
         assert_eq!(config.calls.max_concurrency, 8);

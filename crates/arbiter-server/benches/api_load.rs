@@ -12,11 +12,12 @@
 //! two cores, when it is installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use arbiter_config::Config;
 use arbiter_core::{AnalyzeOptions, Detector};
 use arbiter_detect::{IntakeLimits, LocalDetector, intake};
 use arbiter_server::clock::SystemClock;
 use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{Config, Server, build_state};
+use arbiter_server::{Server, build_state};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

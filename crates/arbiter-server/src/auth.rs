@@ -5,11 +5,11 @@
 //! authenticated response carries the `X-RateLimit-*` headers; over the limit, 429 with
 //! `Retry-After`.
 
-use crate::config::Plan;
 use crate::error::ApiError;
 use crate::keys::{self, KeyRecord, Scope};
 use crate::ratelimit::{RateStatus, Refusal};
 use crate::state::AppState;
+use arbiter_config::Plan;
 use arbiter_core::ErrorCode;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};

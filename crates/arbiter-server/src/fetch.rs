@@ -2,7 +2,7 @@
 //! of each redirect) must be public unless an allow-list permits it; a bounded number of
 //! redirects; a timeout; the body streamed and cut off at the size limit.
 
-use crate::config::OutboundConfig;
+use arbiter_config::OutboundConfig;
 use arbiter_core::ErrorCode;
 pub use arbiter_core::net::AddressGuard;
 use futures_util::StreamExt;

@@ -1,4 +1,4 @@
-//! Arbiter's server: configuration, the flows and policies in force, the decision pipeline,
+//! Arbiter's server: the flows and policies in force, the decision pipeline,
 //! and the HTTP API of the integration guide on top of them.
 #![forbid(unsafe_code)]
 
@@ -7,7 +7,6 @@ pub use arbiter_engine::{
     provider_usage, replay, reports, review, single_flight, sinks,
 };
 pub mod auth;
-pub mod config;
 pub mod error;
 pub mod fetch;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -19,12 +18,12 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
+pub use arbiter_config::Config;
 pub use arbiter_engine::{
     DecideRequest, EngineError, FlowRegistry, LivePolicies, Outcome, Pipeline, PipelineError,
     PolicyLoadError, PolicyStore,
 };
 pub use arbiter_engine::{LogSink, SinkSet};
-pub use config::Config;
 pub use error::ApiError;
 pub use server::{
     Server, StartError, build_state, build_state_with_detector, build_state_with_detectors,

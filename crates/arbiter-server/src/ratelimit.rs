@@ -8,7 +8,7 @@
 //! together ([`RateLimiter::take_images`]): all of them, or none when they do not fit.
 
 use crate::clock::Clock;
-use crate::config::Plan;
+use arbiter_config::Plan;
 use arbiter_db::Db;
 use arbiter_db::rate_counters::{self, Taken, Windows};
 use chrono::{DateTime, Duration, Timelike, Utc};

@@ -1,13 +1,13 @@
 //! Building the services from configuration and serving HTTP until shutdown.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, PolicySource};
 use crate::flows::FlowRegistry;
 use crate::pipeline::Pipeline;
 use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
 use crate::sinks::{LogSink, SinkSet};
 use crate::state::AppState;
 use arbiter_audit::AuditSigning;
+use arbiter_config::{Config, PolicySource};
 use arbiter_core::Detector;
 use arbiter_db::{Db, DbTarget};
 use arbiter_detect::IntakeLimits;

@@ -3,10 +3,11 @@
 //! `arbiter_server::policy_changes`; this module reads the command line and prints.
 
 use anyhow::Context;
+use arbiter_config::Config;
 use arbiter_db::Db;
 use arbiter_policy::Policy;
+use arbiter_server::FlowRegistry;
 use arbiter_server::policy_changes::{self, HistoryEntry, Proposal, ProposeWith};
-use arbiter_server::{Config, FlowRegistry};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

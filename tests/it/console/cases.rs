@@ -4,9 +4,9 @@
 
 use super::{Visitor, add_user, claim_held_by_rita, console_config};
 use crate::harness::{TestServer, b64, each_database, fixture, new_key, sample};
+use arbiter_config::Plan;
 use arbiter_db::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use arbiter_server::clock::ManualClock;
-use arbiter_server::config::Plan;
 use arbiter_server::keys::Scope;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -11,8 +11,7 @@ mod pages;
 mod proposals;
 
 use crate::harness::{TestServer, b64, config, each_database, sample};
-use arbiter_server::Config;
-use arbiter_server::config::ConsoleConfig;
+use arbiter_config::{Config, ConsoleConfig};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use std::collections::BTreeMap;

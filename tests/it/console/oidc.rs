@@ -8,7 +8,7 @@
 
 use super::{Visitor, audit_events, console_config};
 use crate::harness::{TestServer, each_database};
-use arbiter_server::config::OidcConfig;
+use arbiter_config::OidcConfig;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode as AxumStatus, header};

@@ -7,7 +7,7 @@
 
 use super::{Visitor, add_user, console_config};
 use crate::harness::{TestServer, each_database, repo};
-use arbiter_server::config::PolicySource;
+use arbiter_config::PolicySource;
 use reqwest::StatusCode;
 
 /// The shipped insurance policy at `version`.

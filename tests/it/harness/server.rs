@@ -1,10 +1,11 @@
 //! The real server in this process on 127.0.0.1:0, started with a configuration, and keys.
 
 use super::repo;
+use arbiter_config::Config;
 use arbiter_core::Detector;
 use arbiter_server::clock::{Clock, SystemClock};
 use arbiter_server::keys::{self, NewKey, Scope};
-use arbiter_server::{AppState, Config, Server, build_state, build_state_with_detector};
+use arbiter_server::{AppState, Server, build_state, build_state_with_detector};
 use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

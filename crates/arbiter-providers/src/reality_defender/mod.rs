@@ -30,7 +30,7 @@ pub const NAME: &str = "reality_defender";
 /// calls: { max_concurrency: 16, monthly_budget: 1000, on_budget_spent: skip }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct RealityDefenderConfig {
     /// The API's base URL (an SDK's `baseUrl`).
     pub base_url: String,
@@ -56,18 +56,9 @@ pub struct RealityDefenderConfig {
 }
 
 impl Default for RealityDefenderConfig {
+    /// The `detector.providers.reality_defender` section of the committed `arbiter.yaml`.
     fn default() -> Self {
-        Self {
-            base_url: "https://api.prd.realitydefender.xyz".to_owned(),
-            api_key: Secret::default(),
-            api_key_file: String::new(),
-            timeout_secs: 30,
-            deadline_secs: 120,
-            poll_initial_ms: 2000,
-            poll_max_ms: 10_000,
-            not_found_grace_secs: 30,
-            calls: CallLimits::default(),
-        }
+        arbiter_core::settings::defaults("detector.providers.reality_defender")
     }
 }
 
@@ -309,12 +300,14 @@ mod tests {
     use super::*;
     use crate::call::MemoryUsage;
     use crate::plugin::{documented_example, key_file};
+    use arbiter_core::settings::section_with;
     use std::sync::Arc;
 
     #[tokio::test]
     async fn the_documented_example_parses_and_builds_a_healthy_provider() {
         let yaml = documented_example(include_str!("mod.rs"), "pub struct RealityDefenderConfig");
-        let config: RealityDefenderConfig = serde_saphyr::from_str(&yaml).unwrap();
+        let config: RealityDefenderConfig =
+            section_with("detector.providers.reality_defender", &yaml).unwrap();
         assert_eq!(config.base_url, "https://api.prd.realitydefender.xyz");
         assert_eq!(config.api_key_file, "/etc/arbiter/reality-defender.key");
         assert_eq!(config.deadline_secs, 120);

@@ -346,8 +346,8 @@ fn reply(description: &str, schema: &str) -> utoipa::openapi::Response {
     not(feature = "flow-ugc")
 ))]
 mod one_flow_build_tests {
-    use crate::config::Config;
     use crate::server::Server;
+    use arbiter_config::Config;
     use reqwest::StatusCode;
     use tokio_util::sync::CancellationToken;
 

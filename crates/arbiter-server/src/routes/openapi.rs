@@ -1,7 +1,7 @@
 //! `GET /v1/openapi.json`: the API document, generated from the handlers and types.
 
-use crate::config::Config;
 use crate::state::AppState;
+use arbiter_config::Config;
 use arbiter_core::ModelKind;
 use axum::routing::get;
 use axum::{Json, Router};

@@ -4,9 +4,9 @@
 
 use super::html::answer;
 use super::{SignedIn, require};
-use crate::config::Plan;
 use crate::ratelimit::Refusal;
 use crate::state::AppState;
+use arbiter_config::Plan;
 use arbiter_console::area::Scan;
 use arbiter_console::pages::Page;
 use arbiter_console::pages::scan::{self, ScanForm, Spent};

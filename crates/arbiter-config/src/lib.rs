@@ -4,6 +4,7 @@
 //!
 //! Every leaf key has an environment variable: its dotted path upper-cased with `_` for `.`
 //! (`outbound.allow_cidrs` → `ARBITER_OUTBOUND_ALLOW_CIDRS`; lists are comma-separated).
+#![forbid(unsafe_code)]
 
 pub use arbiter_audit::{AuditConfig, AuditMode};
 pub use arbiter_console::config::{ConsoleConfig, InvalidKey, OidcConfig};
@@ -506,20 +507,6 @@ mod tests {
     fn the_committed_default_file_is_exactly_the_defaults() {
         let text = include_str!("../../../arbiter.yaml");
         assert_eq!(from_yaml(text).unwrap(), Config::default());
-        // The plugins' own defaults are the documented ones.
-        let documented = Tree::defaults();
-        assert_eq!(
-            documented.get("flows").unwrap().to_json(),
-            serde_json::to_value(FlowsConfig::default()).unwrap()
-        );
-        assert_eq!(
-            documented
-                .get("detector")
-                .unwrap()
-                .read::<DetectorConfig>()
-                .unwrap(),
-            DetectorConfig::default()
-        );
     }
 
     /// Every key the configuration has is in the committed file, so each has its variable.
