@@ -144,3 +144,47 @@ async fn reports_download_and_replay_from_the_request_page() {
     })
     .await;
 }
+
+/// A request's or a case's trail that cannot be read answers the error page, never the page
+/// with an empty trail: an auditor must not read "no entries" when the entries are unreadable.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_trail_answers_the_error_page() {
+    each_database(async |label, dir, url| {
+        let server = TestServer::start(console_config(dir, &url)).await;
+        add_user(&server, "acme", "ana", "analyst", "pw-ana").await;
+        let (_, key) = server.mint_key(new_key("acme", "enterprise", &Scope::ALL)).await;
+        let (status, _, photo) = server
+            .post(
+                &key,
+                "/v1/flows/insurance/claims/CLM-7/photos",
+                json!({"image_base64": b64(&fixture("camera/DSCN0010.jpg")), "claim": {"amount": 900, "currency": "EUR"}, "photo": {"role": "vehicle"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{label}: {photo}");
+        let request_id = photo["request_id"].as_str().unwrap().to_owned();
+        let mut ana = Visitor::new(&server.base);
+        ana.sign_in("acme", "ana", "pw-ana").await;
+        let pages = [format!("/console/requests/{request_id}"), "/console/claims/CLM-7".to_owned()];
+        for path in &pages {
+            let (status, _, page) = ana.get(path).await;
+            assert_eq!(status, StatusCode::OK, "{label}: {path}");
+            assert!(page.contains("decision.recorded"), "{label}: {path}: the trail is shown");
+        }
+
+        server
+            .state
+            .pipeline
+            .db()
+            .writer()
+            .execute_unprepared("ALTER TABLE audit_entries RENAME TO audit_entries_away")
+            .await
+            .unwrap();
+        for path in &pages {
+            let (status, _, page) = ana.get(path).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{label}: {path}");
+            assert!(page.contains("Something went wrong"), "{label}: {path}: {page}");
+        }
+        server.stop().await;
+    })
+    .await;
+}

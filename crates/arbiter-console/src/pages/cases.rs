@@ -11,6 +11,7 @@ use super::given;
 use super::html::{escape, layout, percent, url_encode, verdict_badge};
 use super::requests::trail;
 use crate::{Area, Session};
+use arbiter_audit::query::QueryError;
 use arbiter_core::plugin::CaseConsole;
 use arbiter_db::Db;
 use arbiter_db::cases::CaseFilter;
@@ -226,11 +227,7 @@ pub async fn page(engine: Engine<'_>, session: &Session, kind: CaseKind, case_id
     Page::ok(&format!("{noun} {case_id}"), session, &kind.path(), &body)
 }
 
-async fn around(
-    db: &Db,
-    tenant: &str,
-    view: &CaseView,
-) -> Result<Around, arbiter_db::sea_orm::DbErr> {
+async fn around(db: &Db, tenant: &str, view: &CaseView) -> Result<Around, QueryError> {
     let conn = db.conn();
     let mut thumbnails = Vec::with_capacity(view.images.len());
     let mut all: Vec<Value> = Vec::new();
@@ -242,7 +239,7 @@ async fn around(
                 .map(|t| t.png),
         );
         if let Some(request_id) = image["request_id"].as_str() {
-            all.extend(trail(db, tenant, request_id).await);
+            all.extend(trail(db, tenant, request_id).await?);
         }
     }
     // The images' trails share the case's entries (`case.decided` names the deciding image):

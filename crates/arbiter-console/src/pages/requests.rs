@@ -8,6 +8,7 @@ use super::given;
 use super::html::{csrf_field, escape, layout, percent, url_encode, verdict_badge};
 use super::scan::{heatmap_of, models_table};
 use crate::{Area, Session};
+use arbiter_audit::query::QueryError;
 use arbiter_db::Db;
 use arbiter_db::entity::{decision, request, review_item};
 use arbiter_db::review::ItemFilter;
@@ -34,20 +35,13 @@ pub struct Search {
     pub after: Option<String>,
 }
 
-/// A request's trail as the API shows its entries (their export lines as JSON), oldest
-/// first; none when there are none or they cannot be read.
-pub async fn trail(db: &Db, tenant: &str, request_id: &str) -> Vec<Value> {
-    let Ok(entries) = arbiter_audit::request_trail(db.conn(), tenant, request_id).await else {
-        return Vec::new();
-    };
-    entries
+/// A request's trail as the API shows its entries (their export lines as JSON), oldest first.
+pub async fn trail(db: &Db, tenant: &str, request_id: &str) -> Result<Vec<Value>, QueryError> {
+    arbiter_audit::request_trail(db.conn(), tenant, request_id)
+        .await?
         .iter()
-        .map(|stored| {
-            let line = stored.to_line().ok()?;
-            serde_json::from_str(&line).ok()
-        })
-        .collect::<Option<Vec<Value>>>()
-        .unwrap_or_default()
+        .map(arbiter_audit::query::entry_json)
+        .collect()
 }
 
 /// The list of the tenant's requests matching `search`; its flow filter offers the flows of
@@ -237,7 +231,10 @@ async fn detail_page(
             &format!("There is no request {request_id} for this tenant."),
         );
     };
-    let trail = trail(db, &session.tenant, request_id).await;
+    let trail = match trail(db, &session.tenant, request_id).await {
+        Ok(trail) => trail,
+        Err(err) => return Page::server_error(&err),
+    };
     let body = detail_body(session, &row, decided.as_ref(), &items, &trail, replayed);
     Page {
         status,
