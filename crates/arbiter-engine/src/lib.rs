@@ -15,6 +15,7 @@ pub mod error;
 pub mod flows;
 pub mod intake;
 pub mod keys;
+pub mod metrics;
 pub mod pipeline;
 pub mod policies;
 pub mod policy_changes;

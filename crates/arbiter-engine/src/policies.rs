@@ -257,6 +257,22 @@ struct Live {
     files: BTreeMap<PathBuf, FileStatus>,
 }
 
+/// The live policies: the configured directory, else `./policies` when present (both watched
+/// for changes), else the copies built into the binary.
+pub fn load_policies(
+    policies_dir: &str,
+    flows: &FlowRegistry,
+) -> Result<LivePolicies, PolicyLoadError> {
+    let default_dir = Path::new("policies");
+    if !policies_dir.is_empty() {
+        LivePolicies::from_dir(Path::new(policies_dir), flows)
+    } else if default_dir.is_dir() {
+        LivePolicies::from_dir(default_dir, flows)
+    } else {
+        PolicyStore::embedded(flows).map(LivePolicies::fixed)
+    }
+}
+
 /// The live policies, swapped atomically when a changed file passes validation and its tests.
 /// Cheap to clone.
 #[derive(Debug, Clone)]

@@ -726,6 +726,24 @@ pub async fn seed_database(
     Ok(seeded)
 }
 
+/// With `policies.source: database`, at start: records the files' version of each flow that
+/// has none in the database yet, then swaps in each flow's version recorded there. A recorded
+/// version that cannot be activated fails the start: the database is the deployment's one source
+/// of truth.
+pub async fn start_from_database(
+    db: &Db,
+    live: &LivePolicies,
+    flows: &FlowRegistry,
+    now: DateTime<Utc>,
+) -> Result<(), ChangeError> {
+    seed_database(db, live, now).await?;
+    let synced = sync_from_database(db, live, flows).await?;
+    if !synced.failed.is_empty() {
+        return Err(ChangeError::NotActivated(synced.failed.join("\n")));
+    }
+    Ok(())
+}
+
 /// What [`sync_from_database`] did.
 #[derive(Debug, Default)]
 pub struct Synced {

@@ -63,13 +63,13 @@ pub fn documented(
     for operation in operations(router.get_openapi_mut()) {
         let key = SecurityRequirement::new(scheme.name, Vec::<String>::new());
         operation.security = Some(vec![key]);
-        refusals(operation, Some(scope), scheme);
+        refusals(operation, scope, scheme);
     }
     router
 }
 
 /// Every operation of a document.
-pub(crate) fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
     openapi.paths.paths.values_mut().flat_map(|item| {
         let methods = [
             &mut item.get,
@@ -100,15 +100,13 @@ impl KeyScheme {
 }
 
 /// Documents on `operation` the answers the authentication layer may give (those it states
-/// already stay): 401, 403 for a key without `scope` (the route's, when not named) or used from
-/// outside its networks, and 429.
-pub(crate) fn refusals(operation: &mut Operation, scope: Option<Scope>, scheme: KeyScheme) {
-    let scope = scope.map_or_else(|| "the route's".to_owned(), |scope| format!("the {scope}"));
+/// already stay): 401, 403 for a key without `scope` or used from outside its networks, and 429.
+fn refusals(operation: &mut Operation, scope: Scope, scheme: KeyScheme) {
     let refusals = [
         ("401", "Missing, unknown or revoked API key".to_owned()),
         (
             "403",
-            format!("The key lacks {scope} scope, or is used from outside its networks"),
+            format!("The key lacks the {scope} scope, or is used from outside its networks"),
         ),
         (
             "429",

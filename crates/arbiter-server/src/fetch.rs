@@ -206,7 +206,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_port_off_the_list_is_refused_before_any_connection() {
-        let fetcher = Fetcher::new(&crate::Config::default().outbound);
+        let fetcher = Fetcher::new(&arbiter_config::Config::default().outbound);
         for url in [
             "http://93.184.216.34:5432/a.jpg",
             "https://8.8.8.8:22/a.jpg",
@@ -230,7 +230,7 @@ mod tests {
         drop(listener);
         let config = OutboundConfig {
             allow_cidrs: vec!["127.0.0.0/8".parse().unwrap()],
-            ..crate::Config::default().outbound
+            ..arbiter_config::Config::default().outbound
         };
         let err = Fetcher::new(&config)
             .fetch(&format!("http://127.0.0.1:{port}/a.jpg"), 10)
@@ -244,7 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_schemes_are_refused_before_any_lookup() {
-        let fetcher = Fetcher::new(&crate::Config::default().outbound);
+        let fetcher = Fetcher::new(&arbiter_config::Config::default().outbound);
         for url in [
             "file:///etc/passwd",
             "ftp://example.com/a.jpg",

@@ -2,7 +2,6 @@
 //! state's handles, and the runner started with it.
 
 use crate::state::AppState;
-pub use arbiter_jobs::{AsyncAccepted, UploadAccepted};
 use arbiter_jobs::{CollectedFlow, JobContext};
 use std::sync::Arc;
 use tokio::task::JoinHandle;

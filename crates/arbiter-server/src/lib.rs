@@ -12,21 +12,13 @@ pub mod fetch;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod jobs;
-pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
 pub mod state;
 
-pub use arbiter_config::Config;
 pub use arbiter_engine::{
-    DecideRequest, EngineError, FlowRegistry, LivePolicies, Outcome, Pipeline, PipelineError,
-    PolicyLoadError, PolicyStore,
+    DecideRequest, FlowRegistry, LivePolicies, LogSink, Outcome, Pipeline, PolicyStore, SinkSet,
 };
-pub use arbiter_engine::{LogSink, SinkSet};
-pub use error::ApiError;
-pub use server::{
-    Server, StartError, build_state, build_state_with_detector, build_state_with_detectors,
-    load_policies,
-};
+pub use server::{Server, build_state, build_state_with_detector};
 pub use state::AppState;

@@ -8,9 +8,10 @@
 //! together ([`RateLimiter::take_images`]): all of them, or none when they do not fit.
 
 use crate::clock::Clock;
-use arbiter_config::Plan;
+use arbiter_config::{Plan, RateLimitConfig};
 use arbiter_db::Db;
 use arbiter_db::rate_counters::{self, Taken, Windows};
+use arbiter_db::sea_orm::DbErr;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use std::sync::Arc;
 
@@ -59,7 +60,7 @@ impl RateLimiter {
         &self,
         tenant: &str,
         plan: &Plan,
-    ) -> Result<(RateStatus, Option<Refusal>), arbiter_db::sea_orm::DbErr> {
+    ) -> Result<(RateStatus, Option<Refusal>), DbErr> {
         self.check_counting(tenant, plan, 1).await
     }
 
@@ -70,7 +71,7 @@ impl RateLimiter {
         tenant: &str,
         plan: &Plan,
         images: u64,
-    ) -> Result<(RateStatus, Option<Refusal>), arbiter_db::sea_orm::DbErr> {
+    ) -> Result<(RateStatus, Option<Refusal>), DbErr> {
         let now = self.clock.now();
         let windows = self.windows(now, plan);
         let reset = windows.minute_start + 60;
@@ -98,9 +99,7 @@ impl RateLimiter {
             }
         })
     }
-}
 
-impl RateLimiter {
     /// Takes `images` from the tenant's quota for the day, all or none: `Some` refusal (the
     /// quota, until midnight UTC) when fewer are left, and then nothing is taken.
     pub async fn take_images(
@@ -108,7 +107,7 @@ impl RateLimiter {
         tenant: &str,
         plan: &Plan,
         images: u64,
-    ) -> Result<Option<Refusal>, arbiter_db::sea_orm::DbErr> {
+    ) -> Result<Option<Refusal>, DbErr> {
         let now = self.clock.now();
         let windows = self.windows(now, plan);
         Ok(
@@ -128,7 +127,7 @@ impl RateLimiter {
         tenant: &str,
         plan: &Plan,
         images: u64,
-    ) -> Result<(), arbiter_db::sea_orm::DbErr> {
+    ) -> Result<(), DbErr> {
         let windows = self.windows(self.clock.now(), plan);
         rate_counters::give_back(&self.db, tenant, &windows, images).await
     }
@@ -141,6 +140,22 @@ impl RateLimiter {
             per_day: plan.per_day.into(),
         }
     }
+}
+
+/// The plan a tenant's console scans count against: the most generous plan among the tenant's
+/// live API keys (the counters are the tenant's, shared with the API), or
+/// `rate_limits.default_plan` for a tenant without keys.
+pub async fn tenant_plan(db: &Db, limits: &RateLimitConfig, tenant: &str) -> Result<Plan, DbErr> {
+    let keys = arbiter_db::api_keys::list(db.conn(), Some(tenant)).await?;
+    let best = keys
+        .iter()
+        .filter(|key| key.revoked_at.is_none())
+        .filter_map(|key| limits.plans.get(&key.plan))
+        .max_by_key(|plan| (plan.per_minute, plan.per_day))
+        .or_else(|| limits.plans.get(&limits.default_plan));
+    // Start-up validation makes the default plan one of the plans.
+    best.copied()
+        .ok_or_else(|| DbErr::Custom("rate_limits.default_plan is not a plan".into()))
 }
 
 fn seconds_to_midnight(now: DateTime<Utc>) -> u64 {

@@ -3,7 +3,8 @@
 use crate::clock::{Clock, SystemClock};
 use crate::flows::FlowRegistry;
 use crate::pipeline::Pipeline;
-use crate::policies::{LivePolicies, PolicyLoadError, PolicyStore};
+use crate::policies::{PolicyLoadError, load_policies};
+use crate::policy_changes::{self, ChangeError};
 use crate::sinks::{LogSink, SinkSet};
 use crate::state::AppState;
 use arbiter_audit::AuditSigning;
@@ -13,7 +14,6 @@ use arbiter_db::{Db, DbTarget};
 use arbiter_detect::IntakeLimits;
 use arbiter_engine::policy_watch::PolicyWatch;
 use arbiter_providers::Detectors;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -36,7 +36,7 @@ pub enum StartError {
     Flows(String),
     /// The policies recorded in the database could not be read or activated.
     #[error("cannot start from the policies in the database: {0}")]
-    PolicyDatabase(#[from] crate::policy_changes::ChangeError),
+    PolicyDatabase(#[from] ChangeError),
     /// The webhook secret key file could not be opened or created.
     #[error(transparent)]
     WebhookKey(#[from] arbiter_webhooks::CipherError),
@@ -51,22 +51,6 @@ pub enum StartError {
         /// The underlying error.
         source: std::io::Error,
     },
-}
-
-/// The live policies: the configured directory, else `./policies` when present (both watched
-/// for changes), else the copies built into the binary.
-pub fn load_policies(
-    policies_dir: &str,
-    flows: &FlowRegistry,
-) -> Result<LivePolicies, PolicyLoadError> {
-    let default_dir = Path::new("policies");
-    if !policies_dir.is_empty() {
-        LivePolicies::from_dir(Path::new(policies_dir), flows)
-    } else if default_dir.is_dir() {
-        LivePolicies::from_dir(default_dir, flows)
-    } else {
-        PolicyStore::embedded(flows).map(LivePolicies::fixed)
-    }
 }
 
 /// The state for a configuration: database, detector, flows, policies.
@@ -102,7 +86,7 @@ pub async fn build_state_with_detectors(
     let flows = FlowRegistry::configured(&config.flows).map_err(StartError::Flows)?;
     let policies = load_policies(&config.policies_dir, &flows)?;
     if config.policies.source == PolicySource::Database {
-        start_from_database(&db, &policies, &flows, clock.now()).await?;
+        policy_changes::start_from_database(&db, &policies, &flows, clock.now()).await?;
     }
     let limits = IntakeLimits {
         max_bytes: config.limits.max_image_bytes,
@@ -119,25 +103,6 @@ pub async fn build_state_with_detectors(
     let state = AppState::new(pipeline, config, clock, audit);
     state.webhooks.check_key_file().await?;
     Ok(state)
-}
-
-/// With `policies.source: database`: records the files' version of each flow that has none in
-/// the database yet, then swaps in each flow's version recorded there. A recorded version that
-/// cannot be activated fails the start: the database is the deployment's one source of truth.
-async fn start_from_database(
-    db: &Db,
-    policies: &LivePolicies,
-    flows: &FlowRegistry,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), StartError> {
-    crate::policy_changes::seed_database(db, policies, now).await?;
-    let synced = crate::policy_changes::sync_from_database(db, policies, flows).await?;
-    if !synced.failed.is_empty() {
-        return Err(
-            crate::policy_changes::ChangeError::NotActivated(synced.failed.join("\n")).into(),
-        );
-    }
-    Ok(())
 }
 
 /// A bound server, ready to run.

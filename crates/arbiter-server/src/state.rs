@@ -3,13 +3,13 @@
 use crate::analyze::Inflight;
 use crate::clock::Clock;
 use crate::fetch::Fetcher;
-use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
 use arbiter_audit::{AuditSigning, CheckpointWorker};
 use arbiter_config::Config;
 use arbiter_db::api_keys::{KeyLookup, Lookups};
 use arbiter_db::requests::{CachedLookup, CachedLookups};
+use arbiter_engine::metrics::Metrics;
 use arbiter_webhooks::{DeliveryWorker, Webhooks};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -24,7 +24,7 @@ fn setting(config: Option<&Path>) -> anyhow::Result<Setting> {
     let flows = FlowRegistry::configured(&config.flows)
         .map_err(anyhow::Error::msg)
         .context("while building the flows")?;
-    let seed = arbiter_server::load_policies(&config.policies_dir, &flows)
+    let seed = arbiter_server::policies::load_policies(&config.policies_dir, &flows)
         .context("while loading the policy files")?
         .snapshot();
     Ok(Setting {

@@ -58,7 +58,7 @@ pub struct AnalyzeQuery {
     request_body(content = AnalyzeRequest, description = "JSON, or multipart/form-data with a `file` part"),
     responses(
         (status = 200, description = "The analysis", body = AnalyzeReply),
-        (status = 202, description = "Queued; the result goes to options.webhook_url", body = crate::jobs::AsyncAccepted),
+        (status = 202, description = "Queued; the result goes to options.webhook_url", body = arbiter_jobs::AsyncAccepted),
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 413, description = "Image or body too large", body = ErrorBody),
         (status = 422, description = "Unsupported, too small, corrupt or unreachable image", body = ErrorBody),

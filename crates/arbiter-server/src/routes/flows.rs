@@ -20,31 +20,21 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
-use axum::{Extension, Json, Router, middleware};
+use axum::{Extension, Json};
 use serde_json::Value;
 use utoipa::openapi::path::HttpMethod::{self, Get, Post};
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
-use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{
-    ContentBuilder, KnownFormat, ObjectBuilder, Paths, Ref, RefOr, Required, ResponseBuilder,
-    Schema, SchemaFormat, Type,
+    ContentBuilder, KnownFormat, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
+    SchemaFormat, Type,
 };
+use utoipa_axum::router::OpenApiRouter;
 
 /// The routes of the enabled flows, each declared with its operation in the API document:
 /// intake behind the `analyze` scope, reading behind `requests:read`.
-pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> {
-    let mut intake = Router::new();
-    let mut read = Router::new();
-    let mut paths = Paths::new();
-    // A route, and its operation in the document.
-    let mut declare = |router: Router<AppState>,
-                       (method, path): (HttpMethod, &str),
-                       operation: OperationBuilder,
-                       route: MethodRouter<AppState>| {
-        paths.add_path_operation(path, vec![method], operation);
-        router.route(path, route)
-    };
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let (mut intake, mut read) = (OpenApiRouter::new(), OpenApiRouter::new());
     let flows = state.pipeline.flows().iter();
     for flow in flows.filter(|flow| state.config.flows.enabled(flow.name())) {
         let (name, Some(flow_intake)) = (flow.name(), flow.intake()) else {
@@ -80,19 +70,25 @@ pub fn router(state: &AppState) -> utoipa_axum::router::OpenApiRouter<AppState> 
     }
     let max_image = state.config.limits.max_image_bytes;
     let body_limit = usize::try_from(max_image / 3 * 4 + 64 * 1024).unwrap_or(usize::MAX);
-    let routes = intake
-        .route_layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Analyze),
-            auth::require,
-        ))
-        .merge(read.route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::RequestsRead),
-            auth::require,
-        )));
-    let mut routes = utoipa_axum::router::OpenApiRouter::from(routes);
-    routes.get_openapi_mut().paths = paths;
-    routes
+    let intake = intake.route_layer(DefaultBodyLimit::max(body_limit));
+    auth::scoped(intake, state, Scope::Analyze).merge(auth::scoped(
+        read,
+        state,
+        Scope::RequestsRead,
+    ))
+}
+
+/// `router` with a route, and its operation in the document.
+fn declare(
+    router: OpenApiRouter<AppState>,
+    (method, path): (HttpMethod, &str),
+    operation: OperationBuilder,
+    route: MethodRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let mut router = router.route(path, route);
+    let paths = &mut router.get_openapi_mut().paths;
+    paths.add_path_operation(path, vec![method], operation);
+    router
 }
 
 /// A served flow whose images are decided into cases: what its handlers and its operations in
@@ -288,12 +284,9 @@ fn collected_operation(name: &str, path: &str, collected: &CollectedIntake) -> O
     with_image(operation, &fields)
 }
 
-/// An operation of the `flows` tag behind an API key.
+/// An operation of the `flows` tag.
 fn operation(id: &str) -> OperationBuilder {
-    OperationBuilder::new()
-        .tag("flows")
-        .operation_id(Some(id))
-        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+    OperationBuilder::new().tag("flows").operation_id(Some(id))
 }
 
 /// `operation` taking an image with the flow's `fields` (JSON or multipart), and its refusals.

@@ -23,11 +23,12 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         crate::cases::CaseImageReply,
         crate::cases::CaseView,
-        crate::jobs::UploadAccepted
+        arbiter_jobs::UploadAccepted
     ))
 )]
 pub struct ApiDoc;
 
+/// The security schemes: the bearer key, and the same key as `X-API-KEY`.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -44,12 +45,6 @@ impl Modify for BearerAuth {
                 utoipa::openapi::security::ApiKeyValue::new("X-API-KEY"),
             )),
         );
-        // Operations made by hand, not by `auth::scoped`, name no scope.
-        for operation in crate::auth::operations(openapi) {
-            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                crate::auth::refusals(operation, None, crate::auth::KeyScheme::BEARER);
-            }
-        }
     }
 }
 
@@ -126,8 +121,8 @@ fn property_mut<'a>(
 }
 
 /// The document of the documented routes `api` (merged into [`ApiDoc`]) as this server
-/// serves it: with the security schemes, the answers of the authentication layer, the rules
-/// the derived schemas cannot state and the limits of `config`.
+/// serves it: with the security schemes, the rules the derived schemas cannot state and the
+/// limits of `config` (each scoped router documents the answers of its authentication layer).
 pub fn served(mut api: utoipa::openapi::OpenApi, config: &Config) -> utoipa::openapi::OpenApi {
     BearerAuth.modify(&mut api);
     StatedRules.modify(&mut api);

@@ -35,7 +35,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     params(("request_id" = String, Path, description = "The request's id (req_...)")),
     responses(
         (status = 200, description = "The stored result", body = AnalyzeReply),
-        (status = 202, description = "Not analysed yet", body = crate::jobs::AsyncAccepted),
+        (status = 202, description = "Not analysed yet", body = arbiter_jobs::AsyncAccepted),
         (status = 404, description = "No such request for this tenant", body = ErrorBody),
         (status = 422, description = "The image could not be analysed", body = ErrorBody),
     )
@@ -80,7 +80,7 @@ async fn pending(
     } else {
         "PROCESSING"
     };
-    let accepted = crate::jobs::AsyncAccepted {
+    let accepted = arbiter_jobs::AsyncAccepted {
         request_id: request_id.parse().map_err(|err| ApiError::internal(&err))?,
         reference_id: job.reference_id,
         status: status.to_owned(),

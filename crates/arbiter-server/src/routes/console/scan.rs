@@ -4,9 +4,8 @@
 
 use super::html::answer;
 use super::{SignedIn, require};
-use crate::ratelimit::Refusal;
+use crate::ratelimit::{Refusal, tenant_plan};
 use crate::state::AppState;
-use arbiter_config::Plan;
 use arbiter_console::area::Scan;
 use arbiter_console::pages::Page;
 use arbiter_console::pages::scan::{self, ScanForm, Spent};
@@ -60,29 +59,15 @@ pub async fn submit(
     Ok(answer(scan::results(&state, &session, posted, input).await))
 }
 
-/// The plan a tenant's console scans count against: the most generous plan among the tenant's
-/// live API keys (the counters are the tenant's, shared with the API), or
-/// `rate_limits.default_plan` for a tenant without keys.
-pub async fn tenant_plan(state: &AppState, tenant: &str) -> Result<Plan, DbErr> {
-    let limits = &state.config.rate_limits;
-    let keys = arbiter_db::api_keys::list(state.pipeline.db().conn(), Some(tenant)).await?;
-    let best = keys
-        .iter()
-        .filter(|key| key.revoked_at.is_none())
-        .filter_map(|key| limits.plans.get(&key.plan))
-        .max_by_key(|plan| (plan.per_minute, plan.per_day))
-        .or_else(|| limits.plans.get(&limits.default_plan));
-    // Start-up validation makes the default plan one of the plans.
-    best.copied()
-        .ok_or_else(|| DbErr::Custom("rate_limits.default_plan is not a plan".into()))
-}
-
 /// Counts a scan against the tenant's plan, as the API counts a request: one request in the
 /// minute and each image in the day's quota. Over either limit, a 429 page that says which and
 /// when to try again (and `Retry-After`).
 async fn admit(state: &AppState, session: &Session, images: usize) -> Result<(), Response> {
     let failed = |err: DbErr| answer(Page::server_error(&err));
-    let plan = tenant_plan(state, &session.tenant).await.map_err(failed)?;
+    let (db, limits) = (state.pipeline.db(), &state.config.rate_limits);
+    let plan = tenant_plan(db, limits, &session.tenant)
+        .await
+        .map_err(failed)?;
     let counted = state
         .limiter
         .check_counting(&session.tenant, &plan, images as u64);

@@ -1,6 +1,7 @@
-//! Prometheus metrics: requests by route and status, latency histograms, detector time, cache
-//! hits.
+//! The process's Prometheus metrics: requests by route and status, latency histograms, detector
+//! time, cache hits and single flights; the analyses report to it as [`AnalysisMetrics`].
 
+use crate::analyze::AnalysisMetrics;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -137,7 +138,7 @@ impl Metrics {
     }
 }
 
-impl arbiter_engine::analyze::AnalysisMetrics for Metrics {
+impl AnalysisMetrics for Metrics {
     fn cache(&self, hit: bool) {
         Metrics::cache(self, hit);
     }
