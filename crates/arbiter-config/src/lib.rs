@@ -12,7 +12,7 @@ use arbiter_core::settings::{Tree, VarError};
 pub use arbiter_engine::flows::FlowsConfig;
 pub use arbiter_engine::policies::{PoliciesConfig, PolicySource};
 pub use arbiter_jobs::JobsConfig;
-pub use arbiter_providers::DetectorConfig;
+pub use arbiter_providers::{DetectorConfig, ProvidersConfig};
 pub use arbiter_report::ReportsConfig;
 pub use arbiter_webhooks::WebhooksConfig;
 use ipnet::IpNet;
@@ -322,13 +322,18 @@ pub struct RateLimitConfig {
     pub plans: BTreeMap<String, Plan>,
 }
 
-/// The embedded `arbiter.yaml` names every flow; the flows of this build, and their defaults,
-/// come from the flow registry (a build with one flow starts with that flow alone).
+/// The embedded `arbiter.yaml` names every flow and every vendor; the flows of this build, and
+/// their defaults, come from the flow registry (a build with one flow starts with that flow
+/// alone), and its vendors from the detector plugins (`detector.providers`: a build without
+/// vendor features starts with the local detector alone).
 #[allow(clippy::expect_used)]
 fn defaults_tree() -> Tree {
     let mut tree = Tree::defaults().clone();
     let flows = serde_json::to_value(FlowsConfig::default()).expect("flow settings are JSON");
     tree.set("flows", Tree::from_json(flows));
+    let providers =
+        serde_json::to_value(ProvidersConfig::default()).expect("vendor settings are JSON");
+    tree.set("detector.providers", Tree::from_json(providers));
     tree
 }
 
@@ -501,8 +506,14 @@ mod tests {
         Config::layered(None, env(pairs))
     }
 
-    // The committed file and its flow keys are those of the build with every flow.
-    #[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
+    // The committed file and its flow and vendor keys are those of the build with every plugin.
+    #[cfg(all(
+        feature = "flow-insurance",
+        feature = "flow-ugc",
+        feature = "flow-kyc",
+        feature = "detector-reality-defender",
+        feature = "detector-reality-ai"
+    ))]
     #[test]
     fn the_committed_default_file_is_exactly_the_defaults() {
         let text = include_str!("../../../arbiter.yaml");
@@ -510,7 +521,13 @@ mod tests {
     }
 
     /// Every key the configuration has is in the committed file, so each has its variable.
-    #[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
+    #[cfg(all(
+        feature = "flow-insurance",
+        feature = "flow-ugc",
+        feature = "flow-kyc",
+        feature = "detector-reality-defender",
+        feature = "detector-reality-ai"
+    ))]
     #[test]
     fn the_committed_file_documents_every_key() {
         fn leaves(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
@@ -546,6 +563,30 @@ mod tests {
         );
         let err = from_yaml("flows:\n  insurance:\n    enabled: true\n").unwrap_err();
         assert!(err.contains("flows.insurance: no such flow"), "{err}");
+    }
+
+    // The embedded file names every vendor, but a build without vendor features starts with the
+    // local detector alone.
+    #[cfg(not(any(feature = "detector-reality-defender", feature = "detector-reality-ai")))]
+    #[test]
+    fn a_build_without_vendors_starts_with_the_local_detector_alone() {
+        let config = Config::default();
+        let names: Vec<&str> = config.detector.plugins().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["local"]);
+        assert_eq!(
+            serde_json::to_value(&config.detector.providers).unwrap(),
+            serde_json::json!({})
+        );
+        let err = from_yaml("detector:\n  providers:\n    reality_defender:\n      api_key: k\n")
+            .unwrap_err();
+        assert!(
+            err.contains("detector.providers.reality_defender: no such vendor in this build"),
+            "{err}"
+        );
+        // Its variables name no key of this build and are ignored, as an unknown flow's are.
+        let config =
+            with_env(&[("ARBITER_DETECTOR_PROVIDERS_REALITY_DEFENDER_API_KEY", "k")]).unwrap();
+        assert_eq!(config, Config::default());
     }
 
     #[test]
@@ -687,6 +728,7 @@ mod tests {
         );
     }
 
+    #[cfg(all(feature = "detector-reality-defender", feature = "detector-reality-ai"))]
     #[test]
     fn the_detector_section_holds_routes_local_settings_and_vendors() {
         let config = from_yaml(

@@ -71,9 +71,15 @@ pub struct DetectorConfig {
 }
 
 impl Default for DetectorConfig {
-    /// The `detector:` section of the committed `arbiter.yaml`.
+    /// The `detector:` section of the committed `arbiter.yaml`, with this build's vendors alone
+    /// (each vendor's defaults are its own section of the file).
     fn default() -> Self {
-        arbiter_core::settings::defaults("detector")
+        Self {
+            route: arbiter_core::settings::defaults("detector.route"),
+            routes: arbiter_core::settings::defaults("detector.routes"),
+            local: LocalDetectorConfig::default(),
+            providers: ProvidersConfig::default(),
+        }
     }
 }
 
@@ -248,6 +254,7 @@ pub struct CallLimits {
 }
 
 /// Reads an API key from its value or its file (the first line); empty when neither is set.
+#[cfg(any(feature = "reality-defender", feature = "reality-ai"))]
 pub(crate) fn read_key(
     key: &Secret,
     file: &str,
@@ -266,10 +273,15 @@ pub(crate) fn read_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "reality-defender")]
     use crate::Detectors;
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     use crate::plugin::{documented_example, key_file};
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     use crate::reality_ai::RealityAiConfig;
+    #[cfg(feature = "reality-defender")]
     use crate::reality_defender::RealityDefenderConfig;
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     use arbiter_core::settings::Tree;
 
     #[test]
@@ -300,6 +312,7 @@ mod tests {
         }
     }
 
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     #[test]
     fn secrets_never_show_in_debug() {
         let mut config = DetectorConfig::default();
@@ -310,6 +323,7 @@ mod tests {
         assert!(shown.contains("[REDACTED]"));
     }
 
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     #[test]
     fn the_documented_detector_section_parses_and_builds_with_its_keys() {
         let yaml = documented_example(include_str!("config.rs"), "use arbiter_detect");
@@ -333,6 +347,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "reality-defender")]
     #[test]
     fn a_missing_key_file_is_refused_naming_its_key() {
         let rd = RealityDefenderConfig {
@@ -351,6 +366,7 @@ mod tests {
         );
     }
 
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     #[test]
     fn unknown_keys_are_refused() {
         for (yaml, key) in [
@@ -373,6 +389,7 @@ mod tests {
         assert!(err.contains("hive"), "{err}");
     }
 
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     #[test]
     fn no_dump_shows_a_key() {
         let mut config = DetectorConfig::default();

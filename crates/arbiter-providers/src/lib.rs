@@ -6,9 +6,11 @@
 //! documented, unknown fields refused, explicit defaults, an API key redacted) builds it, and
 //! the detector answers for its own health. Each vendor owns all of that in its module, with its
 //! client and its mapping onto Arbiter's verdicts; the local detector's are `arbiter-detect`'s.
-//! [`ProvidersConfig`] is the one place that names the vendors. [`Detectors::build`] builds
-//! every plugin once and the routes over them, knowing none by name. See `README.md` for the
-//! mapping tables, routing and budgets.
+//! [`ProvidersConfig`] is the one place that names the vendors, each behind its Cargo feature
+//! (`reality-defender`, `reality-ai`, both on by default); the local detector and the
+//! RD-compatible facade ([`reality_defender::facade`]) are in every build. [`Detectors::build`]
+//! builds every plugin once and the routes over them, knowing none by name. See `README.md` for
+//! the mapping tables, routing and budgets.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod fake;
 pub mod metrics;
 pub mod plugin;
+#[cfg(feature = "reality-ai")]
 pub mod reality_ai;
 pub mod reality_defender;
 pub mod route;
@@ -29,25 +32,84 @@ pub use plugin::{BuildContext, DetectorHealth, DetectorPlugin};
 use arbiter_core::Detector;
 use arbiter_core::net::AddressGuard;
 use route::{Member, Route};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
-/// The vendors, each under its own name (`detector.providers.<name>`): the registry of vendor
-/// plugins. A vendor is usable once it has an API key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The vendors compiled into this build, each under its own name (`detector.providers.<name>`)
+/// and behind its Cargo feature: the registry of vendor plugins. A vendor is usable once it has
+/// an API key. Its `Default` is each vendor's own; a section naming a vendor this build lacks is
+/// refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProvidersConfig {
     /// Reality Defender (presigned upload, then polling).
+    #[cfg(feature = "reality-defender")]
     pub reality_defender: reality_defender::RealityDefenderConfig,
     /// The Reality AI image-authentication API (`POST /v1/analyze`).
+    #[cfg(feature = "reality-ai")]
     pub reality_ai: reality_ai::RealityAiConfig,
 }
 
 impl ProvidersConfig {
     /// Every vendor plugin with its settings, in the order they are built.
     pub fn plugins(&self) -> Vec<&dyn DetectorPlugin> {
-        vec![&self.reality_defender, &self.reality_ai]
+        vec![
+            #[cfg(feature = "reality-defender")]
+            &self.reality_defender,
+            #[cfg(feature = "reality-ai")]
+            &self.reality_ai,
+        ]
+    }
+}
+
+impl<'de> Deserialize<'de> for ProvidersConfig {
+    /// Reads each vendor's section by its config type (an absent one takes the vendor's
+    /// defaults); a name this build has no vendor of is refused, naming the key.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Sections;
+
+        impl<'de> Visitor<'de> for Sections {
+            type Value = ProvidersConfig;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the vendors' sections by name")
+            }
+
+            // Without vendor features every name is refused: the loop ends at the first.
+            #[cfg_attr(
+                not(any(feature = "reality-defender", feature = "reality-ai")),
+                allow(unused_mut, clippy::never_loop)
+            )]
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut config = ProvidersConfig::default();
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        #[cfg(feature = "reality-defender")]
+                        reality_defender::NAME => config.reality_defender = map.next_value()?,
+                        #[cfg(feature = "reality-ai")]
+                        reality_ai::NAME => config.reality_ai = map.next_value()?,
+                        _ => {
+                            let known: Vec<&str> =
+                                config.plugins().iter().map(|p| p.name()).collect();
+                            let known = if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            };
+                            return Err(de::Error::custom(format!(
+                                "detector.providers.{name}: no such vendor in this build (its \
+                                 vendors: {known})"
+                            )));
+                        }
+                    }
+                }
+                Ok(config)
+            }
+        }
+
+        deserializer.deserialize_map(Sections)
     }
 }
 
@@ -250,6 +312,7 @@ impl Detectors {
 mod tests {
     use super::*;
 
+    #[cfg(all(feature = "reality-defender", feature = "reality-ai"))]
     #[test]
     fn every_vendor_key_is_a_registered_plugin_of_that_name() {
         let config = ProvidersConfig::default();
@@ -267,6 +330,72 @@ mod tests {
         assert_eq!(all, ["local", "reality_defender", "reality_ai"]);
     }
 
+    #[test]
+    fn each_compiled_vendor_reads_its_own_section_and_another_name_is_refused() {
+        let config = ProvidersConfig::default();
+        let sections = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            serde_json::from_value::<ProvidersConfig>(sections).unwrap(),
+            config
+        );
+        let err = serde_json::from_value::<ProvidersConfig>(serde_json::json!({"hive": {}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("detector.providers.hive: no such vendor in this build (its vendors: "),
+            "{err}"
+        );
+    }
+
+    // A build without vendor features (`cargo test -p arbiter-providers --no-default-features
+    // --lib`, run by CI): the local detector alone, and a vendor's section refused.
+    #[cfg(not(any(feature = "reality-defender", feature = "reality-ai")))]
+    #[tokio::test]
+    async fn a_build_without_vendors_has_the_local_detector_alone() {
+        use arbiter_core::settings::Tree;
+
+        let config = DetectorConfig::default();
+        let names: Vec<&str> = config.plugins().iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["local"]);
+        let detectors = Detectors::build(&config, AddressGuard::default()).unwrap();
+        let health: Vec<String> = detectors
+            .health()
+            .await
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+        assert_eq!(health, ["local"]);
+        assert!(detectors.providers().is_empty());
+
+        // A file's `detector:` section laid over this build's defaults.
+        let read = |yaml: &str| {
+            let mut section = Tree::from_json(serde_json::to_value(&config).unwrap());
+            section.merge(Tree::parse(yaml).unwrap(), &[]);
+            section.read::<DetectorConfig>()
+        };
+        let err = read("providers:\n  reality_defender:\n    api_key: rd-live-123\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "detector.providers.reality_defender: no such vendor in this build (its \
+                 vendors: none)"
+            ),
+            "{err}"
+        );
+        // A route naming an absent vendor is refused as an unknown detector.
+        let config = read("route: local,reality_defender\n").unwrap();
+        let err = match Detectors::build(&config, AddressGuard::default()) {
+            Ok(_) => panic!("a route to a vendor this build lacks builds"),
+            Err(err) => err.to_string(),
+        };
+        assert_eq!(
+            err,
+            "detector.route: unknown detector \"reality_defender\" (configured: local)"
+        );
+    }
+
+    #[cfg(feature = "reality-ai")]
     #[tokio::test]
     async fn health_names_each_built_detector_and_whether_it_is_a_vendor() {
         let mut config = DetectorConfig::default();

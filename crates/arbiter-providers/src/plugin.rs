@@ -96,7 +96,7 @@ impl DetectorHealth {
 
 /// The `yaml` example of a configuration type's doc comment in `source` (the last one before
 /// `item`), its comment markers stripped: the example tests parse the documentation itself.
-#[cfg(test)]
+#[cfg(all(test, any(feature = "reality-defender", feature = "reality-ai")))]
 pub(crate) fn documented_example(source: &str, item: &str) -> String {
     let before = &source[..source.find(item).unwrap_or(source.len())];
     let start = before.rfind("```yaml").unwrap_or(before.len());
@@ -117,7 +117,7 @@ pub(crate) fn documented_example(source: &str, item: &str) -> String {
 }
 
 /// A file holding an API key, standing in for the one an example names.
-#[cfg(test)]
+#[cfg(all(test, any(feature = "reality-defender", feature = "reality-ai")))]
 pub(crate) fn key_file(name: &str) -> String {
     let path = std::env::temp_dir().join(format!(
         "arbiter-providers-{name}-{}.key",

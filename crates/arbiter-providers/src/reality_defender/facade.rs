@@ -424,6 +424,7 @@ mod tests {
         assert_eq!(body["models"], json!([]));
     }
 
+    #[cfg(feature = "reality-defender")]
     #[test]
     fn what_arbiter_answers_reads_back_through_its_own_provider_mapping() {
         // The facade's final body is a valid RD answer for Arbiter's own RD client.
