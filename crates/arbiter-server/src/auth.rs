@@ -339,7 +339,14 @@ pub async fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{each_database, json, mint, new_key, state};
     use arbiter_core::KeyId;
+    use axum::body::Body;
+    use axum::http::{Request as HttpRequest, StatusCode};
+    use axum::routing::get;
+    use serde_json::json;
+    use tower::ServiceExt as _;
+    use utoipa_axum::routes;
 
     fn key(allow_ips: &[&str]) -> KeyRecord {
         KeyRecord {
@@ -370,5 +377,339 @@ mod tests {
         );
         // A key without networks is used from anywhere, known or not.
         assert!(check_network(&key(&[]), None).is_ok());
+    }
+
+    fn bearer(secret: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(&format!("Bearer {secret}")).unwrap();
+        headers.insert(header::AUTHORIZATION, value);
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_live_bearer_key_is_refused_as_an_invalid_key() {
+        each_database(
+            |_| {},
+            async |db, state| {
+                let (record, secret) = mint(&state, new_key(&[Scope::Analyze])).await;
+                let mut basic = HeaderMap::new();
+                basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+                let wrong = format!("{}x", &secret[..secret.len() - 1]);
+                for headers in [
+                    HeaderMap::new(),
+                    basic,
+                    bearer("arb_nonsense"),
+                    bearer(&wrong),
+                ] {
+                    let err = authorize(&state, &headers, None, Scope::Analyze)
+                        .await
+                        .unwrap_err();
+                    assert_eq!(err.code, ErrorCode::InvalidApiKey, "{db}: {headers:?}");
+                    assert_eq!(
+                        err.message,
+                        "missing, unknown or revoked API key; send Authorization: Bearer <key>"
+                    );
+                }
+                // The live key is admitted (blanks around it do not matter) until it is revoked.
+                let padded = bearer(&format!(" {secret} "));
+                let caller = authorize(&state, &padded, None, Scope::Analyze)
+                    .await
+                    .unwrap();
+                assert_eq!(caller.key.id, record.id, "{db}");
+                keys::revoke(
+                    state.pipeline.db().conn(),
+                    &record.id,
+                    "test",
+                    chrono::Utc::now(),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+                let revoked = authorize(&state, &bearer(&secret), None, Scope::Analyze).await;
+                assert_eq!(revoked.unwrap_err().code, ErrorCode::InvalidApiKey, "{db}");
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_key_is_admitted_with_its_plan_for_its_scopes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let scopes = [Scope::Analyze, Scope::RequestsRead];
+        let (record, secret) = mint(&state, new_key(&scopes)).await;
+        let caller = authorize(&state, &bearer(&secret), None, Scope::RequestsRead)
+            .await
+            .unwrap();
+        assert_eq!(caller.key.tenant, "acme");
+        assert_eq!(caller.key.id, record.id);
+        assert_eq!(caller.plan, state.config.rate_limits.plans["starter"]);
+        let err = authorize(&state, &bearer(&secret), None, Scope::AuditRead)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Forbidden);
+        assert_eq!(err.message, "this API key lacks the audit:read scope");
+    }
+
+    #[tokio::test]
+    async fn a_key_is_used_only_from_its_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let limited = limited_to(&["10.1.0.0/16"]);
+        let (_, secret) = mint(&state, limited).await;
+        let from = |addr: &str| Some(addr.parse::<SocketAddr>().unwrap());
+        let key = bearer(&secret);
+        let inside = authorize(&state, &key, from("10.1.2.3:4000"), Scope::Analyze);
+        assert!(inside.await.is_ok());
+        let outside = authorize(
+            &state,
+            &bearer(&secret),
+            from("10.2.0.1:4000"),
+            Scope::Analyze,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(outside.code, ErrorCode::Forbidden);
+        assert_eq!(
+            outside.message,
+            "this API key may not be used from 10.2.0.1"
+        );
+        // An IPv4 caller seen as an IPv6-mapped address is the same caller.
+        let mapped = from("[::ffff:10.1.9.9]:4000");
+        assert!(
+            authorize(&state, &bearer(&secret), mapped, Scope::Analyze)
+                .await
+                .is_ok()
+        );
+    }
+
+    /// A key of [`new_key`] for `analyze`, limited to `nets`.
+    fn limited_to(nets: &[&str]) -> keys::NewKey {
+        keys::NewKey {
+            allow_ips: nets.iter().map(|net| net.parse().unwrap()).collect(),
+            ..new_key(&[Scope::Analyze])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_on_a_plan_the_configuration_lacks_is_an_internal_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let gold = keys::NewKey {
+            plan: "gold".into(),
+            ..new_key(&[Scope::Analyze])
+        };
+        let (_, secret) = mint(&state, gold).await;
+        let err = authorize(&state, &bearer(&secret), None, Scope::Analyze)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InternalError);
+        assert!(
+            !err.message.contains("gold"),
+            "no internals: {}",
+            err.message
+        );
+    }
+
+    /// The tenant of the caller, behind `scope`, as a router for `state`.
+    fn probe(state: &AppState, scope: Scope) -> axum::Router {
+        let route = OpenApiRouter::new().route(
+            "/probe",
+            get(
+                |axum::Extension(caller): axum::Extension<Caller>| async move { caller.key.tenant },
+            ),
+        );
+        let (router, _) = scoped(route, state, scope).split_for_parts();
+        router.with_state(state.clone())
+    }
+
+    fn get_probe(secret: &str) -> HttpRequest<Body> {
+        HttpRequest::get("/probe")
+            .header(header::AUTHORIZATION, format!("Bearer {secret}"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    fn rate_headers(response: &Response) -> [Option<String>; 3] {
+        [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ]
+        .map(|name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_scoped_route_counts_each_request_and_refuses_past_the_minute_limit() {
+        let starter_twice_a_minute = |config: &mut arbiter_config::Config| {
+            let plan = config.rate_limits.plans.get_mut("starter").unwrap();
+            plan.per_minute = 2;
+        };
+        each_database(starter_twice_a_minute, async |db, state| {
+            let (_, secret) = mint(&state, new_key(&[Scope::Analyze])).await;
+            let reset = (crate::testing::now().timestamp() / 60 + 1) * 60;
+            for remaining in ["1", "0"] {
+                let response = probe(&state, Scope::Analyze)
+                    .oneshot(get_probe(&secret))
+                    .await;
+                let response = response.unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{db}");
+                let expected = [
+                    Some("2".into()),
+                    Some(remaining.into()),
+                    Some(reset.to_string()),
+                ];
+                assert_eq!(rate_headers(&response), expected, "{db}");
+            }
+            let refused = probe(&state, Scope::Analyze)
+                .oneshot(get_probe(&secret))
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{db}");
+            // The clock stands 10 s into its minute: 50 s to wait.
+            assert_eq!(refused.headers()[header::RETRY_AFTER], "50", "{db}");
+            assert_eq!(rate_headers(&refused)[1].as_deref(), Some("0"), "{db}");
+            let body = json(refused).await;
+            assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED");
+            assert_eq!(
+                body["error"]["message"],
+                "more than 2 requests this minute; retry after 50 s"
+            );
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_scoped_route_refuses_past_the_daily_quota_until_midnight() {
+        let once_a_day = |config: &mut arbiter_config::Config| {
+            config.rate_limits.plans.get_mut("starter").unwrap().per_day = 1;
+        };
+        each_database(once_a_day, async |db, state| {
+            let (_, secret) = mint(&state, new_key(&[Scope::Analyze])).await;
+            let first = probe(&state, Scope::Analyze)
+                .oneshot(get_probe(&secret))
+                .await
+                .unwrap();
+            assert_eq!(first.status(), StatusCode::OK, "{db}");
+            let refused = probe(&state, Scope::Analyze)
+                .oneshot(get_probe(&secret))
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{db}");
+            // 10:15:10 UTC: 13 h 44 min 50 s to midnight.
+            let to_midnight = 13 * 3600 + 44 * 60 + 50;
+            assert_eq!(
+                refused.headers()[header::RETRY_AFTER],
+                to_midnight.to_string()
+            );
+            let body = json(refused).await;
+            assert_eq!(body["error"]["code"], "QUOTA_EXCEEDED");
+            assert_eq!(body["error"]["message"], quota_message(1));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_answered_without_rate_headers_or_running_the_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let (_, secret) = mint(&state, new_key(&[Scope::Review])).await;
+        let router = probe(&state, Scope::Analyze);
+        let forbidden = router.clone().oneshot(get_probe(&secret)).await.unwrap();
+        assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+        assert_eq!(rate_headers(&forbidden), [None, None, None]);
+        assert_eq!(json(forbidden).await["error"]["code"], "FORBIDDEN");
+        let unknown = router.oneshot(get_probe("arb_nope")).await.unwrap();
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(json(unknown).await["error"]["code"], "INVALID_API_KEY");
+        // Neither was counted: the key's first admitted request leaves 59 of 60.
+        let (_, analyst) = mint(&state, new_key(&[Scope::Analyze])).await;
+        let admitted = probe(&state, Scope::Analyze)
+            .oneshot(get_probe(&analyst))
+            .await
+            .unwrap();
+        assert_eq!(rate_headers(&admitted)[1].as_deref(), Some("59"));
+    }
+
+    #[tokio::test]
+    async fn a_scoped_route_checks_the_networks_against_the_connection_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let (_, secret) = mint(&state, limited_to(&["127.0.0.0/8"])).await;
+        let router = probe(&state, Scope::Analyze);
+        // Without the connection's address the key is refused (fails closed).
+        let unknown = router.clone().oneshot(get_probe(&secret)).await.unwrap();
+        assert_eq!(unknown.status(), StatusCode::FORBIDDEN);
+        let mut local = get_probe(&secret);
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        local.extensions_mut().insert(ConnectInfo(peer));
+        let response = router.oneshot(local).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"acme");
+    }
+
+    /// The document of `/healthz` and of the RD upload (which states a 401 and a 403 of its
+    /// own), documented behind `scope` as `scheme` presents keys.
+    fn documented_json(scope: Scope, scheme: KeyScheme) -> serde_json::Value {
+        let router = OpenApiRouter::<AppState>::new()
+            .routes(routes!(crate::routes::health::healthz))
+            .routes(routes!(crate::routes::rd::upload));
+        serde_json::to_value(documented(router, scope, scheme).into_openapi()).unwrap()
+    }
+
+    #[test]
+    fn a_documented_operation_names_its_key_scope_and_refusals() {
+        let doc = documented_json(Scope::AuditRead, KeyScheme::BEARER);
+        let healthz = &doc["paths"]["/healthz"]["get"];
+        assert_eq!(healthz["security"], json!([{"bearer": []}]));
+        let responses = &healthz["responses"];
+        let body =
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+        let described = |status: &str| responses[status]["description"].clone();
+        assert_eq!(described("401"), "Missing, unknown or revoked API key");
+        assert_eq!(
+            described("403"),
+            "The key lacks the audit:read scope, or is used from outside its networks"
+        );
+        assert_eq!(
+            described("429"),
+            "Rate limit or daily quota exceeded (see Retry-After)"
+        );
+        for status in ["401", "403", "429"] {
+            assert_eq!(responses[status]["content"], body, "{status}");
+        }
+        assert_eq!(responses["200"]["description"], "Up");
+    }
+
+    #[test]
+    fn a_documented_operation_keeps_the_answers_it_states_and_a_scheme_s_own_body() {
+        let x_api_key = KeyScheme {
+            name: "x_api_key",
+            error_body: None,
+        };
+        let doc = documented_json(Scope::Analyze, x_api_key);
+        let upload = &doc["paths"]["/api/files/upload/{request_id}"]["put"];
+        assert_eq!(upload["security"], json!([{"x_api_key": []}]));
+        let responses = &upload["responses"];
+        assert_eq!(
+            responses["403"]["description"],
+            "An unknown, wrong or expired upload URL"
+        );
+        assert_eq!(
+            responses["401"]["description"],
+            "The key that presigned the upload is revoked"
+        );
+        assert_eq!(
+            responses["429"]["content"]["application/json"]["schema"],
+            json!({"type": "object"})
+        );
     }
 }

@@ -291,4 +291,124 @@ mod tests {
             "detector local is busy; retry after 2 s"
         );
     }
+
+    /// The status, `Retry-After` and body of `err` as answered.
+    async fn answered(err: impl Into<ApiError>) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = err.into().into_response();
+        let status = response.status();
+        let retry = response.headers().get(header::RETRY_AFTER);
+        let retry = retry.map(|v| v.to_str().unwrap().to_owned());
+        (status, retry, body_of(response).await["error"].clone())
+    }
+
+    #[tokio::test]
+    async fn an_engine_refusal_is_answered_with_its_own_code_and_message() {
+        use arbiter_engine::EngineError;
+        let conflict = EngineError::refused(ErrorCode::Conflict, "already claimed");
+        let (status, retry, body) = answered(conflict).await;
+        assert_eq!((status, retry), (StatusCode::CONFLICT, None));
+        assert_eq!(body["code"], "CONFLICT");
+        assert_eq!(body["message"], "already claimed");
+        // A refusal shared by identical requests is answered as its cause.
+        let shared = EngineError::Shared(std::sync::Arc::new(EngineError::invalid("bad flow")));
+        let (status, _, body) = answered(shared).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "bad flow");
+        let unknown =
+            EngineError::Pipeline(crate::pipeline::PipelineError::UnknownFlow("x".into()));
+        let (status, _, body) = answered(unknown).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "unknown flow `x`");
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_a_500_that_shows_none_of_its_cause() {
+        use arbiter_db::sea_orm::DbErr;
+        use arbiter_engine::EngineError;
+        let failures: Vec<ApiError> = vec![
+            DbErr::Custom("disk full at /var/lib".into()).into(),
+            EngineError::Internal("row 7 does not parse".into()).into(),
+            EngineError::Shared(std::sync::Arc::new(EngineError::Db(DbErr::Custom(
+                "disk full at /var/lib".into(),
+            ))))
+            .into(),
+            crate::pipeline::PipelineError::NoPolicy("ugc".into()).into(),
+            arbiter_jobs::batch_body::BodyError::Internal("spool at /tmp/x".into()).into(),
+        ];
+        for failure in failures {
+            let (status, retry, body) = answered(failure).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(retry, None);
+            assert_eq!(body["code"], "INTERNAL_ERROR");
+            assert_eq!(body["message"], arbiter_engine::error::INTERNAL_MESSAGE);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_body_error_keeps_its_code_message_and_wait() {
+        use arbiter_jobs::BatchError;
+        use arbiter_jobs::batch_body::{BodyError, FULL_RETRY_SECS};
+        let full = BatchError::Body(BodyError::Full { room: 1024 });
+        let (status, retry, body) = answered(full).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry, Some(FULL_RETRY_SECS.to_string()));
+        assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("jobs.max_spooled_bytes: 1024")
+        );
+        let (status, retry, body) = answered(BodyError::TooLarge { limit: 10 }).await;
+        assert_eq!((status, retry), (StatusCode::PAYLOAD_TOO_LARGE, None));
+        assert_eq!(body["code"], "FILE_SIZE_EXCEEDED");
+        let invalid = BatchError::Body(BodyError::Invalid("images[2]: no image".into()));
+        let (status, _, body) = answered(invalid).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "images[2]: no image");
+        let refused = BatchError::Engine(arbiter_engine::EngineError::invalid("too many images"));
+        let (status, _, body) = answered(refused).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "too many images");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Page {
+        #[expect(dead_code, reason = "read only to be refused")]
+        limit: u32,
+    }
+
+    #[tokio::test]
+    async fn a_rejected_json_body_or_query_is_the_api_s_error_body() {
+        use axum::extract::{FromRequest, FromRequestParts};
+        let request = |uri: &str, content_type: &str, body: &'static str| {
+            axum::http::Request::post(uri)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(axum::body::Body::from(body))
+                .unwrap()
+        };
+        for (content_type, body) in [
+            ("text/plain", r#"{"limit": 1}"#),
+            ("application/json", r#"{"limit": -1}"#),
+            ("application/json", "{"),
+        ] {
+            let err = ApiJson::<Page>::from_request(request("/", content_type, body), &())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRequest, "{content_type} {body}");
+            assert!(!err.message.is_empty());
+        }
+        let (mut parts, _) = request("/?limit=many", "text/plain", "").into_parts();
+        let err = ApiQuery::<Page>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(err.message.contains("limit"), "{}", err.message);
+        let (mut parts, _) = request("/?limit=5", "text/plain", "").into_parts();
+        assert!(
+            ApiQuery::<Page>::from_request_parts(&mut parts, &())
+                .await
+                .is_ok()
+        );
+    }
 }

@@ -215,3 +215,98 @@ fn spawn_workers(
 
 /// How often SQLite's write-ahead log is copied into the database file.
 const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbiter_db::entity::webhook_delivery;
+    use arbiter_db::sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel};
+    use std::sync::atomic::Ordering;
+
+    /// A pending delivery whose lease `owner` holds for a long while.
+    fn leased(owner: &str) -> webhook_delivery::Model {
+        webhook_delivery::Model {
+            delivery_id: "msg_1".into(),
+            tenant: "acme".into(),
+            endpoint_id: None,
+            url: "https://hooks.example/in".into(),
+            event: "analysis.complete".into(),
+            request_id: None,
+            reference_id: None,
+            batch_id: None,
+            body: "{}".into(),
+            status: arbiter_db::webhooks::PENDING.into(),
+            attempts: 0,
+            next_attempt_ms: 0,
+            lease_owner: Some(owner.to_owned()),
+            lease_until_ms: i64::MAX / 2,
+            last_status: None,
+            last_error: None,
+            created_at: crate::testing::now(),
+            finished_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_serves_until_shutdown_then_hands_back_its_claims_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::testing::state(dir.path()).await;
+        let claim = format!("{}.0", state.config.replica.id);
+        let row = leased(&claim).into_active_model();
+        row.reset_all()
+            .insert(state.pipeline.db().conn())
+            .await
+            .unwrap();
+        let server = Server::bind_state(state.clone(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+        let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        assert!(!state.draining.load(Ordering::Relaxed));
+
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+        assert!(
+            state.draining.load(Ordering::Relaxed),
+            "unready from shutdown on"
+        );
+        assert!(
+            reqwest::get(format!("{base}/healthz")).await.is_err(),
+            "no longer listening"
+        );
+        // The claim it held is free for another replica at once.
+        let db = Db::connect(&DbTarget::DataDir(dir.path().to_path_buf()))
+            .await
+            .unwrap();
+        let row = webhook_delivery::Entity::find_by_id("msg_1")
+            .one(db.conn())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.lease_owner, row.lease_until_ms), (None, 0));
+        assert_eq!(row.attempts, 0, "handing back is no attempt");
+    }
+
+    #[tokio::test]
+    async fn an_address_that_cannot_be_bound_is_a_start_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::testing::state(dir.path()).await;
+        let taken = Server::bind_state(state.clone(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let err = Server::bind_state(state, &addr).await.err().unwrap();
+        assert!(
+            matches!(&err, StartError::Listen { addr: a, .. } if *a == addr),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot listen on {addr}: ")),
+            "{err}"
+        );
+    }
+}

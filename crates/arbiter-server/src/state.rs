@@ -159,3 +159,45 @@ impl arbiter_engine::analyze::AnalysisHandles for AppState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{config, state_of};
+
+    #[tokio::test]
+    async fn a_state_gets_a_replica_id_unless_one_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let unnamed = state_of(config(&dir.path().join("a"), "")).await;
+        let id = &unnamed.config.replica.id;
+        assert!(id.ends_with(&format!("-{}", std::process::id())), "{id}");
+        let mut named = config(&dir.path().join("b"), "");
+        named.replica.id = "eu-1".into();
+        let named = state_of(named).await;
+        assert_eq!(named.config.replica.id, "eu-1");
+    }
+
+    #[tokio::test]
+    async fn the_settings_handed_to_the_engine_are_the_configuration_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path(), "");
+        config.cache.ttl_secs = 77;
+        config.cache.single_flight = false;
+        config.limits.request_timeout_secs = 9;
+        config.limits.max_image_bytes = 1234;
+        config.limits.max_reference_id_len = 12;
+        config.reports.thumbnails = false;
+        let state = state_of(config).await;
+        let settings = state.analysis_settings();
+        assert_eq!(settings.cache_ttl_secs, 77);
+        assert!(!settings.single_flight);
+        assert_eq!(settings.request_timeout_secs, 9);
+        assert!(!settings.thumbnails);
+        let limits = state.request_limits();
+        assert_eq!(
+            (limits.max_image_bytes, limits.max_reference_id_len),
+            (1234, 12)
+        );
+        let intake = state.intake();
+        assert_eq!(intake.limits.max_image_bytes, 1234);
+    }
+}

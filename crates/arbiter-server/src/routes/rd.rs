@@ -313,3 +313,131 @@ pub async fn social(_body: Bytes) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{json, mint, new_key, state};
+    use axum::body::Body;
+    use serde_json::json;
+    use tower::ServiceExt as _;
+
+    fn app(state: &AppState) -> axum::Router {
+        let (routes, _) = router(state).split_for_parts();
+        routes.with_state(state.clone())
+    }
+
+    fn with_key(method: &str, path: &str, key: Option<&str>, body: &str) -> Request {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "rd.example");
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.body(Body::from(body.to_owned())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_answered_in_rd_s_shape_with_the_key_from_x_api_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let app = app(&state);
+        let path = "/api/media/users/req_01J0000000000000000000000";
+        let missing = app
+            .clone()
+            .oneshot(with_key("GET", path, None, ""))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(missing.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            json(missing).await,
+            json!({
+                "code": "unauthorized",
+                "errno": 401,
+                "response": "missing, unknown or revoked API key; send Authorization: Bearer <key>",
+            })
+        );
+        let (_, analyst) = mint(&state, new_key(&[Scope::Analyze])).await;
+        let forbidden = app
+            .clone()
+            .oneshot(with_key("GET", path, Some(&analyst), ""))
+            .await;
+        assert_eq!(
+            json(forbidden.unwrap()).await,
+            json!({
+                "code": "forbidden",
+                "errno": 403,
+                "response": "this API key lacks the requests:read scope",
+            })
+        );
+        // A reader's key, blanks around it, reaches the route: an unknown id is RD's not-found.
+        let (_, reader) = mint(&state, new_key(&[Scope::RequestsRead])).await;
+        let padded = format!(" {reader} ");
+        let unknown = app
+            .oneshot(with_key("GET", path, Some(&padded), ""))
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        let body = json(unknown).await;
+        assert_eq!(
+            (&body["code"], &body["errno"]),
+            (&json!("not-found"), &json!(404))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_upload_closes_the_connection_and_other_refusals_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let app = app(&state);
+        let path = "/api/files/upload/req_01J0000000000000000000000?token=wrong";
+        let upload = app
+            .clone()
+            .oneshot(with_key("PUT", path, None, "bytes"))
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), StatusCode::FORBIDDEN);
+        assert_eq!(upload.headers()[header::CONNECTION], "close");
+        assert_eq!(
+            json(upload).await,
+            json!({"code": "forbidden", "errno": 403, "response": "this upload URL is not valid"})
+        );
+        let social = app
+            .oneshot(with_key("POST", "/api/files/social", None, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(social.status(), StatusCode::BAD_REQUEST);
+        assert!(social.headers().get(header::CONNECTION).is_none());
+        // A body in RD's shape already goes out as it is.
+        let body = json(social).await;
+        assert_eq!(body["code"], "error");
+        assert_eq!(body["errno"], 400);
+        assert!(
+            body["response"]
+                .as_str()
+                .unwrap()
+                .starts_with("social links are not supported")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_presign_answers_an_upload_url_on_the_request_s_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let (_, key) = mint(&state, new_key(&[Scope::Analyze])).await;
+        let body = r#"{"fileName": "photos/cat.png"}"#;
+        let request = with_key("POST", "/api/files/aws-presigned", Some(&key), body);
+        let response = app(&state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key("x-ratelimit-remaining"));
+        let answer = json(response).await;
+        let request_id = answer["requestId"].as_str().unwrap();
+        assert!(request_id.starts_with("req_"), "{answer}");
+        let url = answer["response"]["signedUrl"].as_str().unwrap();
+        let upload = format!("http://rd.example/api/files/upload/{request_id}?token=");
+        assert!(url.starts_with(&upload), "{url}");
+        assert!(url.len() > upload.len(), "{url}");
+    }
+}

@@ -210,3 +210,208 @@ async fn require(state: &AppState, headers: &HeaderMap, area: Area) -> Result<Se
     let session = current(state, headers).await?;
     pages::login::admit(session.ok_or_else(|| see_other("/console"))?, area).map_err(answer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{each_database, state};
+    use arbiter_console::{Role, area, sessions};
+    use axum::body::Body;
+    use serde::Deserialize;
+    use tower::ServiceExt as _;
+
+    /// A person of `role` signed in to tenant `acme`: the session's cookie and its CSRF token.
+    async fn signed_in(state: &AppState, user: &str, role: Role) -> (String, String) {
+        let throttle = pages::login::throttle(&state.config.console);
+        let db = state.pipeline.db();
+        let new = sessions::sign_in_external(
+            db,
+            &throttle,
+            "acme",
+            user,
+            role,
+            "oidc",
+            state.clock.now(),
+        )
+        .await
+        .unwrap();
+        (format!("{SESSION_COOKIE}={}", new.token), new.session.csrf)
+    }
+
+    #[derive(Deserialize)]
+    struct Note {
+        note: String,
+    }
+
+    /// `/console/x`: the reviewer's name (GET), or the note they posted (POST).
+    fn review_area(state: &AppState) -> Router {
+        Router::new()
+            .route(
+                "/console/x",
+                get(|SignedIn(session, _): SignedIn<area::Review>| async move { session.user })
+                    .post(
+                        |Posted(session, note, _): Posted<area::Review, Note>| async move {
+                            format!("{}: {}", session.user, note.note)
+                        },
+                    ),
+            )
+            .with_state(state.clone())
+    }
+
+    async fn send(app: &Router, method: &str, cookie: Option<&str>, body: &str) -> Response {
+        let mut request = Request::builder().method(method).uri("/console/x");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        let request = request
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    async fn text(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_visitor_is_sent_to_the_sign_in_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = review_area(&state(dir.path()).await);
+        let unknown = format!("{SESSION_COOKIE}=not-a-session");
+        for (method, cookie) in [
+            ("GET", None),
+            ("GET", Some(unknown.as_str())),
+            ("POST", None),
+        ] {
+            let response = send(&app, method, cookie, "note=hi").await;
+            assert_eq!(
+                response.status(),
+                StatusCode::SEE_OTHER,
+                "{method} {cookie:?}"
+            );
+            assert_eq!(response.headers()[header::LOCATION], "/console");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_role_that_does_not_reach_the_area_gets_the_403_page() {
+        each_database(
+            |_| {},
+            async |db, state| {
+                let app = review_area(&state);
+                let (analyst, csrf) = signed_in(&state, "ana", Role::Analyst).await;
+                let page = send(&app, "GET", Some(&analyst), "").await;
+                assert_eq!(page.status(), StatusCode::FORBIDDEN, "{db}");
+                assert_eq!(
+                    page.headers()[header::CONTENT_TYPE],
+                    "text/html; charset=utf-8"
+                );
+                let html = text(page).await;
+                assert!(
+                    html.contains("does not give access to this page"),
+                    "{db}: {html}"
+                );
+                // A valid form does not get a person past the area's gate.
+                let form = format!("csrf={csrf}&note=hi");
+                let posted = send(&app, "POST", Some(&analyst), &form).await;
+                assert_eq!(posted.status(), StatusCode::FORBIDDEN, "{db}");
+                // A reviewer and an admin reach it.
+                for (user, role) in [("rita", Role::Reviewer), ("adam", Role::Admin)] {
+                    let (cookie, _) = signed_in(&state, user, role).await;
+                    let page = send(&app, "GET", Some(&cookie), "").await;
+                    assert_eq!(page.status(), StatusCode::OK, "{db}: {role:?}");
+                    assert_eq!(text(page).await, user);
+                }
+            },
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_form_is_read_only_with_the_session_s_csrf_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let app = review_area(&state);
+        let (cookie, csrf) = signed_in(&state, "rita", Role::Reviewer).await;
+        let (_, other_csrf) = signed_in(&state, "ruth", Role::Reviewer).await;
+        for body in [
+            "note=hi".to_owned(),
+            format!("csrf={other_csrf}&note=hi"),
+            "csrf=&note=hi".into(),
+        ] {
+            let refused = send(&app, "POST", Some(&cookie), &body).await;
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{body}");
+            assert!(text(refused).await.contains("security token"), "{body}");
+        }
+        let missing = send(&app, "POST", Some(&cookie), &format!("csrf={csrf}")).await;
+        assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+        assert!(text(missing).await.contains("The form could not be read"));
+        let posted = send(
+            &app,
+            "POST",
+            Some(&cookie),
+            &format!("csrf={csrf}&note=hi%20there"),
+        )
+        .await;
+        assert_eq!(posted.status(), StatusCode::OK);
+        assert_eq!(text(posted).await, "rita: hi there");
+    }
+
+    #[tokio::test]
+    async fn a_disabled_console_serves_no_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::testing::config(dir.path(), "");
+        config.console.enabled = false;
+        let state = crate::testing::state_of(config).await;
+        let app = router(&state).with_state(state);
+        let request = Request::get("/console").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_cookie_is_found_among_every_cookie_header() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; arbiter_session=abc"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("arbiter_login_csrf=xyz"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, LOGIN_CSRF_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&headers, "theme"), Some("dark"));
+        assert_eq!(cookie(&headers, "arbiter"), None, "a name is matched whole");
+        assert_eq!(cookie(&HeaderMap::new(), SESSION_COOKIE), None);
+    }
+
+    #[tokio::test]
+    async fn cookies_are_set_http_only_for_the_console_and_secure_when_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::testing::config(dir.path(), "");
+        config.console.secure_cookies = true;
+        let state = crate::testing::state_of(config).await;
+        let set = [(SESSION_COOKIE, "tok", 3600), (LOGIN_CSRF_COOKIE, "", 0)];
+        let response = with_cookies(&state, see_other("/console/scan"), &set);
+        assert_eq!(response.headers()[header::LOCATION], "/console/scan");
+        let cookies: Vec<_> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .collect();
+        assert_eq!(
+            cookies,
+            [
+                "arbiter_session=tok; Path=/console; HttpOnly; SameSite=Lax; Max-Age=3600; Secure",
+                "arbiter_login_csrf=; Path=/console; HttpOnly; SameSite=Lax; Max-Age=0; Secure",
+            ]
+        );
+    }
+}

@@ -183,3 +183,125 @@ pub struct DeliveryQuery {
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn endpoint(events: &str) -> webhook_endpoint::Model {
+        webhook_endpoint::Model {
+            endpoint_id: "ep_1".into(),
+            tenant: "acme".into(),
+            url: "https://hooks.example/in".into(),
+            events: events.into(),
+            description: Some("claims".into()),
+            secret: "whsec_secret".into(),
+            disabled_at: None,
+            disabled_reason: None,
+            created_at: at("2026-03-02T10:00:00Z"),
+        }
+    }
+
+    fn delivery(status: &str) -> webhook_delivery::Model {
+        webhook_delivery::Model {
+            delivery_id: "msg_1".into(),
+            tenant: "acme".into(),
+            endpoint_id: Some("ep_1".into()),
+            url: "https://hooks.example/in".into(),
+            event: "analysis.complete".into(),
+            request_id: Some("req_1".into()),
+            reference_id: None,
+            batch_id: None,
+            body: "{}".into(),
+            status: status.into(),
+            attempts: 2,
+            next_attempt_ms: 1_772_446_530_000,
+            lease_owner: Some("replica-a".into()),
+            lease_until_ms: 0,
+            last_status: Some(500),
+            last_error: None,
+            created_at: at("2026-03-02T10:00:00Z"),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn an_endpoint_is_shown_with_its_events_and_never_its_secret() {
+        let view = EndpointView::from(endpoint(r#"["analysis.complete","batch.complete"]"#));
+        let shown = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            shown,
+            json!({
+                "endpoint_id": "ep_1",
+                "url": "https://hooks.example/in",
+                "events": ["analysis.complete", "batch.complete"],
+                "description": "claims",
+                "disabled_at": null,
+                "disabled_reason": null,
+                "created_at": "2026-03-02T10:00:00Z",
+            })
+        );
+        // The secret shows only beside a new endpoint, flattened into it.
+        let created = EndpointCreated {
+            endpoint: view,
+            secret: "whsec_secret".into(),
+        };
+        let shown = serde_json::to_value(&created).unwrap();
+        assert_eq!(shown["secret"], "whsec_secret");
+        assert_eq!(shown["endpoint_id"], "ep_1");
+    }
+
+    #[test]
+    fn an_endpoint_whose_stored_events_cannot_be_read_receives_every_event() {
+        for stored in ["", "not json", r#"{"a": 1}"#, "[]"] {
+            assert!(
+                EndpointView::from(endpoint(stored)).events.is_empty(),
+                "{stored}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_pending_delivery_shows_when_it_is_next_tried() {
+        let pending = DeliveryView::from(delivery(repo::PENDING));
+        assert_eq!(pending.next_attempt_at, Some(at("2026-03-02T10:15:30Z")));
+        for finished in [repo::SUCCEEDED, repo::FAILED] {
+            let view = DeliveryView::from(delivery(finished));
+            assert_eq!(view.next_attempt_at, None, "{finished}");
+            assert_eq!(view.status, finished);
+        }
+        // The attempt log is shown only when one is attached; the lease never.
+        let shown = serde_json::to_value(&pending).unwrap();
+        assert!(shown.get("attempt_log").is_none(), "{shown}");
+        assert!(shown.get("lease_owner").is_none(), "{shown}");
+        assert_eq!(shown["attempts"], 2);
+        assert_eq!(shown["last_status"], 500);
+        assert_eq!(shown["request_id"], "req_1");
+    }
+
+    #[test]
+    fn a_list_shows_each_row_in_order() {
+        let attempt = |n: i32| webhook_attempt::Model {
+            id: n,
+            delivery_id: "msg_1".into(),
+            attempt: n,
+            attempted_at: at("2026-03-02T10:00:00Z"),
+            status_code: None,
+            duration_ms: 5000,
+            response_body: String::new(),
+            error: Some("timed out".into()),
+        };
+        let list: ListOf<AttemptView> = ListOf::of(vec![attempt(1), attempt(2)]);
+        let shown = serde_json::to_value(&list).unwrap();
+        assert_eq!(shown["data"][0]["attempt"], 1);
+        assert_eq!(shown["data"][1]["attempt"], 2);
+        assert_eq!(shown["data"][1]["status_code"], serde_json::Value::Null);
+        assert_eq!(shown["data"][1]["error"], "timed out");
+        assert_eq!(shown["data"].as_array().unwrap().len(), 2);
+    }
+}
