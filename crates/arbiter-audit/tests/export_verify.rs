@@ -381,7 +381,10 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
         assert!(err.to_string().contains("not empty"), "{err}");
 
         // Tampering in the database itself (triggers lifted, as an operator with full rights
-        // could) is found by verify_database.
+        // could) is found by verify_database. The statements go through the writer, the
+        // connection for writes outside a transaction: through SQLite's reader pool, a trigger
+        // dropped on one connection was once still there for the next.
+        let writer = db.writer();
         let (lift, restore) = match db.backend() {
             DbBackend::Sqlite => (
                 vec!["DROP TRIGGER audit_entries_no_update"],
@@ -396,9 +399,9 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
             ),
         };
         for sql in &lift {
-            conn.execute_unprepared(sql).await.unwrap();
+            writer.execute_unprepared(sql).await.unwrap();
         }
-        conn.execute_unprepared(
+        writer.execute_unprepared(
             "UPDATE audit_entries SET canonical = REPLACE(canonical, '\"attempts\":6', '\"attempts\":1') \
              WHERE tenant = 'acme' AND seq = 3",
         )
@@ -413,14 +416,15 @@ async fn exports_of_a_live_chain_verify_and_ranges_start_at_checkpoints() {
             (5, "event = 'key.created'"),
             (6, "ts = '2030-01-01T00:00:00.000Z', request_id = NULL"),
         ] {
-            conn.execute_unprepared(&format!(
-                "UPDATE audit_entries SET {set} WHERE tenant = 'acme' AND seq = {seq}"
-            ))
-            .await
-            .unwrap();
+            writer
+                .execute_unprepared(&format!(
+                    "UPDATE audit_entries SET {set} WHERE tenant = 'acme' AND seq = {seq}"
+                ))
+                .await
+                .unwrap();
         }
         for sql in &restore {
-            conn.execute_unprepared(sql).await.unwrap();
+            writer.execute_unprepared(sql).await.unwrap();
         }
         let report = verify_database(conn, Some(&vkey)).await.unwrap();
         let found = problems(&report);
