@@ -506,7 +506,7 @@ mod tests {
         Config::layered(None, env(pairs))
     }
 
-    // The committed file and its flow and vendor keys are those of the build with every plugin.
+    /// The committed file and its flow and vendor keys are those of the build with every plugin.
     #[cfg(all(
         feature = "flow-insurance",
         feature = "flow-ugc",
@@ -514,43 +514,40 @@ mod tests {
         feature = "detector-reality-defender",
         feature = "detector-reality-ai"
     ))]
-    #[test]
-    fn the_committed_default_file_is_exactly_the_defaults() {
-        let text = include_str!("../../../arbiter.yaml");
-        assert_eq!(from_yaml(text).unwrap(), Config::default());
-    }
+    mod committed_file {
+        use super::*;
 
-    /// Every key the configuration has is in the committed file, so each has its variable.
-    #[cfg(all(
-        feature = "flow-insurance",
-        feature = "flow-ugc",
-        feature = "flow-kyc",
-        feature = "detector-reality-defender",
-        feature = "detector-reality-ai"
-    ))]
-    #[test]
-    fn the_committed_file_documents_every_key() {
-        fn leaves(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
-            match value {
-                serde_json::Value::Object(map) if !map.is_empty() => {
-                    for (key, child) in map {
-                        leaves(child, &format!("{path}.{key}"), out);
-                    }
-                }
-                _ => out.push(path.to_owned()),
-            }
+        #[test]
+        fn the_committed_default_file_is_exactly_the_defaults() {
+            let text = include_str!("../../../arbiter.yaml");
+            assert_eq!(from_yaml(text).unwrap(), Config::default());
         }
-        let (mut typed, mut documented) = (Vec::new(), Vec::new());
-        leaves(
-            &serde_json::to_value(Config::default()).unwrap(),
-            "",
-            &mut typed,
-        );
-        leaves(&Tree::defaults().to_json(), "", &mut documented);
-        typed.retain(|key| key != ".console.oidc");
-        typed.sort();
-        documented.sort();
-        assert_eq!(typed, documented);
+
+        /// Every key the configuration has is in the committed file, so each has its variable.
+        #[test]
+        fn the_committed_file_documents_every_key() {
+            fn leaves(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+                match value {
+                    serde_json::Value::Object(map) if !map.is_empty() => {
+                        for (key, child) in map {
+                            leaves(child, &format!("{path}.{key}"), out);
+                        }
+                    }
+                    _ => out.push(path.to_owned()),
+                }
+            }
+            let (mut typed, mut documented) = (Vec::new(), Vec::new());
+            leaves(
+                &serde_json::to_value(Config::default()).unwrap(),
+                "",
+                &mut typed,
+            );
+            leaves(&Tree::defaults().to_json(), "", &mut documented);
+            typed.retain(|key| key != ".console.oidc");
+            typed.sort();
+            documented.sort();
+            assert_eq!(typed, documented);
+        }
     }
 
     // The embedded file names every flow, but a build starts with its own flows alone.
