@@ -49,3 +49,90 @@ pub struct Engine<'a> {
     /// Rung when webhook deliveries are queued.
     pub deliveries_wake: &'a tokio::sync::Notify,
 }
+
+#[cfg(test)]
+#[cfg(feature = "flow-kyc")]
+pub(crate) mod test_support {
+    //! What the engine's unit tests share: a detector whose verdict is scripted, small images,
+    //! a sink that keeps the actions it is handed, and a pipeline over the shipped policies.
+
+    use crate::{FlowRegistry, LivePolicies, Pipeline, PolicyStore, SinkSet};
+    use arbiter_core::{
+        ActionRequest, ActionSink, Analysis, AnalyzeOptions, DetectError, Detector, MediaInput,
+        ModelKind, SinkError, Verdict,
+    };
+    use arbiter_db::Db;
+    use arbiter_detect::{IntakeLimits, LocalDetector};
+    use arbiter_providers::Detectors;
+    use async_trait::async_trait;
+    use std::sync::{Arc, Mutex};
+
+    /// The local detector, with its verdict replaced by a fixed one.
+    pub struct Scripted(pub Verdict);
+
+    #[async_trait]
+    impl Detector for Scripted {
+        fn name(&self) -> &str {
+            "local"
+        }
+        fn models(&self) -> &[ModelKind] {
+            &ModelKind::ALL
+        }
+        async fn analyze(
+            &self,
+            input: &MediaInput,
+            options: &AnalyzeOptions,
+        ) -> Result<Analysis, DetectError> {
+            let mut analysis = LocalDetector::default().analyze(input, options).await?;
+            analysis.verdict = self.0;
+            Ok(analysis)
+        }
+        async fn health(&self) -> Result<(), DetectError> {
+            Ok(())
+        }
+    }
+
+    /// A small PNG, different for each `seed`, through intake.
+    pub fn image(seed: u8) -> MediaInput {
+        let pixels = image::RgbImage::from_fn(128, 128, |x, y| {
+            image::Rgb([seed, (x * 2) as u8, (y * 2) as u8])
+        });
+        let mut png = Vec::new();
+        pixels
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        arbiter_detect::intake(png, &IntakeLimits::default()).unwrap()
+    }
+
+    /// Keeps every action it is handed.
+    #[derive(Default)]
+    pub struct Kept(pub Mutex<Vec<ActionRequest>>);
+
+    #[async_trait]
+    impl ActionSink for Kept {
+        fn name(&self) -> &str {
+            "kept"
+        }
+        async fn send(&self, action: &ActionRequest) -> Result<(), SinkError> {
+            self.0.lock().unwrap().push(action.clone());
+            Ok(())
+        }
+    }
+
+    /// A pipeline over `db` whose detector always says `verdict`, under the flows' shipped
+    /// policies, handing actions to the returned sink.
+    pub fn pipeline(db: Db, verdict: Verdict) -> (Pipeline, Arc<Kept>) {
+        let flows = FlowRegistry::builtin().unwrap();
+        let policies = LivePolicies::fixed(PolicyStore::embedded(&flows).unwrap());
+        let kept = Arc::new(Kept::default());
+        let pipeline = Pipeline::new(
+            db,
+            Detectors::single(Arc::new(Scripted(verdict))),
+            flows,
+            policies,
+            SinkSet::new(vec![kept.clone()]),
+            IntakeLimits::default(),
+        );
+        (pipeline, kept)
+    }
+}
