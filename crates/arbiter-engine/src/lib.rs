@@ -54,18 +54,26 @@ pub struct Engine<'a> {
 #[cfg(feature = "flow-kyc")]
 pub(crate) mod test_support {
     //! What the engine's unit tests share: a detector whose verdict is scripted, small images,
-    //! a sink that keeps the actions it is handed, and a pipeline over the shipped policies.
+    //! a sink that keeps the actions it is handed, a pipeline over the shipped policies, and
+    //! the handles of analyses with their counts.
 
-    use crate::{FlowRegistry, LivePolicies, Pipeline, PolicyStore, SinkSet};
+    use crate::analyze::{
+        AnalysisHandles, AnalysisMetrics, AnalysisSettings, Analyzer, ImageFetcher, Inflight,
+    };
+    use crate::clock::{Clock, SystemClock};
+    use crate::{EngineError, FlowRegistry, LivePolicies, Pipeline, PolicyStore, SinkSet};
     use arbiter_core::{
-        ActionRequest, ActionSink, Analysis, AnalyzeOptions, DetectError, Detector, MediaInput,
-        ModelKind, SinkError, Verdict,
+        ActionRequest, ActionSink, Analysis, AnalyzeOptions, DetectError, Detector, ErrorCode,
+        MediaInput, ModelKind, SinkError, Verdict, VerdictLabel,
     };
     use arbiter_db::Db;
+    use arbiter_db::requests::{CachedLookup, CachedLookups};
     use arbiter_detect::{IntakeLimits, LocalDetector};
     use arbiter_providers::Detectors;
     use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     /// The local detector, with its verdict replaced by a fixed one.
     pub struct Scripted(pub Verdict);
@@ -134,5 +142,103 @@ pub(crate) mod test_support {
             IntakeLimits::default(),
         );
         (pipeline, kept)
+    }
+
+    /// Counts what an analysis reports.
+    #[derive(Default)]
+    pub struct Counts {
+        pub hits: AtomicUsize,
+        pub misses: AtomicUsize,
+        pub runs: AtomicUsize,
+        pub leaders: AtomicUsize,
+        pub followers: AtomicUsize,
+    }
+
+    impl AnalysisMetrics for Counts {
+        fn cache(&self, hit: bool) {
+            let counter = if hit { &self.hits } else { &self.misses };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        fn detector(&self, _elapsed: Duration) {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+        }
+        fn single_flight(&self, leader: bool) {
+            let counter = if leader {
+                &self.leaders
+            } else {
+                &self.followers
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Counts {
+        /// Cache hits, cache misses and detector runs.
+        pub fn read(&self) -> (usize, usize, usize) {
+            (
+                self.hits.load(Ordering::SeqCst),
+                self.misses.load(Ordering::SeqCst),
+                self.runs.load(Ordering::SeqCst),
+            )
+        }
+    }
+
+    /// Refuses every URL.
+    pub struct Unreachable;
+
+    #[async_trait::async_trait]
+    impl ImageFetcher for Unreachable {
+        async fn fetch_image(&self, url: &str, _max: u64) -> Result<Vec<u8>, EngineError> {
+            Err(EngineError::refused(
+                ErrorCode::UrlUnreachable,
+                format!("cannot fetch {url}"),
+            ))
+        }
+    }
+
+    /// The handles of analyses by one replica: a result cache with a TTL of `ttl` seconds (0:
+    /// none), single flight on, and the counts of what they did.
+    pub struct Handles {
+        pub pipeline: Pipeline,
+        pub clock: Arc<dyn Clock>,
+        pub lookups: CachedLookups,
+        pub inflight: Inflight,
+        pub counts: Counts,
+        pub ttl: u64,
+        pub replica_id: &'static str,
+    }
+
+    impl AnalysisHandles for Handles {
+        fn analyzer(&self) -> Analyzer<'_> {
+            Analyzer {
+                pipeline: &self.pipeline,
+                clock: &self.clock,
+                fetcher: &Unreachable,
+                cached_lookups: &self.lookups,
+                inflight: &self.inflight,
+                metrics: &self.counts,
+                settings: AnalysisSettings {
+                    cache_ttl_secs: self.ttl,
+                    single_flight: true,
+                    request_timeout_secs: 5,
+                    thumbnails: false,
+                },
+                replica_id: self.replica_id,
+            }
+        }
+    }
+
+    /// The handles of replica `r1` over `db`, whose detector says AI_GENERATED.
+    pub fn handles(db: &Db, ttl: u64) -> Handles {
+        let verdict = Verdict::new(VerdictLabel::AiGenerated, 0.97);
+        Handles {
+            pipeline: pipeline(db.clone(), verdict).0,
+            clock: Arc::new(SystemClock),
+            lookups: CachedLookups::start(db.conn().clone(), CachedLookup),
+            inflight: Inflight::default(),
+            counts: Counts::default(),
+            ttl,
+            replica_id: "r1",
+        }
     }
 }
