@@ -721,4 +721,139 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
         assert!(err.to_string().contains("' '"), "{err}");
     }
+
+    /// Analyses through [`analyze_for`], with the result cache and the counts it reports.
+    #[cfg(feature = "flow-kyc")]
+    mod cached {
+        use super::*;
+        use crate::test_support::{Counts, Handles, handles, image};
+        use arbiter_db::{Db, DbTarget};
+        use serde_json::json;
+
+        fn call(seed: u8, models: Option<Vec<ModelKind>>) -> AnalyzeCall {
+            AnalyzeCall {
+                source: ImageSource::Bytes(image(seed).bytes.to_vec()),
+                options: AnalyzeOptions {
+                    models: models.unwrap_or_default(),
+                    ..AnalyzeOptions::default()
+                },
+                reference_id: Some(format!("ref-{seed}")),
+                flow: Some((
+                    "kyc".to_owned(),
+                    json!({"image_role": "selfie", "liveness": {"passed": true}}),
+                )),
+            }
+        }
+
+        async fn run(handles: &Handles, tenant: &str, call: AnalyzeCall) -> AnalyzeReply {
+            analyze_for(handles, tenant, &RequestId::new(), call)
+                .await
+                .unwrap()
+        }
+
+        #[tokio::test]
+        async fn an_identical_request_within_the_ttl_reuses_the_result() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+                .await
+                .unwrap();
+            let handles = handles(&db, 60);
+            let first = run(&handles, "acme", call(40, None)).await;
+            assert!(!first.cached);
+            assert_eq!(first.decision.as_ref().unwrap()["action"], "reject");
+            let again = run(&handles, "acme", call(40, None)).await;
+            assert!(again.cached);
+            assert_eq!(again.cached_from.as_ref(), Some(&first.result.request_id));
+            assert_eq!(
+                again.result.image_info.sha256,
+                first.result.image_info.sha256
+            );
+            assert_eq!(again.decision, first.decision, "decided again, the same");
+            assert_eq!(handles.counts.read(), (1, 1, 1));
+
+            // Another process finds it in the database.
+            let other_process = Handles {
+                inflight: Inflight::default(),
+                counts: Counts::default(),
+                ..handles
+            };
+            let found = run(&other_process, "acme", call(40, None)).await;
+            assert_eq!(found.cached_from.as_ref(), Some(&first.result.request_id));
+            assert_eq!(other_process.counts.read(), (1, 0, 0));
+
+            // Another tenant, or other options, run the detector again.
+            assert!(!run(&other_process, "globex", call(40, None)).await.cached);
+            let models = Some(vec![ModelKind::ALL[0]]);
+            assert!(!run(&other_process, "acme", call(40, models)).await.cached);
+            assert_eq!(other_process.counts.read(), (1, 2, 2));
+        }
+
+        #[tokio::test]
+        async fn without_a_ttl_every_request_runs_the_detector() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+                .await
+                .unwrap();
+            let handles = handles(&db, 0);
+            assert!(!run(&handles, "acme", call(41, None)).await.cached);
+            assert!(!run(&handles, "acme", call(41, None)).await.cached);
+            assert_eq!(handles.counts.read(), (0, 0, 2), "no cache lookups counted");
+        }
+
+        #[tokio::test]
+        async fn a_stored_result_is_answered_as_the_original_with_its_decision() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+                .await
+                .unwrap();
+            let handles = handles(&db, 60);
+            let first = run(&handles, "acme", call(42, None)).await;
+            let id = first.result.request_id.to_string();
+            let stored = stored_reply(db.conn(), "acme", &id).await.unwrap();
+            assert_eq!(stored.result.reference_id.as_deref(), Some("ref-42"));
+            assert_eq!(stored.result.verdict, first.result.verdict);
+            assert!(!stored.cached);
+            let decision = stored.decision.unwrap();
+            assert_eq!(
+                (&decision["action"], &decision["reason"]),
+                (&json!("reject"), &json!("SYNTHETIC_SELFIE"))
+            );
+            let err = stored_reply(db.conn(), "globex", &id).await.unwrap_err();
+            assert_eq!(err.code(), ErrorCode::NotFound);
+            assert_eq!(err.to_string(), format!("no request {id} for this tenant"));
+        }
+
+        #[tokio::test]
+        async fn a_refused_fetch_or_bad_input_records_nothing() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+                .await
+                .unwrap();
+            let handles = handles(&db, 60);
+            let url = AnalyzeCall {
+                source: ImageSource::Url("https://images.example/a.png".to_owned()),
+                ..call(43, None)
+            };
+            let err = analyze_for(&handles, "acme", &RequestId::new(), url)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::UrlUnreachable);
+            let bad = AnalyzeCall {
+                flow: Some(("kyc".to_owned(), json!({"liveness": {"passed": 1}}))),
+                ..call(43, None)
+            };
+            let err = analyze_for(&handles, "acme", &RequestId::new(), bad)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
+            assert_eq!(handles.counts.read(), (0, 0, 0));
+            let filter = arbiter_audit::EntryFilter::default();
+            assert!(
+                arbiter_audit::entries(db.conn(), &filter)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
 }

@@ -758,4 +758,254 @@ mod tests {
             assert!(message.starts_with("claim_id"), "{message}");
         }
     }
+
+    /// A KYC session built image by image through [`add_image`] and [`set_fact`].
+    #[cfg(feature = "flow-kyc")]
+    mod sessions {
+        use super::*;
+        use crate::analyze::ImageSource;
+        use crate::clock::SystemClock;
+        use crate::flows::FlowsConfig;
+        use crate::test_support::{image, pipeline};
+        use crate::{Engine, Pipeline};
+        use arbiter_core::{AnalyzeOptions, Verdict, VerdictLabel};
+        use arbiter_db::{Db, testing};
+
+        struct Handles {
+            pipeline: Pipeline,
+            flows: FlowsConfig,
+            wake: tokio::sync::Notify,
+        }
+
+        impl Handles {
+            fn engine(&self) -> Engine<'_> {
+                Engine {
+                    pipeline: &self.pipeline,
+                    flows: &self.flows,
+                    clock: &SystemClock,
+                    deliveries_wake: &self.wake,
+                }
+            }
+
+            /// Adds an image of `role` whose detector says `verdict` to session `case_id`.
+            async fn add(
+                &self,
+                case_id: &str,
+                role: &str,
+                seed: u8,
+                verdict: Verdict,
+            ) -> Result<CaseImageReply, EngineError> {
+                let engine = self.engine();
+                let flow = engine.pipeline.flows().get("kyc").unwrap().clone();
+                let Some(IntakeMode::Cases(intake)) = flow.intake().map(|i| i.mode) else {
+                    unreachable!("kyc has sessions");
+                };
+                let mut body = FlowBody {
+                    source: ImageSource::Bytes(Vec::new()),
+                    options: None,
+                    reference_id: None,
+                    fields: map(json!({"role": role})),
+                };
+                let image_in = NewCaseImage::from_body(&intake, "session", case_id, &mut body)?;
+                let detector = engine.pipeline.detector_for(Some("kyc"), None);
+                let mut analysis = engine
+                    .pipeline
+                    .analyze(detector, &image(seed), &AnalyzeOptions::default())
+                    .await
+                    .unwrap();
+                analysis.verdict = verdict;
+                let obtained = DetectorResult {
+                    analysis,
+                    cached_from: None,
+                    cache_key: format!("key-{seed}"),
+                    at: Utc::now(),
+                    thumbnail: None,
+                };
+                add_image(
+                    engine,
+                    "acme",
+                    "kyc",
+                    &RequestId::new(),
+                    image_in,
+                    &obtained,
+                )
+                .await
+            }
+
+            async fn liveness(&self, case_id: &str, passed: bool) -> Result<CaseView, EngineError> {
+                let engine = self.engine();
+                let flow = engine.pipeline.flows().get("kyc").unwrap().clone();
+                let Some(IntakeMode::Cases(intake)) = flow.intake().map(|i| i.mode) else {
+                    unreachable!("kyc has sessions");
+                };
+                let fact = &intake.case_facts[0];
+                set_fact(
+                    engine,
+                    "acme",
+                    "kyc",
+                    case_id,
+                    fact,
+                    json!({"passed": passed}),
+                )
+                .await
+            }
+        }
+
+        fn authentic() -> Verdict {
+            Verdict::new(VerdictLabel::Authentic, 0.97)
+        }
+
+        fn action(view: &CaseView) -> Option<&str> {
+            view.decision.as_ref().and_then(|d| d["action"].as_str())
+        }
+
+        async fn case_events(db: &Db) -> Vec<(String, bool)> {
+            let filter = arbiter_audit::EntryFilter {
+                tenant: Some("acme".to_owned()),
+                event: Some("case.decided".to_owned()),
+                ..Default::default()
+            };
+            arbiter_audit::entries(db.conn(), &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|stored| match stored.entry.event {
+                    Event::CaseDecided {
+                        action, complete, ..
+                    } => (action, complete),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_session_is_decided_once_complete_and_the_strictest_image_decides() {
+            let dir = tempfile::tempdir().unwrap();
+            let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+            for (label, target) in targets {
+                let db = Db::connect(&target).await.unwrap();
+                let handles = Handles {
+                    pipeline: pipeline(db.clone(), authentic()).0,
+                    flows: FlowsConfig::default(),
+                    wake: tokio::sync::Notify::new(),
+                };
+
+                // A selfie without a liveness result: stepped up, and the session pending.
+                let first = handles.add("S-1", "selfie", 10, authentic()).await.unwrap();
+                assert_eq!(first.n, 1, "{label}");
+                assert_eq!(first.reference_id, "S-1-selfie-1", "{label}");
+                assert_eq!(first.decision["action"], "step_up_verification", "{label}");
+                assert_eq!(first.case.status, "pending", "{label}");
+                assert_eq!(first.case.missing, ["id_document", "liveness"], "{label}");
+                assert_eq!(
+                    first.case.facts,
+                    json!({"session": {"id": "S-1"}}),
+                    "{label}"
+                );
+
+                // The liveness result re-decides the selfie under the case's new facts.
+                let view = handles.liveness("S-1", true).await.unwrap();
+                assert_eq!(action(&view), Some("approve"), "{label}");
+                assert_eq!(view.missing, ["id_document"], "{label}");
+                assert_eq!(view.images[0]["decision"]["action"], "approve", "{label}");
+
+                // The ID document (no camera metadata) is stepped up: the strictest decides,
+                // and the session is now complete.
+                let second = handles
+                    .add("S-1", "id_document", 11, authentic())
+                    .await
+                    .unwrap();
+                let case = &second.case;
+                assert_eq!(case.status, "decided", "{label}");
+                assert!(case.missing.is_empty(), "{label}");
+                assert_eq!(action(case), Some("step_up_verification"), "{label}");
+                let decision = case.decision.as_ref().unwrap();
+                assert_eq!(decision["request_id"], json!(second.request_id), "{label}");
+                assert_eq!(decision["reference_id"], "S-1-id_document-2", "{label}");
+
+                // A later synthetic selfie is rejected, and rejection is stricter.
+                let synthetic = Verdict::new(VerdictLabel::AiGenerated, 0.97);
+                let third = handles.add("S-1", "selfie", 12, synthetic).await.unwrap();
+                assert_eq!(action(&third.case), Some("reject"), "{label}");
+                assert_eq!(
+                    third.case.decision.as_ref().unwrap()["severity"],
+                    3,
+                    "{label}"
+                );
+                assert_eq!(third.case.images.len(), 3, "{label}");
+
+                // As stored, the session reads the same.
+                let read = get(handles.engine(), "acme", "kyc", "S-1").await.unwrap();
+                assert_eq!(action(&read), Some("reject"), "{label}");
+                assert_eq!(read.status, "decided", "{label}");
+                let actions: Vec<_> = read
+                    .images
+                    .iter()
+                    .map(|i| i["decision"]["action"].as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(
+                    actions,
+                    ["approve", "step_up_verification", "reject"],
+                    "{label}"
+                );
+
+                // Each change of the case decision is in the audit log once.
+                assert_eq!(
+                    case_events(&db).await,
+                    [
+                        ("step_up_verification".to_owned(), false),
+                        ("approve".to_owned(), false),
+                        ("step_up_verification".to_owned(), true),
+                        ("reject".to_owned(), true),
+                    ],
+                    "{label}"
+                );
+                db.close().await.unwrap();
+            }
+            if let Some(pg) = postgres {
+                pg.drop_db().await.unwrap();
+            }
+        }
+
+        #[tokio::test]
+        async fn an_unknown_session_or_a_bad_role_is_refused() {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::connect(&arbiter_db::DbTarget::DataDir(dir.path().into()))
+                .await
+                .unwrap();
+            let handles = Handles {
+                pipeline: pipeline(db.clone(), authentic()).0,
+                flows: FlowsConfig::default(),
+                wake: tokio::sync::Notify::new(),
+            };
+            let err = handles.liveness("S-9", true).await.unwrap_err();
+            assert_eq!(err.code(), arbiter_core::ErrorCode::NotFound);
+            assert_eq!(err.to_string(), "no session S-9 for this tenant");
+            let err = get(handles.engine(), "acme", "kyc", "S-9")
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "no session S-9 for this tenant");
+
+            let err = handles
+                .add("S-9", "passport", 13, authentic())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), arbiter_core::ErrorCode::InvalidRequest);
+            assert_eq!(
+                err.to_string(),
+                "role: \"passport\" is not one of id_document, selfie"
+            );
+            let err = handles.liveness("bad id", true).await.unwrap_err();
+            assert!(err.to_string().starts_with("session_id"), "{err}");
+
+            let mut off = FlowsConfig::default();
+            off.set("kyc", "enabled", json!(false)).unwrap();
+            let engine = Engine {
+                flows: &off,
+                ..handles.engine()
+            };
+            let err = get(engine, "acme", "kyc", "S-9").await.unwrap_err();
+            assert_eq!(err.to_string(), "flow kyc is not enabled");
+        }
+    }
 }

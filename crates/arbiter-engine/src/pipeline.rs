@@ -716,3 +716,258 @@ impl GroupWrite for Recorder {
         Some(written)
     }
 }
+
+#[cfg(test)]
+#[cfg(feature = "flow-kyc")]
+mod tests {
+    use super::*;
+    use crate::test_support::{image, pipeline};
+    use arbiter_core::{Verdict, VerdictLabel};
+    use arbiter_db::testing;
+
+    fn selfie(liveness: bool) -> Value {
+        json!({"session": {"id": "s-1"}, "image_role": "selfie", "liveness": {"passed": liveness}})
+    }
+
+    fn request<'a>(input: &'a Value, options: &'a AnalyzeOptions) -> DecideRequest<'a> {
+        DecideRequest {
+            tenant: "acme",
+            flow: "kyc",
+            input,
+            reference_id: Some("ref-1"),
+            options,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_is_committed_with_its_audit_entry_review_item_and_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let synthetic = Verdict::new(VerdictLabel::AiGenerated, 0.97);
+            let (pipeline, kept) = pipeline(db.clone(), synthetic);
+            let (input, options) = (selfie(true), AnalyzeOptions::default());
+            let outcome = pipeline
+                .decide(image(1), &request(&input, &options))
+                .await
+                .unwrap();
+            assert_eq!(outcome.decision.action, "reject", "{label}");
+            assert_eq!(outcome.decision.reason, "SYNTHETIC_SELFIE", "{label}");
+            assert_eq!(outcome.reference_id.as_deref(), Some("ref-1"));
+            assert_eq!(outcome.facts.get("image_role"), Some(&json!("selfie")));
+
+            let row = decisions::get(db.conn(), "acme", outcome.request_id.as_str())
+                .await
+                .unwrap()
+                .expect("the decision row");
+            assert_eq!(
+                (row.action.as_str(), row.reason.as_str(), row.flow.as_str()),
+                ("reject", "SYNTHETIC_SELFIE", "kyc"),
+                "{label}"
+            );
+            assert_eq!(row.policy_id, "kyc.verification", "{label}");
+            assert!(
+                decisions::get(db.conn(), "other", outcome.request_id.as_str())
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{label}: another tenant does not see it"
+            );
+
+            let filter = arbiter_audit::EntryFilter {
+                tenant: Some("acme".to_owned()),
+                ..Default::default()
+            };
+            let entries = arbiter_audit::entries(db.conn(), &filter).await.unwrap();
+            assert_eq!(entries.len(), 1, "{label}");
+            assert_eq!(entries[0].entry.seq, outcome.audit.entry.seq, "{label}");
+            assert_eq!(
+                entries[0].entry.event.request_id(),
+                Some(outcome.request_id.as_str()),
+                "{label}"
+            );
+
+            // `reject` names the kyc_review queue: one open item.
+            let items = review::list(db.conn(), "acme", &Default::default(), 10)
+                .await
+                .unwrap();
+            assert_eq!(items.len(), 1, "{label}");
+            assert_eq!(
+                (items[0].queue.as_str(), items[0].status.as_str()),
+                ("kyc_review", review::OPEN),
+                "{label}"
+            );
+            assert_eq!(items[0].request_id, outcome.request_id.as_str(), "{label}");
+
+            let actions = kept.0.lock().unwrap().clone();
+            assert_eq!(actions.len(), 1, "{label}");
+            assert_eq!(
+                (actions[0].action.as_str(), actions[0].flow.as_str()),
+                ("reject", "kyc"),
+                "{label}"
+            );
+            assert_eq!(actions[0].payload["reference_id"], "ref-1", "{label}");
+            db.close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_action_without_a_queue_opens_no_review_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&arbiter_db::DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let (pipeline, kept) = pipeline(db.clone(), Verdict::new(VerdictLabel::Authentic, 0.9));
+        let options = AnalyzeOptions::default();
+        // Liveness did not pass: step-up, which names no queue.
+        let input = selfie(false);
+        let outcome = pipeline
+            .decide(image(2), &request(&input, &options))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                outcome.decision.action.as_str(),
+                outcome.decision.reason.as_str()
+            ),
+            ("step_up_verification", "LIVENESS_NOT_PASSED")
+        );
+        let items = review::list(db.conn(), "acme", &Default::default(), 10)
+            .await
+            .unwrap();
+        assert!(items.is_empty());
+        assert_eq!(kept.0.lock().unwrap().len(), 1);
+        // A passed liveness check with an authentic selfie approves.
+        let input = selfie(true);
+        let outcome = pipeline
+            .decide(image(3), &request(&input, &options))
+            .await
+            .unwrap();
+        assert_eq!(outcome.decision.action, "approve");
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_before_the_detector_runs_and_nothing_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&arbiter_db::DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let (pipeline, kept) = pipeline(db.clone(), Verdict::new(VerdictLabel::Authentic, 0.9));
+        let options = AnalyzeOptions::default();
+        let input = json!({"image_role": "selfie", "liveness": {"passed": "yes"}});
+        let err = pipeline
+            .decide(image(4), &request(&input, &options))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::Flow { flow, .. } if flow == "kyc"),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("invalid kyc input: "), "{err}");
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+
+        let unknown = DecideRequest {
+            flow: "payroll",
+            ..request(&input, &options)
+        };
+        let err = pipeline.decide(image(4), &unknown).await.unwrap_err();
+        assert!(matches!(&err, PipelineError::UnknownFlow(flow) if flow == "payroll"));
+        assert_eq!(err.to_string(), "unknown flow `payroll`");
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+
+        let filter = arbiter_audit::EntryFilter::default();
+        assert!(
+            arbiter_audit::entries(db.conn(), &filter)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(kept.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_flow_without_a_live_policy_gets_no_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&arbiter_db::DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let pipeline = Pipeline::new(
+            db,
+            Detectors::single(Arc::new(crate::test_support::Scripted(Verdict::new(
+                VerdictLabel::Authentic,
+                0.9,
+            )))),
+            FlowRegistry::builtin().unwrap(),
+            LivePolicies::fixed(crate::PolicyStore::default()),
+            SinkSet::default(),
+            arbiter_detect::IntakeLimits::default(),
+        );
+        let analysis = pipeline
+            .analyze(
+                pipeline.detector_for(Some("kyc"), None),
+                &image(5),
+                &AnalyzeOptions::default(),
+            )
+            .await
+            .unwrap();
+        let err = pipeline
+            .apply_policy("kyc", &selfie(true), &analysis)
+            .unwrap_err();
+        assert!(matches!(&err, PipelineError::NoPolicy(flow) if flow == "kyc"));
+        assert_eq!(err.code(), ErrorCode::InternalError);
+    }
+
+    #[tokio::test]
+    async fn records_of_two_tenants_go_to_two_chains_in_the_records_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let (pipeline, _) = pipeline(db.clone(), Verdict::new(VerdictLabel::Authentic, 0.9));
+            let options = AnalyzeOptions::default();
+            let analysis = pipeline
+                .analyze(pipeline.detector_for(None, None), &image(6), &options)
+                .await
+                .unwrap();
+            let ids: Vec<RequestId> = (0..3).map(|_| RequestId::new()).collect();
+            let tenants = ["a", "b", "a"];
+            let records: Vec<Record<'_>> = ids
+                .iter()
+                .zip(tenants)
+                .map(|(id, tenant)| Record {
+                    tenant,
+                    request_id: id,
+                    reference_id: None,
+                    analysis: &analysis,
+                    decided: None,
+                    request_row: None,
+                    case: None,
+                })
+                .collect();
+            let txn = db.begin_write().await.unwrap();
+            let entries = write_many(&txn, &records).await.unwrap();
+            txn.commit().await.unwrap();
+            let seen: Vec<_> = entries
+                .iter()
+                .map(|stored| (stored.entry.tenant.as_str(), stored.entry.seq))
+                .collect();
+            assert_eq!(seen, [("a", 0), ("b", 0), ("a", 1)], "{label}");
+            for (stored, id) in entries.iter().zip(&ids) {
+                assert_eq!(
+                    stored.entry.event.request_id(),
+                    Some(id.as_str()),
+                    "{label}"
+                );
+                assert_eq!(stored.entry.event.name(), "analysis.recorded", "{label}");
+            }
+            db.close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+}

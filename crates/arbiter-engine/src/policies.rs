@@ -552,3 +552,305 @@ pub async fn record_activations(
     }
     Ok(recorded)
 }
+
+#[cfg(test)]
+#[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
+mod tests {
+    use super::*;
+    use arbiter_db::{Db, testing};
+
+    const KYC: &str = include_str!("../../../policies/kyc.yaml");
+
+    fn flows() -> FlowRegistry {
+        FlowRegistry::builtin().unwrap()
+    }
+
+    /// The shipped KYC policy at another version.
+    fn kyc_text(version: u32) -> String {
+        KYC.replacen("version: 2", &format!("version: {version}"), 1)
+    }
+
+    fn kyc(version: u32) -> Policy {
+        Policy::from_yaml(&kyc_text(version), "kyc.yaml").unwrap()
+    }
+
+    /// The KYC policy with its approving rule's reason changed, so its tests fail.
+    fn kyc_failing_tests(version: u32) -> String {
+        let text = kyc_text(version);
+        let changed = text.replacen(
+            "then: { action: approve, reason: LOW_RISK_LIVENESS_PASSED }",
+            "then: { action: approve, reason: LIVE }",
+            1,
+        );
+        assert_ne!(changed, text);
+        changed
+    }
+
+    #[test]
+    fn the_shipped_policies_cover_every_flow_and_are_found_by_id() {
+        let store = PolicyStore::embedded(&flows()).unwrap();
+        let ids: Vec<_> = store.all().map(|p| (p.flow(), p.id())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("insurance", "insurance.fnol"),
+                ("kyc", "kyc.verification"),
+                ("ugc", "ugc.moderation")
+            ]
+        );
+        assert_eq!(store.by_id("kyc.verification").unwrap().flow(), "kyc");
+        assert!(store.by_id("kyc").is_none());
+        assert!(store.for_flow("payroll").is_none());
+    }
+
+    #[test]
+    fn a_policy_whose_embedded_tests_fail_is_refused() {
+        let policy = Policy::from_yaml(&kyc_failing_tests(3), "kyc.yaml").unwrap();
+        let mut store = PolicyStore::default();
+        let err = store.activate(policy, &flows()).unwrap_err();
+        let PolicyLoadError::TestsFail {
+            origin,
+            failed,
+            details,
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(origin, "kyc.yaml");
+        assert!(*failed >= 1);
+        assert!(details.contains("LOW_RISK_LIVENESS_PASSED"), "{details}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "kyc.yaml: {failed} of its embedded tests fail; not activated:\n"
+            )),
+            "{err}"
+        );
+        assert!(store.for_flow("kyc").is_none());
+    }
+
+    #[test]
+    fn a_policy_of_a_flow_not_in_the_build_is_refused_naming_the_flows() {
+        let text = kyc_text(2).replacen("flow: kyc", "flow: payroll", 1);
+        let policy = Policy::from_yaml(&text, "payroll.yaml").unwrap();
+        let err = check(&policy, &flows()).unwrap_err();
+        assert!(matches!(err, PolicyLoadError::UnknownFlow { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "payroll.yaml: flow `payroll` is not one of this build's flows (insurance, kyc, ugc)"
+        );
+    }
+
+    #[test]
+    fn an_action_outside_the_flows_vocabulary_is_refused() {
+        let text = kyc_text(2).replace("reject", "refuse");
+        let policy = Policy::from_yaml(&text, "kyc.yaml").unwrap();
+        let err = check(&policy, &flows()).unwrap_err();
+        assert!(matches!(err, PolicyLoadError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("refuse"), "{err}");
+    }
+
+    #[test]
+    fn two_files_for_one_flow_are_refused_but_replace_swaps_the_policy() {
+        let flows = flows();
+        let mut store = PolicyStore::default();
+        store.activate(kyc(2), &flows).unwrap();
+        // The same file again (a reload of it) is no conflict.
+        store.activate(kyc(3), &flows).unwrap();
+        let other = Policy::from_yaml(&kyc_text(4), "kyc-copy.yaml").unwrap();
+        let err = store.activate(other.clone(), &flows).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kyc.yaml and kyc-copy.yaml both define the policy of flow `kyc`"
+        );
+        assert_eq!(store.for_flow("kyc").unwrap().version(), 3);
+        store.replace(other, &flows).unwrap();
+        let live = store.for_flow("kyc").unwrap();
+        assert_eq!((live.origin(), live.version()), ("kyc-copy.yaml", 4));
+    }
+
+    #[test]
+    fn a_directory_holds_only_its_yaml_files_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kyc.yml"), kyc_text(2)).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a policy").unwrap();
+        std::fs::create_dir(dir.path().join("old.yaml")).unwrap();
+        let store = PolicyStore::from_dir(dir.path(), &flows()).unwrap();
+        let flows_live: Vec<_> = store.all().map(|p| p.flow()).collect();
+        assert_eq!(flows_live, ["kyc"]);
+
+        let missing = dir.path().join("nonesuch");
+        let err = PolicyStore::from_dir(&missing, &flows()).unwrap_err();
+        assert!(matches!(err, PolicyLoadError::Dir { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot read the policy directory {}: ",
+                missing.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_with_a_failing_file_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kyc.yaml"), kyc_failing_tests(2)).unwrap();
+        let err = LivePolicies::from_dir(dir.path(), &flows()).unwrap_err();
+        assert!(matches!(err, PolicyLoadError::TestsFail { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_reload_activates_a_raised_version_and_keeps_the_live_one_when_a_file_is_bad() {
+        let flows = flows();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kyc.yaml");
+        std::fs::write(&path, kyc_text(2)).unwrap();
+        let live = LivePolicies::from_dir(dir.path(), &flows).unwrap();
+        let version = || live.snapshot().for_flow("kyc").unwrap().version();
+        let error = || live.files()[0].error.clone();
+        assert!(live.reload(&flows).is_empty(), "nothing changed");
+        assert_eq!(live.files().len(), 1);
+        assert_eq!(live.files()[0].file, path.display().to_string());
+
+        std::fs::write(&path, kyc_text(3)).unwrap();
+        let activated = live.reload(&flows);
+        assert_eq!(activated.len(), 1);
+        assert_eq!((activated[0].0.version(), activated[0].1), (3, Some(2)));
+        assert_eq!(version(), 3);
+        assert_eq!(error(), None);
+
+        // Changed, but at the same version: refused, the live version stays.
+        std::fs::write(&path, format!("# edited\n{}", kyc_text(3))).unwrap();
+        assert!(live.reload(&flows).is_empty());
+        assert_eq!(version(), 3);
+        let message = error().unwrap();
+        assert!(
+            message.ends_with(
+                "version 3 must be greater than the live version 3 of `kyc.verification`"
+            ),
+            "{message}"
+        );
+
+        // A raised version whose tests fail: refused too.
+        std::fs::write(&path, kyc_failing_tests(4)).unwrap();
+        assert!(live.reload(&flows).is_empty());
+        assert_eq!(version(), 3);
+        assert!(error().unwrap().contains("embedded tests fail"));
+
+        // A good raised version is taken, and its status cleared.
+        std::fs::write(&path, kyc_text(5)).unwrap();
+        let activated = live.reload(&flows);
+        assert_eq!((activated[0].0.version(), activated[0].1), (5, Some(3)));
+        assert_eq!(error(), None);
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(live.reload(&flows).is_empty());
+        assert_eq!(version(), 5, "a removed file's policy stays live");
+        assert_eq!(
+            error().as_deref(),
+            Some("the file was removed; the previous version stays live")
+        );
+    }
+
+    #[test]
+    fn a_fixed_set_never_reloads_and_install_checks_before_it_swaps() {
+        let flows = flows();
+        let live = LivePolicies::fixed(PolicyStore::embedded(&flows).unwrap());
+        assert!(live.reload(&flows).is_empty());
+        assert!(live.files().is_empty());
+        let before = live.snapshot();
+
+        let bad = Policy::from_yaml(&kyc_failing_tests(7), "db").unwrap();
+        assert!(matches!(
+            live.install(bad, &flows),
+            Err(PolicyLoadError::TestsFail { .. })
+        ));
+        assert_eq!(live.snapshot().for_flow("kyc").unwrap().version(), 2);
+
+        let (installed, previous) = live.install(kyc(7), &flows).unwrap();
+        assert_eq!((installed.version(), previous), (7, Some(2)));
+        assert_eq!(live.snapshot().for_flow("kyc").unwrap().version(), 7);
+        // A snapshot taken before keeps what it saw.
+        assert_eq!(before.for_flow("kyc").unwrap().version(), 2);
+        assert_eq!(
+            live.snapshot().for_flow("ugc").unwrap().id(),
+            "ugc.moderation"
+        );
+    }
+
+    #[test]
+    fn zero_intervals_are_refused_naming_the_key() {
+        PoliciesConfig::default().validate().unwrap();
+        let err = PoliciesConfig {
+            poll_interval_ms: 0,
+            ..PoliciesConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.key, "policies.poll_interval_ms");
+        let err = PoliciesConfig {
+            backtest_days: 0,
+            ..PoliciesConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.key, "policies.backtest_days");
+        assert_eq!(err.message, "must be more than 0");
+    }
+
+    #[tokio::test]
+    async fn an_activation_is_recorded_once_per_policy_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let now = chrono::Utc::now();
+            let v2 = vec![Arc::new(kyc(2))];
+            assert_eq!(record_activations(&db, &v2, "start", now).await.unwrap(), 1);
+            // A restart on the same file records nothing.
+            assert_eq!(record_activations(&db, &v2, "start", now).await.unwrap(), 0);
+            let v3 = vec![Arc::new(kyc(3))];
+            assert_eq!(
+                record_activations(&db, &v3, "reload", now).await.unwrap(),
+                1
+            );
+
+            let filter = arbiter_audit::EntryFilter {
+                tenant: Some(SYSTEM_TENANT.to_owned()),
+                ..Default::default()
+            };
+            let recorded: Vec<_> = arbiter_audit::entries(db.conn(), &filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|stored| match stored.entry.event {
+                    arbiter_audit::Event::PolicyActivated {
+                        policy,
+                        actor,
+                        previous_version,
+                    } => (policy.version, actor, previous_version),
+                    other => panic!("{label}: {other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                recorded,
+                [
+                    (2, "start".to_owned(), None),
+                    (3, "reload".to_owned(), Some(2))
+                ],
+                "{label}"
+            );
+            // Both texts are kept for replay.
+            for policy in [&v2[0], &v3[0]] {
+                let kept = arbiter_db::policy_versions::get(db.conn(), policy.sha256())
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{label}: v{} kept", policy.version()));
+                assert_eq!(kept.source, policy.source(), "{label}");
+            }
+            db.close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+}

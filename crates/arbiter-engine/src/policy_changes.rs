@@ -847,4 +847,285 @@ mod tests {
         let err = check_newer(Some(&live), &policy(3), true).unwrap_err();
         assert!(matches!(err, ChangeError::Unchanged { .. }), "{err}");
     }
+
+    /// The change workflow on a database, with the KYC policy's versions.
+    #[cfg(feature = "flow-kyc")]
+    mod on_a_database {
+        use super::*;
+        use arbiter_db::testing;
+
+        /// The flows of this build: each has its shipped policy recorded as its first version.
+        fn seeds() -> usize {
+            FlowRegistry::builtin().unwrap().names().count()
+        }
+
+        /// Runs `test` on a fresh database of each kind, the flows' shipped policies live and
+        /// recorded as each flow's first version.
+        async fn each_database<F, Fut>(test: F)
+        where
+            F: Fn(&'static str, Db, LivePolicies) -> Fut,
+            Fut: std::future::Future<Output = ()>,
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+            for (label, target) in targets {
+                let db = Db::connect(&target).await.unwrap();
+                let flows = FlowRegistry::builtin().unwrap();
+                let live = LivePolicies::fixed(PolicyStore::embedded(&flows).unwrap());
+                assert_eq!(
+                    seed_database(&db, &live, Utc::now()).await.unwrap(),
+                    seeds()
+                );
+                assert_eq!(
+                    seed_database(&db, &live, Utc::now()).await.unwrap(),
+                    0,
+                    "{label}: seeded once"
+                );
+                test(label, db.clone(), live).await;
+                db.close().await.unwrap();
+            }
+            if let Some(pg) = postgres {
+                pg.drop_db().await.unwrap();
+            }
+        }
+
+        async fn propose_kyc(db: &Db, version: u32, by: &str) -> Result<Proposal, ChangeError> {
+            let flows = FlowRegistry::builtin().unwrap();
+            let seed = PolicyStore::embedded(&flows).unwrap();
+            let with = ProposeWith {
+                flows: &flows,
+                seed: &seed,
+                backtest_days: 7,
+                now: Utc::now(),
+            };
+            propose(db, with, policy(version), by).await
+        }
+
+        async fn system_events(db: &Db) -> Vec<&'static str> {
+            let filter = arbiter_audit::EntryFilter {
+                tenant: Some(SYSTEM_TENANT.to_owned()),
+                ..Default::default()
+            };
+            arbiter_audit::entries(db.conn(), &filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|stored| stored.entry.event.name())
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_change_goes_live_only_when_a_second_person_approves_it() {
+            each_database(|label, db, live| async move {
+                let flows = FlowRegistry::builtin().unwrap();
+                let v2 = policy(2);
+                let proposal = propose_kyc(&db, 3, "alice").await.unwrap();
+                assert_eq!(proposal.status, "pending", "{label}");
+                assert_eq!(
+                    proposal.base_sha256.as_deref(),
+                    Some(v2.sha256()),
+                    "{label}"
+                );
+                assert_eq!(proposal.checks.live.as_ref().unwrap().version, 2, "{label}");
+                assert_eq!(proposal.checks.tests.failed, 0, "{label}");
+                assert!(proposal.checks.tests.passed > 0, "{label}");
+
+                let id = proposal.proposal_id.as_str();
+                let err = approve(&db, &flows, id, "alice", Utc::now())
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, ChangeError::SelfApproval { .. }),
+                    "{label}: {err}"
+                );
+                assert_eq!(show(&db, id).await.unwrap().status, "pending", "{label}");
+
+                let approved = approve(&db, &flows, id, "bob", Utc::now()).await.unwrap();
+                assert_eq!(approved.status, "approved", "{label}");
+                assert_eq!(approved.decided_by.as_deref(), Some("bob"), "{label}");
+                let err = approve(&db, &flows, id, "carol", Utc::now())
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "proposal {id} is approved already; only a pending proposal can be \
+                     approved or rejected"
+                    ),
+                    "{label}"
+                );
+
+                let history: Vec<_> = history(&db, "kyc")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| (h.version, h.actor, h.approved_by, h.live))
+                    .collect();
+                assert_eq!(
+                    history,
+                    [
+                        (2, "startup".to_owned(), None, false),
+                        (3, "bob".to_owned(), Some("bob".to_owned()), true)
+                    ],
+                    "{label}"
+                );
+                assert_eq!(
+                    system_events(&db).await[seeds()..],
+                    ["policy.proposed", "policy.approved", "policy.activated"],
+                    "{label}"
+                );
+
+                // A server reading the database swaps the approved version in, once.
+                let synced = sync_from_database(&db, &live, &flows).await.unwrap();
+                assert!(synced.failed.is_empty(), "{label}");
+                let activated: Vec<_> = synced
+                    .activated
+                    .iter()
+                    .map(|(p, previous)| (p.version(), *previous))
+                    .collect();
+                assert_eq!(activated, [(3, Some(2))], "{label}");
+                assert_eq!(live.snapshot().for_flow("kyc").unwrap().version(), 3);
+                let again = sync_from_database(&db, &live, &flows).await.unwrap();
+                assert!(again.activated.is_empty(), "{label}");
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn a_proposal_made_against_an_older_live_version_is_stale() {
+            each_database(|label, db, _| async move {
+                let flows = FlowRegistry::builtin().unwrap();
+                let first = propose_kyc(&db, 3, "alice").await.unwrap();
+                let second = propose_kyc(&db, 4, "carol").await.unwrap();
+                approve(&db, &flows, &second.proposal_id, "bob", Utc::now())
+                    .await
+                    .unwrap();
+                let err = approve(&db, &flows, &first.proposal_id, "bob", Utc::now())
+                    .await
+                    .unwrap_err();
+                let ChangeError::Stale { then, now, .. } = &err else {
+                    panic!("{label}: {err}");
+                };
+                assert_eq!(then, policy(2).sha256(), "{label}");
+                assert_eq!(now, policy(4).sha256(), "{label}");
+                assert!(err.to_string().contains("is stale"), "{label}");
+                assert_eq!(
+                    show(&db, &first.proposal_id).await.unwrap().status,
+                    "pending",
+                    "{label}: a refused approval changes nothing"
+                );
+                let live = history(&db, "kyc").await.unwrap();
+                assert_eq!(live.last().map(|h| (h.version, h.live)), Some((4, true)));
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn a_rejection_needs_a_reason_and_ends_the_proposal() {
+            each_database(|label, db, _| async move {
+                let flows = FlowRegistry::builtin().unwrap();
+                let proposal = propose_kyc(&db, 3, "alice").await.unwrap();
+                let id = proposal.proposal_id.as_str();
+                let err = reject(&db, id, "bob", "  ", Utc::now()).await.unwrap_err();
+                assert!(matches!(err, ChangeError::EmptyReason), "{label}: {err}");
+                let rejected = reject(&db, id, "bob", " too strict ", Utc::now())
+                    .await
+                    .unwrap();
+                assert_eq!(rejected.status, "rejected", "{label}");
+                assert_eq!(rejected.reason.as_deref(), Some("too strict"), "{label}");
+                let err = approve(&db, &flows, id, "carol", Utc::now())
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(&err, ChangeError::NotPending { status, .. } if status == "rejected"),
+                    "{label}: {err}"
+                );
+                let err = reject(&db, "prop_nonesuch", "bob", "no", Utc::now())
+                    .await
+                    .unwrap_err();
+                assert_eq!(err.to_string(), "there is no policy proposal prop_nonesuch");
+                assert_eq!(
+                    system_events(&db).await[seeds()..],
+                    ["policy.proposed", "policy.rejected"],
+                    "{label}"
+                );
+                assert_eq!(history(&db, "kyc").await.unwrap().len(), 1, "{label}");
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn a_proposal_is_refused_for_a_bad_name_a_lower_version_or_the_live_text() {
+            each_database(|label, db, _| async move {
+                let err = propose_kyc(&db, 3, "alice@example.com").await.unwrap_err();
+                assert!(matches!(err, ChangeError::BadUser(_)), "{label}: {err}");
+                let err = propose_kyc(&db, 1, "alice").await.unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        ChangeError::Invalid(PolicyLoadError::VersionNotIncreased { live: 2, .. })
+                    ),
+                    "{label}: {err}"
+                );
+                let err = propose_kyc(&db, 2, "alice").await.unwrap_err();
+                assert!(
+                    matches!(err, ChangeError::Unchanged { .. }),
+                    "{label}: {err}"
+                );
+                assert!(list(&db, 10).await.unwrap().is_empty(), "{label}");
+                assert_eq!(
+                    system_events(&db).await.len(),
+                    seeds(),
+                    "{label}: only the seeds"
+                );
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn a_rollback_restores_a_version_that_was_live_after_a_second_approval() {
+            each_database(|label, db, _| async move {
+                let flows = FlowRegistry::builtin().unwrap();
+                let seed = PolicyStore::embedded(&flows).unwrap();
+                let with = ProposeWith {
+                    flows: &flows,
+                    seed: &seed,
+                    backtest_days: 7,
+                    now: Utc::now(),
+                };
+                let v3 = propose_kyc(&db, 3, "alice").await.unwrap();
+                approve(&db, &flows, &v3.proposal_id, "bob", Utc::now())
+                    .await
+                    .unwrap();
+                let err = rollback(&db, with, "kyc", 9, "alice").await.unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    "flow `kyc` never had version 9 live (see `arbiter policy history kyc`)",
+                    "{label}"
+                );
+                let back = rollback(&db, with, "kyc", 2, "alice").await.unwrap();
+                assert_eq!(
+                    (back.policy.version, back.rollback_to),
+                    (2, Some(2)),
+                    "{label}"
+                );
+                assert_eq!(back.policy.sha256, policy(2).sha256(), "{label}");
+                assert!(matches!(
+                    approve(&db, &flows, &back.proposal_id, "alice", Utc::now()).await,
+                    Err(ChangeError::SelfApproval { .. })
+                ));
+                approve(&db, &flows, &back.proposal_id, "bob", Utc::now())
+                    .await
+                    .unwrap();
+                let versions: Vec<_> = history(&db, "kyc")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| (h.version, h.live))
+                    .collect();
+                assert_eq!(versions, [(2, false), (3, false), (2, true)], "{label}");
+            })
+            .await;
+        }
+    }
 }

@@ -87,3 +87,151 @@ impl PolicyWatch {
         }
     }
 }
+
+#[cfg(test)]
+#[cfg(all(feature = "flow-insurance", feature = "flow-ugc", feature = "flow-kyc"))]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::policies::{PolicyStore, SYSTEM_TENANT};
+    use arbiter_db::DbTarget;
+
+    const KYC: &str = include_str!("../../../policies/kyc.yaml");
+
+    fn watch(db: &Db, live: &LivePolicies, source: PolicySource) -> PolicyWatch {
+        PolicyWatch {
+            live: live.clone(),
+            db: db.clone(),
+            flows: FlowRegistry::builtin().unwrap(),
+            clock: Arc::new(SystemClock),
+            source,
+            reload_every: Duration::from_millis(5),
+            poll_every: Duration::from_millis(5),
+        }
+    }
+
+    async fn activations(db: &Db) -> Vec<(String, u32, String)> {
+        let filter = arbiter_audit::EntryFilter {
+            tenant: Some(SYSTEM_TENANT.to_owned()),
+            event: Some("policy.activated".to_owned()),
+            ..Default::default()
+        };
+        arbiter_audit::entries(db.conn(), &filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|stored| match stored.entry.event {
+                arbiter_audit::Event::PolicyActivated { policy, actor, .. } => {
+                    (policy.id, policy.version, actor)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Waits (at most ten seconds) until the live KYC policy is at `version`.
+    async fn until_kyc_is(live: &LivePolicies, version: u32) {
+        for _ in 0..2000 {
+            if live.snapshot().for_flow("kyc").unwrap().version() == version {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("kyc never reached version {version}");
+    }
+
+    #[tokio::test]
+    async fn without_reloads_the_files_watch_records_the_start_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let flows = FlowRegistry::builtin().unwrap();
+        let live = LivePolicies::fixed(PolicyStore::embedded(&flows).unwrap());
+        let once = PolicyWatch {
+            reload_every: Duration::ZERO,
+            ..watch(&db, &live, PolicySource::Files)
+        };
+        // Returns by itself: nothing to watch.
+        once.run(CancellationToken::new()).await;
+        let recorded = activations(&db).await;
+        let ids: Vec<_> = recorded
+            .iter()
+            .map(|(id, version, actor)| (id.as_str(), *version, actor.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("insurance.fnol", 2, "startup"),
+                ("kyc.verification", 2, "startup"),
+                ("ugc.moderation", 1, "startup"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_activated_and_recorded_as_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let policies = tempfile::tempdir().unwrap();
+        let path = policies.path().join("kyc.yaml");
+        std::fs::write(&path, KYC).unwrap();
+        let flows = FlowRegistry::builtin().unwrap();
+        let live = LivePolicies::from_dir(policies.path(), &flows).unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(watch(&db, &live, PolicySource::Files).run(shutdown.clone()));
+        std::fs::write(&path, KYC.replacen("version: 2", "version: 3", 1)).unwrap();
+        until_kyc_is(&live, 3).await;
+        shutdown.cancel();
+        running.await.unwrap();
+        let recorded = activations(&db).await;
+        assert_eq!(
+            recorded,
+            [
+                ("kyc.verification".to_owned(), 2, "startup".to_owned()),
+                ("kyc.verification".to_owned(), 3, "reload".to_owned()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_database_watch_swaps_in_an_approved_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let flows = FlowRegistry::builtin().unwrap();
+        let seed = PolicyStore::embedded(&flows).unwrap();
+        let live = LivePolicies::fixed(seed.clone());
+        crate::policy_changes::seed_database(&db, &live, chrono::Utc::now())
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(watch(&db, &live, PolicySource::Database).run(shutdown.clone()));
+        let with = crate::policy_changes::ProposeWith {
+            flows: &flows,
+            seed: &seed,
+            backtest_days: 1,
+            now: chrono::Utc::now(),
+        };
+        let text = KYC.replacen("version: 2", "version: 3", 1);
+        let policy = arbiter_policy::Policy::from_yaml(&text, "kyc.yaml").unwrap();
+        let proposal = crate::policy_changes::propose(&db, with, policy, "alice")
+            .await
+            .unwrap();
+        crate::policy_changes::approve(
+            &db,
+            &flows,
+            &proposal.proposal_id,
+            "bob",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        until_kyc_is(&live, 3).await;
+        shutdown.cancel();
+        running.await.unwrap();
+    }
+}

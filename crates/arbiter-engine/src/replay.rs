@@ -159,3 +159,150 @@ pub async fn replay(
         differences,
     })
 }
+
+#[cfg(test)]
+#[cfg(feature = "flow-kyc")]
+mod tests {
+    use super::*;
+    use crate::test_support::{image, pipeline};
+    use crate::{DecideRequest, Pipeline};
+    use arbiter_core::{AnalyzeOptions, Verdict, VerdictLabel};
+    use arbiter_db::sea_orm::{ActiveModelTrait, ActiveValue, IntoActiveModel};
+    use arbiter_db::testing;
+
+    /// Decides a synthetic selfie for `acme`; returns its request id.
+    async fn decide(pipeline: &Pipeline) -> String {
+        let input = json!({"image_role": "selfie", "liveness": {"passed": true}});
+        let options = AnalyzeOptions::default();
+        let request = DecideRequest {
+            tenant: "acme",
+            flow: "kyc",
+            input: &input,
+            reference_id: None,
+            options: &options,
+        };
+        let outcome = pipeline.decide(image(7), &request).await.unwrap();
+        outcome.request_id.to_string()
+    }
+
+    #[test]
+    fn only_fields_that_differ_are_noted() {
+        let mut differences = Vec::new();
+        compare(&mut differences, "action", json!("reject"), json!("reject"));
+        compare(&mut differences, "reason", json!("A"), json!("B"));
+        assert_eq!(
+            differences,
+            [Difference {
+                field: "reason".to_owned(),
+                recorded: json!("A"),
+                replayed: json!("B"),
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_decision_replays_identically_and_an_altered_record_shows_its_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        for (label, target) in targets {
+            let db = Db::connect(&target).await.unwrap();
+            let (pipeline, _) = pipeline(db.clone(), Verdict::new(VerdictLabel::AiGenerated, 0.97));
+            let request_id = decide(&pipeline).await;
+
+            // Not kept yet: the text of the policy is not in policy_versions.
+            let err = replay(&db, None, &request_id).await.unwrap_err();
+            assert!(
+                matches!(err, ReplayError::NotKept { version: 2, .. }),
+                "{label}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("the text of policy kyc.verification v2 (sha256 "),
+                "{label}: {err}"
+            );
+
+            let live = pipeline.policies().snapshot();
+            crate::policies::keep_versions(&db, live.all(), chrono::Utc::now())
+                .await
+                .unwrap();
+            let replayed = replay(&db, Some("acme"), &request_id).await.unwrap();
+            assert!(replayed.identical(), "{label}: {:?}", replayed.differences);
+            assert_eq!(replayed.decision.action, "reject", "{label}");
+            assert_eq!(replayed.row.request_id, request_id, "{label}");
+
+            // Another tenant's request is not found.
+            let err = replay(&db, Some("other"), &request_id).await.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("no decision is recorded for {request_id}"),
+                "{label}"
+            );
+
+            // A record altered after the fact no longer replays identically.
+            let mut row = replayed.row.clone().into_active_model();
+            row.action = ActiveValue::Set("approve".to_owned());
+            row.description = ActiveValue::Set(Some("edited".to_owned()));
+            row.update(db.conn()).await.unwrap();
+            let replayed = replay(&db, None, &request_id).await.unwrap();
+            assert!(!replayed.identical(), "{label}");
+            let fields: Vec<_> = replayed
+                .differences
+                .iter()
+                .map(|d| (d.field.as_str(), d.recorded.clone(), d.replayed.clone()))
+                .collect();
+            assert_eq!(
+                fields[0],
+                ("action", json!("approve"), json!("reject")),
+                "{label}"
+            );
+            assert_eq!(fields[1].0, "description", "{label}");
+            assert_eq!(fields[1].1, json!("edited"), "{label}");
+            assert_eq!(fields.len(), 2, "{label}");
+
+            // A record without a description is compared without one.
+            let mut row = replayed.row.clone().into_active_model();
+            row.action = ActiveValue::Set("reject".to_owned());
+            row.description = ActiveValue::Set(None);
+            row.update(db.conn()).await.unwrap();
+            assert!(
+                replay(&db, None, &request_id).await.unwrap().identical(),
+                "{label}"
+            );
+            db.close().await.unwrap();
+        }
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn unreadable_recorded_facts_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&arbiter_db::DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let (pipeline, _) = pipeline(db.clone(), Verdict::new(VerdictLabel::AiGenerated, 0.97));
+        let request_id = decide(&pipeline).await;
+        let live = pipeline.policies().snapshot();
+        crate::policies::keep_versions(&db, live.all(), chrono::Utc::now())
+            .await
+            .unwrap();
+        let row = arbiter_db::decisions::get(db.conn(), "acme", &request_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut row = row.into_active_model();
+        row.facts = ActiveValue::Set("not json".to_owned());
+        row.update(db.conn()).await.unwrap();
+        let err = replay(&db, None, &request_id).await.unwrap_err();
+        assert!(
+            matches!(err, ReplayError::Unreadable { field: "facts", .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("while reading the recorded facts: "),
+            "{err}"
+        );
+    }
+}

@@ -544,4 +544,165 @@ mod tests {
         );
         assert_eq!(decision.policy_sha256, "abc");
     }
+
+    /// Reports read from a database where one KYC selfie was recorded and decided.
+    #[cfg(feature = "flow-kyc")]
+    mod from_the_database {
+        use super::*;
+        use crate::Pipeline;
+        use crate::clock::ManualClock;
+        use crate::detector_result::{DetectorResult, request_row};
+        use crate::flows::FlowsConfig;
+        use crate::record::Record;
+        use crate::test_support::{image, pipeline};
+        use arbiter_core::{AnalyzeOptions, RequestId, Verdict, VerdictLabel};
+        use arbiter_db::{Db, DbTarget};
+        use serde_json::json;
+
+        struct Recorded {
+            pipeline: Pipeline,
+            flows: FlowsConfig,
+            clock: ManualClock,
+            wake: tokio::sync::Notify,
+            request_id: RequestId,
+        }
+
+        impl Recorded {
+            fn engine(&self) -> Engine<'_> {
+                Engine {
+                    pipeline: &self.pipeline,
+                    flows: &self.flows,
+                    clock: &self.clock,
+                    deliveries_wake: &self.wake,
+                }
+            }
+        }
+
+        /// A synthetic selfie recorded with its request row and thumbnail.
+        async fn recorded(dir: &std::path::Path) -> Recorded {
+            let db = Db::connect(&DbTarget::DataDir(dir.into())).await.unwrap();
+            let (pipeline, _) = pipeline(db.clone(), Verdict::new(VerdictLabel::AiGenerated, 0.97));
+            let media = image(30);
+            let analysis = pipeline
+                .analyze(
+                    pipeline.detector_for(None, None),
+                    &media,
+                    &AnalyzeOptions::default(),
+                )
+                .await
+                .unwrap();
+            let input = json!({"image_role": "selfie", "liveness": {"passed": true}});
+            let decided = pipeline.apply_policy("kyc", &input, &analysis).unwrap();
+            let request_id = RequestId::new();
+            let obtained = DetectorResult {
+                analysis: analysis.clone(),
+                cached_from: None,
+                cache_key: "key".to_owned(),
+                at: Utc::now(),
+                thumbnail: make_thumbnail(true, &media).await,
+            };
+            assert!(make_thumbnail(false, &media).await.is_none());
+            let record = Record {
+                tenant: "acme",
+                request_id: &request_id,
+                reference_id: Some("ref-30"),
+                analysis: &analysis,
+                decided: Some(&decided),
+                request_row: Some(
+                    request_row("acme", &request_id, Some("ref-30".into()), &obtained).unwrap(),
+                ),
+                case: None,
+            };
+            pipeline.record(&record).await.unwrap();
+            keep_thumbnail(
+                db.conn(),
+                "acme",
+                &analysis.image_info.sha256,
+                obtained.thumbnail.as_ref(),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+            let start = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.250Z")
+                .unwrap()
+                .with_timezone(&Utc);
+            Recorded {
+                pipeline,
+                flows: FlowsConfig::default(),
+                clock: ManualClock::new(start),
+                wake: tokio::sync::Notify::new(),
+                request_id,
+            }
+        }
+
+        #[tokio::test]
+        async fn a_request_report_holds_its_decision_review_thumbnail_and_entries() {
+            let dir = tempfile::tempdir().unwrap();
+            let recorded = recorded(dir.path()).await;
+            let id = recorded.request_id.to_string();
+            let report = request_report(recorded.engine(), "vkey", "acme", &id)
+                .await
+                .unwrap();
+            assert_eq!(report.title, format!("Request {id}"));
+            assert_eq!(report.generated_at, "2026-12-01T10:00:00Z");
+            assert!(report.case.is_none());
+            assert_eq!(report.audit.verifier_key, "vkey");
+            assert!(
+                report.audit.checkpoint.is_none(),
+                "no checkpoint signed yet"
+            );
+            let [section] = &report.images[..] else {
+                panic!("one image");
+            };
+            assert_eq!(section.reference_id.as_deref(), Some("ref-30"));
+            assert_eq!(section.verdict.label, "AI_GENERATED");
+            let decision = section.decision.as_ref().unwrap();
+            assert_eq!(
+                (decision.action.as_str(), decision.reason.as_str()),
+                ("reject", "SYNTHETIC_SELFIE")
+            );
+            assert_eq!(decision.fired, ["reject-synthetic-selfie"]);
+            assert_eq!(decision.policy_id, "kyc.verification");
+            let reviews: Vec<_> = section
+                .reviews
+                .iter()
+                .map(|r| (r.queue.as_str(), r.status.as_str()))
+                .collect();
+            assert_eq!(reviews, [("kyc_review", "open")]);
+            let entries: Vec<_> = section
+                .entries
+                .iter()
+                .map(|e| (e.seq, e.event.as_str()))
+                .collect();
+            assert_eq!(entries, [(0, "decision.recorded")]);
+            let png = section.thumbnail_png.as_ref().expect("the kept thumbnail");
+            assert_eq!(png, &thumbnail(&image(30).bytes).unwrap().png);
+
+            let pdf = pdf(report).await.unwrap();
+            assert!(pdf.starts_with(b"%PDF"));
+        }
+
+        #[tokio::test]
+        async fn another_tenants_request_or_an_unknown_case_is_not_found() {
+            let dir = tempfile::tempdir().unwrap();
+            let recorded = recorded(dir.path()).await;
+            let id = recorded.request_id.to_string();
+            let err = request_report(recorded.engine(), "vkey", "other", &id)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), arbiter_core::ErrorCode::NotFound);
+            assert_eq!(
+                err.to_string(),
+                format!("no analysed request {id} for this tenant")
+            );
+            let err = case_report(recorded.engine(), "vkey", "acme", "kyc", "S-1")
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "no session S-1 for this tenant");
+            let err = case_report(recorded.engine(), "vkey", "acme", "payroll", "S-1")
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), "flow payroll is not enabled");
+        }
+    }
 }

@@ -451,4 +451,318 @@ mod tests {
             assert!(check_reviewer(bad).is_err(), "{bad}");
         }
     }
+
+    /// Claims and resolutions on a database, of items a KYC policy queued.
+    #[cfg(feature = "flow-kyc")]
+    mod on_a_database {
+        use super::*;
+        use arbiter_db::testing;
+
+        /// An open KYC item the policy rejected.
+        fn item(item_id: &str, tenant: &str) -> review_item::Model {
+            review_item::Model {
+                item_id: item_id.to_owned(),
+                tenant: tenant.to_owned(),
+                queue: "kyc_review".to_owned(),
+                flow: "kyc".to_owned(),
+                case_id: None,
+                request_id: format!("req_{item_id}"),
+                reference_id: Some(format!("ref-{item_id}")),
+                image_sha256: "ab".repeat(32),
+                action: "reject".to_owned(),
+                reason: "SYNTHETIC_SELFIE".to_owned(),
+                status: repo::OPEN.to_owned(),
+                claimed_by: None,
+                claimed_key: None,
+                claimed_at: None,
+                label: None,
+                note: None,
+                resolved_action: None,
+                resolved_by: None,
+                resolved_at: None,
+                created_at: Utc::now(),
+            }
+        }
+
+        fn actor<'a>(reviewer: &'a str, key: &'a str) -> Actor<'a> {
+            Actor {
+                reviewer,
+                key: Some(key),
+            }
+        }
+
+        fn resolve_as<'a>(reviewer: &'a str, key: &'a str, label: &'a str) -> Resolve<'a> {
+            Resolve {
+                reviewer,
+                key: Some(key),
+                label,
+                note: None,
+                action: None,
+            }
+        }
+
+        async fn each_database<F, Fut>(test: F)
+        where
+            F: Fn(&'static str, Db) -> Fut,
+            Fut: std::future::Future<Output = ()>,
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+            for (label, target) in targets {
+                let db = Db::connect(&target).await.unwrap();
+                let items = ["rev_a", "rev_b", "rev_c"].map(|id| item(id, "acme"));
+                repo::insert(db.conn(), items).await.unwrap();
+                test(label, db.clone()).await;
+                db.close().await.unwrap();
+            }
+            if let Some(pg) = postgres {
+                pg.drop_db().await.unwrap();
+            }
+        }
+
+        fn refusal_of(err: &EngineError) -> (ErrorCode, String) {
+            (err.code(), err.to_string())
+        }
+
+        async fn events(db: &Db) -> Vec<&'static str> {
+            let filter = arbiter_audit::EntryFilter {
+                tenant: Some("acme".to_owned()),
+                ..Default::default()
+            };
+            arbiter_audit::entries(db.conn(), &filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|stored| stored.entry.event.name())
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn a_claim_belongs_to_one_reviewer_through_one_key() {
+            each_database(|label, db| async move {
+                let now = Utc::now();
+                let claimed = claim(&db, "acme", "rev_a", actor("rv-1", "key_1"), now)
+                    .await
+                    .unwrap();
+                assert_eq!(claimed.status, repo::CLAIMED, "{label}");
+                assert_eq!(claimed.claimed_by.as_deref(), Some("rv-1"), "{label}");
+                let held = (
+                    ErrorCode::Conflict,
+                    "review item rev_a is claimed by another reviewer, or through another API key"
+                        .to_owned(),
+                );
+                for other in [actor("rv-2", "key_1"), actor("rv-1", "key_2")] {
+                    let err = claim(&db, "acme", "rev_a", other, now).await.unwrap_err();
+                    assert_eq!(refusal_of(&err), held, "{label}");
+                }
+                let err = claim(&db, "other", "rev_a", actor("rv-1", "key_1"), now)
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    refusal_of(&err),
+                    (
+                        ErrorCode::NotFound,
+                        "no review item rev_a for this tenant".to_owned()
+                    ),
+                    "{label}"
+                );
+                let err = claim(&db, "acme", "rev_a", actor("Jane Doe", "key_1"), now)
+                    .await
+                    .unwrap_err();
+                assert_eq!(err.code(), ErrorCode::InvalidRequest, "{label}");
+                assert_eq!(events(&db).await, ["review.claimed"], "{label}");
+
+                // Another reviewer cannot resolve the held item either; its holder can.
+                let err = resolve(
+                    &db,
+                    &FlowRegistry::builtin().unwrap(),
+                    "acme",
+                    "rev_a",
+                    &resolve_as("rv-2", "key_1", "confirmed_fake"),
+                    now,
+                )
+                .await
+                .unwrap_err();
+                assert_eq!(refusal_of(&err), held, "{label}");
+                let (resolved, queued) = resolve(
+                    &db,
+                    &FlowRegistry::builtin().unwrap(),
+                    "acme",
+                    "rev_a",
+                    &resolve_as("rv-1", "key_1", "confirmed_fake"),
+                    now,
+                )
+                .await
+                .unwrap();
+                assert_eq!(queued, 0, "{label}: no endpoints");
+                assert_eq!(resolved.status, repo::RESOLVED, "{label}");
+                assert_eq!(resolved.label.as_deref(), Some("confirmed_fake"), "{label}");
+                // A fake keeps the policy's action.
+                assert_eq!(
+                    resolved.resolved_action.as_deref(),
+                    Some("reject"),
+                    "{label}"
+                );
+                assert_eq!(resolved.resolved_by.as_deref(), Some("rv-1"), "{label}");
+
+                let gone = (
+                    ErrorCode::Conflict,
+                    "review item rev_a was resolved already".to_owned(),
+                );
+                let err = claim(&db, "acme", "rev_a", actor("rv-1", "key_1"), now)
+                    .await
+                    .unwrap_err();
+                assert_eq!(refusal_of(&err), gone, "{label}");
+                assert_eq!(
+                    events(&db).await,
+                    ["review.claimed", "review.resolved"],
+                    "{label}"
+                );
+                // The label stays with the request, for backtests.
+                let labels = repo::labels(db.conn(), Some("acme")).await.unwrap();
+                assert_eq!(
+                    labels,
+                    [("req_rev_a".to_owned(), "confirmed_fake".to_owned())],
+                    "{label}"
+                );
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn a_resolution_checks_its_label_note_and_action_and_defaults_the_action() {
+            each_database(|label, db| async move {
+                let flows = FlowRegistry::builtin().unwrap();
+                let now = Utc::now();
+                let refused = |request: Resolve<'static>| {
+                    let (db, flows) = (db.clone(), flows.clone());
+                    async move {
+                        let err = resolve(&db, &flows, "acme", "rev_b", &request, now)
+                            .await
+                            .unwrap_err();
+                        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+                        err.to_string()
+                    }
+                };
+                assert_eq!(
+                    refused(resolve_as("rv-1", "key_1", "fake")).await,
+                    "label must be one of confirmed_fake, confirmed_authentic, false_positive, \
+                 unclear; found \"fake\"",
+                    "{label}"
+                );
+                let long = Box::leak("n".repeat(MAX_NOTE_CHARS + 1).into_boxed_str());
+                assert_eq!(
+                    refused(Resolve {
+                        note: Some(long),
+                        ..resolve_as("rv-1", "key_1", "unclear")
+                    })
+                    .await,
+                    "note is longer than 4000 characters",
+                    "{label}"
+                );
+                assert_eq!(
+                    refused(Resolve {
+                        action: Some("ban"),
+                        ..resolve_as("rv-1", "key_1", "unclear")
+                    })
+                    .await,
+                    "action must be one of the kyc flow's actions (reject, step_up_verification, \
+                 approve); found \"ban\"",
+                    "{label}"
+                );
+
+                // An open item may be resolved at once; an authentic image gets the mildest action.
+                let (item, _) = resolve(
+                    &db,
+                    &flows,
+                    "acme",
+                    "rev_b",
+                    &resolve_as("rv-1", "key_1", "false_positive"),
+                    now,
+                )
+                .await
+                .unwrap();
+                assert_eq!(item.resolved_action.as_deref(), Some("approve"), "{label}");
+                // An undecided label keeps the policy's action; a named action wins.
+                let (item, _) = resolve(
+                    &db,
+                    &flows,
+                    "acme",
+                    "rev_c",
+                    &Resolve {
+                        action: Some("step_up_verification"),
+                        note: Some("blurry"),
+                        ..resolve_as("rv-2", "key_2", "unclear")
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+                assert_eq!(
+                    (item.resolved_action.as_deref(), item.note.as_deref()),
+                    (Some("step_up_verification"), Some("blurry")),
+                    "{label}"
+                );
+                assert_eq!(
+                    events(&db).await,
+                    ["review.resolved", "review.resolved"],
+                    "{label}"
+                );
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn items_are_paged_oldest_first_and_filtered_by_status() {
+            each_database(|label, db| async move {
+                let filter = ItemFilter::default();
+                let first = list_page(db.conn(), "acme", &filter, Some(2))
+                    .await
+                    .unwrap();
+                let ids: Vec<_> = first.items.iter().map(|i| i.item_id.as_str()).collect();
+                assert_eq!(ids, ["rev_a", "rev_b"], "{label}");
+                assert_eq!(first.next_cursor.as_deref(), Some("rev_b"), "{label}");
+                let after = ItemFilter {
+                    after: Some("rev_b"),
+                    ..ItemFilter::default()
+                };
+                let last = list_page(db.conn(), "acme", &after, Some(2)).await.unwrap();
+                let ids: Vec<_> = last.items.iter().map(|i| i.item_id.as_str()).collect();
+                assert_eq!(ids, ["rev_c"], "{label}");
+                assert_eq!(last.next_cursor, None, "{label}");
+                assert!(
+                    list_page(db.conn(), "other", &filter, None)
+                        .await
+                        .unwrap()
+                        .items
+                        .is_empty(),
+                    "{label}"
+                );
+
+                claim(&db, "acme", "rev_b", actor("rv-1", "key_1"), Utc::now())
+                    .await
+                    .unwrap();
+                let claimed = ItemFilter {
+                    status: Some(repo::CLAIMED),
+                    ..ItemFilter::default()
+                };
+                let items = list(db.conn(), "acme", &claimed, 10).await.unwrap();
+                assert_eq!(items.len(), 1, "{label}");
+                assert_eq!(items[0].item_id, "rev_b", "{label}");
+                let bad = ItemFilter {
+                    status: Some("done"),
+                    ..ItemFilter::default()
+                };
+                let err = list(db.conn(), "acme", &bad, 10).await.unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    "status must be one of open, claimed, resolved; found \"done\"",
+                    "{label}"
+                );
+                let err = get(db.conn(), "acme", "rev_z").await.unwrap_err();
+                assert_eq!(err.code(), ErrorCode::NotFound, "{label}");
+            })
+            .await;
+        }
+    }
 }

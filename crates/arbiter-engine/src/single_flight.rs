@@ -154,3 +154,157 @@ pub async fn begin(
         }
     }
 }
+
+#[cfg(test)]
+#[cfg(feature = "flow-kyc")]
+mod tests {
+    use super::*;
+    use crate::analyze::{AnalysisHandles, DetectorResult, request_row};
+    use crate::test_support::{Handles, handles, image};
+    use arbiter_core::AnalyzeOptions;
+    use arbiter_db::{Db, DbTarget, testing};
+    use std::sync::atomic::Ordering;
+
+    /// The leaders and followers a replica counted.
+    fn roles(handles: &Handles) -> (usize, usize) {
+        (
+            handles.counts.leaders.load(Ordering::SeqCst),
+            handles.counts.followers.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Waits (at most ten seconds) until `handles` has followed `times` times.
+    async fn until_following(handles: &Handles, times: usize) {
+        for _ in 0..2000 {
+            if roles(handles).1 >= times {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never followed {times} times");
+    }
+
+    /// A committed result of `tenant` under `cache_key`, as another replica would write it.
+    async fn commit_result(handles: &Handles, tenant: &str, cache_key: &str) -> RequestId {
+        let pipeline = &handles.pipeline;
+        let analysis = pipeline
+            .analyze(
+                pipeline.detector_for(None, None),
+                &image(50),
+                &AnalyzeOptions::default(),
+            )
+            .await
+            .unwrap();
+        let request_id = RequestId::new();
+        let obtained = DetectorResult {
+            analysis,
+            cached_from: None,
+            cache_key: cache_key.to_owned(),
+            at: Utc::now(),
+            thumbnail: None,
+        };
+        let row = request_row(tenant, &request_id, None, &obtained).unwrap();
+        arbiter_db::requests::insert(pipeline.db().conn(), [row])
+            .await
+            .unwrap();
+        request_id
+    }
+
+    #[tokio::test]
+    async fn a_stored_result_gives_its_analysis_and_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let one = handles(&db, 60);
+        let origin = commit_result(&one, "acme", "key").await;
+        let row = arbiter_db::requests::get(db.conn(), "acme", origin.as_str())
+            .await
+            .unwrap()
+            .unwrap();
+        let (analysis, found) = stored_result(&row).unwrap();
+        assert_eq!(found, origin);
+        assert_eq!(analysis.image_info.sha256, row.image_sha256);
+        // A row that does not read is a failure, not a refusal.
+        for bad in [
+            arbiter_db::entity::request::Model {
+                analysis: "{}".to_owned(),
+                ..row.clone()
+            },
+            arbiter_db::entity::request::Model {
+                request_id: "nonsense".to_owned(),
+                ..row
+            },
+        ] {
+            let err = stored_result(&bad).unwrap_err();
+            assert_eq!(err.code(), arbiter_core::ErrorCode::InternalError);
+        }
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_a_cache_miss_takes_no_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbTarget::DataDir(dir.path().into()))
+            .await
+            .unwrap();
+        let one = handles(&db, 60);
+        let since = Utc::now() - chrono::Duration::minutes(1);
+        for _ in 0..2 {
+            let flight = begin(one.analyzer(), "acme", "key", since).await.unwrap();
+            assert!(matches!(flight, Flight::Run(None)), "{flight:?}");
+        }
+        assert_eq!(roles(&one), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn across_replicas_one_leads_and_the_other_takes_its_result_or_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (targets, postgres) = testing::test_targets(dir.path()).await.unwrap();
+        let Some((_, target)) = targets.into_iter().find(|(label, _)| *label == "postgres") else {
+            return; // Leases are taken only where several processes share the database.
+        };
+        let db = Db::connect(&target).await.unwrap();
+        let first = handles(&db, 60);
+        let second = Handles {
+            replica_id: "r2",
+            ..handles(&db, 60)
+        };
+        let since = Utc::now() - chrono::Duration::minutes(1);
+
+        // The first replica leads; the second follows until the result is committed.
+        let led = begin(first.analyzer(), "acme", "key-1", since)
+            .await
+            .unwrap();
+        assert!(matches!(led, Flight::Run(Some(_))), "{led:?}");
+        let (followed, origin) =
+            tokio::join!(begin(second.analyzer(), "acme", "key-1", since), async {
+                until_following(&second, 1).await;
+                commit_result(&first, "acme", "key-1").await
+            });
+        match followed.unwrap() {
+            Flight::Found(found) => assert_eq!(found.1, origin),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((roles(&first), roles(&second)), ((1, 0), (0, 1)));
+
+        // A leader that gives up without a result hands the lead to its follower.
+        let led = begin(first.analyzer(), "acme", "key-2", since)
+            .await
+            .unwrap();
+        let (followed, ()) =
+            tokio::join!(begin(second.analyzer(), "acme", "key-2", since), async {
+                until_following(&second, 2).await;
+                drop(led);
+            });
+        assert!(
+            matches!(followed.unwrap(), Flight::Run(Some(_))),
+            "the follower leads"
+        );
+        assert_eq!((roles(&first), roles(&second)), ((2, 0), (1, 2)));
+        drop((first, second));
+        db.close().await.unwrap();
+        if let Some(pg) = postgres {
+            pg.drop_db().await.unwrap();
+        }
+    }
+}
