@@ -38,12 +38,12 @@ pub(crate) mod testing {
     use std::sync::Arc;
 
     /// The configuration of a test's state: the data directory and database given (an empty
-    /// URL is the data directory's SQLite file), the repository's policies.
+    /// URL is the data directory's SQLite file), the shipped policies of this build's flows
+    /// (built in: tests run in the crate's directory, which has no `policies/`).
     pub fn config(data_dir: &Path, database_url: &str) -> Config {
         Config {
             data_dir: data_dir.to_path_buf(),
             database_url: database_url.to_owned(),
-            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies").to_owned(),
             ..Config::default()
         }
     }
